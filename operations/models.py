@@ -1,0 +1,50 @@
+from django.conf import settings
+from django.db import models
+
+from operations.choices import FINISHED_STATES, OPERATION_STATE_COLOURS, OperationState
+
+
+class Operation(models.Model):
+    """One change to a host, saved before it is queued: the audit log and the progress bar."""
+
+    kind = models.CharField(max_length=64, db_index=True)
+    # The target, named generically so that hosts, domains, pools and networks all fit.
+    target_type = models.CharField(max_length=32)
+    target_id = models.PositiveBigIntegerField()
+    target_label = models.CharField(max_length=255)
+    host = models.ForeignKey("hosts.Host", null=True, blank=True, on_delete=models.SET_NULL, related_name="operations")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    arguments = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=OperationState.choices, default=OperationState.PENDING)
+    progress = models.PositiveSmallIntegerField(default=0)
+    message = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["state", "heartbeat_at"]),
+            models.Index(fields=["target_type", "target_id", "-created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.target_label} ({self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in FINISHED_STATES
+
+    @property
+    def state_colour(self) -> str:
+        return OPERATION_STATE_COLOURS[self.state]
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None

@@ -1,0 +1,47 @@
+"""Operation kinds and the functions that carry them out.
+
+A handler takes the claimed Operation and a `report(progress, message)` callback, does the work
+through `virt/`, and returns a short result message or raises. Handlers live in the app that owns
+the target (hosts/operations_handlers.py, ...) and are registered with `@operation_handler(kind)`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+
+from django.apps import apps
+
+Report = Callable[[int, str], None]
+Handler = Callable[..., str]
+
+_HANDLERS: dict[str, Handler] = {}
+
+
+def operation_handler(kind: str) -> Callable[[Handler], Handler]:
+    def register(func: Handler) -> Handler:
+        if kind in _HANDLERS and _HANDLERS[kind] is not func:
+            raise RuntimeError(f"two handlers for operation kind {kind!r}")
+        _HANDLERS[kind] = func
+        return func
+
+    return register
+
+
+def handler_for(kind: str) -> Handler:
+    try:
+        return _HANDLERS[kind]
+    except KeyError:
+        raise LookupError(f"no handler for operation kind {kind!r}") from None
+
+
+def known_kinds() -> list[str]:
+    return sorted(_HANDLERS)
+
+
+def import_handlers() -> None:
+    for config in apps.get_app_configs():
+        try:
+            import_module(f"{config.name}.handlers")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{config.name}.handlers":
+                raise

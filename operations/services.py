@@ -1,0 +1,112 @@
+"""Writes on Operation rows. Every state change is a conditional UPDATE, so that two workers, a
+late duplicate delivery and the sweep can race and still leave one consistent answer."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import models, transaction
+from django.utils import timezone
+
+from operations.choices import OperationState
+from operations.models import Operation
+from operations.registry import handler_for
+
+logger = logging.getLogger(__name__)
+
+MESSAGE_LIMIT = Operation._meta.get_field("message").max_length
+
+
+def operation_enqueue(
+    *,
+    kind: str,
+    target: models.Model,
+    user: AbstractBaseUser | None,
+    host=None,
+    arguments: dict[str, Any] | None = None,
+) -> Operation:
+    """Save the operation, then queue its task once the row is committed."""
+    handler_for(kind)  # an unknown kind is a programming error: fail before anything is saved
+    operation = Operation.objects.create(
+        kind=kind,
+        target_type=target._meta.model_name,
+        target_id=target.pk,
+        target_label=str(target)[:255],
+        host=host,
+        user=user if user is not None and user.is_authenticated else None,
+        arguments=arguments or {},
+    )
+    from operations.tasks import run_operation
+
+    transaction.on_commit(lambda: run_operation.delay(operation.pk))
+    logger.info("operation %s queued: %s on %s", operation.pk, kind, operation.target_label)
+    return operation
+
+
+def operation_claim(*, operation_id: int, worker: str) -> bool:
+    """Move a pending operation to running. Only one caller ever gets True."""
+    now = timezone.now()
+    claimed = Operation.objects.filter(pk=operation_id, state=OperationState.PENDING).update(
+        state=OperationState.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:255]
+    )
+    return claimed == 1
+
+
+def operation_report(*, operation_id: int, progress: int, message: str = "") -> None:
+    progress = max(0, min(100, int(progress)))
+    Operation.objects.filter(pk=operation_id, state=OperationState.RUNNING).update(
+        progress=progress, message=message[:MESSAGE_LIMIT], heartbeat_at=timezone.now()
+    )
+
+
+def operation_heartbeat(*, operation_id: int) -> None:
+    Operation.objects.filter(pk=operation_id, state=OperationState.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def operation_succeed(*, operation_id: int, message: str = "") -> bool:
+    return _finish(operation_id, OperationState.SUCCEEDED, message=message, error="", progress=100)
+
+
+def operation_fail(*, operation_id: int, error: str, message: str = "") -> bool:
+    return _finish(operation_id, OperationState.FAILED, message=message or "Failed", error=error)
+
+
+def _finish(operation_id: int, state: str, *, message: str, error: str, progress: int | None = None) -> bool:
+    values: dict[str, Any] = {"state": state, "message": message[:MESSAGE_LIMIT], "error": error, "finished_at": timezone.now()}
+    if progress is not None:
+        values["progress"] = progress
+    return Operation.objects.filter(pk=operation_id, state=OperationState.RUNNING).update(**values) == 1
+
+
+def operation_cancel(*, operation: Operation) -> bool:
+    """Cancel an operation that no worker has claimed yet; a running one cannot be taken back here."""
+    return (
+        Operation.objects.filter(pk=operation.pk, state=OperationState.PENDING).update(
+            state=OperationState.CANCELLED, message="Cancelled before it started", finished_at=timezone.now()
+        )
+        == 1
+    )
+
+
+def operations_sweep(*, now=None) -> int:
+    """Fail running operations whose worker has stopped sending heartbeats (killed, host lost)."""
+    now = now or timezone.now()
+    deadline = now - timedelta(seconds=settings.OPERATION_HEARTBEAT_TIMEOUT)
+    swept = 0
+    for operation in Operation.objects.filter(state=OperationState.RUNNING, heartbeat_at__lt=deadline):
+        error = (
+            f"The worker {operation.worker or '(unknown)'} stopped responding: no heartbeat since "
+            f"{operation.heartbeat_at:%Y-%m-%d %H:%M:%S %Z}. It was probably killed or lost its host; "
+            "check the VM's state before running the operation again."
+        )
+        finished = (
+            Operation.objects.filter(pk=operation.pk, state=OperationState.RUNNING, heartbeat_at=operation.heartbeat_at)
+            .update(state=OperationState.FAILED, message="Worker lost", error=error, finished_at=now)
+        )
+        if finished:
+            logger.warning("operation %s swept: %s", operation.pk, error)
+            swept += 1
+    return swept

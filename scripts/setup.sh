@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Everything `make run` and `make test` need, on a fresh Debian 12 machine as root. Safe to re-run:
+# each step checks first and does nothing when its work is already done.
+#   scripts/setup.sh run   system packages, daemons, venv, npm, migrate, static, admin user, local host
+#   scripts/setup.sh test  the same set-up without touching the dashboard's own database
+set -euo pipefail
+MODE="${1:-run}"
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-python3}"
+VENV=.venv
+STAMPS=.venv/.stamps
+say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+system_packages() {
+    local wanted=(python3-venv python3-dev gcc pkg-config libvirt-dev libvirt-daemon-system qemu-system-x86
+                  qemu-utils redis-server genisoimage)
+    [ "$MODE" = test ] && wanted+=(chromium openssh-server openssh-client)
+    # Node.js may come from elsewhere (NodeSource ships npm inside nodejs); only add it when absent.
+    command -v node >/dev/null || wanted+=(nodejs)
+    command -v npm >/dev/null || wanted+=(npm)
+    local missing=()
+    for package in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        say "Installing system packages: ${missing[*]}"
+        [ "$(id -u)" = 0 ] || { echo "Run as root to install system packages: ${missing[*]}" >&2; exit 1; }
+        apt-get update -q
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    fi
+}
+
+start_redis() {
+    if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+        say "Starting Redis on 127.0.0.1:6379"
+        mkdir -p /var/lib/redis /var/log/redis
+        redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+            --dir /var/lib/redis --logfile /var/log/redis/vmsite.log
+        for _ in $(seq 50); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.1; done
+    fi
+}
+
+start_libvirtd() {
+    if ! virsh -c qemu:///system version >/dev/null 2>&1; then
+        say "Starting libvirtd"
+        if [ -d /run/systemd/system ]; then
+            systemctl start virtlogd libvirtd
+        else
+            pgrep -x virtlogd >/dev/null || virtlogd -d
+            libvirtd -d
+        fi
+        for _ in $(seq 100); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.1; done
+    fi
+    # KVM when the device is there; libvirt's qemu user must be able to open it.
+    if [ -e /dev/kvm ]; then chgrp kvm /dev/kvm 2>/dev/null && chmod 660 /dev/kvm 2>/dev/null || true; fi
+}
+
+changed() {  # changed NAME FILE...: true when the files differ from the last successful step NAME
+    mkdir -p "$STAMPS"
+    local sum; sum=$(cat "${@:2}" | sha256sum | cut -d' ' -f1)
+    [ "$(cat "$STAMPS/$1" 2>/dev/null)" != "$sum" ]
+}
+stamp() { mkdir -p "$STAMPS"; cat "${@:2}" | sha256sum | cut -d' ' -f1 > "$STAMPS/$1"; }
+
+python_packages() {
+    [ -x "$VENV/bin/python" ] || { say "Creating $VENV"; "$PYTHON" -m venv "$VENV"; }
+    if changed requirements requirements.txt; then
+        say "Installing Python packages"
+        "$VENV/bin/pip" install -q --upgrade pip
+        "$VENV/bin/pip" install -q -r requirements.txt
+        stamp requirements requirements.txt
+    fi
+}
+
+npm_packages() {
+    if [ ! -d node_modules ] || changed npm package-lock.json; then
+        say "Installing front-end packages from npm"
+        npm ci --no-audit --no-fund --loglevel error
+        stamp npm package-lock.json
+    fi
+}
+
+dashboard_database() {
+    "$VENV/bin/python" manage.py migrate --noinput -v0
+    "$VENV/bin/python" manage.py collectstatic --noinput -v0
+    "$VENV/bin/python" manage.py ensure_admin
+    "$VENV/bin/python" manage.py host_register_local
+}
+
+system_packages
+start_redis
+start_libvirtd
+python_packages
+npm_packages
+[ "$MODE" = run ] && dashboard_database
+exit 0

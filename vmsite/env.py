@@ -1,0 +1,144 @@
+"""Typed readers for settings that come from the environment.
+
+Every reader names the variable in its error, so a bad value stops start-up with a message an
+operator can act on. `<NAME>_FILE` may hold the path of a file with the value (for secrets).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _raw(name: str) -> str | None:
+    file_name = os.environ.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {file_name}: {exc.strerror}") from exc
+    return os.environ.get(name)
+
+
+def env_str(name: str, default: str) -> str:
+    value = _raw(name)
+    return default if value is None else value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = _raw(name)
+    if value is None:
+        return default
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean; use true or false")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    value = _raw(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not an integer") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} is below the minimum of {minimum}")
+    return number
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = _raw(name)
+    if value is None:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_path(name: str, default: Path) -> Path:
+    value = _raw(name)
+    return (Path(value) if value else default).resolve()
+
+
+def parse_database_url(name: str, url: str) -> dict:
+    """Turn `sqlite:///abs/path` or `postgres://user:pw@host:port/db` into a DATABASES entry."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = unquote(parts.path)
+        if not path or path == "/":
+            raise ImproperlyConfigured(f"{name}={url!r}: a SQLite URL needs a file path, as sqlite:////abs/path.db")
+        return _sqlite(Path(path))
+    if parts.scheme in {"postgres", "postgresql", "pgsql"}:
+        return _postgres(name, url, parts)
+    raise ImproperlyConfigured(
+        f"{name}={url!r}: unsupported or malformed URL; use sqlite:///path or postgres://user@host:port/name"
+    )
+
+
+def _sqlite(path: Path) -> dict:
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(path),
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+        "TEST": {"NAME": str(path.with_name(f"test_{path.name}"))},
+    }
+
+
+def _postgres(name: str, url: str, parts) -> dict:
+    database = unquote(parts.path.lstrip("/"))
+    try:
+        port = parts.port
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={url!r}: the port is not a number in 1-65535") from None
+    if not database or "/" in database:
+        raise ImproperlyConfigured(f"{name}={url!r}: the URL must name one database, as postgres://host/name")
+    return {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": database,
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "HOST": parts.hostname or "",
+        "PORT": str(port or ""),
+        "CONN_MAX_AGE": 60,
+        "CONN_HEALTH_CHECKS": True,
+    }
+
+
+def secret_key(name: str, data_dir: Path) -> str:
+    """The key from the environment, else the one generated into the data folder on first run."""
+    value = _raw(name)
+    if value:
+        return value
+    key_file = data_dir / "secret_key"
+    if not key_file.exists():
+        _write_new_key(key_file)
+    return key_file.read_text().strip()
+
+
+def _write_new_key(key_file: Path) -> None:
+    # Written whole to a temporary file, then linked into place: processes starting side by side
+    # all end up reading the one key that won, never a half-written one.
+    from django.core.management.utils import get_random_secret_key
+
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    temporary = key_file.with_name(f".secret_key.{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(get_random_secret_key())
+    try:
+        os.link(temporary, key_file)
+    except FileExistsError:
+        pass
+    finally:
+        temporary.unlink()

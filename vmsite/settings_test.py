@@ -1,0 +1,12 @@
+"""Settings for the test suite: the real stack, but its own data folder and its own Redis database,
+so that a `make run` on the same machine never picks up the suite's tasks."""
+import os
+from pathlib import Path
+
+_BASE = Path(__file__).resolve().parent.parent
+os.environ.setdefault("VMSITE_DATA_DIR", str(_BASE / ".testdata"))
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ.setdefault("OPERATION_HEARTBEAT_INTERVAL", "1")
+os.environ.setdefault("OPERATION_HEARTBEAT_TIMEOUT", "4")
+
+from vmsite.settings import *  # noqa: E402,F401,F403
