@@ -41,7 +41,8 @@ def operation_enqueue(
     )
     from operations.tasks import run_operation
 
-    transaction.on_commit(lambda: run_operation.delay(operation.pk))
+    queue = settings.OPERATIONS_QUEUE
+    transaction.on_commit(lambda: run_operation.apply_async((operation.pk,), queue=queue))
     logger.info("operation %s queued: %s on %s", operation.pk, kind, operation.target_label)
     return operation
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 
@@ -17,9 +18,9 @@ from operations.registry import handler_for
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="operations.run")
-def run_operation(operation_id: int) -> None:
-    worker = f"{socket.gethostname()}:{threading.get_native_id()}"
+@shared_task(name="operations.run", bind=True)
+def run_operation(self, operation_id: int) -> None:
+    worker = f"{self.request.hostname or socket.gethostname()} pid {os.getpid()}"
     if not services.operation_claim(operation_id=operation_id, worker=worker):
         logger.info("operation %s already claimed or finished; nothing to do", operation_id)
         return

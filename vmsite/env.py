@@ -68,17 +68,18 @@ def env_path(name: str, default: Path) -> Path:
 
 
 def parse_database_url(name: str, url: str) -> dict:
-    """Turn `sqlite:///abs/path` or `postgres://user:pw@host:port/db` into a DATABASES entry."""
+    """Turn `sqlite:////abs/path` or `postgres://user:pw@host:port/db` into a DATABASES entry."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
-        path = unquote(parts.path)
-        if not path or path == "/":
+        # As dj-database-url: sqlite:////abs/path.db is absolute, sqlite:///rel.db relative.
+        path = unquote(parts.path)[1:]
+        if not path:
             raise ImproperlyConfigured(f"{name}={url!r}: a SQLite URL needs a file path, as sqlite:////abs/path.db")
         return _sqlite(Path(path))
     if parts.scheme in {"postgres", "postgresql", "pgsql"}:
         return _postgres(name, url, parts)
     raise ImproperlyConfigured(
-        f"{name}={url!r}: unsupported or malformed URL; use sqlite:///path or postgres://user@host:port/name"
+        f"{name}={url!r}: unsupported or malformed URL; use sqlite:////abs/path or postgres://user@host:port/name"
     )
 
 

@@ -100,6 +100,8 @@ CHANNEL_LAYERS = {
 
 # Celery: JSON only, bounded in time; results live in Operation rows, not in a result backend.
 CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_DEFAULT_QUEUE = "vmsite"
+OPERATIONS_QUEUE = env_str("OPERATIONS_QUEUE", "vmsite")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

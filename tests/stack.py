@@ -1,0 +1,140 @@
+"""The real processes of the stack, started for tests: Celery workers and the ASGI server.
+
+Each runs with the test settings and the test database, in its own process group, and is
+stopped by pid (group) by whoever started it.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def test_database_url() -> str:
+    """The URL of the database pytest-django created, for processes outside this one."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}{port}/{db['NAME']}"
+
+
+def stack_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="vmsite.settings_test",
+        DATABASE_URL=test_database_url(),
+        VMSITE_DATA_DIR=str(settings.DATA_DIR),
+        REDIS_URL=settings.REDIS_URL,
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+@dataclass
+class StackProcess:
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        try:
+            os.killpg(self.process.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=15)
+
+    def stop(self) -> None:
+        if self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        except ProcessLookupError:
+            pass
+
+
+def start_process(name: str, argv: list[str], *, log_dir: Path, env: dict[str, str]) -> StackProcess:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return StackProcess(name=name, process=process, log_path=log_path)
+
+
+def start_worker(name: str, *, log_dir: Path, queues: str = "vmsite", concurrency: int = 2,
+                 ready_timeout: float = 30) -> StackProcess:
+    argv = [str(VENV_BIN / "celery"), "-A", "vmsite", "worker", "--loglevel", "INFO", "--concurrency", str(concurrency),
+            "--hostname", f"{name}@%h", "--queues", queues, "--without-gossip", "--without-mingle"]
+    worker = start_process(name, argv, log_dir=log_dir, env=stack_env())
+    _wait_for(lambda: "ready." in worker.log(), worker, ready_timeout, "worker ready")
+    return worker
+
+
+def start_asgi_server(*, log_dir: Path) -> tuple[StackProcess, str]:
+    port = free_port()
+    argv = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "vmsite.asgi:application"]
+    server = start_process("asgi", argv, log_dir=log_dir, env=stack_env())
+    _wait_for(lambda: port_open("127.0.0.1", port), server, 30, "ASGI server listening")
+    return server, f"http://127.0.0.1:{port}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.1, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def _wait_for(predicate, process: StackProcess, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.process.poll() is not None:
+            raise RuntimeError(f"{process.name} exited with {process.process.returncode}:\n{process.log()[-3000:]}")
+        if predicate():
+            return
+        time.sleep(0.1)
+    process.stop()
+    raise RuntimeError(f"{process.name}: no {what} after {timeout} s:\n{process.log()[-3000:]}")
