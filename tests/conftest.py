@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import uuid
 from pathlib import Path
 
 import libvirt
 import pytest
 import redis
 from django.conf import settings
-from lxml import etree
 
 from tests import stack
+from tests.guests import GuestFactory
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # between page actions are still plain synchronous code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-TEST_GUEST_PREFIX = "vmsite-test-"
 
 
 @pytest.fixture(scope="session")
@@ -86,57 +83,11 @@ def page(chromium, stack_log_dir, request):
     context.close()
 
 
-class GuestFactory:
-    """Small, quiet guests (TESTING.md) that the test owns and that are removed afterwards."""
-
-    def __init__(self) -> None:
-        self.created: list[tuple[str, str]] = []
-
-    def define(self, uri: str, *, name: str | None = None, start: bool = False,
-               vnc_listen: str = "127.0.0.1") -> libvirt.virDomain:
-        name = name or f"{TEST_GUEST_PREFIX}{uuid.uuid4().hex[:8]}"
-        conn = libvirt.open(uri)
-        domain = conn.defineXML(small_guest_xml(name, vnc_listen=vnc_listen))
-        self.created.append((uri, name))
-        if start:
-            domain.create()
-        return domain
-
-    def cleanup(self) -> None:
-        for uri, name in self.created:
-            try:
-                conn = libvirt.open(uri)
-                domain = conn.lookupByName(name)
-            except libvirt.libvirtError:
-                continue
-            if domain.isActive():
-                domain.destroy()
-            if domain.isPersistent():
-                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
-
-
 @pytest.fixture
 def guests():
     factory = GuestFactory()
     yield factory
     factory.cleanup()
-
-
-def small_guest_xml(name: str, *, vnc_listen: str = "127.0.0.1") -> str:
-    """A diskless 32 MiB guest that stays in SeaBIOS: enough for lifecycle and console tests."""
-    domain_type = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qemu"
-    domain = etree.Element("domain", type=domain_type)
-    etree.SubElement(domain, "name").text = name
-    etree.SubElement(domain, "memory", unit="MiB").text = "32"
-    etree.SubElement(domain, "vcpu").text = "1"
-    os_element = etree.SubElement(domain, "os")
-    etree.SubElement(os_element, "type", arch="x86_64", machine="pc").text = "hvm"
-    etree.SubElement(os_element, "boot", dev="hd")
-    devices = etree.SubElement(domain, "devices")
-    graphics = etree.SubElement(devices, "graphics", type="vnc", autoport="yes", listen=vnc_listen)
-    etree.SubElement(graphics, "listen", type="address", address=vnc_listen)
-    etree.SubElement(devices, "memballoon", model="none")
-    return etree.tostring(domain, encoding="unicode")
 
 
 def virsh(uri: str, *args: str) -> str:

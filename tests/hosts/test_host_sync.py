@@ -1,6 +1,7 @@
 """The first path end to end: a button enqueues, a real worker syncs from the real libvirtd."""
 import libvirt
 import pytest
+from django.db import transaction
 from django.urls import reverse
 
 from domains.choices import DomainState
@@ -30,8 +31,9 @@ def press_sync(client, host) -> Operation:
 def test_it_syncs_a_guest_from_libvirtd_into_the_domain_table_and_host_page(celery_worker, admin_client, guests):
     guest = guests.define("qemu:///system", start=True)
     host, _ = host_register_local()
-    pending = press_sync(admin_client, host)
-    assert pending.state == OperationState.PENDING and pending.started_at is None
+    with transaction.atomic():  # the task is queued on commit: until then the row waits, pending
+        pending = press_sync(admin_client, host)
+        assert pending.state == OperationState.PENDING and pending.started_at is None
 
     operation = finished(pending.pk)
     assert operation.state == OperationState.SUCCEEDED, operation.error

@@ -1,0 +1,1 @@
+"""Test harness: extra libvirt hosts on this machine (see README.md)."""

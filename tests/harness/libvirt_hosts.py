@@ -1,0 +1,528 @@
+"""Extra libvirt hosts for integration tests, all on this one machine.
+
+Each host is its own libvirtd (plus virtlogd and sshd) inside a private mount +
+UTS namespace: private /etc/libvirt, /run/libvirt, /var/lib/libvirt,
+/var/log/libvirt, /var/cache/libvirt and /etc/hosts, hostname ``hostN``,
+address ``127.0.0.N``.  See README.md next to this file.
+
+Needs root.  Processes are only ever signalled by pid, and only if they live in
+the host's own UTS namespace, so the main host's daemons and guests are safe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+LIBVIRTD_TCP_PORT = 16509
+SSH_PORT = 22
+START_TIMEOUT = 30.0
+MIN_INDEX, MAX_INDEX = 2, 163  # 127.0.0.1 is the main host; port ranges must stay <= 65535
+REGISTRY_DIR = Path("/run/vmsite-harness")  # records of live hosts, for stale cleanup
+
+# state_dir subdirectory -> directory it is bind-mounted over inside the namespace
+PRIVATE_DIRS = {
+    "etc": "/etc/libvirt",
+    "run": "/run/libvirt",
+    "lib": "/var/lib/libvirt",
+    "log": "/var/log/libvirt",
+    "cache": "/var/cache/libvirt",
+}
+# persistent objects of the main host that must not show up on extra hosts
+PRUNED_CONFIG_GLOBS = [
+    "qemu/*.xml", "qemu/autostart/*",
+    "qemu/networks/*.xml", "qemu/networks/autostart/*",
+    "storage/*.xml", "storage/autostart/*",
+    "secrets/*",
+]
+CHILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+TERMINATING = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+class HarnessError(RuntimeError):
+    pass
+
+
+@dataclass
+class HarnessHost:
+    index: int
+    address: str
+    hostname: str
+    host_uuid: str
+    state_dir: Path
+    ssh_private_key: Path
+    ssh_public_key: Path
+    ssh_host_public_key: str
+    tcp_uri: str
+    ssh_uri: str
+    pids: list[int]
+    known_hosts: Path  # "127.0.0.N ssh-ed25519 ..." pinning this host's sshd
+    ssh_command: Path  # ssh wrapper that uses known_hosts + key; for ?command=
+    holder_pid: int = 0
+    _holder: subprocess.Popen | None = field(default=None, repr=False, compare=False)
+    _uts_ns: tuple[int, int] | None = field(default=None, repr=False, compare=False)
+    _stopped: bool = field(default=False, repr=False, compare=False)
+
+    @property
+    def ssh_uri_pinned(self) -> str:
+        """qemu+ssh URI that verifies the host key against known_hosts.
+
+        The default (openssh binary) transport ignores ``known_hosts=``, only
+        libssh/libssh2 honour it; so the pinning lives in the ssh wrapper.
+        """
+        return f"{self.ssh_uri}?command={self.ssh_command}&keyfile={self.ssh_private_key}"
+
+    @property
+    def libssh_uri(self) -> str:
+        return (f"qemu+libssh://root@{self.address}/system?keyfile={self.ssh_private_key}"
+                f"&known_hosts={self.known_hosts}&known_hosts_verify=normal&sshauth=privkey")
+
+    def libvirtd_pid(self) -> int | None:
+        return _read_pidfile(self.state_dir / "run" / "libvirtd.pid")
+
+    def kill_libvirtd(self, sig: int = signal.SIGKILL) -> None:
+        pid = self.libvirtd_pid()
+        if pid is None or not self._owns(pid):
+            return
+        os.kill(pid, sig)
+        if sig in TERMINATING:
+            _wait_until(lambda: not _alive(pid), 15, f"libvirtd {pid} did not exit")
+
+    def start_libvirtd(self) -> None:
+        res = self.run_in_ns(["libvirtd", "-d", "--listen", "-p", "/run/libvirt/libvirtd.pid"])
+        if res.returncode != 0:
+            raise HarnessError(f"libvirtd of {self.hostname} failed to start: "
+                               f"{res.stderr.strip()}\n{_log_excerpts(self)}")
+        self._remember(self.libvirtd_pid())
+        self._save_record()
+        _wait_until(lambda: self._virsh_ok(self.tcp_uri), START_TIMEOUT,
+                    f"libvirtd of {self.hostname} does not answer on {self.tcp_uri}")
+
+    def run_in_ns(self, argv: list[str], timeout: float = 60,
+                  check: bool = False) -> subprocess.CompletedProcess:
+        if not self._owns(self.holder_pid):
+            raise HarnessError(f"namespace holder of {self.hostname} is gone")
+        cmd = ["nsenter", "-t", str(self.holder_pid), "-m", "-u", "--", *argv]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              check=check, env=CHILD_ENV, cwd="/", stdin=subprocess.DEVNULL)
+
+    def virsh(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+        """virsh against this host's local socket, from inside its namespace."""
+        return self.run_in_ns(["virsh", "-c", "qemu:///system", *args], timeout=timeout)
+
+    def running_pids(self) -> list[int]:
+        """Live processes of this host: everything in its UTS namespace (qemu included)."""
+        if self._uts_ns is None:
+            return []
+        return sorted(p for p in _all_pids() if _ns_id(p) == self._uts_ns and _alive(p))
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self._destroy_guests()
+        finally:
+            self._kill_everything()
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            (REGISTRY_DIR / f"host{self.index}.json").unlink(missing_ok=True)
+
+    # -- internals -----------------------------------------------------------
+
+    def _virsh_ok(self, uri: str) -> bool:
+        try:
+            res = subprocess.run(["virsh", "-c", uri, "hostname"], capture_output=True,
+                                 text=True, timeout=10, env=CHILD_ENV, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return False
+        return res.returncode == 0 and res.stdout.strip() == self.hostname
+
+    def _destroy_guests(self) -> None:
+        """Graceful part of stop(); the namespace sweep afterwards kills qemu anyway."""
+        pid = self.libvirtd_pid()
+        if pid is None or not self._owns(pid) or not self._owns(self.holder_pid):
+            return
+        _signal(pid, signal.SIGCONT)  # in case a test left it SIGSTOPped
+        try:
+            for name in self.virsh("list", "--name", timeout=15).stdout.split():
+                self.virsh("destroy", name, timeout=30)
+        except subprocess.TimeoutExpired:
+            pass  # hung or SIGSTOPped libvirtd
+
+    def _kill_everything(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            victims = [p for p in self.running_pids() if p != self.holder_pid]
+            for pid in victims:
+                _signal(pid, sig)
+                _signal(pid, signal.SIGCONT)  # a SIGSTOPped daemon must see SIGTERM
+            if _wait_for(lambda: not any(_alive(p) for p in victims), 5):
+                break
+        if self._holder is not None:
+            self._holder.kill()
+            self._holder.wait(timeout=10)
+        elif self._owns(self.holder_pid):
+            _signal(self.holder_pid, signal.SIGKILL)
+        if not _wait_for(lambda: not self.running_pids(), 10):
+            raise HarnessError(f"{self.hostname}: still running: {self.running_pids()}")
+
+    def _owns(self, pid: int) -> bool:
+        """pid is alive in this host's namespace (guards against pid reuse)."""
+        return self._uts_ns is not None and _ns_id(pid) == self._uts_ns and _alive(pid)
+
+    def _remember(self, pid: int | None) -> None:
+        if pid is not None and pid not in self.pids:
+            self.pids.append(pid)
+
+    def _save_record(self) -> None:
+        REGISTRY_DIR.mkdir(mode=0o700, exist_ok=True)
+        record = {"index": self.index, "state_dir": str(self.state_dir),
+                  "host_uuid": self.host_uuid, "holder_pid": self.holder_pid,
+                  "uts_ns": self._uts_ns, "pids": self.pids}
+        (REGISTRY_DIR / f"host{self.index}.json").write_text(json.dumps(record))
+
+
+def start_host(index: int, base_dir: Path) -> HarnessHost:
+    """Start extra host N; return once it answers on both tcp and ssh."""
+    host = _prepare_host(index, Path(base_dir))
+    deadline = time.monotonic() + START_TIMEOUT
+    try:
+        _launch_holder(host)
+        _wait_until(lambda: _holder_ready(host), START_TIMEOUT, "namespace holder not ready")
+        for pidfile in ("run/virtlogd.pid", "ssh/sshd.pid", "run/libvirtd.pid"):
+            host._remember(_read_pidfile(host.state_dir / pidfile))
+        host._save_record()
+        for uri in (host.tcp_uri, host.ssh_uri_pinned):
+            _wait_until(lambda: host._virsh_ok(uri), max(5.0, deadline - time.monotonic()),
+                        f"no answer on {uri}")
+    except BaseException as exc:
+        logs = _log_excerpts(host)
+        try:
+            host.stop()
+        except HarnessError as stop_exc:
+            logs += f"\n(cleanup failed too: {stop_exc})"
+        if isinstance(exc, HarnessError):
+            raise HarnessError(f"{host.hostname}: {exc}\n{logs}") from exc
+        raise
+    return host
+
+
+def stop_stale_hosts(indices: list[int] | None = None) -> list[int]:
+    """Stop hosts left running by an earlier, killed test run; return their indices."""
+    stopped = []
+    for path in sorted(REGISTRY_DIR.glob("host*.json")):
+        record = json.loads(path.read_text())
+        if indices is not None and record["index"] not in indices:
+            continue
+        host = _describe(record["index"], Path(record["state_dir"]), record["host_uuid"])
+        host.holder_pid, host.pids = record["holder_pid"], record["pids"]
+        host._uts_ns = tuple(record["uts_ns"]) if record["uts_ns"] else None
+        if host._uts_ns == _ns_id(os.getpid()):
+            raise HarnessError(f"{path} names our own namespace; refusing")
+        host.stop()
+        stopped.append(host.index)
+    return stopped
+
+
+# -- preparation ---------------------------------------------------------------
+
+def _describe(index: int, state_dir: Path, host_uuid: str) -> HarnessHost:
+    address, ssh = f"127.0.0.{index}", state_dir / "ssh"
+    return HarnessHost(
+        index=index, address=address, hostname=f"host{index}", host_uuid=host_uuid,
+        state_dir=state_dir, ssh_private_key=ssh / "id_ed25519",
+        ssh_public_key=ssh / "id_ed25519.pub", ssh_host_public_key="",
+        tcp_uri=f"qemu+tcp://{address}/system", ssh_uri=f"qemu+ssh://root@{address}/system",
+        pids=[], known_hosts=ssh / "known_hosts", ssh_command=ssh / "ssh")
+
+
+def _prepare_host(index: int, base_dir: Path) -> HarnessHost:
+    if not MIN_INDEX <= index <= MAX_INDEX:
+        raise HarnessError(f"index must be in [{MIN_INDEX}, {MAX_INDEX}], got {index}")
+    if os.geteuid() != 0:
+        raise HarnessError("extra libvirt hosts need root")
+    _check_address_free(index)
+    state_dir = base_dir.resolve() / f"host{index}"
+    shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True)
+    state_dir.chmod(0o755)
+    host = _describe(index, state_dir, str(uuid.uuid4()))
+    _make_private_dirs(host)
+    _write_libvirt_config(host)
+    _write_hosts_file(host)
+    _write_ssh_files(host)
+    _write_holder_script(host)
+    return host
+
+
+def _check_address_free(index: int) -> None:
+    address = f"127.0.0.{index}"
+    if _stale_record_alive(index):
+        raise HarnessError(f"host{index} of an earlier run is still up: stop_stale_hosts"
+                           f"([{index}]) or `python -m tests.harness.libvirt_hosts cleanup`")
+    busy = [port for port in (LIBVIRTD_TCP_PORT, SSH_PORT) if _port_open(address, port)]
+    if busy:
+        raise HarnessError(f"{address} ports {busy} are already in use")
+
+
+def _stale_record_alive(index: int) -> bool:
+    try:
+        ns = json.loads((REGISTRY_DIR / f"host{index}.json").read_text())["uts_ns"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return ns is not None and any(_ns_id(p) == tuple(ns) and _alive(p) for p in _all_pids())
+
+
+def _make_private_dirs(host: HarnessHost) -> None:
+    etc = host.state_dir / "etc"
+    shutil.copytree(PRIVATE_DIRS["etc"], etc, symlinks=True)
+    for pattern in PRUNED_CONFIG_GLOBS:
+        for path in etc.glob(pattern):
+            if path.is_file() or path.is_symlink():
+                path.unlink()
+    for name in ("run", "lib", "log", "cache"):
+        (host.state_dir / name).mkdir(mode=0o755)
+    _seed_qemu_caps_cache(host.state_dir / "cache")
+    (host.state_dir / "ssh").mkdir(mode=0o700)
+
+
+def _seed_qemu_caps_cache(cache: Path) -> None:
+    """Reuse the main host's QEMU capabilities cache instead of probing QEMU again.
+
+    libvirt revalidates cached entries (binary ctime, libvirt version, ...), so
+    a stale copy only costs the probe it would have cost anyway.
+    """
+    src = Path(PRIVATE_DIRS["cache"]) / "qemu" / "capabilities"
+    if src.is_dir():
+        shutil.copytree(src, cache / "qemu" / "capabilities")
+
+
+def _write_libvirt_config(host: HarnessHost) -> None:
+    n, addr = host.index, host.address
+    etc = host.state_dir / "etc"
+    (etc / "libvirtd.conf").write_text(textwrap.dedent(f"""\
+        # generated by tests/harness/libvirt_hosts.py for {host.hostname}
+        listen_tls = 0
+        listen_tcp = 1
+        listen_addr = "{addr}"
+        auth_tcp = "none"
+        auth_unix_ro = "none"
+        auth_unix_rw = "none"
+        host_uuid = "{host.host_uuid}"
+        log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+        """))
+    # cgroup_controllers = [ ]: machine cgroups are /machine/qemu-<id>-<name>,
+    # global to the machine, so same-named guests of two hosts would share one.
+    (etc / "qemu.conf").write_text(textwrap.dedent(f"""\
+        # generated by tests/harness/libvirt_hosts.py for {host.hostname}
+        vnc_listen = "{addr}"
+        spice_listen = "{addr}"
+        remote_display_port_min = {5900 + n * 100}
+        remote_display_port_max = {5900 + n * 100 + 99}
+        migration_address = "{addr}"
+        migration_host = "{addr}"
+        migration_port_min = {49152 + n * 100}
+        migration_port_max = {49152 + n * 100 + 99}
+        cgroup_controllers = [ ]
+        security_driver = "none"
+        """))
+
+
+def _write_hosts_file(host: HarnessHost) -> None:
+    """hostN must resolve from /etc/hosts, or libvirtd's lookup of it would go to DNS."""
+    base = Path("/etc/hosts").read_text()
+    (host.state_dir / "hosts").write_text(f"{base.rstrip()}\n{host.address} {host.hostname}\n")
+
+
+def _write_ssh_files(host: HarnessHost) -> None:
+    ssh = host.state_dir / "ssh"
+    hostkey = ssh / "ssh_host_ed25519_key"
+    for key, comment in ((host.ssh_private_key, f"harness-client@{host.hostname}"),
+                         (hostkey, f"root@{host.hostname}")):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment,
+                        "-f", str(key)], check=True, env=CHILD_ENV, stdin=subprocess.DEVNULL)
+    shutil.copyfile(host.ssh_public_key, ssh / "authorized_keys")
+    key_type, key_b64 = Path(f"{hostkey}.pub").read_text().split()[:2]
+    host.ssh_host_public_key = f"{key_type} {key_b64}"
+    host.known_hosts.write_text(f"{host.address} {host.ssh_host_public_key}\n")
+    (ssh / "sshd_config").write_text(_sshd_config(host, hostkey))
+    _write_ssh_wrapper(host)
+
+
+def _sshd_config(host: HarnessHost, hostkey: Path) -> str:
+    ssh = host.state_dir / "ssh"
+    authorized = str(ssh / "authorized_keys").replace("%", "%%")
+    return textwrap.dedent(f"""\
+        ListenAddress {host.address}:{SSH_PORT}
+        HostKey "{hostkey}"
+        PidFile "{ssh / 'sshd.pid'}"
+        AuthorizedKeysFile "{authorized}"
+        PermitRootLogin prohibit-password
+        PubkeyAuthentication yes
+        PasswordAuthentication no
+        KbdInteractiveAuthentication no
+        StrictModes no
+        UsePAM no
+        UseDNS no
+        X11Forwarding no
+        PrintMotd no
+        PrintLastLog no
+        """)
+
+
+def _write_ssh_wrapper(host: HarnessHost) -> None:
+    opts = [
+        "-F", "/dev/null",  # neither ~/.ssh/config nor /etc/ssh/ssh_config
+        "-o", f"UserKnownHostsFile={host.known_hosts}",
+        "-o", "GlobalKnownHostsFile=/dev/null",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=yes",
+        "-o", "IdentitiesOnly=yes",
+        "-o", f"IdentityFile={host.ssh_private_key}",
+    ]
+    host.ssh_command.write_text(f'#!/bin/sh\nexec ssh {shlex.join(opts)} "$@"\n')
+    host.ssh_command.chmod(0o755)
+
+
+def _write_holder_script(host: HarnessHost) -> None:
+    s = host.state_dir
+    mounts = "\n".join(f"mount --bind {_q(s / name)} {_q(target)}"
+                       for name, target in PRIVATE_DIRS.items())
+    (s / "holder.sh").write_text(f"""\
+#!/bin/sh
+# namespace holder of {host.hostname}, run by: unshare --mount --uts --propagation private
+set -eu
+{mounts}
+mount --bind {_q(s / 'hosts')} /etc/hosts
+hostname {host.hostname}
+# sshd insists on its privilege separation dir; this one is the machine's own /run/sshd
+mkdir -p /run/sshd && chmod 0755 /run/sshd
+virtlogd -d -p /run/libvirt/virtlogd.pid
+/usr/sbin/sshd -f {_q(s / 'ssh' / 'sshd_config')} -E {_q(s / 'ssh' / 'sshd.log')}
+libvirtd -d --listen -p /run/libvirt/libvirtd.pid
+touch {_q(s / 'holder.ready')}
+exec sleep infinity
+""")
+
+
+def _q(path: Path | str) -> str:
+    return shlex.quote(str(path))
+
+
+# -- launching -----------------------------------------------------------------
+
+def _launch_holder(host: HarnessHost) -> None:
+    with open(host.state_dir / "holder.log", "wb") as log:
+        host._holder = subprocess.Popen(
+            ["unshare", "--mount", "--uts", "--propagation", "private",
+             "/bin/sh", str(host.state_dir / "holder.sh")],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=CHILD_ENV, cwd="/", start_new_session=True)
+    host.holder_pid = host._holder.pid
+    host.pids.append(host.holder_pid)
+    _wait_until(lambda: _holder_unshared(host), 10, "unshare did not create namespaces")
+    host._save_record()
+
+
+def _holder_unshared(host: HarnessHost) -> bool:
+    """Learn the namespace id as soon as it exists, so stop() can sweep it."""
+    _check_holder_running(host)
+    ns = _ns_id(host.holder_pid)
+    if ns is None or ns == _ns_id(os.getpid()):
+        return False
+    host._uts_ns = ns
+    return True
+
+
+def _holder_ready(host: HarnessHost) -> bool:
+    _check_holder_running(host)
+    return (host.state_dir / "holder.ready").exists()
+
+
+def _check_holder_running(host: HarnessHost) -> None:
+    if host._holder is not None and host._holder.poll() is not None:
+        raise HarnessError(f"namespace holder exited with {host._holder.returncode}")
+
+
+def _log_excerpts(host: HarnessHost, lines: int = 25) -> str:
+    parts = []
+    for rel in ("holder.log", "log/libvirtd.log", "log/virtlogd.log", "ssh/sshd.log"):
+        path = host.state_dir / rel
+        if path.exists():
+            tail = path.read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {path} ---\n" + "\n".join(tail))
+    return "\n".join(parts) or "(no logs)"
+
+
+# -- process helpers -------------------------------------------------------------
+
+def _read_pidfile(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _ns_id(pid: int) -> tuple[int, int] | None:
+    try:
+        st = os.stat(f"/proc/{pid}/ns/uts")
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _alive(pid: int) -> bool:
+    """Exists and is not a zombie (init on this machine reaps orphans only every few s)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _all_pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _port_open(address: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((address, port)) == 0
+
+
+def _wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def _wait_until(predicate: Callable[[], bool], timeout: float, message: str) -> None:
+    if not _wait_for(predicate, timeout):
+        raise HarnessError(f"{message} (after {timeout:.0f} s)")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["cleanup"]:
+        sys.exit("usage: python -m tests.harness.libvirt_hosts cleanup")
+    print("stopped:", " ".join(f"host{i}" for i in stop_stale_hosts()) or "nothing")

@@ -1,0 +1,153 @@
+"""Self-test of the extra-libvirt-host harness (needs root, libvirtd, qemu, sshd)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+
+import libvirt
+import pytest
+
+from tests.guests import small_guest_xml
+from tests.harness.libvirt_hosts import HarnessHost, start_host
+
+INDICES = (11, 12)
+
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors still raise
+
+
+def main_host_libvirtds() -> set[int]:
+    """Running libvirtd processes in our own UTS namespace, i.e. the main host's."""
+    own_ns = os.readlink("/proc/self/ns/uts")
+    pids = set()
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            comm = open(f"/proc/{name}/comm").read().strip()
+            same_ns = os.readlink(f"/proc/{name}/ns/uts") == own_ns
+        except OSError:
+            continue
+        if comm == "libvirtd" and same_ns and running(int(name)):
+            pids.add(int(name))
+    return pids
+
+
+def port_open(address: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((address, port)) == 0
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[HarnessHost]]:
+    base = tmp_path_factory.mktemp("libvirt-hosts")
+    started: list[HarnessHost] = []
+    try:
+        for index in INDICES:
+            started.append(start_host(index, base))
+        yield started
+    finally:
+        for host in started:
+            host.stop()
+
+
+def test_it_gives_each_host_its_own_hostname(hosts: list[HarnessHost]) -> None:
+    names = []
+    for host in hosts:
+        conn = libvirt.open(host.tcp_uri)
+        try:
+            names.append(conn.getHostname())
+        finally:
+            conn.close()
+    assert names == [f"host{i}" for i in INDICES]
+
+
+def test_it_gives_each_host_its_own_uuid(hosts: list[HarnessHost]) -> None:
+    uuids = []
+    for host in hosts:
+        conn = libvirt.open(host.tcp_uri)
+        try:
+            caps = ET.fromstring(conn.getCapabilities())
+        finally:
+            conn.close()
+        uuids.append(caps.findtext("host/uuid"))
+    assert uuids == [host.host_uuid for host in hosts]
+    assert len(set(uuids)) == len(uuids)
+
+
+def test_it_runs_commands_inside_the_host_namespace(hosts: list[HarnessHost]) -> None:
+    host = hosts[0]
+    assert host.run_in_ns(["hostname"]).stdout.strip() == host.hostname
+    conf = host.run_in_ns(["cat", "/etc/libvirt/libvirtd.conf"]).stdout
+    assert f'listen_addr = "{host.address}"' in conf
+    assert host.virsh("hostname").stdout.strip() == host.hostname
+
+
+def test_it_keeps_guests_private_to_their_host(hosts: list[HarnessHost]) -> None:
+    first, second = hosts
+    conn = libvirt.open(first.tcp_uri)
+    try:
+        dom = conn.defineXML(small_guest_xml("harness-guest", vnc_listen=first.address))
+        dom.create()
+        graphics = ET.fromstring(dom.XMLDesc()).find("devices/graphics")
+        port = int(graphics.get("port"))
+        assert graphics.get("listen") == first.address
+        assert 5900 + first.index * 100 <= port < 6000 + first.index * 100
+    finally:
+        conn.close()
+    for uri in (second.tcp_uri, "qemu:///system"):
+        other = libvirt.open(uri)
+        try:
+            assert "harness-guest" not in [d.name() for d in other.listAllDomains()]
+        finally:
+            other.close()
+
+
+def test_it_answers_over_ssh(hosts: list[HarnessHost]) -> None:
+    for host in hosts:
+        for uri in (host.ssh_uri_pinned, host.libssh_uri):
+            conn = libvirt.open(uri)
+            try:
+                assert conn.getHostname() == host.hostname
+            finally:
+                conn.close()
+
+
+def test_it_restarts_libvirtd_in_the_same_namespaces(hosts: list[HarnessHost]) -> None:
+    host = hosts[0]
+    old_pid = host.libvirtd_pid()
+    host.kill_libvirtd()
+    with pytest.raises(libvirt.libvirtError):
+        libvirt.open(host.tcp_uri)
+    host.start_libvirtd()
+    assert host.libvirtd_pid() not in (None, old_pid)
+    conn = libvirt.open(host.tcp_uri)
+    try:
+        assert conn.getHostname() == host.hostname
+        assert conn.lookupByName("harness-guest").isActive()  # qemu outlived libvirtd
+    finally:
+        conn.close()
+
+
+def test_it_stops_hosts_without_leftovers(hosts: list[HarnessHost]) -> None:
+    main_libvirtd = main_host_libvirtds()
+    qemu_pids = [p for p in hosts[0].running_pids()
+                 if open(f"/proc/{p}/comm").read().startswith("qemu")]
+    assert qemu_pids, "the guest's qemu should be counted as part of its host"
+    for host in hosts:
+        pids = host.running_pids()
+        host.stop()
+        host.stop()  # idempotent
+        assert host.running_pids() == []
+        assert not [p for p in pids if running(p)]
+        assert not host.state_dir.exists()
+        assert not port_open(host.address, 16509) and not port_open(host.address, 22)
+    assert main_libvirtd and main_libvirtd == main_host_libvirtds()
+
+
+def running(pid: int) -> bool:
+    try:
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
