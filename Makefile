@@ -4,7 +4,7 @@
 
 run:
 	@bash scripts/setup.sh run
-	@echo "==> vmsite on http://127.0.0.1:$${PORT:-8000}/  (Ctrl-C stops every process)"
+	@echo "==> vmsite on http://127.0.0.1:$${VMSITE_PORT:-8000}/  (Ctrl-C stops every process)"
 	@exec .venv/bin/honcho start -f Procfile
 
 test:
