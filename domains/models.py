@@ -13,6 +13,8 @@ class Domain(models.Model):
     state_reason = models.PositiveSmallIntegerField(default=0)
     vcpus = models.PositiveIntegerField(null=True, blank=True)
     memory_kib = models.PositiveBigIntegerField(null=True, blank=True)
+    persistent = models.BooleanField(default=True)
+    autostart = models.BooleanField(default=False)
     synced_at = models.DateTimeField()
     # Bumped on every change, so that live clients can tell when they missed one.
     seq = models.PositiveBigIntegerField(default=0)
@@ -20,7 +22,8 @@ class Domain(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["host", "uuid"], name="domain_unique_uuid_per_host")]
-        indexes = [models.Index(fields=["name"]), models.Index(fields=["state"])]
+        indexes = [models.Index(fields=["name"]), models.Index(fields=["state", "name"]),
+                   models.Index(fields=["host", "name"])]
 
     def __str__(self) -> str:
         return self.name

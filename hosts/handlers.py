@@ -2,29 +2,45 @@
 from __future__ import annotations
 
 from hosts import services
+from hosts.choices import HostStatus, Transport
 from hosts.models import Host
+from hosts.reconcile import host_reconcile
+from hosts.ssh import SSHMaterialError, host_key_fingerprints
 from operations.models import Operation
 from operations.registry import Report, operation_handler
-from virt.connection import pool
-from virt.errors import HostUnavailable
-from virt.inventory import host_facts, list_domains
+from virt.errors import HostUnavailableReason
+
+
+@operation_handler("host.connect")
+def connect_host(operation: Operation, report: Report) -> str:
+    """Prove a newly registered or edited host: pin its SSH key on first contact, connect afresh,
+    and read everything it has."""
+    host = Host.objects.get(pk=operation.target_id)
+    if host.transport == Transport.SSH and not host.ssh_host_keys:
+        report(10, f"Pinning the SSH host key of {host.address}")
+        _pin(host)
+        report(20, "Pinned " + ", ".join(host_key_fingerprints(host.ssh_host_keys)))
+    report(30, f"Connecting to {host.uri}")
+    diffs = host_reconcile(host=host, fresh=True)
+    host.refresh_from_db()
+    return (f"Connected to {host.hostname}: libvirt {host.libvirt_version}, hypervisor {host.hypervisor_version}; "
+            f"{diffs['domains'].total} VMs, {diffs['pools'].total} pools, {diffs['networks'].total} networks")
 
 
 @operation_handler("host.sync")
 def sync_host(operation: Operation, report: Report) -> str:
     host = Host.objects.get(pk=operation.target_id)
-    report(10, f"Connecting to {host.uri}")
+    if host.transport == Transport.SSH and not host.ssh_host_keys:
+        raise HostUnavailableReason("The host's SSH key is not pinned yet: connect it first.", reason="not connected")
+    report(20, f"Reading the inventory of {host.uri}")
+    diffs = host_reconcile(host=host)
+    return f"{diffs['domains']} VMs, {diffs['pools']} pools, {diffs['networks']} networks"
+
+
+def _pin(host: Host) -> None:
     try:
-        with pool().session(host.uri) as conn:
-            report(40, "Reading domains")
-            facts = host_facts(conn)
-            domains = list_domains(conn)
-    except HostUnavailable as exc:
-        services.host_mark_offline(host=host, reason=str(exc))
-        raise
-    report(80, "Saving inventory")
-    counts = services.host_apply_inventory(host=host, facts=facts, domains=domains)
-    return (
-        f"{counts['total']} domains on {facts.hostname}: {counts['new']} new, "
-        f"{counts['changed']} changed, {counts['gone']} gone"
-    )
+        services.host_pin_ssh_keys(host=host)
+    except SSHMaterialError as exc:
+        reason = str(exc).partition(":")[0]
+        services.host_mark_unreachable(host=host, reason=str(exc), status=HostStatus.OFFLINE)
+        raise HostUnavailableReason(str(exc), reason=reason) from exc

@@ -1,8 +1,26 @@
+from pathlib import Path
+
 from django.db import models
 from django.utils import timezone
 
 from hosts.choices import HOST_STATUS_COLOURS, HostStatus, Transport
 from hosts.uri import build_uri
+
+
+class SSHKey(models.Model):
+    """An SSH key pair whose private half is a file of mode 0600 in the data folder.
+
+    The database holds only its path, public half and fingerprint.
+    """
+
+    name = models.CharField(max_length=64, unique=True)
+    private_key_path = models.CharField(max_length=500)
+    public_key = models.TextField()
+    fingerprint = models.CharField(max_length=100)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.fingerprint})"
 
 
 class Host(models.Model):
@@ -12,7 +30,12 @@ class Host(models.Model):
     transport = models.CharField(max_length=8, choices=Transport.choices)
     address = models.CharField(max_length=253, blank=True)
     port = models.PositiveIntegerField(null=True, blank=True)
-    user = models.CharField(max_length=32, blank=True)
+    username = models.CharField(max_length=32, blank=True)
+    ssh_key = models.ForeignKey(SSHKey, null=True, blank=True, on_delete=models.PROTECT, related_name="hosts")
+    # The host's SSH keys as known_hosts lines, pinned on first connection.
+    ssh_host_keys = models.TextField(blank=True)
+    # A folder holding cacert.pem, clientcert.pem and clientkey.pem (libvirt's pkipath).
+    tls_dir = models.CharField(max_length=500, blank=True)
     enabled = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=HostStatus.choices, default=HostStatus.UNKNOWN)
     status_reason = models.CharField(max_length=500, blank=True)
@@ -20,6 +43,8 @@ class Host(models.Model):
     hostname = models.CharField(max_length=255, blank=True)
     libvirt_version = models.CharField(max_length=32, blank=True)
     hypervisor_version = models.CharField(max_length=32, blank=True)
+    cpu_count = models.PositiveIntegerField(null=True, blank=True)
+    memory_kib = models.PositiveBigIntegerField(null=True, blank=True)
     capabilities = models.JSONField(default=dict, blank=True)
     synced_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -32,8 +57,12 @@ class Host(models.Model):
 
     @property
     def uri(self) -> str:
-        return build_uri(transport=self.transport, address=self.address, port=self.port, user=self.user)
+        return build_uri(transport=self.transport, address=self.address, port=self.port, user=self.username)
 
     @property
     def status_colour(self) -> str:
         return HOST_STATUS_COLOURS[self.status]
+
+    @property
+    def tls_path(self) -> Path | None:
+        return Path(self.tls_dir) if self.tls_dir else None

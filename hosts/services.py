@@ -1,21 +1,23 @@
-"""Writes on hosts and their cached inventory."""
+"""Writes on hosts: registration, SSH material, status, and queuing their operations."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+import shutil
+import socket
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
-from domains.models import Domain
 from hosts.choices import HostStatus, Transport
-from hosts.models import Host
+from hosts.connection import host_files_dir
+from hosts.models import Host, SSHKey
+from hosts.ssh import generate_key_pair, load_private_key, public_line, fingerprint_of_key, scan_host_keys, ssh_dir, \
+    write_private_file
 from operations.models import Operation
 from operations.services import operation_enqueue
-from virt.inventory import DomainSummary, HostFacts
 
 LOCAL_HOST_NAME = "local"
+INSTALLATION_KEY_NAME = "vmsite"
 
 
 def host_register_local(*, name: str = LOCAL_HOST_NAME) -> tuple[Host, bool]:
@@ -26,59 +28,110 @@ def host_register_local(*, name: str = LOCAL_HOST_NAME) -> tuple[Host, bool]:
     return Host.objects.create(name=name, transport=Transport.LOCAL), True
 
 
+def installation_ssh_key() -> SSHKey:
+    """vmsite's own key pair, made on first use; its public half goes into hosts' authorized_keys."""
+    key = SSHKey.objects.filter(name=INSTALLATION_KEY_NAME).first()
+    if key is not None:
+        return key
+    path = ssh_dir() / "id_ed25519"
+    public, fingerprint = generate_key_pair(path, comment=f"vmsite@{socket.gethostname()}")
+    return SSHKey.objects.create(name=INSTALLATION_KEY_NAME, private_key_path=str(path), public_key=public,
+                                 fingerprint=fingerprint)
+
+
+def ssh_key_import(*, name: str, private_key: bytes) -> SSHKey:
+    """Store an uploaded private key as a 0600 file; the database keeps its path and fingerprint."""
+    key = load_private_key(private_key)
+    record = SSHKey.objects.create(name=name, private_key_path="", public_key=public_line(key, name),
+                                   fingerprint=fingerprint_of_key(key))
+    path = ssh_dir() / "keys" / f"key-{record.pk}"
+    write_private_file(path, private_key)
+    record.private_key_path = str(path)
+    record.save(update_fields=["private_key_path"])
+    return record
+
+
+@transaction.atomic
+def host_create(*, user: AbstractBaseUser | None, tls_files: dict[str, bytes] | None = None,
+                private_key: bytes | None = None, **fields) -> tuple[Host, Operation]:
+    """Register a host from validated fields, then queue the connect operation that proves it."""
+    host = Host.objects.create(**fields)
+    _attach_credentials(host, tls_files=tls_files, private_key=private_key)
+    return host, host_connect_enqueue(host=host, user=user)
+
+
+@transaction.atomic
+def host_update(*, host: Host, user: AbstractBaseUser | None, tls_files: dict[str, bytes] | None = None,
+                private_key: bytes | None = None, **fields) -> Operation:
+    if host.transport == Transport.SSH and (fields.get("address"), fields.get("port")) != (host.address, host.port):
+        host.ssh_host_keys = ""  # a different endpoint is a different machine: pin its key afresh
+    for name, value in fields.items():
+        setattr(host, name, value)
+    host.save()
+    _attach_credentials(host, tls_files=tls_files, private_key=private_key)
+    return host_connect_enqueue(host=host, user=user)
+
+
+def _attach_credentials(host: Host, *, tls_files: dict[str, bytes] | None, private_key: bytes | None) -> None:
+    if host.transport == Transport.SSH:
+        if private_key:
+            host.ssh_key = ssh_key_import(name=f"host-{host.pk}-{host.name}"[:64], private_key=private_key)
+        elif host.ssh_key is None:
+            host.ssh_key = installation_ssh_key()
+        host.save(update_fields=["ssh_key", "ssh_host_keys"])
+    if host.transport == Transport.TLS and tls_files:
+        folder = host_files_dir(host) / "pki"
+        for filename, data in tls_files.items():
+            write_private_file(folder / filename, data)
+        host.tls_dir = str(folder)
+        host.save(update_fields=["tls_dir"])
+
+
+def host_set_enabled(*, host: Host, enabled: bool) -> None:
+    Host.objects.filter(pk=host.pk).update(enabled=enabled)
+    host.enabled = enabled
+
+
+def host_remove(*, host: Host) -> None:
+    """Forget the host and its cached inventory. Its guests are not touched."""
+    folder = host_files_dir(host)
+    key = host.ssh_key
+    host.delete()
+    if key is not None and key.name != INSTALLATION_KEY_NAME and not key.hosts.exists():
+        _remove_file(key.private_key_path)
+        key.delete()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _remove_file(path: str) -> None:
+    try:
+        (settings.DATA_DIR / path).unlink()
+    except OSError:
+        pass
+
+
+def host_pin_ssh_keys(*, host: Host) -> str:
+    """Trust on first use: record the keys the host presents now. Returns the known_hosts lines."""
+    lines = scan_host_keys(host.address, host.port or 22)
+    Host.objects.filter(pk=host.pk).update(ssh_host_keys=lines)
+    host.ssh_host_keys = lines
+    return lines
+
+
+def host_accept_new_host_key(*, host: Host, user: AbstractBaseUser | None) -> Operation:
+    """An administrator trusts the host's new SSH key (after a reinstall): re-pin, then connect."""
+    Host.objects.filter(pk=host.pk).update(ssh_host_keys="")
+    host.ssh_host_keys = ""
+    return host_connect_enqueue(host=host, user=user)
+
+
+def host_connect_enqueue(*, host: Host, user: AbstractBaseUser | None) -> Operation:
+    return operation_enqueue(kind="host.connect", target=host, host=host, user=user)
+
+
 def host_sync_enqueue(*, host: Host, user: AbstractBaseUser | None) -> Operation:
     return operation_enqueue(kind="host.sync", target=host, host=host, user=user)
 
 
-@transaction.atomic
-def host_apply_inventory(*, host: Host, facts: HostFacts, domains: Iterable[DomainSummary]) -> dict[str, int]:
-    """Make the Domain table equal to what the host reported: a diff of new, gone and changed."""
-    now = timezone.now()
-    reported = {summary.uuid: summary for summary in domains}
-    cached = {domain.uuid: domain for domain in Domain.objects.filter(host=host)}
-
-    gone = [domain.pk for uuid, domain in cached.items() if uuid not in reported]
-    Domain.objects.filter(pk__in=gone).delete()
-    new = [_new_domain(host, summary, now) for uuid, summary in reported.items() if uuid not in cached]
-    Domain.objects.bulk_create(new)
-    changed = [_changed(cached[uuid], summary) for uuid, summary in reported.items() if uuid in cached]
-    changed = [domain for domain in changed if domain is not None]
-    for domain in changed:
-        Domain.objects.filter(pk=domain.pk).update(
-            name=domain.name, state=domain.state, state_reason=domain.state_reason, vcpus=domain.vcpus,
-            memory_kib=domain.memory_kib, seq=F("seq") + 1,
-        )
-    Domain.objects.filter(host=host).update(synced_at=now)
-    _mark_online(host, facts, now)
-    return {"new": len(new), "gone": len(gone), "changed": len(changed), "total": len(reported)}
-
-
-def host_mark_offline(*, host: Host, reason: str) -> None:
-    Host.objects.filter(pk=host.pk).update(status=HostStatus.OFFLINE, status_reason=reason[:500])
-
-
-_SYNCED_FIELDS = ("name", "state", "state_reason", "vcpus", "memory_kib")
-
-
-def _new_domain(host: Host, summary: DomainSummary, now) -> Domain:
-    return Domain(
-        host=host, uuid=summary.uuid, name=summary.name, state=summary.state, state_reason=summary.reason,
-        vcpus=summary.vcpus, memory_kib=summary.memory_kib, synced_at=now,
-    )
-
-
-def _changed(domain: Domain, summary: DomainSummary) -> Domain | None:
-    values = {"name": summary.name, "state": summary.state, "state_reason": summary.reason,
-              "vcpus": summary.vcpus, "memory_kib": summary.memory_kib}
-    if all(getattr(domain, field) == values[field] for field in _SYNCED_FIELDS):
-        return None
-    for field, value in values.items():
-        setattr(domain, field, value)
-    return domain
-
-
-def _mark_online(host: Host, facts: HostFacts, now) -> None:
-    Host.objects.filter(pk=host.pk).update(
-        status=HostStatus.ONLINE, status_reason="", last_seen=now, synced_at=now, hostname=facts.hostname[:255],
-        libvirt_version=facts.libvirt_version, hypervisor_version=facts.hypervisor_version,
-    )
+def host_mark_unreachable(*, host: Host, reason: str, status: str = HostStatus.OFFLINE) -> None:
+    Host.objects.filter(pk=host.pk).update(status=status, status_reason=reason[:500])

@@ -1,11 +1,14 @@
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
 
 from hosts import selectors, services
+from hosts.choices import Transport
+from hosts.forms import HostForm
 from hosts.models import Host
+from hosts.ssh import host_key_fingerprints
 from operations.models import Operation
 
 
@@ -26,9 +29,95 @@ class HostDetailView(DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["domains"] = self.object.domains.all()
-        context["operations"] = Operation.objects.filter(host=self.object).select_related("user")[:10]
+        host = self.object
+        context.update(
+            domains=host.domains.all(),
+            pools=host.pools.all(),
+            networks=host.networks.all(),
+            operations=Operation.objects.filter(host=host).select_related("user")[:10],
+            host_key_fingerprints=host_key_fingerprints(host.ssh_host_keys),
+            host_key_changed=host.transport == Transport.SSH and host.status_reason.startswith("host key changed"),
+            caps=host.capabilities or {},
+        )
         return context
+
+
+class HostFormMixin(PermissionRequiredMixin):
+    template_name = "hosts/host_form.html"
+
+    def render_form(self, request, form: HostForm, host: Host | None = None):
+        context = {"form": form, "host": host, "public_key": services.installation_ssh_key().public_key}
+        return render(request, self.template_name, context, status=400 if form.is_bound else 200)
+
+
+class HostCreateView(HostFormMixin, View):
+    permission_required = "hosts.add_host"
+
+    def get(self, request):
+        return self.render_form(request, HostForm())
+
+    def post(self, request):
+        form = HostForm(request.POST, request.FILES)
+        if not form.is_valid():
+            return self.render_form(request, form)
+        host, operation = services.host_create(user=request.user, **form.host_fields())
+        messages.info(request, f"Host {host} registered; connecting (operation #{operation.pk}).")
+        return redirect("hosts:detail", pk=host.pk)
+
+
+class HostUpdateView(HostFormMixin, View):
+    permission_required = "hosts.change_host"
+
+    def get(self, request, pk: int):
+        host = get_object_or_404(Host, pk=pk)
+        return self.render_form(request, HostForm(instance=host), host)
+
+    def post(self, request, pk: int):
+        host = get_object_or_404(Host, pk=pk)
+        form = HostForm(request.POST, request.FILES, instance=host)
+        if not form.is_valid():
+            return self.render_form(request, form, host)
+        operation = services.host_update(host=host, user=request.user, **form.host_fields())
+        messages.info(request, f"Host {host} saved; connecting (operation #{operation.pk}).")
+        return redirect("hosts:detail", pk=host.pk)
+
+
+class HostRemoveView(PermissionRequiredMixin, View):
+    permission_required = "hosts.delete_host"
+
+    def get(self, request, pk: int):
+        host = get_object_or_404(selectors.host_list(), pk=pk)
+        return render(request, "hosts/host_confirm_remove.html", {"host": host})
+
+    def post(self, request, pk: int):
+        host = get_object_or_404(Host, pk=pk)
+        name = host.name
+        services.host_remove(host=host)
+        messages.success(request, f"Host {name} removed from vmsite. Its guests were not touched.")
+        return redirect("hosts:list")
+
+
+class HostEnableView(PermissionRequiredMixin, View):
+    permission_required = "hosts.change_host"
+    http_method_names = ["post"]
+
+    def post(self, request, pk: int):
+        host = get_object_or_404(Host, pk=pk)
+        enabled = request.POST.get("enabled") == "1"
+        services.host_set_enabled(host=host, enabled=enabled)
+        messages.info(request, f"Host {host} {'enabled' if enabled else 'disabled: it is no longer synced'}.")
+        return redirect("hosts:detail", pk=host.pk)
+
+
+class HostAcceptKeyView(PermissionRequiredMixin, View):
+    permission_required = "hosts.change_host"
+    http_method_names = ["post"]
+
+    def post(self, request, pk: int):
+        host = get_object_or_404(Host, pk=pk, transport=Transport.SSH)
+        operation = services.host_accept_new_host_key(host=host, user=request.user)
+        messages.warning(request, f"Accepting the new SSH key of {host} (operation #{operation.pk}).")
+        return redirect("hosts:detail", pk=host.pk)
 
 
 class HostSyncView(PermissionRequiredMixin, View):

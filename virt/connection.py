@@ -2,19 +2,26 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
+from urllib.parse import urlsplit
 
 import libvirt
 
-from virt.errors import HostUnavailable, is_connection_lost, translate
+from virt.errors import connect_failure, is_connection_lost, translate
 from virt.eventloop import ensure_event_loop
 
 logger = logging.getLogger(__name__)
 
-KEEPALIVE_INTERVAL = 5  # seconds between keepalive probes
-KEEPALIVE_COUNT = 3  # unanswered probes before the connection counts as dead
+KEEPALIVE_INTERVAL = 3  # seconds between keepalive probes
+KEEPALIVE_COUNT = 2  # unanswered probes before the connection counts as dead: a hung host fails in ~9 s
+CONNECT_TIMEOUT = 20  # seconds; a connect that takes longer fails, and other hosts never wait for it
+PROBE_TIMEOUT = 5
+DEFAULT_PORTS = {"tcp": 16509, "tls": 16514}
 
 
 def _silence_default_error_handler(_ctx, _err) -> None:
@@ -72,10 +79,8 @@ class ConnectionPool:
 
     def _open(self, uri: str) -> libvirt.virConnect:
         ensure_event_loop()
-        try:
-            conn = libvirt.open(uri)
-        except libvirt.libvirtError as exc:
-            raise HostUnavailable(exc.get_error_message() or str(exc), code=exc.get_error_code()) from exc
+        probe_tcp(uri)
+        conn = open_with_timeout(uri, CONNECT_TIMEOUT)
         if not uri.startswith("test:"):
             conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
         conn.registerCloseCallback(self._on_close, uri)
@@ -90,8 +95,80 @@ class ConnectionPool:
                 del self._connections[uri]
 
 
+# Abandoned connects (past their time limit) keep a thread until the OS gives up on them; the pool
+# is large enough that a few dead hosts never hold up a live one.
+_connector = ThreadPoolExecutor(max_workers=32, thread_name_prefix="libvirt-connect")
+
+
+def open_with_timeout(uri: str, timeout: float) -> libvirt.virConnect:
+    future = _connector.submit(libvirt.open, uri)
+    try:
+        return future.result(timeout=timeout)
+    except FutureTimeout:
+        future.add_done_callback(_close_late_connection)
+        raise connect_failure(f"Connection timed out after {timeout:.0f} s") from None
+    except libvirt.libvirtError as exc:
+        raise connect_failure(exc.get_error_message() or str(exc), code=exc.get_error_code()) from exc
+
+
+def _close_late_connection(future) -> None:
+    if future.exception() is None:
+        future.result().close()
+
+
+def probe_tcp(uri: str) -> None:
+    """For TCP and TLS, a quick socket connect first: refusal, timeout and bad names fail fast and
+    precisely instead of inside libvirt's RPC layer."""
+    parts = urlsplit(uri)
+    transport = parts.scheme.partition("+")[2]
+    if transport not in DEFAULT_PORTS or not parts.hostname:
+        return
+    try:
+        with socket.create_connection((parts.hostname, parts.port or DEFAULT_PORTS[transport]), timeout=PROBE_TIMEOUT):
+            pass
+    except socket.gaierror as exc:
+        raise connect_failure(f"{parts.hostname}: Name or service not known ({exc.strerror})") from None
+    except TimeoutError:
+        raise connect_failure(f"Connection to {parts.hostname} timed out after {PROBE_TIMEOUT} s") from None
+    except OSError as exc:
+        raise connect_failure(f"{parts.hostname}: {exc.strerror or exc}") from None
+
+
 _pool = ConnectionPool()
 
 
 def pool() -> ConnectionPool:
     return _pool
+
+
+CLOSE_REASONS = {
+    libvirt.VIR_CONNECT_CLOSE_REASON_ERROR: "connection error",
+    libvirt.VIR_CONNECT_CLOSE_REASON_EOF: "the host closed the connection (libvirtd stopped?)",
+    libvirt.VIR_CONNECT_CLOSE_REASON_KEEPALIVE: "the host stopped answering keepalives",
+    libvirt.VIR_CONNECT_CLOSE_REASON_CLIENT: "closed by vmsite",
+}
+
+
+def open_monitored(uri: str, on_close) -> libvirt.virConnect:
+    """A connection of its own (not pooled) with keepalive, whose loss calls on_close(reason_text).
+
+    on_close runs on the event loop thread: it must only hand the news on, never block.
+    """
+    ensure_event_loop()
+    probe_tcp(uri)
+    conn = open_with_timeout(uri, CONNECT_TIMEOUT)
+    if not uri.startswith("test:"):
+        conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+    conn.registerCloseCallback(lambda _conn, reason, _opaque: on_close(CLOSE_REASONS.get(reason, str(reason))), None)
+    return conn
+
+
+def close_quietly(conn: libvirt.virConnect) -> None:
+    try:
+        conn.unregisterCloseCallback()
+    except libvirt.libvirtError:
+        pass
+    try:
+        conn.close()
+    except libvirt.libvirtError:
+        pass

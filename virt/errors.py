@@ -82,3 +82,45 @@ def translate(exc: libvirt.libvirtError) -> VirtError:
     if is_connection_lost(exc) or code == libvirt.VIR_ERR_NO_CONNECT:
         return HostUnavailable(message, code=code)
     return VirtError(message, code=code)
+
+
+# What a failed connect says, in the words libvirt, ssh and the resolver use, and what it means.
+_CONNECT_FAILURES = [
+    (("REMOTE HOST IDENTIFICATION HAS CHANGED", "Host key verification failed"), "host key changed",
+     "The host's SSH key differs from the one vmsite pinned. If the host was reinstalled, an "
+     "administrator can accept the new key on the host's page."),
+    (("Name or service not known", "Could not resolve hostname", "Temporary failure in name resolution",
+      "No address associated with hostname", "nodename nor servname"), "name does not resolve",
+     "The host name does not resolve to an address."),
+    (("Connection refused",), "refused", "The host refused the connection: is libvirtd (or sshd) listening on that port?"),
+    (("timed out", "Connection timed out", "No route to host", "Network is unreachable"), "timeout",
+     "The host did not answer in time."),
+    (("Permission denied (publickey", "Permission denied, please try again", "authentication failed",
+      "Authentication failed", "Too many authentication failures"), "auth failed",
+     "Authentication failed: is vmsite's public key in the host's authorized_keys?"),
+    (("polkit", "access denied", "authentication unavailable"), "permission denied by polkit",
+     "The host's libvirtd denied access (polkit or ACL): allow this user to manage libvirt on the host."),
+]
+
+
+def describe_connect_failure(message: str) -> tuple[str, str]:
+    """(reason, explanation) for a failed connection, from the error text."""
+    for needles, reason, explanation in _CONNECT_FAILURES:
+        if any(needle in message for needle in needles):
+            return reason, explanation
+    return "unavailable", "The host cannot be reached."
+
+
+class HostUnavailableReason(HostUnavailable):
+    """A failed connect with its reason named: `reason` is one of the _CONNECT_FAILURES labels."""
+
+    def __init__(self, message: str, *, reason: str, code: int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.reason = reason
+
+
+def connect_failure(raw_message: str, *, code: int | None = None) -> HostUnavailableReason:
+    reason, explanation = describe_connect_failure(raw_message)
+    detail = raw_message.strip().splitlines()[-1] if raw_message.strip() else ""
+    return HostUnavailableReason(f"{reason}: {explanation} ({detail})" if detail else f"{reason}: {explanation}",
+                                 reason=reason, code=code)

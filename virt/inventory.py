@@ -1,10 +1,13 @@
-"""Reading what a host has, in bulk calls rather than one call per object."""
+"""Reading what a host has, in a few bulk calls rather than one call per object."""
 from __future__ import annotations
 
 import uuid as uuid_module
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libvirt
+from lxml import etree
+
+DOMAIN_STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,30 @@ class DomainSummary:
     reason: int
     vcpus: int | None
     memory_kib: int | None
+    persistent: bool = True
+    autostart: bool = False
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    uuid: uuid_module.UUID
+    name: str
+    pool_type: str
+    target_path: str
+    active: bool
+    autostart: bool
+    capacity: int
+    allocation: int
+    available: int
+
+
+@dataclass(frozen=True)
+class NetworkSummary:
+    uuid: uuid_module.UUID
+    name: str
+    active: bool
+    autostart: bool
+    persistent: bool
 
 
 @dataclass(frozen=True)
@@ -23,33 +50,97 @@ class HostFacts:
     libvirt_version: str
     hypervisor_version: str
     hypervisor: str
+    cpu_count: int | None = None
+    memory_kib: int | None = None
+    capabilities: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inventory:
+    facts: HostFacts
+    domains: list[DomainSummary]
+    pools: list[PoolSummary]
+    networks: list[NetworkSummary]
+
+
+def read_inventory(conn: libvirt.virConnect) -> Inventory:
+    return Inventory(facts=host_facts(conn), domains=list_domains(conn), pools=list_pools(conn),
+                     networks=list_networks(conn))
 
 
 def list_domains(conn: libvirt.virConnect) -> list[DomainSummary]:
-    """Every domain, defined or transient, with its state, in one RPC."""
-    stats = conn.getAllDomainStats(libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_BALLOON
-                                   | libvirt.VIR_DOMAIN_STATS_VCPU)
-    return [_summary(domain, record) for domain, record in stats]
+    """Every domain with its state, vCPUs and memory: one stats call plus two filtered lists."""
+    stats = conn.getAllDomainStats(DOMAIN_STATS)
+    transient = _uuids(conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT))
+    autostart = _uuids(conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART))
+    return [_domain_summary(domain, record, transient, autostart) for domain, record in stats]
 
 
-def _summary(domain: libvirt.virDomain, record: dict) -> DomainSummary:
+def _uuids(objects) -> set[str]:
+    return {item.UUIDString() for item in objects}
+
+
+def _domain_summary(domain: libvirt.virDomain, record: dict, transient: set[str], autostart: set[str]) -> DomainSummary:
     # name() and UUIDString() read the handle's cached fields: no round trip to the daemon.
+    uuid = domain.UUIDString()
     return DomainSummary(
-        uuid=uuid_module.UUID(domain.UUIDString()),
+        uuid=uuid_module.UUID(uuid),
         name=domain.name(),
         state=int(record.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)),
         reason=int(record.get("state.reason", 0)),
         vcpus=record.get("vcpu.current"),
         memory_kib=record.get("balloon.maximum"),
+        persistent=uuid not in transient,
+        autostart=uuid in autostart,
     )
 
 
+def list_pools(conn: libvirt.virConnect) -> list[PoolSummary]:
+    """Storage pools: hosts have few, so one description per pool is fine here."""
+    active = _uuids(conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE))
+    autostart = _uuids(conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART))
+    summaries = []
+    for pool in conn.listAllStoragePools():
+        try:
+            summaries.append(_pool_summary(pool, active, autostart))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:  # undefined while we looked
+                raise
+    return summaries
+
+
+def _pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set[str]) -> PoolSummary:
+    document = etree.fromstring(pool.XMLDesc(0).encode())
+    uuid = pool.UUIDString()
+    _state, capacity, allocation, available = pool.info()
+    return PoolSummary(
+        uuid=uuid_module.UUID(uuid), name=pool.name(), pool_type=document.get("type", ""),
+        target_path=document.findtext("target/path") or "", active=uuid in active, autostart=uuid in autostart,
+        capacity=capacity, allocation=allocation, available=available,
+    )
+
+
+def list_networks(conn: libvirt.virConnect) -> list[NetworkSummary]:
+    active = _uuids(conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE))
+    autostart = _uuids(conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_AUTOSTART))
+    transient = _uuids(conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_TRANSIENT))
+    return [
+        NetworkSummary(uuid=uuid_module.UUID(uuid), name=network.name(), active=uuid in active,
+                       autostart=uuid in autostart, persistent=uuid not in transient)
+        for network in conn.listAllNetworks()
+        for uuid in [network.UUIDString()]
+    ]
+
+
 def host_facts(conn: libvirt.virConnect) -> HostFacts:
+    _model, memory_mib, cpus, *_rest = conn.getInfo()
     return HostFacts(
         hostname=conn.getHostname(),
         libvirt_version=_version(conn.getLibVersion()),
         hypervisor_version=_version(conn.getVersion()),
         hypervisor=conn.getType(),
+        cpu_count=cpus,
+        memory_kib=memory_mib * 1024,
     )
 
 

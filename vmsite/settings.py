@@ -31,6 +31,9 @@ INSTALLED_APPS = [
     "operations",
     "hosts",
     "domains",
+    "storage",
+    "networking",
+    "events",
 ]
 
 MIDDLEWARE = [
@@ -111,8 +114,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("TASK_SOFT_TIME_LIMIT", 3600, minimum=1)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Seconds between full inventory reconciles of every host (the event listener keeps them live between).
+RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 60, minimum=5)
 CELERY_BEAT_SCHEDULE = {
     "operations-sweep": {"task": "operations.sweep", "schedule": env_int("SWEEP_INTERVAL", 30, minimum=1)},
+    "hosts-reconcile": {"task": "hosts.reconcile_all", "schedule": RECONCILE_INTERVAL},
 }
 
 # A running operation proves its worker alive this often; the sweep fails one silent for longer.

@@ -1,0 +1,97 @@
+"""Make the cached tables equal to what a host reported, as a diff: new, gone and changed rows."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from domains.models import Domain
+from hosts.choices import HostStatus
+from hosts.connection import connect_uri
+from hosts.models import Host
+from networking.models import VirtualNetwork
+from storage.models import StoragePool
+from virt.connection import pool
+from virt.errors import HostUnavailable
+from virt.inventory import Inventory, read_inventory
+
+# Cached model, and how a summary's fields map onto its columns.
+_DOMAIN_FIELDS = {"name": "name", "state": "state", "reason": "state_reason", "vcpus": "vcpus",
+                  "memory_kib": "memory_kib", "persistent": "persistent", "autostart": "autostart"}
+_POOL_FIELDS = {"name": "name", "pool_type": "pool_type", "target_path": "target_path", "active": "active",
+                "autostart": "autostart", "capacity": "capacity", "allocation": "allocation", "available": "available"}
+_NETWORK_FIELDS = {"name": "name", "active": "active", "autostart": "autostart", "persistent": "persistent"}
+
+
+@dataclass
+class Diff:
+    new: int = 0
+    gone: int = 0
+    changed: int = 0
+    total: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.total} ({self.new} new, {self.changed} changed, {self.gone} gone)"
+
+
+@transaction.atomic
+def apply_inventory(*, host: Host, inventory: Inventory) -> dict[str, Diff]:
+    now = timezone.now()
+    diffs = {
+        "domains": apply_diff(Domain, host, inventory.domains, _DOMAIN_FIELDS, now),
+        "pools": apply_diff(StoragePool, host, inventory.pools, _POOL_FIELDS, now),
+        "networks": apply_diff(VirtualNetwork, host, inventory.networks, _NETWORK_FIELDS, now),
+    }
+    facts = inventory.facts
+    Host.objects.filter(pk=host.pk).update(
+        status=HostStatus.ONLINE, status_reason="", last_seen=now, synced_at=now, hostname=facts.hostname[:255],
+        libvirt_version=facts.libvirt_version, hypervisor_version=facts.hypervisor_version,
+        cpu_count=facts.cpu_count, memory_kib=facts.memory_kib,
+        **({"capabilities": facts.capabilities} if facts.capabilities else {}),
+    )
+    return diffs
+
+
+def apply_diff(model: type[models.Model], host: Host, summaries: Iterable[Any], field_map: dict[str, str], now) -> Diff:
+    reported = {summary.uuid: _columns(summary, field_map) for summary in summaries}
+    cached = {row.uuid: row for row in model.objects.filter(host=host)}
+    gone = [row.pk for uuid, row in cached.items() if uuid not in reported]
+    model.objects.filter(pk__in=gone).delete()
+    new = [model(host=host, uuid=uuid, synced_at=now, **values) for uuid, values in reported.items() if uuid not in cached]
+    model.objects.bulk_create(new, batch_size=500)
+    changed = 0
+    for uuid, values in reported.items():
+        row = cached.get(uuid)
+        if row is not None and any(getattr(row, column) != value for column, value in values.items()):
+            model.objects.filter(pk=row.pk).update(seq=F("seq") + 1, **values)
+            changed += 1
+    model.objects.filter(host=host).update(synced_at=now)
+    return Diff(new=len(new), gone=len(gone), changed=changed, total=len(reported))
+
+
+def _columns(summary: Any, field_map: dict[str, str]) -> dict[str, Any]:
+    return {column: getattr(summary, attribute) for attribute, column in field_map.items()}
+
+
+def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
+    """Read the host's whole inventory in a few bulk calls and apply it. A failure to reach the
+    host marks it offline (or in error, for credential problems) with the reason, and re-raises."""
+    uri = connect_uri(host)
+    if fresh:
+        pool().drop(uri)
+    try:
+        with pool().session(uri) as conn:
+            inventory = read_inventory(conn)
+    except HostUnavailable as exc:
+        reason = getattr(exc, "reason", "")
+        status = HostStatus.ERROR if reason in CREDENTIAL_FAILURES else HostStatus.OFFLINE
+        Host.objects.filter(pk=host.pk).update(status=status, status_reason=str(exc)[:500])
+        raise
+    return apply_inventory(host=host, inventory=inventory)
+
+
+CREDENTIAL_FAILURES = {"host key changed", "auth failed", "permission denied by polkit"}
