@@ -2,6 +2,7 @@
 Chromium. Every process a fixture starts, it stops by pid."""
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 from pathlib import Path
@@ -13,6 +14,7 @@ from django.conf import settings
 
 from tests import stack
 from tests.guests import GuestFactory
+from tests.harness.libvirt_hosts import HarnessHost, start_host
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # between page actions are still plain synchronous code.
@@ -50,6 +52,31 @@ def celery_worker(django_db_setup, django_db_blocker, redis_ready, local_libvirt
     worker = stack.start_worker("worker", log_dir=stack_log_dir)
     yield worker
     worker.stop()
+
+
+@pytest.fixture(scope="session")
+def harness(tmp_path_factory):
+    """start() gives one more libvirt host (its own libvirtd, sshd, hostname, 127.0.0.N)."""
+    started: list[HarnessHost] = []
+    indices = itertools.count(20)
+
+    def start() -> HarnessHost:
+        host = start_host(next(indices), tmp_path_factory.mktemp("harness"))
+        started.append(host)
+        return host
+
+    yield start
+    for host in started:
+        host.stop()
+
+
+@pytest.fixture
+def listener(django_db_setup, stack_log_dir):
+    """The event listener process (manage.py listen), with the test settings and database."""
+    process = stack.start_process("listener", [str(stack.VENV_BIN / "python"), "manage.py", "listen"],
+                                  log_dir=stack_log_dir, env=stack.stack_env())
+    yield process
+    process.stop()
 
 
 @pytest.fixture(scope="session")

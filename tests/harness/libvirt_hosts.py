@@ -110,6 +110,27 @@ class HarnessHost:
         _wait_until(lambda: self._virsh_ok(self.tcp_uri), START_TIMEOUT,
                     f"libvirtd of {self.hostname} does not answer on {self.tcp_uri}")
 
+    def authorize_ssh_key(self, public_key_line: str) -> None:
+        """Let another client key log in as root (e.g. vmsite's own key)."""
+        with open(self.state_dir / "ssh" / "authorized_keys", "a") as keys:
+            keys.write(public_key_line.strip() + "\n")
+
+    def replace_ssh_host_key(self) -> str:
+        """Give sshd a new host key, as a reinstalled (or impersonated) host would; returns it."""
+        hostkey = self.state_dir / "ssh" / "ssh_host_ed25519_key"
+        for path in (hostkey, Path(f"{hostkey}.pub")):
+            path.unlink()
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{self.hostname}",
+                        "-f", str(hostkey)], check=True, env=CHILD_ENV, stdin=subprocess.DEVNULL)
+        sshd_pid = _read_pidfile(self.state_dir / "ssh" / "sshd.pid")
+        if sshd_pid is None or not self._owns(sshd_pid):
+            raise HarnessError(f"sshd of {self.hostname} is not running")
+        os.kill(sshd_pid, signal.SIGHUP)  # sshd re-executes itself and reads its host keys again
+        key_type, key_b64 = Path(f"{hostkey}.pub").read_text().split()[:2]
+        self.ssh_host_public_key = f"{key_type} {key_b64}"
+        _wait_until(lambda: _port_open(self.address, SSH_PORT), START_TIMEOUT, f"sshd of {self.hostname} back")
+        return self.ssh_host_public_key
+
     def run_in_ns(self, argv: list[str], timeout: float = 60,
                   check: bool = False) -> subprocess.CompletedProcess:
         if not self._owns(self.holder_pid):

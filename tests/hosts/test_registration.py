@@ -1,0 +1,135 @@
+"""Registering real libvirt hosts (harness hosts in their own namespaces) over TCP and SSH."""
+import time
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from domains.choices import DomainState
+from domains.models import Domain
+from hosts.models import Host
+from hosts.services import host_register_local, host_sync_enqueue, installation_ssh_key
+from operations.choices import OperationState
+from operations.models import Operation
+from tests import stack
+from tests.conftest import virsh
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def finished(operation: Operation, timeout: float = 40) -> Operation:
+    def done():
+        operation.refresh_from_db()
+        return operation.is_finished
+
+    stack.wait_until(done, timeout=timeout, message=f"operation {operation.pk} ({operation.kind}) to finish")
+    return operation
+
+
+def register(admin_client, files=None, **fields) -> Host:
+    data = {"enabled": "on", **fields, **(files or {})}
+    response = admin_client.post(reverse("hosts:add"), data)
+    assert response.status_code == 302, response.context["form"].errors if response.context else response
+    return Host.objects.get(name=fields["name"])
+
+
+def connect_result(host: Host) -> Operation:
+    return finished(Operation.objects.filter(host=host, kind="host.connect").latest("created_at"))
+
+
+def test_it_registers_hosts_over_tcp_and_ssh_and_lists_their_vms(celery_worker, admin_client, harness, guests):
+    tcp_host, ssh_host = harness(), harness()
+    on_tcp = guests.define(tcp_host.tcp_uri, start=True, vnc_listen=tcp_host.address)
+    on_ssh = guests.define(ssh_host.tcp_uri, vnc_listen=ssh_host.address)
+    ssh_host.authorize_ssh_key(installation_ssh_key().public_key)
+
+    by_tcp = register(admin_client, name="by-tcp", transport="tcp", address=tcp_host.address)
+    by_ssh = register(admin_client, name="by-ssh", transport="ssh", address=ssh_host.address, username="root")
+    for host, harness_host in ((by_tcp, tcp_host), (by_ssh, ssh_host)):
+        operation = connect_result(host)
+        assert operation.state == OperationState.SUCCEEDED, operation.error
+        assert f"Connected to {harness_host.hostname}: libvirt 9." in operation.message
+        host.refresh_from_db()
+        assert (host.status, host.hostname) == ("online", harness_host.hostname)
+    by_ssh.refresh_from_db()
+    assert ssh_host.ssh_host_public_key in by_ssh.ssh_host_keys  # pinned on first connection
+
+    page = admin_client.get(reverse("domains:list")).content.decode()
+    assert on_tcp.name() in page and on_ssh.name() in page
+    assert Domain.objects.get(uuid=on_tcp.UUIDString()).host == by_tcp
+    assert Domain.objects.get(uuid=on_ssh.UUIDString()).state == DomainState.SHUTOFF
+
+
+def test_it_connects_with_an_uploaded_private_key(celery_worker, admin_client, harness):
+    ssh_host = harness()
+    key = SimpleUploadedFile("id_ed25519", ssh_host.ssh_private_key.read_bytes())
+    host = register(admin_client, files={"ssh_private_key": key}, name="own-key", transport="ssh",
+                    address=ssh_host.address, username="root")
+    assert connect_result(host).state == OperationState.SUCCEEDED
+    host.refresh_from_db()
+    assert host.ssh_key.name != "vmsite"
+    assert oct(__import__("os").stat(host.ssh_key.private_key_path).st_mode & 0o777) == "0o600"
+
+
+def test_it_refuses_a_changed_ssh_host_key_until_an_admin_accepts_it(celery_worker, admin_client, harness):
+    ssh_host = harness()
+    ssh_host.authorize_ssh_key(installation_ssh_key().public_key)
+    host = register(admin_client, name="rekeyed", transport="ssh", address=ssh_host.address, username="root")
+    assert connect_result(host).state == OperationState.SUCCEEDED
+    host.refresh_from_db()
+    pinned = host.ssh_host_keys
+
+    new_key = ssh_host.replace_ssh_host_key()  # as after a reinstall: new key, daemons restarted
+    ssh_host.kill_libvirtd()
+    ssh_host.start_libvirtd()
+    operation = finished(host_sync_enqueue(host=host, user=None))
+    assert operation.state == OperationState.FAILED
+    assert operation.error.startswith("host key changed")
+    host.refresh_from_db()
+    assert host.status == "error" and host.ssh_host_keys == pinned
+    assert "Accept the host's new SSH key" in admin_client.get(reverse("hosts:detail", args=[host.pk])).content.decode()
+
+    admin_client.post(reverse("hosts:accept_host_key", args=[host.pk]))
+    assert connect_result(host).state == OperationState.SUCCEEDED
+    host.refresh_from_db()
+    assert new_key in host.ssh_host_keys and host.status == "online"
+
+
+def test_it_fails_an_unreachable_host_in_bounded_time_without_holding_up_others(celery_worker, admin_client,
+                                                                               local_libvirt):
+    from tests.operations.test_operation_worker import BlackHole
+
+    hole = BlackHole()
+    try:
+        started = time.monotonic()
+        hanging = register(admin_client, name="hanging", transport="tcp", address="127.0.0.1", port=str(hole.port))
+        local, _ = host_register_local()
+        other = finished(host_sync_enqueue(host=local, user=None), timeout=10)
+        assert other.state == OperationState.SUCCEEDED  # while the hanging host still waits
+        operation = connect_result(hanging)
+        assert time.monotonic() - started <= 30
+        assert operation.state == OperationState.FAILED and operation.error.startswith("timeout")
+    finally:
+        hole.close()
+
+
+def test_it_reconciles_creates_deletes_and_state_changes_like_virsh(celery_worker, admin_client, harness, guests):
+    harness_host = harness()
+    first = guests.define(harness_host.tcp_uri, start=True, vnc_listen=harness_host.address)
+    host = register(admin_client, name="reconciled", transport="tcp", address=harness_host.address)
+    connect_result(host)
+
+    first.destroy()
+    second = guests.define(harness_host.tcp_uri, start=True, vnc_listen=harness_host.address)
+    second.suspend()
+    third = guests.define(harness_host.tcp_uri)
+    third.undefine()
+    assert finished(host_sync_enqueue(host=host, user=None)).state == OperationState.SUCCEEDED
+
+    expected = {}
+    for line in virsh(harness_host.tcp_uri, "list", "--all", "--name").split():
+        expected[line] = virsh(harness_host.tcp_uri, "domstate", line).strip()
+    cached = {d.name: d.get_state_display().lower() for d in Domain.objects.filter(host=host)}
+    assert cached == {name: {"shut off": "shut off", "paused": "paused", "running": "running"}[state]
+                      for name, state in expected.items()}
+    assert cached[first.name()] == "shut off" and cached[second.name()] == "paused"
