@@ -18,6 +18,7 @@ class DomainListView(ListView):
             search=self.request.GET.get("q", "").strip(),
             host_id=_int_or_none(self.request.GET.get("host")),
             state=_int_or_none(self.request.GET.get("state")),
+            sort=self.request.GET.get("sort", "name"),
         )
 
     def get_context_data(self, **kwargs):
@@ -27,6 +28,9 @@ class DomainListView(ListView):
         query = self.request.GET.copy()
         query.pop("page", None)
         context["query_string"] = query.urlencode()
+        query.pop("sort", None)
+        context["filter_string"] = query.urlencode()
+        context["sort"] = self.request.GET.get("sort", "name")
         return context
 
 

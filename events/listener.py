@@ -28,7 +28,7 @@ from virt.errors import VirtError
 logger = logging.getLogger(__name__)
 
 BACKOFF_START = 1.0
-BACKOFF_MAX = 30.0
+BACKOFF_MAX = 5.0  # a host that comes back is seen within seconds; a refused connect costs little
 HOST_LIST_REFRESH = 5.0
 
 
