@@ -85,7 +85,7 @@ def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
         pool().drop(uri)
     try:
         with pool().session(uri) as conn:
-            inventory = read_inventory(conn)
+            inventory = read_inventory(conn, with_capabilities=fresh or not host.capabilities)
     except HostUnavailable as exc:
         reason = getattr(exc, "reason", "")
         status = HostStatus.ERROR if reason in CREDENTIAL_FAILURES else HostStatus.OFFLINE

@@ -5,7 +5,9 @@ import uuid as uuid_module
 from dataclasses import dataclass, field
 
 import libvirt
-from lxml import etree
+
+from virt.xml.base import parse_trusted
+from virt.xml.capabilities import Capabilities, DomainCapabilities
 
 DOMAIN_STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU
 
@@ -63,9 +65,11 @@ class Inventory:
     networks: list[NetworkSummary]
 
 
-def read_inventory(conn: libvirt.virConnect) -> Inventory:
-    return Inventory(facts=host_facts(conn), domains=list_domains(conn), pools=list_pools(conn),
-                     networks=list_networks(conn))
+def read_inventory(conn: libvirt.virConnect, *, with_capabilities: bool = True) -> Inventory:
+    """Everything a host has. Capabilities change only with the host's software: read them on
+    (re)connect, not on every periodic reconcile."""
+    return Inventory(facts=host_facts(conn, with_capabilities=with_capabilities), domains=list_domains(conn),
+                     pools=list_pools(conn), networks=list_networks(conn))
 
 
 def list_domains(conn: libvirt.virConnect) -> list[DomainSummary]:
@@ -110,7 +114,7 @@ def list_pools(conn: libvirt.virConnect) -> list[PoolSummary]:
 
 
 def _pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set[str]) -> PoolSummary:
-    document = etree.fromstring(pool.XMLDesc(0).encode())
+    document = parse_trusted(pool.XMLDesc(0))
     uuid = pool.UUIDString()
     _state, capacity, allocation, available = pool.info()
     return PoolSummary(
@@ -132,7 +136,7 @@ def list_networks(conn: libvirt.virConnect) -> list[NetworkSummary]:
     ]
 
 
-def host_facts(conn: libvirt.virConnect) -> HostFacts:
+def host_facts(conn: libvirt.virConnect, *, with_capabilities: bool = True) -> HostFacts:
     _model, memory_mib, cpus, *_rest = conn.getInfo()
     return HostFacts(
         hostname=conn.getHostname(),
@@ -141,8 +145,55 @@ def host_facts(conn: libvirt.virConnect) -> HostFacts:
         hypervisor=conn.getType(),
         cpu_count=cpus,
         memory_kib=memory_mib * 1024,
+        capabilities=host_capabilities(conn) if with_capabilities else {},
     )
 
 
 def _version(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+def host_capabilities(conn: libvirt.virConnect) -> dict:
+    """What the host can run, as plain data for the database: CPU, NUMA, KVM, machines, firmware."""
+    caps = Capabilities.from_xml(conn.getCapabilities())
+    guest = _preferred_guest(caps)
+    facts = {
+        "arch": caps.cpu_arch, "cpu_model": caps.cpu_model, "cpu_vendor": caps.cpu_vendor,
+        "sockets": caps.topology.sockets if caps.topology else None,
+        "cores": caps.topology.cores if caps.topology else None,
+        "threads": caps.topology.threads if caps.topology else None,
+        "numa_cells": [{"id": cell.id, "memory_kib": cell.memory_kib, "cpus": cell.cpu_count} for cell in caps.cells],
+        "kvm": any("kvm" in g.domain_types for g in caps.guests),
+        "machines": sorted({m.name for m in guest.machines}) if guest else [],
+    }
+    facts.update(_domain_capabilities(conn, guest, "kvm" if facts["kvm"] else "qemu"))
+    return facts
+
+
+def _preferred_guest(caps: Capabilities):
+    hvm = [g for g in caps.guests if g.os_type == "hvm"]
+    same_arch = [g for g in hvm if g.arch == caps.cpu_arch]
+    return (same_arch or hvm or list(caps.guests) or [None])[0]
+
+
+def _domain_capabilities(conn: libvirt.virConnect, guest, virt_type: str) -> dict:
+    if guest is None:
+        return {}
+    try:
+        document = conn.getDomainCapabilities(guest.emulator, guest.arch, None, virt_type, 0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG,
+                                    libvirt.VIR_ERR_CONFIG_UNSUPPORTED):
+            return {}  # the test driver, or an emulator libvirt cannot probe: show what we have
+        raise
+    domain_caps = DomainCapabilities.from_xml(document)
+    return {
+        "emulator": domain_caps.emulator, "max_vcpus": domain_caps.max_vcpus,
+        # A loader of type rom (SeaBIOS) is always there for x86 even when <firmware> lists only efi.
+        "firmware": sorted(set(domain_caps.firmware) | {"bios"}) if guest.arch in ("x86_64", "i686")
+        else list(domain_caps.firmware),
+        "secure_boot": domain_caps.secure_boot, "cpu_modes": list(domain_caps.cpu_modes),
+        "host_model": domain_caps.host_model,
+        "cpu_models": [m.name for m in domain_caps.custom_models if m.usable is not False],
+        "disk_buses": list(domain_caps.disk_buses), "graphics": list(domain_caps.graphics_types),
+    }

@@ -51,6 +51,8 @@ def test_it_registers_hosts_over_tcp_and_ssh_and_lists_their_vms(celery_worker, 
         assert f"Connected to {harness_host.hostname}: libvirt 9." in operation.message
         host.refresh_from_db()
         assert (host.status, host.hostname) == ("online", harness_host.hostname)
+        assert host.capabilities["arch"] == "x86_64" and "pc" in host.capabilities["machines"]
+        assert "bios" in host.capabilities["firmware"] and host.cpu_count and host.memory_kib
     by_ssh.refresh_from_db()
     assert ssh_host.ssh_host_public_key in by_ssh.ssh_host_keys  # pinned on first connection
 

@@ -1,0 +1,26 @@
+"""The XML object model: domain XML to edit and emit, capabilities to read.
+
+Plain lxml, no Django and no libvirt calls: callers pass in the XML libvirt gave them.
+"""
+from virt.xml.base import (
+    MAX_XML_BYTES, ChildList, XMLChildList, XMLFlag, XMLObject, XMLProperty, XMLRejected,
+    XMLValueList, check_xml_text, parse_trusted, parse_untrusted,
+)
+from virt.xml.capabilities import (
+    Capabilities, CPUModel, CPUTopology, DomainCapabilities, GuestCapabilities, MachineType,
+    NUMACell,
+)
+from virt.xml.domain import (
+    Console, Disk, DiskSummary, Domain, DomainSummary, Graphics, GraphicsSummary, Interface,
+    InterfaceSummary, MemoryProperty, Serial, summarize_domain,
+)
+from virt.xml.units import to_kib
+
+__all__ = [
+    "MAX_XML_BYTES", "CPUModel", "CPUTopology", "Capabilities", "ChildList", "Console", "Disk",
+    "DiskSummary", "Domain", "DomainCapabilities", "DomainSummary", "Graphics", "GraphicsSummary",
+    "GuestCapabilities", "Interface", "InterfaceSummary", "MachineType", "MemoryProperty",
+    "NUMACell", "Serial", "XMLChildList", "XMLFlag", "XMLObject", "XMLProperty", "XMLRejected",
+    "XMLValueList", "check_xml_text", "parse_trusted", "parse_untrusted", "summarize_domain",
+    "to_kib",
+]

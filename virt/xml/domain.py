@@ -1,0 +1,285 @@
+"""Domain XML: the <domain> element, its devices, and a small read-only summary for inventory.
+
+The classes cover what vmsite reads and edits; anything else in a document stays untouched.
+"""
+from __future__ import annotations
+
+import re
+import uuid as uuid_module
+from dataclasses import dataclass
+
+from virt.xml.base import (
+    XMLChildList, XMLFlag, XMLObject, XMLProperty, XMLValueList, at_least, check_xml_text, one_of,
+)
+from virt.xml.units import to_kib
+
+_MAC = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", re.IGNORECASE)
+_UUID = re.compile(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", re.IGNORECASE)
+
+
+def _unicast_mac(value: str) -> None:
+    if not _MAC.fullmatch(value):
+        raise ValueError(f"{value!r} is not a MAC address like 52:54:00:12:34:56")
+    if int(value[:2], 16) & 1:
+        raise ValueError(f"{value!r} is a multicast address; the first octet must be even")
+
+
+def _uuid(value: str) -> None:
+    if not _UUID.fullmatch(value):
+        raise ValueError(f"{value!r} is not a UUID like 6695eb01-f6a4-8304-79aa-97f2502e193f")
+
+
+def _port(value: int) -> None:
+    if not -1 <= value <= 65535:  # -1: let libvirt choose
+        raise ValueError(f"{value} is not a port (-1 or 0 to 65535)")
+
+
+class MemoryProperty(XMLProperty):
+    """An amount of memory in KiB, whatever unit the XML holds; written back in KiB."""
+
+    def __init__(self, xpath: str) -> None:
+        super().__init__(xpath, int, validate=at_least(1))
+        self.unit = XMLProperty(xpath + "/@unit")
+
+    def read(self, obj: XMLObject) -> int | None:
+        amount = super().read(obj)
+        return None if amount is None else to_kib(amount, self.unit.read(obj))
+
+    def write(self, obj: XMLObject, text: str) -> None:
+        super().write(obj, text)
+        self.unit.write(obj, "KiB")
+
+
+class Disk(XMLObject):
+    tag = "disk"
+    child_order = {"disk": ("driver", "source", "backingStore", "target", "iotune", "readonly",
+                            "shareable", "serial", "boot", "alias", "address")}
+
+    type = XMLProperty("./@type",
+                       validate=one_of("file", "block", "dir", "network", "volume", "nvme",
+                                       "vhostuser"))
+    device = XMLProperty("./@device", validate=one_of("disk", "cdrom", "floppy", "lun"))
+    driver_name = XMLProperty("./driver/@name")
+    driver_type = XMLProperty("./driver/@type")  # the image format: qcow2, raw, ...
+    source_file = XMLProperty("./source/@file")
+    source_dev = XMLProperty("./source/@dev")
+    source_pool = XMLProperty("./source/@pool")
+    source_volume = XMLProperty("./source/@volume")
+    source_protocol = XMLProperty("./source/@protocol")
+    source_name = XMLProperty("./source/@name")
+    target_dev = XMLProperty("./target/@dev")
+    target_bus = XMLProperty("./target/@bus")
+    readonly = XMLFlag("./readonly")
+    boot_order = XMLProperty("./boot/@order", int, validate=at_least(1))
+
+    @property
+    def source(self) -> str | None:
+        """Where the data is, in one string: a path, pool/volume, or a network disk's name."""
+        if self.source_pool and self.source_volume:
+            return f"{self.source_pool}/{self.source_volume}"
+        return self.source_file or self.source_dev or self.source_name
+
+
+class Interface(XMLObject):
+    tag = "interface"
+    child_order = {"interface": ("mac", "source", "virtualport", "target", "model", "driver",
+                                 "filterref", "link", "mtu", "boot", "rom", "alias", "address")}
+
+    type = XMLProperty("./@type")  # network, bridge, direct, user, ...
+    source_network = XMLProperty("./source/@network")
+    source_bridge = XMLProperty("./source/@bridge")
+    source_dev = XMLProperty("./source/@dev")
+    source_mode = XMLProperty("./source/@mode")  # for direct: bridge, vepa, private, passthrough
+    mac = XMLProperty("./mac/@address", validate=_unicast_mac)
+    model = XMLProperty("./model/@type")
+    link_state = XMLProperty("./link/@state", validate=one_of("up", "down"))
+    boot_order = XMLProperty("./boot/@order", int, validate=at_least(1))
+    rom_enabled = XMLProperty("./rom/@enabled", bool)
+
+    @property
+    def source(self) -> str | None:
+        """The network, bridge or host device the interface is attached to, by its type."""
+        return {"network": self.source_network, "bridge": self.source_bridge,
+                "direct": self.source_dev}.get(self.type or "")
+
+
+class Graphics(XMLObject):
+    """A graphical console. The password can be set and cleared, never read."""
+
+    tag = "graphics"
+
+    type = XMLProperty("./@type",
+                       validate=one_of("vnc", "spice", "sdl", "rdp", "desktop", "egl-headless",
+                                       "dbus"))
+    port = XMLProperty("./@port", int, validate=_port)
+    autoport = XMLProperty("./@autoport", bool)
+    # libvirt writes the address twice, as an attribute and as a <listen> element; both are kept
+    # equal, as libvirt refuses a document where they differ.
+    _listen_attribute = XMLProperty("./@listen")
+    _listen_element = XMLFlag("./listen[@type='address']")
+    _listen_element_address = XMLProperty("./listen[@type='address']/@address")
+
+    @property
+    def listen_address(self) -> str | None:
+        return self._listen_element_address or self._listen_attribute
+
+    @listen_address.setter
+    def listen_address(self, value: str | None) -> None:
+        if value is None:
+            self._listen_element = False
+        else:
+            self._listen_element_address = value
+        self._listen_attribute = value
+
+    @property
+    def has_password(self) -> bool:
+        """Only XML fetched with VIR_DOMAIN_XML_SECURE holds the password at all."""
+        return self.element.get("passwd") is not None
+
+    def set_password(self, value: str | None) -> None:
+        """Set the console password, or remove it with None."""
+        if value is None:
+            self.element.attrib.pop("passwd", None)
+        else:
+            self.element.set("passwd", check_xml_text(value))
+
+
+class _CharDevice(XMLObject):
+    child_order = {"serial": ("source", "target"), "console": ("source", "target")}
+
+    type = XMLProperty("./@type")  # pty, file, unix, tcp, ...
+    source_path = XMLProperty("./source/@path")
+    target_port = XMLProperty("./target/@port", int, validate=at_least(0))
+
+
+class Serial(_CharDevice):
+    tag = "serial"
+
+
+class Console(_CharDevice):
+    tag = "console"
+
+    target_type = XMLProperty("./target/@type")  # serial, virtio, ...
+
+
+@dataclass(frozen=True)
+class DiskSummary:
+    target: str | None
+    device: str | None
+    source: str | None
+    format: str | None
+    bus: str | None
+
+
+@dataclass(frozen=True)
+class InterfaceSummary:
+    type: str | None
+    source: str | None
+    mac: str | None
+    model: str | None
+
+
+@dataclass(frozen=True)
+class GraphicsSummary:
+    type: str | None
+    listen: str | None
+    port: int | None
+
+
+@dataclass(frozen=True)
+class DomainSummary:
+    """What the inventory keeps of a domain's XML. Never a password."""
+
+    name: str | None
+    uuid: uuid_module.UUID | None
+    title: str | None
+    description: str | None
+    memory_kib: int | None
+    current_memory_kib: int | None
+    vcpus: int | None
+    max_vcpus: int | None
+    os_type: str | None
+    arch: str | None
+    machine: str | None
+    firmware: str | None
+    disks: tuple[DiskSummary, ...]
+    interfaces: tuple[InterfaceSummary, ...]
+    graphics: tuple[GraphicsSummary, ...]
+
+
+class Domain(XMLObject):
+    tag = "domain"
+    # As libvirt writes them (src/conf/domain_conf.c), for the elements the model can create.
+    child_order = {
+        "domain": ("name", "uuid", "genid", "title", "description", "metadata", "maxMemory",
+                   "memory", "currentMemory", "blkiotune", "memtune", "memoryBacking", "vcpu",
+                   "vcpus", "iothreads", "cputune", "numatune", "resource", "sysinfo", "os",
+                   "features", "cpu", "clock", "on_poweroff", "on_reboot", "on_crash", "pm",
+                   "perf", "devices", "seclabel"),
+        "os": ("type", "firmware", "loader", "nvram", "kernel", "initrd", "cmdline", "boot",
+               "bootmenu", "smbios", "bios"),
+        "cpu": ("model", "vendor", "topology", "feature"),
+        "devices": ("emulator", "disk", "controller", "lease", "filesystem", "interface",
+                    "smartcard", "serial", "parallel", "console", "channel", "input", "tpm",
+                    "graphics", "sound", "audio", "video", "hostdev", "redirdev", "watchdog",
+                    "memballoon", "rng", "panic"),
+    }
+
+    type = XMLProperty("./@type")  # kvm, qemu, test
+    name = XMLProperty("./name")
+    uuid = XMLProperty("./uuid", validate=_uuid)
+    title = XMLProperty("./title")
+    description = XMLProperty("./description")
+    memory = MemoryProperty("./memory")
+    current_memory = MemoryProperty("./currentMemory")
+    max_vcpus = XMLProperty("./vcpu", int, validate=at_least(1))
+    current_vcpus = XMLProperty("./vcpu/@current", int, validate=at_least(1))
+    os_type = XMLProperty("./os/type")
+    arch = XMLProperty("./os/type/@arch")
+    machine = XMLProperty("./os/type/@machine")
+    firmware = XMLProperty("./os/@firmware", validate=one_of("bios", "efi"))
+    boot_devices = XMLValueList("./os/boot/@dev", validate=one_of("hd", "cdrom", "network", "fd"))
+    cpu_mode = XMLProperty("./cpu/@mode",
+                           validate=one_of("custom", "host-model", "host-passthrough", "maximum"))
+    cpu_model = XMLProperty("./cpu/model")
+
+    disks = XMLChildList(Disk, "./devices/disk")
+    interfaces = XMLChildList(Interface, "./devices/interface")
+    graphics = XMLChildList(Graphics, "./devices/graphics")
+    serials = XMLChildList(Serial, "./devices/serial")
+    consoles = XMLChildList(Console, "./devices/console")
+
+    def summary(self) -> DomainSummary:
+        return DomainSummary(
+            name=self.name,
+            uuid=uuid_module.UUID(self.uuid) if self.uuid else None,
+            title=self.title,
+            description=self.description,
+            memory_kib=self.memory,
+            current_memory_kib=self.current_memory,
+            vcpus=self.current_vcpus or self.max_vcpus,
+            max_vcpus=self.max_vcpus,
+            os_type=self.os_type,
+            arch=self.arch,
+            machine=self.machine,
+            firmware=self.firmware,
+            disks=tuple(
+                DiskSummary(target=disk.target_dev, device=disk.device, source=disk.source,
+                            format=disk.driver_type, bus=disk.target_bus)
+                for disk in self.disks
+            ),
+            interfaces=tuple(
+                InterfaceSummary(type=nic.type, source=nic.source, mac=nic.mac, model=nic.model)
+                for nic in self.interfaces
+            ),
+            graphics=tuple(
+                GraphicsSummary(type=graphics.type, listen=graphics.listen_address,
+                                port=graphics.port)
+                for graphics in self.graphics
+            ),
+        )
+
+
+def summarize_domain(xml: str | bytes) -> DomainSummary:
+    """The summary of a domain XML document that libvirt produced (XMLDesc)."""
+    return Domain.from_libvirt(xml).summary()
