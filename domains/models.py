@@ -1,32 +1,24 @@
 from django.db import models
 
 from domains.choices import DOMAIN_STATE_COLOURS, DomainState
+from hosts.cached import CachedHostObject
 
 
-class Domain(models.Model):
+class Domain(CachedHostObject):
     """A VM as last seen on its host: a cache that sync and the event listener keep true."""
 
     host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="domains")
-    uuid = models.UUIDField()
-    name = models.CharField(max_length=255)
     state = models.PositiveSmallIntegerField(choices=DomainState.choices, default=DomainState.NOSTATE)
     state_reason = models.PositiveSmallIntegerField(default=0)
     vcpus = models.PositiveIntegerField(null=True, blank=True)
     memory_kib = models.PositiveBigIntegerField(null=True, blank=True)
     persistent = models.BooleanField(default=True)
     autostart = models.BooleanField(default=False)
-    synced_at = models.DateTimeField()
-    # Bumped on every change, so that live clients can tell when they missed one.
-    seq = models.PositiveBigIntegerField(default=0)
 
-    class Meta:
-        ordering = ["name"]
+    class Meta(CachedHostObject.Meta):
         constraints = [models.UniqueConstraint(fields=["host", "uuid"], name="domain_unique_uuid_per_host")]
         indexes = [models.Index(fields=["name"]), models.Index(fields=["state", "name"]),
                    models.Index(fields=["host", "name"])]
-
-    def __str__(self) -> str:
-        return self.name
 
     @property
     def state_colour(self) -> str:

@@ -17,7 +17,7 @@ from networking.models import VirtualNetwork
 from storage.models import StoragePool
 from virt.connection import pool
 from virt.errors import HostUnavailable
-from virt.inventory import Inventory, read_inventory
+from virt.inventory import HostFacts, Inventory, read_inventory
 
 # Cached model, and how a summary's fields map onto its columns.
 _DOMAIN_FIELDS = {"name": "name", "state": "state", "reason": "state_reason", "vcpus": "vcpus",
@@ -46,35 +46,39 @@ def apply_inventory(*, host: Host, inventory: Inventory) -> dict[str, Diff]:
         "pools": apply_diff(StoragePool, host, inventory.pools, _POOL_FIELDS, now),
         "networks": apply_diff(VirtualNetwork, host, inventory.networks, _NETWORK_FIELDS, now),
     }
-    facts = inventory.facts
-    Host.objects.filter(pk=host.pk).update(
-        status=HostStatus.ONLINE, status_reason="", last_seen=now, synced_at=now, hostname=facts.hostname[:255],
-        libvirt_version=facts.libvirt_version, hypervisor_version=facts.hypervisor_version,
-        cpu_count=facts.cpu_count, memory_kib=facts.memory_kib,
-        **({"capabilities": facts.capabilities} if facts.capabilities else {}),
-    )
+    Host.objects.filter(pk=host.pk).update(status=HostStatus.ONLINE, status_reason="", last_seen=now, synced_at=now,
+                                           **_fact_columns(inventory.facts))
     return diffs
 
 
+def _fact_columns(facts: HostFacts | None) -> dict[str, Any]:
+    if facts is None:
+        return {}
+    return {"hostname": facts.hostname[:255], "libvirt_version": facts.libvirt_version,
+            "hypervisor_version": facts.hypervisor_version, "cpu_count": facts.cpu_count,
+            "memory_kib": facts.memory_kib, "capabilities": facts.capabilities}
+
+
 def apply_diff(model: type[models.Model], host: Host, summaries: Iterable[Any], field_map: dict[str, str], now) -> Diff:
-    reported = {summary.uuid: _columns(summary, field_map) for summary in summaries}
-    cached = {row.uuid: row for row in model.objects.filter(host=host)}
-    gone = [row.pk for uuid, row in cached.items() if uuid not in reported]
+    columns = list(field_map.values())
+    attributes = list(field_map)
+    reported = {summary.uuid: tuple(getattr(summary, name) for name in attributes) for summary in summaries}
+    # Plain tuples, not model instances: at a thousand rows per host this is most of the cost.
+    cached = {row[1]: (row[0], row[2:]) for row in model.objects.filter(host=host).values_list("pk", "uuid", *columns)}
+    gone = [pk for uuid, (pk, _values) in cached.items() if uuid not in reported]
     model.objects.filter(pk__in=gone).delete()
-    new = [model(host=host, uuid=uuid, synced_at=now, **values) for uuid, values in reported.items() if uuid not in cached]
-    model.objects.bulk_create(new, batch_size=500)
+    new = [model(host=host, uuid=uuid, synced_at=now, **dict(zip(columns, values)))
+           for uuid, values in reported.items() if uuid not in cached]
+    model.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)  # a racing reconcile got there first
     changed = 0
     for uuid, values in reported.items():
-        row = cached.get(uuid)
-        if row is not None and any(getattr(row, column) != value for column, value in values.items()):
-            model.objects.filter(pk=row.pk).update(seq=F("seq") + 1, **values)
+        pk, cached_values = cached.get(uuid, (None, values))
+        if cached_values != values:
+            model.objects.filter(pk=pk).update(seq=F("seq") + 1, synced_at=now, **dict(zip(columns, values)))
             changed += 1
-    model.objects.filter(host=host).update(synced_at=now)
+    # Unchanged rows keep their synced_at (when they last changed); Host.synced_at says when the
+    # whole inventory was last confirmed. Rewriting every row each time would double the cost.
     return Diff(new=len(new), gone=len(gone), changed=changed, total=len(reported))
-
-
-def _columns(summary: Any, field_map: dict[str, str]) -> dict[str, Any]:
-    return {column: getattr(summary, attribute) for attribute, column in field_map.items()}
 
 
 def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
@@ -85,7 +89,7 @@ def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
         pool().drop(uri)
     try:
         with pool().session(uri) as conn:
-            inventory = read_inventory(conn, with_capabilities=fresh or not host.capabilities)
+            inventory = read_inventory(conn, with_facts=fresh or not host.libvirt_version)
     except HostUnavailable as exc:
         reason = getattr(exc, "reason", "")
         status = HostStatus.ERROR if reason in CREDENTIAL_FAILURES else HostStatus.OFFLINE

@@ -53,10 +53,7 @@ class ConnectionPool:
         with self._lock:
             conn = self._connections.pop(uri, None)
         if conn is not None:
-            try:
-                conn.close()
-            except libvirt.libvirtError:
-                pass
+            close_quietly(conn)
 
     def close_all(self) -> None:
         for uri in list(self._connections):

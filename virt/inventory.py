@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid as uuid_module
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import libvirt
 
@@ -12,8 +13,9 @@ from virt.xml.capabilities import Capabilities, DomainCapabilities
 DOMAIN_STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU
 
 
-@dataclass(frozen=True)
-class DomainSummary:
+class DomainSummary(NamedTuple):
+    """A tuple, not a dataclass: a host may have thousands, built on every reconcile."""
+
     uuid: uuid_module.UUID
     name: str
     state: int
@@ -59,24 +61,25 @@ class HostFacts:
 
 @dataclass(frozen=True)
 class Inventory:
-    facts: HostFacts
+    facts: HostFacts | None  # None when only the objects were read (see read_inventory)
     domains: list[DomainSummary]
     pools: list[PoolSummary]
     networks: list[NetworkSummary]
 
 
-def read_inventory(conn: libvirt.virConnect, *, with_capabilities: bool = True) -> Inventory:
-    """Everything a host has. Capabilities change only with the host's software: read them on
-    (re)connect, not on every periodic reconcile."""
-    return Inventory(facts=host_facts(conn, with_capabilities=with_capabilities), domains=list_domains(conn),
+def read_inventory(conn: libvirt.virConnect, *, with_facts: bool = True) -> Inventory:
+    """Everything a host has. Host facts and capabilities change only with the host's software or
+    hardware, which means a restarted libvirtd and so a new connection: read them on (re)connect,
+    not on every periodic reconcile, where each round trip counts."""
+    return Inventory(facts=host_facts(conn) if with_facts else None, domains=list_domains(conn),
                      pools=list_pools(conn), networks=list_networks(conn))
 
 
 def list_domains(conn: libvirt.virConnect) -> list[DomainSummary]:
     """Every domain with its state, vCPUs and memory: one stats call plus two filtered lists."""
     stats = conn.getAllDomainStats(DOMAIN_STATS)
-    transient = _uuids(conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT))
-    autostart = _uuids(conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART))
+    transient = {domain.UUID() for domain in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_TRANSIENT)}
+    autostart = {domain.UUID() for domain in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_AUTOSTART)}
     return [_domain_summary(domain, record, transient, autostart) for domain, record in stats]
 
 
@@ -84,18 +87,18 @@ def _uuids(objects) -> set[str]:
     return {item.UUIDString() for item in objects}
 
 
-def _domain_summary(domain: libvirt.virDomain, record: dict, transient: set[str], autostart: set[str]) -> DomainSummary:
-    # name() and UUIDString() read the handle's cached fields: no round trip to the daemon.
-    uuid = domain.UUIDString()
+def _domain_summary(domain: libvirt.virDomain, record: dict, transient: set[bytes], autostart: set[bytes]) -> DomainSummary:
+    # name() and UUID() read the handle's cached fields: no round trip to the daemon.
+    raw_uuid = domain.UUID()
     return DomainSummary(
-        uuid=uuid_module.UUID(uuid),
-        name=domain.name(),
-        state=int(record.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)),
-        reason=int(record.get("state.reason", 0)),
-        vcpus=record.get("vcpu.current"),
-        memory_kib=record.get("balloon.maximum"),
-        persistent=uuid not in transient,
-        autostart=uuid in autostart,
+        uuid_module.UUID(bytes=raw_uuid),
+        domain.name(),
+        record.get("state.state", libvirt.VIR_DOMAIN_NOSTATE),
+        record.get("state.reason", 0),
+        record.get("vcpu.current"),
+        record.get("balloon.maximum"),
+        raw_uuid not in transient,
+        raw_uuid in autostart,
     )
 
 
@@ -136,7 +139,7 @@ def list_networks(conn: libvirt.virConnect) -> list[NetworkSummary]:
     ]
 
 
-def host_facts(conn: libvirt.virConnect, *, with_capabilities: bool = True) -> HostFacts:
+def host_facts(conn: libvirt.virConnect) -> HostFacts:
     _model, memory_mib, cpus, *_rest = conn.getInfo()
     return HostFacts(
         hostname=conn.getHostname(),
@@ -145,7 +148,7 @@ def host_facts(conn: libvirt.virConnect, *, with_capabilities: bool = True) -> H
         hypervisor=conn.getType(),
         cpu_count=cpus,
         memory_kib=memory_mib * 1024,
-        capabilities=host_capabilities(conn) if with_capabilities else {},
+        capabilities=host_capabilities(conn),
     )
 
 
