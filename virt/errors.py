@@ -80,7 +80,7 @@ def translate(exc: libvirt.libvirtError) -> VirtError:
     if code in _OPERATION_INVALID:
         return OperationInvalid(message, code=code)
     if is_connection_lost(exc) or code == libvirt.VIR_ERR_NO_CONNECT:
-        return HostUnavailable(message, code=code)
+        return connect_failure(message, code=code)
     return VirtError(message, code=code)
 
 
@@ -93,7 +93,7 @@ _CONNECT_FAILURES = [
       "No address associated with hostname", "nodename nor servname"), "name does not resolve",
      "The host name does not resolve to an address."),
     (("Connection refused",), "refused", "The host refused the connection: is libvirtd (or sshd) listening on that port?"),
-    (("timed out", "Connection timed out", "No route to host", "Network is unreachable"), "timeout",
+    (("timed out", "keepalive timeout", "No route to host", "Network is unreachable"), "timeout",
      "The host did not answer in time."),
     (("Permission denied (publickey", "Permission denied, please try again", "authentication failed",
       "Authentication failed", "Too many authentication failures"), "auth failed",

@@ -135,3 +135,21 @@ def test_it_reconciles_creates_deletes_and_state_changes_like_virsh(celery_worke
     assert cached == {name: {"shut off": "shut off", "paused": "paused", "running": "running"}[state]
                       for name, state in expected.items()}
     assert cached[first.name()] == "shut off" and cached[second.name()] == "paused"
+
+
+def test_it_fails_a_call_to_a_host_that_hangs_after_connecting(celery_worker, admin_client, harness):
+    import signal
+
+    harness_host = harness()
+    host = register(admin_client, name="frozen", transport="tcp", address=harness_host.address)
+    assert connect_result(host).state == OperationState.SUCCEEDED
+    harness_host.kill_libvirtd(signal.SIGSTOP)  # connected, then silent: keepalive must notice
+    try:
+        started = time.monotonic()
+        operation = finished(host_sync_enqueue(host=host, user=None), timeout=40)
+        assert operation.state == OperationState.FAILED and operation.error.startswith("timeout")
+        assert time.monotonic() - started <= 30, operation.error
+        host.refresh_from_db()
+        assert host.status == "offline"
+    finally:
+        harness_host.kill_libvirtd(signal.SIGCONT)
