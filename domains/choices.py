@@ -24,3 +24,6 @@ DOMAIN_STATE_COLOURS = {
     DomainState.CRASHED: "danger",
     DomainState.PMSUSPENDED: "warning",
 }
+
+ACTIVE_STATES = {DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED, DomainState.SHUTDOWN,
+                 DomainState.PMSUSPENDED, DomainState.CRASHED}

@@ -1,6 +1,6 @@
 from django.db import models
 
-from domains.choices import DOMAIN_STATE_COLOURS, DomainState
+from domains.choices import ACTIVE_STATES, DOMAIN_STATE_COLOURS, DomainState
 from hosts.cached import CachedHostObject
 
 
@@ -14,6 +14,9 @@ class Domain(CachedHostObject):
     memory_kib = models.PositiveBigIntegerField(null=True, blank=True)
     persistent = models.BooleanField(default=True)
     autostart = models.BooleanField(default=False)
+    has_managed_save = models.BooleanField(default=False)
+    # The XML summary: OS, disks, NICs, graphics (virt.xml.DomainDescription), never a password.
+    details = models.JSONField(default=dict, blank=True)
 
     class Meta(CachedHostObject.Meta):
         constraints = [models.UniqueConstraint(fields=["host", "uuid"], name="domain_unique_uuid_per_host")]
@@ -23,6 +26,10 @@ class Domain(CachedHostObject):
     @property
     def state_colour(self) -> str:
         return DOMAIN_STATE_COLOURS.get(self.state, "secondary")
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
 
     @property
     def memory_mib(self) -> int | None:

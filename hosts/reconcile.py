@@ -16,7 +16,8 @@ from hosts.models import Host
 from networking.models import VirtualNetwork
 from storage.models import StoragePool
 from virt.connection import pool
-from virt.errors import HostUnavailable
+from virt.domains import describe_domain
+from virt.errors import HostUnavailable, NotFound
 from virt.inventory import HostFacts, Inventory, read_inventory
 
 # Cached model, and how a summary's fields map onto its columns.
@@ -31,6 +32,7 @@ _NETWORK_FIELDS = {"name": "name", "active": "active", "autostart": "autostart",
 class Diff:
     new: int = 0
     gone: int = 0
+    new_uuids: tuple = ()
     changed: int = 0
     total: int = 0
 
@@ -78,7 +80,8 @@ def apply_diff(model: type[models.Model], host: Host, summaries: Iterable[Any], 
             changed += 1
     # Unchanged rows keep their synced_at (when they last changed); Host.synced_at says when the
     # whole inventory was last confirmed. Rewriting every row each time would double the cost.
-    return Diff(new=len(new), gone=len(gone), changed=changed, total=len(reported))
+    return Diff(new=len(new), gone=len(gone), changed=changed, total=len(reported),
+                new_uuids=tuple(row.uuid for row in new))
 
 
 def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
@@ -90,12 +93,24 @@ def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
     try:
         with pool().session(uri) as conn:
             inventory = read_inventory(conn, with_facts=fresh or not host.libvirt_version)
+            diffs = apply_inventory(host=host, inventory=inventory)
+            _describe_new_domains(conn, host, diffs["domains"].new_uuids)
     except HostUnavailable as exc:
         reason = getattr(exc, "reason", "")
         status = HostStatus.ERROR if reason in CREDENTIAL_FAILURES else HostStatus.OFFLINE
         Host.objects.filter(pk=host.pk).update(status=status, status_reason=str(exc)[:500])
         raise
-    return apply_inventory(host=host, inventory=inventory)
+    return diffs
+
+
+def _describe_new_domains(conn, host: Host, uuids) -> None:
+    """A VM seen for the first time gets its XML summary (disks, NICs...): one call each, once."""
+    for uuid in uuids:
+        try:
+            details = describe_domain(conn, str(uuid))
+        except NotFound:
+            continue  # gone again already
+        Domain.objects.filter(host=host, uuid=uuid).update(details=details)
 
 
 CREDENTIAL_FAILURES = {"host key changed", "auth failed", "permission denied by polkit"}

@@ -1,10 +1,7 @@
 from django.db.models import Count, Q, QuerySet, Sum
 
-from domains.choices import DomainState
+from domains.choices import ACTIVE_STATES, DomainState
 from hosts.models import Host
-
-ACTIVE_STATES = [DomainState.RUNNING, DomainState.BLOCKED, DomainState.PAUSED, DomainState.SHUTDOWN,
-                 DomainState.PMSUSPENDED]
 
 
 def host_list() -> QuerySet[Host]:

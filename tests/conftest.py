@@ -13,7 +13,7 @@ import redis
 from django.conf import settings
 
 from tests import stack
-from tests.guests import GuestFactory
+from tests.guests import GuestFactory, ScratchPool
 from tests.harness.libvirt_hosts import HarnessHost, start_host
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
@@ -119,3 +119,15 @@ def guests():
 
 def virsh(uri: str, *args: str) -> str:
     return subprocess.run(["virsh", "-c", uri, *args], check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def scratch_pool(local_libvirt, tmp_path):
+    """A transient dir pool on the main host, in this test's temporary folder."""
+    folder = tmp_path / "pool"
+    folder.mkdir()
+    folder.chmod(0o755)
+    tmp_path.chmod(0o755)
+    pool = ScratchPool(local_libvirt, str(folder))
+    yield pool
+    pool.remove()

@@ -17,10 +17,10 @@ class GuestFactory:
         self.created: list[tuple[str, str]] = []
 
     def define(self, uri: str, *, name: str | None = None, start: bool = False,
-               vnc_listen: str = "127.0.0.1") -> libvirt.virDomain:
+               vnc_listen: str = "127.0.0.1", disk_path: str | None = None) -> libvirt.virDomain:
         name = name or f"{TEST_GUEST_PREFIX}{uuid.uuid4().hex[:8]}"
         conn = libvirt.open(uri)
-        domain = conn.defineXML(small_guest_xml(name, vnc_listen=vnc_listen))
+        domain = conn.defineXML(small_guest_xml(name, vnc_listen=vnc_listen, disk_path=disk_path))
         self.created.append((uri, name))
         if start:
             domain.create()
@@ -39,7 +39,7 @@ class GuestFactory:
                 domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 
 
-def small_guest_xml(name: str, *, vnc_listen: str = "127.0.0.1") -> str:
+def small_guest_xml(name: str, *, vnc_listen: str = "127.0.0.1", disk_path: str | None = None) -> str:
     """A diskless 32 MiB guest that stays in SeaBIOS: enough for lifecycle and console tests."""
     domain_type = "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "qemu"
     domain = etree.Element("domain", type=domain_type)
@@ -50,7 +50,39 @@ def small_guest_xml(name: str, *, vnc_listen: str = "127.0.0.1") -> str:
     etree.SubElement(os_element, "type", arch="x86_64", machine="pc").text = "hvm"
     etree.SubElement(os_element, "boot", dev="hd")
     devices = etree.SubElement(domain, "devices")
+    if disk_path:
+        disk = etree.SubElement(devices, "disk", type="file", device="disk")
+        etree.SubElement(disk, "driver", name="qemu", type="qcow2")
+        etree.SubElement(disk, "source", file=disk_path)
+        etree.SubElement(disk, "target", dev="vda", bus="virtio")
     graphics = etree.SubElement(devices, "graphics", type="vnc", autoport="yes", listen=vnc_listen)
     etree.SubElement(graphics, "listen", type="address", address=vnc_listen)
     etree.SubElement(devices, "memballoon", model="none")
     return etree.tostring(domain, encoding="unicode")
+
+
+class ScratchPool:
+    """A dir storage pool in a temporary folder, owned by one test and removed after it."""
+
+    def __init__(self, uri: str, path: str) -> None:
+        self.conn = libvirt.open(uri)
+        self.name = f"{TEST_GUEST_PREFIX}pool-{uuid.uuid4().hex[:8]}"
+        pool = etree.Element("pool", type="dir")
+        etree.SubElement(pool, "name").text = self.name
+        etree.SubElement(etree.SubElement(pool, "target"), "path").text = path
+        self.pool = self.conn.storagePoolCreateXML(etree.tostring(pool, encoding="unicode"), 0)
+
+    def create_volume(self, name: str, *, capacity_mib: int = 16, fmt: str = "qcow2") -> libvirt.virStorageVol:
+        volume = etree.Element("volume")
+        etree.SubElement(volume, "name").text = name
+        etree.SubElement(volume, "capacity", unit="MiB").text = str(capacity_mib)
+        etree.SubElement(etree.SubElement(volume, "target"), "format", type=fmt)
+        return self.pool.createXML(etree.tostring(volume, encoding="unicode"), 0)
+
+    def remove(self) -> None:
+        try:
+            for volume in self.pool.listAllVolumes():
+                volume.delete(0)
+            self.pool.destroy()
+        except libvirt.libvirtError:
+            pass

@@ -126,6 +126,8 @@ OPERATION_HEARTBEAT_INTERVAL = env_int("OPERATION_HEARTBEAT_INTERVAL", 10, minim
 OPERATION_HEARTBEAT_TIMEOUT = env_int("OPERATION_HEARTBEAT_TIMEOUT", 60, minimum=2)
 
 LIBVIRT_LOCAL_URI = "qemu:///system"
+# Seconds a "shut down" waits for the guest to power off before it reports that it did not.
+DOMAIN_SHUTDOWN_TIMEOUT = env_int("DOMAIN_SHUTDOWN_TIMEOUT", 120, minimum=1)
 
 LOGGING = {
     "version": 1,

@@ -37,6 +37,7 @@ def test_it_applies_new_changed_and_gone_domains_as_a_diff(test_host):
     assert (diffs["domains"].new, diffs["domains"].total) == (1, 1)
     web1 = Domain.objects.get(host=test_host, name="web1")
     assert (web1.state, web1.seq) == (DomainState.RUNNING, 0)
+    assert [disk["target"] for disk in web1.details["disks"]] and web1.details["name"] == "web1"
     conn = pool().get(test_host.uri)
     assert StoragePool.objects.filter(host=test_host).count() == len(conn.listAllStoragePools())
     assert VirtualNetwork.objects.filter(host=test_host).count() == len(conn.listAllNetworks())

@@ -11,14 +11,14 @@ from virt.xml.capabilities import (
     NUMACell,
 )
 from virt.xml.domain import (
-    Console, Disk, DiskSummary, Domain, DomainSummary, Graphics, GraphicsSummary, Interface,
+    Console, Disk, DiskSummary, Domain, DomainDescription, Graphics, GraphicsSummary, Interface,
     InterfaceSummary, MemoryProperty, Serial, summarize_domain,
 )
 from virt.xml.units import to_kib
 
 __all__ = [
     "MAX_XML_BYTES", "CPUModel", "CPUTopology", "Capabilities", "ChildList", "Console", "Disk",
-    "DiskSummary", "Domain", "DomainCapabilities", "DomainSummary", "Graphics", "GraphicsSummary",
+    "DiskSummary", "Domain", "DomainCapabilities", "DomainDescription", "Graphics", "GraphicsSummary",
     "GuestCapabilities", "Interface", "InterfaceSummary", "MachineType", "MemoryProperty",
     "NUMACell", "Serial", "XMLChildList", "XMLFlag", "XMLObject", "XMLProperty", "XMLRejected",
     "XMLValueList", "check_xml_text", "parse_trusted", "parse_untrusted", "summarize_domain",

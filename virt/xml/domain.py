@@ -187,7 +187,7 @@ class GraphicsSummary:
 
 
 @dataclass(frozen=True)
-class DomainSummary:
+class DomainDescription:
     """What the inventory keeps of a domain's XML. Never a password."""
 
     name: str | None
@@ -249,8 +249,8 @@ class Domain(XMLObject):
     serials = XMLChildList(Serial, "./devices/serial")
     consoles = XMLChildList(Console, "./devices/console")
 
-    def summary(self) -> DomainSummary:
-        return DomainSummary(
+    def summary(self) -> DomainDescription:
+        return DomainDescription(
             name=self.name,
             uuid=uuid_module.UUID(self.uuid) if self.uuid else None,
             title=self.title,
@@ -280,6 +280,6 @@ class Domain(XMLObject):
         )
 
 
-def summarize_domain(xml: str | bytes) -> DomainSummary:
+def summarize_domain(xml: str | bytes) -> DomainDescription:
     """The summary of a domain XML document that libvirt produced (XMLDesc)."""
     return Domain.from_libvirt(xml).summary()

@@ -1,0 +1,53 @@
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from domains.actions import BULK_ACTIONS
+from domains.models import Domain
+
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
+NAME_RULE = "Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
+
+
+def validate_domain_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise ValidationError(NAME_RULE)
+    return name
+
+
+class RenameForm(forms.Form):
+    name = forms.CharField(max_length=300, label="New name", help_text=NAME_RULE, strip=False)
+
+    def __init__(self, *args, domain: Domain, **kwargs) -> None:
+        self.domain = domain
+        super().__init__(*args, **kwargs)
+
+    def clean_name(self) -> str:
+        name = validate_domain_name(self.cleaned_data["name"])
+        if Domain.objects.filter(host=self.domain.host, name=name).exclude(pk=self.domain.pk).exists():
+            raise ValidationError(f"The host {self.domain.host} already has a VM named {name!r}.")
+        if self.domain.is_active:
+            raise ValidationError("Shut the VM off before renaming it.")
+        return name
+
+
+class DeleteForm(forms.Form):
+    with_volumes = forms.BooleanField(required=False, label="Also delete its disk images")
+    confirm_name = forms.CharField(max_length=300, label="Type the VM's name to confirm")
+
+    def __init__(self, *args, domain: Domain, **kwargs) -> None:
+        self.domain = domain
+        super().__init__(*args, **kwargs)
+
+    def clean_confirm_name(self) -> str:
+        typed = self.cleaned_data["confirm_name"]
+        if typed != self.domain.name:
+            raise ValidationError(f"Type {self.domain.name} exactly to confirm.")
+        return typed
+
+
+class BulkActionForm(forms.Form):
+    action = forms.ChoiceField(choices=[(action.name, action.label) for action in BULK_ACTIONS])
+    domains = forms.ModelMultipleChoiceField(queryset=Domain.objects.select_related("host"),
+                                             error_messages={"required": "Select at least one VM."})

@@ -1,0 +1,239 @@
+"""Lifecycle of one domain. Each action is idempotent where that makes sense: starting a
+running domain, or forcing off one that is off, succeeds and says so."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import libvirt
+
+from virt.errors import NotFound, OperationInvalid
+from virt.xml.domain import summarize_domain
+
+Progress = Callable[[int, str], None]
+
+RUNNING_STATES = {libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_BLOCKED, libvirt.VIR_DOMAIN_PAUSED,
+                  libvirt.VIR_DOMAIN_SHUTDOWN, libvirt.VIR_DOMAIN_PMSUSPENDED, libvirt.VIR_DOMAIN_CRASHED}
+
+
+class ShutdownTimeout(OperationInvalid):
+    """The guest did not power off after an ACPI request: it may have no OS, or ignore ACPI."""
+
+
+@dataclass(frozen=True)
+class DomainState:
+    uuid: str
+    name: str
+    state: int
+    reason: int
+    vcpus: int
+    memory_kib: int
+    persistent: bool
+    autostart: bool
+    has_managed_save: bool
+    details: dict  # the XML summary (disks, NICs, graphics...), never a password
+
+
+def lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
+    try:
+        return conn.lookupByUUIDString(uuid)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            raise NotFound(f"The VM {uuid} no longer exists on this host.") from exc
+        raise
+
+
+def read_state(domain: libvirt.virDomain) -> DomainState:
+    """Everything the database keeps of one domain, refetched after a change."""
+    state, reason = domain.state()
+    _state, max_memory, _memory, vcpus, _cpu_time = domain.info()
+    description = summarize_domain(domain.XMLDesc(0))
+    return DomainState(
+        uuid=domain.UUIDString(), name=domain.name(), state=state, reason=reason, vcpus=vcpus,
+        memory_kib=max_memory, persistent=bool(domain.isPersistent()),
+        autostart=bool(domain.autostart()) if domain.isPersistent() else False,
+        has_managed_save=bool(domain.hasManagedSaveImage(0)) if domain.isPersistent() else False,
+        details=_jsonable(description),
+    )
+
+
+def describe_domain(conn: libvirt.virConnect, uuid: str) -> dict:
+    """The XML summary of one domain as plain data."""
+    try:
+        return _jsonable(summarize_domain(lookup(conn, uuid).XMLDesc(0)))
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            raise NotFound(f"The VM {uuid} no longer exists on this host.") from exc
+        raise
+
+
+def _jsonable(description) -> dict:
+    data = dataclasses.asdict(description)
+    data["uuid"] = str(data["uuid"]) if data.get("uuid") else None
+    return data
+
+
+def is_running(domain: libvirt.virDomain) -> bool:
+    return domain.state()[0] in RUNNING_STATES
+
+
+def start(domain: libvirt.virDomain, *, paused: bool = False) -> str:
+    if is_running(domain):
+        return "Already running"
+    restoring = domain.hasManagedSaveImage(0) if domain.isPersistent() else False
+    domain.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED if paused else 0)
+    if restoring:
+        return "Restored from its saved state" + (", paused" if paused else "")
+    return "Started paused" if paused else "Started"
+
+
+def shutdown(domain: libvirt.virDomain, *, timeout: float, progress: Progress) -> str:
+    """Ask the guest to power off (ACPI) and wait for it, up to `timeout` seconds."""
+    if not is_running(domain):
+        return "Already shut off"
+    domain.shutdown()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_running(domain):
+            return "Shut down"
+        elapsed = timeout - (deadline - time.monotonic())
+        progress(min(95, 10 + int(85 * elapsed / timeout)), f"Waiting for the guest to power off ({elapsed:.0f} s)")
+        time.sleep(0.5)
+    raise ShutdownTimeout(
+        f"The guest did not shut down within {timeout:.0f} s: it may have no operating system running or "
+        "ignore ACPI. It is still running; use Force off to stop it at once."
+    )
+
+
+def force_off(domain: libvirt.virDomain) -> str:
+    if not is_running(domain):
+        return "Already off"
+    domain.destroy()
+    return "Forced off"
+
+
+def reboot(domain: libvirt.virDomain) -> str:
+    _require_running(domain, "reboot")
+    domain.reboot(0)
+    return "Reboot requested (ACPI)"
+
+
+def reset(domain: libvirt.virDomain) -> str:
+    _require_running(domain, "reset")
+    domain.reset(0)
+    return "Reset"
+
+
+def pause(domain: libvirt.virDomain) -> str:
+    state = domain.state()[0]
+    if state == libvirt.VIR_DOMAIN_PAUSED:
+        return "Already paused"
+    _require_running(domain, "pause")
+    domain.suspend()
+    return "Paused"
+
+
+def resume(domain: libvirt.virDomain) -> str:
+    if domain.state()[0] != libvirt.VIR_DOMAIN_PAUSED:
+        _require_running(domain, "resume")
+        return "Already running"
+    domain.resume()
+    return "Resumed"
+
+
+def managed_save(domain: libvirt.virDomain) -> str:
+    _require_running(domain, "save")
+    if not domain.isPersistent():
+        raise OperationInvalid("Only a persistent (defined) VM can be saved and restored by libvirt.")
+    domain.managedSave(0)
+    return "Saved; starting the VM restores it"
+
+
+def remove_managed_save(domain: libvirt.virDomain) -> str:
+    if not domain.hasManagedSaveImage(0):
+        return "No saved state"
+    domain.managedSaveRemove(0)
+    return "Saved state discarded"
+
+
+def set_autostart(domain: libvirt.virDomain, *, enabled: bool) -> str:
+    if not domain.isPersistent():
+        raise OperationInvalid("A transient VM cannot start with its host: define it first.")
+    domain.setAutostart(1 if enabled else 0)
+    return "Autostart on" if enabled else "Autostart off"
+
+
+def rename(domain: libvirt.virDomain, *, new_name: str) -> str:
+    if is_running(domain):
+        raise OperationInvalid("Shut the VM off before renaming it.")
+    if domain.name() == new_name:
+        return "Name unchanged"
+    domain.rename(new_name, 0)
+    return f"Renamed to {new_name}"
+
+
+@dataclass(frozen=True)
+class DeletePlan:
+    volumes: list[str]  # disk images (pool volumes) that go with the VM
+    not_in_a_pool: list[str]  # disk sources that are not pool volumes: always kept
+    nvram: bool
+    snapshots: int
+    managed_save: bool
+
+
+def delete_plan(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes: bool) -> DeletePlan:
+    """What deleting would remove, found before anything is removed."""
+    persistent = domain.isPersistent()
+    sources = [disk.source for disk in summarize_domain(domain.XMLDesc(0)).disks
+               if disk.device == "disk" and disk.source] if with_volumes else []
+    found = {source: _find_volume(conn, source) for source in sources}
+    return DeletePlan(
+        volumes=[source for source, volume in found.items() if volume is not None],
+        not_in_a_pool=[source for source, volume in found.items() if volume is None],
+        nvram=persistent and "<nvram" in domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE),
+        snapshots=domain.snapshotNum(0) if persistent else 0,
+        managed_save=bool(domain.hasManagedSaveImage(0)) if persistent else False,
+    )
+
+
+def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes: bool, progress: Progress) -> str:
+    """Undefine the VM with its saved state, NVRAM and snapshot metadata; optionally its disk images."""
+    plan = delete_plan(conn, domain, with_volumes=with_volumes)
+    if is_running(domain):
+        progress(20, "Forcing the VM off")
+        domain.destroy()
+    if domain.isPersistent():
+        domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                             | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+    for index, source in enumerate(plan.volumes):
+        progress(50 + 40 * index // len(plan.volumes), f"Deleting {source}")
+        volume = _find_volume(conn, source)
+        if volume is not None:
+            volume.delete(0)
+    parts = ["Deleted"]
+    if plan.volumes:
+        parts.append(f"with {', '.join(plan.volumes)}")
+    if plan.not_in_a_pool:
+        parts.append(f"(kept {', '.join(plan.not_in_a_pool)}: not in a storage pool)")
+    elif not with_volumes:
+        parts.append("(its disk images were kept)")
+    return " ".join(parts)
+
+
+def _find_volume(conn: libvirt.virConnect, source: str) -> libvirt.virStorageVol | None:
+    try:
+        if not source.startswith("/"):  # pool/volume
+            pool_name, _, volume_name = source.partition("/")
+            return conn.storagePoolLookupByName(pool_name).storageVolLookupByName(volume_name)
+        return conn.storageVolLookupByPath(source)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
+            return None
+        raise
+
+
+def _require_running(domain: libvirt.virDomain, action: str) -> None:
+    if not is_running(domain):
+        raise OperationInvalid(f"The VM is not running, so it cannot {action}.")
