@@ -58,7 +58,8 @@ def celery_worker(django_db_setup, django_db_blocker, redis_ready, local_libvirt
 def harness(tmp_path_factory):
     """start() gives one more libvirt host (its own libvirtd, sshd, hostname, 127.0.0.N)."""
     started: list[HarnessHost] = []
-    indices = itertools.count(20)
+    # Separate ranges let several suites run side by side on one machine (VMSITE_HARNESS_FIRST_INDEX).
+    indices = itertools.count(int(os.environ.get("VMSITE_HARNESS_FIRST_INDEX", "20")))
 
     def start() -> HarnessHost:
         host = start_host(next(indices), tmp_path_factory.mktemp("harness"))
