@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import import_module
+from pathlib import Path
 
 from django.apps import apps
 
@@ -39,9 +40,7 @@ def known_kinds() -> list[str]:
 
 
 def import_handlers() -> None:
+    """Import every app's handlers.py and handlers_<topic>.py modules."""
     for config in apps.get_app_configs():
-        try:
-            import_module(f"{config.name}.handlers")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{config.name}.handlers":
-                raise
+        for path in sorted(Path(config.path).glob("handlers*.py")):
+            import_module(f"{config.name}.{path.stem}")
