@@ -1,9 +1,14 @@
+from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.shortcuts import get_object_or_404, redirect
+from django.views import View
 from django.views.generic import DetailView, ListView
 
 from operations.choices import OperationState
 from operations.models import Operation
 from operations.registry import known_kinds
+from operations.services import operation_request_cancel
 
 
 class OperationListView(ListView):
@@ -38,6 +43,21 @@ class OperationDetailView(DetailView):
     context_object_name = "operation"
     queryset = Operation.objects.select_related("user", "host")
 
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["result_domain"] = _result_domain(self.object)
+        return context
+
+
+def _result_domain(operation: Operation):
+    """The VM an operation is about, or that it created, for a link on its page."""
+    from domains.models import Domain
+
+    if operation.target_type == "domain":
+        return Domain.objects.filter(pk=operation.target_id).first()
+    name = operation.arguments.get("name") if operation.kind == "domain.create" else None
+    return Domain.objects.filter(host_id=operation.host_id, name=name).first() if name else None
+
 
 class OperationStatusView(DetailView):
     """The status fragment that the page polls (htmx) until the operation has finished."""
@@ -51,3 +71,18 @@ class OperationStatusView(DetailView):
         if self.object.is_finished:
             response["HX-Trigger"] = "operation-finished"
         return response
+
+
+class OperationCancelView(PermissionRequiredMixin, View):
+    """Stop a pending operation, or ask a running one that can stop midway (a migration) to stop."""
+
+    permission_required = "domains.change_domain"
+    http_method_names = ["post"]
+
+    def post(self, request, pk: int):
+        operation = get_object_or_404(Operation, pk=pk)
+        if operation_request_cancel(operation=operation, user=request.user):
+            messages.info(request, f"Operation #{operation.pk}: cancel requested.")
+        else:
+            messages.error(request, f"Operation #{operation.pk} has finished or cannot be stopped midway.")
+        return redirect("operations:detail", pk=operation.pk)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import uuid
 import subprocess
 from pathlib import Path
 
@@ -123,12 +125,12 @@ def virsh(uri: str, *args: str) -> str:
 
 
 @pytest.fixture
-def scratch_pool(local_libvirt, tmp_path):
-    """A transient dir pool on the main host, in this test's temporary folder."""
-    folder = tmp_path / "pool"
-    folder.mkdir()
-    folder.chmod(0o755)
-    tmp_path.chmod(0o755)
+def scratch_pool(local_libvirt):
+    """A transient dir pool on the main host, in a folder of its own that qemu (running as
+    libvirt-qemu) can reach: pytest's temporary folders are private to root."""
+    folder = Path("/var/lib/libvirt/images") / f"vmsite-test-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True, mode=0o755)
     pool = ScratchPool(local_libvirt, str(folder))
     yield pool
     pool.remove()
+    shutil.rmtree(folder, ignore_errors=True)

@@ -71,6 +71,8 @@ class Disk(XMLObject):
     target_bus = XMLProperty("./target/@bus")
     readonly = XMLFlag("./readonly")
     boot_order = XMLProperty("./boot/@order", int, validate=at_least(1))
+    cache = XMLProperty("./driver/@cache",
+                        validate=one_of("default", "none", "writethrough", "writeback", "directsync", "unsafe"))
 
     @property
     def source(self) -> str | None:
@@ -242,6 +244,11 @@ class Domain(XMLObject):
     cpu_mode = XMLProperty("./cpu/@mode",
                            validate=one_of("custom", "host-model", "host-passthrough", "maximum"))
     cpu_model = XMLProperty("./cpu/model")
+    cpu_match = XMLProperty("./cpu/@match", validate=one_of("minimum", "exact", "strict"))
+    cpu_model_fallback = XMLProperty("./cpu/model/@fallback", validate=one_of("allow", "forbid"))
+    acpi = XMLFlag("./features/acpi")
+    apic = XMLFlag("./features/apic")
+    emulator = XMLProperty("./devices/emulator")
 
     disks = XMLChildList(Disk, "./devices/disk")
     interfaces = XMLChildList(Interface, "./devices/interface")

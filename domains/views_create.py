@@ -1,0 +1,43 @@
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views import View
+
+from domains.forms_create import CreateDomainForm, create_arguments
+from hosts.choices import HostStatus
+from hosts.models import Host
+from operations.services import operation_enqueue
+
+
+class CreateDomainHostView(PermissionRequiredMixin, View):
+    """Step one: the host. Everything after depends on what it can run."""
+
+    permission_required = "domains.add_domain"
+
+    def get(self, request):
+        hosts = Host.objects.filter(enabled=True, status=HostStatus.ONLINE)
+        if hosts.count() == 1:
+            return redirect("domains:create", host_pk=hosts.get().pk)
+        return render(request, "domains/create_host.html", {"hosts": hosts})
+
+
+class CreateDomainView(PermissionRequiredMixin, View):
+    """Step two: the VM, with defaults from the host's capabilities."""
+
+    permission_required = "domains.add_domain"
+
+    def get(self, request, host_pk: int):
+        host = get_object_or_404(Host, pk=host_pk, enabled=True)
+        return self._render(request, CreateDomainForm(host=host))
+
+    def post(self, request, host_pk: int):
+        host = get_object_or_404(Host, pk=host_pk, enabled=True)
+        form = CreateDomainForm(request.POST, host=host)
+        if not form.is_valid():
+            return self._render(request, form)
+        operation = operation_enqueue(kind="domain.create", target=host, host=host, user=request.user,
+                                      arguments=create_arguments(form))
+        return redirect("operations:detail", pk=operation.pk)
+
+    def _render(self, request, form: CreateDomainForm):
+        return render(request, "domains/create.html", {"form": form, "host": form.host},
+                      status=400 if form.is_bound else 200)
