@@ -46,15 +46,15 @@ def lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
 
 
 def read_state(domain: libvirt.virDomain) -> DomainState:
-    """Everything the database keeps of one domain, refetched after a change."""
+    """Everything the database keeps of one domain, refetched after a change (five round trips)."""
     state, reason = domain.state()
-    _state, max_memory, _memory, vcpus, _cpu_time = domain.info()
     description = summarize_domain(domain.XMLDesc(0))
+    persistent = bool(domain.isPersistent())
     return DomainState(
-        uuid=domain.UUIDString(), name=domain.name(), state=state, reason=reason, vcpus=vcpus,
-        memory_kib=max_memory, persistent=bool(domain.isPersistent()),
-        autostart=bool(domain.autostart()) if domain.isPersistent() else False,
-        has_managed_save=bool(domain.hasManagedSaveImage(0)) if domain.isPersistent() else False,
+        uuid=domain.UUIDString(), name=domain.name(), state=state, reason=reason, vcpus=description.vcpus,
+        memory_kib=description.memory_kib, persistent=persistent,
+        autostart=bool(domain.autostart()) if persistent else False,
+        has_managed_save=bool(domain.hasManagedSaveImage(0)) if persistent else False,
         details=_jsonable(description),
     )
 

@@ -170,3 +170,26 @@ def test_it_refuses_a_name_already_used_on_the_host(local_host, guests, admin_cl
     response = admin_client.post(reverse("domains:rename", args=[domain.pk]), {"name": second.name()})
     assert "already has a VM named" in response.context["form"].errors["name"][0]
     assert not Operation.objects.exists()
+
+
+def test_it_fails_a_shutdown_whose_worker_was_killed_mid_operation(local_host, guests, redis_ready, stack_log_dir,
+                                                                  settings):
+    from operations.services import operations_sweep
+
+    settings.OPERATIONS_QUEUE = "domain-sweep-test"  # only the worker this test kills listens here
+    worker = stack.start_worker("doomed-domain-worker", log_dir=stack_log_dir, queues="domain-sweep-test",
+                                concurrency=1)
+    try:
+        domain = cached(local_host, guests.define(LOCAL, start=True))  # no OS: ignores the ACPI request
+        operation = domain_action_enqueue(domain=domain, action="shutdown", user=None, arguments={"timeout": 60})
+        stack.wait_until(lambda: Operation.objects.get(pk=operation.pk).progress > 10, timeout=20,
+                         message="the shutdown to be waiting for the guest")
+        worker.kill()
+        stack.wait_until(lambda: operations_sweep() == 1, timeout=settings.OPERATION_HEARTBEAT_TIMEOUT + 5,
+                         message="the sweep to fail the orphaned operation")
+        operation.refresh_from_db()
+        assert operation.state == OperationState.FAILED and "stopped responding" in operation.error
+        # The VM is free again for the next operation.
+        domain_action_enqueue(domain=domain, action="force_off", user=None)
+    finally:
+        worker.stop()
