@@ -41,7 +41,16 @@ ACTIONS: dict[str, Action] = {action.name: action for action in [
     Action("autostart_off", "Autostart off", "toggle-on", "outline-secondary", frozenset(S), needs_persistent=True),
 ]}
 # Rename and delete take input and a confirmation page of their own.
-FORM_ACTIONS = {"rename": "Rename", "delete": "Delete"}
+FORM_ACTIONS = {"rename": "Rename", "delete": "Delete", "migrate": "Migrate",
+                "snapshot_create": "Take snapshot", "snapshot_revert": "Revert to snapshot",
+                "snapshot_delete": "Delete snapshot", "snapshot_refresh": "Refresh snapshots",
+                "clone": "Clone", "mark_template": "Mark as template"}
+# Changes to a VM's devices and settings, each with a form of its own (domains/views_config.py).
+FORM_ACTIONS.update({"attach_disk": "Add disk", "detach_disk": "Remove disk", "attach_nic": "Add NIC",
+                     "detach_nic": "Remove NIC", "set_vcpus": "Set vCPUs", "set_memory": "Set memory",
+                     "change_media": "Change CD-ROM", "set_boot_order": "Set boot order",
+                     "set_metadata": "Set title and description", "define_xml": "Define XML",
+                     "refresh": "Refresh"})
 BULK_ACTIONS = [action for action in ACTIONS.values() if action.bulk]
 
 
@@ -51,6 +60,8 @@ def available_actions(domain) -> list[Action]:
     for action in ACTIONS.values():
         if domain.state not in action.states or (action.needs_persistent and not domain.persistent):
             continue
+        if action.name in ("start", "start_paused") and domain.is_template:
+            continue  # a template is cloned, not started, until it is unmarked
         if action.name == "discard_save" and not domain.has_managed_save:
             continue
         if action.name in ("autostart_on", "autostart_off") and domain.autostart == (action.name == "autostart_on"):

@@ -13,8 +13,7 @@ from operations.models import Operation
 from operations.registry import Report, operation_handler
 from virt.builder import DiskSpec, DomainSpec, NicSpec, build_domain_xml
 from virt.connection import pool
-from virt.errors import AlreadyExists
-from virt.volumes import create_volume, delete_volume, find_volume, upload_bytes
+from virt.volumes import create_volume, delete_volume, find_volume, require_free_domain_name, upload_bytes
 from virt.xml.base import parse_trusted
 
 GIB = 2**30
@@ -26,7 +25,7 @@ def create_domain(operation: Operation, report: Report) -> str:
     args = operation.arguments
     created: list[libvirt.virStorageVol] = []
     with pool().session(connect_uri(host)) as conn:
-        _refuse_existing_name(conn, args["name"])
+        require_free_domain_name(conn, args["name"])
         try:
             disks = _disks(conn, args, created, report)
             report(70, "Defining the VM")
@@ -42,16 +41,6 @@ def create_domain(operation: Operation, report: Report) -> str:
             domain.create()
     host_reconcile(host=host)
     return f"Created {args['name']}" + (" and started it" if args.get("start_now") else "")
-
-
-def _refuse_existing_name(conn: libvirt.virConnect, name: str) -> None:
-    try:
-        conn.lookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return
-        raise
-    raise AlreadyExists(f"The host already has a VM named {name!r}.")
 
 
 def _disks(conn: libvirt.virConnect, args: dict, created: list, report: Report) -> list[DiskSpec]:

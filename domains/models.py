@@ -17,6 +17,14 @@ class Domain(CachedHostObject):
     has_managed_save = models.BooleanField(default=False)
     # The XML summary: OS, disks, NICs, graphics (virt.xml.DomainDescription), never a password.
     details = models.JSONField(default=dict, blank=True)
+    # The definition and the running configuration as libvirt gave them, without passwords (no
+    # VIR_DOMAIN_XML_SECURE); stored by the config handlers and by "Refresh XML". Empty: none.
+    xml_inactive = models.TextField(blank=True, default="")
+    xml_live = models.TextField(blank=True, default="")
+    # A template is never started from the UI; the mark is also kept in the domain's XML metadata.
+    is_template = models.BooleanField(default=False)
+    # The snapshot tree (virt.snapshots.SnapshotInfo as dicts, depth first), stored after each change.
+    snapshots = models.JSONField(default=list, blank=True)
 
     class Meta(CachedHostObject.Meta):
         constraints = [models.UniqueConstraint(fields=["host", "uuid"], name="domain_unique_uuid_per_host")]

@@ -36,6 +36,8 @@ def domain_action_enqueue(*, domain: Domain, action: str, user: AbstractBaseUser
     """Queue one lifecycle action. Refused while another operation on the VM is unfinished."""
     if action not in ACTIONS and action not in FORM_ACTIONS:
         raise ActionNotAllowed(f"Unknown action {action!r}.")
+    if action in ("start", "start_paused") and domain.is_template:
+        raise ActionNotAllowed(f"{domain.name} is a template: unmark it before starting it, or create a VM from it.")
     # Lock the VM's row (PostgreSQL; SQLite serialises writers anyway) so that two requests
     # cannot both find it idle.
     Domain.objects.select_for_update().filter(pk=domain.pk).first()
@@ -54,7 +56,7 @@ def domain_bulk_enqueue(*, domains: list[Domain], action: str, user: AbstractBas
     for domain in domains:
         try:
             queued.append(domain_action_enqueue(domain=domain, action=action, user=user))
-        except DomainBusy as exc:
+        except (DomainBusy, ActionNotAllowed) as exc:
             skipped.append(f"{domain.name}: {exc}")
     return queued, skipped
 

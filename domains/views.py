@@ -130,6 +130,9 @@ def _enqueue(request, domain: Domain, action: str, arguments: dict | None = None
     except services.DomainBusy as exc:
         messages.error(request, f"{domain.name} is {exc}")
         return False
+    except services.ActionNotAllowed as exc:
+        messages.error(request, str(exc))
+        return False
     messages.info(request, f"{domain.name}: operation #{operation.pk} ({action.replace('_', ' ')}) queued.")
     return True
 

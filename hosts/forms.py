@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from hosts.choices import Transport
 from hosts.models import Host
 from hosts.ssh import SSHMaterialError, load_private_key
-from hosts.uri import DEFAULT_PORTS, validate_address, validate_test_driver_path, validate_username
+from hosts.uri import validate_address, validate_test_driver_path, validate_username
 
 NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MAX_UPLOAD = 64 * 1024

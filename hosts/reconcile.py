@@ -104,13 +104,14 @@ def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
 
 
 def _describe_new_domains(conn, host: Host, uuids) -> None:
-    """A VM seen for the first time gets its XML summary (disks, NICs...): one call each, once."""
+    """A VM seen for the first time gets its XML summary (disks, NICs...) and its template mark:
+    one call each, once."""
     for uuid in uuids:
         try:
-            details = describe_domain(conn, str(uuid))
+            details, template = describe_domain(conn, str(uuid))
         except NotFound:
             continue  # gone again already
-        Domain.objects.filter(host=host, uuid=uuid).update(details=details)
+        Domain.objects.filter(host=host, uuid=uuid).update(details=details, is_template=template)
 
 
 CREDENTIAL_FAILURES = {"host key changed", "auth failed", "permission denied by polkit"}

@@ -19,6 +19,8 @@ class Operation(models.Model):
     progress = models.PositiveSmallIntegerField(default=0)
     message = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
+    # Set by a user while the operation runs; handlers that can stop midway poll it.
+    cancel_requested = models.BooleanField(default=False)
     worker = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)

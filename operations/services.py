@@ -92,6 +92,22 @@ def operation_cancel(*, operation: Operation) -> bool:
     )
 
 
+# Kinds whose handler polls `cancel_requested` while it runs and stops midway.
+CANCELLABLE_KINDS = frozenset({"domain.migrate"})
+
+
+def operation_request_cancel(*, operation: Operation, user: AbstractBaseUser | None) -> bool:
+    """Cancel a pending operation at once, or ask a running one that can stop midway to stop.
+    False when it has finished already or cannot be stopped."""
+    if operation_cancel(operation=operation):
+        return True
+    if operation.kind not in CANCELLABLE_KINDS:
+        return False
+    by = user.get_username() if user is not None and user.is_authenticated else "system"
+    return Operation.objects.filter(pk=operation.pk, state=OperationState.RUNNING).update(
+        cancel_requested=True, arguments={**operation.arguments, "cancel_requested_by": by}) == 1
+
+
 def operations_sweep(*, now=None) -> int:
     """Fail running operations whose worker has stopped sending heartbeats (killed, host lost)."""
     now = now or timezone.now()

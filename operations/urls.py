@@ -7,4 +7,5 @@ urlpatterns = [
     path("", views.OperationListView.as_view(), name="list"),
     path("<int:pk>/", views.OperationDetailView.as_view(), name="detail"),
     path("<int:pk>/status/", views.OperationStatusView.as_view(), name="status"),
+    path("<int:pk>/cancel/", views.OperationCancelView.as_view(), name="cancel"),
 ]

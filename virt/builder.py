@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from virt.xml.domain import Disk, Domain, Graphics, Interface, Serial, Console
+from virt.xml.domain import Domain
 
 TARGET_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "ide": "hd"}
 

@@ -59,10 +59,13 @@ def read_state(domain: libvirt.virDomain) -> DomainState:
     )
 
 
-def describe_domain(conn: libvirt.virConnect, uuid: str) -> dict:
-    """The XML summary of one domain as plain data."""
+def describe_domain(conn: libvirt.virConnect, uuid: str) -> tuple[dict, bool]:
+    """The XML summary of one domain as plain data, and whether vmsite marked it a template."""
+    from virt.clone import is_template_xml
+
     try:
-        return _jsonable(summarize_domain(lookup(conn, uuid).XMLDesc(0)))
+        xml = lookup(conn, uuid).XMLDesc(0)
+        return _jsonable(summarize_domain(xml)), is_template_xml(xml)
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
             raise NotFound(f"The VM {uuid} no longer exists on this host.") from exc
@@ -188,7 +191,7 @@ def delete_plan(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_vol
     persistent = domain.isPersistent()
     sources = [disk.source for disk in summarize_domain(domain.XMLDesc(0)).disks
                if disk.device == "disk" and disk.source] if with_volumes else []
-    found = {source: _find_volume(conn, source) for source in sources}
+    found = {source: find_disk_volume(conn, source) for source in sources}
     return DeletePlan(
         volumes=[source for source, volume in found.items() if volume is not None],
         not_in_a_pool=[source for source, volume in found.items() if volume is None],
@@ -209,7 +212,7 @@ def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes:
                              | libvirt.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
     for index, source in enumerate(plan.volumes):
         progress(50 + 40 * index // len(plan.volumes), f"Deleting {source}")
-        volume = _find_volume(conn, source)
+        volume = find_disk_volume(conn, source)
         if volume is not None:
             volume.delete(0)
     parts = ["Deleted"]
@@ -222,7 +225,7 @@ def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes:
     return " ".join(parts)
 
 
-def _find_volume(conn: libvirt.virConnect, source: str) -> libvirt.virStorageVol | None:
+def find_disk_volume(conn: libvirt.virConnect, source: str) -> libvirt.virStorageVol | None:
     try:
         if not source.startswith("/"):  # pool/volume
             pool_name, _, volume_name = source.partition("/")

@@ -4,16 +4,20 @@ from __future__ import annotations
 import libvirt
 from lxml import etree
 
-from virt.errors import AlreadyExists, NotFound
+from virt.errors import AlreadyExists, NotFound, OperationInvalid
 
 
 def find_volume(conn: libvirt.virConnect, pool_name: str, volume_name: str) -> libvirt.virStorageVol:
+    """A volume of one of the host's pools, by name: a path is never taken from a user."""
     try:
         pool = conn.storagePoolLookupByName(pool_name)
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
             raise NotFound(f"The storage pool {pool_name!r} does not exist on this host.") from exc
         raise
+    if not pool.isActive():
+        raise OperationInvalid(f"The storage pool {pool_name!r} is not active: start it first.")
+    pool.refresh(0)  # a volume created outside libvirt since the pool was started
     try:
         return pool.storageVolLookupByName(volume_name)
     except libvirt.libvirtError as exc:
@@ -54,3 +58,13 @@ def delete_volume(volume: libvirt.virStorageVol) -> None:
     except libvirt.libvirtError as exc:
         if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
             raise
+
+
+def require_free_domain_name(conn: libvirt.virConnect, name: str) -> None:
+    try:
+        conn.lookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            return
+        raise
+    raise AlreadyExists(f"The host already has a VM named {name!r}.")

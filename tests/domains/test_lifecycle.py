@@ -193,3 +193,18 @@ def test_it_fails_a_shutdown_whose_worker_was_killed_mid_operation(local_host, g
         domain_action_enqueue(domain=domain, action="force_off", user=None)
     finally:
         worker.stop()
+
+
+def test_it_reads_the_template_mark_of_a_new_vm_and_refuses_to_start_a_template(local_host, guests, admin_client):
+    from domains.services import ActionNotAllowed
+    from virt.clone import mark_template
+
+    guest = guests.define(LOCAL)
+    mark_template(guest, template=True)  # as a vmsite elsewhere, or before a re-register, left it
+    domain = cached(local_host, guest)
+    assert domain.is_template
+    with pytest.raises(ActionNotAllowed, match="is a template"):
+        domain_action_enqueue(domain=domain, action="start", user=None)
+    response = admin_client.post(reverse("domains:bulk"), {"action": "start", "domains": [domain.pk]}, follow=True)
+    assert "is a template" in response.content.decode()
+    assert not Operation.objects.exists() and guest.state()[0] == libvirt.VIR_DOMAIN_SHUTOFF

@@ -1,0 +1,313 @@
+"""Validation of every change a user can ask for on a VM: each error says what is wrong and what to do.
+
+The choices (pools, networks, disks, NICs) come from the database's cached rows for the VM's host;
+the worker checks again against the host as it is when it acts.
+"""
+from __future__ import annotations
+
+import re
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from domains.forms import validate_domain_name
+from domains.models import Domain
+from networking.models import VirtualNetwork
+from storage.models import StoragePool
+from virt.xml.base import XMLRejected, check_xml_text, parse_untrusted
+from virt.xml.policy import HostContext, check_domain_xml
+
+VOLUME_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,254}\Z")
+VOLUME_RULE = "Give a volume's name in the pool (letters, digits, '.', '_', '+' or '-'), not a path."
+MAC_RE = re.compile(r"\A([0-9a-f]{2}:){5}[0-9a-f]{2}\Z")
+BUSES = [("virtio", "virtio"), ("sata", "SATA"), ("scsi", "SCSI"), ("usb", "USB")]
+NIC_MODELS = [("virtio", "virtio"), ("e1000", "e1000"), ("rtl8139", "rtl8139")]
+BOOT_DEVICES = [("hd", "Hard disk"), ("cdrom", "CD-ROM"), ("network", "Network (PXE)"), ("fd", "Floppy")]
+TITLE_MAX = 200
+DESCRIPTION_MAX = 10_000
+
+
+class DomainForm(forms.Form):
+    """A form about one VM: it knows the VM (and so its host)."""
+
+    def __init__(self, *args, domain: Domain, **kwargs) -> None:
+        self.domain = domain
+        super().__init__(*args, **kwargs)
+
+
+class ScopedForm(DomainForm):
+    """A change that can apply to the running VM, to its definition, or to both."""
+
+    live = forms.BooleanField(required=False, initial=True, label="Live (the running VM)")
+    persistent = forms.BooleanField(required=False, initial=True, label="Persistent (its definition)")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        live, persistent = data.get("live"), data.get("persistent")
+        if not live and not persistent:
+            raise ValidationError("Choose live, persistent or both.")
+        if live and not persistent and not self.domain.is_active:
+            raise ValidationError("The VM is not running: a live-only change has nothing to act on. "
+                                  "Choose persistent to change its definition.")
+        if persistent and not self.domain.persistent:
+            raise ValidationError("This VM is transient: it has no definition to change. Choose live only.")
+        return data
+
+
+def _pool_choices(domain: Domain) -> list[tuple[str, str]]:
+    return [(name, name) for name in StoragePool.objects.filter(host=domain.host, active=True)
+            .order_by("name").values_list("name", flat=True)]
+
+
+def clean_volume_name(value: str) -> str:
+    if "/" in value:
+        raise ValidationError("Paths typed by hand are not accepted: pick a pool and give the volume's name in it.")
+    if not VOLUME_NAME_RE.match(value):
+        raise ValidationError(VOLUME_RULE)
+    return value
+
+
+class AttachDiskForm(ScopedForm):
+    pool = forms.ChoiceField(label="Storage pool", error_messages={
+        "invalid_choice": "%(value)s is not an active storage pool of this VM's host."})
+    volume = forms.CharField(max_length=300, strip=False, help_text=VOLUME_RULE)
+    bus = forms.ChoiceField(choices=BUSES, initial="virtio",
+                            help_text="USB disks unplug at once; virtio and SCSI ones need the guest OS to let go.")
+    readonly = forms.BooleanField(required=False, label="Read-only")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["pool"].choices = _pool_choices(self.domain)
+
+    def clean_volume(self) -> str:
+        return clean_volume_name(self.cleaned_data["volume"])
+
+
+def _disk_choices(domain: Domain, devices: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(disk["target"], f"{disk['target']} ({disk['device']}: {disk.get('source') or 'empty'})")
+            for disk in domain.details.get("disks", []) if disk.get("target") and disk.get("device") in devices]
+
+
+class DetachDiskForm(ScopedForm):
+    target = forms.ChoiceField(label="Disk", error_messages={"invalid_choice": "The VM has no disk %(value)s."})
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["target"].choices = _disk_choices(self.domain, ("disk", "cdrom", "floppy", "lun"))
+
+
+def clean_mac(value: str) -> str:
+    mac = value.strip().lower()
+    if not MAC_RE.match(mac):
+        raise ValidationError(f"{value!r} is not a MAC address: write six pairs of hex digits like 52:54:00:12:34:56.")
+    if int(mac[:2], 16) & 1:
+        raise ValidationError(f"{value} is a multicast address: the first octet must be even (52:54:00:... is safe).")
+    return mac
+
+
+class AttachNicForm(ScopedForm):
+    network = forms.ChoiceField(label="Virtual network", error_messages={
+        "invalid_choice": "%(value)s is not a virtual network of this VM's host."})
+    model = forms.ChoiceField(choices=NIC_MODELS, initial="virtio")
+    mac = forms.CharField(required=False, max_length=64, label="MAC address",
+                          help_text="Leave empty and vmsite picks one in 52:54:00:xx:xx:xx.")
+    no_boot_rom = forms.BooleanField(required=False, label="No boot ROM (the NIC cannot boot from the network)")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["network"].choices = [(name, name) for name in VirtualNetwork.objects.filter(
+            host=self.domain.host).order_by("name").values_list("name", flat=True)]
+
+    def clean_mac(self) -> str:
+        mac = self.cleaned_data["mac"]
+        if not mac.strip():
+            return ""
+        mac = clean_mac(mac)
+        if any((nic.get("mac") or "").lower() == mac for nic in self.domain.details.get("interfaces", [])):
+            raise ValidationError(f"The VM already has a NIC with the MAC {mac}.")
+        return mac
+
+
+class DetachNicForm(ScopedForm):
+    mac = forms.ChoiceField(label="Network interface", error_messages={
+        "invalid_choice": "The VM has no NIC with the MAC %(value)s."})
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["mac"].choices = [(nic["mac"], f"{nic['mac']} ({nic.get('type')}: {nic.get('source') or '—'})")
+                                      for nic in self.domain.details.get("interfaces", []) if nic.get("mac")]
+
+
+def host_vcpu_limit(domain: Domain) -> int | None:
+    """The most vCPUs a VM of this host may have: the hypervisor's limit when known, else its CPU count."""
+    return (domain.host.capabilities or {}).get("max_vcpus") or domain.host.cpu_count
+
+
+class VcpusForm(ScopedForm):
+    vcpus = forms.IntegerField(label="vCPUs", error_messages={"invalid": "Give a whole number of vCPUs."})
+    maximum = forms.IntegerField(required=False, label="Maximum vCPUs (definition only, from the next start)",
+                                 error_messages={"invalid": "Give a whole number of vCPUs."})
+
+    def clean_vcpus(self) -> int:
+        return self._check_count(self.cleaned_data["vcpus"])
+
+    def clean_maximum(self) -> int | None:
+        maximum = self.cleaned_data["maximum"]
+        return None if maximum is None else self._check_count(maximum)
+
+    def _check_count(self, count: int) -> int:
+        if count < 1:
+            raise ValidationError("A VM needs at least 1 vCPU.")
+        limit = host_vcpu_limit(self.domain)
+        if limit and count > limit:
+            raise ValidationError(f"{count} vCPUs is more than the host {self.domain.host} allows ({limit}).")
+        return count
+
+    def clean(self) -> dict:
+        data = super().clean()
+        vcpus, maximum = data.get("vcpus"), data.get("maximum")
+        if vcpus is None:
+            return data
+        if maximum is not None:
+            if not data.get("persistent"):
+                self.add_error("maximum", "A new maximum only applies to the definition: choose persistent.")
+            elif vcpus > maximum:
+                self.add_error("vcpus", f"{vcpus} vCPUs is more than the new maximum of {maximum}.")
+        else:
+            vm_maximum = self.domain.details.get("max_vcpus")
+            if vm_maximum and vcpus > vm_maximum:
+                self.add_error("vcpus", f"{vcpus} vCPUs is more than this VM's maximum of {vm_maximum}; "
+                                        "raise the maximum (persistent) first.")
+        return data
+
+
+class MemoryForm(ScopedForm):
+    memory_mib = forms.IntegerField(label="Memory (MiB)", error_messages={"invalid": "Give a whole number of MiB."})
+    maximum_mib = forms.IntegerField(required=False, label="Maximum memory (MiB; definition only, from the next start)",
+                                     error_messages={"invalid": "Give a whole number of MiB."})
+
+    def clean_memory_mib(self) -> int:
+        return self._check_amount(self.cleaned_data["memory_mib"])
+
+    def clean_maximum_mib(self) -> int | None:
+        amount = self.cleaned_data["maximum_mib"]
+        return None if amount is None else self._check_amount(amount)
+
+    def _check_amount(self, mib: int) -> int:
+        if mib < 1:
+            raise ValidationError("Memory must be at least 1 MiB.")
+        host_kib = self.domain.host.memory_kib
+        if host_kib and mib * 1024 > host_kib:
+            raise ValidationError(f"{mib} MiB is more than the host {self.domain.host} has ({host_kib // 1024} MiB).")
+        return mib
+
+    def clean(self) -> dict:
+        data = super().clean()
+        memory, maximum = data.get("memory_mib"), data.get("maximum_mib")
+        if memory is None:
+            return data
+        if maximum is not None:
+            if not data.get("persistent"):
+                self.add_error("maximum_mib", "A new maximum only applies to the definition: choose persistent.")
+            elif memory > maximum:
+                self.add_error("memory_mib", f"{memory} MiB is more than the new maximum of {maximum} MiB.")
+        else:
+            vm_maximum_kib = self.domain.details.get("memory_kib")
+            if vm_maximum_kib and memory * 1024 > vm_maximum_kib:
+                self.add_error("memory_mib", f"{memory} MiB is more than this VM's maximum of "
+                                             f"{vm_maximum_kib // 1024} MiB; raise the maximum (persistent) first.")
+        return data
+
+
+class MediaForm(ScopedForm):
+    target = forms.ChoiceField(label="Drive", error_messages={
+        "invalid_choice": "The VM has no CD-ROM or floppy drive %(value)s."})
+    pool = forms.ChoiceField(required=False, label="Storage pool", error_messages={
+        "invalid_choice": "%(value)s is not an active storage pool of this VM's host."})
+    volume = forms.CharField(required=False, max_length=300, strip=False,
+                             help_text="Leave the volume empty to eject the medium.")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["target"].choices = _disk_choices(self.domain, ("cdrom", "floppy"))
+        self.fields["pool"].choices = [("", "—"), *_pool_choices(self.domain)]
+
+    def clean_volume(self) -> str:
+        volume = self.cleaned_data["volume"]
+        return clean_volume_name(volume) if volume else ""
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("volume") and not data.get("pool"):
+            self.add_error("pool", "Pick the pool that holds the volume.")
+        return data
+
+
+class BootOrderForm(DomainForm):
+    first = forms.ChoiceField(choices=BOOT_DEVICES, label="First")
+    second = forms.ChoiceField(choices=[("", "—"), *BOOT_DEVICES], required=False, label="Then")
+    third = forms.ChoiceField(choices=[("", "—"), *BOOT_DEVICES], required=False, label="Then")
+    fourth = forms.ChoiceField(choices=[("", "—"), *BOOT_DEVICES], required=False, label="Then")
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.domain.persistent:
+            raise ValidationError("This VM is transient: it has no definition whose boot order could change.")
+        devices = [data[name] for name in ("first", "second", "third", "fourth") if data.get(name)]
+        repeated = sorted({device for device in devices if devices.count(device) > 1})
+        if repeated:
+            raise ValidationError(f"Each device may appear once in the boot order ({', '.join(repeated)} is repeated).")
+        data["devices"] = devices
+        return data
+
+
+class MetadataForm(ScopedForm):
+    title = forms.CharField(required=False, max_length=TITLE_MAX, strip=False,
+                            help_text="One line; empty removes it.")
+    description = forms.CharField(required=False, max_length=DESCRIPTION_MAX, strip=False,
+                                  widget=forms.Textarea(attrs={"rows": 4}), help_text="Empty removes it.")
+
+    def clean_title(self) -> str:
+        title = _xml_text(self.cleaned_data["title"])
+        if "\n" in title or "\r" in title:
+            raise ValidationError("The title must be a single line; put longer text in the description.")
+        return title
+
+    def clean_description(self) -> str:
+        return _xml_text(self.cleaned_data["description"])
+
+
+def _xml_text(value: str) -> str:
+    try:
+        return check_xml_text(value)
+    except ValueError as exc:
+        raise ValidationError(f"The text cannot be stored: it {str(exc).removeprefix('text ')}.") from None
+
+
+class XMLEditForm(DomainForm):
+    """The expert page: the whole definition, parsed safely and checked against the allowlist."""
+
+    xml = forms.CharField(strip=False, widget=forms.Textarea(attrs={"rows": 30}), label="Domain XML")
+
+    def clean_xml(self) -> str:
+        text = self.cleaned_data["xml"]
+        try:
+            root = parse_untrusted(text)
+        except XMLRejected as exc:
+            raise ValidationError(f"{exc}.") from None
+        refusals = check_domain_xml(root, HostContext(uuid=str(self.domain.uuid), pools=self._pool_paths(),
+                                                      emulator=(self.domain.host.capabilities or {}).get("emulator")))
+        if refusals:
+            raise ValidationError(refusals)
+        self._check_name(root.findtext("name") or "")
+        return text
+
+    def _pool_paths(self) -> dict[str, str]:
+        return dict(StoragePool.objects.filter(host=self.domain.host).values_list("name", "target_path"))
+
+    def _check_name(self, name: str) -> None:
+        if name == self.domain.name:
+            return
+        validate_domain_name(name)
+        if Domain.objects.filter(host=self.domain.host, name=name).exclude(pk=self.domain.pk).exists():
+            raise ValidationError(f"The host {self.domain.host} already has a VM named {name!r}.")

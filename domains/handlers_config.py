@@ -1,0 +1,82 @@
+"""Operation handlers that change a VM's devices and settings: load the VM, act through
+virt.devices, then store its new state and XML whatever happened."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import libvirt
+
+from domains import config
+from domains.handlers import _refresh
+from domains.models import Domain
+from hosts.connection import connect_uri
+from operations.models import Operation
+from operations.registry import Report, operation_handler
+from virt import devices
+from virt import domains as virt_domains
+from virt.connection import pool
+from virt.errors import NotFound
+
+Change = Callable[[libvirt.virConnect, libvirt.virDomain, dict, Domain], str]
+
+
+def _scope(args: dict) -> dict:
+    return {"live": bool(args.get("live")), "persistent": bool(args.get("persistent"))}
+
+
+_CHANGES: dict[str, Change] = {
+    "attach_disk": lambda conn, dom, args, domain: devices.attach_disk(
+        conn, dom, pool_name=args["pool"], volume_name=args["volume"], bus=args["bus"],
+        readonly=bool(args.get("readonly")), **_scope(args)),
+    "detach_disk": lambda conn, dom, args, domain: devices.detach_disk(dom, target_dev=args["target"], **_scope(args)),
+    "attach_nic": lambda conn, dom, args, domain: devices.attach_nic(
+        conn, dom, network=args["network"], model=args["model"], mac=args.get("mac"),
+        boot_rom=bool(args.get("boot_rom")), **_scope(args)),
+    "detach_nic": lambda conn, dom, args, domain: devices.detach_nic(dom, mac=args["mac"], **_scope(args)),
+    "set_vcpus": lambda conn, dom, args, domain: devices.set_vcpus(
+        dom, count=int(args["vcpus"]), maximum=args.get("maximum"), **_scope(args)),
+    "set_memory": lambda conn, dom, args, domain: devices.set_memory(
+        dom, memory_kib=int(args["memory_kib"]), maximum_kib=args.get("maximum_kib"), **_scope(args)),
+    "change_media": lambda conn, dom, args, domain: devices.change_media(
+        conn, dom, target_dev=args["target"], pool_name=args.get("pool"), volume_name=args.get("volume"),
+        **_scope(args)),
+    "set_boot_order": lambda conn, dom, args, domain: devices.set_boot_order(conn, dom, devices=list(args["devices"])),
+    "set_metadata": lambda conn, dom, args, domain: devices.set_metadata(
+        dom, title=args.get("title", ""), description=args.get("description", ""), **_scope(args)),
+    "define_xml": lambda conn, dom, args, domain: devices.define_xml(
+        conn, dom, xml=args["xml"], emulator=(domain.host.capabilities or {}).get("emulator")),
+    "refresh": lambda conn, dom, args, domain: "Read the VM's state and XML",
+}
+
+
+def run_domain_change(action: str, operation: Operation, report: Report) -> str:
+    domain = Domain.objects.select_related("host").get(pk=operation.target_id)
+    with pool().session(connect_uri(domain.host)) as conn:
+        dom = virt_domains.lookup(conn, str(domain.uuid))
+        report(10, f"{config_label(action)}: {domain.name}")
+        try:
+            return _CHANGES[action](conn, dom, operation.arguments, domain)
+        finally:
+            refresh_with_xml(conn, domain)
+
+
+def refresh_with_xml(conn: libvirt.virConnect, domain: Domain) -> None:
+    """The VM row as libvirt has it now (domains.handlers._refresh), plus its XML."""
+    _refresh(conn, domain)
+    try:
+        inactive, live = devices.read_xml(virt_domains.lookup(conn, str(domain.uuid)))
+    except (NotFound, libvirt.libvirtError):
+        return  # gone, or the host went away: the row was already updated or is caught up later
+    config.domain_xml_store(domain_id=domain.pk, inactive=inactive, live=live)
+
+
+def config_label(action: str) -> str:
+    return action.replace("_", " ").capitalize()
+
+
+def _register(action: str) -> None:
+    operation_handler(f"domain.{action}")(lambda operation, report: run_domain_change(action, operation, report))
+
+
+for _action in _CHANGES:
+    _register(_action)

@@ -1,0 +1,96 @@
+"""The migration of a VM to another host, run by a worker: migrate through virt/, with progress and
+cancel, then re-read both hosts so that the inventory shows the VM where it is now."""
+from __future__ import annotations
+
+import logging
+
+from django.db import IntegrityError, transaction
+
+from domains.models import Domain
+from hosts.connection import connect_uri
+from hosts.models import Host
+from hosts.reconcile import host_reconcile
+from hosts.uri import validate_address
+from operations.models import Operation
+from operations.registry import Report, operation_handler
+from virt import domains as virt_domains
+from virt import migration as virt_migration
+from virt.connection import pool
+from virt.errors import HostUnavailable
+
+logger = logging.getLogger(__name__)
+
+START, END = 10, 95  # the share of the progress bar that the migration job itself fills
+
+
+@operation_handler("domain.migrate")
+def migrate_domain(operation: Operation, report: Report) -> str:
+    domain = Domain.objects.select_related("host").get(pk=operation.target_id)
+    destination = Host.objects.get(pk=operation.arguments["destination_host_id"])
+    options = _options(operation.arguments)
+    source = domain.host
+    report(5, f"Connecting to {source.name} and {destination.name}")
+    try:
+        with (pool().session(connect_uri(source)) as source_conn,
+              pool().session(connect_uri(destination)) as destination_conn):
+            dom = virt_domains.lookup(source_conn, str(domain.uuid))
+            leaves_source = options.undefine_source or not dom.isPersistent()
+            report(START, f"Migrating {domain.name} from {source.name} to {destination.name}")
+            message = virt_migration.migrate(
+                source_conn, dom, destination_conn,
+                destination_address=_migration_address(destination), options=options,
+                progress=lambda sample: report(START + (END - START) * sample.percent // 100, sample.describe()),
+                cancel_requested=lambda: _cancel_requested(operation))
+        if leaves_source:
+            _move_row(domain, destination)
+    except virt_migration.MigrationCancelled as exc:
+        raise virt_migration.MigrationCancelled(f"Cancelled by {_cancelled_by(operation)}: {exc}") from exc
+    finally:
+        report(END, "Reading both hosts' inventories")
+        _reconcile(source, destination)
+    return f"{message}; now on {destination.name}"
+
+
+def _options(arguments: dict) -> virt_migration.MigrationOptions:
+    return virt_migration.MigrationOptions(
+        live=bool(arguments.get("live")), persist_destination=bool(arguments.get("persist_destination")),
+        undefine_source=bool(arguments.get("undefine_source")), copy_storage=bool(arguments.get("copy_storage")),
+        bandwidth_mib=arguments.get("bandwidth_mib") or None, auto_converge=bool(arguments.get("auto_converge")),
+        postcopy=bool(arguments.get("postcopy")))
+
+
+def _migration_address(destination: Host) -> str:
+    """The address the source's QEMU sends to: the destination's registered, validated address
+    (checked again here, as it goes into a URI). Empty for the local host: libvirt then uses the
+    destination's own migration_host setting."""
+    return validate_address(destination.address) if destination.address else ""
+
+
+def _cancel_requested(operation: Operation) -> bool:
+    return Operation.objects.filter(pk=operation.pk, cancel_requested=True).exists()
+
+
+def _cancelled_by(operation: Operation) -> str:
+    operation.refresh_from_db(fields=["arguments"])
+    return operation.arguments.get("cancel_requested_by", "a user")
+
+
+def _reconcile(*hosts: Host) -> None:
+    for host in hosts:
+        try:
+            host_reconcile(host=host)
+        except HostUnavailable as exc:  # marked offline by the reconcile; the listener catches up later
+            logger.warning("after a migration, %s could not be re-read: %s", host.name, exc)
+
+
+def _move_row(domain: Domain, destination: Host) -> None:
+    """Keep the VM's row (its page and operations history) and point it at its new host, unless a
+    reconcile or the listener has already made a row for it there."""
+    if Domain.objects.filter(host=destination, uuid=domain.uuid).exists():
+        Domain.objects.filter(pk=domain.pk).delete()
+        return
+    try:
+        with transaction.atomic():
+            Domain.objects.filter(pk=domain.pk).update(host=destination)
+    except IntegrityError:
+        Domain.objects.filter(pk=domain.pk).delete()

@@ -1,0 +1,152 @@
+"""Pages that change a VM (disks, NICs, vCPUs, memory, media, boot order, title and description) and
+its XML pages. Each declares its form and its service; none calls libvirt."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin, UserPassesTestMixin
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views import View
+
+from domains import config, forms_config
+from domains.models import Domain
+from domains.services import DomainBusy
+
+
+def _domain(pk: int) -> Domain:
+    return get_object_or_404(Domain.objects.select_related("host"), pk=pk)
+
+
+class ConfigFormView(PermissionRequiredMixin, View):
+    """GET shows the form; POST validates it and queues the change through `service`."""
+
+    permission_required = "domains.change_domain"
+    template_name = "domains/config_form.html"
+    form_class: type[forms_config.DomainForm]
+    service: Callable
+    title: str
+    submit_label = "Queue the change"
+
+    def get(self, request, pk: int):
+        domain = _domain(pk)
+        return self.render_form(request, domain, self.form_class(domain=domain))
+
+    def post(self, request, pk: int):
+        domain = _domain(pk)
+        form = self.form_class(request.POST, domain=domain)
+        if not form.is_valid():
+            return self.render_form(request, domain, form)
+        try:
+            operation = type(self).service(domain=domain, user=request.user, **self.arguments(form.cleaned_data))
+        except DomainBusy as exc:
+            form.add_error(None, f"{domain.name} is {exc}.")
+            return self.render_form(request, domain, form, status=409)
+        messages.info(request, f"{domain.name}: operation #{operation.pk} ({self.title.lower()}) queued.")
+        return redirect("domains:detail", pk=domain.pk)
+
+    def arguments(self, data: dict) -> dict:
+        return {name: data[name] for name in self.form_class.base_fields if name in data}
+
+    def render_form(self, request, domain: Domain, form, status: int | None = None):
+        context = {"domain": domain, "form": form, "title": self.title, "submit_label": self.submit_label}
+        return render(request, self.template_name, context, status=status or (400 if form.is_bound else 200))
+
+
+class AttachDiskView(ConfigFormView):
+    form_class = forms_config.AttachDiskForm
+    service = config.domain_disk_attach
+    title = "Add a disk"
+
+
+class DetachDiskView(ConfigFormView):
+    form_class = forms_config.DetachDiskForm
+    service = config.domain_disk_detach
+    title = "Remove a disk"
+
+
+class AttachNicView(ConfigFormView):
+    form_class = forms_config.AttachNicForm
+    service = config.domain_nic_attach
+    title = "Add a network interface"
+
+
+class DetachNicView(ConfigFormView):
+    form_class = forms_config.DetachNicForm
+    service = config.domain_nic_detach
+    title = "Remove a network interface"
+
+
+class VcpusView(ConfigFormView):
+    form_class = forms_config.VcpusForm
+    service = config.domain_vcpus_set
+    title = "Set vCPUs"
+
+
+class MemoryView(ConfigFormView):
+    form_class = forms_config.MemoryForm
+    service = config.domain_memory_set
+    title = "Set memory"
+
+
+class MediaView(ConfigFormView):
+    form_class = forms_config.MediaForm
+    service = config.domain_media_change
+    title = "Change CD-ROM media"
+
+
+class BootOrderView(ConfigFormView):
+    form_class = forms_config.BootOrderForm
+    service = config.domain_boot_order_set
+    title = "Set the boot order"
+
+    def arguments(self, data: dict) -> dict:
+        return {"devices": data["devices"]}
+
+
+class MetadataView(ConfigFormView):
+    form_class = forms_config.MetadataForm
+    service = config.domain_metadata_set
+    title = "Set title and description"
+
+
+class XMLView(View):
+    """Every signed-in user may read a VM's XML, as last stored (it holds no passwords)."""
+
+    def get(self, request, pk: int):
+        domain = _domain(pk)
+        return render(request, "domains/config_xml.html", {"domain": domain})
+
+
+class XMLRefreshView(View):
+    """Queue a read of the VM's state and XML; it changes nothing on the host."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, pk: int):
+        domain = _domain(pk)
+        try:
+            operation = config.domain_xml_refresh(domain=domain, user=request.user)
+        except DomainBusy as exc:
+            messages.error(request, f"{domain.name} is {exc}.")
+        else:
+            messages.info(request, f"{domain.name}: operation #{operation.pk} (refresh XML) queued.")
+        return redirect("domains:config_xml", pk=domain.pk)
+
+
+class XMLEditView(UserPassesTestMixin, ConfigFormView):
+    """Superusers only: the definition in full, refused unless the allowlist accepts it."""
+
+    template_name = "domains/config_xml_edit.html"
+    form_class = forms_config.XMLEditForm
+    service = config.domain_xml_define
+    title = "Edit the XML"
+    submit_label = "Define"
+    raise_exception = True  # a signed-in user who is not a superuser gets 403, not the login page
+
+    def test_func(self) -> bool:
+        return self.request.user.is_superuser
+
+    def get(self, request, pk: int):
+        domain = _domain(pk)
+        return self.render_form(request, domain, self.form_class(domain=domain, initial={"xml": domain.xml_inactive}))

@@ -1,0 +1,44 @@
+"""The migrate page: choose a destination host and options, queue one operation, go back to the VM."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views import View
+
+from domains.migration import MigrateForm, domain_migrate_enqueue
+from domains.models import Domain
+from domains.services import DomainBusy
+
+TEMPLATE = "domains/migrate.html"
+
+
+class DomainMigrateView(PermissionRequiredMixin, View):
+    permission_required = "domains.change_domain"
+
+    def get(self, request, pk: int):
+        domain = _domain(pk)
+        return _render(request, domain, MigrateForm(domain=domain))
+
+    def post(self, request, pk: int):
+        domain = _domain(pk)
+        form = MigrateForm(request.POST, domain=domain)
+        if not form.is_valid():
+            return _render(request, domain, form, status=400)
+        destination = form.cleaned_data["destination"]
+        try:
+            operation = domain_migrate_enqueue(domain=domain, destination=destination, options=form.options(),
+                                               user=request.user)
+        except DomainBusy as exc:
+            form.add_error(None, f"{domain.name} is {exc}")
+            return _render(request, domain, form, status=409)
+        messages.info(request, f"{domain.name}: operation #{operation.pk} (migrate to {destination.name}) queued.")
+        return redirect("domains:detail", pk=domain.pk)
+
+
+def _domain(pk: int) -> Domain:
+    return get_object_or_404(Domain.objects.select_related("host"), pk=pk)
+
+
+def _render(request, domain: Domain, form: MigrateForm, status: int = 200):
+    return render(request, TEMPLATE, {"domain": domain, "form": form}, status=status)

@@ -1,0 +1,360 @@
+"""Changing a VM: disks, NICs, vCPUs, memory, CD-ROM media, boot order, title and description,
+and defining XML a user edited.
+
+A change applies live (to the running guest), persistently (to its definition), or both; a live
+change is only made when the VM is running. Device XML is built with the virt.xml classes.
+"""
+from __future__ import annotations
+
+import copy
+import secrets
+from dataclasses import dataclass
+
+import libvirt
+
+from virt.errors import InvalidArgument, NotFound, OperationInvalid
+from virt.volumes import find_volume
+from virt.xml.base import parse_trusted, parse_untrusted
+from virt.xml.domain import Disk, Domain, Interface
+from virt.xml.policy import HostContext, PolicyViolation, require_allowed
+
+LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
+CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
+TARGET_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "usb": "sd", "ide": "hd"}
+# Volume formats QEMU reads as disk images; anything else (iso, none) is given as raw.
+IMAGE_FORMATS = frozenset({"raw", "qcow2", "qcow", "qed", "vmdk", "vdi", "vpc", "vhdx"})
+_SCOPE_WORDS = {LIVE | CONFIG: "live and persistently", LIVE: "live only", CONFIG: "persistently (from the next start)"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Where a change applies
+
+
+def affect_flags(domain: libvirt.virDomain, *, live: bool, persistent: bool) -> int:
+    """The AFFECT flags for what the user ticked; live is dropped when the VM is not running."""
+    flags = 0
+    if live and domain.isActive():
+        flags |= LIVE
+    if persistent:
+        if not domain.isPersistent():
+            raise OperationInvalid("The VM is transient: it has no definition to change persistently.")
+        flags |= CONFIG
+    if not flags:
+        raise OperationInvalid("The VM is not running, so a live-only change has nothing to act on; "
+                               "choose 'persistent' to change its definition.")
+    return flags
+
+
+def scope_words(flags: int) -> str:
+    return _SCOPE_WORDS[flags & (LIVE | CONFIG)]
+
+
+def _scopes(flags: int) -> list[int]:
+    return [scope for scope in (LIVE, CONFIG) if flags & scope]
+
+
+def _document(domain: libvirt.virDomain, scope: int) -> Domain:
+    """The live or the persistent definition, as a model (no passwords: not XML_SECURE)."""
+    return Domain.from_libvirt(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE if scope == CONFIG else 0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Disks
+
+
+@dataclass(frozen=True)
+class PoolVolume:
+    pool: str
+    name: str
+    path: str
+    format: str
+    is_block: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.pool}/{self.name}"
+
+
+def find_pool_volume(conn: libvirt.virConnect, *, pool_name: str, volume_name: str) -> PoolVolume:
+    """A volume of one of the host's pools; a path is never taken from the user."""
+    volume = find_volume(conn, pool_name, volume_name)
+    kind = volume.info()[0]
+    if kind not in (libvirt.VIR_STORAGE_VOL_FILE, libvirt.VIR_STORAGE_VOL_BLOCK):
+        raise InvalidArgument(f"{pool_name}/{volume_name} is not a file or block volume, so it cannot be a disk.")
+    format_element = parse_trusted(volume.XMLDesc(0)).find("target/format")
+    fmt = format_element.get("type") if format_element is not None else None
+    return PoolVolume(pool=pool_name, name=volume_name, path=volume.path(),
+                      format=fmt if fmt in IMAGE_FORMATS else "raw",  # an ISO, or a block device
+                      is_block=kind == libvirt.VIR_STORAGE_VOL_BLOCK)
+
+
+def attach_disk(conn: libvirt.virConnect, domain: libvirt.virDomain, *, pool_name: str, volume_name: str,
+                bus: str, readonly: bool, live: bool, persistent: bool) -> str:
+    volume = find_pool_volume(conn, pool_name=pool_name, volume_name=volume_name)
+    flags = affect_flags(domain, live=live, persistent=persistent)
+    documents = [_document(domain, scope) for scope in _scopes(flags)]
+    for document in documents:
+        for disk in document.disks:
+            if disk.source == volume.path:
+                raise OperationInvalid(f"{volume.label} is already attached to this VM as {disk.target_dev}.")
+    disk = Disk.new()
+    disk.device = "disk"
+    _set_source(disk, volume)
+    disk.target_dev = _free_target(documents, bus)
+    disk.target_bus = bus
+    disk.readonly = readonly
+    domain.attachDeviceFlags(disk.to_xml(), flags)
+    return f"Attached {volume.label} as {disk.target_dev} ({bus}), {scope_words(flags)}"
+
+
+def detach_disk(domain: libvirt.virDomain, *, target_dev: str, live: bool, persistent: bool) -> str:
+    flags = affect_flags(domain, live=live, persistent=persistent)
+    done = []
+    for scope in _scopes(flags):
+        disk = _disk_by_target(_document(domain, scope), target_dev)
+        if disk is not None:
+            domain.detachDeviceFlags(disk.to_xml(), scope)
+            done.append(scope)
+    if not done:
+        raise NotFound(f"The VM has no disk {target_dev}.")
+    message = f"Detached {target_dev}, {scope_words(sum(done))}"
+    if LIVE in done and _disk_by_target(_document(domain, LIVE), target_dev) is not None:
+        message += ("; the running guest has not released it yet (a virtio or SCSI disk needs the guest OS "
+                    "to answer the unplug request)")
+    return message
+
+
+def change_media(conn: libvirt.virConnect, domain: libvirt.virDomain, *, target_dev: str,
+                 pool_name: str | None, volume_name: str | None, live: bool, persistent: bool) -> str:
+    """Insert a pool volume into a CD-ROM or floppy drive, or eject it when no volume is given."""
+    volume = find_pool_volume(conn, pool_name=pool_name, volume_name=volume_name) if volume_name else None
+    flags = affect_flags(domain, live=live, persistent=persistent)
+    for scope in _scopes(flags):
+        drive = _disk_by_target(_document(domain, scope), target_dev)
+        if drive is None:
+            raise NotFound(f"The VM has no drive {target_dev}.")
+        if drive.device not in ("cdrom", "floppy"):
+            raise InvalidArgument(f"{target_dev} is a {drive.device}, not a CD-ROM or floppy drive.")
+        domain.updateDeviceFlags(_with_media(drive, volume).to_xml(), scope)
+    what = f"Inserted {volume.label} into" if volume else "Ejected the medium of"
+    return f"{what} {target_dev}, {scope_words(flags)}"
+
+
+def _with_media(drive: Disk, volume: PoolVolume | None) -> Disk:
+    changed = Disk(copy.deepcopy(drive.element))
+    for attribute in ("source_file", "source_dev", "source_pool", "source_volume"):
+        setattr(changed, attribute, None)
+    if volume is None:
+        changed.type = "file"
+        changed.driver_type = None
+    else:
+        _set_source(changed, volume)
+    return changed
+
+
+def _set_source(disk: Disk, volume: PoolVolume) -> None:
+    disk.type = "block" if volume.is_block else "file"
+    disk.driver_name = "qemu"
+    disk.driver_type = volume.format
+    if volume.is_block:
+        disk.source_dev = volume.path
+    else:
+        disk.source_file = volume.path
+
+
+def _disk_by_target(document: Domain, target_dev: str) -> Disk | None:
+    return next((disk for disk in document.disks if disk.target_dev == target_dev), None)
+
+
+def _free_target(documents: list[Domain], bus: str) -> str:
+    prefix = TARGET_PREFIX[bus]
+    used = {disk.target_dev for document in documents for disk in document.disks}
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    for name in [*letters, *(a + b for a in letters for b in letters)]:
+        if prefix + name not in used:
+            return prefix + name
+    raise OperationInvalid(f"No free {bus} disk name is left on this VM.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Network interfaces
+
+
+def random_mac() -> str:
+    """A MAC in QEMU's locally administered range 52:54:00, as libvirt itself picks them."""
+    return "52:54:00:" + ":".join(f"{secrets.randbelow(256):02x}" for _ in range(3))
+
+
+def attach_nic(conn: libvirt.virConnect, domain: libvirt.virDomain, *, network: str, model: str, mac: str | None,
+               boot_rom: bool, live: bool, persistent: bool) -> str:
+    try:
+        conn.networkLookupByName(network)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+            raise NotFound(f"The host has no network named {network!r}.") from exc
+        raise
+    flags = affect_flags(domain, live=live, persistent=persistent)
+    mac = (mac or random_mac()).lower()
+    for scope in _scopes(flags):
+        if _nic_by_mac(_document(domain, scope), mac) is not None:
+            raise OperationInvalid(f"The VM already has a NIC with the MAC {mac}.")
+    nic = Interface.new()
+    nic.type = "network"
+    nic.mac = mac  # one MAC for the live and the persistent copy
+    nic.source_network = network
+    nic.model = model
+    if not boot_rom:
+        nic.rom_enabled = False
+    domain.attachDeviceFlags(nic.to_xml(), flags)
+    return f"Added a {model} NIC {mac} on {network}, {scope_words(flags)}"
+
+
+def detach_nic(domain: libvirt.virDomain, *, mac: str, live: bool, persistent: bool) -> str:
+    flags = affect_flags(domain, live=live, persistent=persistent)
+    done = []
+    for scope in _scopes(flags):
+        nic = _nic_by_mac(_document(domain, scope), mac)
+        if nic is not None:
+            domain.detachDeviceFlags(nic.to_xml(), scope)
+            done.append(scope)
+    if not done:
+        raise NotFound(f"The VM has no NIC with the MAC {mac}.")
+    message = f"Removed the NIC {mac}, {scope_words(sum(done))}"
+    if LIVE in done and _nic_by_mac(_document(domain, LIVE), mac) is not None:
+        message += "; the running guest has not released it yet (PCI unplug needs the guest OS to answer)"
+    return message
+
+
+def _nic_by_mac(document: Domain, mac: str) -> Interface | None:
+    return next((nic for nic in document.interfaces if (nic.mac or "").lower() == mac.lower()), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# vCPUs and memory
+
+
+def set_vcpus(domain: libvirt.virDomain, *, count: int, maximum: int | None, live: bool, persistent: bool) -> str:
+    """Set the vCPU count within the VM's maximum; a new maximum applies to the definition only.
+    Everything is checked before anything changes."""
+    _check_new_maximum(maximum, count, persistent=persistent, unit="vCPUs", what="vCPU maximum")
+    flags = affect_flags(domain, live=live, persistent=persistent)
+    for scope in _scopes(flags):
+        if scope == CONFIG and maximum is not None:
+            limit = maximum
+        else:
+            limit = domain.vcpusFlags(scope | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+        if count > limit:
+            raise InvalidArgument(f"{count} vCPUs is more than the {_where(scope)}'s maximum of {limit}.")
+    if maximum is not None:
+        domain.setVcpusFlags(maximum, CONFIG | libvirt.VIR_DOMAIN_VCPU_MAXIMUM)
+    domain.setVcpusFlags(count, flags)
+    suffix = f" (maximum {maximum})" if maximum is not None else ""
+    return f"vCPUs set to {count}{suffix}, {scope_words(flags)}"
+
+
+def set_memory(domain: libvirt.virDomain, *, memory_kib: int, maximum_kib: int | None, live: bool,
+               persistent: bool) -> str:
+    """Set the current memory within the VM's maximum; a new maximum applies to the definition only.
+    Everything is checked before anything changes."""
+    _check_new_maximum(None if maximum_kib is None else maximum_kib // 1024, memory_kib // 1024,
+                       persistent=persistent, unit="MiB", what="memory maximum")
+    flags = affect_flags(domain, live=live, persistent=persistent)
+    for scope in _scopes(flags):
+        if scope == CONFIG:
+            limit = maximum_kib if maximum_kib is not None else _document(domain, CONFIG).memory
+        else:
+            limit = domain.maxMemory()
+        if memory_kib > limit:
+            raise InvalidArgument(f"{memory_kib // 1024} MiB is more than the {_where(scope)}'s maximum of "
+                                  f"{limit // 1024} MiB.")
+    if maximum_kib is not None:
+        domain.setMemoryFlags(maximum_kib, CONFIG | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
+    domain.setMemoryFlags(memory_kib, flags)
+    suffix = f" (maximum {maximum_kib // 1024} MiB)" if maximum_kib is not None else ""
+    return f"Memory set to {memory_kib // 1024} MiB{suffix}, {scope_words(flags)}"
+
+
+def _check_new_maximum(maximum: int | None, amount: int, *, persistent: bool, unit: str, what: str) -> None:
+    if maximum is None:
+        return
+    if not persistent:
+        raise InvalidArgument(f"A new {what} only applies to the definition: choose 'persistent'.")
+    if amount > maximum:
+        raise InvalidArgument(f"{amount} {unit} is more than the new maximum of {maximum} {unit}.")
+
+
+def _where(scope: int) -> str:
+    return "running VM" if scope == LIVE else "VM's definition"
+
+
+# ---------------------------------------------------------------------------------------------
+# Boot order, title and description
+
+
+def set_boot_order(conn: libvirt.virConnect, domain: libvirt.virDomain, *, devices: list[str]) -> str:
+    """Rewrite <os><boot dev=.../> in the definition. Per-device boot orders are removed, as libvirt
+    refuses a definition that has both."""
+    if not domain.isPersistent():
+        raise OperationInvalid("The VM is transient: it has no definition to change.")
+    document = Domain.from_libvirt(_secure_inactive_xml(domain))
+    for device in [*document.disks, *document.interfaces]:
+        device.boot_order = None
+    document.boot_devices = devices
+    conn.defineXML(document.to_xml())
+    return f"Boot order set to {', '.join(devices)} (from the next start)"
+
+
+def set_metadata(domain: libvirt.virDomain, *, title: str, description: str, live: bool, persistent: bool) -> str:
+    """Set (or, when empty, remove) the title and the description."""
+    flags = affect_flags(domain, live=live, persistent=persistent)
+    domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_TITLE, title or None, None, None, flags)
+    domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_DESCRIPTION, description or None, None, None, flags)
+    return f"Title and description saved, {scope_words(flags)}"
+
+
+# ---------------------------------------------------------------------------------------------
+# XML
+
+
+def read_xml(domain: libvirt.virDomain) -> tuple[str, str]:
+    """(inactive, live) XML, each empty when it does not exist; without passwords (no XML_SECURE)."""
+    inactive = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if domain.isPersistent() else ""
+    live = domain.XMLDesc(0) if domain.isActive() else ""
+    return inactive, live
+
+
+def pool_paths(conn: libvirt.virConnect) -> dict[str, str]:
+    """Every storage pool of the host by name, with its target path ('' for pools without one)."""
+    paths = {}
+    for pool in conn.listAllStoragePools(0):
+        paths[pool.name()] = (parse_trusted(pool.XMLDesc(0)).findtext("target/path") or "").strip()
+    return paths
+
+
+def define_xml(conn: libvirt.virConnect, domain: libvirt.virDomain, *, xml: str, emulator: str | None) -> str:
+    """Define user-edited XML for this VM, once the allowlist accepts it against the host as it is now."""
+    document = Domain(parse_untrusted(xml))
+    try:
+        require_allowed(document.element, HostContext(uuid=domain.UUIDString(), pools=pool_paths(conn),
+                                                      emulator=emulator))
+    except PolicyViolation as exc:
+        raise InvalidArgument(f"Refused, nothing was defined: {exc}") from None
+    _keep_passwords(document, Domain.from_libvirt(_secure_inactive_xml(domain)))
+    conn.defineXML(document.to_xml())
+    if domain.isActive():
+        return "Defined; the running VM uses the new definition from its next start"
+    return "Defined"
+
+
+def _secure_inactive_xml(domain: libvirt.virDomain) -> str:
+    """The definition with its console passwords, for a read-modify-define inside the worker only."""
+    return domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE)
+
+
+def _keep_passwords(document: Domain, current: Domain) -> None:
+    """The XML users see has no console passwords; a console of the same type keeps its password."""
+    passwords = {graphics.type: graphics.element.get("passwd") for graphics in current.graphics
+                 if graphics.has_password}
+    for graphics in document.graphics:
+        if not graphics.has_password and graphics.type in passwords:
+            graphics.set_password(passwords[graphics.type])
