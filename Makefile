@@ -14,6 +14,7 @@ test:
 bench:
 	@bash scripts/setup.sh test
 	.venv/bin/python bench/inventory.py
+	.venv/bin/python bench/actions.py
 
 clean:
 	rm -rf .testdata

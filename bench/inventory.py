@@ -351,8 +351,10 @@ def target_lines(reconcile: dict[str, Any], pages: list[dict[str, Any]]) -> list
         return {"bench": BENCH, "target": target, "value": value, "met": met}
 
     lines = [
-        line(f"reconcile / raw bulk calls <= {RAW_RATIO_TARGET:g}x (medians)", reconcile["raw_ratio"],
+        line(f"reconcile / raw domain calls alone <= {RAW_RATIO_TARGET:g}x (medians)", reconcile["raw_ratio"],
              reconcile["raw_ratio"] <= RAW_RATIO_TARGET),
+        line(f"reconcile / every raw call reconcile makes (domains, pools, networks) <= {RAW_RATIO_TARGET:g}x "
+             "(medians)", reconcile["inventory_raw_ratio"], reconcile["inventory_raw_ratio"] <= RAW_RATIO_TARGET),
         line(f"naive / reconcile >= {NAIVE_RATIO_TARGET:g}x (medians)", reconcile["ratio"],
              reconcile["ratio"] >= NAIVE_RATIO_TARGET),
     ]
@@ -394,7 +396,8 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
                 emit(line)
         finally:
             remove_registered(rows)
-    for line in target_lines(reconcile_lines[2], page_lines):
+    reconcile_line = next(line for line in reconcile_lines if line["operation"] == "reconcile")
+    for line in target_lines(reconcile_line, page_lines):
         emit(line)
 
 
