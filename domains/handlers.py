@@ -1,6 +1,7 @@
 """Operation handlers for VM lifecycle actions: load, act through virt/, store the new state."""
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import libvirt
@@ -11,6 +12,7 @@ from domains.models import Domain
 from hosts.connection import connect_uri
 from operations.models import Operation
 from operations.registry import Report, operation_handler
+from operations.services import operation_record_libvirt_time
 from virt import domains as virt_domains
 from virt.connection import pool
 from virt.errors import NotFound
@@ -42,9 +44,12 @@ def run_domain_action(action: str, operation: Operation, report: Report) -> str:
     with pool().session(connect_uri(domain.host)) as conn:
         dom = virt_domains.lookup(conn, str(domain.uuid))
         report(10, f"{action.replace('_', ' ').capitalize()}: {domain.name}")
+        started = time.perf_counter()
         try:
             message = _ACTS[action](conn, dom, operation.arguments, report)
         finally:
+            operation_record_libvirt_time(operation_id=operation.pk,
+                                          milliseconds=(time.perf_counter() - started) * 1000)
             _refresh(conn, domain)
     return message
 

@@ -22,6 +22,8 @@ class Operation(models.Model):
     # Set by a user while the operation runs; handlers that can stop midway poll it.
     cancel_requested = models.BooleanField(default=False)
     worker = models.CharField(max_length=255, blank=True)
+    # Milliseconds spent in the action's own libvirt calls: tells a slow host from a slow vmsite.
+    libvirt_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -63,6 +63,10 @@ def operation_report(*, operation_id: int, progress: int, message: str = "") -> 
     )
 
 
+def operation_record_libvirt_time(*, operation_id: int, milliseconds: float) -> None:
+    Operation.objects.filter(pk=operation_id).update(libvirt_ms=max(0, round(milliseconds)))
+
+
 def operation_heartbeat(*, operation_id: int) -> None:
     Operation.objects.filter(pk=operation_id, state=OperationState.RUNNING).update(heartbeat_at=timezone.now())
 

@@ -11,29 +11,17 @@ from lxml import etree
 
 from domains import snapshots
 from domains.models import Domain
-from hosts.reconcile import host_reconcile
-from hosts.services import host_register_local
 from operations.choices import OperationState
 from operations.models import Operation
+from tests.domains.helpers import BAD_NAMES, LOCAL, cached
 from tests.guests import TEST_GUEST_PREFIX, small_guest_xml
 from virt.clone import copy_volume, is_template, is_template_xml
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-LOCAL = "qemu:///system"
 SOURCE_MAC = "52:54:00:aa:bb:cc"
-BAD_NAMES = ["<b>", "a>b", "a&b", 'a"b', "a'b", "a/b", "a b", " lead", "x" * 300, ""]
 
 
-@pytest.fixture
-def local_host(local_libvirt):
-    host, _ = host_register_local()
-    return host
-
-
-def cached(local_host, guest: libvirt.virDomain) -> Domain:
-    host_reconcile(host=local_host)
-    return Domain.objects.get(host=local_host, uuid=guest.UUIDString())
 
 
 def guest_with_disk_and_nic(guests, path: str) -> libvirt.virDomain:

@@ -10,9 +10,9 @@ from lxml import etree
 
 from domains.models import Domain
 from hosts.reconcile import host_reconcile
-from hosts.services import host_register_local
 from operations.choices import OperationState
 from operations.models import Operation
+from tests.domains.helpers import LOCAL, cached
 from tests import stack
 from tests.guests import TEST_GUEST_PREFIX, small_guest_xml
 from virt import devices
@@ -20,15 +20,9 @@ from virt.errors import InvalidArgument, OperationInvalid
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-LOCAL = "qemu:///system"
 LIVE, CONFIG = libvirt.VIR_DOMAIN_AFFECT_LIVE, libvirt.VIR_DOMAIN_AFFECT_CONFIG
 BOTH = {"live": "on", "persistent": "on"}
 
-
-@pytest.fixture
-def local_host(local_libvirt):
-    host, _ = host_register_local()
-    return host
 
 
 @pytest.fixture
@@ -72,10 +66,6 @@ def define_guest(guests, *, start: bool = False, acpi: bool = False, max_vcpus: 
         domain.create()
     return domain
 
-
-def cached(local_host, guest: libvirt.virDomain) -> Domain:
-    host_reconcile(host=local_host)
-    return Domain.objects.select_related("host").get(host=local_host, uuid=guest.UUIDString())
 
 
 def submit(client, url_name: str, domain: Domain, data: dict) -> Operation:

@@ -7,26 +7,15 @@ from django.urls import reverse
 from domains.choices import DomainState
 from domains.models import Domain
 from domains.services import DomainBusy, domain_action_enqueue
-from hosts.reconcile import host_reconcile
-from hosts.services import host_register_local
 from operations.choices import OperationState
 from operations.models import Operation
+from tests.domains.helpers import LOCAL, cached
 from tests import stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-LOCAL = "qemu:///system"
 
 
-@pytest.fixture
-def local_host(local_libvirt):
-    host, _ = host_register_local()
-    return host
-
-
-def cached(local_host, guest: libvirt.virDomain) -> Domain:
-    host_reconcile(host=local_host)
-    return Domain.objects.get(host=local_host, uuid=guest.UUIDString())
 
 
 def act(domain: Domain, action: str, **arguments) -> Operation:

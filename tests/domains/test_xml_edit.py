@@ -9,14 +9,14 @@ from lxml import etree
 
 from domains.models import Domain
 from operations.models import Operation
+from tests.domains.helpers import LOCAL, cached
 from tests import stack
-from tests.domains.test_config import cached, define_guest, succeeded
+from tests.domains.test_config import define_guest, succeeded
 from virt import devices
 from virt.errors import InvalidArgument
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-LOCAL = "qemu:///system"
 INACTIVE = libvirt.VIR_DOMAIN_XML_INACTIVE
 SECURE = libvirt.VIR_DOMAIN_XML_SECURE
 QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
