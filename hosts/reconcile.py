@@ -94,13 +94,20 @@ def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
         with pool().session(uri) as conn:
             inventory = read_inventory(conn, with_facts=fresh or not host.libvirt_version)
             diffs = apply_inventory(host=host, inventory=inventory)
-            _describe_new_domains(conn, host, diffs["domains"].new_uuids)
+            backlog = _undescribed(host) if fresh else []
+            _describe_new_domains(conn, host, [*diffs["domains"].new_uuids, *backlog])
     except HostUnavailable as exc:
         reason = getattr(exc, "reason", "")
         status = HostStatus.ERROR if reason in CREDENTIAL_FAILURES else HostStatus.OFFLINE
         Host.objects.filter(pk=host.pk).update(status=status, status_reason=str(exc)[:500])
         raise
     return diffs
+
+
+def _undescribed(host: Host, limit: int = 200) -> list:
+    """VMs cached before their XML summary was read (older rows, or a read that failed), caught up
+    on (re)connect, a bounded number at a time; periodic reconciles stay free of the extra query."""
+    return list(Domain.objects.filter(host=host, details={}).values_list("uuid", flat=True)[:limit])
 
 
 def _describe_new_domains(conn, host: Host, uuids) -> None:

@@ -56,6 +56,15 @@ def test_it_applies_new_changed_and_gone_domains_as_a_diff(test_host):
     assert test_host.status == "online" and test_host.synced_at is not None
 
 
+def test_it_reads_missing_summaries_on_reconnect(test_host):
+    host_reconcile(host=test_host)
+    Domain.objects.filter(host=test_host).update(details={})  # as rows cached before summaries existed
+    host_reconcile(host=test_host)
+    assert Domain.objects.get(host=test_host, name="web1").details == {}  # periodic: no extra work
+    host_reconcile(host=test_host, fresh=True)
+    assert Domain.objects.get(host=test_host, name="web1").details["name"] == "web1"
+
+
 def test_it_reconciles_only_enabled_hosts_periodically(test_host, redis_ready):
     disabled = Host.objects.create(name="off", transport="test", address="default", enabled=False)
     app.conf.task_always_eager = True  # run the per-host tasks here, in this test's transaction
