@@ -14,7 +14,8 @@ class GuestFactory:
     """Small, quiet guests (TESTING.md) that the test owns and that are removed afterwards."""
 
     def __init__(self) -> None:
-        self.created: list[tuple[str, str]] = []
+        self.created: list[tuple[str, str]] = []  # (uri, name), also of guests vmsite made for the test
+        self.uuids: list[tuple[str, str]] = []  # (uri, uuid) of those defined here: found even if renamed
 
     def define(self, uri: str, *, name: str | None = None, start: bool = False,
                vnc_listen: str = "127.0.0.1", disk_path: str | None = None) -> libvirt.virDomain:
@@ -22,21 +23,27 @@ class GuestFactory:
         conn = libvirt.open(uri)
         domain = conn.defineXML(small_guest_xml(name, vnc_listen=vnc_listen, disk_path=disk_path))
         self.created.append((uri, name))
+        self.uuids.append((uri, domain.UUIDString()))
         if start:
             domain.create()
         return domain
 
     def cleanup(self) -> None:
+        for uri, uuid_string in self.uuids:
+            _remove(uri, lambda conn: conn.lookupByUUIDString(uuid_string))
         for uri, name in self.created:
-            try:
-                conn = libvirt.open(uri)
-                domain = conn.lookupByName(name)
-            except libvirt.libvirtError:
-                continue
-            if domain.isActive():
-                domain.destroy()
-            if domain.isPersistent():
-                domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
+            _remove(uri, lambda conn: conn.lookupByName(name))
+
+
+def _remove(uri: str, find) -> None:
+    try:
+        domain = find(libvirt.open(uri))
+    except libvirt.libvirtError:
+        return  # already gone
+    if domain.isActive():
+        domain.destroy()
+    if domain.isPersistent():
+        domain.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)
 
 
 def small_guest_xml(name: str, *, vnc_listen: str = "127.0.0.1", disk_path: str | None = None) -> str:
