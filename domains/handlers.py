@@ -4,7 +4,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import libvirt
 from django.conf import settings
 
 from domains import services
@@ -15,54 +14,72 @@ from operations.registry import Report, operation_handler
 from operations.services import operation_record_libvirt_time
 from virt import domains as virt_domains
 from virt.connection import pool
-from virt.errors import NotFound
+from virt.errors import VirtError, translated
+from virt.types import Connection, DomainHandle
 
-Act = Callable[[libvirt.virConnect, libvirt.virDomain, dict, Report], str]
+# An action: (connection, libvirt handle, operation arguments, progress report, cached row) -> message.
+Act = Callable[[Connection, DomainHandle, dict, Report, Domain], str]
+# A store: records something more of the VM after an action (its XML, its snapshot tree).
+Store = Callable[[Connection, DomainHandle, Domain], None]
 
 _ACTS: dict[str, Act] = {
-    "start": lambda conn, dom, args, report: virt_domains.start(dom),
-    "start_paused": lambda conn, dom, args, report: virt_domains.start(dom, paused=True),
-    "shutdown": lambda conn, dom, args, report: virt_domains.shutdown(
+    "start": lambda conn, dom, args, report, row: virt_domains.start(dom),
+    "start_paused": lambda conn, dom, args, report, row: virt_domains.start(dom, paused=True),
+    "shutdown": lambda conn, dom, args, report, row: virt_domains.shutdown(
         dom, timeout=float(args.get("timeout", settings.DOMAIN_SHUTDOWN_TIMEOUT)), progress=report),
-    "force_off": lambda conn, dom, args, report: virt_domains.force_off(dom),
-    "reboot": lambda conn, dom, args, report: virt_domains.reboot(dom),
-    "reset": lambda conn, dom, args, report: virt_domains.reset(dom),
-    "pause": lambda conn, dom, args, report: virt_domains.pause(dom),
-    "resume": lambda conn, dom, args, report: virt_domains.resume(dom),
-    "save": lambda conn, dom, args, report: virt_domains.managed_save(dom),
-    "discard_save": lambda conn, dom, args, report: virt_domains.remove_managed_save(dom),
-    "autostart_on": lambda conn, dom, args, report: virt_domains.set_autostart(dom, enabled=True),
-    "autostart_off": lambda conn, dom, args, report: virt_domains.set_autostart(dom, enabled=False),
-    "rename": lambda conn, dom, args, report: virt_domains.rename(dom, new_name=args["name"]),
-    "delete": lambda conn, dom, args, report: virt_domains.delete(
+    "force_off": lambda conn, dom, args, report, row: virt_domains.force_off(dom),
+    "reboot": lambda conn, dom, args, report, row: virt_domains.reboot(dom),
+    "reset": lambda conn, dom, args, report, row: virt_domains.reset(dom),
+    "pause": lambda conn, dom, args, report, row: virt_domains.pause(dom),
+    "resume": lambda conn, dom, args, report, row: virt_domains.resume(dom),
+    "save": lambda conn, dom, args, report, row: virt_domains.managed_save(dom),
+    "discard_save": lambda conn, dom, args, report, row: virt_domains.remove_managed_save(dom),
+    "autostart_on": lambda conn, dom, args, report, row: virt_domains.set_autostart(dom, enabled=True),
+    "autostart_off": lambda conn, dom, args, report, row: virt_domains.set_autostart(dom, enabled=False),
+    "rename": lambda conn, dom, args, report, row: virt_domains.rename(dom, new_name=args["name"]),
+    "delete": lambda conn, dom, args, report, row: virt_domains.delete(
         conn, dom, with_volumes=bool(args.get("with_volumes")), progress=report),
 }
 
 
 def run_domain_action(action: str, operation: Operation, report: Report) -> str:
+    return act_on_domain(operation, report, action.replace("_", " ").capitalize(), _ACTS[action])
+
+
+def act_on_domain(operation: Operation, report: Report, label: str, act: Act, *, stores: tuple[Store, ...] = ()
+                  ) -> str:
+    """The frame of every action on one VM: find it, act, time the libvirt work, then, whatever
+    happened, store what the action may have changed and the VM's state as libvirt has it now."""
     domain = Domain.objects.select_related("host").get(pk=operation.target_id)
     with pool().session(connect_uri(domain.host)) as conn:
         dom = virt_domains.lookup(conn, str(domain.uuid))
-        report(10, f"{action.replace('_', ' ').capitalize()}: {domain.name}")
+        report(10, f"{label}: {domain.name}")
         started = time.perf_counter()
         try:
-            message = _ACTS[action](conn, dom, operation.arguments, report)
+            return act(conn, dom, operation.arguments, report, domain)
         finally:
             operation_record_libvirt_time(operation_id=operation.pk,
                                           milliseconds=(time.perf_counter() - started) * 1000)
-            _refresh(conn, domain)
-    return message
+            for store in stores:
+                _quietly(store, conn, dom, domain)
+            refresh_row(conn, domain)
 
 
-def _refresh(conn: libvirt.virConnect, domain: Domain) -> None:
-    """Whatever happened, the database shows the VM as libvirt has it now."""
+def refresh_row(conn: Connection, domain: Domain) -> None:
+    """The database shows the VM as libvirt has it now (its row goes if the VM is gone)."""
     try:
-        live = virt_domains.read_state(virt_domains.lookup(conn, str(domain.uuid)))
-    except NotFound:
-        live = None
-    except libvirt.libvirtError:
+        live = virt_domains.refetch(conn, str(domain.uuid))
+    except VirtError:
         return  # the host went away mid-action: the listener and the next reconcile catch up
     services.domain_apply_state(domain_id=domain.pk, live=live)
+
+
+def _quietly(store: Store, conn: Connection, dom: DomainHandle, domain: Domain) -> None:
+    try:
+        with translated():
+            store(conn, dom, domain)
+    except VirtError:
+        pass  # the VM or its host went away: refresh_row removes or keeps the row as it should
 
 
 def _register(action: str) -> None:

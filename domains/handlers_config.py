@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import libvirt
-
 from domains import config
-from domains.handlers import _refresh
+from domains.handlers import act_on_domain
 from domains.models import Domain
-from hosts.connection import connect_uri
 from operations.models import Operation
 from operations.registry import Report, operation_handler
 from virt import devices
-from virt import domains as virt_domains
-from virt.connection import pool
-from virt.errors import NotFound
+from virt.types import Connection, DomainHandle
 
-Change = Callable[[libvirt.virConnect, libvirt.virDomain, dict, Domain], str]
+Change = Callable[[Connection, DomainHandle, dict, Domain], str]
 
 
 def _scope(args: dict) -> dict:
@@ -50,23 +45,15 @@ _CHANGES: dict[str, Change] = {
 
 
 def run_domain_change(action: str, operation: Operation, report: Report) -> str:
-    domain = Domain.objects.select_related("host").get(pk=operation.target_id)
-    with pool().session(connect_uri(domain.host)) as conn:
-        dom = virt_domains.lookup(conn, str(domain.uuid))
-        report(10, f"{config_label(action)}: {domain.name}")
-        try:
-            return _CHANGES[action](conn, dom, operation.arguments, domain)
-        finally:
-            refresh_with_xml(conn, domain)
+    change = _CHANGES[action]
+    return act_on_domain(operation, report, config_label(action),
+                         lambda conn, dom, args, report, domain: change(conn, dom, args, domain),
+                         stores=(store_xml,))
 
 
-def refresh_with_xml(conn: libvirt.virConnect, domain: Domain) -> None:
-    """The VM row as libvirt has it now (domains.handlers._refresh), plus its XML."""
-    _refresh(conn, domain)
-    try:
-        inactive, live = devices.read_xml(virt_domains.lookup(conn, str(domain.uuid)))
-    except (NotFound, libvirt.libvirtError):
-        return  # gone, or the host went away: the row was already updated or is caught up later
+def store_xml(conn: Connection, dom: DomainHandle, domain: Domain) -> None:
+    """The VM's inactive and live XML, as the XML pages show them."""
+    inactive, live = devices.read_xml(dom)
     config.domain_xml_store(domain_id=domain.pk, inactive=inactive, live=live)
 
 

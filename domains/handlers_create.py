@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import uuid
 
-import libvirt
 
 from domains.cloudinit import cloud_config, meta_data, seed_iso, user_data
 from hosts.connection import connect_uri
@@ -13,8 +12,11 @@ from operations.models import Operation
 from operations.registry import Report, operation_handler
 from virt.builder import DiskSpec, DomainSpec, NicSpec, build_domain_xml
 from virt.connection import pool
-from virt.volumes import create_volume, delete_volume, find_volume, require_free_domain_name, upload_bytes
-from virt.xml.base import parse_trusted
+from virt import domains as virt_domains
+from virt.types import Connection, VolumeHandle
+from virt.volumes import (
+    create_volume, delete_volume, find_volume, require_free_domain_name, upload_bytes, volume_format, volume_path,
+)
 
 GIB = 2**30
 
@@ -23,27 +25,25 @@ GIB = 2**30
 def create_domain(operation: Operation, report: Report) -> str:
     host = Host.objects.get(pk=operation.target_id)
     args = operation.arguments
-    created: list[libvirt.virStorageVol] = []
+    created: list[VolumeHandle] = []
     with pool().session(connect_uri(host)) as conn:
         require_free_domain_name(conn, args["name"])
         try:
             disks = _disks(conn, args, created, report)
-            report(70, "Defining the VM")
-            domain = conn.defineXML(build_domain_xml(_spec(host, args, disks)))
+            report(70, "Defining the VM" + (" and starting it" if args.get("start_now") else ""))
+            dom = virt_domains.define(conn, build_domain_xml(_spec(host, args, disks)),
+                                      autostart=bool(args.get("autostart")))
         except Exception:
             for volume in created:  # nothing half-made is left behind
                 delete_volume(volume)
             raise
-        if args.get("autostart"):
-            domain.setAutostart(1)
-        if args.get("start_now"):
-            report(85, "Starting")
-            domain.create()
+        if args.get("start_now"):  # a VM that fails to start stays defined, with its disks
+            virt_domains.start(dom)
     host_reconcile(host=host)
     return f"Created {args['name']}" + (" and started it" if args.get("start_now") else "")
 
 
-def _disks(conn: libvirt.virConnect, args: dict, created: list, report: Report) -> list[DiskSpec]:
+def _disks(conn: Connection, args: dict, created: list, report: Report) -> list[DiskSpec]:
     disks = []
     bus, cache = args["disk_bus"], args["disk_cache"]
     if args["disk_source"] == "new":
@@ -51,23 +51,23 @@ def _disks(conn: libvirt.virConnect, args: dict, created: list, report: Report) 
         volume = create_volume(conn, args["disk_pool"], f"{args['name']}-disk0.{args['disk_format']}",
                                capacity_bytes=args["disk_size_gib"] * GIB, fmt=args["disk_format"])
         created.append(volume)
-        disks.append(DiskSpec(path=volume.path(), format=args["disk_format"], bus=bus, cache=cache))
+        disks.append(DiskSpec(path=volume_path(volume), format=args["disk_format"], bus=bus, cache=cache))
     elif args["disk_source"] == "existing":
         volume = find_volume(conn, args["disk_pool"], args["disk_volume"])
-        disks.append(DiskSpec(path=volume.path(), format=_format_of(volume), bus=bus, cache=cache))
+        disks.append(DiskSpec(path=volume_path(volume), format=volume_format(volume), bus=bus, cache=cache))
     cdrom_bus = "sata" if bus == "virtio" else bus
     if args.get("cdrom_volume"):
         iso = find_volume(conn, args["cdrom_pool"], args["cdrom_volume"])
-        disks.append(DiskSpec(path=iso.path(), device="cdrom", format="raw", bus=cdrom_bus))
+        disks.append(DiskSpec(path=volume_path(iso), device="cdrom", format="raw", bus=cdrom_bus))
     if args.get("cloud_init"):
         report(45, "Writing the cloud-init seed image")
         seed = _seed_volume(conn, args)
         created.append(seed)
-        disks.append(DiskSpec(path=seed.path(), device="cdrom", format="raw", bus=cdrom_bus))
+        disks.append(DiskSpec(path=volume_path(seed), device="cdrom", format="raw", bus=cdrom_bus))
     return disks
 
 
-def _seed_volume(conn: libvirt.virConnect, args: dict) -> libvirt.virStorageVol:
+def _seed_volume(conn: Connection, args: dict) -> VolumeHandle:
     hostname = args.get("ci_hostname") or args["name"]
     config = cloud_config(hostname=hostname, user=args["ci_user"], ssh_keys=args.get("ci_ssh_keys") or [],
                           password_hash=args.get("ci_password_hash") or None)
@@ -81,11 +81,6 @@ def _seed_volume(conn: libvirt.virConnect, args: dict) -> libvirt.virStorageVol:
         delete_volume(volume)
         raise
     return volume
-
-
-def _format_of(volume: libvirt.virStorageVol) -> str:
-    target_format = parse_trusted(volume.XMLDesc(0)).find("target/format")
-    return target_format.get("type", "raw") if target_format is not None else "raw"
 
 
 def _spec(host: Host, args: dict, disks: list[DiskSpec]) -> DomainSpec:

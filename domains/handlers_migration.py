@@ -34,7 +34,7 @@ def migrate_domain(operation: Operation, report: Report) -> str:
         with (pool().session(connect_uri(source)) as source_conn,
               pool().session(connect_uri(destination)) as destination_conn):
             dom = virt_domains.lookup(source_conn, str(domain.uuid))
-            leaves_source = options.undefine_source or not dom.isPersistent()
+            leaves_source = options.undefine_source or not virt_domains.is_persistent(dom)
             report(START, f"Migrating {domain.name} from {source.name} to {destination.name}")
             message = virt_migration.migrate(
                 source_conn, dom, destination_conn,

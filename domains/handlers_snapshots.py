@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import libvirt
-
-from domains.handlers import _refresh
+from domains.handlers import act_on_domain, refresh_row
 from domains.models import Domain
 from domains.snapshots import domain_snapshots_store, domain_template_store
 from hosts.connection import connect_uri
@@ -17,32 +15,21 @@ from virt import clone as virt_clone
 from virt import domains as virt_domains
 from virt import snapshots as virt_snapshots
 from virt.connection import pool
+from virt.types import Connection, DomainHandle
 
-Act = Callable[[libvirt.virDomain, dict, Report], str]
+Act = Callable[[DomainHandle, dict, Report], str]
 
 
 def _run(operation: Operation, report: Report, label: str, act: Act) -> str:
     """Act on the operation's VM; whatever happens, store its snapshot tree and state afterwards."""
-    domain = Domain.objects.select_related("host").get(pk=operation.target_id)
-    with pool().session(connect_uri(domain.host)) as conn:
-        dom = virt_domains.lookup(conn, str(domain.uuid))
-        report(10, f"{label}: {domain.name}")
-        try:
-            return act(dom, operation.arguments, report)
-        finally:
-            _store_snapshots(dom, domain)
-            _refresh(conn, domain)
+    return act_on_domain(operation, report, label, lambda conn, dom, args, report, domain: act(dom, args, report),
+                         stores=(_store_snapshots,))
 
 
-def _store_snapshots(dom: libvirt.virDomain, domain: Domain) -> None:
+def _store_snapshots(conn: Connection, dom: DomainHandle, domain: Domain) -> None:
     """The snapshot tree and the template mark (from the XML: it survives a re-register)."""
-    try:
-        tree = virt_snapshots.read_tree(dom)
-        template = virt_clone.is_template(dom)
-    except libvirt.libvirtError:
-        return  # the VM or its host went away: the row is refreshed (or removed) by _refresh
-    domain_snapshots_store(domain_id=domain.pk, snapshots=tree)
-    domain_template_store(domain_id=domain.pk, is_template=template)
+    domain_snapshots_store(domain_id=domain.pk, snapshots=virt_snapshots.read_tree(dom))
+    domain_template_store(domain_id=domain.pk, is_template=virt_clone.is_template(dom))
 
 
 @operation_handler("domain.snapshot_create")
@@ -67,7 +54,7 @@ def snapshot_delete(operation: Operation, report: Report) -> str:
 def snapshot_refresh(operation: Operation, report: Report) -> str:
     """Re-read the tree and the template mark, e.g. after snapshots were taken outside vmsite."""
     return _run(operation, report, "Reading snapshots",
-                lambda dom, args, report: f"{dom.snapshotNum(0)} snapshot(s)")
+                lambda dom, args, report: f"{virt_snapshots.count(dom)} snapshot(s)")
 
 
 @operation_handler("domain.mark_template")
@@ -86,7 +73,7 @@ def clone(operation: Operation, report: Report) -> str:
             result = virt_clone.clone(conn, dom, uri=connect_uri(domain.host), new_name=operation.arguments["name"],
                                       progress=report)
         finally:
-            _refresh(conn, domain)
+            refresh_row(conn, domain)
     report(95, f"Adding {result.name} to the inventory")
     host_reconcile(host=domain.host)
     copies = f"{len(result.volumes)} disk(s) copied" if result.volumes else "no disks to copy"

@@ -14,7 +14,6 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import libvirt
 from django.db import close_old_connections
 
 from hosts.choices import HostStatus, Transport
@@ -24,6 +23,7 @@ from hosts.reconcile import host_reconcile
 from hosts.services import host_mark_unreachable
 from virt.connection import close_quietly, open_monitored
 from virt.errors import VirtError
+from virt.types import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ HOST_LIST_REFRESH = 5.0
 class Watch:
     host_id: int
     uri: str
-    conn: libvirt.virConnect | None = None
+    conn: Connection | None = None
     connecting: Future | None = None
     next_attempt: float = 0.0
     backoff: float = BACKOFF_START

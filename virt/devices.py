@@ -108,19 +108,28 @@ def attach_disk(conn: libvirt.virConnect, domain: libvirt.virDomain, *, pool_nam
 
 
 def detach_disk(domain: libvirt.virDomain, *, target_dev: str, live: bool, persistent: bool) -> str:
+    return _detach(domain, live=live, persistent=persistent,
+                   find=lambda document: _disk_by_target(document, target_dev),
+                   missing=f"The VM has no disk {target_dev}.", done=f"Detached {target_dev}",
+                   pending="; the running guest has not released it yet (a virtio or SCSI disk needs the guest "
+                           "OS to answer the unplug request)")
+
+
+def _detach(domain: libvirt.virDomain, *, live: bool, persistent: bool, find, missing: str, done: str,
+            pending: str) -> str:
+    """Detach the device `find` picks from each copy (live, persistent) that has it."""
     flags = affect_flags(domain, live=live, persistent=persistent)
-    done = []
+    scopes = []
     for scope in _scopes(flags):
-        disk = _disk_by_target(_document(domain, scope), target_dev)
-        if disk is not None:
-            domain.detachDeviceFlags(disk.to_xml(), scope)
-            done.append(scope)
-    if not done:
-        raise NotFound(f"The VM has no disk {target_dev}.")
-    message = f"Detached {target_dev}, {scope_words(sum(done))}"
-    if LIVE in done and _disk_by_target(_document(domain, LIVE), target_dev) is not None:
-        message += ("; the running guest has not released it yet (a virtio or SCSI disk needs the guest OS "
-                    "to answer the unplug request)")
+        device = find(_document(domain, scope))
+        if device is not None:
+            domain.detachDeviceFlags(device.to_xml(), scope)
+            scopes.append(scope)
+    if not scopes:
+        raise NotFound(missing)
+    message = f"{done}, {scope_words(sum(scopes))}"
+    if LIVE in scopes and find(_document(domain, LIVE)) is not None:
+        message += pending
     return message
 
 
@@ -210,19 +219,9 @@ def attach_nic(conn: libvirt.virConnect, domain: libvirt.virDomain, *, network: 
 
 
 def detach_nic(domain: libvirt.virDomain, *, mac: str, live: bool, persistent: bool) -> str:
-    flags = affect_flags(domain, live=live, persistent=persistent)
-    done = []
-    for scope in _scopes(flags):
-        nic = _nic_by_mac(_document(domain, scope), mac)
-        if nic is not None:
-            domain.detachDeviceFlags(nic.to_xml(), scope)
-            done.append(scope)
-    if not done:
-        raise NotFound(f"The VM has no NIC with the MAC {mac}.")
-    message = f"Removed the NIC {mac}, {scope_words(sum(done))}"
-    if LIVE in done and _nic_by_mac(_document(domain, LIVE), mac) is not None:
-        message += "; the running guest has not released it yet (PCI unplug needs the guest OS to answer)"
-    return message
+    return _detach(domain, live=live, persistent=persistent, find=lambda document: _nic_by_mac(document, mac),
+                   missing=f"The VM has no NIC with the MAC {mac}.", done=f"Removed the NIC {mac}",
+                   pending="; the running guest has not released it yet (PCI unplug needs the guest OS to answer)")
 
 
 def _nic_by_mac(document: Domain, mac: str) -> Interface | None:

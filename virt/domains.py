@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from virt.errors import NotFound, OperationInvalid
+from virt.errors import NotFound, OperationInvalid, translated
 from virt.xml.domain import summarize_domain
 
 Progress = Callable[[int, str], None]
@@ -70,6 +70,29 @@ def describe_domain(conn: libvirt.virConnect, uuid: str) -> tuple[dict, bool]:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
             raise NotFound(f"The VM {uuid} no longer exists on this host.") from exc
         raise
+
+
+def refetch(conn: libvirt.virConnect, uuid: str) -> DomainState | None:
+    """The domain's state now, or None when it is gone from the host."""
+    with translated():
+        try:
+            return read_state(lookup(conn, uuid))
+        except NotFound:
+            return None
+
+
+def is_persistent(domain: libvirt.virDomain) -> bool:
+    with translated():
+        return bool(domain.isPersistent())
+
+
+def define(conn: libvirt.virConnect, xml: str, *, autostart: bool) -> libvirt.virDomain:
+    """Define a new domain from XML built by virt.builder, optionally starting with its host."""
+    with translated():
+        domain = conn.defineXML(xml)
+        if autostart:
+            domain.setAutostart(1)
+    return domain
 
 
 def _jsonable(description) -> dict:

@@ -1,6 +1,9 @@
 """libvirt's error codes, turned into a few typed exceptions at the boundary."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import libvirt
 
 
@@ -124,3 +127,12 @@ def connect_failure(raw_message: str, *, code: int | None = None) -> HostUnavail
     detail = raw_message.strip().splitlines()[-1] if raw_message.strip() else ""
     return HostUnavailableReason(f"{reason}: {explanation} ({detail})" if detail else f"{reason}: {explanation}",
                                  reason=reason, code=code)
+
+
+@contextmanager
+def translated() -> Iterator[None]:
+    """libvirt errors raised inside leave as typed VirtErrors."""
+    try:
+        yield
+    except libvirt.libvirtError as exc:
+        raise translate(exc) from exc

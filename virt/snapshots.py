@@ -54,6 +54,10 @@ def read_tree(domain: libvirt.virDomain) -> list[SnapshotInfo]:
     return tree
 
 
+def count(domain: libvirt.virDomain) -> int:
+    return domain.snapshotNum(0)
+
+
 def check_supported(domain: libvirt.virDomain, *, with_memory: bool) -> list[Disk]:
     """The disks an internal snapshot would cover; raises OperationInvalid, in words, when libvirt
     could not take the snapshot asked for."""

@@ -5,6 +5,7 @@ import libvirt
 from lxml import etree
 
 from virt.errors import AlreadyExists, NotFound, OperationInvalid
+from virt.xml.base import parse_trusted
 
 
 def find_volume(conn: libvirt.virConnect, pool_name: str, volume_name: str) -> libvirt.virStorageVol:
@@ -50,6 +51,16 @@ def upload_bytes(conn: libvirt.virConnect, volume: libvirt.virStorageVol, data: 
     except libvirt.libvirtError:
         stream.abort()
         raise
+
+
+def volume_path(volume: libvirt.virStorageVol) -> str:
+    return volume.path()
+
+
+def volume_format(volume: libvirt.virStorageVol) -> str:
+    """The image format (qcow2, raw, ...) as the pool reports it."""
+    target_format = parse_trusted(volume.XMLDesc(0)).find("target/format")
+    return target_format.get("type", "raw") if target_format is not None else "raw"
 
 
 def delete_volume(volume: libvirt.virStorageVol) -> None:
