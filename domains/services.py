@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from domains.actions import ACTIONS, FORM_ACTIONS
 from domains.models import Domain
+from events.publish import publish_domain
 from operations.choices import OperationState
 from operations.models import Operation
 from operations.services import operation_enqueue
@@ -62,12 +63,23 @@ def domain_bulk_enqueue(*, domains: list[Domain], action: str, user: AbstractBas
 
 
 def domain_apply_state(*, domain_id: int, live: LiveState | None) -> None:
-    """Store what libvirt says of one VM now; None means it is gone from its host."""
+    """Store what libvirt says of one VM now (None: it is gone from its host), and tell open pages."""
+    row = Domain.objects.filter(pk=domain_id).values_list("host_id", "seq").first()
+    if row is None:
+        return
+    host_id, seq = row
     if live is None:
         Domain.objects.filter(pk=domain_id).delete()
+        publish_domain(domain_id=domain_id, host_id=host_id, seq=seq + 1, state=None, change="deleted")
         return
     Domain.objects.filter(pk=domain_id).update(
         name=live.name, state=live.state, state_reason=live.reason, vcpus=live.vcpus, memory_kib=live.memory_kib,
         persistent=live.persistent, autostart=live.autostart, has_managed_save=live.has_managed_save,
         details=live.details, synced_at=timezone.now(), seq=F("seq") + 1,
     )
+    # The row's seq may have moved on meanwhile; a page that sees a jump fetches a fresh copy anyway.
+    publish_domain(domain_id=domain_id, host_id=host_id, seq=seq + 1, state=live.state, change="changed")
+
+
+def domain_id_for(*, host_id: int, uuid: str) -> int | None:
+    return Domain.objects.filter(host_id=host_id, uuid=uuid).values_list("pk", flat=True).first()

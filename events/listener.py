@@ -1,9 +1,14 @@
-"""The long-running process that keeps a live connection to every enabled host.
+"""The long-running process that keeps a live connection to every host it owns, and turns libvirt's
+events into fresh rows and live messages.
 
-A lost connection marks the host offline at once (libvirt's close callback, or keepalive for a
-host that hangs); the listener reconnects with backoff and, because events during an outage are
-lost, runs a full reconcile on every (re)connect. libvirt callbacks only put a record on a queue;
-this process's main loop does the database work.
+Hosts are shared among running listeners through leases in Redis (events/lease.py). A lost
+connection marks the host offline at once (libvirt's close callback, or keepalive for a host that
+hangs); the listener reconnects with backoff, registers its event callbacks on the new connection
+(once), and, because events during an outage are lost, runs a full reconcile.
+
+libvirt callbacks only put a record on a queue. The main loop coalesces records per object (a burst
+of events on one VM becomes one refetch) and hands due refreshes to one thread per host, which
+refetches the object, stores it and publishes; work for one host never waits for another host.
 """
 from __future__ import annotations
 
@@ -14,22 +19,32 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import redis
+from django.conf import settings
 from django.db import close_old_connections
 
+from domains.services import domain_apply_state, domain_id_for
+from events.lease import ROUND_SECONDS, HostLeases, new_listener_id
 from hosts.choices import HostStatus, Transport
 from hosts.connection import connect_uri
 from hosts.models import Host
 from hosts.reconcile import host_reconcile
 from hosts.services import host_mark_unreachable
 from virt.connection import close_quietly, open_monitored
+from virt.domains import refetch
 from virt.errors import VirtError
+from virt.events import SETTLING_LIFECYCLE, EventRecord, Registration, register_events
 from virt.types import Connection
 
 logger = logging.getLogger(__name__)
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 5.0  # a host that comes back is seen within seconds; a refused connect costs little
-HOST_LIST_REFRESH = 5.0
+HOST_LIST_REFRESH = ROUND_SECONDS
+REFRESH_DELAY = 0.05  # records arriving within this window become one refetch
+SETTLING_DELAY = 0.5  # after a stop: a fake reboot's passing "off" is over by then
+RECONCILE_DELAY = 0.3  # a new VM, or a pool or network event: one reconcile for a burst of them
+MAX_DEFER = 1.0  # an object with a steady stream of events is still refreshed this often
 
 
 @dataclass
@@ -41,6 +56,16 @@ class Watch:
     next_attempt: float = 0.0
     backoff: float = BACKOFF_START
     generation: int = 0  # which connection a close record belongs to
+    registration: Registration | None = None
+    worker: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="host"))
+
+
+@dataclass
+class Pending:
+    """A refresh waiting for its burst of records to end."""
+
+    due: float
+    deadline: float
 
 
 @dataclass
@@ -49,17 +74,29 @@ class Listener:
     watches: dict[int, Watch] = field(default_factory=dict)
     stopping: threading.Event = field(default_factory=threading.Event)
     executor: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(16, thread_name_prefix="listener"))
+    listener_id: str = field(default_factory=new_listener_id)
+    pending: dict[tuple[int, str, str], Pending] = field(default_factory=dict)
+    registrations_made: int = 0  # event callback sets registered since start (one per connection)
+    events_received: int = 0
     _hosts_loaded_at: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.leases = HostLeases(redis.Redis.from_url(settings.REDIS_URL), self.listener_id)
+
     def run(self) -> None:
-        logger.info("listener started")
-        while not self.stopping.is_set():
-            self._refresh_hosts()
-            self._start_due_connects()
-            self._drain_records(timeout=0.5)
-        for watch in self.watches.values():
-            self._disconnect(watch)
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        logger.info("listener %s started", self.listener_id)
+        try:
+            while not self.stopping.is_set():
+                self._refresh_hosts()
+                self._start_due_connects()
+                self._drain_records(timeout=self._next_wait())
+                self._start_due_refreshes()
+        finally:
+            for watch in self.watches.values():
+                self._drop(watch)
+            self.executor.shutdown(wait=False, cancel_futures=True)
+            self.leases.release_all()
+            logger.info("listener %s stopped", self.listener_id)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -69,15 +106,21 @@ class Listener:
             return
         self._hosts_loaded_at = time.monotonic()
         close_old_connections()
-        hosts = {host.pk: host for host in Host.objects.filter(enabled=True).exclude(transport=Transport.SSH,
-                                                                                       ssh_host_keys="")}
+        enabled = {host.pk: host for host in Host.objects.filter(enabled=True).exclude(transport=Transport.SSH,
+                                                                                         ssh_host_keys="")}
+        try:
+            owned = self.leases.rebalance(set(enabled))
+        except redis.RedisError as exc:  # without Redis no one can tell who owns what: keep what we have
+            logger.warning("host leases not renewed (%s); keeping the current hosts", exc)
+            owned = set(self.watches) & set(enabled)
+        hosts = {host_id: host for host_id, host in enabled.items() if host_id in owned}
         for host_id in set(self.watches) - set(hosts):
-            self._disconnect(self.watches.pop(host_id))
+            self._drop(self.watches.pop(host_id))
         for host_id, host in hosts.items():
             uri = connect_uri(host)
             watch = self.watches.get(host_id)
             if watch is not None and watch.uri != uri:  # edited: reconnect with the new settings
-                self._disconnect(self.watches.pop(host_id))
+                self._drop(self.watches.pop(host_id))
                 watch = None
             if watch is None:
                 self.watches[host_id] = Watch(host_id=host_id, uri=uri)
@@ -114,10 +157,16 @@ class Listener:
 
     def _handle(self, record: tuple) -> None:
         kind, host_id, generation, payload = record
+        if kind == "reconcile":
+            self._defer((host_id, "reconcile", ""), RECONCILE_DELAY)
+            return
         watch = self.watches.get(host_id)
         if watch is None or generation != watch.generation:
             if kind == "connected" and payload.exception() is None:
                 close_quietly(payload.result())  # a host disabled or edited while we connected
+            return
+        if kind == "event":
+            self._on_event(host_id, payload)
             return
         close_old_connections()
         if kind == "connected":
@@ -133,11 +182,75 @@ class Listener:
             return
         watch.conn = future.result()
         watch.backoff = BACKOFF_START
-        logger.info("host %s connected; reconciling", watch.host_id)
-        self.executor.submit(self._reconcile, watch.host_id)
+        try:
+            watch.registration = register_events(watch.conn, self._event_sink(watch.host_id, watch.generation))
+        except VirtError as exc:
+            logger.warning("host %s: events not registered (%s); reconnecting", watch.host_id, exc)
+            self._disconnect(watch)
+            self._schedule_retry(watch, f"Events could not be registered: {exc}")
+            return
+        self.registrations_made += 1
+        logger.info("host %s connected, %d event callbacks registered; reconciling", watch.host_id,
+                    watch.registration.count)
+        watch.worker.submit(self._reconcile, watch.host_id)
+
+    def _event_sink(self, host_id: int, generation: int):
+        def sink(record: EventRecord) -> None:  # libvirt's event loop thread: hand on, return
+            self.records.put(("event", host_id, generation, record))
+
+        return sink
+
+    def _on_event(self, host_id: int, record: EventRecord) -> None:
+        self.events_received += 1
+        if record.kind == "domain":
+            settling = record.event == "lifecycle" and record.detail in SETTLING_LIFECYCLE
+            self._defer((host_id, "domain", record.uuid), SETTLING_DELAY if settling else REFRESH_DELAY)
+        else:  # pools and networks: few per host, read by the reconcile's cheap list calls
+            self._defer((host_id, "reconcile", ""), RECONCILE_DELAY)
+
+    def _defer(self, key: tuple[int, str, str], delay: float) -> None:
+        now = time.monotonic()
+        pending = self.pending.get(key)
+        if pending is None:
+            self.pending[key] = Pending(due=now + delay, deadline=now + MAX_DEFER)
+        else:
+            pending.due = min(max(pending.due, now + delay), pending.deadline)
+
+    def _next_wait(self) -> float:
+        if not self.pending:
+            return 0.5
+        return max(0.0, min(0.5, min(p.due for p in self.pending.values()) - time.monotonic()))
+
+    def _start_due_refreshes(self) -> None:
+        now = time.monotonic()
+        for key in [key for key, pending in self.pending.items() if pending.due <= now]:
+            del self.pending[key]
+            host_id, kind, uuid = key
+            watch = self.watches.get(host_id)
+            if watch is None or watch.conn is None:
+                continue  # the reconcile after the reconnect covers it
+            if kind == "domain":
+                watch.worker.submit(self._refresh_domain, watch.conn, host_id, uuid)
+            else:
+                watch.worker.submit(self._reconcile, host_id)
+
+    def _refresh_domain(self, conn: Connection, host_id: int, uuid: str) -> None:
+        try:
+            close_old_connections()
+            domain_id = domain_id_for(host_id=host_id, uuid=uuid)
+            live = refetch(conn, uuid)
+            if domain_id is not None:
+                domain_apply_state(domain_id=domain_id, live=live)
+            elif live is not None:  # new to us: the reconcile reads and describes it
+                self.records.put(("reconcile", host_id, None, None))
+        except VirtError as exc:
+            logger.info("host %s: refresh of VM %s failed (%s); the next reconcile catches up", host_id, uuid, exc)
+        except Exception:
+            logger.exception("host %s: refresh of VM %s failed", host_id, uuid)
 
     def _on_closed(self, watch: Watch, reason: str) -> None:
         logger.warning("host %s: connection lost: %s", watch.host_id, reason)
+        watch.registration = None  # the callbacks went with the connection
         if watch.conn is not None:
             close_quietly(watch.conn)
             watch.conn = None
@@ -164,8 +277,16 @@ class Listener:
         finally:
             close_old_connections()
 
+    def _drop(self, watch: Watch) -> None:
+        """Stop watching a host (disabled, removed, edited, or now another listener's)."""
+        self._disconnect(watch)
+        watch.worker.shutdown(wait=False, cancel_futures=True)
+
     def _disconnect(self, watch: Watch) -> None:
         watch.generation += 1
+        if watch.registration is not None:
+            watch.registration.deregister()
+            watch.registration = None
         if watch.conn is not None:
             close_quietly(watch.conn)
             watch.conn = None

@@ -10,6 +10,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from domains.models import Domain
+from events.publish import publish_host, publish_inventory
 from hosts.choices import HostStatus
 from hosts.connection import connect_uri
 from hosts.models import Host
@@ -48,8 +49,13 @@ def apply_inventory(*, host: Host, inventory: Inventory) -> dict[str, Diff]:
         "pools": apply_diff(StoragePool, host, inventory.pools, _POOL_FIELDS, now),
         "networks": apply_diff(VirtualNetwork, host, inventory.networks, _NETWORK_FIELDS, now),
     }
+    was_online = Host.objects.filter(pk=host.pk, status=HostStatus.ONLINE).exists()
     Host.objects.filter(pk=host.pk).update(status=HostStatus.ONLINE, status_reason="", last_seen=now, synced_at=now,
                                            **_fact_columns(inventory.facts))
+    if not was_online:
+        transaction.on_commit(lambda: publish_host(host_id=host.pk))
+    if any(diff.new or diff.gone or diff.changed for diff in diffs.values()):
+        transaction.on_commit(lambda: publish_inventory(host_id=host.pk))
     return diffs
 
 
@@ -99,7 +105,9 @@ def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
     except HostUnavailable as exc:
         reason = getattr(exc, "reason", "")
         status = HostStatus.ERROR if reason in CREDENTIAL_FAILURES else HostStatus.OFFLINE
-        Host.objects.filter(pk=host.pk).update(status=status, status_reason=str(exc)[:500])
+        if Host.objects.filter(pk=host.pk).exclude(status=status, status_reason=str(exc)[:500]).update(
+                status=status, status_reason=str(exc)[:500]):
+            publish_host(host_id=host.pk)
         raise
     return diffs
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from events.publish import publish_host
 from hosts.choices import HostStatus, Transport
 from hosts.connection import host_files_dir
 from hosts.models import Host, SSHKey
@@ -56,6 +57,7 @@ def host_create(*, user: AbstractBaseUser | None, tls_files: dict[str, bytes] | 
                 private_key: bytes | None = None, **fields) -> tuple[Host, Operation]:
     """Register a host from validated fields, then queue the connect operation that proves it."""
     host = Host.objects.create(**fields)
+    transaction.on_commit(lambda: publish_host(host_id=host.pk))
     _attach_credentials(host, tls_files=tls_files, private_key=private_key)
     return host, host_connect_enqueue(host=host, user=user)
 
@@ -89,6 +91,7 @@ def _attach_credentials(host: Host, *, tls_files: dict[str, bytes] | None, priva
 
 def host_set_enabled(*, host: Host, enabled: bool) -> None:
     Host.objects.filter(pk=host.pk).update(enabled=enabled)
+    publish_host(host_id=host.pk)
     host.enabled = enabled
 
 
@@ -96,7 +99,9 @@ def host_remove(*, host: Host) -> None:
     """Forget the host and its cached inventory. Its guests are not touched."""
     folder = host_files_dir(host)
     key = host.ssh_key
+    host_id = host.pk
     host.delete()
+    publish_host(host_id=host_id)
     if key is not None and key.name != INSTALLATION_KEY_NAME and not key.hosts.exists():
         _remove_file(key.private_key_path)
         key.delete()
@@ -134,4 +139,6 @@ def host_sync_enqueue(*, host: Host, user: AbstractBaseUser | None) -> Operation
 
 
 def host_mark_unreachable(*, host: Host, reason: str, status: str = HostStatus.OFFLINE) -> None:
-    Host.objects.filter(pk=host.pk).update(status=status, status_reason=reason[:500])
+    if Host.objects.filter(pk=host.pk).exclude(status=status, status_reason=reason[:500]).update(
+            status=status, status_reason=reason[:500]):
+        publish_host(host_id=host.pk)

@@ -24,6 +24,7 @@ class Operation(models.Model):
     worker = models.CharField(max_length=255, blank=True)
     # Milliseconds spent in the action's own libvirt calls: tells a slow host from a slow vmsite.
     libvirt_ms = models.PositiveIntegerField(null=True, blank=True)
+    seq = models.PositiveBigIntegerField(default=0)  # bumped on every change, for live pages
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

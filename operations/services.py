@@ -9,8 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
+from django.db.models import F
 from django.utils import timezone
 
+from events.publish import publish_operation
 from operations.choices import OperationState
 from operations.models import Operation
 from operations.registry import handler_for
@@ -43,6 +45,7 @@ def operation_enqueue(
 
     queue = settings.OPERATIONS_QUEUE
     transaction.on_commit(lambda: run_operation.apply_async((operation.pk,), queue=queue))
+    transaction.on_commit(lambda: announce(operation.pk))
     logger.info("operation %s queued: %s on %s", operation.pk, kind, operation.target_label)
     return operation
 
@@ -51,16 +54,19 @@ def operation_claim(*, operation_id: int, worker: str) -> bool:
     """Move a pending operation to running. Only one caller ever gets True."""
     now = timezone.now()
     claimed = Operation.objects.filter(pk=operation_id, state=OperationState.PENDING).update(
-        state=OperationState.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:255]
+        state=OperationState.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:255], seq=F("seq") + 1
     )
+    if claimed:
+        announce(operation_id)
     return claimed == 1
 
 
 def operation_report(*, operation_id: int, progress: int, message: str = "") -> None:
     progress = max(0, min(100, int(progress)))
-    Operation.objects.filter(pk=operation_id, state=OperationState.RUNNING).update(
-        progress=progress, message=message[:MESSAGE_LIMIT], heartbeat_at=timezone.now()
-    )
+    if Operation.objects.filter(pk=operation_id, state=OperationState.RUNNING).update(
+        progress=progress, message=message[:MESSAGE_LIMIT], heartbeat_at=timezone.now(), seq=F("seq") + 1
+    ):
+        announce(operation_id)
 
 
 def operation_record_libvirt_time(*, operation_id: int, milliseconds: float) -> None:
@@ -83,17 +89,21 @@ def _finish(operation_id: int, state: str, *, message: str, error: str, progress
     values: dict[str, Any] = {"state": state, "message": message[:MESSAGE_LIMIT], "error": error, "finished_at": timezone.now()}
     if progress is not None:
         values["progress"] = progress
-    return Operation.objects.filter(pk=operation_id, state=OperationState.RUNNING).update(**values) == 1
+    values["seq"] = F("seq") + 1
+    finished = Operation.objects.filter(pk=operation_id, state=OperationState.RUNNING).update(**values) == 1
+    if finished:
+        announce(operation_id)
+    return finished
 
 
 def operation_cancel(*, operation: Operation) -> bool:
     """Cancel an operation that no worker has claimed yet; a running one cannot be taken back here."""
-    return (
-        Operation.objects.filter(pk=operation.pk, state=OperationState.PENDING).update(
-            state=OperationState.CANCELLED, message="Cancelled before it started", finished_at=timezone.now()
-        )
-        == 1
-    )
+    cancelled = Operation.objects.filter(pk=operation.pk, state=OperationState.PENDING).update(
+        state=OperationState.CANCELLED, message="Cancelled before it started", finished_at=timezone.now(),
+        seq=F("seq") + 1) == 1
+    if cancelled:
+        announce(operation.pk)
+    return cancelled
 
 
 # Kinds whose handler polls `cancel_requested` while it runs and stops midway.
@@ -108,8 +118,11 @@ def operation_request_cancel(*, operation: Operation, user: AbstractBaseUser | N
     if operation.kind not in CANCELLABLE_KINDS:
         return False
     by = user.get_username() if user is not None and user.is_authenticated else "system"
-    return Operation.objects.filter(pk=operation.pk, state=OperationState.RUNNING).update(
-        cancel_requested=True, arguments={**operation.arguments, "cancel_requested_by": by}) == 1
+    requested = Operation.objects.filter(pk=operation.pk, state=OperationState.RUNNING).update(
+        cancel_requested=True, arguments={**operation.arguments, "cancel_requested_by": by}, seq=F("seq") + 1) == 1
+    if requested:
+        announce(operation.pk)
+    return requested
 
 
 def operations_sweep(*, now=None) -> int:
@@ -125,9 +138,20 @@ def operations_sweep(*, now=None) -> int:
         )
         finished = (
             Operation.objects.filter(pk=operation.pk, state=OperationState.RUNNING, heartbeat_at=operation.heartbeat_at)
-            .update(state=OperationState.FAILED, message="Worker lost", error=error, finished_at=now)
+            .update(state=OperationState.FAILED, message="Worker lost", error=error, finished_at=now, seq=F("seq") + 1)
         )
         if finished:
+            announce(operation.pk)
             logger.warning("operation %s swept: %s", operation.pk, error)
             swept += 1
     return swept
+
+
+def announce(operation_id: int) -> None:
+    """Tell the pages that may see it that the operation moved (state, progress, result)."""
+    row = (Operation.objects.filter(pk=operation_id)
+           .values_list("host_id", "seq", "state", "progress", "target_type", "target_id").first())
+    if row is not None:
+        host_id, seq, state, progress, target_type, target_id = row
+        publish_operation(operation_id=operation_id, host_id=host_id, seq=seq, state=state, progress=progress,
+                          target=f"{target_type}:{target_id}")
