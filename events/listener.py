@@ -28,7 +28,7 @@ from events.lease import ROUND_SECONDS, HostLeases, new_listener_id
 from hosts.choices import HostStatus, Transport
 from hosts.connection import connect_uri
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
+from hosts.reconcile import host_reconcile, host_reconcile_pools_and_networks, host_store_new_domain
 from hosts.services import host_mark_unreachable
 from virt.connection import close_quietly, open_monitored
 from virt.domains import refetch
@@ -45,6 +45,7 @@ REFRESH_DELAY = 0.05  # records arriving within this window become one refetch
 SETTLING_DELAY = 0.5  # after a stop: a fake reboot's passing "off" is over by then
 RECONCILE_DELAY = 0.3  # a new VM, or a pool or network event: one reconcile for a burst of them
 MAX_DEFER = 1.0  # an object with a steady stream of events is still refreshed this often
+VM_THREADS = 4
 
 
 @dataclass
@@ -57,7 +58,15 @@ class Watch:
     backoff: float = BACKOFF_START
     generation: int = 0  # which connection a close record belongs to
     registration: Registration | None = None
-    worker: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="host"))
+    # VM refreshes run a few at a time, never two for one VM (a VM busy with a job can hold its
+    # calls for seconds: others must not wait behind it). Pools and networks, whose calls can wait
+    # on a long storage job, have a thread of their own.
+    worker: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(VM_THREADS, thread_name_prefix="vms"))
+    slow_worker: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="inv"))
+    in_flight: set[str] = field(default_factory=set)  # VMs being refreshed now
+    dirty: set[str] = field(default_factory=set)  # ... that had another event meanwhile
+    reconciling: bool = False
+    touched: set[str] = field(default_factory=set)  # VMs with events during the full reconcile
 
 
 @dataclass
@@ -157,16 +166,19 @@ class Listener:
 
     def _handle(self, record: tuple) -> None:
         kind, host_id, generation, payload = record
-        if kind == "reconcile":
-            self._defer((host_id, "reconcile", ""), RECONCILE_DELAY)
-            return
         watch = self.watches.get(host_id)
         if watch is None or generation != watch.generation:
             if kind == "connected" and payload.exception() is None:
                 close_quietly(payload.result())  # a host disabled or edited while we connected
             return
         if kind == "event":
-            self._on_event(host_id, payload)
+            self._on_event(watch, payload)
+            return
+        if kind == "refreshed":
+            self._on_refreshed(watch, payload)
+            return
+        if kind == "reconciled":
+            self._on_reconciled(watch)
             return
         close_old_connections()
         if kind == "connected":
@@ -192,7 +204,11 @@ class Listener:
         self.registrations_made += 1
         logger.info("host %s connected, %d event callbacks registered; reconciling", watch.host_id,
                     watch.registration.count)
-        watch.worker.submit(self._reconcile, watch.host_id)
+        watch.in_flight.clear()
+        watch.dirty.clear()
+        watch.reconciling = True
+        self._after(watch.worker.submit(self._reconcile, watch.host_id), ("reconciled", watch.host_id,
+                                                                            watch.generation, None))
 
     def _event_sink(self, host_id: int, generation: int):
         def sink(record: EventRecord) -> None:  # libvirt's event loop thread: hand on, return
@@ -200,13 +216,33 @@ class Listener:
 
         return sink
 
-    def _on_event(self, host_id: int, record: EventRecord) -> None:
+    def _after(self, future: Future, record: tuple) -> None:
+        future.add_done_callback(lambda _future: self.records.put(record))
+
+    def _on_event(self, watch: Watch, record: EventRecord) -> None:
         self.events_received += 1
+        host_id = watch.host_id
+        logger.debug("host %s: %s %s %s (%s)", host_id, record.kind, record.uuid, record.event, record.detail)
         if record.kind == "domain":
+            if watch.reconciling:
+                watch.touched.add(record.uuid)
             settling = record.event == "lifecycle" and record.detail in SETTLING_LIFECYCLE
             self._defer((host_id, "domain", record.uuid), SETTLING_DELAY if settling else REFRESH_DELAY)
-        else:  # pools and networks: few per host, read by the reconcile's cheap list calls
-            self._defer((host_id, "reconcile", ""), RECONCILE_DELAY)
+        else:  # pools and networks: few per host, read by their cheap list calls
+            self._defer((host_id, "pools-networks", ""), RECONCILE_DELAY)
+
+    def _on_refreshed(self, watch: Watch, uuid: str) -> None:
+        watch.in_flight.discard(uuid)
+        if uuid in watch.dirty:
+            watch.dirty.discard(uuid)
+            self._defer((watch.host_id, "domain", uuid), 0.0)
+
+    def _on_reconciled(self, watch: Watch) -> None:
+        """The reconcile read every VM at one moment: refresh those that changed while it wrote."""
+        watch.reconciling = False
+        for uuid in watch.touched:
+            self._defer((watch.host_id, "domain", uuid), 0.0)
+        watch.touched.clear()
 
     def _defer(self, key: tuple[int, str, str], delay: float) -> None:
         now = time.monotonic()
@@ -230,9 +266,14 @@ class Listener:
             if watch is None or watch.conn is None:
                 continue  # the reconcile after the reconnect covers it
             if kind == "domain":
-                watch.worker.submit(self._refresh_domain, watch.conn, host_id, uuid)
+                if uuid in watch.in_flight:
+                    watch.dirty.add(uuid)
+                    continue
+                watch.in_flight.add(uuid)
+                self._after(watch.worker.submit(self._refresh_domain, watch.conn, host_id, uuid),
+                            ("refreshed", host_id, watch.generation, uuid))
             else:
-                watch.worker.submit(self._reconcile, host_id)
+                watch.slow_worker.submit(self._reconcile_pools_and_networks, watch.conn, host_id)
 
     def _refresh_domain(self, conn: Connection, host_id: int, uuid: str) -> None:
         try:
@@ -241,8 +282,11 @@ class Listener:
             live = refetch(conn, uuid)
             if domain_id is not None:
                 domain_apply_state(domain_id=domain_id, live=live)
-            elif live is not None:  # new to us: the reconcile reads and describes it
-                self.records.put(("reconcile", host_id, None, None))
+                logger.debug("host %s: VM %s refreshed: state %s", host_id, uuid, live.state if live else "gone")
+            elif live is not None:
+                host = Host.objects.filter(pk=host_id).first()
+                if host is not None and host_store_new_domain(host=host, conn=conn, uuid=uuid):
+                    logger.debug("host %s: new VM %s stored", host_id, uuid)
         except VirtError as exc:
             logger.info("host %s: refresh of VM %s failed (%s); the next reconcile catches up", host_id, uuid, exc)
         except Exception:
@@ -281,6 +325,18 @@ class Listener:
         """Stop watching a host (disabled, removed, edited, or now another listener's)."""
         self._disconnect(watch)
         watch.worker.shutdown(wait=False, cancel_futures=True)
+        watch.slow_worker.shutdown(wait=False, cancel_futures=True)
+
+    def _reconcile_pools_and_networks(self, conn: Connection, host_id: int) -> None:
+        try:
+            close_old_connections()
+            host = Host.objects.filter(pk=host_id, enabled=True).first()
+            if host is not None:
+                host_reconcile_pools_and_networks(host=host, conn=conn)
+        except VirtError as exc:
+            logger.info("host %s: pools and networks not read (%s); the next reconcile catches up", host_id, exc)
+        except Exception:
+            logger.exception("host %s: pools and networks not read", host_id)
 
     def _disconnect(self, watch: Watch) -> None:
         watch.generation += 1

@@ -10,16 +10,17 @@ from django.db.models import F
 from django.utils import timezone
 
 from domains.models import Domain
-from events.publish import publish_host, publish_inventory
+from events.publish import publish_domain, publish_host, publish_inventory
 from hosts.choices import HostStatus
 from hosts.connection import connect_uri
 from hosts.models import Host
 from networking.models import VirtualNetwork
 from storage.models import StoragePool
 from virt.connection import pool
-from virt.domains import describe_domain
+from virt.domains import describe_domain, refetch
 from virt.errors import HostUnavailable, NotFound
-from virt.inventory import HostFacts, Inventory, read_inventory
+from virt.inventory import HostFacts, Inventory, list_networks, list_pools, read_inventory
+from virt.types import Connection
 
 # Cached model, and how a summary's fields map onto its columns.
 _DOMAIN_FIELDS = {"name": "name", "state": "state", "reason": "state_reason", "vcpus": "vcpus",
@@ -110,6 +111,36 @@ def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
             publish_host(host_id=host.pk)
         raise
     return diffs
+
+
+def host_reconcile_pools_and_networks(*, host: Host, conn: Connection) -> dict[str, Diff]:
+    """After a pool or network event: those two lists only (a host has few), never its VMs, so that
+    it cannot race the listener's per-VM refreshes with an older view of them."""
+    with transaction.atomic():
+        now = timezone.now()
+        diffs = {"pools": apply_diff(StoragePool, host, list_pools(conn), _POOL_FIELDS, now),
+                 "networks": apply_diff(VirtualNetwork, host, list_networks(conn), _NETWORK_FIELDS, now)}
+        if any(diff.new or diff.gone or diff.changed for diff in diffs.values()):
+            transaction.on_commit(lambda: publish_inventory(host_id=host.pk))
+    return diffs
+
+
+def host_store_new_domain(*, host: Host, conn: Connection, uuid: str) -> bool:
+    """A VM the listener heard of before any reconcile listed it: insert its row (described, so
+    that its page is complete). False when it is gone again or another writer inserted it first."""
+    live = refetch(conn, uuid)
+    if live is None:
+        return False
+    details, is_template = describe_domain(conn, uuid)
+    domain, created = Domain.objects.get_or_create(
+        host=host, uuid=uuid,
+        defaults=dict(name=live.name, state=live.state, state_reason=live.reason, vcpus=live.vcpus,
+                      memory_kib=live.memory_kib, persistent=live.persistent, autostart=live.autostart,
+                      has_managed_save=live.has_managed_save, details=details, is_template=is_template,
+                      synced_at=timezone.now()))
+    if created:
+        publish_domain(domain_id=domain.pk, host_id=host.pk, seq=domain.seq, state=domain.state, change="created")
+    return created
 
 
 def _undescribed(host: Host, limit: int = 200) -> list:

@@ -1,7 +1,11 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from operations.choices import FINISHED_STATES, OPERATION_STATE_COLOURS, OperationState
+
+
+RESULT_SHOWN_SECONDS = 60
 
 
 class Operation(models.Model):
@@ -43,6 +47,12 @@ class Operation(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in FINISHED_STATES
+
+    @property
+    def shows_status(self) -> bool:
+        """Pages show its progress box while it runs and for a minute after, so its result is seen."""
+        return not self.is_finished or (self.finished_at is not None and
+                                         (timezone.now() - self.finished_at).total_seconds() < RESULT_SHOWN_SECONDS)
 
     @property
     def state_colour(self) -> str:

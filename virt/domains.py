@@ -79,6 +79,10 @@ def refetch(conn: libvirt.virConnect, uuid: str) -> DomainState | None:
             return read_state(lookup(conn, uuid))
         except NotFound:
             return None
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:  # gone between two of the calls
+                return None
+            raise
 
 
 def is_persistent(domain: libvirt.virDomain) -> bool:

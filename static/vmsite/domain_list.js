@@ -1,8 +1,7 @@
-// "Select all" for the bulk actions of the VM list.
+// "Select all" for the bulk actions of the VM list (delegated: live updates replace the table).
 (function () {
-  const all = document.getElementById("select-all-domains");
-  if (!all) return;
-  all.addEventListener("change", function () {
-    document.querySelectorAll("input[name=domains]").forEach(function (box) { box.checked = all.checked; });
+  document.addEventListener("change", function (event) {
+    if (event.target.id !== "select-all-domains") return;
+    document.querySelectorAll("input[name=domains]").forEach(function (box) { box.checked = event.target.checked; });
   });
 })();

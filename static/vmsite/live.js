@@ -1,0 +1,149 @@
+// Live pages: one socket per page to /ws/live/. Each message says "this object changed, at this
+// sequence number"; the parts of the page that show it ([data-live-topics]) fetch a fresh copy of
+// themselves from the server (at most every THROTTLE_MS, the last change always included).
+// A gap in an object's sequence numbers, or a reconnect, refreshes every live part of the page.
+(function () {
+  "use strict";
+  const THROTTLE_MS = 250;
+  const RETRY_MIN_MS = 500;
+  const RETRY_MAX_MS = 5000;
+  const OFFLINE_REFRESH_MS = 5000;
+  const PLURAL = { domain: "domains", host: "hosts", operation: "operations", inventory: "inventory" };
+  const indicator = document.getElementById("live-indicator");
+  const lastSeq = new Map();
+  const timers = new Map();
+  let retryMs = RETRY_MIN_MS;
+  let everConnected = false;
+  let offlineTimer = null;
+
+  function setIndicator(state, text) {
+    if (!indicator) return;
+    indicator.dataset.state = state;
+    indicator.title = text;
+    indicator.querySelector(".live-text").textContent = text;
+  }
+
+  function topicsOf(message) {
+    const topics = [message.type + ":" + message.id, PLURAL[message.type] || message.type];
+    if (message.host !== null && message.host !== undefined) topics.push("host:" + message.host);
+    if (message.target) topics.push(message.target);
+    return topics;
+  }
+
+  function liveRegions() {
+    return Array.from(document.querySelectorAll("[data-live-topics]"));
+  }
+
+  function wants(region, topics) {
+    const wanted = region.dataset.liveTopics.split(/\s+/).filter(Boolean);
+    return topics.some(function (topic) { return wanted.includes(topic); });
+  }
+
+  function outermost(regions) {
+    return regions.filter(function (region) {
+      return !regions.some(function (other) { return other !== region && other.contains(region); });
+    });
+  }
+
+  function schedule(region) {
+    const id = region.id;
+    if (!id) return;
+    const timer = timers.get(id);
+    if (timer) { timer.again = true; return; }
+    timers.set(id, { again: false });
+    refresh(id).finally(function () {
+      setTimeout(function () {
+        const state = timers.get(id);
+        timers.delete(id);
+        const current = document.getElementById(id);
+        if (state && state.again && current) schedule(current);
+      }, THROTTLE_MS);
+    });
+  }
+
+  function checkedBoxes(region) {
+    return Array.from(region.querySelectorAll("input[type=checkbox]:checked")).map(function (box) {
+      return box.name + "=" + box.value;
+    });
+  }
+
+  async function refresh(id) {
+    const region = document.getElementById(id);
+    if (!region) return;
+    const url = region.dataset.liveUrl || window.location.href;
+    let response;
+    try {
+      response = await fetch(url, { credentials: "same-origin", headers: { "X-Live-Refresh": id } });
+    } catch (error) {
+      return; // the server is away: the socket's reconnect brings a snapshot
+    }
+    if (response.status === 404) {
+      region.replaceChildren(goneNotice());
+      delete region.dataset.liveTopics;
+      return;
+    }
+    if (!response.ok) return;
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = page.getElementById(id);
+    const current = document.getElementById(id);
+    if (!fresh || !current) return;
+    const checked = checkedBoxes(current);
+    current.replaceWith(fresh);
+    fresh.querySelectorAll("input[type=checkbox]").forEach(function (box) {
+      if (checked.includes(box.name + "=" + box.value)) box.checked = true;
+    });
+    if (window.htmx) window.htmx.process(fresh);
+    if (fresh.dataset.finished === "1" || fresh.querySelector("[data-finished='1']")) {
+      document.body.dispatchEvent(new CustomEvent("operation-finished", { bubbles: true }));
+    }
+    document.dispatchEvent(new CustomEvent("live:refreshed", { detail: { id: id } }));
+  }
+
+  function goneNotice() {
+    const notice = document.createElement("div");
+    notice.className = "alert alert-secondary";
+    notice.id = "live-gone";
+    notice.textContent = "This no longer exists on its host (deleted, or moved away).";
+    return notice;
+  }
+
+  function refreshAll() {
+    outermost(liveRegions()).forEach(schedule);
+  }
+
+  function onMessage(message) {
+    if (message.type === "hello" || message.type === "pong") return;
+    const key = message.type + ":" + message.id;
+    if (typeof message.seq === "number") {
+      const previous = lastSeq.get(key);
+      lastSeq.set(key, Math.max(previous || 0, message.seq));
+      if (previous !== undefined && message.seq > previous + 1) { refreshAll(); return; }
+    }
+    const topics = topicsOf(message);
+    outermost(liveRegions().filter(function (region) { return wants(region, topics); })).forEach(schedule);
+  }
+
+  function connect() {
+    const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    const socket = new WebSocket(scheme + window.location.host + "/ws/live/");
+    socket.addEventListener("open", function () {
+      retryMs = RETRY_MIN_MS;
+      setIndicator("live", "Live");
+      if (offlineTimer) { clearInterval(offlineTimer); offlineTimer = null; }
+      if (everConnected) refreshAll(); // what happened while we were away
+      everConnected = true;
+    });
+    socket.addEventListener("message", function (event) {
+      try { onMessage(JSON.parse(event.data)); } catch (error) { console.error("live message", error); }
+    });
+    socket.addEventListener("close", function () {
+      setIndicator("reconnecting", "Reconnecting…");
+      if (!offlineTimer) offlineTimer = setInterval(refreshAll, OFFLINE_REFRESH_MS);
+      setTimeout(connect, retryMs);
+      retryMs = Math.min(retryMs * 2, RETRY_MAX_MS);
+    });
+  }
+
+  window.vmsiteLive = { refreshAll: refreshAll };
+  if (liveRegions().length || indicator) connect();
+})();

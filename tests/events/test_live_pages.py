@@ -1,0 +1,91 @@
+"""Open pages follow what happens on a host, with no reload: Chromium, the ASGI server, the listener."""
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from domains.models import Domain
+from hosts.services import host_register_local
+from tests import stack
+from tests.conftest import virsh
+from tests.events.live import make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def log_in(page, base_url: str) -> None:
+    user = make_user("alice", superuser=True)
+    user.set_password("a long enough password")
+    user.save()
+    page.goto(f"{base_url}/login/")
+    page.fill("#id_username", "alice")
+    page.fill("#id_password", "a long enough password")
+    page.click("button[type=submit]")
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+
+
+def mark_page(page) -> None:
+    page.evaluate("window.__notReloaded = true")
+
+
+def assert_not_reloaded(page) -> None:
+    assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
+
+
+def test_a_guest_started_with_virsh_turns_running_in_the_open_list_within_a_second(page, asgi_server, listener, guests):
+    host, _ = host_register_local()
+    guest = guests.define("qemu:///system")
+    stack.wait_until(lambda: Domain.objects.filter(host=host, uuid=guest.UUIDString()).exists(), timeout=20,
+                     message="the listener's first reconcile to list the guest")
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/vms/?q={guest.name()}")
+    row = page.locator(f"tr[data-domain-uuid='{guest.UUIDString()}']")
+    expect(row).to_contain_text("Shut off")
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    mark_page(page)
+
+    virsh("qemu:///system", "start", guest.name())
+    started = time.monotonic()
+    expect(row).to_contain_text("Running", timeout=5_000)
+    elapsed = time.monotonic() - started
+    assert elapsed <= 1.0, f"the row turned running {elapsed:.2f} s after virsh returned"
+    assert_not_reloaded(page)
+
+    virsh("qemu:///system", "destroy", guest.name())
+    expect(row).to_contain_text("Shut off", timeout=5_000)
+    assert_not_reloaded(page)
+
+
+def test_the_vm_page_shows_progress_and_the_result_and_says_when_the_vm_is_gone(page, asgi_server, listener,
+                                                                                celery_worker, guests):
+    host, _ = host_register_local()
+    guest = guests.define("qemu:///system")
+    stack.wait_until(lambda: Domain.objects.filter(host=host, uuid=guest.UUIDString()).exists(), timeout=20,
+                     message="the listener's first reconcile to list the guest")
+    domain = Domain.objects.get(host=host, uuid=guest.UUIDString())
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/vms/{domain.pk}/")
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    page.click("button[data-action=start]")
+    expect(page.locator("#domain-state")).to_have_text("Running", timeout=15_000)
+    expect(page.locator(".operation-status [data-operation-state]").first).to_have_text("Succeeded")
+    mark_page(page)
+
+    virsh("qemu:///system", "destroy", guest.name())
+    virsh("qemu:///system", "undefine", guest.name())
+    expect(page.locator("#live-gone")).to_be_visible(timeout=5_000)
+    assert_not_reloaded(page)
+
+
+def test_a_new_guest_appears_and_a_removed_one_vanishes_from_the_host_page(page, asgi_server, listener, guests):
+    host, _ = host_register_local()
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/hosts/{host.pk}/")
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    mark_page(page)
+    guest = guests.define("qemu:///system")
+    row = page.locator(f"tr[data-domain-uuid='{guest.UUIDString()}']")
+    expect(row).to_be_visible(timeout=5_000)
+    virsh("qemu:///system", "undefine", guest.name())
+    expect(row).to_have_count(0, timeout=5_000)
+    assert_not_reloaded(page)
