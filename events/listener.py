@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import redis
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import close_old_connections
 
 from domains.services import domain_apply_state, domain_id_for
@@ -126,7 +127,12 @@ class Listener:
         for host_id in set(self.watches) - set(hosts):
             self._drop(self.watches.pop(host_id))
         for host_id, host in hosts.items():
-            uri = connect_uri(host)
+            try:
+                uri = connect_uri(host)
+            except ValidationError as exc:  # a row edited outside the forms: say so, watch the others
+                host_mark_unreachable(host=host, reason=f"Invalid connection settings: {' '.join(exc.messages)}",
+                                      status=HostStatus.ERROR)
+                continue
             watch = self.watches.get(host_id)
             if watch is not None and watch.uri != uri:  # edited: reconnect with the new settings
                 self._drop(self.watches.pop(host_id))

@@ -1,0 +1,114 @@
+"""The listener: host leases shared among listeners, callbacks registered once per connection,
+coalesced refreshes, and the settling wait after a stop."""
+import signal
+import threading
+import time
+
+import pytest
+import redis
+from django.conf import settings
+
+from events.lease import lease_holders
+from events.listener import SETTLING_DELAY, Listener
+from hosts.models import Host
+from tests import stack
+from virt.events import EventRecord
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def start_listener(name: str, log_dir) -> stack.StackProcess:
+    return stack.start_process(name, [str(stack.VENV_BIN / "python"), "manage.py", "listen"], log_dir=log_dir,
+                               env=stack.stack_env())
+
+
+def owners(client: redis.Redis, hosts: list[Host]) -> dict[int, str | None]:
+    return lease_holders(client, [host.pk for host in hosts])
+
+
+def pid_of(owner: str | None) -> int | None:
+    return int(owner.split(":")[1]) if owner else None
+
+
+def test_two_listeners_share_the_hosts_and_one_takes_over_within_15_s_when_the_other_is_killed(
+        redis_ready, stack_log_dir):
+    hosts = [Host.objects.create(name=f"leased-{index}", transport="test", address="default") for index in range(4)]
+    first = start_listener("listener-a", stack_log_dir)
+    second = start_listener("listener-b", stack_log_dir)
+    try:
+        def shared_evenly() -> bool:
+            pids = [pid_of(owner) for owner in owners(redis_ready, hosts).values()]
+            return sorted(pids, key=str) == sorted([first.pid] * 2 + [second.pid] * 2, key=str)
+
+        stack.wait_until(shared_evenly, timeout=20, message="the two listeners to hold two hosts each")
+        second.kill(signal.SIGKILL)
+        killed_at = time.monotonic()
+        stack.wait_until(lambda: {pid_of(o) for o in owners(redis_ready, hosts).values()} == {first.pid},
+                         timeout=20, message="the surviving listener to take every host")
+        assert time.monotonic() - killed_at <= 15
+        stack.wait_until(lambda: all(h.status == "online" for h in Host.objects.filter(pk__in=[h.pk for h in hosts])),
+                         timeout=10, message="the hosts to be watched (online)")
+    finally:
+        first.stop()
+        second.stop()
+    assert set(owners(redis_ready, hosts).values()) == {None}  # a clean stop gives its leases back
+
+
+def test_a_host_with_settings_that_cannot_make_a_uri_is_marked_and_the_others_are_watched(listener):
+    broken = Host.objects.create(name="broken", transport="test", address="not a path")
+    sound = Host.objects.create(name="sound", transport="test", address="default")
+    stack.wait_until(lambda: Host.objects.get(pk=sound.pk).status == "online", timeout=15, message="sound online")
+    broken.refresh_from_db()
+    assert broken.status == "error" and "Invalid connection settings" in broken.status_reason
+    assert listener.process.poll() is None
+
+
+@pytest.fixture
+def running_listener(redis_ready):
+    listener = Listener()
+    thread = threading.Thread(target=listener.run, name="listener-under-test", daemon=True)
+    thread.start()
+    yield listener
+    listener.stop()
+    thread.join(timeout=10)
+
+
+def test_callbacks_are_registered_again_exactly_once_after_a_reconnect(running_listener, harness, guests):
+    harness_host = harness()
+    host = Host.objects.create(name="reconnecting", transport="tcp", address=harness_host.address)
+    guest = guests.define(harness_host.tcp_uri, start=True)
+    stack.wait_until(lambda: running_listener.registrations_made == 1, timeout=15, message="callbacks registered")
+
+    harness_host.kill_libvirtd()
+    stack.wait_until(lambda: Host.objects.get(pk=host.pk).status == "offline", timeout=10, message="offline")
+    harness_host.start_libvirtd()
+    stack.wait_until(lambda: running_listener.registrations_made == 2, timeout=15, message="registered again")
+    watch = running_listener.watches[host.pk]
+    assert watch.registration is not None and watch.registration.count == 14
+    stack.wait_until(lambda: not watch.reconciling, timeout=10, message="the reconcile after the reconnect")
+
+    time.sleep(0.5)
+    before = running_listener.events_received
+    harness_host.virsh("suspend", guest.name())
+    stack.wait_until(lambda: running_listener.events_received > before, timeout=5, message="the suspend event")
+    time.sleep(1.0)
+    assert running_listener.events_received - before == 1  # one callback set: one record per event
+
+
+def test_a_stop_waits_to_settle_and_a_burst_on_one_vm_becomes_one_refresh(redis_ready):
+    listener = Listener()
+    stopped = EventRecord("domain", "6f1c2b5e-0000-4000-8000-000000000001", "lifecycle", detail=5)
+    started = EventRecord("domain", stopped.uuid, "lifecycle", detail=2)
+
+    class FakeWatch:  # only what _on_event reads
+        host_id = 1
+        reconciling = False
+
+    began = time.monotonic()
+    listener._on_event(FakeWatch, stopped)
+    for _ in range(50):
+        listener._on_event(FakeWatch, started)
+    assert list(listener.pending) == [(1, "domain", stopped.uuid)]
+    pending = listener.pending[(1, "domain", stopped.uuid)]
+    assert pending.due - began >= SETTLING_DELAY - 0.01  # a reboot's passing stop is not shown
+    assert pending.deadline - began <= 1.01
