@@ -31,6 +31,7 @@ from hosts.connection import connect_uri
 from hosts.models import Host
 from hosts.reconcile import host_reconcile, host_reconcile_pools_and_networks, host_store_new_domain
 from hosts.services import host_mark_unreachable
+from metrics.sampler import HostSampler, compact
 from virt.connection import close_quietly, open_monitored
 from virt.domains import refetch
 from virt.errors import VirtError
@@ -47,6 +48,7 @@ SETTLING_DELAY = 0.5  # after a stop: a fake reboot's passing "off" is over by t
 RECONCILE_DELAY = 0.3  # a new VM, or a pool or network event: one reconcile for a burst of them
 MAX_DEFER = 1.0  # an object with a steady stream of events is still refreshed this often
 VM_THREADS = 4
+COMPACT_SECONDS = 60.0
 
 
 @dataclass
@@ -68,6 +70,11 @@ class Watch:
     dirty: set[str] = field(default_factory=set)  # ... that had another event meanwhile
     reconciling: bool = False
     touched: set[str] = field(default_factory=set)  # VMs with events during the full reconcile
+    sampler: HostSampler | None = None
+    sampling: bool = False
+    next_sample: float = 0.0
+    next_compact: float = 0.0
+    sample_worker: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="graphs"))
 
 
 @dataclass
@@ -101,6 +108,7 @@ class Listener:
                 self._start_due_connects()
                 self._drain_records(timeout=self._next_wait())
                 self._start_due_refreshes()
+                self._start_due_samples()
         finally:
             for watch in self.watches.values():
                 self._drop(watch)
@@ -186,6 +194,9 @@ class Listener:
         if kind == "reconciled":
             self._on_reconciled(watch)
             return
+        if kind == "sampled":
+            watch.sampling = False
+            return
         close_old_connections()
         if kind == "connected":
             self._on_connected(watch, payload)
@@ -212,6 +223,8 @@ class Listener:
                     watch.registration.count)
         watch.in_flight.clear()
         watch.dirty.clear()
+        watch.sampler = HostSampler(watch.host_id)  # counters may have restarted with the daemon
+        watch.sampling = False
         watch.reconciling = True
         self._after(watch.worker.submit(self._reconcile, watch.host_id), ("reconciled", watch.host_id,
                                                                             watch.generation, None))
@@ -281,6 +294,30 @@ class Listener:
             else:
                 watch.slow_worker.submit(self._reconcile_pools_and_networks, watch.conn, host_id)
 
+    def _start_due_samples(self) -> None:
+        now = time.monotonic()
+        for watch in self.watches.values():
+            if watch.conn is None or watch.sampler is None or watch.sampling or now < watch.next_sample:
+                continue
+            watch.sampling = True
+            watch.next_sample = now + settings.GRAPH_SAMPLE_SECONDS
+            compact_too = now >= watch.next_compact
+            if compact_too:
+                watch.next_compact = now + COMPACT_SECONDS
+            self._after(watch.sample_worker.submit(self._sample, watch.sampler, watch.conn, compact_too),
+                        ("sampled", watch.host_id, watch.generation, None))
+
+    def _sample(self, sampler: HostSampler, conn: Connection, compact_too: bool) -> None:
+        try:
+            close_old_connections()
+            sampler.sample(conn)
+            if compact_too:
+                compact(host_id=sampler.host_id)
+        except VirtError as exc:
+            logger.debug("host %s: no graph sample (%s)", sampler.host_id, exc)
+        except Exception:
+            logger.exception("host %s: graph sample failed", sampler.host_id)
+
     def _refresh_domain(self, conn: Connection, host_id: int, uuid: str) -> None:
         try:
             close_old_connections()
@@ -330,8 +367,8 @@ class Listener:
     def _drop(self, watch: Watch) -> None:
         """Stop watching a host (disabled, removed, edited, or now another listener's)."""
         self._disconnect(watch)
-        watch.worker.shutdown(wait=False, cancel_futures=True)
-        watch.slow_worker.shutdown(wait=False, cancel_futures=True)
+        for executor in (watch.worker, watch.slow_worker, watch.sample_worker):
+            executor.shutdown(wait=False, cancel_futures=True)
 
     def _reconcile_pools_and_networks(self, conn: Connection, host_id: int) -> None:
         try:

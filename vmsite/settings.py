@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "storage",
     "networking",
     "events",
+    "metrics",
 ]
 
 MIDDLEWARE = [
@@ -92,6 +93,7 @@ STATICFILES_DIRS = [
     ("vendor/bootstrap", BASE_DIR / "node_modules" / "bootstrap" / "dist"),
     ("vendor/bootstrap-icons", BASE_DIR / "node_modules" / "bootstrap-icons" / "font"),
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    ("vendor/uplot", BASE_DIR / "node_modules" / "uplot" / "dist"),
 ]
 # The ASGI server serves the collected static files itself unless a proxy in front does.
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
@@ -123,6 +125,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # A running operation proves its worker alive this often; the sweep fails one silent for longer.
 OPERATION_HEARTBEAT_INTERVAL = env_int("OPERATION_HEARTBEAT_INTERVAL", 10, minimum=1)
+# Graphs: the listener reads every running VM's counters in one call per host this often.
+GRAPH_SAMPLE_SECONDS = env_int("GRAPH_SAMPLE_SECONDS", 5, minimum=1)
 OPERATION_HEARTBEAT_TIMEOUT = env_int("OPERATION_HEARTBEAT_TIMEOUT", 60, minimum=2)
 
 LIBVIRT_LOCAL_URI = "qemu:///system"

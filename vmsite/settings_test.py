@@ -8,5 +8,6 @@ os.environ.setdefault("VMSITE_DATA_DIR", str(_BASE / ".testdata"))
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("OPERATION_HEARTBEAT_INTERVAL", "1")
 os.environ.setdefault("OPERATION_HEARTBEAT_TIMEOUT", "4")
+os.environ.setdefault("GRAPH_SAMPLE_SECONDS", "1")
 
 from vmsite.settings import *  # noqa: E402,F401,F403

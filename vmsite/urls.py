@@ -11,5 +11,6 @@ urlpatterns = [
     path("hosts/", include("hosts.urls")),
     path("vms/", include("domains.urls")),
     path("operations/", include("operations.urls")),
+    path("metrics/", include("metrics.urls")),
     path("admin/", admin.site.urls),
 ]

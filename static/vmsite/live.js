@@ -113,6 +113,8 @@
 
   function onMessage(message) {
     if (message.type === "hello" || message.type === "pong") return;
+    document.dispatchEvent(new CustomEvent("live:message", { detail: message }));
+    if (message.type === "metrics") return; // graphs extend themselves (graphs.js); no part of a page reloads
     const key = message.type + ":" + message.id;
     if (typeof message.seq === "number") {
       const previous = lastSeq.get(key);
@@ -130,7 +132,10 @@
       retryMs = RETRY_MIN_MS;
       setIndicator("live", "Live");
       if (offlineTimer) { clearInterval(offlineTimer); offlineTimer = null; }
-      if (everConnected) refreshAll(); // what happened while we were away
+      if (everConnected) { // what happened while we were away
+        refreshAll();
+        document.dispatchEvent(new CustomEvent("live:reconnected"));
+      }
       everConnected = true;
     });
     socket.addEventListener("message", function (event) {

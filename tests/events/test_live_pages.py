@@ -89,3 +89,26 @@ def test_a_new_guest_appears_and_a_removed_one_vanishes_from_the_host_page(page,
     virsh("qemu:///system", "undefine", guest.name())
     expect(row).to_have_count(0, timeout=5_000)
     assert_not_reloaded(page)
+
+
+def test_the_vm_page_draws_graphs_that_grow_while_it_is_open(page, asgi_server, listener, guests):
+    host, _ = host_register_local()
+    guest = guests.define("qemu:///system", start=True)
+    stack.wait_until(lambda: Domain.objects.filter(host=host, uuid=guest.UUIDString()).exists(), timeout=20,
+                     message="the listener's first reconcile to list the guest")
+    domain = Domain.objects.get(host=host, uuid=guest.UUIDString())
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/vms/{domain.pk}/")
+    mark_page(page)
+    expect(page.locator("#graphs canvas")).to_have_count(5)  # CPU, memory, disk, IOPS, network
+    graphs = page.locator("#graphs")
+    stack.wait_until(lambda: int(graphs.get_attribute("data-points") or 0) >= 1, timeout=15,
+                     message="a first point")
+    first = int(graphs.get_attribute("data-points"))
+    stack.wait_until(lambda: int(graphs.get_attribute("data-points")) >= first + 2, timeout=15,
+                     message="new points without a reload")
+    assert_not_reloaded(page)
+    page.goto(f"{asgi_server}/hosts/{host.pk}/")
+    expect(page.locator("#graphs canvas")).to_have_count(4)
+    stack.wait_until(lambda: int(page.locator("#graphs").get_attribute("data-points") or 0) >= 1, timeout=15,
+                     message="the host's points")

@@ -1,0 +1,119 @@
+// Graphs of a VM or a host (uPlot): loaded for the chosen range, then extended in place each time
+// the live socket says its host has new samples.
+(function () {
+  "use strict";
+  const root = document.getElementById("graphs");
+  if (!root || !window.uPlot) return;
+  const url = root.dataset.graphsUrl;
+  const hostId = Number(root.dataset.graphsHost);
+  const kind = root.dataset.graphsKind;
+  const RANGE_SECONDS = { "1h": 3600, "6h": 21600, "24h": 86400 };
+  const bytes = function (value) {
+    if (value === null || value === undefined) return "";
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let index = 0;
+    while (Math.abs(value) >= 1024 && index < units.length - 1) { value /= 1024; index += 1; }
+    return value.toFixed(value < 10 && index ? 1 : 0) + " " + units[index];
+  };
+  const perSecond = function (value) { return bytes(value) + "/s"; };
+  const percent = function (value) { return value === null || value === undefined ? "" : value.toFixed(1) + " %"; };
+  const kib = function (value) { return bytes(value * 1024); };
+  const iops = function (value) { return value === null || value === undefined ? "" : value.toFixed(0) + " IOPS"; };
+  const CHARTS = {
+    vm: [
+      { id: "cpu", title: "CPU", format: percent, fields: [["cpu_percent", "CPU"]] },
+      { id: "memory", title: "Memory", format: kib, fields: [["memory_kib", "Memory"]] },
+      { id: "disk", title: "Disk", format: perSecond, fields: [["disk_read_bps", "Read"], ["disk_write_bps", "Write"]] },
+      { id: "iops", title: "Disk IOPS", format: iops, fields: [["disk_read_iops", "Read"], ["disk_write_iops", "Write"]] },
+      { id: "net", title: "Network", format: perSecond, fields: [["net_rx_bps", "Received"], ["net_tx_bps", "Sent"]] },
+    ],
+    host: [
+      { id: "cpu", title: "CPU", format: percent, fields: [["cpu_percent", "Host"], ["vms_cpu_percent", "Sum of its VMs (% of one vCPU each)"]] },
+      { id: "memory", title: "Memory", format: kib, fields: [["memory_kib", "Host in use"], ["vms_memory_kib", "Its VMs"]] },
+      { id: "disk", title: "Disk (its VMs)", format: perSecond, fields: [["disk_read_bps", "Read"], ["disk_write_bps", "Write"]] },
+      { id: "net", title: "Network (its VMs)", format: perSecond, fields: [["net_rx_bps", "Received"], ["net_tx_bps", "Sent"]] },
+    ],
+  }[kind];
+  const COLOURS = ["#0d6efd", "#fd7e14", "#198754", "#6f42c1"];
+  let range = "1h";
+  let columns = null;
+  let charts = [];
+  let loading = false;
+
+  function build() {
+    const holder = document.getElementById("graphs-charts");
+    holder.replaceChildren();
+    charts = CHARTS.map(function (spec) {
+      const cell = document.createElement("div");
+      cell.className = "col-xl-4 col-lg-6";
+      cell.dataset.chart = spec.id;
+      holder.appendChild(cell);
+      const options = {
+        title: spec.title, width: Math.max(280, cell.clientWidth - 12), height: 180,
+        series: [{}].concat(spec.fields.map(function (field, index) {
+          return { label: field[1], stroke: COLOURS[index], width: 1.5, value: function (u, v) { return spec.format(v); } };
+        })),
+        axes: [{}, { values: function (u, values) { return values.map(spec.format); }, size: 70 }],
+        scales: { x: { time: true } },
+      };
+      return { spec: spec, plot: new uPlot(options, dataFor(spec), cell) };
+    });
+  }
+
+  function dataFor(spec) {
+    if (!columns) return [[]].concat(spec.fields.map(function () { return []; }));
+    return [columns.t].concat(spec.fields.map(function (field) { return columns[field[0]] || []; }));
+  }
+
+  function draw() {
+    document.getElementById("graphs-empty").hidden = Boolean(columns && columns.t.length);
+    root.dataset.points = columns ? String(columns.t.length) : "0";
+    charts.forEach(function (chart) { chart.plot.setData(dataFor(chart.spec)); });
+  }
+
+  async function load(incremental) {
+    if (loading) return;
+    loading = true;
+    try {
+      const last = incremental && columns && columns.t.length ? columns.t[columns.t.length - 1] : null;
+      const query = "?range=" + range + (last !== null ? "&since=" + last : "");
+      const response = await fetch(url + query, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const fresh = (await response.json()).series;
+      if (last === null || !columns) {
+        columns = fresh;
+      } else {
+        Object.keys(columns).forEach(function (key) { columns[key] = columns[key].concat(fresh[key] || []); });
+        const oldest = Date.now() / 1000 - RANGE_SECONDS[range];
+        let drop = 0;
+        while (drop < columns.t.length && columns.t[drop] < oldest) drop += 1;
+        if (drop) Object.keys(columns).forEach(function (key) { columns[key] = columns[key].slice(drop); });
+      }
+      draw();
+    } finally {
+      loading = false;
+    }
+  }
+
+  root.querySelectorAll("[data-range]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      root.querySelectorAll("[data-range]").forEach(function (other) { other.classList.toggle("active", other === button); });
+      range = button.dataset.range;
+      columns = null;
+      load(false);
+    });
+  });
+  document.addEventListener("live:message", function (event) {
+    const message = event.detail;
+    if (message.type === "metrics" && message.host === hostId) load(true);
+  });
+  document.addEventListener("live:reconnected", function () { load(false); });
+  window.addEventListener("resize", function () {
+    charts.forEach(function (chart) {
+      const cell = root.querySelector("[data-chart='" + chart.spec.id + "']");
+      chart.plot.setSize({ width: Math.max(280, cell.clientWidth - 12), height: 180 });
+    });
+  });
+  build();
+  load(false);
+})();
