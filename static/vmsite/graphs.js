@@ -15,9 +15,9 @@
     while (Math.abs(value) >= 1024 && index < units.length - 1) { value /= 1024; index += 1; }
     return value.toFixed(value < 10 && index ? 1 : 0) + " " + units[index];
   };
-  const perSecond = function (value) { return bytes(value) + "/s"; };
+  const perSecond = function (value) { return value === null || value === undefined ? "" : bytes(value) + "/s"; };
   const percent = function (value) { return value === null || value === undefined ? "" : value.toFixed(1) + " %"; };
-  const kib = function (value) { return bytes(value * 1024); };
+  const kib = function (value) { return value === null || value === undefined ? "" : bytes(value * 1024); };
   const iops = function (value) { return value === null || value === undefined ? "" : value.toFixed(0) + " IOPS"; };
   const CHARTS = {
     vm: [
