@@ -23,7 +23,8 @@ def _since(request: HttpRequest):
     now = timezone.now()
     window = RANGES.get(request.GET.get("range", "1h"), RANGES["1h"])
     try:
-        since = datetime.fromtimestamp(float(request.GET["since"]), UTC)
+        # Points are sent with millisecond times: the one the page has may be up to 0.5 ms later.
+        since = datetime.fromtimestamp(float(request.GET["since"]), UTC) + timedelta(microseconds=500)
     except (KeyError, ValueError, OverflowError, OSError):
         return now - window
     return max(since, now - window)
