@@ -10,6 +10,8 @@
   const OFFLINE_REFRESH_MS = 5000;
   const PLURAL = { domain: "domains", host: "hosts", operation: "operations", inventory: "inventory" };
   const indicator = document.getElementById("live-indicator");
+  const stylesElement = document.getElementById("domain-state-styles");
+  const stateStyles = stylesElement ? JSON.parse(stylesElement.textContent) : {};
   const lastSeq = new Map();
   const timers = new Map();
   let retryMs = RETRY_MIN_MS;
@@ -121,8 +123,19 @@
       lastSeq.set(key, Math.max(previous || 0, message.seq));
       if (previous !== undefined && message.seq > previous + 1) { refreshAll(); return; }
     }
+    if (message.type === "domain") showState(message);
     const topics = topicsOf(message);
     outermost(liveRegions().filter(function (region) { return wants(region, topics); })).forEach(schedule);
+  }
+
+  // The badge changes at once; the rest of the row or page follows with its fresh copy.
+  function showState(message) {
+    const style = message.state === null ? null : stateStyles[message.state];
+    if (!style) return;
+    document.querySelectorAll("[data-live-state='domain:" + message.id + "']").forEach(function (badge) {
+      badge.textContent = style[0];
+      badge.className = "badge text-bg-" + style[1];
+    });
   }
 
   function connect() {
