@@ -39,7 +39,9 @@ class Diff:
     total: int = 0
 
     def __str__(self) -> str:
-        return f"{self.total} ({self.new} new, {self.changed} changed, {self.gone} gone)"
+        changes = [f"{count} {what}" for count, what in ((self.new, "new"), (self.changed, "changed"),
+                                                            (self.gone, "gone")) if count]
+        return f"{self.total} ({', '.join(changes)})" if changes else f"{self.total} (no change)"
 
 
 @transaction.atomic

@@ -231,6 +231,7 @@ def delete_plan(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_vol
 def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes: bool, progress: Progress) -> str:
     """Undefine the VM with its saved state, NVRAM and snapshot metadata; optionally its disk images."""
     plan = delete_plan(conn, domain, with_volumes=with_volumes)
+    has_disks = any(disk.device == "disk" and disk.source for disk in summarize_domain(domain.XMLDesc(0)).disks)
     if is_running(domain):
         progress(20, "Forcing the VM off")
         domain.destroy()
@@ -247,7 +248,7 @@ def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes:
         parts.append(f"with {', '.join(plan.volumes)}")
     if plan.not_in_a_pool:
         parts.append(f"(kept {', '.join(plan.not_in_a_pool)}: not in a storage pool)")
-    elif not with_volumes:
+    elif not with_volumes and has_disks:
         parts.append("(its disk images were kept)")
     return " ".join(parts)
 
