@@ -35,7 +35,12 @@ def installation_ssh_key() -> SSHKey:
     if key is not None:
         return key
     path = ssh_dir() / "id_ed25519"
-    public, fingerprint = generate_key_pair(path, comment=f"vmsite@{socket.gethostname()}")
+    comment = f"vmsite@{socket.gethostname()}"
+    if path.exists():  # a database made afresh next to the old data folder: hosts trust this key already
+        key = load_private_key(path.read_bytes())
+        public, fingerprint = public_line(key, comment), fingerprint_of_key(key)
+    else:
+        public, fingerprint = generate_key_pair(path, comment=comment)
     return SSHKey.objects.create(name=INSTALLATION_KEY_NAME, private_key_path=str(path), public_key=public,
                                  fingerprint=fingerprint)
 

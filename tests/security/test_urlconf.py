@@ -1,0 +1,97 @@
+"""Walk the whole URL configuration: no view changes anything on GET, and no POST is accepted
+without the CSRF token. Every route is found by walking, so a new view is checked without being
+listed here; the table below only says which object an id in a route stands for."""
+from __future__ import annotations
+
+import pytest
+from django.apps import apps
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
+
+from domains.models import Domain
+from hosts.models import Host
+from hosts.services import installation_ssh_key
+from operations.models import Operation
+
+pytestmark = [pytest.mark.django_db]
+
+SKIPPED_NAMESPACES = {"admin"}  # Django's own admin: its views are Django's, CSRF-protected the same way
+
+
+def routes(patterns=None, prefix: str = "", namespace: str = ""):
+    for pattern in patterns if patterns is not None else get_resolver().url_patterns:
+        if isinstance(pattern, URLResolver):
+            inner = pattern.namespace or namespace
+            if inner in SKIPPED_NAMESPACES:
+                continue
+            yield from routes(pattern.url_patterns, prefix + str(pattern.pattern), inner)
+        elif isinstance(pattern, URLPattern):
+            yield namespace, pattern.name, prefix + str(pattern.pattern), pattern.pattern.converters
+
+
+@pytest.fixture
+def objects(db):
+    installation_ssh_key()  # made by migrate on a real installation (hosts/apps.py)
+    host = Host.objects.create(name="walked", transport="test", address="default")
+    domain = Domain.objects.create(host=host, uuid="6695eb01-f6a4-8304-79aa-97f2502e193f", name="test",
+                                   synced_at=timezone.now())
+    operation = Operation.objects.create(kind="host.sync", target_type="host", target_id=host.pk,
+                                         target_label=host.name, host=host)
+    return {"host": host, "domain": domain, "operation": operation}
+
+
+# (namespace, parameter) -> which object's id; a parameter not found here is a test failure.
+OBJECT_FOR = {
+    ("hosts", "pk"): "host", ("domains", "pk"): "domain", ("domains", "host_pk"): "host",
+    ("operations", "pk"): "operation", ("metrics", "pk"): "domain",
+}
+TEXT_FOR = {"action": "start"}
+
+
+def concrete(namespace: str, route: str, converters: dict, objects: dict) -> str:
+    path = "/" + route
+    for name, converter in converters.items():
+        if name in TEXT_FOR:
+            value = TEXT_FOR[name]
+        else:
+            key = OBJECT_FOR.get((namespace, name))
+            assert key is not None, f"{namespace}:{route}: say in OBJECT_FOR which object <{name}> is"
+            value = objects[key].pk
+        placeholder = f"<{type(converter).__name__.removesuffix('Converter').lower()}:{name}>"
+        path = path.replace(placeholder, str(value)).replace(f"<{name}>", str(value))
+    return path.replace("^", "").replace("$", "")
+
+
+def row_counts() -> dict[str, int]:
+    return {model._meta.label: model.objects.count() for model in apps.get_models()
+            if model._meta.label not in {"sessions.Session"}}
+
+
+def all_routes(objects) -> list[str]:
+    found = [concrete(ns, route, conv, objects) for ns, _name, route, conv in routes()]
+    assert len(found) > 30
+    return found
+
+
+def test_no_route_changes_anything_on_get(objects, admin_client):
+    before = row_counts()
+    for url in all_routes(objects):
+        response = admin_client.get(url)
+        assert response.status_code < 500, f"GET {url}: {response.status_code}"
+        assert row_counts() == before, f"GET {url} changed the database"
+
+
+def test_no_route_accepts_a_post_without_the_csrf_token(objects, admin_user):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    before = row_counts()
+    for url in all_routes(objects):
+        response = client.post(url, {"name": "x", "action": "start"})
+        assert response.status_code in (403, 405), f"POST {url} without a CSRF token: {response.status_code}"
+    assert row_counts() == before
+
+
+def test_the_login_form_needs_the_csrf_token_too(client):
+    csrf_client = Client(enforce_csrf_checks=True)
+    assert csrf_client.post("/login/", {"username": "a", "password": "b"}).status_code == 403
