@@ -4,6 +4,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
 
+from accounts.audit import audit
+from accounts.models import AuditAction
 from hosts import selectors, services
 from hosts.choices import Transport
 from hosts.forms import HostForm
@@ -61,6 +63,7 @@ class HostCreateView(HostFormMixin, View):
         if not form.is_valid():
             return self.render_form(request, form)
         host, operation = services.host_create(user=request.user, **form.host_fields())
+        audit(request, AuditAction.HOST_ADDED, target=f"{host.name} ({host.uri})")
         messages.info(request, f"Host {host} registered; connecting (operation #{operation.pk}).")
         return redirect("hosts:detail", pk=host.pk)
 
@@ -78,6 +81,8 @@ class HostUpdateView(HostFormMixin, View):
         if not form.is_valid():
             return self.render_form(request, form, host)
         operation = services.host_update(host=host, user=request.user, **form.host_fields())
+        audit(request, AuditAction.HOST_CHANGED, target=f"{host.name} ({host.uri})",
+              detail="changed: " + ", ".join(form.changed_data) if form.changed_data else "no field changed")
         messages.info(request, f"Host {host} saved; connecting (operation #{operation.pk}).")
         return redirect("hosts:detail", pk=host.pk)
 
@@ -93,6 +98,7 @@ class HostRemoveView(PermissionRequiredMixin, View):
         host = get_object_or_404(Host, pk=pk)
         name = host.name
         services.host_remove(host=host)
+        audit(request, AuditAction.HOST_REMOVED, target=name)
         messages.success(request, f"Host {name} removed from vmsite. Its guests were not touched.")
         return redirect("hosts:list")
 
@@ -105,6 +111,7 @@ class HostEnableView(PermissionRequiredMixin, View):
         host = get_object_or_404(Host, pk=pk)
         enabled = request.POST.get("enabled") == "1"
         services.host_set_enabled(host=host, enabled=enabled)
+        audit(request, AuditAction.HOST_CHANGED, target=host.name, detail="enabled" if enabled else "disabled")
         messages.info(request, f"Host {host} {'enabled' if enabled else 'disabled: it is no longer synced'}.")
         return redirect("hosts:detail", pk=host.pk)
 
@@ -116,6 +123,7 @@ class HostAcceptKeyView(PermissionRequiredMixin, View):
     def post(self, request, pk: int):
         host = get_object_or_404(Host, pk=pk, transport=Transport.SSH)
         operation = services.host_accept_new_host_key(host=host, user=request.user)
+        audit(request, AuditAction.HOST_KEY_ACCEPTED, target=host.name)
         messages.warning(request, f"Accepting the new SSH key of {host} (operation #{operation.pk}).")
         return redirect("hosts:detail", pk=host.pk)
 

@@ -128,6 +128,8 @@ CELERY_BEAT_SCHEDULE = {
 OPERATION_HEARTBEAT_INTERVAL = env_int("OPERATION_HEARTBEAT_INTERVAL", 10, minimum=1)
 # Graphs: the listener reads every running VM's counters in one call per host this often.
 GRAPH_SAMPLE_SECONDS = env_int("GRAPH_SAMPLE_SECONDS", 5, minimum=1)
+# Logins: after 5 failures for one user name (or 20 from one address), refused for this long.
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 OPERATION_HEARTBEAT_TIMEOUT = env_int("OPERATION_HEARTBEAT_TIMEOUT", 60, minimum=2)
 
 LIBVIRT_LOCAL_URI = "qemu:///system"

@@ -2,15 +2,18 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.forms import LockoutAuthenticationForm
 from vmsite.views import DashboardView
 
 urlpatterns = [
     path("", DashboardView.as_view(), name="dashboard"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True,
+                                                authentication_form=LockoutAuthenticationForm), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hosts/", include("hosts.urls")),
     path("vms/", include("domains.urls")),
     path("operations/", include("operations.urls")),
     path("metrics/", include("metrics.urls")),
+    path("audit/", include("accounts.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,31 @@
+from django.conf import settings
+from django.db import models
+
+
+class AuditAction(models.TextChoices):
+    LOGIN = "login", "Logged in"
+    LOGIN_FAILED = "login_failed", "Login failed"
+    LOGIN_LOCKED = "login_locked", "Login refused: locked out"
+    LOGOUT = "logout", "Logged out"
+    HOST_ADDED = "host_added", "Host registered"
+    HOST_CHANGED = "host_changed", "Host registration changed"
+    HOST_REMOVED = "host_removed", "Host removed"
+    HOST_KEY_ACCEPTED = "host_key_accepted", "Host's new SSH key accepted"
+    CONSOLE_OPENED = "console_opened", "Console opened"
+
+
+class AuditEvent(models.Model):
+    """Who did what, when, from where, with what result. Written by vmsite only, never edited: no
+    page or form changes a row (operations keep their own log, shown beside these)."""
+
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    username = models.CharField(max_length=150, blank=True)  # as typed (failed logins) or as it was
+    address = models.GenericIPAddressField(null=True)
+    action = models.CharField(max_length=32, choices=AuditAction.choices, db_index=True)
+    target = models.CharField(max_length=255, blank=True)
+    result = models.CharField(max_length=16, default="ok")  # ok, refused, failed
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
