@@ -14,6 +14,7 @@ from hosts.choices import HostStatus
 from hosts.connection import connect_uri
 from hosts.models import Host
 from networking.models import VirtualNetwork
+from networking.sync import leases_apply
 from storage.models import StoragePool
 from virt.connection import pool
 from virt.domains import describe_domain
@@ -25,7 +26,8 @@ _DOMAIN_FIELDS = {"name": "name", "state": "state", "reason": "state_reason", "v
                   "memory_kib": "memory_kib", "persistent": "persistent", "autostart": "autostart"}
 _POOL_FIELDS = {"name": "name", "pool_type": "pool_type", "target_path": "target_path", "active": "active",
                 "autostart": "autostart", "capacity": "capacity", "allocation": "allocation", "available": "available"}
-_NETWORK_FIELDS = {"name": "name", "active": "active", "autostart": "autostart", "persistent": "persistent"}
+_NETWORK_FIELDS = {"name": "name", "active": "active", "autostart": "autostart", "persistent": "persistent",
+                   "mode": "mode", "bridge": "bridge", "details": "details"}
 
 
 @dataclass
@@ -48,6 +50,7 @@ def apply_inventory(*, host: Host, inventory: Inventory) -> dict[str, Diff]:
         "pools": apply_diff(StoragePool, host, inventory.pools, _POOL_FIELDS, now),
         "networks": apply_diff(VirtualNetwork, host, inventory.networks, _NETWORK_FIELDS, now),
     }
+    leases_apply(host=host, leases={network.uuid: network.leases for network in inventory.networks})
     Host.objects.filter(pk=host.pk).update(status=HostStatus.ONLINE, status_reason="", last_seen=now, synced_at=now,
                                            **_fact_columns(inventory.facts))
     return diffs
