@@ -35,3 +35,15 @@ def guest_addresses(domain: Domain) -> dict[str, list[str]]:
     for mac, ip in Lease.objects.filter(network__host_id=domain.host_id, mac__in=macs).values_list("mac", "ip"):
         addresses.setdefault(mac, []).append(ip)
     return addresses
+
+
+def domain_nics(domain: Domain) -> list[dict]:
+    """The VM's NICs as the VM page lists them: each with its guest addresses, from the host's DHCP
+    leases and from the guest agent when the VM has one."""
+    leased = guest_addresses(domain)
+    nics = []
+    for nic in domain.details.get("interfaces", []):
+        mac = (nic.get("mac") or "").lower()
+        addresses = list(dict.fromkeys([*leased.get(mac, []), *nic.get("agent_addresses", [])]))
+        nics.append({**nic, "addresses": addresses, "link": nic.get("link_state") or "up"})
+    return nics

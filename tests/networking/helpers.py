@@ -70,3 +70,30 @@ def post_and_wait(client, url: str, data: dict | None = None) -> Operation:
 
 def network_url(name: str, *args) -> str:
     return reverse(name, args=args)
+
+
+def define_guest(guests, *, start: bool = False) -> "libvirt.virDomain":
+    """A small quiet guest (tests/guests.py) with ACPI, for PCI hot-plug of NICs; `guests` removes it."""
+    from lxml import etree
+
+    from tests.guests import small_guest_xml
+
+    name = unique_name("vm-")
+    root = etree.fromstring(small_guest_xml(name))
+    root.find("os").addnext(etree.Element("features"))
+    etree.SubElement(root.find("features"), "acpi")
+    domain = libvirt.open(LOCAL).defineXML(etree.tostring(root, encoding="unicode"))
+    guests.created.append((LOCAL, name))
+    guests.uuids.append((LOCAL, domain.UUIDString()))
+    if start:
+        domain.create()
+    return domain
+
+
+def isolated_network(conn: "libvirt.virConnect", cleanup: NetworkCleanup, subnet_octet: int) -> str:
+    """A started isolated network in 10.251.<octet>.0/24, defined directly (not through vmsite)."""
+    name = cleanup.add(unique_name())
+    network = conn.networkDefineXML(
+        f"<network><name>{name}</name><ip address='10.251.{subnet_octet}.1' prefix='24'/></network>")
+    network.create()
+    return name

@@ -13,7 +13,7 @@ from lxml import etree
 from virt.xml.base import (
     XMLChildList, XMLObject, XMLProperty, XMLValueList, at_least, check_xml_text, one_of,
 )
-from virt.xml.domain import _unicast_mac, _uuid
+from virt.xml.domain import FilterRef, _unicast_mac, _uuid
 
 FORWARD_MODES = ("nat", "route", "open", "bridge", "private", "vepa", "passthrough", "hostdev")
 
@@ -212,25 +212,6 @@ class NetworkDescription:
 
 def summarize_network(xml: str | bytes) -> NetworkDescription:
     return Network.from_libvirt(xml).summary()
-
-
-class FilterRef(XMLObject):
-    """<filterref filter='clean-traffic'><parameter name='IP' value='...'/></filterref>, in a NIC or a filter."""
-
-    tag = "filterref"
-
-    filter = XMLProperty("./@filter")
-
-    @property
-    def parameters(self) -> dict[str, str]:
-        return {element.get("name", ""): element.get("value", "") for element in self.element.iterfind("parameter")}
-
-    @parameters.setter
-    def parameters(self, values: dict[str, str]) -> None:
-        for element in list(self.element.iterfind("parameter")):
-            self.element.remove(element)
-        for name, value in values.items():
-            etree.SubElement(self.element, "parameter", name=check_xml_text(name), value=check_xml_text(value))
 
 
 class NWFilter(XMLObject):
