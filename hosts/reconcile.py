@@ -14,7 +14,7 @@ from hosts.choices import HostStatus
 from hosts.connection import connect_uri
 from hosts.models import Host
 from networking.models import VirtualNetwork
-from networking.sync import leases_apply
+from networking.sync import host_devices_sync, leases_apply
 from storage.models import StoragePool
 from virt.connection import pool
 from virt.domains import describe_domain
@@ -95,10 +95,13 @@ def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
         pool().drop(uri)
     try:
         with pool().session(uri) as conn:
-            inventory = read_inventory(conn, with_facts=fresh or not host.libvirt_version)
+            first_read = fresh or not host.libvirt_version
+            inventory = read_inventory(conn, with_facts=first_read)
             diffs = apply_inventory(host=host, inventory=inventory)
             backlog = _undescribed(host) if fresh else []
             _describe_new_domains(conn, host, [*diffs["domains"].new_uuids, *backlog])
+            if first_read:  # interfaces and filters change rarely: read on (re)connect and on request
+                host_devices_sync(conn, host=host)
     except HostUnavailable as exc:
         reason = getattr(exc, "reason", "")
         status = HostStatus.ERROR if reason in CREDENTIAL_FAILURES else HostStatus.OFFLINE

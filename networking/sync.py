@@ -16,7 +16,9 @@ from django.utils import timezone
 
 from hosts.models import Host
 from networking.models import HostInterface, Lease, NetworkFilter, VirtualNetwork
+from virt import interfaces as virt_interfaces
 from virt import networks as virt_networks
+from virt import nwfilters as virt_nwfilters
 from virt.networks import LeaseInfo, NetworkState
 from virt.types import Connection
 
@@ -73,6 +75,21 @@ def network_apply_state(*, host: Host, uuid: str, state: NetworkState | None) ->
 def network_refresh(conn: Connection, *, host: Host, uuid: str) -> VirtualNetwork | None:
     """Re-read one network from libvirt and store it (or drop its row if it is gone)."""
     return network_apply_state(host=host, uuid=uuid, state=virt_networks.refetch(conn, uuid))
+
+
+def host_devices_sync(conn: Connection, *, host: Host) -> str:
+    """Re-read the host's interfaces (interface and node-device APIs), its network filters, and
+    whether its libvirt can define interfaces; store them all."""
+    interfaces = virt_interfaces.list_interfaces(conn)
+    interfaces_apply(host=host, summaries=interfaces)
+    filters = virt_nwfilters.list_filters(conn)
+    if filters is not None:
+        filters_apply(host=host, summaries=filters)
+    supported = virt_interfaces.changes_supported(conn)
+    capabilities = Host.objects.values_list("capabilities", flat=True).get(pk=host.pk) or {}
+    if capabilities.get("interface_define") != supported:
+        Host.objects.filter(pk=host.pk).update(capabilities={**capabilities, "interface_define": supported})
+    return f"{len(interfaces)} interfaces, {len(filters) if filters is not None else 'no'} filters"
 
 
 def interfaces_apply(*, host: Host, summaries: list) -> None:

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import libvirt
 
+from virt.interfaces import changes_supported
 from virt.networks import jsonable, read_leases
 from virt.xml.base import parse_trusted
 from virt.xml.capabilities import Capabilities, DomainCapabilities
@@ -185,6 +186,7 @@ def host_capabilities(conn: libvirt.virConnect) -> dict:
         "numa_cells": [{"id": cell.id, "memory_kib": cell.memory_kib, "cpus": cell.cpu_count} for cell in caps.cells],
         "kvm": any("kvm" in g.domain_types for g in caps.guests),
         "machines": sorted({m.name for m in guest.machines}) if guest else [],
+        "interface_define": changes_supported(conn),
     }
     facts.update(_domain_capabilities(conn, guest, "kvm" if facts["kvm"] else "qemu"))
     return facts
