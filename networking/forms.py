@@ -311,3 +311,74 @@ class RemoveDNSHostForm(NetworkFormBase):
         super().__init__(*args, **kwargs)
         self.fields["ip"].choices = [(entry[0], entry[0]) for entry in self.network.details.get("dns_hosts", [])
                                      if entry[0]]
+
+
+class NetworkEditForm(NetworkFormBase):
+    """What can change on an existing network: its IPv4 DHCP range, DNS domain, MTU and QoS."""
+
+    ipv4_dhcp_start = forms.CharField(required=False, max_length=64, label="IPv4 DHCP range start",
+                                      help_text="Both empty: no DHCP. A running network takes a new range live.")
+    ipv4_dhcp_end = forms.CharField(required=False, max_length=64, label="IPv4 DHCP range end")
+    domain = forms.CharField(required=False, max_length=253, label="DNS domain",
+                             help_text="Applies on the network's next start.")
+    mtu = forms.IntegerField(required=False, label="MTU", help_text="Applies on the network's next start.",
+                             error_messages={"invalid": "Give the MTU as a number."})
+    inbound_kbps = forms.IntegerField(required=False, label="QoS inbound average (KiB/s)", min_value=1)
+    outbound_kbps = forms.IntegerField(required=False, label="QoS outbound average (KiB/s)", min_value=1)
+
+    @classmethod
+    def initial_for(cls, network: VirtualNetwork) -> dict:
+        details = network.details
+        ipv4 = next((ip for ip in details.get("ips", []) if ip.get("family") == "ipv4"), None)
+        first_range = (ipv4 or {}).get("ranges") or [[None, None]]
+        return {"ipv4_dhcp_start": first_range[0][0], "ipv4_dhcp_end": first_range[0][1],
+                "domain": details.get("domain"), "mtu": details.get("mtu"),
+                "inbound_kbps": details.get("inbound"), "outbound_kbps": details.get("outbound")}
+
+    def ipv4_subnet(self):
+        return next((subnet for subnet in self.subnets() if subnet.version == 4), None)
+
+    def clean_domain(self) -> str:
+        value = self.cleaned_data["domain"].strip()
+        return clean_hostname(value) if value else ""
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not self.network.persistent:
+            raise ValidationError("The network is transient: it has no definition to change.")
+        routed = self.network.mode in ROUTED_MODES
+        if not routed and any(data.get(name) for name in ("ipv4_dhcp_start", "ipv4_dhcp_end", "domain", "mtu")):
+            raise ValidationError("Bridge and macvtap networks have no DHCP, DNS or MTU of their own; only QoS.")
+        mtu = data.get("mtu")
+        if mtu is not None and not MTU_MIN <= mtu <= MTU_MAX:
+            self.add_error("mtu", f"The MTU must be between {MTU_MIN} and {MTU_MAX}.")
+        data["dhcp_range"] = self._clean_range(data)
+        return data
+
+    def _clean_range(self, data: dict) -> list[str] | None:
+        start_text, end_text = data.get("ipv4_dhcp_start", "").strip(), data.get("ipv4_dhcp_end", "").strip()
+        if not start_text and not end_text:
+            return None
+        if not (start_text and end_text):
+            self.add_error("ipv4_dhcp_end", "Give both ends of the DHCP range, or neither.")
+            return None
+        subnet = self.ipv4_subnet()
+        if subnet is None:
+            self.add_error("ipv4_dhcp_start", "The network has no IPv4 subnet to give addresses from.")
+            return None
+        try:
+            start = parse_address(start_text, version=4, label="DHCP range start")
+            end = parse_address(end_text, version=4, label="DHCP range end")
+            require_host_address(start, subnet, label="DHCP range start")
+            require_host_address(end, subnet, label="DHCP range end")
+        except ValidationError as exc:
+            self.add_error("ipv4_dhcp_start", exc)
+            return None
+        if start > end:
+            self.add_error("ipv4_dhcp_start", f"The DHCP range is reversed: {start} comes after {end}.")
+            return None
+        gateway = next((gateway for gateway in self.gateways() if gateway in subnet), None)
+        if gateway is not None and start <= gateway <= end:
+            self.add_error("ipv4_dhcp_start", f"The DHCP range {start}-{end} holds the gateway {gateway}.")
+            return None
+        return [str(start), str(end)]

@@ -15,7 +15,7 @@ from operations.services import operation_record_libvirt_time
 from virt import networks as virt_networks
 from virt.connection import pool
 from virt.errors import VirtError, translated
-from virt.networks import NetworkSpec, PortGroupSpec, StaticHostSpec, SubnetSpec
+from virt.networks import NetworkEdit, NetworkSpec, PortGroupSpec, StaticHostSpec, SubnetSpec
 
 Act = Callable[[object, object, dict], str]  # (connection, network handle, arguments) -> message
 
@@ -31,6 +31,9 @@ _ACTS: dict[str, Act] = {
     "dns_add": lambda conn, net, args: virt_networks.add_dns_host(net, ip=args["ip"], hostname=args["hostname"]),
     "dns_remove": lambda conn, net, args: virt_networks.remove_dns_host(net, ip=args["ip"]),
     "refresh": lambda conn, net, args: "Read the network's state and leases",
+    "edit": lambda conn, net, args: virt_networks.edit(conn, net, NetworkEdit(
+        dhcp_range=tuple(args["dhcp_range"]) if args.get("dhcp_range") else None, domain=args.get("domain"),
+        mtu=args.get("mtu"), inbound_kbps=args.get("inbound_kbps"), outbound_kbps=args.get("outbound_kbps"))),
 }
 
 

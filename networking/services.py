@@ -16,7 +16,8 @@ User = AbstractBaseUser | None
 # What a user can do to an existing network, by operation kind suffix.
 NETWORK_ACTIONS = {"start": "Start", "stop": "Stop", "autostart_on": "Autostart on", "autostart_off": "Autostart off",
                    "delete": "Delete", "lease_add": "Add static lease", "lease_remove": "Remove static lease",
-                   "dns_add": "Add DNS entry", "dns_remove": "Remove DNS entry", "refresh": "Refresh"}
+                   "dns_add": "Add DNS entry", "dns_remove": "Remove DNS entry", "refresh": "Refresh",
+                   "edit": "Edit"}
 
 
 class NetworkBusy(Exception):

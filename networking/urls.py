@@ -15,6 +15,7 @@ urlpatterns = [
     path("filters/<int:pk>/", views_interfaces.FilterDetailView.as_view(), name="filter_detail"),
     path("filters/<int:pk>/delete/", views_interfaces.FilterDeleteView.as_view(), name="filter_delete"),
     path("<int:pk>/", views.NetworkDetailView.as_view(), name="detail"),
+    path("<int:pk>/edit/", views.NetworkEditView.as_view(), name="edit"),
     path("<int:pk>/delete/", views.NetworkDeleteView.as_view(), name="delete"),
     path("<int:pk>/leases/add/", views.LeaseAddView.as_view(), name="lease_add"),
     path("<int:pk>/leases/remove/", views.LeaseRemoveView.as_view(), name="lease_remove"),

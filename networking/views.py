@@ -126,6 +126,31 @@ class NetworkDeleteView(PermissionRequiredMixin, View):
         return redirect("networking:detail", pk=network.pk)
 
 
+class NetworkEditView(PermissionRequiredMixin, View):
+    permission_required = "networking.change_virtualnetwork"
+
+    def get(self, request, pk: int):
+        network = _network(pk)
+        form = forms.NetworkEditForm(network=network, initial=forms.NetworkEditForm.initial_for(network))
+        return self._render(request, network, form)
+
+    def post(self, request, pk: int):
+        network = _network(pk)
+        form = forms.NetworkEditForm(request.POST, network=network)
+        if not form.is_valid():
+            return self._render(request, network, form)
+        data = form.cleaned_data
+        if _enqueue(request, network, "edit", {
+                "dhcp_range": data["dhcp_range"], "domain": data.get("domain") or None, "mtu": data.get("mtu"),
+                "inbound_kbps": data.get("inbound_kbps"), "outbound_kbps": data.get("outbound_kbps")}):
+            return redirect("networking:detail", pk=network.pk)
+        return self._render(request, network, form)
+
+    def _render(self, request, network: VirtualNetwork, form):
+        return render(request, "networking/network_edit.html", {"network": network, "form": form},
+                      status=400 if form.is_bound else 200)
+
+
 class NetworkFormPostView(PermissionRequiredMixin, View):
     """A small form on the network's page: valid, it queues `action`; invalid, the page shows why."""
 

@@ -125,3 +125,35 @@ def test_it_refuses_in_the_worker_a_subnet_that_overlaps_a_network_made_meanwhil
     assert operation.error == (f"Refused, nothing was defined: 10.251.15.128/25 overlaps 10.251.15.0/24 of the "
                                f"network {other}.")
     assert name not in virsh("net-list", "--all", "--name").split()
+
+
+def test_it_edits_a_running_network_live_where_libvirt_can_and_says_what_waits(celery_worker, local_host,
+                                                                               admin_client, cleanup):
+    network = create(admin_client, local_host, cleanup, mode="nat", ipv4_subnet="10.251.16.0/24",
+                     ipv4_dhcp_start="10.251.16.100", ipv4_dhcp_end="10.251.16.150", start_now="on")
+    ifindex = Path(f"/sys/class/net/{network.bridge}/ifindex").read_text()
+    page = admin_client.get(reverse("networking:edit", args=[network.pk]))
+    assert page.context["form"].initial["ipv4_dhcp_start"] == "10.251.16.100"
+
+    operation = succeeded(post_and_wait(admin_client, reverse("networking:edit", args=[network.pk]), {
+        "ipv4_dhcp_start": "10.251.16.120", "ipv4_dhcp_end": "10.251.16.200", "mtu": "1400",
+        "domain": "lab.example"}))
+    assert operation.message == ("Saved; applied live: DHCP range; applies on the network's next start (stop and "
+                                 "start it): DNS domain, MTU")
+    live, inactive = live_xml(network.name), live_xml(network.name, "--inactive")
+    for document in (live, inactive):
+        assert document.find("ip/dhcp/range").attrib == {"start": "10.251.16.120", "end": "10.251.16.200"}
+        assert len(document.findall("ip/dhcp/range")) == 1
+    assert live.find("mtu") is None and inactive.find("mtu").get("size") == "1400"
+    assert inactive.find("domain").get("name") == "lab.example"
+    # The network was not restarted (libvirt restarts only its dnsmasq to take a new range).
+    assert "Active:         yes" in virsh("net-info", network.name)
+    assert Path(f"/sys/class/net/{network.bridge}/ifindex").read_text() == ifindex  # the same bridge
+
+    response = admin_client.post(reverse("networking:edit", args=[network.pk]),
+                                 {"ipv4_dhcp_start": "10.251.16.200", "ipv4_dhcp_end": "10.251.16.120"})
+    assert response.status_code == 400
+    assert "reversed" in " ".join(response.context["form"].errors["ipv4_dhcp_start"])
+    response = admin_client.post(reverse("networking:edit", args=[network.pk]),
+                                 {"ipv4_dhcp_start": "10.251.17.2", "ipv4_dhcp_end": "10.251.17.9"})
+    assert "outside the subnet 10.251.16.0/24" in " ".join(response.context["form"].errors["ipv4_dhcp_start"])
