@@ -64,7 +64,9 @@ class NetworkForm(forms.Form):
     inbound_kbps = forms.IntegerField(required=False, label="QoS inbound average (KiB/s)", min_value=1)
     outbound_kbps = forms.IntegerField(required=False, label="QoS outbound average (KiB/s)", min_value=1)
     portgroups = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Port groups",
-                                 help_text="Bridge mode, one per line: name and VLAN id, like 'web 10'.")
+                                 help_text="Bridge mode, one per line: name, VLAN id, and optionally QoS inbound "
+                                           "and outbound averages in KiB/s, like 'web 10' or 'web 10 1000 500'. "
+                                           "The first is the default.")
     autostart = forms.BooleanField(required=False, initial=True, label="Start with the host")
     start_now = forms.BooleanField(required=False, initial=True, label="Start it now")
 
@@ -94,15 +96,23 @@ class NetworkForm(forms.Form):
             entries.append((str(parse_address(parts[0])), clean_hostname(parts[1])))
         return entries
 
-    def clean_portgroups(self) -> list[tuple[str, int]]:
-        groups = []
+    def clean_portgroups(self) -> list[list]:
+        groups, names = [], set()
         for number, line in enumerate(self.cleaned_data["portgroups"].splitlines(), start=1):
             if not line.strip():
                 continue
             parts = line.split()
-            if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
-                raise ValidationError(f"Line {number}: write a port group's name and its VLAN id, like 'web 10'.")
-            groups.append((clean_network_name(parts[0]), clean_vlan_id(int(parts[1]))))
+            if len(parts) not in (2, 4) or not all(part.lstrip("-").isdigit() for part in parts[1:]):
+                raise ValidationError(f"Line {number}: write a port group's name and its VLAN id, and optionally "
+                                      "two QoS averages, like 'web 10' or 'web 10 1000 500'.")
+            name = clean_network_name(parts[0])
+            if name in names:
+                raise ValidationError(f"Line {number}: the port group {name} is given twice.")
+            names.add(name)
+            qos = [int(part) for part in parts[2:]]
+            if any(value < 1 for value in qos):
+                raise ValidationError(f"Line {number}: QoS averages are at least 1 KiB/s.")
+            groups.append([name, clean_vlan_id(int(parts[1])), *(qos or [None, None])])
         return groups
 
     def clean(self) -> dict:
@@ -221,7 +231,7 @@ def network_arguments(form: NetworkForm) -> dict:
         "ipv4": subnet(data.get("ipv4")), "ipv6": subnet(data.get("ipv6")), "domain": data.get("domain") or None,
         "mtu": data.get("mtu"), "dns_hosts": [list(entry) for entry in data.get("dns_hosts") or []],
         "inbound_kbps": data.get("inbound_kbps"), "outbound_kbps": data.get("outbound_kbps"),
-        "openvswitch": bool(data.get("openvswitch")), "portgroups": [list(g) for g in data.get("portgroups") or []],
+        "openvswitch": bool(data.get("openvswitch")), "portgroups": data.get("portgroups") or [],
         "autostart": bool(data.get("autostart")), "start_now": bool(data.get("start_now")),
     }
 

@@ -78,8 +78,10 @@ def network_spec(args: dict) -> NetworkSpec:
         dns_hosts=tuple(tuple(entry) for entry in args.get("dns_hosts") or []),
         inbound_kbps=args.get("inbound_kbps"), outbound_kbps=args.get("outbound_kbps"),
         openvswitch=bool(args.get("openvswitch")),
-        portgroups=tuple(PortGroupSpec(name=name, vlan=vlan, default=index == 0)
-                         for index, (name, vlan) in enumerate(args.get("portgroups") or [])),
+        portgroups=tuple(PortGroupSpec(name=group[0], vlan=group[1], default=index == 0,
+                                       inbound_kbps=group[2] if len(group) > 2 else None,
+                                       outbound_kbps=group[3] if len(group) > 3 else None)
+                         for index, group in enumerate(args.get("portgroups") or [])),
     )
 
 

@@ -49,6 +49,8 @@ class PortGroupSpec:
     name: str
     vlan: int | None = None
     default: bool = False
+    inbound_kbps: int | None = None  # QoS of the group's ports: average kilobytes per second
+    outbound_kbps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ def build_network(spec: NetworkSpec) -> Network:
             group.name = group_spec.name
             group.vlan_tag = group_spec.vlan
             group.default = True if group_spec.default else None
+            group.inbound_average = group_spec.inbound_kbps
+            group.outbound_average = group_spec.outbound_kbps
     else:
         if spec.mode != "isolated":
             network.forward_mode = spec.mode

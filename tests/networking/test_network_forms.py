@@ -124,7 +124,20 @@ def test_it_accepts_vlan_ids_at_the_edges(admin_client, test_host):
     response = post_network(admin_client, test_host, mode="bridge", bridge="br0", ipv4_subnet="", openvswitch="on",
                             portgroups="low 1\nhigh 4094")
     assert response.status_code == 302
-    assert Operation.objects.get().arguments["portgroups"] == [["low", 1], ["high", 4094]]
+    assert Operation.objects.get().arguments["portgroups"] == [["low", 1, None, None], ["high", 4094, None, None]]
+
+
+def test_it_takes_qos_per_port_group_and_refuses_a_repeated_group(admin_client, test_host):
+    errors = refused(post_network(admin_client, test_host, mode="bridge", bridge="br0", ipv4_subnet="",
+                                  portgroups="web 10 0 5"))
+    assert "at least 1 KiB/s" in errors["portgroups"]
+    errors = refused(post_network(admin_client, test_host, mode="bridge", bridge="br0", ipv4_subnet="",
+                                  portgroups="web 10\nweb 11"))
+    assert "given twice" in errors["portgroups"]
+    response = post_network(admin_client, test_host, mode="bridge", bridge="br0", ipv4_subnet="",
+                            portgroups="web 10 1000 500")
+    assert response.status_code == 302
+    assert Operation.objects.get().arguments["portgroups"] == [["web", 10, 1000, 500]]
 
 
 def test_it_refuses_addresses_on_bridge_and_macvtap_networks(admin_client, test_host):

@@ -49,10 +49,11 @@ def test_it_builds_routed_open_and_isolated_networks(mode, forward):
 
 def test_it_builds_a_bridge_network_with_open_vswitch_port_groups():
     spec = NetworkSpec(name="ovs", mode="bridge", bridge="ovsbr0", openvswitch=True,
-                       portgroups=(PortGroupSpec("web", 10, True), PortGroupSpec("db", 20)))
+                       portgroups=(PortGroupSpec("web", 10, True, 1000, 500), PortGroupSpec("db", 20)))
     assert canonical(build_network(spec).to_xml()) == canonical("""
       <network><name>ovs</name><forward mode="bridge"/><bridge name="ovsbr0"/><virtualport type="openvswitch"/>
-        <portgroup name="web" default="yes"><vlan><tag id="10"/></vlan></portgroup>
+        <portgroup name="web" default="yes"><vlan><tag id="10"/></vlan>
+          <bandwidth><inbound average="1000"/><outbound average="500"/></bandwidth></portgroup>
         <portgroup name="db"><vlan><tag id="20"/></vlan></portgroup></network>""")
 
 
