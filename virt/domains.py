@@ -70,7 +70,7 @@ _AGENT_UNAVAILABLE = {libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_AGENT_
 def agent_addresses(domain: libvirt.virDomain, xml: str) -> dict[str, list[str]] | None:
     """The guest's addresses by MAC as its guest agent reports them; None without a connected agent.
     Asked only when the live XML says the agent is connected, so a VM without one costs nothing."""
-    if parse_trusted(xml).find(_AGENT_CONNECTED) is None:
+    if "org.qemu.guest_agent.0" not in xml or parse_trusted(xml).find(_AGENT_CONNECTED) is None:
         return None
     try:
         interfaces = domain.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0)

@@ -37,9 +37,10 @@ class NetworkCleanup:
                 network = conn.networkLookupByName(name)
             except libvirt.libvirtError:
                 continue
+            persistent = network.isPersistent()  # a transient network is gone once destroyed
             if network.isActive():
                 network.destroy()
-            if network.isPersistent():
+            if persistent:
                 network.undefine()
         conn.close()
 
