@@ -53,3 +53,8 @@ def test_it_creates_a_network_from_the_nav_and_adds_a_static_lease(page, asgi_se
     page.click("#lease-form button[type=submit]")
     expect(page.locator("#network-static-leases")).to_contain_text("10.251.41.20", timeout=30_000)
     assert "52:54:00:fb:41:01" in virsh("net-dumpxml", name)
+
+    page.click("#network-actions [data-action=stop]")
+    expect(page.locator("#network-state")).to_contain_text("inactive", timeout=30_000)
+    expect(page.locator("#network-actions [data-action=start]")).to_be_visible()
+    assert "Active:         no" in virsh("net-info", name)
