@@ -16,8 +16,9 @@ from virt import networks as virt_networks
 from virt.connection import pool
 from virt.errors import VirtError, translated
 from virt.networks import NetworkEdit, NetworkSpec, PortGroupSpec, StaticHostSpec, SubnetSpec
+from virt.types import Connection, NetworkHandle
 
-Act = Callable[[object, object, dict], str]  # (connection, network handle, arguments) -> message
+Act = Callable[[Connection, NetworkHandle, dict], str]  # (connection, network, arguments) -> message
 
 _ACTS: dict[str, Act] = {
     "start": lambda conn, net, args: virt_networks.start(net),
@@ -51,7 +52,7 @@ def act_on_network(operation: Operation, report: Report, act: Act) -> str:
             _refresh_quietly(conn, network)
 
 
-def _refresh_quietly(conn, network: VirtualNetwork) -> None:
+def _refresh_quietly(conn: Connection, network: VirtualNetwork) -> None:
     try:
         network_refresh(conn, host=network.host, uuid=str(network.uuid))
     except VirtError:

@@ -94,7 +94,7 @@ def host_devices_sync(conn: Connection, *, host: Host) -> str:
 
 def interfaces_apply(*, host: Host, summaries: list) -> None:
     """The host's interfaces as virt.interfaces listed them (the whole list each time)."""
-    from hosts.reconcile import apply_diff
+    from hosts.reconcile import apply_diff  # here: hosts.reconcile imports this module
 
     apply_diff(HostInterface, host, summaries,
                {"name": "name", "kind": "kind", "mac": "mac", "active": "active", "details": "details"},

@@ -41,6 +41,9 @@ class NetworkListView(ListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["hosts"] = Host.objects.only("pk", "name")
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        context["query_string"] = query.urlencode()
         return context
 
 
