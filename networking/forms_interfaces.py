@@ -19,6 +19,15 @@ def interface_define_supported(host: Host) -> bool | None:
     return (host.capabilities or {}).get("interface_define")
 
 
+def known_interfaces(host: Host) -> set[str]:
+    """The host's interfaces as last read, with those inside its bridges and bonds."""
+    known = set()
+    for name, details in HostInterface.objects.filter(host=host).values_list("name", "details"):
+        known.add(name)
+        known.update(details.get("members") or [])
+    return known
+
+
 class InterfaceForm(forms.Form):
     host = forms.ModelChoiceField(queryset=Host.objects.filter(enabled=True), error_messages={
         "invalid_choice": "Pick one of the registered hosts."})
@@ -70,7 +79,7 @@ class InterfaceForm(forms.Form):
         if host is not None and interface_define_supported(host) is False:
             raise ValidationError(READ_ONLY_MESSAGE)
         kind = data.get("kind")
-        known = set(HostInterface.objects.filter(host=host).values_list("name", flat=True)) if host else set()
+        known = known_interfaces(host) if host else set()
         if kind == "vlan":
             if data.get("vlan") is None and not self.has_error("vlan"):
                 self.add_error("vlan", "Give the VLAN id (1-4094).")

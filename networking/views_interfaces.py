@@ -42,7 +42,9 @@ class InterfaceCreateView(PermissionRequiredMixin, View):
     permission_required = "networking.add_hostinterface"
 
     def get(self, request):
-        return self._render(request, InterfaceForm(initial={"host": request.GET.get("host")}))
+        source = HostInterface.objects.filter(pk=request.GET.get("from") or 0).exclude(kind="ethernet").first()
+        initial = interface_initial(source) if source else {"host": request.GET.get("host")}
+        return self._render(request, InterfaceForm(initial=initial))
 
     def post(self, request):
         form = InterfaceForm(request.POST)
@@ -59,6 +61,17 @@ class InterfaceCreateView(PermissionRequiredMixin, View):
         return render(request, "networking/interface_form.html",
                       {"form": form, "read_only_hosts": read_only, "read_only_message": READ_ONLY_MESSAGE},
                       status=400 if form.is_bound else 200)
+
+
+def interface_initial(interface: HostInterface) -> dict:
+    """The form's fields for an existing interface: the same name redefines ("edits") it."""
+    details = interface.details
+    addresses = details.get("addresses") or []
+    return {"host": interface.host_id, "kind": interface.kind, "name": interface.name,
+            "members": " ".join(details.get("members") or []), "vlan": details.get("vlan"),
+            "parent": details.get("parent") or "", "bond_mode": details.get("bond_mode") or "active-backup",
+            "mtu": details.get("mtu"), "ipv4": "dhcp" if "ipv4" in (details.get("dhcp") or []) else
+            next((address for address in addresses if ":" not in address), ""), "start": interface.active}
 
 
 class InterfaceDeleteView(PermissionRequiredMixin, View):

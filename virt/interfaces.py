@@ -196,7 +196,7 @@ def define_interface(conn: libvirt.virConnect, spec: InterfaceSpec, *, start: bo
     def change(conn: libvirt.virConnect) -> str:
         existing = {interface.name() for interface in conn.listAllInterfaces(0)}
         for member in [*spec.members, *([spec.parent] if spec.parent else [])]:
-            if member not in existing:
+            if member not in existing | _enslaved(conn):
                 raise NotFound(f"The host has no interface {member!r}.")
         interface = conn.interfaceDefineXML(build_interface(spec), 0)
         if start and not interface.isActive():
@@ -204,6 +204,16 @@ def define_interface(conn: libvirt.virConnect, spec: InterfaceSpec, *, start: bo
         verb = "Changed" if spec.name in existing else "Defined"
         return f"{verb} the {spec.kind} {spec.name}" + (" and started it" if start else "") + " (committed)"
     return in_transaction(conn, change)
+
+
+def _enslaved(conn: libvirt.virConnect) -> set[str]:
+    """Interfaces inside a bridge or bond: some drivers list only the bridge or bond itself."""
+    names = set()
+    for interface in conn.listAllInterfaces(0):
+        root = parse_trusted(interface.XMLDesc(0))
+        names.update(member.get("name") for member in root.iterfind("bridge/interface"))
+        names.update(member.get("name") for member in root.iterfind("bond/interface"))
+    return names
 
 
 def delete_interface(conn: libvirt.virConnect, name: str) -> str:

@@ -148,3 +148,24 @@ def test_it_refuses_early_on_the_real_libvirtd_and_changes_nothing(local_libvirt
     with pytest.raises(OperationInvalid, match="read-only"):
         define_interface(conn, InterfaceSpec(kind="bridge", name="vmsnetbr0"))
     assert names(conn) == before
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_it_edits_and_deletes_a_bridge_through_the_pages(celery_worker, test_host, admin_client):
+    bridge = HostInterface.objects.get(host=test_host, name="br0")
+    form = admin_client.get(reverse("networking:interface_add") + f"?from={bridge.pk}").context["form"]
+    assert (form.initial["kind"], form.initial["name"], form.initial["members"]) == ("bridge", "br0", "eth2")
+    response = admin_client.post(reverse("networking:interface_add"), {
+        "host": test_host.pk, "kind": "bridge", "name": "br0", "members": "eth2 eth1", "stp": "on",
+        "bond_mode": "active-backup", "mtu": "9000"})
+    assert response.status_code == 302
+    operation = wait_for(Operation.objects.get(kind="network.interface_define"))
+    assert operation.message == "Changed the bridge br0 (committed)", operation.error
+    bridge.refresh_from_db()
+    assert (bridge.details["members"], bridge.details["mtu"]) == (["eth2", "eth1"], 9000)
+
+    assert admin_client.post(reverse("networking:interface_delete", args=[bridge.pk])).status_code == 302
+    operation = wait_for(Operation.objects.get(kind="network.interface_delete"))
+    assert operation.message == "Deleted the interface br0 (committed)", operation.error
+    assert not HostInterface.objects.filter(host=test_host, name="br0").exists()
