@@ -223,3 +223,27 @@ def test_it_refuses_network_changes_without_permission(client, django_user_model
 def test_it_refuses_a_change_by_get(admin_client, test_host):
     network = VirtualNetwork.objects.get(host=test_host, name="outside")
     assert admin_client.get(reverse("networking:action", args=[network.pk, "stop"])).status_code == 405
+
+
+def test_it_refuses_a_delete_without_the_networks_name(admin_client, test_host):
+    network = VirtualNetwork.objects.get(host=test_host, name="outside")
+    response = admin_client.post(reverse("networking:delete", args=[network.pk]), {"confirm_name": "outsid"})
+    assert response.status_code == 400 and not Operation.objects.exists()
+
+
+@pytest.mark.parametrize("fields,field,message", [
+    ({"ip": "10.251.9.9", "hostname": "db"}, "ip", "outside the network's subnets"),
+    ({"ip": "10.251.200.9", "hostname": "-db"}, "hostname", "is not a host name"),
+])
+def test_it_refuses_bad_dns_entries(admin_client, test_host, fields, field, message):
+    network = VirtualNetwork.objects.get(host=test_host, name="outside")
+    response = admin_client.post(reverse("networking:dns_add", args=[network.pk]), fields)
+    assert response.status_code == 400 and not Operation.objects.exists()
+    assert message in " ".join(response.context["dns_form"].errors[field])
+
+
+def test_it_edits_only_what_a_bridge_network_has(admin_client, test_host):
+    network = VirtualNetwork.objects.get(host=test_host, name="outside")
+    VirtualNetwork.objects.filter(pk=network.pk).update(mode="bridge")
+    response = admin_client.post(reverse("networking:edit", args=[network.pk]), {"mtu": "1400"})
+    assert response.status_code == 400 and "only QoS" in str(response.context["form"].non_field_errors())

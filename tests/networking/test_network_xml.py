@@ -132,3 +132,12 @@ def test_it_adds_and_removes_static_leases_and_dns_entries_live(test_conn):
     add_dns_host(network, ip="10.251.200.8", hostname="db")
     assert [(h.ip, h.hostnames) for h in Network.from_libvirt(network.XMLDesc(0)).dns_hosts] == [
         ("10.251.200.8", ["db"])]
+
+
+def test_it_defines_and_starts_an_ipv6_network_on_the_test_driver(test_conn):
+    spec = NetworkSpec(name="v6", mode="isolated",
+                       ipv6=SubnetSpec("fd00:251:44::1", 64, "fd00:251:44::100", "fd00:251:44::1ff"))
+    network = define(test_conn, build_network(spec), start=True)
+    [subnet] = read_state(network).details["ips"]
+    assert subnet == {"family": "ipv6", "address": "fd00:251:44::1", "prefix": 64,
+                      "ranges": [["fd00:251:44::100", "fd00:251:44::1ff"]], "hosts": []}

@@ -103,6 +103,16 @@ def test_it_adds_and_removes_a_static_lease_live_without_a_restart(celery_worker
     for flags in ((), ("--inactive",)):
         assert live_xml(network.name, *flags).find("ip/dhcp/host") is None
     assert "52:54:00:fb:00:01" not in hostsfile.read_text()
+    operation = succeeded(post_and_wait(admin_client, reverse("networking:dns_add", args=[network.pk]),
+                                        {"ip": "10.251.14.30", "hostname": "db"}))
+    assert operation.message == "Added the DNS entry db → 10.251.14.30, live and persistently"
+    for flags in ((), ("--inactive",)):
+        assert live_xml(network.name, *flags).findtext("dns/host[@ip='10.251.14.30']/hostname") == "db"
+    assert "10.251.14.30\tdb" in Path(f"/var/lib/libvirt/dnsmasq/{network.name}.addnhosts").read_text()
+    succeeded(post_and_wait(admin_client, reverse("networking:dns_remove", args=[network.pk]),
+                            {"ip": "10.251.14.30"}))
+    assert live_xml(network.name).find("dns/host") is None
+
     # Never restarted: the same dnsmasq serves the network.
     assert Path(f"/run/libvirt/network/{network.name}.pid").read_text().strip() == dnsmasq_pid
     assert "Active:         yes" in virsh("net-info", network.name)
