@@ -63,10 +63,11 @@ def network_apply_state(*, host: Host, uuid: str, state: NetworkState | None) ->
     values = {"name": state.name, "active": state.active, "autostart": state.autostart,
               "persistent": state.persistent, "mode": state.mode, "bridge": state.bridge, "details": state.details,
               "synced_at": timezone.now()}
-    updated = VirtualNetwork.objects.filter(host=host, uuid=state.uuid).update(seq=F("seq") + 1, **values)
-    if not updated:
-        VirtualNetwork.objects.create(host=host, uuid=state.uuid, **values)
-    row = VirtualNetwork.objects.get(host=host, uuid=state.uuid)
+    # get_or_create survives a reconcile that inserts the same network at the same moment.
+    row, created = VirtualNetwork.objects.get_or_create(host=host, uuid=state.uuid, defaults=values)
+    if not created:
+        VirtualNetwork.objects.filter(pk=row.pk).update(seq=F("seq") + 1, **values)
+        row.refresh_from_db()
     if state.leases is not None:
         _replace_leases(row.pk, state.leases)
     return row
