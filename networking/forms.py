@@ -122,6 +122,11 @@ class NetworkForm(forms.Form):
             self.add_error("name", f"The host {host} already has a network named {data['name']!r}.")
         if mode in ROUTED_MODES:
             self._clean_routed(data, mode)
+            taken = VirtualNetwork.objects.filter(host=host, bridge=data.get("bridge")).first() \
+                if host is not None and data.get("bridge") else None
+            if taken is not None:
+                self.add_error("bridge", f"The bridge {taken.bridge} belongs to the network {taken.name}: give "
+                                         "another name, or leave it empty and libvirt picks one.")
         elif mode == NetworkMode.BRIDGE:
             self._clean_plugged(data, needs="bridge", label="a bridge of the host, like br0")
         elif mode == NetworkMode.MACVTAP:

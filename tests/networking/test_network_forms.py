@@ -247,3 +247,8 @@ def test_it_edits_only_what_a_bridge_network_has(admin_client, test_host):
     VirtualNetwork.objects.filter(pk=network.pk).update(mode="bridge")
     response = admin_client.post(reverse("networking:edit", args=[network.pk]), {"mtu": "1400"})
     assert response.status_code == 400 and "only QoS" in str(response.context["form"].non_field_errors())
+
+
+def test_it_refuses_a_bridge_that_another_network_of_the_host_makes(admin_client, test_host):
+    errors = refused(post_network(admin_client, test_host, bridge="virbr9"))
+    assert errors["bridge"].startswith("The bridge virbr9 belongs to the network outside")
