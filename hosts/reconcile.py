@@ -14,7 +14,7 @@ from hosts.choices import HostStatus
 from hosts.connection import connect_uri
 from hosts.models import Host
 from networking.models import VirtualNetwork
-from networking.sync import host_devices_sync, leases_apply
+from networking.sync import host_devices_apply, host_devices_read, leases_apply
 from storage.models import StoragePool
 from virt.connection import pool
 from virt.domains import describe_domain
@@ -97,11 +97,14 @@ def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
         with pool().session(uri) as conn:
             first_read = fresh or not host.libvirt_version
             inventory = read_inventory(conn, with_facts=first_read)
+            # Interfaces and filters change rarely: read on (re)connect and on request, before the
+            # host is marked online so that a host lost meanwhile is reported as the read failing.
+            devices = host_devices_read(conn) if first_read else None
             diffs = apply_inventory(host=host, inventory=inventory)
+            if devices is not None:
+                host_devices_apply(host=host, devices=devices)
             backlog = _undescribed(host) if fresh else []
             _describe_new_domains(conn, host, [*diffs["domains"].new_uuids, *backlog])
-            if first_read:  # interfaces and filters change rarely: read on (re)connect and on request
-                host_devices_sync(conn, host=host)
     except HostUnavailable as exc:
         reason = getattr(exc, "reason", "")
         status = HostStatus.ERROR if reason in CREDENTIAL_FAILURES else HostStatus.OFFLINE

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid as uuid_module
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db import transaction
 from django.db.models import F
@@ -78,19 +79,35 @@ def network_refresh(conn: Connection, *, host: Host, uuid: str) -> VirtualNetwor
     return network_apply_state(host=host, uuid=uuid, state=virt_networks.refetch(conn, uuid))
 
 
-def host_devices_sync(conn: Connection, *, host: Host) -> str:
-    """Re-read the host's interfaces (interface and node-device APIs), its network filters, and
-    whether its libvirt can define interfaces; store them all."""
-    interfaces = virt_interfaces.list_interfaces(conn)
-    interfaces_apply(host=host, summaries=interfaces)
-    filters = virt_nwfilters.list_filters(conn)
-    if filters is not None:
-        filters_apply(host=host, summaries=filters)
-    supported = virt_interfaces.changes_supported(conn)
+@dataclass(frozen=True)
+class HostDevices:
+    interfaces: list
+    filters: list | None  # None: the driver has no network filters
+    interface_define: bool
+
+
+def host_devices_read(conn: Connection) -> HostDevices:
+    """The host's interfaces (interface and node-device APIs), its network filters, and whether its
+    libvirt can define interfaces: libvirt calls only, nothing stored yet."""
+    return HostDevices(interfaces=virt_interfaces.list_interfaces(conn), filters=virt_nwfilters.list_filters(conn),
+                       interface_define=virt_interfaces.changes_supported(conn))
+
+
+def host_devices_apply(*, host: Host, devices: HostDevices) -> str:
+    interfaces_apply(host=host, summaries=devices.interfaces)
+    if devices.filters is not None:
+        filters_apply(host=host, summaries=devices.filters)
     capabilities = Host.objects.values_list("capabilities", flat=True).get(pk=host.pk) or {}
-    if capabilities.get("interface_define") != supported:
-        Host.objects.filter(pk=host.pk).update(capabilities={**capabilities, "interface_define": supported})
-    return f"{len(interfaces)} interfaces, {len(filters) if filters is not None else 'no'} filters"
+    if capabilities.get("interface_define") != devices.interface_define:
+        Host.objects.filter(pk=host.pk).update(capabilities={**capabilities,
+                                                             "interface_define": devices.interface_define})
+    filters = len(devices.filters) if devices.filters is not None else "no"
+    return f"{len(devices.interfaces)} interfaces, {filters} filters"
+
+
+def host_devices_sync(conn: Connection, *, host: Host) -> str:
+    """Re-read the host's interfaces and filters and store them."""
+    return host_devices_apply(host=host, devices=host_devices_read(conn))
 
 
 def interfaces_apply(*, host: Host, summaries: list) -> None:
