@@ -167,3 +167,22 @@ def test_it_edits_a_running_network_live_where_libvirt_can_and_says_what_waits(c
     response = admin_client.post(reverse("networking:edit", args=[network.pk]),
                                  {"ipv4_dhcp_start": "10.251.17.2", "ipv4_dhcp_end": "10.251.17.9"})
     assert "outside the subnet 10.251.16.0/24" in " ".join(response.context["form"].errors["ipv4_dhcp_start"])
+
+
+@pytest.mark.parametrize("fields,check", [
+    ({"mode": "bridge", "bridge": "vmsnetbr0", "openvswitch": "on", "portgroups": "web 10 1000 500\ndb 20"},
+     lambda xml: (xml.find("forward").get("mode"), xml.find("bridge").get("name"),
+                  xml.find("virtualport").get("type"), [g.get("name") for g in xml.iterfind("portgroup")],
+                  xml.find("portgroup/vlan/tag").get("id"), xml.find("portgroup/bandwidth/inbound").get("average"))
+     == ("bridge", "vmsnetbr0", "openvswitch", ["web", "db"], "10", "1000")),
+    ({"mode": "macvtap", "forward_dev": "eth0", "macvtap_mode": "vepa"},
+     lambda xml: (xml.find("forward").get("mode"), xml.find("forward/interface").get("dev")) == ("vepa", "eth0")),
+])
+def test_libvirt_accepts_the_bridge_and_macvtap_networks_it_builds(celery_worker, local_host, admin_client, cleanup,
+                                                                     fields, check):
+    """Defined, not started: an Open vSwitch bridge is not installed here, and a started macvtap
+    network would hand the host's eth0 to guests."""
+    network = create(admin_client, local_host, cleanup, ipv4_subnet="", **fields)
+    assert check(live_xml(network.name, "--inactive"))
+    assert "Active:         no" in virsh("net-info", network.name)
+    assert network.mode == fields["mode"]
