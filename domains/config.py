@@ -31,6 +31,23 @@ def domain_nic_detach(*, domain: Domain, user: User, mac: str, live: bool, persi
     return _enqueue(domain, user, "detach_nic", mac=mac, live=live, persistent=persistent)
 
 
+def domain_nic_link_set(*, domain: Domain, user: User, mac: str, state: str, live: bool,
+                        persistent: bool) -> Operation:
+    return _enqueue(domain, user, "set_nic_link", mac=mac, state=state, live=live, persistent=persistent)
+
+
+def domain_nic_change(*, domain: Domain, user: User, mac: str, network: str, model: str, live: bool,
+                      persistent: bool) -> Operation:
+    return _enqueue(domain, user, "update_nic", mac=mac, network=network or None, model=model or None, live=live,
+                    persistent=persistent)
+
+
+def domain_nic_filter_set(*, domain: Domain, user: User, mac: str, filter: str, parameters: dict[str, str],
+                          live: bool, persistent: bool) -> Operation:
+    return _enqueue(domain, user, "set_nic_filter", mac=mac, filter=filter or None, parameters=parameters,
+                    live=live, persistent=persistent)
+
+
 def domain_vcpus_set(*, domain: Domain, user: User, vcpus: int, maximum: int | None, live: bool,
                      persistent: bool) -> Operation:
     return _enqueue(domain, user, "set_vcpus", vcpus=vcpus, maximum=maximum, live=live, persistent=persistent)

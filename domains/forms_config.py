@@ -138,6 +138,103 @@ class DetachNicForm(ScopedForm):
                                       for nic in self.domain.details.get("interfaces", []) if nic.get("mac")]
 
 
+def _nic_choices(domain: Domain) -> list[tuple[str, str]]:
+    return [(nic["mac"], f"{nic['mac']} ({nic.get('type')}: {nic.get('source') or '—'})")
+            for nic in domain.details.get("interfaces", []) if nic.get("mac")]
+
+
+def _network_choices(domain: Domain) -> list[tuple[str, str]]:
+    return [(name, name) for name in VirtualNetwork.objects.filter(host=domain.host).order_by("name")
+            .values_list("name", flat=True)]
+
+
+class NicLinkForm(ScopedForm):
+    """Set a NIC's link up or down: the guest sees its cable plugged or pulled."""
+
+    mac = forms.ChoiceField(label="Network interface", error_messages={
+        "invalid_choice": "The VM has no NIC with the MAC %(value)s."})
+    state = forms.ChoiceField(choices=[("up", "Up"), ("down", "Down")], label="Link")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["mac"].choices = _nic_choices(self.domain)
+
+
+class NicChangeForm(ScopedForm):
+    """Move a NIC to another virtual network, or change its model (the definition only)."""
+
+    mac = forms.ChoiceField(label="Network interface", error_messages={
+        "invalid_choice": "The VM has no NIC with the MAC %(value)s."})
+    network = forms.ChoiceField(required=False, label="Virtual network", error_messages={
+        "invalid_choice": "%(value)s is not a virtual network of this VM's host."})
+    model = forms.ChoiceField(required=False, choices=[("", "(keep)"), *NIC_MODELS],
+                              help_text="A running VM keeps its NIC model until its next start: a model change "
+                                        "needs 'persistent' only.")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["mac"].choices = _nic_choices(self.domain)
+        self.fields["network"].choices = [("", "(keep)"), *_network_choices(self.domain)]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if not data.get("network") and not data.get("model"):
+            raise ValidationError("Choose a new network, a new model, or both.")
+        nic = next((nic for nic in self.domain.details.get("interfaces", []) if nic.get("mac") == data.get("mac")), {})
+        if data.get("model") and data.get("model") != nic.get("model") and data.get("live") and self.domain.is_active:
+            self.add_error("model", "A running VM's NIC cannot change model: untick 'live'; the new model applies "
+                                    "from the next start.")
+        return data
+
+
+FILTER_PARAMETER_RE = re.compile(r"\A[A-Z][A-Z0-9_]{0,63}\Z")
+
+
+class NicFilterForm(ScopedForm):
+    """Apply a network filter (nwfilter) to a NIC, with its parameters, or remove it."""
+
+    mac = forms.ChoiceField(label="Network interface", error_messages={
+        "invalid_choice": "The VM has no NIC with the MAC %(value)s."})
+    filter = forms.ChoiceField(required=False, label="Network filter", error_messages={
+        "invalid_choice": "%(value)s is not a network filter of this VM's host."},
+                               help_text="Empty removes the NIC's filter.")
+    parameters = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
+                                 help_text="One per line, like IP=10.251.1.5 (upper-case names).")
+
+    def __init__(self, *args, **kwargs) -> None:
+        from networking.models import NetworkFilter
+
+        super().__init__(*args, **kwargs)
+        self.fields["mac"].choices = _nic_choices(self.domain)
+        self.fields["filter"].choices = [("", "(none)"), *[(name, name) for name in NetworkFilter.objects.filter(
+            host=self.domain.host).order_by("name").values_list("name", flat=True)]]
+
+    def clean_parameters(self) -> dict[str, str]:
+        import ipaddress
+
+        parameters = {}
+        for number, line in enumerate(self.cleaned_data["parameters"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            name, equals, value = line.strip().partition("=")
+            if not equals or not FILTER_PARAMETER_RE.match(name.strip()):
+                raise ValidationError(f"Line {number}: write NAME=value with an upper-case name, like IP=10.251.1.5.")
+            name, value = name.strip(), _xml_text(value.strip())
+            if name in ("IP", "DHCPSERVER", "IPV6"):
+                try:
+                    ipaddress.ip_address(value)
+                except ValueError:
+                    raise ValidationError(f"Line {number}: {value!r} is not an IP address.") from None
+            parameters[name] = value
+        return parameters
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("parameters") and not data.get("filter"):
+            self.add_error("parameters", "Parameters need a filter.")
+        return data
+
+
 def host_vcpu_limit(domain: Domain) -> int | None:
     """The most vCPUs a VM of this host may have: the hypervisor's limit when known, else its CPU count."""
     return (domain.host.capabilities or {}).get("max_vcpus") or domain.host.cpu_count

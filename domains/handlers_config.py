@@ -28,6 +28,13 @@ _CHANGES: dict[str, Change] = {
         conn, dom, network=args["network"], model=args["model"], mac=args.get("mac"),
         boot_rom=bool(args.get("boot_rom")), **_scope(args)),
     "detach_nic": lambda conn, dom, args, domain: devices.detach_nic(dom, mac=args["mac"], **_scope(args)),
+    "set_nic_link": lambda conn, dom, args, domain: devices.update_nic(
+        conn, dom, mac=args["mac"], link_state=args["state"], **_scope(args)),
+    "update_nic": lambda conn, dom, args, domain: devices.update_nic(
+        conn, dom, mac=args["mac"], network=args.get("network"), model=args.get("model"), **_scope(args)),
+    "set_nic_filter": lambda conn, dom, args, domain: devices.update_nic(
+        conn, dom, mac=args["mac"], filter_name=args.get("filter"), filter_parameters=args.get("parameters") or {},
+        **_scope(args)),
     "set_vcpus": lambda conn, dom, args, domain: devices.set_vcpus(
         dom, count=int(args["vcpus"]), maximum=args.get("maximum"), **_scope(args)),
     "set_memory": lambda conn, dom, args, domain: devices.set_memory(

@@ -11,6 +11,7 @@ from domains.choices import DomainState
 from domains.forms import BulkActionForm, DeleteForm, RenameForm
 from domains.models import Domain
 from hosts.models import Host
+from networking.selectors import domain_nics
 from operations.models import Operation
 
 PAGE_SIZE = 100
@@ -54,6 +55,7 @@ class DomainDetailView(DetailView):
         context["operations"] = Operation.objects.filter(target_type="domain", target_id=self.object.pk
                                                          ).select_related("user")[:10]
         context["busy"] = services.domain_busy_with(self.object)
+        context["nics"] = domain_nics(self.object)
         return context
 
 

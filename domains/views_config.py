@@ -77,6 +77,33 @@ class DetachNicView(ConfigFormView):
     title = "Remove a network interface"
 
 
+class NicFormView(ConfigFormView):
+    """A form about one NIC: ?mac= picks it (the VM page's links)."""
+
+    def get(self, request, pk: int):
+        domain = _domain(pk)
+        return self.render_form(request, domain, self.form_class(domain=domain,
+                                                                 initial={"mac": request.GET.get("mac", "")}))
+
+
+class NicLinkView(NicFormView):
+    form_class = forms_config.NicLinkForm
+    service = config.domain_nic_link_set
+    title = "Set a NIC's link state"
+
+
+class NicChangeView(NicFormView):
+    form_class = forms_config.NicChangeForm
+    service = config.domain_nic_change
+    title = "Change a network interface"
+
+
+class NicFilterView(NicFormView):
+    form_class = forms_config.NicFilterForm
+    service = config.domain_nic_filter_set
+    title = "Apply a network filter"
+
+
 class VcpusView(ConfigFormView):
     form_class = forms_config.VcpusForm
     service = config.domain_vcpus_set

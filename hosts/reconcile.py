@@ -15,6 +15,7 @@ from hosts.choices import HostStatus
 from hosts.connection import connect_uri
 from hosts.models import Host
 from networking.models import VirtualNetwork
+from networking.sync import host_devices_apply, host_devices_read, leases_apply
 from storage.models import StoragePool
 from virt.connection import pool
 from virt.domains import describe_domain, refetch
@@ -27,7 +28,8 @@ _DOMAIN_FIELDS = {"name": "name", "state": "state", "reason": "state_reason", "v
                   "memory_kib": "memory_kib", "persistent": "persistent", "autostart": "autostart"}
 _POOL_FIELDS = {"name": "name", "pool_type": "pool_type", "target_path": "target_path", "active": "active",
                 "autostart": "autostart", "capacity": "capacity", "allocation": "allocation", "available": "available"}
-_NETWORK_FIELDS = {"name": "name", "active": "active", "autostart": "autostart", "persistent": "persistent"}
+_NETWORK_FIELDS = {"name": "name", "active": "active", "autostart": "autostart", "persistent": "persistent",
+                   "mode": "mode", "bridge": "bridge", "details": "details"}
 
 
 @dataclass
@@ -52,6 +54,7 @@ def apply_inventory(*, host: Host, inventory: Inventory) -> dict[str, Diff]:
         "pools": apply_diff(StoragePool, host, inventory.pools, _POOL_FIELDS, now),
         "networks": apply_diff(VirtualNetwork, host, inventory.networks, _NETWORK_FIELDS, now),
     }
+    leases_apply(host=host, leases={network.uuid: network.leases for network in inventory.networks})
     was_online = Host.objects.filter(pk=host.pk, status=HostStatus.ONLINE).exists()
     Host.objects.filter(pk=host.pk).update(status=HostStatus.ONLINE, status_reason="", last_seen=now, synced_at=now,
                                            **_fact_columns(inventory.facts))
@@ -101,8 +104,14 @@ def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
         pool().drop(uri)
     try:
         with pool().session(uri) as conn:
-            inventory = read_inventory(conn, with_facts=fresh or not host.libvirt_version)
+            first_read = fresh or not host.libvirt_version
+            inventory = read_inventory(conn, with_facts=first_read)
+            # Interfaces and filters change rarely: read on (re)connect and on request, before the
+            # host is marked online so that a host lost meanwhile is reported as the read failing.
+            devices = host_devices_read(conn) if first_read else None
             diffs = apply_inventory(host=host, inventory=inventory)
+            if devices is not None:
+                host_devices_apply(host=host, devices=devices)
             backlog = _undescribed(host) if fresh else []
             _describe_new_domains(conn, host, [*diffs["domains"].new_uuids, *backlog])
     except HostUnavailable as exc:
@@ -120,8 +129,10 @@ def host_reconcile_pools_and_networks(*, host: Host, conn: Connection) -> dict[s
     it cannot race the listener's per-VM refreshes with an older view of them."""
     with transaction.atomic():
         now = timezone.now()
+        networks = list_networks(conn)
         diffs = {"pools": apply_diff(StoragePool, host, list_pools(conn), _POOL_FIELDS, now),
-                 "networks": apply_diff(VirtualNetwork, host, list_networks(conn), _NETWORK_FIELDS, now)}
+                 "networks": apply_diff(VirtualNetwork, host, networks, _NETWORK_FIELDS, now)}
+        leases_apply(host=host, leases={network.uuid: network.leases for network in networks})
         if any(diff.new or diff.gone or diff.changed for diff in diffs.values()):
             transaction.on_commit(lambda: publish_inventory(host_id=host.pk))
     return diffs

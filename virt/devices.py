@@ -196,12 +196,7 @@ def random_mac() -> str:
 
 def attach_nic(conn: libvirt.virConnect, domain: libvirt.virDomain, *, network: str, model: str, mac: str | None,
                boot_rom: bool, live: bool, persistent: bool) -> str:
-    try:
-        conn.networkLookupByName(network)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-            raise NotFound(f"The host has no network named {network!r}.") from exc
-        raise
+    require_network(conn, network)
     flags = affect_flags(domain, live=live, persistent=persistent)
     mac = (mac or random_mac()).lower()
     for scope in _scopes(flags):
@@ -222,6 +217,56 @@ def detach_nic(domain: libvirt.virDomain, *, mac: str, live: bool, persistent: b
     return _detach(domain, live=live, persistent=persistent, find=lambda document: _nic_by_mac(document, mac),
                    missing=f"The VM has no NIC with the MAC {mac}.", done=f"Removed the NIC {mac}",
                    pending="; the running guest has not released it yet (PCI unplug needs the guest OS to answer)")
+
+
+def require_network(conn: libvirt.virConnect, network: str) -> None:
+    try:
+        conn.networkLookupByName(network)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
+            raise NotFound(f"The host has no network named {network!r}.") from exc
+        raise
+
+
+# Keeps the filter as it is (None means: remove it).
+KEEP = object()
+
+
+def update_nic(conn: libvirt.virConnect, domain: libvirt.virDomain, *, mac: str, network: str | None = None,
+               model: str | None = None, link_state: str | None = None, filter_name=KEEP,
+               filter_parameters: dict[str, str] | None = None, live: bool, persistent: bool) -> str:
+    """Change one NIC in place (virDomainUpdateDeviceFlags): its network, model, link state or
+    nwfilter. A running guest cannot change a NIC's model; that applies to the definition only."""
+    if network:
+        require_network(conn, network)
+    flags = affect_flags(domain, live=live, persistent=persistent)
+    changes = []
+    for scope in _scopes(flags):
+        nic = _nic_by_mac(_document(domain, scope), mac)
+        if nic is None:
+            raise NotFound(f"The VM has no NIC with the MAC {mac}" + (" while it runs." if scope == LIVE else "."))
+        changed = Interface(copy.deepcopy(nic.element))
+        if model and model != nic.model:
+            if scope == LIVE:
+                raise OperationInvalid(f"A running VM's NIC cannot change model ({nic.model} to {model}): choose "
+                                       "persistent only, and it applies from the next start.")
+            changed.model = model
+            changes.append(f"model {model}")
+        if network and (nic.type != "network" or nic.source_network != network):
+            changed.source_bridge = changed.source_dev = changed.source_mode = None
+            changed.type = "network"
+            changed.source_network = network
+            changes.append(f"network {network}")
+        if link_state:
+            changed.link_state = link_state
+            changes.append(f"link {link_state}")
+        if filter_name is not KEEP:
+            changed.set_filter(filter_name, filter_parameters)
+            changes.append(f"filter {filter_name}" if filter_name else "no filter")
+        domain.updateDeviceFlags(changed.to_xml(), scope)
+    if not changes:
+        return f"The NIC {mac} already had those settings"
+    return f"NIC {mac}: {', '.join(dict.fromkeys(changes))}, {scope_words(flags)}"
 
 
 def _nic_by_mac(document: Domain, mac: str) -> Interface | None:

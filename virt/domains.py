@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import libvirt
 
 from virt.errors import NotFound, OperationInvalid, translated
+from virt.xml.base import parse_trusted
 from virt.xml.domain import summarize_domain
 
 Progress = Callable[[int, str], None]
@@ -48,15 +49,46 @@ def lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
 def read_state(domain: libvirt.virDomain) -> DomainState:
     """Everything the database keeps of one domain, refetched after a change (five round trips)."""
     state, reason = domain.state()
-    description = summarize_domain(domain.XMLDesc(0))
+    xml = domain.XMLDesc(0)
+    description = summarize_domain(xml)
     persistent = bool(domain.isPersistent())
     return DomainState(
         uuid=domain.UUIDString(), name=domain.name(), state=state, reason=reason, vcpus=description.vcpus,
         memory_kib=description.memory_kib, persistent=persistent,
         autostart=bool(domain.autostart()) if persistent else False,
         has_managed_save=bool(domain.hasManagedSaveImage(0)) if persistent else False,
-        details=_jsonable(description),
+        details=_with_agent_addresses(_jsonable(description), domain, xml),
     )
+
+
+_AGENT_CONNECTED = "devices/channel/target[@name='org.qemu.guest_agent.0'][@state='connected']"
+_AGENT_UNAVAILABLE = {libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_AGENT_UNSYNCED,
+                      libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
+                      libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED}
+
+
+def agent_addresses(domain: libvirt.virDomain, xml: str) -> dict[str, list[str]] | None:
+    """The guest's addresses by MAC as its guest agent reports them; None without a connected agent.
+    Asked only when the live XML says the agent is connected, so a VM without one costs nothing."""
+    if "org.qemu.guest_agent.0" not in xml or parse_trusted(xml).find(_AGENT_CONNECTED) is None:
+        return None
+    try:
+        interfaces = domain.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() in _AGENT_UNAVAILABLE:
+            return None
+        raise
+    return {(interface.get("hwaddr") or "").lower(): [f"{address['addr']}/{address['prefix']}"
+                                                       for address in interface.get("addrs") or []]
+            for interface in interfaces.values() if interface.get("hwaddr")}
+
+
+def _with_agent_addresses(details: dict, domain: libvirt.virDomain, xml: str) -> dict:
+    addresses = agent_addresses(domain, xml)
+    if addresses is not None:
+        for nic in details.get("interfaces", []):
+            nic["agent_addresses"] = addresses.get((nic.get("mac") or "").lower(), [])
+    return details
 
 
 def describe_domain(conn: libvirt.virConnect, uuid: str) -> tuple[dict, bool]:

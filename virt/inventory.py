@@ -7,8 +7,11 @@ from typing import NamedTuple
 
 import libvirt
 
+from virt.interfaces import changes_supported
+from virt.networks import jsonable, read_leases
 from virt.xml.base import parse_trusted
 from virt.xml.capabilities import Capabilities, DomainCapabilities
+from virt.xml.network import summarize_network
 
 DOMAIN_STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_BALLOON | libvirt.VIR_DOMAIN_STATS_VCPU
 
@@ -46,6 +49,10 @@ class NetworkSummary:
     active: bool
     autostart: bool
     persistent: bool
+    mode: str = ""
+    bridge: str = ""
+    details: dict = field(default_factory=dict)  # the XML summary (subnets, DHCP, DNS), see virt.networks
+    leases: list | None = None  # virt.networks.LeaseInfo of an active network; None: not readable
 
 
 @dataclass(frozen=True)
@@ -128,15 +135,26 @@ def _pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set
 
 
 def list_networks(conn: libvirt.virConnect) -> list[NetworkSummary]:
+    """Networks with their subnets and leases: hosts have few, so one description (and one lease
+    read per active network) is fine here, and the subnet overlap check needs them all."""
     active = _uuids(conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_ACTIVE))
     autostart = _uuids(conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_AUTOSTART))
     transient = _uuids(conn.listAllNetworks(libvirt.VIR_CONNECT_LIST_NETWORKS_TRANSIENT))
-    return [
-        NetworkSummary(uuid=uuid_module.UUID(uuid), name=network.name(), active=uuid in active,
-                       autostart=uuid in autostart, persistent=uuid not in transient)
-        for network in conn.listAllNetworks()
-        for uuid in [network.UUIDString()]
-    ]
+    summaries = []
+    for network in conn.listAllNetworks():
+        uuid = network.UUIDString()
+        try:
+            description = summarize_network(network.XMLDesc(0))
+            leases = read_leases(network) if uuid in active else []
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:  # undefined while we looked
+                raise
+            continue
+        summaries.append(NetworkSummary(
+            uuid=uuid_module.UUID(uuid), name=network.name(), active=uuid in active, autostart=uuid in autostart,
+            persistent=uuid not in transient, mode=description.mode, bridge=description.bridge or "",
+            details=jsonable(description), leases=leases))
+    return summaries
 
 
 def host_facts(conn: libvirt.virConnect) -> HostFacts:
@@ -168,6 +186,7 @@ def host_capabilities(conn: libvirt.virConnect) -> dict:
         "numa_cells": [{"id": cell.id, "memory_kib": cell.memory_kib, "cpus": cell.cpu_count} for cell in caps.cells],
         "kvm": any("kvm" in g.domain_types for g in caps.guests),
         "machines": sorted({m.name for m in guest.machines}) if guest else [],
+        "interface_define": changes_supported(conn),
     }
     facts.update(_domain_capabilities(conn, guest, "kvm" if facts["kvm"] else "qemu"))
     return facts

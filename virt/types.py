@@ -2,6 +2,7 @@
 hands them back to virt/ functions; it never calls their methods or imports libvirt."""
 from libvirt import virConnect as Connection
 from libvirt import virDomain as DomainHandle
+from libvirt import virNetwork as NetworkHandle
 from libvirt import virStorageVol as VolumeHandle
 
-__all__ = ["Connection", "DomainHandle", "VolumeHandle"]
+__all__ = ["Connection", "DomainHandle", "NetworkHandle", "VolumeHandle"]

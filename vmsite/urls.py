@@ -12,6 +12,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hosts/", include("hosts.urls")),
     path("vms/", include("domains.urls")),
+    path("networks/", include("networking.urls")),
     path("operations/", include("operations.urls")),
     path("metrics/", include("metrics.urls")),
     path("audit/", include("accounts.urls")),

@@ -1,4 +1,4 @@
-"""The XML object model: domain XML to edit and emit, capabilities to read.
+"""The XML object model: domain and network XML to edit and emit, capabilities to read.
 
 Plain lxml, no Django and no libvirt calls: callers pass in the XML libvirt gave them.
 """
@@ -14,6 +14,9 @@ from virt.xml.domain import (
     Console, Disk, DiskSummary, Domain, DomainDescription, Graphics, GraphicsSummary, Interface,
     InterfaceSummary, MemoryProperty, Serial, summarize_domain,
 )
+from virt.xml.network import (
+    DHCPHost, DHCPRange, DNSHost, Network, NetworkDescription, NetworkIP, NWFilter, PortGroup, summarize_network,
+)
 from virt.xml.units import to_kib
 
 __all__ = [
@@ -22,5 +25,6 @@ __all__ = [
     "GuestCapabilities", "Interface", "InterfaceSummary", "MachineType", "MemoryProperty",
     "NUMACell", "Serial", "XMLChildList", "XMLFlag", "XMLObject", "XMLProperty", "XMLRejected",
     "XMLValueList", "check_xml_text", "parse_trusted", "parse_untrusted", "summarize_domain",
-    "to_kib",
+    "to_kib", "DHCPHost", "DHCPRange", "DNSHost", "Network", "NetworkDescription", "NetworkIP", "NWFilter",
+    "PortGroup", "summarize_network",
 ]

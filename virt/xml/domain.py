@@ -8,6 +8,8 @@ import re
 import uuid as uuid_module
 from dataclasses import dataclass
 
+from lxml import etree
+
 from virt.xml.base import (
     XMLChildList, XMLFlag, XMLObject, XMLProperty, XMLValueList, at_least, check_xml_text, one_of,
 )
@@ -82,10 +84,30 @@ class Disk(XMLObject):
         return self.source_file or self.source_dev or self.source_name
 
 
+class FilterRef(XMLObject):
+    """<filterref filter='clean-traffic'><parameter name='IP' value='...'/></filterref>, in a NIC or a filter."""
+
+    tag = "filterref"
+
+    filter = XMLProperty("./@filter")
+
+    @property
+    def parameters(self) -> dict[str, str]:
+        return {element.get("name", ""): element.get("value", "") for element in self.element.iterfind("parameter")}
+
+    @parameters.setter
+    def parameters(self, values: dict[str, str]) -> None:
+        for element in list(self.element.iterfind("parameter")):
+            self.element.remove(element)
+        for name, value in values.items():
+            etree.SubElement(self.element, "parameter", name=check_xml_text(name), value=check_xml_text(value))
+
+
 class Interface(XMLObject):
     tag = "interface"
     child_order = {"interface": ("mac", "source", "virtualport", "target", "model", "driver",
-                                 "filterref", "link", "mtu", "boot", "rom", "alias", "address")}
+                                 "filterref", "bandwidth", "link", "mtu", "boot", "rom", "alias", "address"),
+                   "bandwidth": ("inbound", "outbound")}
 
     type = XMLProperty("./@type")  # network, bridge, direct, user, ...
     source_network = XMLProperty("./source/@network")
@@ -97,6 +119,25 @@ class Interface(XMLObject):
     link_state = XMLProperty("./link/@state", validate=one_of("up", "down"))
     boot_order = XMLProperty("./boot/@order", int, validate=at_least(1))
     rom_enabled = XMLProperty("./rom/@enabled", bool)
+    filter_name = XMLProperty("./filterref/@filter")
+    bandwidth_inbound = XMLProperty("./bandwidth/inbound/@average", int, validate=at_least(1))
+    bandwidth_outbound = XMLProperty("./bandwidth/outbound/@average", int, validate=at_least(1))
+    portgroup = XMLProperty("./source/@portgroup")
+    target_dev = XMLProperty("./target/@dev")
+
+    @property
+    def filterref(self) -> FilterRef | None:
+        element = self.element.find("filterref")
+        return None if element is None else FilterRef(element)
+
+    def set_filter(self, name: str | None, parameters: dict[str, str] | None = None) -> None:
+        """Apply the nwfilter `name` with its parameters (like IP), or remove the filter with None."""
+        self.filter_name = None
+        for element in self.element.findall("filterref"):
+            self.element.remove(element)
+        if name:
+            self.filter_name = name
+            self.filterref.parameters = parameters or {}
 
     @property
     def source(self) -> str | None:
@@ -179,6 +220,9 @@ class InterfaceSummary:
     source: str | None
     mac: str | None
     model: str | None
+    link_state: str | None = None  # None: up, libvirt's default
+    filter: str | None = None  # the nwfilter applied to the NIC
+    target: str | None = None  # the host's tap device (vnetN) of a running VM
 
 
 @dataclass(frozen=True)
@@ -276,7 +320,8 @@ class Domain(XMLObject):
                 for disk in self.disks
             ),
             interfaces=tuple(
-                InterfaceSummary(type=nic.type, source=nic.source, mac=nic.mac, model=nic.model)
+                InterfaceSummary(type=nic.type, source=nic.source, mac=nic.mac, model=nic.model,
+                                 link_state=nic.link_state, filter=nic.filter_name, target=nic.target_dev)
                 for nic in self.interfaces
             ),
             graphics=tuple(

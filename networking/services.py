@@ -1,0 +1,48 @@
+"""Writes on networks: queuing their operations, one at a time per network."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from hosts.models import Host
+from networking.models import VirtualNetwork
+from operations.choices import OperationState
+from operations.models import Operation
+from operations.services import operation_enqueue
+
+User = AbstractBaseUser | None
+# What a user can do to an existing network, by operation kind suffix.
+NETWORK_ACTIONS = {"start": "Start", "stop": "Stop", "autostart_on": "Autostart on", "autostart_off": "Autostart off",
+                   "delete": "Delete", "lease_add": "Add static lease", "lease_remove": "Remove static lease",
+                   "dns_add": "Add DNS entry", "dns_remove": "Remove DNS entry", "refresh": "Refresh",
+                   "edit": "Edit"}
+
+
+class NetworkBusy(Exception):
+    """Another operation on this network has not finished yet."""
+
+
+def network_busy_with(network: VirtualNetwork) -> Operation | None:
+    return (Operation.objects.filter(target_type="virtualnetwork", target_id=network.pk,
+                                     state__in=[OperationState.PENDING, OperationState.RUNNING])
+            .order_by("created_at").first())
+
+
+def network_create_enqueue(*, host: Host, user: User, arguments: dict[str, Any]) -> Operation:
+    return operation_enqueue(kind="network.create", target=host, host=host, user=user, arguments=arguments)
+
+
+@transaction.atomic
+def network_action_enqueue(*, network: VirtualNetwork, action: str, user: User,
+                           arguments: dict[str, Any] | None = None) -> Operation:
+    if action not in NETWORK_ACTIONS:
+        raise ValueError(f"Unknown network action {action!r}.")
+    VirtualNetwork.objects.select_for_update().filter(pk=network.pk).first()
+    busy = network_busy_with(network)
+    if busy is not None:
+        raise NetworkBusy(f"busy: {busy.kind} #{busy.pk} is {busy.get_state_display().lower()}; "
+                          "try again when it has finished")
+    return operation_enqueue(kind=f"network.{action}", target=network, host=network.host, user=user,
+                             arguments=arguments or {})

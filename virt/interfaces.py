@@ -1,0 +1,231 @@
+"""Host interfaces (physical, bridge, bond, VLAN) from libvirt's interface and node-device APIs,
+and defining or deleting them inside libvirt's change transaction where the host supports it.
+
+Most current distributions (Debian's libvirt among them) build the interface driver on udev, which
+lists interfaces read-only: `changes_supported` tells, and define/delete refuse early there.
+"""
+from __future__ import annotations
+
+import uuid as uuid_module
+from dataclasses import dataclass, field
+
+import libvirt
+from lxml import etree
+
+from virt.errors import InvalidArgument, NotFound, OperationInvalid, translated
+from virt.xml.base import parse_trusted
+
+# Interfaces have no UUID in libvirt; vmsite names each by one derived from its name.
+_NAMESPACE = uuid_module.UUID("1b0e7a8e-6c1f-4f0a-9d55-2f1c4a3b9e10")
+_UNKNOWN_SPEED = 4294967295  # what libvirt reports for "unknown" (-1 as unsigned)
+READ_ONLY_MESSAGE = ("This host's libvirt manages interfaces read-only (its interface driver is built on udev, "
+                     "as on Debian and most current distributions): create, change and delete bridges, VLANs "
+                     "and bonds with the host's own tools (ifupdown, NetworkManager, systemd-networkd).")
+KINDS = ("bridge", "vlan", "bond")
+BOND_MODES = ("balance-rr", "active-backup", "balance-xor", "broadcast", "802.3ad", "balance-tlb", "balance-alb")
+
+
+@dataclass(frozen=True)
+class InterfaceSummary:
+    uuid: uuid_module.UUID
+    name: str
+    kind: str
+    mac: str
+    active: bool
+    details: dict = field(default_factory=dict)
+
+
+def interface_uuid(name: str) -> uuid_module.UUID:
+    return uuid_module.uuid5(_NAMESPACE, name)
+
+
+def list_interfaces(conn: libvirt.virConnect) -> list[InterfaceSummary]:
+    """Every interface the interface API knows, completed and extended by the node devices of
+    capability 'net' (which also list interfaces the interface driver leaves out)."""
+    devices = _net_devices(conn)
+    summaries = {}
+    for interface in conn.listAllInterfaces(0):
+        try:
+            summary = _summary(interface, devices.get(interface.name(), {}))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_INTERFACE:  # removed while we looked
+                raise
+            continue
+        summaries[summary.name] = summary
+    for name, device in devices.items():
+        if name not in summaries:
+            summaries[name] = InterfaceSummary(
+                uuid=interface_uuid(name), name=name, kind="ethernet", mac=device.get("mac", ""),
+                active=device.get("state") == "up", details={**device, "source": "node device"})
+    return sorted(summaries.values(), key=lambda summary: summary.name)
+
+
+def _net_devices(conn: libvirt.virConnect) -> dict[str, dict]:
+    try:
+        devices = conn.listAllDevices(libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+            return {}
+        raise
+    found = {}
+    for device in devices:
+        capability = parse_trusted(device.XMLDesc(0)).find("capability[@type='net']")
+        if capability is None or not capability.findtext("interface"):
+            continue
+        link = capability.find("link")
+        found[capability.findtext("interface")] = {
+            "mac": (capability.findtext("address") or "").lower(),
+            "speed": _speed(link), "state": link.get("state") if link is not None else None,
+            "device": device.name(),
+        }
+    return found
+
+
+def _speed(link: etree._Element | None) -> int | None:
+    if link is None or link.get("speed") is None:
+        return None
+    speed = int(link.get("speed"))
+    return None if speed in (_UNKNOWN_SPEED, 0) else speed
+
+
+def _summary(interface: libvirt.virInterface, device: dict) -> InterfaceSummary:
+    root = parse_trusted(interface.XMLDesc(0))
+    kind = root.get("type", "ethernet")
+    link = root.find("link")
+    details = {
+        "mtu": int(root.find("mtu").get("size")) if root.find("mtu") is not None else None,
+        "speed": _speed(link) or device.get("speed"),
+        "state": (link.get("state") if link is not None else None) or device.get("state"),
+        "start": root.find("start").get("mode") if root.find("start") is not None else None,
+        "addresses": [f"{ip.get('address')}/{ip.get('prefix')}" for ip in root.iterfind("protocol/ip")],
+        "dhcp": [protocol.get("family") for protocol in root.iterfind("protocol") if protocol.find("dhcp") is not None],
+        "members": [member.get("name") for member in root.iterfind(f"{kind}/interface")] if kind in ("bridge", "bond")
+        else [],
+    }
+    if kind == "bond" and root.find("bond") is not None:
+        details["bond_mode"] = root.find("bond").get("mode")
+    if kind == "vlan" and root.find("vlan") is not None:
+        details["vlan"] = int(root.find("vlan").get("tag"))
+        details["parent"] = root.find("vlan/interface").get("name") if root.find("vlan/interface") is not None else None
+    mac = root.find("mac")
+    return InterfaceSummary(uuid=interface_uuid(interface.name()), name=interface.name(), kind=kind,
+                            mac=(mac.get("address") if mac is not None else device.get("mac", "")) or "",
+                            active=bool(interface.isActive()), details=details)
+
+
+def changes_supported(conn: libvirt.virConnect) -> bool:
+    """Whether the host's interface driver can define interfaces: begin a change transaction and
+    roll it straight back (nothing changed in between). udev-based drivers refuse the begin."""
+    try:
+        conn.changeBegin(0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+            return False
+        raise
+    conn.changeRollback(0)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Building and defining
+
+
+@dataclass(frozen=True)
+class InterfaceSpec:
+    kind: str  # bridge, vlan or bond
+    name: str
+    members: tuple[str, ...] = ()  # bridge and bond: the ethernet interfaces inside
+    vlan: int | None = None
+    parent: str | None = None  # vlan: the interface that carries it
+    bond_mode: str = "active-backup"
+    stp: bool = False
+    start_mode: str = "onboot"
+    ipv4: str | None = None  # "dhcp", "10.251.1.2/24" or None (no address)
+    mtu: int | None = None
+
+
+def build_interface(spec: InterfaceSpec) -> str:
+    if spec.kind not in KINDS:
+        raise InvalidArgument(f"{spec.kind!r} is not an interface kind ({', '.join(KINDS)}).")
+    root = etree.Element("interface", type=spec.kind, name=spec.name)
+    etree.SubElement(root, "start", mode=spec.start_mode)
+    if spec.mtu:
+        etree.SubElement(root, "mtu", size=str(spec.mtu))
+    if spec.ipv4:
+        protocol = etree.SubElement(root, "protocol", family="ipv4")
+        if spec.ipv4 == "dhcp":
+            etree.SubElement(protocol, "dhcp")
+        else:
+            address, _slash, prefix = spec.ipv4.partition("/")
+            etree.SubElement(protocol, "ip", address=address, prefix=prefix)
+    if spec.kind == "bridge":
+        bridge = etree.SubElement(root, "bridge", stp="on" if spec.stp else "off", delay="0")
+        for member in spec.members:
+            etree.SubElement(bridge, "interface", type="ethernet", name=member)
+    elif spec.kind == "bond":
+        bond = etree.SubElement(root, "bond", mode=spec.bond_mode)
+        for member in spec.members:
+            etree.SubElement(bond, "interface", type="ethernet", name=member)
+    else:
+        vlan = etree.SubElement(root, "vlan", tag=str(spec.vlan))
+        etree.SubElement(vlan, "interface", name=spec.parent or "")
+    etree.indent(root)
+    return etree.tostring(root, encoding="unicode") + "\n"
+
+
+def in_transaction(conn: libvirt.virConnect, change) -> str:
+    """Run change(conn) between changeBegin and changeCommit; on any failure, roll back and re-raise."""
+    with translated():
+        try:
+            conn.changeBegin(0)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+                raise OperationInvalid(READ_ONLY_MESSAGE) from exc
+            raise
+        try:
+            message = change(conn)
+        except BaseException:
+            conn.changeRollback(0)
+            raise
+        conn.changeCommit(0)
+        return message
+
+
+def define_interface(conn: libvirt.virConnect, spec: InterfaceSpec, *, start: bool = True) -> str:
+    """Define (or redefine, for an existing name) and optionally start an interface, in a transaction."""
+    def change(conn: libvirt.virConnect) -> str:
+        existing = {interface.name() for interface in conn.listAllInterfaces(0)}
+        for member in [*spec.members, *([spec.parent] if spec.parent else [])]:
+            if member not in existing | _enslaved(conn):
+                raise NotFound(f"The host has no interface {member!r}.")
+        interface = conn.interfaceDefineXML(build_interface(spec), 0)
+        if start and not interface.isActive():
+            interface.create(0)
+        verb = "Changed" if spec.name in existing else "Defined"
+        return f"{verb} the {spec.kind} {spec.name}" + (" and started it" if start else "") + " (committed)"
+    return in_transaction(conn, change)
+
+
+def _enslaved(conn: libvirt.virConnect) -> set[str]:
+    """Interfaces inside a bridge or bond: some drivers list only the bridge or bond itself."""
+    names = set()
+    for interface in conn.listAllInterfaces(0):
+        root = parse_trusted(interface.XMLDesc(0))
+        names.update(member.get("name") for member in root.iterfind("bridge/interface"))
+        names.update(member.get("name") for member in root.iterfind("bond/interface"))
+    return names
+
+
+def delete_interface(conn: libvirt.virConnect, name: str) -> str:
+    def change(conn: libvirt.virConnect) -> str:
+        try:
+            interface = conn.interfaceLookupByName(name)
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_INTERFACE:
+                raise NotFound(f"The host has no interface {name!r}.") from exc
+            raise
+        if interface.isActive():
+            interface.destroy(0)
+        interface.undefine()
+        return f"Deleted the interface {name} (committed)"
+    return in_transaction(conn, change)
