@@ -12,6 +12,7 @@ from django.utils import timezone
 from domains.models import Domain
 from hosts.models import Host
 from hosts.services import installation_ssh_key
+from networking.models import HostInterface, NetworkFilter, VirtualNetwork
 from operations.models import Operation
 
 pytestmark = [pytest.mark.django_db]
@@ -38,24 +39,33 @@ def objects(db):
                                    synced_at=timezone.now())
     operation = Operation.objects.create(kind="host.sync", target_type="host", target_id=host.pk,
                                          target_label=host.name, host=host)
-    return {"host": host, "domain": domain, "operation": operation}
+    cached = {"host": host, "synced_at": timezone.now()}
+    network = VirtualNetwork.objects.create(uuid="6695eb01-f6a4-8304-79aa-97f2502e1940", name="walked-net", **cached)
+    interface = HostInterface.objects.create(uuid="6695eb01-f6a4-8304-79aa-97f2502e1941", name="eth9", **cached)
+    nwfilter = NetworkFilter.objects.create(uuid="6695eb01-f6a4-8304-79aa-97f2502e1942", name="walked", **cached)
+    return {"host": host, "domain": domain, "operation": operation, "network": network, "interface": interface,
+            "filter": nwfilter}
 
 
-# (namespace, parameter) -> which object's id; a parameter not found here is a test failure.
+# (namespace, route name) -> which object an id in the route is; (namespace, "*") for the rest of
+# the namespace. A route with an id found nowhere here is a test failure: say what it is.
 OBJECT_FOR = {
-    ("hosts", "pk"): "host", ("domains", "pk"): "domain", ("domains", "host_pk"): "host",
-    ("operations", "pk"): "operation", ("metrics", "pk"): "domain",
+    ("hosts", "*"): "host", ("domains", "*"): "domain", ("domains", "create"): "host",
+    ("operations", "*"): "operation", ("metrics", "domain_series"): "domain", ("metrics", "host_series"): "host",
+    ("networking", "*"): "network", ("networking", "interface_delete"): "interface",
+    ("networking", "devices_refresh"): "host", ("networking", "filter_detail"): "filter",
+    ("networking", "filter_delete"): "filter",
 }
 TEXT_FOR = {"action": "start"}
 
 
-def concrete(namespace: str, route: str, converters: dict, objects: dict) -> str:
+def concrete(namespace: str, url_name: str, route: str, converters: dict, objects: dict) -> str:
     path = "/" + route
     for name, converter in converters.items():
         if name in TEXT_FOR:
             value = TEXT_FOR[name]
         else:
-            key = OBJECT_FOR.get((namespace, name))
+            key = OBJECT_FOR.get((namespace, url_name)) or OBJECT_FOR.get((namespace, "*"))
             assert key is not None, f"{namespace}:{route}: say in OBJECT_FOR which object <{name}> is"
             value = objects[key].pk
         placeholder = f"<{type(converter).__name__.removesuffix('Converter').lower()}:{name}>"
@@ -69,7 +79,7 @@ def row_counts() -> dict[str, int]:
 
 
 def all_routes(objects) -> list[str]:
-    found = [concrete(ns, route, conv, objects) for ns, _name, route, conv in routes()]
+    found = [concrete(ns, name, route, conv, objects) for ns, name, route, conv in routes()]
     assert len(found) > 30
     return found
 
