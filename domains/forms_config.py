@@ -13,13 +13,13 @@ from django.core.exceptions import ValidationError
 from domains.forms import validate_domain_name
 from domains.models import Domain
 from networking.models import VirtualNetwork
+from networking.validators import clean_mac
 from storage.models import StoragePool
 from virt.xml.base import XMLRejected, check_xml_text, parse_untrusted
 from virt.xml.policy import HostContext, check_domain_xml
 
 VOLUME_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,254}\Z")
 VOLUME_RULE = "Give a volume's name in the pool (letters, digits, '.', '_', '+' or '-'), not a path."
-MAC_RE = re.compile(r"\A([0-9a-f]{2}:){5}[0-9a-f]{2}\Z")
 BUSES = [("virtio", "virtio"), ("sata", "SATA"), ("scsi", "SCSI"), ("usb", "USB")]
 NIC_MODELS = [("virtio", "virtio"), ("e1000", "e1000"), ("rtl8139", "rtl8139")]
 BOOT_DEVICES = [("hd", "Hard disk"), ("cdrom", "CD-ROM"), ("network", "Network (PXE)"), ("fd", "Floppy")]
@@ -94,15 +94,6 @@ class DetachDiskForm(ScopedForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["target"].choices = _disk_choices(self.domain, ("disk", "cdrom", "floppy", "lun"))
-
-
-def clean_mac(value: str) -> str:
-    mac = value.strip().lower()
-    if not MAC_RE.match(mac):
-        raise ValidationError(f"{value!r} is not a MAC address: write six pairs of hex digits like 52:54:00:12:34:56.")
-    if int(mac[:2], 16) & 1:
-        raise ValidationError(f"{value} is a multicast address: the first octet must be even (52:54:00:... is safe).")
-    return mac
 
 
 class AttachNicForm(ScopedForm):

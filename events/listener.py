@@ -352,15 +352,25 @@ class Listener:
         watch.backoff = min(watch.backoff * 2, BACKOFF_MAX)
 
     def _reconcile(self, host_id: int) -> None:
+        self._on_enabled_host(host_id, "full reconcile after connect",
+                              lambda host: host_reconcile(host=host, fresh=True))
+
+    def _reconcile_pools_and_networks(self, conn: Connection, host_id: int) -> None:
+        self._on_enabled_host(host_id, "pools and networks read",
+                              lambda host: host_reconcile_pools_and_networks(host=host, conn=conn))
+
+    @staticmethod
+    def _on_enabled_host(host_id: int, what: str, work) -> None:
+        """Run work(host) on a worker thread; a failure is logged (the next reconcile catches up)."""
         try:
             close_old_connections()
             host = Host.objects.filter(pk=host_id, enabled=True).first()
             if host is not None:
-                host_reconcile(host=host, fresh=True)
+                work(host)
         except VirtError as exc:
-            logger.warning("reconcile of host %s after connect failed: %s", host_id, exc)
+            logger.warning("host %s: %s failed: %s", host_id, what, exc)
         except Exception:
-            logger.exception("reconcile of host %s failed", host_id)
+            logger.exception("host %s: %s failed", host_id, what)
         finally:
             close_old_connections()
 
@@ -369,17 +379,6 @@ class Listener:
         self._disconnect(watch)
         for executor in (watch.worker, watch.slow_worker, watch.sample_worker):
             executor.shutdown(wait=False, cancel_futures=True)
-
-    def _reconcile_pools_and_networks(self, conn: Connection, host_id: int) -> None:
-        try:
-            close_old_connections()
-            host = Host.objects.filter(pk=host_id, enabled=True).first()
-            if host is not None:
-                host_reconcile_pools_and_networks(host=host, conn=conn)
-        except VirtError as exc:
-            logger.info("host %s: pools and networks not read (%s); the next reconcile catches up", host_id, exc)
-        except Exception:
-            logger.exception("host %s: pools and networks not read", host_id)
 
     def _disconnect(self, watch: Watch) -> None:
         watch.generation += 1
