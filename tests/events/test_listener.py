@@ -47,7 +47,7 @@ def test_two_listeners_share_the_hosts_and_one_takes_over_within_15_s_when_the_o
                          timeout=20, message="the surviving listener to take every host")
         assert time.monotonic() - killed_at <= 15
         stack.wait_until(lambda: all(h.status == "online" for h in Host.objects.filter(pk__in=[h.pk for h in hosts])),
-                         timeout=10, message="the hosts to be watched (online)")
+                         timeout=30, message="the hosts to be watched (online)")
     finally:
         first.stop()
         second.stop()
