@@ -12,6 +12,10 @@ class AuditAction(models.TextChoices):
     HOST_REMOVED = "host_removed", "Host removed"
     HOST_KEY_ACCEPTED = "host_key_accepted", "Host's new SSH key accepted"
     CONSOLE_OPENED = "console_opened", "Console opened"
+    TOTP_FAILED = "totp_failed", "Second factor: wrong code"
+    TOTP_ENABLED = "totp_enabled", "Second factor turned on"
+    TOTP_DISABLED = "totp_disabled", "Second factor turned off"
+    SESSIONS_ENDED = "sessions_ended", "Logged out everywhere"
 
 
 class AuditEvent(models.Model):
@@ -29,3 +33,14 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-at", "-pk"]
+
+
+class TOTPDevice(models.Model):
+    """A user's second factor: an RFC 6238 authenticator app. Confirmed once a code from it was
+    accepted; each time step is accepted only once (a code seen by someone else cannot be replayed)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp")
+    secret = models.CharField(max_length=64)
+    confirmed = models.BooleanField(default=False)
+    last_step = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)

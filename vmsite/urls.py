@@ -2,13 +2,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from accounts.forms import LockoutAuthenticationForm
+from accounts.views_account import LoginView
 from vmsite.views import DashboardView
 
 urlpatterns = [
     path("", DashboardView.as_view(), name="dashboard"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True,
-                                                authentication_form=LockoutAuthenticationForm), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
+    path("account/", include("accounts.urls_account")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hosts/", include("hosts.urls")),
     path("vms/", include("domains.urls")),
