@@ -15,3 +15,21 @@ def host_list() -> QuerySet[Host]:
         vcpus_in_use=Sum("domains__vcpus", filter=active),
         memory_in_use_kib=Sum("domains__memory_kib", filter=active),
     )
+
+
+def mark_watched(hosts: list[Host]) -> list[Host]:
+    """Sets host.watched: whether a listener holds the host's lease (live events flow), or None
+    when Redis cannot say. A host nobody watches still syncs, but its pages stop following it."""
+    import redis
+    from django.conf import settings
+
+    from events.lease import lease_holders
+
+    try:
+        holders = lease_holders(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1),
+                                [host.pk for host in hosts])
+    except redis.RedisError:
+        holders = {}
+    for host in hosts:
+        host.watched = (holders[host.pk] is not None) if host.pk in holders else None
+    return hosts

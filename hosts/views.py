@@ -19,7 +19,7 @@ class HostListView(ListView):
     context_object_name = "hosts"
 
     def get_queryset(self):
-        return selectors.host_list()
+        return selectors.mark_watched(list(selectors.host_list()))
 
 
 class HostDetailView(DetailView):
@@ -32,6 +32,7 @@ class HostDetailView(DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         host = self.object
+        selectors.mark_watched([host])
         context.update(
             domains=host.domains.all(),
             pools=host.pools.all(),

@@ -3,7 +3,7 @@ from django.views.generic import TemplateView
 
 from domains.choices import DOMAIN_STATE_COLOURS, DomainState
 from domains.models import Domain
-from hosts.selectors import host_list
+from hosts.selectors import host_list, mark_watched
 from operations.models import Operation
 
 
@@ -13,7 +13,7 @@ class DashboardView(TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         counts = dict(Domain.objects.values_list("state").annotate(n=Count("id")))
-        context["hosts"] = host_list()
+        context["hosts"] = mark_watched(list(host_list()))
         context["state_counts"] = [
             (DomainState(state).label, DOMAIN_STATE_COLOURS[state], counts[state]) for state in sorted(counts)
         ]

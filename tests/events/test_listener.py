@@ -112,3 +112,17 @@ def test_a_stop_waits_to_settle_and_a_burst_on_one_vm_becomes_one_refresh(redis_
     pending = listener.pending[(1, "domain", stopped.uuid)]
     assert pending.due - began >= SETTLING_DELAY - 0.01  # a reboot's passing stop is not shown
     assert pending.deadline - began <= 1.01
+
+
+def test_the_hosts_page_says_when_no_listener_watches_a_host(redis_ready, stack_log_dir, admin_client):
+    host = Host.objects.create(name="unwatched", transport="test", address="default")
+    assert "not watched" in admin_client.get("/hosts/").content.decode()
+    watcher = start_listener("listener-watch", stack_log_dir)
+    try:
+        stack.wait_until(lambda: owners(redis_ready, [host])[host.pk] is not None, timeout=15,
+                         message="a listener to take the host")
+        assert "not watched" not in admin_client.get("/hosts/").content.decode()
+        assert "not watched" not in admin_client.get(f"/hosts/{host.pk}/").content.decode()
+    finally:
+        watcher.stop()
+    assert "not watched" in admin_client.get(f"/hosts/{host.pk}/").content.decode()
