@@ -16,6 +16,10 @@ class AuditAction(models.TextChoices):
     TOTP_ENABLED = "totp_enabled", "Second factor turned on"
     TOTP_DISABLED = "totp_disabled", "Second factor turned off"
     SESSIONS_ENDED = "sessions_ended", "Logged out everywhere"
+    USER_ADDED = "user_added", "User added"
+    USER_CHANGED = "user_changed", "User changed"
+    GRANT_ADDED = "grant_added", "Grant added"
+    GRANT_REMOVED = "grant_removed", "Grant removed"
 
 
 class AuditEvent(models.Model):
@@ -44,3 +48,31 @@ class TOTPDevice(models.Model):
     confirmed = models.BooleanField(default=False)
     last_step = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Role(models.TextChoices):
+    OPERATOR = "operator", "Operator: lifecycle, console, change VMs"
+    VIEWER = "viewer", "Viewer: read-only"
+
+
+class Grant(models.Model):
+    """A user's role on one host (all its VMs, pools and networks) or on one VM. Administrators
+    (superusers) need none: they may do everything."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="grants")
+    host = models.ForeignKey("hosts.Host", null=True, blank=True, on_delete=models.CASCADE, related_name="grants")
+    domain = models.ForeignKey("domains.Domain", null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="grants")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(host__isnull=True) ^ models.Q(domain__isnull=True),
+                                   name="grant_on_a_host_or_a_vm"),
+            models.UniqueConstraint(fields=["user", "host"], name="one_grant_per_user_and_host"),
+            models.UniqueConstraint(fields=["user", "domain"], name="one_grant_per_user_and_vm"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} on {self.host or self.domain}"

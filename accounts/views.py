@@ -5,12 +5,13 @@ import csv
 from datetime import datetime, time
 
 from django import forms
-from django.contrib.auth.mixins import UserPassesTestMixin
 from django.http import HttpRequest, StreamingHttpResponse
 from django.utils import timezone
 from django.views import View
 from django.views.generic import ListView
 
+from accounts.access import ADMIN
+from accounts.mixins import Access
 from accounts.models import AuditAction, AuditEvent
 
 
@@ -42,9 +43,8 @@ class AuditFilterForm(forms.Form):
         return events
 
 
-class AdministratorsOnly(UserPassesTestMixin):
-    def test_func(self) -> bool:
-        return self.request.user.is_superuser
+class AdministratorsOnly(Access):
+    need = ADMIN
 
 
 class AuditListView(AdministratorsOnly, ListView):

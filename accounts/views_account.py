@@ -17,6 +17,7 @@ from django.views import View
 from accounts.audit import audit, client_address
 from accounts.forms import LockoutAuthenticationForm
 from accounts.lockout import locked_for, record_failure, record_success
+from accounts.mixins import Access
 from accounts.models import AuditAction
 from accounts.sessions import end_all_sessions
 from accounts.totp import device_for, has_second_factor, qr_svg, start_enrolment, verify
@@ -97,7 +98,7 @@ class SecondFactorView(View):
         return render(request, self.template_name, {"form": form}, status=400)
 
 
-class AccountView(View):
+class AccountView(Access, View):
     template_name = "accounts/account.html"
 
     def get(self, request):
@@ -111,7 +112,7 @@ class AccountView(View):
         return render(request, self.template_name, context, status=status)
 
 
-class TOTPStartView(View):
+class TOTPStartView(Access, View):
     http_method_names = ["post"]
 
     def post(self, request):
@@ -159,7 +160,7 @@ class TOTPDisableView(AccountView):
         return self.page(request, disable_form=form, status=400)
 
 
-class EndSessionsView(View):
+class EndSessionsView(Access, View):
     http_method_names = ["post"]
 
     def post(self, request):

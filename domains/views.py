@@ -1,9 +1,11 @@
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
+
+from accounts.access import OPERATE, domains_for, may, operations_for
+from accounts.mixins import Access
 
 from domains import selectors, services
 from domains.actions import ACTIONS, BULK_ACTIONS, available_actions
@@ -12,12 +14,11 @@ from domains.forms import BulkActionForm, DeleteForm, RenameForm
 from domains.models import Domain
 from hosts.models import Host
 from networking.selectors import domain_nics
-from operations.models import Operation
 
 PAGE_SIZE = 100
 
 
-class DomainListView(ListView):
+class DomainListView(Access, ListView):
     template_name = "domains/domain_list.html"
     context_object_name = "domains"
     paginate_by = PAGE_SIZE
@@ -28,11 +29,11 @@ class DomainListView(ListView):
             host_id=_int_or_none(self.request.GET.get("host")),
             state=_int_or_none(self.request.GET.get("state")),
             sort=self.request.GET.get("sort", "name"),
-        )
+        ).filter(pk__in=domains_for(self.request.user).values("pk"))
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["hosts"] = Host.objects.only("pk", "name")
+        context["hosts"] = Host.objects.filter(domains__in=domains_for(self.request.user)).distinct().only("pk", "name")
         context["states"] = DomainState.choices
         context["bulk_actions"] = BULK_ACTIONS
         query = self.request.GET.copy()
@@ -44,7 +45,8 @@ class DomainListView(ListView):
         return context
 
 
-class DomainDetailView(DetailView):
+class DomainDetailView(Access, DetailView):
+    kind = Domain
     template_name = "domains/domain_detail.html"
     context_object_name = "domain"
     queryset = Domain.objects.select_related("host")
@@ -52,15 +54,16 @@ class DomainDetailView(DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["actions"] = available_actions(self.object)
-        context["operations"] = Operation.objects.filter(target_type="domain", target_id=self.object.pk
-                                                         ).select_related("user")[:10]
+        context["operations"] = operations_for(self.request.user).filter(
+            target_type="domain", target_id=self.object.pk).select_related("user")[:10]
+        context["can_operate"] = may(self.request.user, OPERATE, self.object)
         context["busy"] = services.domain_busy_with(self.object)
         context["nics"] = domain_nics(self.object)
         return context
 
 
-class DomainActionView(PermissionRequiredMixin, View):
-    permission_required = "domains.change_domain"
+class DomainActionView(Access, View):
+    need, kind = OPERATE, Domain
     http_method_names = ["post"]
 
     def post(self, request, pk: int, action: str):
@@ -71,8 +74,8 @@ class DomainActionView(PermissionRequiredMixin, View):
         return redirect("domains:detail", pk=domain.pk)
 
 
-class DomainRenameView(PermissionRequiredMixin, View):
-    permission_required = "domains.change_domain"
+class DomainRenameView(Access, View):
+    need, kind = OPERATE, Domain
 
     def get(self, request, pk: int):
         domain = get_object_or_404(Domain.objects.select_related("host"), pk=pk)
@@ -87,8 +90,8 @@ class DomainRenameView(PermissionRequiredMixin, View):
         return redirect("domains:detail", pk=domain.pk)
 
 
-class DomainDeleteView(PermissionRequiredMixin, View):
-    permission_required = "domains.delete_domain"
+class DomainDeleteView(Access, View):
+    need, kind = OPERATE, Domain
 
     def get(self, request, pk: int):
         domain = get_object_or_404(Domain.objects.select_related("host"), pk=pk)
@@ -104,8 +107,8 @@ class DomainDeleteView(PermissionRequiredMixin, View):
         return _render_form(request, "domains/domain_delete.html", domain, form)
 
 
-class DomainBulkActionView(PermissionRequiredMixin, View):
-    permission_required = "domains.change_domain"
+class DomainBulkActionView(Access, View):
+    need = OPERATE
     http_method_names = ["post"]
 
     def post(self, request):
@@ -115,8 +118,11 @@ class DomainBulkActionView(PermissionRequiredMixin, View):
                 for error in errors:
                     messages.error(request, error)
             return redirect(request.POST.get("next") or "domains:list")
-        queued, skipped = services.domain_bulk_enqueue(domains=list(form.cleaned_data["domains"]),
-                                                       action=form.cleaned_data["action"], user=request.user)
+        chosen = form.cleaned_data["domains"]
+        allowed = list(chosen.filter(pk__in=domains_for(request.user, OPERATE).values("pk")))
+        queued, skipped = services.domain_bulk_enqueue(domains=allowed, action=form.cleaned_data["action"],
+                                                       user=request.user)
+        skipped += [f"{domain.name}: your role does not allow it" for domain in chosen if domain not in allowed]
         label = ACTIONS[form.cleaned_data["action"]].label
         if queued:
             messages.info(request, f"{label}: {len(queued)} operation(s) queued.")

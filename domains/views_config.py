@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin, UserPassesTestMixin
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
+
+from accounts.access import ADMIN, OPERATE, VIEW
+from accounts.mixins import Access
 
 from domains import config, forms_config
 from domains.models import Domain
@@ -18,10 +20,10 @@ def _domain(pk: int) -> Domain:
     return get_object_or_404(Domain.objects.select_related("host"), pk=pk)
 
 
-class ConfigFormView(PermissionRequiredMixin, View):
+class ConfigFormView(Access, View):
     """GET shows the form; POST validates it and queues the change through `service`."""
 
-    permission_required = "domains.change_domain"
+    need, kind = OPERATE, Domain
     template_name = "domains/config_form.html"
     form_class: type[forms_config.DomainForm]
     service: Callable
@@ -137,16 +139,20 @@ class MetadataView(ConfigFormView):
     title = "Set title and description"
 
 
-class XMLView(View):
-    """Every signed-in user may read a VM's XML, as last stored (it holds no passwords)."""
+class XMLView(Access, View):
+    """Whoever may see the VM may read its XML, as last stored (it holds no passwords)."""
+
+    need, kind = VIEW, Domain
 
     def get(self, request, pk: int):
         domain = _domain(pk)
         return render(request, "domains/config_xml.html", {"domain": domain})
 
 
-class XMLRefreshView(View):
+class XMLRefreshView(Access, View):
     """Queue a read of the VM's state and XML; it changes nothing on the host."""
+
+    need, kind = OPERATE, Domain
 
     http_method_names = ["post"]
 
@@ -161,18 +167,16 @@ class XMLRefreshView(View):
         return redirect("domains:config_xml", pk=domain.pk)
 
 
-class XMLEditView(UserPassesTestMixin, ConfigFormView):
-    """Superusers only: the definition in full, refused unless the allowlist accepts it."""
+class XMLEditView(ConfigFormView):
+    """Administrators only: the definition in full, refused unless the allowlist accepts it."""
+
+    need = ADMIN
 
     template_name = "domains/config_xml_edit.html"
     form_class = forms_config.XMLEditForm
     service = config.domain_xml_define
     title = "Edit the XML"
     submit_label = "Define"
-    raise_exception = True  # a signed-in user who is not a superuser gets 403, not the login page
-
-    def test_func(self) -> bool:
-        return self.request.user.is_superuser
 
     def get(self, request, pk: int):
         domain = _domain(pk)

@@ -1,6 +1,8 @@
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
+
+from accounts.access import OPERATE, hosts_for
+from accounts.mixins import Access
 
 from domains.forms_create import CreateDomainForm, create_arguments
 from hosts.choices import HostStatus
@@ -8,22 +10,22 @@ from hosts.models import Host
 from operations.services import operation_enqueue
 
 
-class CreateDomainHostView(PermissionRequiredMixin, View):
-    """Step one: the host. Everything after depends on what it can run."""
+class CreateDomainHostView(Access, View):
+    """Step one: the host (one the user may operate). Everything after depends on what it can run."""
 
-    permission_required = "domains.add_domain"
+    need = OPERATE
 
     def get(self, request):
-        hosts = Host.objects.filter(enabled=True, status=HostStatus.ONLINE)
+        hosts = hosts_for(request.user, OPERATE).filter(enabled=True, status=HostStatus.ONLINE)
         if hosts.count() == 1:
             return redirect("domains:create", host_pk=hosts.get().pk)
         return render(request, "domains/create_host.html", {"hosts": hosts})
 
 
-class CreateDomainView(PermissionRequiredMixin, View):
+class CreateDomainView(Access, View):
     """Step two: the VM, with defaults from the host's capabilities."""
 
-    permission_required = "domains.add_domain"
+    need, kind, pk_kwarg = OPERATE, Host, "host_pk"
 
     def get(self, request, host_pk: int):
         host = get_object_or_404(Host, pk=host_pk, enabled=True)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
+
+from accounts.access import OPERATE, hosts_for
+from accounts.mixins import Access
 
 from domains.migration import MigrateForm, domain_migrate_enqueue
 from domains.models import Domain
@@ -13,8 +15,8 @@ from domains.services import DomainBusy
 TEMPLATE = "domains/migrate.html"
 
 
-class DomainMigrateView(PermissionRequiredMixin, View):
-    permission_required = "domains.change_domain"
+class DomainMigrateView(Access, View):
+    need, kind = OPERATE, Domain
 
     def get(self, request, pk: int):
         domain = _domain(pk)
@@ -26,6 +28,9 @@ class DomainMigrateView(PermissionRequiredMixin, View):
         if not form.is_valid():
             return _render(request, domain, form, status=400)
         destination = form.cleaned_data["destination"]
+        if not hosts_for(request.user, OPERATE).filter(pk=destination.pk).exists():
+            form.add_error("destination", f"Your role does not allow moving VMs to {destination.name}.")
+            return _render(request, domain, form, status=403)
         try:
             operation = domain_migrate_enqueue(domain=domain, destination=destination, options=form.options(),
                                                user=request.user)

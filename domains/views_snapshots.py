@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
+
+from accounts.access import OPERATE
+from accounts.mixins import Access
 
 from domains import snapshots
 from domains.forms_snapshots import (
@@ -21,10 +23,10 @@ def _domain(pk: int) -> Domain:
     return get_object_or_404(Domain.objects.select_related("host"), pk=pk)
 
 
-class _DomainFormView(PermissionRequiredMixin, View):
+class _DomainFormView(Access, View):
     """GET shows the form, POST validates it and queues the operation."""
 
-    permission_required = "domains.change_domain"
+    need, kind = OPERATE, Domain
     template_name: str
     form_class: type[forms.Form]
 
@@ -79,6 +81,7 @@ class SnapshotDeleteView(_DomainFormView):
 
 
 class DomainCloneView(_DomainFormView):
+    host_need = OPERATE  # the copy is a new VM on the same host
     template_name = "domains/clone.html"
     form_class = CloneForm
 
@@ -86,10 +89,10 @@ class DomainCloneView(_DomainFormView):
         return snapshots.domain_clone(domain=domain, user=request.user, name=form.cleaned_data["name"])
 
 
-class _DomainButtonView(PermissionRequiredMixin, View):
+class _DomainButtonView(Access, View):
     """A button on the VM's page: POST only; errors come back as messages on that page."""
 
-    permission_required = "domains.change_domain"
+    need, kind = OPERATE, Domain
     http_method_names = ["post"]
     form_class: type[forms.Form] | None = None
 

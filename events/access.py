@@ -1,18 +1,26 @@
-"""Which hosts' live messages a user may receive. The one place the live path asks; the pages'
-own checks and this one must agree (issue 9 adds per-host and per-VM grants here)."""
+"""Which live messages a socket may receive: accounts.access decides; this module applies it."""
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from hosts.models import Host
+from accounts.access import live_scope
 
 
 def may_watch_inventory(user: AbstractBaseUser) -> bool:
-    return bool(user.is_authenticated and user.is_active and
-                (user.is_superuser or user.has_perm("hosts.view_host") or user.has_perm("domains.view_domain")))
+    return bool(user.is_authenticated and user.is_active)
 
 
-def visible_host_ids(user: AbstractBaseUser) -> list[int]:
-    if not may_watch_inventory(user):
-        return []
-    return list(Host.objects.values_list("pk", flat=True))
+def visible_scope(user: AbstractBaseUser) -> dict[int, set[int] | None]:
+    return live_scope(user) if may_watch_inventory(user) else {}
+
+
+def message_visible(message: dict, allowed: set[int] | None) -> bool:
+    """A message about a host the socket may see in part (some of its VMs): only about those VMs."""
+    if allowed is None:
+        return True
+    if message.get("type") == "domain":
+        return message.get("id") in allowed
+    if message.get("type") == "operation":
+        kind, _, target_id = str(message.get("target", "")).partition(":")
+        return kind == "domain" and target_id.isdigit() and int(target_id) in allowed
+    return message.get("type") in ("metrics", "host")  # no content beyond "something changed"

@@ -9,7 +9,8 @@ from __future__ import annotations
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from events.access import may_watch_inventory, visible_host_ids
+from accounts.access import is_admin
+from events.access import message_visible, may_watch_inventory, visible_scope
 from events.publish import ALL_HOSTS_GROUP, host_group
 
 CLOSE_NOT_LOGGED_IN = 4401
@@ -24,6 +25,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_NOT_LOGGED_IN)  # before accept: the handshake is refused (403)
             return
         self.joined: set[str] = set()
+        self.scope_by_host: dict[int, set[int] | None] = {}
         await self.accept()
         await self._join_visible_groups()
         await self.send_json({"type": "hello"})
@@ -38,12 +40,19 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def live_message(self, event: dict) -> None:
         message = event["message"]
-        if message.get("type") == "host" and message.get("host") is not None:
-            await self._join_visible_groups()  # a host came or went: this user's set may differ now
+        host_id = message.get("host")
+        if message.get("type") == "host":
+            await self._join_visible_groups()  # a host or a grant came or went: this user's set may differ
+            host_id = message.get("id")
+        if host_id is not None and not self.everything and (host_id not in self.scope_by_host
+                                    or not message_visible(message, self.scope_by_host[host_id])):
+            return
         await self.send_json(message)
 
     async def _join_visible_groups(self) -> None:
-        wanted = {ALL_HOSTS_GROUP, *(host_group(pk) for pk in await database_sync_to_async(visible_host_ids)(self.scope["user"]))}
+        self.everything = await database_sync_to_async(is_admin)(self.scope["user"])
+        self.scope_by_host = await database_sync_to_async(visible_scope)(self.scope["user"])
+        wanted = {ALL_HOSTS_GROUP, *(host_group(pk) for pk in self.scope_by_host)}
         for group in wanted - self.joined:
             await self.channel_layer.group_add(group, self.channel_name)
         for group in self.joined - wanted:

@@ -1,28 +1,29 @@
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
 
+from accounts.access import ADMIN, OPERATE, hosts_for, may, operations_for
 from accounts.audit import audit
+from accounts.mixins import Access
 from accounts.models import AuditAction
 from hosts import selectors, services
 from hosts.choices import Transport
 from hosts.forms import HostForm
 from hosts.models import Host
 from hosts.ssh import host_key_fingerprints
-from operations.models import Operation
 
 
-class HostListView(ListView):
+class HostListView(Access, ListView):
     template_name = "hosts/host_list.html"
     context_object_name = "hosts"
 
     def get_queryset(self):
-        return selectors.mark_watched(list(selectors.host_list()))
+        return selectors.mark_watched(list(selectors.host_list().filter(pk__in=hosts_for(self.request.user).values("pk"))))
 
 
-class HostDetailView(DetailView):
+class HostDetailView(Access, DetailView):
+    kind = Host
     template_name = "hosts/host_detail.html"
     context_object_name = "host"
 
@@ -37,7 +38,8 @@ class HostDetailView(DetailView):
             domains=host.domains.all(),
             pools=host.pools.all(),
             networks=host.networks.all(),
-            operations=Operation.objects.filter(host=host).select_related("user")[:10],
+            operations=operations_for(self.request.user).filter(host=host).select_related("user")[:10],
+            can_operate_host=may(self.request.user, OPERATE, host),
             host_key_fingerprints=host_key_fingerprints(host.ssh_host_keys),
             host_key_changed=host.transport == Transport.SSH and host.status_reason.startswith("host key changed"),
             caps=host.capabilities or {},
@@ -45,7 +47,8 @@ class HostDetailView(DetailView):
         return context
 
 
-class HostFormMixin(PermissionRequiredMixin):
+class HostFormMixin(Access):
+    need = ADMIN
     template_name = "hosts/host_form.html"
 
     def render_form(self, request, form: HostForm, host: Host | None = None):
@@ -54,7 +57,6 @@ class HostFormMixin(PermissionRequiredMixin):
 
 
 class HostCreateView(HostFormMixin, View):
-    permission_required = "hosts.add_host"
 
     def get(self, request):
         return self.render_form(request, HostForm())
@@ -70,7 +72,7 @@ class HostCreateView(HostFormMixin, View):
 
 
 class HostUpdateView(HostFormMixin, View):
-    permission_required = "hosts.change_host"
+    kind = Host
 
     def get(self, request, pk: int):
         host = get_object_or_404(Host, pk=pk)
@@ -88,8 +90,8 @@ class HostUpdateView(HostFormMixin, View):
         return redirect("hosts:detail", pk=host.pk)
 
 
-class HostRemoveView(PermissionRequiredMixin, View):
-    permission_required = "hosts.delete_host"
+class HostRemoveView(Access, View):
+    need, kind = ADMIN, Host
 
     def get(self, request, pk: int):
         host = get_object_or_404(selectors.host_list(), pk=pk)
@@ -104,8 +106,8 @@ class HostRemoveView(PermissionRequiredMixin, View):
         return redirect("hosts:list")
 
 
-class HostEnableView(PermissionRequiredMixin, View):
-    permission_required = "hosts.change_host"
+class HostEnableView(Access, View):
+    need, kind = ADMIN, Host
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
@@ -117,8 +119,8 @@ class HostEnableView(PermissionRequiredMixin, View):
         return redirect("hosts:detail", pk=host.pk)
 
 
-class HostAcceptKeyView(PermissionRequiredMixin, View):
-    permission_required = "hosts.change_host"
+class HostAcceptKeyView(Access, View):
+    need, kind = ADMIN, Host
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
@@ -129,8 +131,8 @@ class HostAcceptKeyView(PermissionRequiredMixin, View):
         return redirect("hosts:detail", pk=host.pk)
 
 
-class HostSyncView(PermissionRequiredMixin, View):
-    permission_required = "hosts.change_host"
+class HostSyncView(Access, View):
+    need, kind = OPERATE, Host
     http_method_names = ["post"]
 
     def post(self, request, pk: int):

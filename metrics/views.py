@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.views import View
+
+from accounts.mixins import Access
 
 from domains.models import Domain
 from hosts.models import Host
@@ -30,19 +31,21 @@ def _since(request: HttpRequest):
     return max(since, now - window)
 
 
-class DomainSeriesView(View):
+class DomainSeriesView(Access, View):
+    kind = Domain
     http_method_names = ["get"]
 
     def get(self, request: HttpRequest, pk: int) -> JsonResponse:
-        domain = get_object_or_404(Domain, pk=pk)
+        domain = self.access_object
         return JsonResponse({"interval": settings.GRAPH_SAMPLE_SECONDS, "series": series(
             host_id=domain.host_id, domain_id=domain.pk, since=_since(request), fields=DOMAIN_FIELDS)})
 
 
-class HostSeriesView(View):
+class HostSeriesView(Access, View):
+    kind = Host
     http_method_names = ["get"]
 
     def get(self, request: HttpRequest, pk: int) -> JsonResponse:
-        host = get_object_or_404(Host, pk=pk)
+        host = self.access_object
         return JsonResponse({"interval": settings.GRAPH_SAMPLE_SECONDS, "memory_total_kib": host.memory_kib or 0, "series": series(
             host_id=host.pk, domain_id=None, since=_since(request), fields=HOST_FIELDS)})

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
 
-from hosts.models import Host
+from accounts.access import ADMIN, hosts_for, operations_for
+from accounts.mixins import Access
 from networking import forms, selectors, services
 from networking.models import VirtualNetwork
-from operations.models import Operation
 
 # Buttons on a network's page: (action, label, icon, style, shown when)
 BUTTONS = [
@@ -28,7 +27,7 @@ def _network(pk: int) -> VirtualNetwork:
     return get_object_or_404(VirtualNetwork.objects.select_related("host"), pk=pk)
 
 
-class NetworkListView(ListView):
+class NetworkListView(Access, ListView):
     template_name = "networking/network_list.html"
     context_object_name = "networks"
     paginate_by = 100
@@ -36,18 +35,20 @@ class NetworkListView(ListView):
     def get_queryset(self):
         host = self.request.GET.get("host", "")
         return selectors.network_list(host_id=int(host) if host.isdigit() else None,
-                                      search=self.request.GET.get("q", "").strip())
+                                      search=self.request.GET.get("q", "").strip()
+                                      ).filter(host_id__in=hosts_for(self.request.user).values("pk"))
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["hosts"] = Host.objects.only("pk", "name")
+        context["hosts"] = hosts_for(self.request.user).only("pk", "name")
         query = self.request.GET.copy()
         query.pop("page", None)
         context["query_string"] = query.urlencode()
         return context
 
 
-class NetworkDetailView(DetailView):
+class NetworkDetailView(Access, DetailView):
+    kind = VirtualNetwork
     template_name = "networking/network_detail.html"
     context_object_name = "network"
     queryset = VirtualNetwork.objects.select_related("host")
@@ -58,7 +59,7 @@ class NetworkDetailView(DetailView):
         context.update(
             leases=network.leases.all(),
             attached=selectors.attached_nics(network),
-            operations=Operation.objects.filter(target_type="virtualnetwork", target_id=network.pk)
+            operations=operations_for(self.request.user).filter(target_type="virtualnetwork", target_id=network.pk)
             .select_related("user")[:10],
             busy=services.network_busy_with(network),
             buttons=[button for button in BUTTONS if button[4](network)],
@@ -68,8 +69,8 @@ class NetworkDetailView(DetailView):
         return context
 
 
-class NetworkCreateView(PermissionRequiredMixin, View):
-    permission_required = "networking.add_virtualnetwork"
+class NetworkCreateView(Access, View):
+    need = ADMIN
 
     def get(self, request):
         return self._render(request, forms.NetworkForm(initial={"host": request.GET.get("host")}))
@@ -99,8 +100,8 @@ def _enqueue(request, network: VirtualNetwork, action: str, arguments: dict | No
     return True
 
 
-class NetworkActionView(PermissionRequiredMixin, View):
-    permission_required = "networking.change_virtualnetwork"
+class NetworkActionView(Access, View):
+    need, kind = ADMIN, VirtualNetwork
     http_method_names = ["post"]
 
     def post(self, request, pk: int, action: str):
@@ -111,8 +112,8 @@ class NetworkActionView(PermissionRequiredMixin, View):
         return redirect("networking:detail", pk=network.pk)
 
 
-class NetworkDeleteView(PermissionRequiredMixin, View):
-    permission_required = "networking.delete_virtualnetwork"
+class NetworkDeleteView(Access, View):
+    need, kind = ADMIN, VirtualNetwork
 
     def get(self, request, pk: int):
         network = _network(pk)
@@ -129,8 +130,8 @@ class NetworkDeleteView(PermissionRequiredMixin, View):
         return redirect("networking:detail", pk=network.pk)
 
 
-class NetworkEditView(PermissionRequiredMixin, View):
-    permission_required = "networking.change_virtualnetwork"
+class NetworkEditView(Access, View):
+    need, kind = ADMIN, VirtualNetwork
 
     def get(self, request, pk: int):
         network = _network(pk)
@@ -154,10 +155,10 @@ class NetworkEditView(PermissionRequiredMixin, View):
                       status=400 if form.is_bound else 200)
 
 
-class NetworkFormPostView(PermissionRequiredMixin, View):
+class NetworkFormPostView(Access, View):
     """A small form on the network's page: valid, it queues `action`; invalid, the page shows why."""
 
-    permission_required = "networking.change_virtualnetwork"
+    need, kind = ADMIN, VirtualNetwork
     http_method_names = ["post"]
     form_class: type[forms.NetworkFormBase]
     action: str

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
+
+from accounts.access import ADMIN, hosts_for
+from accounts.mixins import Access
 
 from hosts.models import Host
 from networking.forms_interfaces import FilterForm, InterfaceForm, interface_arguments
@@ -14,12 +16,12 @@ from operations.services import operation_enqueue
 from virt.interfaces import READ_ONLY_MESSAGE
 
 
-class InterfaceListView(ListView):
+class InterfaceListView(Access, ListView):
     template_name = "networking/interface_list.html"
     context_object_name = "hosts"
 
     def get_queryset(self):
-        return Host.objects.prefetch_related("interfaces").order_by("name")
+        return hosts_for(self.request.user).prefetch_related("interfaces").order_by("name")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -27,8 +29,8 @@ class InterfaceListView(ListView):
         return context
 
 
-class DevicesRefreshView(PermissionRequiredMixin, View):
-    permission_required = "networking.change_hostinterface"
+class DevicesRefreshView(Access, View):
+    need, kind = ADMIN, Host
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
@@ -38,8 +40,8 @@ class DevicesRefreshView(PermissionRequiredMixin, View):
         return redirect("networking:filters" if request.POST.get("next") == "filters" else "networking:interfaces")
 
 
-class InterfaceCreateView(PermissionRequiredMixin, View):
-    permission_required = "networking.add_hostinterface"
+class InterfaceCreateView(Access, View):
+    need = ADMIN
 
     def get(self, request):
         source = HostInterface.objects.filter(pk=request.GET.get("from") or 0).exclude(kind="ethernet").first()
@@ -74,8 +76,8 @@ def interface_initial(interface: HostInterface) -> dict:
             next((address for address in addresses if ":" not in address), ""), "start": interface.active}
 
 
-class InterfaceDeleteView(PermissionRequiredMixin, View):
-    permission_required = "networking.delete_hostinterface"
+class InterfaceDeleteView(Access, View):
+    need, kind = ADMIN, HostInterface
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
@@ -89,23 +91,25 @@ class InterfaceDeleteView(PermissionRequiredMixin, View):
         return redirect("networking:interfaces")
 
 
-class FilterListView(ListView):
+class FilterListView(Access, ListView):
     template_name = "networking/filter_list.html"
     context_object_name = "filters"
     paginate_by = 200
 
     def get_queryset(self):
-        return NetworkFilter.objects.select_related("host").order_by("host__name", "name")
+        return (NetworkFilter.objects.filter(host_id__in=hosts_for(self.request.user).values("pk"))
+                .select_related("host").order_by("host__name", "name"))
 
 
-class FilterDetailView(DetailView):
+class FilterDetailView(Access, DetailView):
+    kind = NetworkFilter
     template_name = "networking/filter_detail.html"
     context_object_name = "filter"
     queryset = NetworkFilter.objects.select_related("host")
 
 
-class FilterCreateView(PermissionRequiredMixin, View):
-    permission_required = "networking.add_networkfilter"
+class FilterCreateView(Access, View):
+    need = ADMIN
 
     def get(self, request):
         initial = {"host": request.GET.get("host")}
@@ -127,8 +131,8 @@ class FilterCreateView(PermissionRequiredMixin, View):
         return render(request, "networking/filter_form.html", {"form": form}, status=400 if form.is_bound else 200)
 
 
-class FilterDeleteView(PermissionRequiredMixin, View):
-    permission_required = "networking.delete_networkfilter"
+class FilterDeleteView(Access, View):
+    need, kind = ADMIN, NetworkFilter
     http_method_names = ["post"]
 
     def post(self, request, pk: int):

@@ -1,9 +1,10 @@
 from django.contrib import messages
-from django.contrib.auth import get_user_model
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.shortcuts import get_object_or_404, redirect
 from django.views import View
 from django.views.generic import DetailView, ListView
+
+from accounts.access import OPERATE, may, operations_for
+from accounts.mixins import Access
 
 from operations.choices import OperationState
 from operations.models import Operation
@@ -11,13 +12,13 @@ from operations.registry import known_kinds
 from operations.services import operation_request_cancel
 
 
-class OperationListView(ListView):
+class OperationListView(Access, ListView):
     template_name = "operations/operation_list.html"
     context_object_name = "operations"
     paginate_by = 50
 
     def get_queryset(self):
-        operations = Operation.objects.select_related("user", "host")
+        operations = operations_for(self.request.user).select_related("user", "host")
         params = self.request.GET
         if params.get("state") in OperationState.values:
             operations = operations.filter(state=params["state"])
@@ -31,14 +32,16 @@ class OperationListView(ListView):
         context = super().get_context_data(**kwargs)
         context["states"] = OperationState.choices
         context["kinds"] = known_kinds()
-        context["usernames"] = get_user_model().objects.order_by("username").values_list("username", flat=True)
+        context["usernames"] = (operations_for(self.request.user).exclude(user=None).order_by("user__username")
+                                .values_list("user__username", flat=True).distinct())
         query = self.request.GET.copy()
         query.pop("page", None)
         context["query_string"] = query.urlencode()
         return context
 
 
-class OperationDetailView(DetailView):
+class OperationDetailView(Access, DetailView):
+    kind = Operation
     template_name = "operations/operation_detail.html"
     context_object_name = "operation"
     queryset = Operation.objects.select_related("user", "host")
@@ -47,6 +50,7 @@ class OperationDetailView(DetailView):
         context = super().get_context_data(**kwargs)
         context["result_domain"] = _result_domain(self.object)
         context["result_network"] = _result_network(self.object)
+        context["can_operate"] = may(self.request.user, OPERATE, self.object)
         return context
 
 
@@ -71,12 +75,17 @@ def _result_network(operation: Operation):
     return None
 
 
-class OperationStatusView(DetailView):
-    """The status fragment that the page polls (htmx) until the operation has finished."""
+class OperationStatusView(Access, DetailView):
+    """The status fragment that live pages fetch again when the operation moves."""
+
+    kind = Operation
 
     template_name = "operations/_operation_status.html"
     context_object_name = "operation"
     queryset = Operation.objects.all()
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "can_operate": may(self.request.user, OPERATE, self.object)}
 
     def render_to_response(self, context, **kwargs):
         response = super().render_to_response(context, **kwargs)
@@ -85,10 +94,10 @@ class OperationStatusView(DetailView):
         return response
 
 
-class OperationCancelView(PermissionRequiredMixin, View):
+class OperationCancelView(Access, View):
     """Stop a pending operation, or ask a running one that can stop midway (a migration) to stop."""
 
-    permission_required = "domains.change_domain"
+    need, kind = OPERATE, Operation
     http_method_names = ["post"]
 
     def post(self, request, pk: int):

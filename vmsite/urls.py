@@ -16,5 +16,6 @@ urlpatterns = [
     path("operations/", include("operations.urls")),
     path("metrics/", include("metrics.urls")),
     path("audit/", include("accounts.urls")),
+    path("users/", include("accounts.urls_users")),
     path("admin/", admin.site.urls),
 ]

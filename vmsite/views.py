@@ -1,22 +1,25 @@
 from django.db.models import Count
 from django.views.generic import TemplateView
 
+from accounts.access import domains_for, hosts_for, operations_for
+from accounts.mixins import Access
 from domains.choices import DOMAIN_STATE_COLOURS, DomainState
-from domains.models import Domain
 from hosts.selectors import host_list, mark_watched
-from operations.models import Operation
 
 
-class DashboardView(TemplateView):
+class DashboardView(Access, TemplateView):
+    """What the user may see: hosts, VM counts by state, recent operations."""
+
     template_name = "dashboard.html"
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        counts = dict(Domain.objects.values_list("state").annotate(n=Count("id")))
-        context["hosts"] = mark_watched(list(host_list()))
+        user = self.request.user
+        counts = dict(domains_for(user).values_list("state").annotate(n=Count("id")).order_by())
+        context["hosts"] = mark_watched(list(host_list().filter(pk__in=hosts_for(user).values("pk"))))
         context["state_counts"] = [
             (DomainState(state).label, DOMAIN_STATE_COLOURS[state], counts[state]) for state in sorted(counts)
         ]
         context["domain_total"] = sum(counts.values())
-        context["operations"] = Operation.objects.select_related("user")[:10]
+        context["operations"] = operations_for(user).select_related("user")[:10]
         return context

@@ -2,9 +2,11 @@
 it receives (the listener's events, the operations' progress)."""
 import pytest
 import websocket
+from django.utils import timezone
 
+from accounts.models import Grant, Role
 from domains.models import Domain
-from events.publish import flush, publish_domain
+from events.publish import flush, publish_domain, publish_host
 from hosts.models import Host
 from hosts.services import host_register_local, host_sync_enqueue
 from tests.conftest import virsh
@@ -32,15 +34,39 @@ def test_a_socket_with_a_foreign_or_missing_origin_is_refused(asgi_server):
     open_socket(asgi_server, cookie=cookie).close()  # the same session from the page's own origin
 
 
-def test_a_user_who_may_not_see_hosts_gets_no_socket_and_a_viewer_gets_their_messages(asgi_server):
-    host = Host.objects.create(name="watched", transport="test")
-    assert refused(asgi_server, cookie=session_cookie(make_user("nobody"))) == 403
-    viewer = open_socket(asgi_server, cookie=session_cookie(make_user("viewer", perms=("hosts.view_host",))))
-    publish_domain(domain_id=999, host_id=host.pk, seq=7, state=1, change="changed")
+def test_a_socket_receives_only_messages_about_what_its_user_may_see(asgi_server):
+    seen = Host.objects.create(name="granted", transport="test", address="default")
+    unseen = Host.objects.create(name="not-granted", transport="test", address="default")
+    viewer = make_user("viewer")
+    Grant.objects.create(user=viewer, host=seen, role=Role.VIEWER)
+    one_vm = make_user("one-vm")
+    vm = Domain.objects.create(host=unseen, uuid="0e6f5d8a-1111-4222-8333-444455556666", name="granted-vm",
+                               synced_at=timezone.now())
+    other_vm = Domain.objects.create(host=unseen, uuid="0e6f5d8a-1111-4222-8333-444455556667", name="other-vm",
+                                     synced_at=timezone.now())
+    Grant.objects.create(user=one_vm, domain=vm, role=Role.OPERATOR)
+    sockets = {name: open_socket(asgi_server, cookie=session_cookie(user))
+               for name, user in (("viewer", viewer), ("one_vm", one_vm), ("nobody", make_user("nobody")))}
+
+    publish_domain(domain_id=other_vm.pk, host_id=unseen.pk, seq=1, state=1, change="changed")
+    publish_domain(domain_id=vm.pk, host_id=unseen.pk, seq=1, state=1, change="changed")
+    publish_domain(domain_id=999, host_id=seen.pk, seq=7, state=1, change="changed")
     flush()
-    message = receive_until(viewer, lambda m: m.get("type") == "domain", timeout=5)[-1]
-    assert message == {"type": "domain", "id": 999, "seq": 7, "state": 1, "change": "changed", "host": host.pk}
-    viewer.close()
+    received = {name: [m for m in receive_all(sock, seconds=1.5) if m.get("type") == "domain"]
+                for name, sock in sockets.items()}
+    assert [(m["host"], m["id"]) for m in received["viewer"]] == [(seen.pk, 999)]
+    assert [(m["host"], m["id"]) for m in received["one_vm"]] == [(unseen.pk, vm.pk)]
+    assert received["nobody"] == []
+
+    Grant.objects.create(user=viewer, host=unseen, role=Role.VIEWER)
+    publish_host(host_id=unseen.pk)  # what a grant change sends (accounts.services): sockets re-read
+    flush()
+    receive_until(sockets["viewer"], lambda m: m.get("type") == "host", timeout=5)
+    publish_domain(domain_id=other_vm.pk, host_id=unseen.pk, seq=2, state=5, change="changed")
+    flush()
+    assert receive_until(sockets["viewer"], lambda m: m.get("type") == "domain", timeout=5)[-1]["id"] == other_vm.pk
+    for sock in sockets.values():
+        sock.close()
 
 
 def test_operation_progress_and_result_reach_the_socket_in_order(asgi_server, celery_worker):

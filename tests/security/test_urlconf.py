@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 from django.apps import apps
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from accounts.models import Grant, Role
 from domains.models import Domain
 from hosts.models import Host
 from hosts.services import installation_ssh_key
@@ -43,8 +45,10 @@ def objects(db):
     network = VirtualNetwork.objects.create(uuid="6695eb01-f6a4-8304-79aa-97f2502e1940", name="walked-net", **cached)
     interface = HostInterface.objects.create(uuid="6695eb01-f6a4-8304-79aa-97f2502e1941", name="eth9", **cached)
     nwfilter = NetworkFilter.objects.create(uuid="6695eb01-f6a4-8304-79aa-97f2502e1942", name="walked", **cached)
+    walked_user = get_user_model().objects.create_user("walked", password="x")
+    grant = Grant.objects.create(user=walked_user, host=host, role=Role.VIEWER)
     return {"host": host, "domain": domain, "operation": operation, "network": network, "interface": interface,
-            "filter": nwfilter}
+            "filter": nwfilter, "user": walked_user, "grant": grant}
 
 
 # (namespace, route name) -> which object an id in the route is; (namespace, "*") for the rest of
@@ -54,7 +58,7 @@ OBJECT_FOR = {
     ("operations", "*"): "operation", ("metrics", "domain_series"): "domain", ("metrics", "host_series"): "host",
     ("networking", "*"): "network", ("networking", "interface_delete"): "interface",
     ("networking", "devices_refresh"): "host", ("networking", "filter_detail"): "filter",
-    ("networking", "filter_delete"): "filter",
+    ("networking", "filter_delete"): "filter", ("users", "*"): "user", ("users", "grant_remove", "grant_pk"): "grant",
 }
 TEXT_FOR = {"action": "start"}
 
@@ -65,7 +69,8 @@ def concrete(namespace: str, url_name: str, route: str, converters: dict, object
         if name in TEXT_FOR:
             value = TEXT_FOR[name]
         else:
-            key = OBJECT_FOR.get((namespace, url_name)) or OBJECT_FOR.get((namespace, "*"))
+            key = (OBJECT_FOR.get((namespace, url_name, name)) or OBJECT_FOR.get((namespace, url_name))
+                   or OBJECT_FOR.get((namespace, "*")))
             assert key is not None, f"{namespace}:{route}: say in OBJECT_FOR which object <{name}> is"
             value = objects[key].pk
         placeholder = f"<{type(converter).__name__.removesuffix('Converter').lower()}:{name}>"

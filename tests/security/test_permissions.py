@@ -1,0 +1,103 @@
+"""The permission matrix: every route × anonymous, a user with no grant, a viewer and an operator
+(grants on the host every id in the routes belongs to) and an administrator, with the answer each
+must get. The expected answers come from each view's declaration (`need`, `kind`) through the
+rules below, written out separately from accounts/access.py; a route whose view declares nothing
+fails the test. Refused roles also POST to every route: nothing in the database may change."""
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import resolve
+
+from accounts.access import ADMIN, OPERATE, VIEW
+from accounts.mixins import Access
+from accounts.models import Grant, Role
+from domains.models import Domain
+from hosts.models import Host
+from tests.security.test_urlconf import all_routes, objects, row_counts  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.django_db]
+
+PUBLIC_VIEWS = {"LoginView", "SecondFactorView", "LogoutView"}
+ROLES = ("anonymous", "nobody", "viewer", "operator", "admin")
+
+
+@pytest.fixture
+def clients(objects):
+    users = get_user_model()
+    made = {"anonymous": Client()}
+    for role in ROLES[1:]:
+        user = (users.objects.create_superuser if role == "admin" else users.objects.create_user)(role, password="x")
+        if role in ("viewer", "operator"):
+            Grant.objects.create(user=user, host=objects["host"], role=Role.VIEWER if role == "viewer" else Role.OPERATOR)
+        made[role] = Client()
+        made[role].force_login(user)
+    return made
+
+
+def declaration(url: str) -> tuple[str, type | None, str]:
+    view = resolve(url).func.view_class
+    if view.__name__ in PUBLIC_VIEWS:
+        return "public", None, view.__name__
+    assert issubclass(view, Access), f"{url}: {view.__name__} declares no access (need, kind)"
+    return view.need, view.kind, view.__name__
+
+
+def expected(role: str, need: str, kind: type | None) -> str:
+    """'login', 'allowed', 'forbidden' (403) or 'hidden' (404)."""
+    if need == "public":
+        return "allowed"
+    if role == "anonymous":
+        return "login"
+    if role == "admin":
+        return "allowed"
+    if need == ADMIN:
+        return "hidden" if role == "nobody" and kind is not None else "forbidden"
+    if kind is None:
+        if need == VIEW:
+            return "allowed"
+        return "allowed" if role == "operator" else "forbidden"
+    if role == "nobody":
+        return "hidden"
+    if need == VIEW:
+        return "allowed"
+    return "allowed" if role == "operator" and kind in (Domain, Host) else "forbidden"
+
+
+def answer(response) -> str:
+    if response.status_code == 302 and response["Location"].startswith("/login/"):
+        return "login"
+    if response.status_code == 403:
+        return "forbidden"
+    if response.status_code == 404:
+        return "hidden"
+    assert response.status_code < 500, response.status_code
+    return "allowed"
+
+
+def test_every_route_answers_each_role_as_declared(objects, clients):
+    seen = 0
+    for url in all_routes(objects):
+        need, kind, name = declaration(url)
+        if need == "public":
+            continue  # the login pages: for everyone, and tested in tests/accounts
+        for role in ROLES:
+            got = answer(clients[role].get(url))
+            want = expected(role, need, kind)
+            assert got == want, f"GET {url} ({name}, {need} {kind.__name__ if kind else '-'}) as {role}: {got}, not {want}"
+            seen += 1
+    assert seen > 150
+
+
+def test_refused_roles_change_nothing_by_post(objects, clients):
+    before = row_counts()
+    for url in all_routes(objects):
+        need, kind, name = declaration(url)
+        for role in ROLES:
+            want = expected(role, need, kind)
+            if want == "allowed":
+                continue  # allowed POSTs are the features, tested where they are built
+            got = answer(clients[role].post(url, {"name": "x", "action": "start", "enabled": "0"}))
+            assert got == want, f"POST {url} ({name}) as {role}: {got}, not {want}"
+    assert row_counts() == before
