@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "storage",
     "networking",
     "events",
+    "consoles",
 ]
 
 MIDDLEWARE = [
@@ -92,6 +93,9 @@ STATICFILES_DIRS = [
     ("vendor/bootstrap", BASE_DIR / "node_modules" / "bootstrap" / "dist"),
     ("vendor/bootstrap-icons", BASE_DIR / "node_modules" / "bootstrap-icons" / "font"),
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
+    ("vendor/novnc", BASE_DIR / "node_modules" / "@novnc" / "novnc"),
+    ("vendor/xterm", BASE_DIR / "node_modules" / "@xterm" / "xterm"),
+    ("vendor/xterm-addon-fit", BASE_DIR / "node_modules" / "@xterm" / "addon-fit" / "lib"),
 ]
 # The ASGI server serves the collected static files itself unless a proxy in front does.
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
@@ -128,6 +132,17 @@ OPERATION_HEARTBEAT_TIMEOUT = env_int("OPERATION_HEARTBEAT_TIMEOUT", 60, minimum
 LIBVIRT_LOCAL_URI = "qemu:///system"
 # Seconds a "shut down" waits for the guest to power off before it reports that it did not.
 DOMAIN_SHUTDOWN_TIMEOUT = env_int("DOMAIN_SHUTDOWN_TIMEOUT", 120, minimum=1)
+
+# The VNC console proxy (manage.py consoleproxy): where it listens, and the websocket URL pages use
+# for it ("" means the page's own host name on CONSOLE_PROXY_PORT; behind a proxy, its public URL).
+CONSOLE_PROXY_HOST = env_str("CONSOLE_PROXY_HOST", "127.0.0.1")
+CONSOLE_PROXY_PORT = env_int("CONSOLE_PROXY_PORT", 6080, minimum=1)
+CONSOLE_PROXY_URL = env_str("CONSOLE_PROXY_URL", "")
+# Seconds between the checks that close an open console whose VM or user right went away.
+CONSOLE_RECHECK_INTERVAL = env_int("CONSOLE_RECHECK_INTERVAL", 2, minimum=1)
+CONSOLE_HEARTBEAT = env_int("CONSOLE_HEARTBEAT", 30, minimum=1)
+# Seconds between two screenshots of one VM, whoever looks at it.
+SCREENSHOT_INTERVAL = env_int("SCREENSHOT_INTERVAL", 5, minimum=1)
 
 LOGGING = {
     "version": 1,

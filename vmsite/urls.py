@@ -9,6 +9,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hosts/", include("hosts.urls")),
+    path("vms/", include("consoles.urls")),
     path("vms/", include("domains.urls")),
     path("operations/", include("operations.urls")),
     path("admin/", admin.site.urls),
