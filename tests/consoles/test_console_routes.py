@@ -1,0 +1,65 @@
+"""Consoles of guests on other hosts: through an SSH tunnel to an SSH-registered host's loopback,
+and directly to a TCP host's display address. Harness hosts are real libvirtds with real sshds."""
+import pytest
+import websocket
+
+from hosts.models import Host
+from hosts.services import host_pin_ssh_keys, installation_ssh_key
+from tests.consoles.conftest import cached, guest_name, logged_in
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def ssh_registered(harness_host) -> Host:
+    key = installation_ssh_key()
+    harness_host.authorize_ssh_key(key.public_key)
+    host = Host.objects.create(name=f"con-ssh-{harness_host.index}", transport="ssh", address=harness_host.address,
+                               username="root", ssh_key=key)
+    host_pin_ssh_keys(host=host)
+    return host
+
+
+def test_it_reaches_a_display_on_an_ssh_hosts_loopback_through_a_tunnel(console_proxy, harness, guests, alice,
+                                                                        stack_log_dir):
+    remote = harness()
+    host = ssh_registered(remote)
+    # The display listens on the host's loopback only: nothing but a tunnel reaches it from vmsite.
+    guest = guests.define(remote.tcp_uri, name=guest_name(), start=True, vnc_listen="127.0.0.1")
+    domain = cached(host, guest)
+    browser = logged_in(alice)
+    sock = browser.open(console_proxy, browser.token(domain))
+    try:
+        assert sock.recv().startswith(b"RFB 003.00")
+    finally:
+        sock.close()
+    log = (stack_log_dir / "consoleproxy.log").read_text()
+    assert f"console of VM {guest.UUIDString()} opened by user {alice.pk} (ssh tunnel)" in log
+
+
+def test_it_refuses_the_tunnel_when_the_ssh_host_key_is_not_the_pinned_one(console_proxy, harness, guests, alice):
+    remote = harness()
+    host = ssh_registered(remote)
+    guest = guests.define(remote.tcp_uri, name=guest_name(), start=True, vnc_listen="127.0.0.1")
+    domain = cached(host, guest)
+    remote.replace_ssh_host_key()  # a reinstalled host, or one impersonating it
+    browser = logged_in(alice)
+    sock = browser.open(console_proxy, browser.token(domain))
+    sock.settimeout(30)
+    frame = sock.recv_data_frame(True)[1]
+    assert frame.opcode == websocket.ABNF.OPCODE_CLOSE
+    assert int.from_bytes(frame.data[:2], "big") == 4404 and b"host key changed" in frame.data
+
+
+def test_it_connects_directly_to_a_tcp_hosts_display_address(console_proxy, harness, guests, alice, stack_log_dir):
+    remote = harness()
+    host = Host.objects.create(name=f"con-tcp-{remote.index}", transport="tcp", address=remote.address)
+    guest = guests.define(remote.tcp_uri, name=guest_name(), start=True, vnc_listen=remote.address)
+    domain = cached(host, guest)
+    browser = logged_in(alice)
+    sock = browser.open(console_proxy, browser.token(domain))
+    try:
+        assert sock.recv().startswith(b"RFB 003.00")
+    finally:
+        sock.close()
+    assert f"console of VM {guest.UUIDString()} opened by user {alice.pk} (direct)" in (
+        stack_log_dir / "consoleproxy.log").read_text()
