@@ -27,7 +27,6 @@ CLOSE_UNAVAILABLE = 4404
 CLOSE_TAKEN_OVER = 4409
 CLOSE_ENDED = 4410
 LIBVIRT_TIMEOUT = 15  # seconds any one libvirt call of a consumer may take
-TAKEOVER_GRACE = 0.5  # seconds a closed stream waits for the "taken over" news before a plain close
 
 
 class ConsoleConsumer(AsyncWebsocketConsumer):
@@ -77,6 +76,7 @@ class SerialConsoleConsumer(ConsoleConsumer):
 
     console: SerialConsole | None = None
     sender: asyncio.Task | None = None
+    taken_over = False
 
     async def connect(self) -> None:
         domain = await self.authorise()
@@ -87,9 +87,13 @@ class SerialConsoleConsumer(ConsoleConsumer):
         self.output: asyncio.Queue[bytes] = asyncio.Queue()
         self.sender = asyncio.create_task(self._send_output())
         self.group = f"serial-console-{domain.pk}"
+        self.holder_key = f"vmsite:serial-console-holder:{domain.pk}"
+        # Who holds the console now, for the session whose stream the take-over ends to read.
+        await self.redis().set(self.holder_key, json.dumps({"channel": self.channel_name,
+                                                             "by": self.scope["user"].get_username()}), ex=86400)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.channel_layer.group_send(self.group, {"type": "console.taken_over", "by": self.scope["user"].get_username(),
-                                                         "channel": self.channel_name})
+        await self.channel_layer.group_send(self.group, {"type": "console.taken_over", "channel": self.channel_name,
+                                                         "by": self.scope["user"].get_username()})
         loop = asyncio.get_running_loop()
         try:
             self.console = await asyncio.wait_for(sync_to_async(self._open, thread_sensitive=False)(domain, loop),
@@ -98,6 +102,7 @@ class SerialConsoleConsumer(ConsoleConsumer):
             await self.send_status("unavailable", str(exc) or "The host did not answer in time.")
             await self.close(CLOSE_UNAVAILABLE)
             return
+        logger.info("serial console of VM %s opened by user %s", domain.uuid, self.grant.user_id)
         await self.send_status("connected", f"Connected to {domain.name}'s serial console.")
 
     def _open(self, domain: Domain, loop: asyncio.AbstractEventLoop) -> SerialConsole:
@@ -123,16 +128,28 @@ class SerialConsoleConsumer(ConsoleConsumer):
                 await self.send_status("error", str(exc))
 
     async def console_taken_over(self, event: dict) -> None:
-        if event["channel"] == self.channel_name:
+        if event["channel"] == self.channel_name or self.taken_over:
             return
-        self._close_stream()
+        self.taken_over = True
+        logger.info("serial console of VM %s taken over by %s", self.grant.domain_uuid, event["by"])
+        if self.console is not None:
+            self.console.detach()
         await self.send_status("taken_over", f"Taken over by {event['by']} in another window.")
         await self.close(CLOSE_TAKEN_OVER)
 
     async def _stream_ended(self, reason: str) -> None:
-        await asyncio.sleep(TAKEOVER_GRACE)  # a take-over also ends the stream: let its news win
+        logger.info("serial console of VM %s (user %s): %s", self.grant.domain_uuid, self.grant.user_id, reason)
+        holder = json.loads(await self.redis().get(self.holder_key) or "{}")
+        if holder.get("channel") not in (None, self.channel_name):
+            await self.console_taken_over(holder)
+            return
         await self.send_status("closed", f"Console closed: {reason}.")
         await self.close(CLOSE_ENDED)
+
+    def redis(self) -> aioredis.Redis:
+        if not hasattr(self, "_redis"):
+            self._redis = aioredis.Redis.from_url(settings.REDIS_URL)
+        return self._redis
 
     def _close_stream(self) -> None:
         if self.console is not None:
@@ -145,6 +162,11 @@ class SerialConsoleConsumer(ConsoleConsumer):
             self.sender.cancel()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+            holder = json.loads(await self.redis().get(self.holder_key) or "{}")
+            if holder.get("channel") == self.channel_name:
+                await self.redis().delete(self.holder_key)
+        if hasattr(self, "_redis"):
+            await self._redis.aclose()
 
 
 class ScreenshotConsumer(ConsoleConsumer):

@@ -107,11 +107,21 @@ class SerialConsole:
 
     def close(self) -> bool:
         """Close the stream once; True for the call that closed it."""
+        return self._stop(abort=True)
+
+    def detach(self) -> None:
+        """Stop reading without aborting: for a console another session is taking over. libvirt
+        ends this stream itself for the new one, and an abort from here, arriving after the new
+        stream opened, would end that one (the daemon tracks the console by device, not by stream)."""
+        self._stop(abort=False)
+
+    def _stop(self, *, abort: bool) -> bool:
         with self._lock:
             if not self._open:
                 return False
             self._open = False
-        for step in (self._stream.eventRemoveCallback, self._stream.abort):
+        steps = (self._stream.eventRemoveCallback, self._stream.abort) if abort else (self._stream.eventRemoveCallback,)
+        for step in steps:
             try:
                 step()
             except libvirt.libvirtError:

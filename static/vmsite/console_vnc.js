@@ -51,15 +51,20 @@ async function connect() {
     showMessage(body.error || `vmsite refused the console (${response.status}).`);
     return;
   }
-  rfb = new RFB(screen, proxyUrl(body.token), { shared: true });
+  // Our own socket, handed to noVNC, so that the proxy's reason for closing can be shown.
+  const socket = new WebSocket(proxyUrl(body.token), ["binary"]);
+  let closing = null;
+  socket.addEventListener("close", (event) => { closing = event; });
+  rfb = new RFB(screen, socket, { shared: true });
   rfb.scaleViewport = document.getElementById("scale-fit").checked;
   rfb.resizeSession = false;
   rfb.addEventListener("connect", () => { setStatus("connected", "Connected", "success"); rfb.focus(); });
   rfb.addEventListener("disconnect", (event) => {
     rfb = null;
     setStatus("disconnected", "Disconnected", "secondary");
-    showMessage(event.detail.clean ? "The console closed. Press Reconnect to open it again."
-      : "The console connection was lost or refused (the VM may be off or gone). Press Reconnect to try again.");
+    if (closing && closing.code >= 4000 && closing.reason) showMessage(closing.reason);
+    else if (event.detail.clean) showMessage("The console closed. Press Reconnect to open it again.");
+    else showMessage("The console connection was lost or refused (the VM may be off or gone). Press Reconnect to try again.");
   });
   rfb.addEventListener("credentialsrequired", () => {
     const password = window.prompt("This VM's console asks for a password:");

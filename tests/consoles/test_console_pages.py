@@ -100,8 +100,11 @@ def test_the_serial_console_shows_seabios_takes_typing_and_is_taken_over(page, a
         log_in(second, asgi_server, bob)
         second.goto(f"{asgi_server}/vms/{domain.pk}/serial/")
         expect(second.locator("#console-status")).to_have_attribute("data-state", "connected", timeout=20_000)
-        expect(page.locator("#console-status")).to_have_attribute("data-state", "taken_over", timeout=10_000)
+        expect(page.locator("#console-message")).to_contain_text("Taken over by bob", timeout=10_000)
+        expect(page.locator("#console-status")).to_have_attribute("data-state", "taken_over")
         expect(page.locator("#console-message")).to_contain_text("Taken over by bob")
+        second.wait_for_timeout(2000)  # the new holder keeps the console
+        expect(second.locator("#console-status")).to_have_attribute("data-state", "connected")
     finally:
         other.close()
 
@@ -117,3 +120,32 @@ def test_the_vm_page_shows_a_screenshot_of_a_running_vm(page, asgi_server, local
     stack.wait_until(lambda: thumbnail.get_attribute("data-updated") != first, timeout=20,
                      message="a refreshed screenshot")
     assert page.evaluate("() => document.querySelector('#domain-screenshot img').naturalWidth") >= 320
+
+
+def test_the_console_page_closes_and_says_why_when_the_right_goes(page, asgi_server, console_proxy, local_host,
+                                                                  guests, alice):
+    from django.contrib.auth.models import Permission
+
+    guest = guests.define(LOCAL, name=guest_name(), start=True)
+    domain = cached(local_host, guest)
+    log_in(page, asgi_server, alice)
+    page.goto(f"{asgi_server}/vms/{domain.pk}/console/")
+    expect(page.locator("#console-status")).to_have_attribute("data-state", "connected", timeout=20_000)
+    alice.user_permissions.remove(Permission.objects.get(codename="open_console"))
+    expect(page.locator("#console-status")).to_have_attribute("data-state", "disconnected", timeout=5_000)
+    expect(page.locator("#console-message")).to_contain_text("no longer have the right to open consoles")
+
+
+def test_the_console_page_closes_within_5_s_when_the_vm_is_deleted(page, asgi_server, console_proxy, celery_worker,
+                                                                   local_host, guests, alice):
+    from domains.services import domain_action_enqueue
+
+    guest = guests.define(LOCAL, name=guest_name(), start=True)
+    domain = cached(local_host, guest)
+    log_in(page, asgi_server, alice)
+    page.goto(f"{asgi_server}/vms/{domain.pk}/console/")
+    expect(page.locator("#console-status")).to_have_attribute("data-state", "connected", timeout=20_000)
+    operation = domain_action_enqueue(domain=domain, action="delete", user=alice)
+    expect(page.locator("#console-status")).to_have_attribute("data-state", "disconnected", timeout=5_000)
+    operation.refresh_from_db()
+    stack.wait_until(lambda: type(operation).objects.get(pk=operation.pk).is_finished, timeout=30, message="delete")

@@ -63,3 +63,28 @@ def test_it_connects_directly_to_a_tcp_hosts_display_address(console_proxy, harn
         sock.close()
     assert f"console of VM {guest.UUIDString()} opened by user {alice.pk} (direct)" in (
         stack_log_dir / "consoleproxy.log").read_text()
+
+
+def test_it_closes_an_open_console_when_the_vm_migrates_away(console_proxy, celery_worker, harness, guests, alice):
+    from domains.migration import domain_migrate_enqueue
+    from operations.models import Operation
+    from tests import stack
+    from tests.consoles.test_vnc_proxy import _closed_within
+
+    source, destination = harness(), harness()
+    hosts = [Host.objects.create(name=f"con-mig-{h.index}", transport="tcp", address=h.address)
+             for h in (source, destination)]
+    guest = guests.define(source.tcp_uri, name=guest_name(), start=True, vnc_listen=source.address)
+    guests.created.append((destination.tcp_uri, guest.name()))
+    domain = cached(hosts[0], guest)
+    browser = logged_in(alice)
+    sock = browser.open(console_proxy, browser.token(domain))
+    assert sock.recv().startswith(b"RFB 003.00")
+    sock.send_binary(b"RFB 003.008\n")
+    operation = domain_migrate_enqueue(domain=domain, destination=hosts[1], user=alice, options={
+        "live": True, "persist_destination": True, "undefine_source": True, "copy_storage": "",
+        "bandwidth_mib": None, "auto_converge": False, "postcopy": False})
+    stack.wait_until(lambda: Operation.objects.get(pk=operation.pk).is_finished, timeout=120, message="migration")
+    finished = Operation.objects.get(pk=operation.pk)
+    assert finished.state == "succeeded", finished.error
+    assert _closed_within(sock, 5), "the console stayed open after the VM left its host"
