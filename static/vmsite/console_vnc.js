@@ -5,7 +5,7 @@ const statusBadge = document.getElementById("console-status");
 const message = document.getElementById("console-message");
 const screen = document.getElementById("vnc-screen");
 const controls = ["ctrl-alt-del-button", "keys-button", "paste-send"].map((id) => document.getElementById(id));
-const { default: RFB } = await import(root.dataset.rfbModule);
+let RFB = null;
 const KEYSYMS = {
   ctrl: [0xffe3, "ControlLeft"], alt: [0xffe9, "AltLeft"], super: [0xffeb, "MetaLeft"], tab: [0xff09, "Tab"],
   escape: [0xff1b, "Escape"], backspace: [0xff08, "Backspace"], sysrq: [0xff61, "PrintScreen"],
@@ -115,5 +115,12 @@ document.getElementById("paste-send").addEventListener("click", () => {
 });
 document.getElementById("reconnect-button").addEventListener("click", connect);
 
-if (root.dataset.unavailable) setStatus("unavailable", "Not connected", "secondary");
-else connect();
+setStatus("loading", "Loading noVNC…", "info");
+try {
+  ({ default: RFB } = await import(root.dataset.rfbModule));
+  if (root.dataset.unavailable) setStatus("unavailable", "Not connected", "secondary");
+  else connect();
+} catch (error) {
+  setStatus("error", "Not connected", "danger");
+  showMessage(`The console page could not load noVNC: ${error}`);
+}

@@ -25,6 +25,10 @@ LIT_PIXELS = """() => {
 
 
 def log_in(page, base_url: str, user) -> None:
+    # The browser's own messages end up in the test's output when it fails.
+    page.context.on("page", lambda opened: opened.on("console", lambda message: print("browser:", message.text)))
+    page.on("console", lambda message: print("browser:", message.text))
+    page.on("pageerror", lambda error: print("browser error:", error))
     page.goto(f"{base_url}/login/")
     page.fill("#id_username", user.get_username())
     page.fill("#id_password", PASSWORD)
