@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import signal
 import socket
 import subprocess
 import threading
@@ -110,6 +111,6 @@ def _log_tunnel_end(process: subprocess.Popen, host_name: str) -> None:
         _out, error = process.communicate(timeout=24 * 3600)
     except subprocess.TimeoutExpired:
         return
-    if process.returncode not in (0, -15, 255) or (process.returncode == 255 and error):
+    if process.returncode not in (0, -signal.SIGTERM) and error.strip():
         logger.warning("SSH tunnel to %s ended with %s: %s", host_name, process.returncode,
                        error.decode(errors="replace").strip()[-500:])

@@ -216,3 +216,14 @@ def test_a_token_issue_never_overwrites(redis_ready):
     grant = ConsoleGrant(user_id=1, session_hash="x", domain_id=1, domain_uuid="u", host_id=1, graphics="vnc")
     tokens = {token_issue(grant) for _ in range(5)}
     assert len(tokens) == 5 and len(list(redis_ready.scan_iter(f"{KEY_PREFIX}*"))) == 5
+
+
+def test_the_serial_page_says_when_the_vm_is_off_and_needs_the_right(host, alice):
+    off = make_domain(host, state=DomainState.SHUTOFF)
+    page = logged_in(alice).client.get(reverse("consoles:serial", args=[off.pk])).content.decode()
+    assert "is shut off: start it to open its console" in page and 'data-unavailable="' in page
+    running = make_domain(host)
+    assert 'data-unavailable=""' in logged_in(alice).client.get(reverse("consoles:serial", args=[running.pk])
+                                                                ).content.decode()
+    denied = logged_in(make_user("gina", console=False)).client.get(reverse("consoles:serial", args=[running.pk]))
+    assert denied.status_code == 403

@@ -184,3 +184,11 @@ def _close_frame(sock: websocket.WebSocket, seconds: float) -> tuple[int, str]:
         if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
             return int.from_bytes(frame.data[:2], "big"), frame.data[2:].decode()
     raise AssertionError("no close frame in time")
+
+
+def test_the_proxy_serves_no_files_and_no_plain_http(console_proxy):
+    import requests
+
+    for path in ("/", "/manage.py", "/vmsite/settings.py", "/?token=x"):
+        response = requests.get(f"http://127.0.0.1:{console_proxy}{path}", timeout=10)
+        assert response.status_code == 405 and "SECRET_KEY" not in response.text
