@@ -34,7 +34,8 @@ def console_check_available(*, domain: Domain, graphics: str) -> None:
     if domain.host.transport == Transport.TEST:
         raise ConsoleUnavailable("VMs of libvirt's test driver have no consoles.")
     if not domain.is_active:
-        raise ConsoleUnavailable(f"{domain.name} is {domain.get_state_display().lower()}: start it to open its console.")
+        state = domain.get_state_display().lower()
+        raise ConsoleUnavailable(f"{domain.name} is {state}: start it to open its console.")
     if graphics == "serial":
         return  # every guest may have one; libvirt says so when it opens
     types = domain_graphics_types(domain)

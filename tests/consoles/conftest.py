@@ -74,8 +74,7 @@ def serial_guest_xml(name: str) -> str:
 
 def cached(host: Host, guest) -> Domain:
     host_reconcile(host=host)
-    domain = Domain.objects.select_related("host").get(host=host, uuid=guest.UUIDString())
-    return domain
+    return Domain.objects.select_related("host").get(host=host, uuid=guest.UUIDString())
 
 
 @dataclass
@@ -96,10 +95,9 @@ class Browser:
 
     def open(self, port: int, token: str, *, query: str = "", origin: str | None = None,
              cookie: str | None = None) -> websocket.WebSocket:
-        headers = {}
         return websocket.create_connection(
             f"ws://127.0.0.1:{port}/?token={token}{query}", timeout=10,
-            origin=self.origin if origin is None else origin, header=headers,
+            origin=self.origin if origin is None else origin,
             cookie=f"sessionid={self.session_key}" if cookie is None else cookie,
             suppress_origin=origin == "")
 

@@ -121,7 +121,7 @@ def test_the_vm_pages_offer_the_console_only_with_the_right(host, alice):
 
 
 def grant_for(browser, domain: Domain) -> ConsoleGrant:
-    return ConsoleGrant(user_id=browser.client.session["_auth_user_id"] and int(browser.client.session["_auth_user_id"]),
+    return ConsoleGrant(user_id=int(browser.client.session["_auth_user_id"]),
                         session_hash=hash_secret(browser.session_key), domain_id=domain.pk,
                         domain_uuid=str(domain.uuid), host_id=domain.host_id, graphics="vnc")
 
