@@ -64,3 +64,18 @@ def test_the_screenshot_socket_sends_png_images(asgi_server, serial_guest, alice
         assert isinstance(image, bytes) and image.startswith(b"\x89PNG")
     finally:
         sock.close()
+
+
+def test_screenshots_stop_when_nobody_looks(asgi_server, serial_guest, alice, redis_ready):
+    import time
+
+    from django.conf import settings
+
+    key = f"vmsite:screenshot:{serial_guest.pk}"
+    sock = open_socket(asgi_server, f"/ws/vms/{serial_guest.pk}/screenshots/",
+                       cookie=f"sessionid={logged_in(alice).session_key}")
+    assert sock.recv().startswith(b"\x89PNG")
+    assert redis_ready.exists(key)  # shared, for SCREENSHOT_INTERVAL seconds, with other viewers
+    sock.close()
+    time.sleep(settings.SCREENSHOT_INTERVAL + 2)
+    assert not redis_ready.exists(key)  # expired, and nobody asked the host again
