@@ -1,3 +1,6 @@
+import re
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import HttpResponse, JsonResponse
@@ -36,6 +39,34 @@ class VNCConsoleView(ConsolePageMixin, DetailView):
         context["proxy_url"] = settings.CONSOLE_PROXY_URL
         context["proxy_port"] = settings.CONSOLE_PROXY_PORT
         return context
+
+    def render_to_response(self, context, **response_kwargs):
+        response = super().render_to_response(context, **response_kwargs)
+        policy = console_page_policy(self.request)
+        if policy:  # set here, the site-wide policy middleware leaves it as it is
+            response.headers["Content-Security-Policy"] = policy
+        return response
+
+
+def console_page_policy(request) -> str:
+    """The site's Content-Security-Policy (if it has one) with the console proxy added to the
+    places a page may connect to: the proxy is another origin (another port, or CONSOLE_PROXY_URL)."""
+    policy = getattr(settings, "CONTENT_SECURITY_POLICY", "")
+    if not policy:
+        return ""
+    source = console_proxy_origin(request)
+    if re.search(r"(^|;)\s*connect-src\b", policy):
+        return re.sub(r"((?:^|;)\s*connect-src\b[^;]*)", lambda match: f"{match.group(1)} {source}", policy, count=1)
+    return f"{policy.rstrip('; ')}; connect-src 'self' {source}"
+
+
+def console_proxy_origin(request) -> str:
+    if settings.CONSOLE_PROXY_URL:
+        parts = urlsplit(settings.CONSOLE_PROXY_URL)
+        return f"{parts.scheme}://{parts.netloc}"
+    hostname = urlsplit(f"//{request.get_host()}").hostname or "localhost"
+    host = f"[{hostname}]" if ":" in hostname else hostname
+    return f"{'wss' if request.is_secure() else 'ws'}://{host}:{settings.CONSOLE_PROXY_PORT}"
 
 
 class SerialConsoleView(ConsolePageMixin, DetailView):

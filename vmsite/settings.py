@@ -101,8 +101,11 @@ STATICFILES_DIRS = [
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# channels_redis blocks up to 5 s in each read of an idle channel (BZPOPMIN); redis-py's default
+# socket timeout is 5 s too, so such a read timed out and killed the consumer: give it room.
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]}}
 }
 
 # Celery: JSON only, bounded in time; results live in Operation rows, not in a result backend.

@@ -227,3 +227,31 @@ def test_the_serial_page_says_when_the_vm_is_off_and_needs_the_right(host, alice
                                                                 ).content.decode()
     denied = logged_in(make_user("gina", console=False)).client.get(reverse("consoles:serial", args=[running.pk]))
     assert denied.status_code == 403
+
+
+SITE_POLICY = ("default-src 'self'; script-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+               "object-src 'none'")
+
+
+@override_settings(CONTENT_SECURITY_POLICY=SITE_POLICY, CONSOLE_PROXY_PORT=6099)
+def test_the_console_page_may_connect_to_the_proxy_and_nowhere_else(host, alice):
+    domain = make_domain(host)
+    response = logged_in(alice).client.get(reverse("consoles:vnc", args=[domain.pk]), HTTP_HOST="127.0.0.1:8000")
+    assert response["Content-Security-Policy"] == SITE_POLICY.replace(
+        "connect-src 'self'", "connect-src 'self' ws://127.0.0.1:6099")
+
+
+@override_settings(CONTENT_SECURITY_POLICY="default-src 'self'", CONSOLE_PROXY_URL="wss://vmsite.example.org/vnc",
+                   ALLOWED_HOSTS=["vmsite.example.org"])
+def test_the_console_page_policy_names_a_configured_proxy_url(host, alice):
+    domain = make_domain(host)
+    response = logged_in(alice).client.get(reverse("consoles:vnc", args=[domain.pk]), HTTP_HOST="vmsite.example.org")
+    assert response["Content-Security-Policy"] == "default-src 'self'; connect-src 'self' wss://vmsite.example.org"
+    assert 'data-proxy-url="wss://vmsite.example.org/vnc"' in response.content.decode()
+
+
+@override_settings(CONTENT_SECURITY_POLICY="")
+def test_without_a_site_policy_the_console_page_sets_none(host, alice):
+    domain = make_domain(host)
+    response = logged_in(alice).client.get(reverse("consoles:vnc", args=[domain.pk]))
+    assert "Content-Security-Policy" not in response

@@ -79,3 +79,15 @@ def test_screenshots_stop_when_nobody_looks(asgi_server, serial_guest, alice, re
     sock.close()
     time.sleep(settings.SCREENSHOT_INTERVAL + 2)
     assert not redis_ready.exists(key)  # expired, and nobody asked the host again
+
+
+def test_a_socket_outlives_the_channel_layers_idle_reads(asgi_server, serial_guest, alice):
+    """channels_redis waits 5 s per read of an idle channel; with redis-py's default socket timeout
+    (also 5 s) that read timed out and killed the consumer. Three screenshots 5 s apart need it alive."""
+    sock = open_socket(asgi_server, f"/ws/vms/{serial_guest.pk}/screenshots/",
+                       cookie=f"sessionid={logged_in(alice).session_key}")
+    try:
+        images = [sock.recv() for _ in range(4)]
+        assert all(isinstance(image, bytes) and image.startswith(b"\x89PNG") for image in images)
+    finally:
+        sock.close()
