@@ -88,3 +88,26 @@ def test_it_closes_an_open_console_when_the_vm_migrates_away(console_proxy, cele
     finished = Operation.objects.get(pk=operation.pk)
     assert finished.state == "succeeded", finished.error
     assert _closed_within(sock, 5), "the console stayed open after the VM left its host"
+
+
+def test_the_spice_file_of_a_running_spice_guest_names_its_live_port(local_libvirt, guests, alice):
+    import libvirt
+    from django.urls import reverse
+    from lxml import etree
+
+    from hosts.services import host_register_local
+    from tests.guests import small_guest_xml
+
+    name = guest_name()
+    xml = etree.fromstring(small_guest_xml(name))
+    graphics = xml.find("devices/graphics")
+    graphics.set("type", "spice")
+    guest = libvirt.open(local_libvirt).defineXML(etree.tostring(xml, encoding="unicode"))
+    guests.created.append((local_libvirt, name))
+    guests.uuids.append((local_libvirt, guest.UUIDString()))
+    guest.create()
+    host, _ = host_register_local()
+    domain = cached(host, guest)
+    live_port = int(etree.fromstring(guest.XMLDesc(0)).find("devices/graphics").get("port"))
+    body = logged_in(alice).client.get(reverse("consoles:spice", args=[domain.pk])).content.decode()
+    assert f"host=127.0.0.1\nport={live_port}\n" in body and live_port >= 5900
