@@ -153,3 +153,36 @@ def test_the_console_page_closes_within_5_s_when_the_vm_is_deleted(page, asgi_se
     expect(page.locator("#console-status")).to_have_attribute("data-state", "disconnected", timeout=5_000)
     operation.refresh_from_db()
     stack.wait_until(lambda: type(operation).objects.get(pk=operation.pk).is_finished, timeout=30, message="delete")
+
+
+def test_key_combinations_and_pasted_text_reach_the_guests_keyboard(page, asgi_server, console_proxy, local_host,
+                                                                    guests, alice):
+    """Keys go in through VNC (the guest's PS/2 keyboard); SeaBIOS's answer is read on its serial line."""
+    from virt.consoles import SerialConsole
+
+    ensure_event_loop()  # before the connection opens: its streams report through it
+    name = guest_name()
+    conn = libvirt.open(LOCAL)
+    guest = conn.defineXML(serial_guest_xml(name))
+    guests.created.append((LOCAL, name))
+    guests.uuids.append((LOCAL, guest.UUIDString()))
+    guest.createWithFlags(libvirt.VIR_DOMAIN_START_PAUSED)
+    domain = cached(local_host, guest)
+    serial = bytearray()
+    reader = SerialConsole(conn, guest.UUIDString(), on_data=serial.extend, on_closed=lambda _reason: None)
+    try:
+        log_in(page, asgi_server, alice)
+        page.goto(f"{asgi_server}/vms/{domain.pk}/console/")
+        expect(page.locator("#console-status")).to_have_attribute("data-state", "connected", timeout=20_000)
+        guest.resume()
+        stack.wait_until(lambda: b"Press ESC for boot menu" in serial, timeout=30, message="SeaBIOS's prompt")
+        page.click("#keys-button")
+        page.click("[data-keys=escape]")
+        stack.wait_until(lambda: b"Select boot device" in serial, timeout=20, message="the boot menu")
+        menu_end = len(serial)
+        page.click("#paste-toggle")
+        page.fill("#paste-text", "1")
+        page.click("#paste-send")
+        stack.wait_until(lambda: b"Booting from" in serial[menu_end:], timeout=20, message="a boot choice")
+    finally:
+        reader.close()
