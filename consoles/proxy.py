@@ -114,9 +114,9 @@ class ConsoleProxyHandler(ProxyRequestHandler):
             reason = grant_revoked_reason(self.grant, self.session_key)
             if reason:
                 raise ConsoleRefused(f"console refused: {reason}")
-        except ConsoleRefused as exc:
+        except ConsoleRefused:
             self.send_auth_error(auth_plugins.AuthenticationError(response_code=403, response_msg="Forbidden"))
-            raise exc
+            raise
 
     def _session_of_this_browser(self) -> str:
         cookies = SimpleCookie()
