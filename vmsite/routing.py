@@ -1,8 +1,10 @@
 """Websocket routes (the ASGI router checks Origin and attaches the session user first)."""
 from django.urls import path
 
+from consoles.routing import websocket_urlpatterns as console_urlpatterns
 from events.consumers import LiveConsumer
 
 websocket_urlpatterns: list = [
     path("ws/live/", LiveConsumer.as_asgi()),
+    *console_urlpatterns,
 ]

@@ -11,6 +11,7 @@ urlpatterns = [
     path("account/", include("accounts.urls_account")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hosts/", include("hosts.urls")),
+    path("vms/", include("consoles.urls")),
     path("vms/", include("domains.urls")),
     path("networks/", include("networking.urls")),
     path("operations/", include("operations.urls")),

@@ -54,7 +54,7 @@ OBJECT_FOR = {
     ("operations", "*"): "operation", ("metrics", "domain_series"): "domain", ("metrics", "host_series"): "host",
     ("networking", "*"): "network", ("networking", "interface_delete"): "interface",
     ("networking", "devices_refresh"): "host", ("networking", "filter_detail"): "filter",
-    ("networking", "filter_delete"): "filter",
+    ("networking", "filter_delete"): "filter", ("consoles", "*"): "domain",
 }
 TEXT_FOR = {"action": "start"}
 
