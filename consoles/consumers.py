@@ -13,6 +13,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from accounts.audit import audit
+from accounts.models import AuditAction
 from consoles.selectors import console_allowed, grant_revoked_reason
 from consoles.tokens import ConsoleGrant, hash_secret
 from domains.models import Domain
@@ -84,6 +86,10 @@ class SerialConsoleConsumer(ConsoleConsumer):
             await self.close(CLOSE_FORBIDDEN)
             return
         await self.accept()
+        client = self.scope.get("client") or (None,)
+        await database_sync_to_async(audit)(None, AuditAction.CONSOLE_OPENED, user=self.scope["user"],
+                                            target=f"{domain.name} on {domain.host.name}", detail="serial",
+                                            address=client[0])
         self.output: asyncio.Queue[bytes] = asyncio.Queue()
         self.sender = asyncio.create_task(self._send_output())
         self.group = f"serial-console-{domain.pk}"

@@ -8,6 +8,8 @@ from django.shortcuts import get_object_or_404
 from django.views import View
 from django.views.generic import DetailView
 
+from accounts.audit import audit
+from accounts.models import AuditAction
 from consoles import services
 from consoles.selectors import CONSOLE_PERMISSION, domain_graphics
 from consoles.spice import spice_file
@@ -90,6 +92,7 @@ class ConsoleTokenView(PermissionRequiredMixin, View):
             return JsonResponse({"error": str(exc)}, status=403)
         except services.ConsoleUnavailable as exc:
             return JsonResponse({"error": str(exc)}, status=409)
+        audit(request, AuditAction.CONSOLE_OPENED, target=f"{domain.name} on {domain.host.name}", detail="VNC")
         response = JsonResponse({"token": token})
         response["Cache-Control"] = "no-store"
         return response

@@ -11,6 +11,7 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.models import AuditAction, AuditEvent
 from consoles.proxy import origin_allowed
 from consoles.selectors import grant_revoked_reason
 from consoles.tokens import KEY_PREFIX, ConsoleGrant, hash_secret, token_issue, token_take
@@ -57,6 +58,9 @@ def test_it_issues_a_one_use_token_bound_to_the_user_session_vm_and_host(host, a
     assert token_take(token).domain_id == domain.pk
     assert token_take(token) is None  # GETDEL: once only
     assert token_take("") is None and token_take("x" * 500) is None
+    opened = AuditEvent.objects.get(action=AuditAction.CONSOLE_OPENED)
+    assert (opened.username, opened.target, opened.detail) == (alice.username, f"{domain.name} on kvm1", "VNC")
+    assert token not in opened.target + opened.detail
 
 
 def test_each_token_is_new(host, alice, redis_ready):
