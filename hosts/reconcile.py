@@ -15,6 +15,7 @@ from hosts.connection import connect_uri
 from hosts.models import Host
 from networking.models import VirtualNetwork
 from storage.models import StoragePool
+from storage.sync import volumes_apply
 from virt.connection import pool
 from virt.domains import describe_domain
 from virt.errors import HostUnavailable, NotFound
@@ -24,7 +25,8 @@ from virt.inventory import HostFacts, Inventory, read_inventory
 _DOMAIN_FIELDS = {"name": "name", "state": "state", "reason": "state_reason", "vcpus": "vcpus",
                   "memory_kib": "memory_kib", "persistent": "persistent", "autostart": "autostart"}
 _POOL_FIELDS = {"name": "name", "pool_type": "pool_type", "target_path": "target_path", "active": "active",
-                "autostart": "autostart", "capacity": "capacity", "allocation": "allocation", "available": "available"}
+                "autostart": "autostart", "capacity": "capacity", "allocation": "allocation", "available": "available",
+                "details": "details"}
 _NETWORK_FIELDS = {"name": "name", "active": "active", "autostart": "autostart", "persistent": "persistent"}
 
 
@@ -48,6 +50,7 @@ def apply_inventory(*, host: Host, inventory: Inventory) -> dict[str, Diff]:
         "pools": apply_diff(StoragePool, host, inventory.pools, _POOL_FIELDS, now),
         "networks": apply_diff(VirtualNetwork, host, inventory.networks, _NETWORK_FIELDS, now),
     }
+    volumes_apply(host=host, summaries=inventory.volumes, now=now)
     Host.objects.filter(pk=host.pk).update(status=HostStatus.ONLINE, status_reason="", last_seen=now, synced_at=now,
                                            **_fact_columns(inventory.facts))
     return diffs

@@ -10,6 +10,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hosts/", include("hosts.urls")),
     path("vms/", include("domains.urls")),
+    path("storage/", include("storage.urls")),
     path("operations/", include("operations.urls")),
     path("admin/", admin.site.urls),
 ]
