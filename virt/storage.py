@@ -216,8 +216,7 @@ def create_volume(pool: libvirt.virStoragePool, *, name: str, capacity: int, all
     xml = VolumeXML.new()
     xml.name = name
     xml.capacity = capacity
-    if allocation is not None:
-        xml.allocation = allocation
+    xml.allocation = allocation or 0  # libvirt would otherwise allocate a raw volume in full
     xml.format = fmt
     if backing is not None:
         xml.backing_path = backing.path()
