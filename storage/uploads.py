@@ -27,6 +27,7 @@ import socket
 import time
 from datetime import timedelta
 
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth.models import AbstractBaseUser
@@ -184,7 +185,7 @@ class VolumeUploadConsumer(AsyncWebsocketConsumer):
         except VirtError as exc:
             await self._stop(f"Could not start: {exc}")
             return
-        await self.send(json.dumps({"type": "ready", "chunk": CHUNK, "window": WINDOW}))
+        await self._say({"type": "ready", "chunk": CHUNK, "window": WINDOW})
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.finished or self.session is None:
@@ -198,7 +199,8 @@ class VolumeUploadConsumer(AsyncWebsocketConsumer):
         except (VirtError, ValueError) as exc:
             await self._stop(f"Upload failed: {exc}")
             return
-        await self.send(json.dumps({"type": "progress", "received": received}))
+        if not await self._say({"type": "progress", "received": received}):
+            return
         if self.session.complete:
             try:
                 digest = await asyncio.to_thread(self._in_thread, self.session.finish)
@@ -206,7 +208,7 @@ class VolumeUploadConsumer(AsyncWebsocketConsumer):
                 await self._stop(f"Upload failed at the end: {exc}")
                 return
             self.finished = True
-            await self.send(json.dumps({"type": "done", "sha256": digest, "bytes": self.session.size}))
+            await self._say({"type": "done", "sha256": digest, "bytes": self.session.size})
             await self.close()
 
     async def disconnect(self, code: int) -> None:
@@ -216,9 +218,18 @@ class VolumeUploadConsumer(AsyncWebsocketConsumer):
     async def _stop(self, reason: str, *, notify: bool = True) -> None:
         self.finished = True
         await asyncio.to_thread(self._in_thread, self.session.abort, reason)
-        if notify:
-            await self.send(json.dumps({"type": "error", "message": reason}))
+        if notify and await self._say({"type": "error", "message": reason}):
             await self.close()
+
+    async def _say(self, message: dict) -> bool:
+        """Send a message; a socket the browser already closed ends the upload as cut off."""
+        try:
+            await self.send(json.dumps(message))
+        except Disconnected:
+            if not self.finished:
+                await self._stop("The connection was cut off", notify=False)
+            return False
+        return True
 
     @staticmethod
     def _in_thread(function, *args):
