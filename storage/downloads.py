@@ -18,9 +18,9 @@ from django.views import View
 
 from hosts.connection import connect_uri
 from storage.models import Volume
-from virt.streams import download_chunks
+from virt.streams import VolumeDownload
 
-QUEUE_CHUNKS = 8
+QUEUE_CHUNKS = 4  # of virt.streams' 4 MiB pieces
 _END = object()
 
 
@@ -33,13 +33,13 @@ def _load(pk: int, user) -> tuple[Volume, str]:
     return volume, connect_uri(volume.host)
 
 
-async def stream_volume(uri: str, pool_uuid: str, name: str) -> AsyncIterator[bytes]:
+async def stream_volume(download: VolumeDownload) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue(QUEUE_CHUNKS)
     stop = threading.Event()
 
     def read() -> None:
-        chunks = download_chunks(uri, pool_uuid, name)
+        chunks = download.chunks()
         try:
             for data in chunks:
                 if stop.is_set():
@@ -53,7 +53,7 @@ async def stream_volume(uri: str, pool_uuid: str, name: str) -> AsyncIterator[by
         if not stop.is_set():
             asyncio.run_coroutine_threadsafe(queue.put(outcome), loop).result()
 
-    reader = threading.Thread(target=read, name=f"download-{name}", daemon=True)
+    reader = threading.Thread(target=read, name="volume-download", daemon=True)
     reader.start()
     try:
         while True:
@@ -75,8 +75,10 @@ class VolumeDownloadView(View):
     async def get(self, request, pk: int):
         user = await request.auser()
         volume, uri = await sync_to_async(_load)(pk, user)
-        response = StreamingHttpResponse(stream_volume(uri, str(volume.pool.uuid), volume.name),
-                                         content_type="application/octet-stream")
-        # No Content-Length: what the stream holds (a file's bytes, a device's) is only known at its end.
+        download = await asyncio.to_thread(VolumeDownload, uri, str(volume.pool.uuid), volume.name)
+        response = StreamingHttpResponse(stream_volume(download), content_type="application/octet-stream")
+        response["Content-Length"] = str(download.length)
+        # Django closes the response whether or not its body was ever read: so does the transfer.
+        response._resource_closers.append(download.close)
         response["Content-Disposition"] = content_disposition_header(True, volume.name)
         return response

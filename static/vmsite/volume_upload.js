@@ -58,25 +58,41 @@
     const scheme = window.location.protocol === "https:" ? "wss:" : "ws:";
     socket = new WebSocket(`${scheme}//${window.location.host}${path}`);
     socket.binaryType = "arraybuffer";
-    let offset = 0, acknowledged = 0, inFlight = 0, ended = false;
+    let acknowledged = 0, inFlight = 0, ended = false;
+    let wakeUp = null;
 
-    async function pump() {
-      while (inFlight < windowSize && offset < file.size && socket.readyState === WebSocket.OPEN) {
-        const end = Math.min(offset + chunkSize, file.size);
-        const slice = file.slice(offset, end);
-        offset = end;
-        inFlight += 1;
-        socket.send(await slice.arrayBuffer());
+    // One sender, so that chunks leave in order; it waits while the window is full. The file is
+    // read a few chunks at a time, the next read starting while the current one is being sent.
+    const readSize = 8 * chunkSize;
+    const readAt = (start) => file.slice(start, Math.min(start + readSize, file.size)).arrayBuffer();
+
+    async function sender() {
+      let position = 0;
+      let reading = readAt(0);
+      while (position < file.size) {
+        const buffer = new Uint8Array(await reading);
+        position += buffer.length;
+        reading = position < file.size ? readAt(position) : null;
+        for (let start = 0; start < buffer.length; start += chunkSize) {
+          while (inFlight >= windowSize && !ended) await new Promise((resolve) => { wakeUp = resolve; });
+          if (ended || socket.readyState !== WebSocket.OPEN) return;
+          inFlight += 1;
+          socket.send(buffer.subarray(start, Math.min(start + chunkSize, buffer.length)));
+        }
       }
+    }
+
+    function windowOpened() {
+      if (wakeUp) { const resolve = wakeUp; wakeUp = null; resolve(); }
     }
 
     socket.addEventListener("message", (event) => {
       const message = JSON.parse(event.data);
-      if (message.type === "ready") { setProgress(0, file.size); pump(); }
+      if (message.type === "ready") { setProgress(0, file.size); sender(); }
       else if (message.type === "progress") {
         acknowledged = message.received; inFlight -= 1;
         setProgress(acknowledged, file.size);
-        pump();
+        windowOpened();
       } else if (message.type === "done") {
         ended = true;
         setProgress(file.size, file.size, `Uploaded ${file.size} bytes.`);
@@ -85,11 +101,14 @@
         finish(true, `Uploaded ${file.size} bytes.`);
       } else if (message.type === "error") {
         ended = true;
+        windowOpened();
         finish(false, message.message);
       }
     });
     socket.addEventListener("close", (event) => {
       if (!ended) finish(false, `The connection closed (code ${event.code}) after ${acknowledged} bytes.`);
+      ended = true;
+      windowOpened();
     });
   }
 })();

@@ -69,6 +69,7 @@ class VolumeXML(XMLObject):
     key = XMLProperty("./key")
     capacity = ByteSize("./capacity")
     allocation = ByteSize("./allocation")
+    physical = ByteSize("./physical")  # a file volume's size on disk (qcow2: not its capacity)
     path = XMLProperty("./target/path")
     format = XMLProperty("./target/format/@type")
     backing_path = XMLProperty("./backingStore/path")
