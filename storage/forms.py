@@ -103,9 +103,10 @@ class VolumeCreateForm(forms.Form):
         self.pool = pool
         super().__init__(*args, **kwargs)
         self.fields["backing"].queryset = Volume.objects.filter(host=pool.host).select_related("pool")
-        if pool.pool_type not in FILE_POOL_TYPES:
+        if pool.pool_type not in FILE_POOL_TYPES:  # a logical volume or a partition: no image format
             self.fields["format"].choices = [("raw", "raw")]
             self.fields["format"].initial = "raw"
+            del self.fields["backing"]
 
     def clean_name(self) -> str:
         name = validate_volume_name(self.cleaned_data["name"])

@@ -12,6 +12,7 @@ from operations.models import Operation
 from operations.registry import Report, operation_handler
 from operations.services import operation_record_libvirt_time
 from storage import sync
+from storage.choices import FILE_POOL_TYPES
 from storage.models import StoragePool, Volume
 from virt import storage as virt_storage
 from virt.clone import copy_volume
@@ -120,8 +121,14 @@ def create_volume(operation: Operation, report: Report) -> str:
         try:
             backing_handle = (virt_storage.lookup_volume(conn, str(backing.pool.uuid), backing.name)
                               if backing is not None else None)
-            virt_storage.create_volume(handle, name=args["name"], capacity=args["capacity"],
-                                       allocation=args.get("allocation"), fmt=args["format"], backing=backing_handle)
+            file_pool = pool.pool_type in FILE_POOL_TYPES
+            # Image files are thin unless asked (libvirt would allocate a raw one in full); a logical
+            # volume or a partition is all there, and has no image format.
+            allocation = args.get("allocation")
+            virt_storage.create_volume(
+                handle, name=args["name"], capacity=args["capacity"],
+                allocation=allocation if allocation is not None else (0 if file_pool else None),
+                fmt=args["format"] if file_pool else None, backing=backing_handle)
         finally:
             sync.pool_refresh_row(conn, pool)
     return f"Created {args['name']} ({args['format']})"

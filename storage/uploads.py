@@ -39,7 +39,7 @@ from operations.choices import OperationState
 from operations.models import Operation
 from operations import services as operations
 from storage import sync
-from storage.choices import UploadState
+from storage.choices import FILE_POOL_TYPES, UploadState
 from storage.models import StoragePool, Volume
 from storage.services import volume_mark_upload
 from virt import storage as virt_storage
@@ -91,7 +91,9 @@ class UploadSession:
         with connection_pool().session(self.uri) as conn:
             handle = virt_storage.lookup_pool(conn, str(self.pool.uuid))
             if self.args["new"]:
-                virt_storage.create_volume(handle, name=self.args["name"], capacity=self.size, allocation=0, fmt="raw")
+                file_pool = self.pool.pool_type in FILE_POOL_TYPES
+                virt_storage.create_volume(handle, name=self.args["name"], capacity=self.size,
+                                           allocation=0 if file_pool else None, fmt="raw" if file_pool else None)
                 self.created = True
             else:
                 volume = virt_storage.lookup_volume(conn, str(self.pool.uuid), self.args["name"])

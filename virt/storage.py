@@ -207,8 +207,9 @@ def find_pool_sources(conn: libvirt.virConnect, pool_type: str, host: str) -> li
 # Volumes
 
 
-def create_volume(pool: libvirt.virStoragePool, *, name: str, capacity: int, allocation: int | None, fmt: str,
+def create_volume(pool: libvirt.virStoragePool, *, name: str, capacity: int, allocation: int | None, fmt: str | None,
                   backing: libvirt.virStorageVol | None = None) -> libvirt.virStorageVol:
+    """fmt None: the pool's own kind of volume (a logical volume, a partition)."""
     if not pool.isActive():
         raise OperationInvalid(f"The storage pool {pool.name()!r} is not active: start it first.")
     if name in pool.listVolumes():
@@ -216,8 +217,10 @@ def create_volume(pool: libvirt.virStoragePool, *, name: str, capacity: int, all
     xml = VolumeXML.new()
     xml.name = name
     xml.capacity = capacity
-    xml.allocation = allocation or 0  # libvirt would otherwise allocate a raw volume in full
-    xml.format = fmt
+    if allocation is not None:
+        xml.allocation = allocation
+    if fmt is not None:
+        xml.format = fmt
     if backing is not None:
         xml.backing_path = backing.path()
         xml.backing_format = VolumeXML.from_libvirt(backing.XMLDesc(0)).format or "raw"
