@@ -1,0 +1,63 @@
+"""The storage pages: the nav link, the pool list, the ISO library and its link into the new-VM
+wizard, permissions. Rows come from a reconcile of the real libvirtd."""
+import subprocess
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from hosts.reconcile import host_reconcile
+from operations.models import Operation
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def iso(dir_pool, tmp_path):
+    """A small ISO image in the pool, made outside libvirt and found by a reconcile."""
+    (tmp_path / "readme.txt").write_text("hello\n")
+    path = f"{dir_pool.target_path}/tools.iso"
+    subprocess.run(["genisoimage", "-quiet", "-o", path, "-V", "TOOLS", str(tmp_path / "readme.txt")], check=True)
+    subprocess.run(["virsh", "-q", "-c", "qemu:///system", "pool-refresh", dir_pool.name], check=True,
+                   capture_output=True)
+    host_reconcile(host=dir_pool.host)
+    return dir_pool.volumes.get(name="tools.iso")
+
+
+def test_the_nav_leads_to_the_pools_with_their_usage(admin_client, dir_pool):
+    home = admin_client.get(reverse("dashboard")).content.decode()
+    assert f'href="{reverse("storage:list")}"' in home
+    page = admin_client.get(reverse("storage:list")).content.decode()
+    assert dir_pool.name in page and 'role="progressbar"' in page and dir_pool.target_path in page
+    host_page = admin_client.get(reverse("hosts:detail", args=[dir_pool.host.pk])).content.decode()
+    assert reverse("storage:pool", args=[dir_pool.pk]) in host_page
+
+
+def test_the_iso_library_lists_isos_and_hands_one_to_the_new_vm_wizard(admin_client, iso):
+    assert iso.format == "iso" and iso.is_iso
+    page = admin_client.get(reverse("storage:isos")).content.decode()
+    assert "tools.iso" in page and iso.pool.name in page
+    link = (f"{reverse('domains:create', args=[iso.host_id])}?cdrom_pool={iso.pool.name}"
+            "&amp;cdrom_volume=tools.iso")
+    assert link in page
+    wizard = admin_client.get(link.replace("&amp;", "&")).content.decode()
+    assert 'value="tools.iso"' in wizard
+
+
+def test_a_volume_page_shows_its_facts_and_a_user_without_permission_cannot_change_it(client, admin_client, iso):
+    page = admin_client.get(reverse("storage:volume", args=[iso.pk])).content.decode()
+    assert iso.path in page and "Download" in page
+
+    viewer = get_user_model().objects.create_user("viewer", password="x" * 20)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_volume"))
+    client.force_login(viewer)
+    assert client.get(reverse("storage:volume", args=[iso.pk])).status_code == 200
+    for url, data in ((reverse("storage:volume_action", args=[iso.pk, "wipe"]), {}),
+                      (reverse("storage:volume_delete", args=[iso.pk]), {"confirm_name": "tools.iso"}),
+                      (reverse("storage:pool_action", args=[iso.pool_id, "stop"]), {}),
+                      (reverse("storage:upload", args=[iso.pool_id]), {"name": "x.img", "size": "10"})):
+        assert client.post(url, data).status_code == 403, url
+    assert not Operation.objects.exists()
+    client.logout()
+    assert client.get(reverse("storage:list")).status_code == 302  # to the login page
