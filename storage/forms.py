@@ -359,3 +359,10 @@ class UploadForm(forms.Form):
         elif size is not None and size > self.pool.available:
             self.add_error("size", f"The file ({_human(size)}) is larger than the pool's free space "
                                    f"({_human(self.pool.available)}).")
+
+
+class DiscoverForm(forms.Form):
+    source_host = forms.CharField(max_length=300, label="Server")
+
+    def clean_source_host(self) -> str:
+        return validate_address(self.cleaned_data["source_host"])

@@ -206,3 +206,16 @@ def _refuse_if_used(conn: Connection, handle, what: str) -> None:
         names = ", ".join(sorted({user.domain_name for user in users}))
         raise OperationInvalid(f"The volume is in use by {names}: it was not {what}. Detach it from "
                                f"{'them' if len(users) > 1 else 'it'} first (a running guest must release it).")
+
+
+@operation_handler("pool.discover")
+def discover_sources(operation: Operation, report: Report) -> str:
+    """What the server offers, stored with the operation for the new-pool page to list."""
+    host = Host.objects.get(pk=operation.target_id)
+    args = operation.arguments
+    with connection_pool().session(connect_uri(host)) as conn:
+        report(20, f"Asking {args['source_host']}")
+        found = virt_storage.find_pool_sources(conn, args["pool_type"], args["source_host"])
+    Operation.objects.filter(pk=operation.pk).update(arguments={**args, "found": found})
+    what = "export(s)" if args["pool_type"] == "netfs" else "target(s)"
+    return f"{args['source_host']} offers {len(found)} {what}"

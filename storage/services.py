@@ -74,3 +74,12 @@ def volume_mark_upload(*, volume_id: int, state: str, note: str = "", sha256: st
 
 def volume_upload_started(*, volume: Volume) -> None:
     volume_mark_upload(volume_id=volume.pk, state=UploadState.UPLOADING, note="upload in progress", sha256="")
+
+
+@transaction.atomic
+def pool_discover_enqueue(*, host: Host, pool_type: str, source_host: str, user: AbstractBaseUser | None) -> Operation:
+    """Ask the host what an NFS server exports or an iSCSI portal offers (libvirt's discovery)."""
+    if pool_type not in ("netfs", "iscsi"):
+        raise ValueError(f"No discovery for {pool_type!r} pools.")
+    return _enqueue(kind="pool.discover", target=host, host=host, user=user,
+                    arguments={"pool_type": pool_type, "source_host": source_host})

@@ -9,6 +9,7 @@ urlpatterns = [
     path("isos/", views.IsoLibraryView.as_view(), name="isos"),
     path("hosts/<int:host_pk>/new-pool/", views.PoolDefineView.as_view(), name="define"),
     path("hosts/<int:host_pk>/new-pool/<slug:pool_type>/", views.PoolDefineView.as_view(), name="define_type"),
+    path("hosts/<int:host_pk>/new-pool/<slug:pool_type>/discover/", views.PoolDiscoverView.as_view(), name="discover"),
     path("pools/<int:pk>/", views.PoolDetailView.as_view(), name="pool"),
     path("pools/<int:pk>/delete/", views.PoolDeleteView.as_view(), name="pool_delete"),
     path("pools/<int:pk>/new-volume/", views.VolumeCreateView.as_view(), name="volume_create"),

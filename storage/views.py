@@ -2,6 +2,8 @@ from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
 from django.views import View
 from django.views.generic import DetailView, ListView, TemplateView
 
@@ -11,13 +13,14 @@ from storage import selectors, services
 from storage.choices import POOL_TYPE_LABELS
 from storage.config import pool_config
 from storage.forms import (
-    POOL_FIELDS, UNITS, PoolDefineForm, PoolDeleteForm, UploadForm, VolumeCloneForm, VolumeCreateForm, VolumeDeleteForm,
+    POOL_FIELDS, UNITS, DiscoverForm, PoolDefineForm, PoolDeleteForm, UploadForm, VolumeCloneForm, VolumeCreateForm, VolumeDeleteForm,
     VolumeResizeForm,
 )
 from storage.models import StoragePool, Volume
 from storage.uploads import CHUNK, WINDOW, upload_begin
 
 POOL_ACTION_PERMISSIONS = {"undefine": "storage.delete_storagepool"}
+DISCOVERED_FIELDS = ("source_host", "source_dir", "target_iqn")
 
 
 class PoolListView(ListView):
@@ -56,7 +59,9 @@ class PoolDefineView(PermissionRequiredMixin, View):
 
     def get(self, request, host_pk: int, pool_type: str = ""):
         host = get_object_or_404(Host, pk=host_pk)
-        form = PoolDefineForm(host=host, pool_type=pool_type) if pool_type in POOL_FIELDS else None
+        # A discovered export or target fills the form in; the form validates it on POST.
+        initial = {name: request.GET[name] for name in DISCOVERED_FIELDS if name in request.GET}
+        form = PoolDefineForm(host=host, pool_type=pool_type, initial=initial) if pool_type in POOL_FIELDS else None
         return self._render(request, host, pool_type, form)
 
     def post(self, request, host_pk: int, pool_type: str = ""):
@@ -73,9 +78,33 @@ class PoolDefineView(PermissionRequiredMixin, View):
         messages.info(request, f"{data['name']}: operation #{operation.pk} (define pool) queued.")
         return redirect("operations:detail", pk=operation.pk)
 
-    def _render(self, request, host, pool_type, form):
-        context = {"host": host, "pool_type": pool_type, "form": form, "pool_types": POOL_TYPE_LABELS}
-        return render(request, self.template_name, context, status=400 if form is not None and form.is_bound else 200)
+    def _render(self, request, host, pool_type, form, discover_form=None):
+        discovery = (Operation.objects.filter(pk=request.GET.get("discovery"), kind="pool.discover", host=host).first()
+                     if (request.GET.get("discovery") or "").isdigit() else None)
+        context = {"host": host, "pool_type": pool_type, "form": form, "pool_types": POOL_TYPE_LABELS,
+                   "discovery": discovery, "discover_form": discover_form or DiscoverForm(initial=form.initial if form else None)}
+        bound = (form is not None and form.is_bound) or (discover_form is not None and discover_form.is_bound)
+        return render(request, self.template_name, context, status=400 if bound else 200)
+
+
+class PoolDiscoverView(PermissionRequiredMixin, View):
+    """POST: ask the host what an NFS server or an iSCSI portal offers; the new-pool page lists it."""
+
+    permission_required = "storage.add_storagepool"
+    http_method_names = ["post"]
+
+    def post(self, request, host_pk: int, pool_type: str):
+        host = get_object_or_404(Host, pk=host_pk)
+        if pool_type not in ("netfs", "iscsi"):
+            raise Http404("No discovery for this pool type")
+        form = DiscoverForm(request.POST)
+        if not form.is_valid():
+            return PoolDefineView()._render(request, host, pool_type, PoolDefineForm(host=host, pool_type=pool_type),
+                                            discover_form=form)
+        operation = services.pool_discover_enqueue(host=host, pool_type=pool_type,
+                                                   source_host=form.cleaned_data["source_host"], user=request.user)
+        query = urlencode({"discovery": operation.pk, "source_host": form.cleaned_data["source_host"]})
+        return redirect(f"{reverse('storage:define_type', args=[host.pk, pool_type])}?{query}")
 
 
 class PoolActionView(PermissionRequiredMixin, View):

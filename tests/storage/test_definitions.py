@@ -86,3 +86,28 @@ def test_a_second_pool_of_the_same_name_is_refused_by_the_handler(test_host):
 def test_it_discovers_nfs_exports_through_libvirt(test_host):
     found = find_pool_sources(connection_pool().get(test_host.uri), "netfs", "nfs.example.org")
     assert found == [{"host": "nfs.example.org", "dir": "/testshare", "device": ""}]
+
+
+def test_discovery_lists_what_the_server_offers_and_fills_the_form_in(test_host, admin_client):
+    from django.urls import reverse
+
+    from operations.models import Operation
+
+    url = reverse("storage:discover", args=[test_host.pk, "netfs"])
+    response = admin_client.post(url, {"source_host": "nfs;reboot"})
+    assert response.status_code == 400 and b"Not a valid host name" in response.content
+    assert not Operation.objects.exists()
+
+    response = admin_client.post(url, {"source_host": "nfs.example.org"})
+    assert response.status_code == 302
+    operation = Operation.objects.get(kind="pool.discover")
+    message = handler_for("pool.discover")(operation, lambda progress, text: None)
+    assert message == "nfs.example.org offers 1 export(s)"
+    operation.refresh_from_db()
+    operation.state = "succeeded"
+    operation.save()
+    page = admin_client.get(response.url).content.decode()
+    assert "?source_host=nfs.example.org&amp;source_dir=/testshare" in page
+    form_page = admin_client.get(reverse("storage:define_type", args=[test_host.pk, "netfs"]),
+                                 {"source_host": "nfs.example.org", "source_dir": "/testshare"}).content.decode()
+    assert 'value="/testshare"' in form_page and 'value="nfs.example.org"' in form_page
