@@ -34,6 +34,7 @@ class VolumeUpload:
         self.sent = 0
         self.digest = hashlib.sha256()
         self.hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-sha256")
+        self.hashing = None
         self.conn = open_monitored(uri, on_close=lambda reason: None)  # a lost host fails the next send
         try:
             with translated():
@@ -48,14 +49,13 @@ class VolumeUpload:
         """Send data; returns the bytes sent so far. More than the announced length is refused."""
         if self.sent + len(data) > self.length:
             raise ValueError(f"more bytes than announced ({self.length})")
-        hashed = self.hasher.submit(self.digest.update, data)
-        try:
-            with translated():
-                offset = 0
-                while offset < len(data):  # the binding takes bytes only: a slice is a cheap copy
-                    offset += self.stream.send(data[offset:offset + PACKET])
-        finally:
-            hashed.result()
+        if self.hashing is not None:  # at most the previous chunk is still being hashed: memory stays bounded
+            self.hashing.result()
+        self.hashing = self.hasher.submit(self.digest.update, data)
+        with translated():
+            offset = 0
+            while offset < len(data):  # the binding takes bytes only: a slice is a cheap copy
+                offset += self.stream.send(data[offset:offset + PACKET])
         self.sent += len(data)
         return self.sent
 
@@ -68,6 +68,8 @@ class VolumeUpload:
                 self.stream.finish()
         finally:
             self._close()
+        if self.hashing is not None:
+            self.hashing.result()
         return self.digest.hexdigest()
 
     def abort(self) -> None:
