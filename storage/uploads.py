@@ -222,7 +222,8 @@ class VolumeUploadConsumer(AsyncWebsocketConsumer):
                 await self._stop(f"Upload failed at the end: {exc}")
                 return
             self.finished = True
-            await self._say({"type": "done", "sha256": digest, "bytes": self.session.size})
+            await self._say({"type": "done", "sha256": digest, "bytes": self.session.size,
+                             "volume": f"/storage/volumes/{self.session.volume_id}/"})
             await self.close()
 
     async def disconnect(self, code: int) -> None:

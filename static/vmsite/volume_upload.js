@@ -97,6 +97,7 @@
         ended = true;
         setProgress(file.size, file.size, `Uploaded ${file.size} bytes.`);
         document.getElementById("upload-sha256").textContent = message.sha256;
+        document.getElementById("upload-volume-link").href = message.volume;
         document.getElementById("upload-result").classList.remove("d-none");
         finish(true, `Uploaded ${file.size} bytes.`);
       } else if (message.type === "error") {

@@ -61,3 +61,19 @@ def test_a_volume_page_shows_its_facts_and_a_user_without_permission_cannot_chan
     assert not Operation.objects.exists()
     client.logout()
     assert client.get(reverse("storage:list")).status_code == 302  # to the login page
+
+
+def test_every_form_page_renders(admin_client, iso):
+    pool, host = iso.pool, iso.host
+    urls = [reverse("storage:define", args=[host.pk]), reverse("storage:pool_delete", args=[pool.pk]),
+            reverse("storage:volume_create", args=[pool.pk]), reverse("storage:upload", args=[pool.pk]),
+            reverse("storage:volume_clone", args=[iso.pk]), reverse("storage:volume_resize", args=[iso.pk]),
+            reverse("storage:volume_delete", args=[iso.pk])]
+    urls += [reverse("storage:define_type", args=[host.pk, kind])
+             for kind in ("dir", "fs", "netfs", "logical", "disk", "iscsi")]
+    for url in urls:
+        response = admin_client.get(url)
+        assert response.status_code == 200, url
+        assert b"csrfmiddlewaretoken" in response.content or url.endswith("/new-pool/"), url
+    assert admin_client.get(reverse("storage:define_type", args=[host.pk, "rbd"])).status_code == 200
+    assert admin_client.post(reverse("storage:define_type", args=[host.pk, "rbd"]), {}).status_code == 404

@@ -41,7 +41,8 @@ def test_it_uploads_a_file_from_the_page_and_shows_its_sha256(page, asgi_server,
     assert volume.capacity == len(data) and volume.sha256 == hashlib.sha256(data).hexdigest()
     with open(volume.path, "rb") as image:
         assert image.read() == data
-    page.goto(f"{asgi_server}/storage/volumes/{volume.pk}/")
+    page.click("#upload-volume-link")
+    expect(page).to_have_url(f"{asgi_server}/storage/volumes/{volume.pk}/")
     expect(page.locator("#volume-sha256")).to_have_text(volume.sha256)
     with page.expect_download() as download:
         page.click("#download")
