@@ -55,14 +55,13 @@ class PoolDetailView(DetailView):
 
 class PoolDefineView(PermissionRequiredMixin, View):
     permission_required = "storage.add_storagepool"
-    template_name = "storage/pool_define.html"
 
     def get(self, request, host_pk: int, pool_type: str = ""):
         host = get_object_or_404(Host, pk=host_pk)
         # A discovered export or target fills the form in; the form validates it on POST.
         initial = {name: request.GET[name] for name in DISCOVERED_FIELDS if name in request.GET}
         form = PoolDefineForm(host=host, pool_type=pool_type, initial=initial) if pool_type in POOL_FIELDS else None
-        return self._render(request, host, pool_type, form)
+        return render_define_page(request, host, pool_type, form)
 
     def post(self, request, host_pk: int, pool_type: str = ""):
         host = get_object_or_404(Host, pk=host_pk)
@@ -70,7 +69,7 @@ class PoolDefineView(PermissionRequiredMixin, View):
             raise Http404("No such pool type")
         form = PoolDefineForm(request.POST, host=host, pool_type=pool_type)
         if not form.is_valid():
-            return self._render(request, host, pool_type, form)
+            return render_define_page(request, host, pool_type, form)
         data = form.cleaned_data
         operation = services.pool_define_enqueue(
             host=host, config=pool_config(pool_type=pool_type, data=data), build=data.get("build", False),
@@ -78,13 +77,17 @@ class PoolDefineView(PermissionRequiredMixin, View):
         messages.info(request, f"{data['name']}: operation #{operation.pk} (define pool) queued.")
         return redirect("operations:detail", pk=operation.pk)
 
-    def _render(self, request, host, pool_type, form, discover_form=None):
-        discovery = (Operation.objects.filter(pk=request.GET.get("discovery"), kind="pool.discover", host=host).first()
-                     if (request.GET.get("discovery") or "").isdigit() else None)
-        context = {"host": host, "pool_type": pool_type, "form": form, "pool_types": POOL_TYPE_LABELS,
-                   "discovery": discovery, "discover_form": discover_form or DiscoverForm(initial=form.initial if form else None)}
-        bound = (form is not None and form.is_bound) or (discover_form is not None and discover_form.is_bound)
-        return render(request, self.template_name, context, status=400 if bound else 200)
+
+def render_define_page(request, host: Host, pool_type: str, form, discover_form=None):
+    """The new-pool page: the type's form, and for NFS and iSCSI the discovery box and its result."""
+    discovery_id = request.GET.get("discovery") or ""
+    discovery = (Operation.objects.filter(pk=discovery_id, kind="pool.discover", host=host).first()
+                 if discovery_id.isdigit() else None)
+    context = {"host": host, "pool_type": pool_type, "form": form, "pool_types": POOL_TYPE_LABELS,
+               "discovery": discovery,
+               "discover_form": discover_form or DiscoverForm(initial=form.initial if form else None)}
+    bound = (form is not None and form.is_bound) or (discover_form is not None and discover_form.is_bound)
+    return render(request, "storage/pool_define.html", context, status=400 if bound else 200)
 
 
 class PoolDiscoverView(PermissionRequiredMixin, View):
@@ -99,8 +102,8 @@ class PoolDiscoverView(PermissionRequiredMixin, View):
             raise Http404("No discovery for this pool type")
         form = DiscoverForm(request.POST)
         if not form.is_valid():
-            return PoolDefineView()._render(request, host, pool_type, PoolDefineForm(host=host, pool_type=pool_type),
-                                            discover_form=form)
+            return render_define_page(request, host, pool_type, PoolDefineForm(host=host, pool_type=pool_type),
+                                      discover_form=form)
         operation = services.pool_discover_enqueue(host=host, pool_type=pool_type,
                                                    source_host=form.cleaned_data["source_host"], user=request.user)
         query = urlencode({"discovery": operation.pk, "source_host": form.cleaned_data["source_host"]})
