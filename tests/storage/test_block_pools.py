@@ -91,3 +91,20 @@ def test_it_partitions_a_loop_device_as_a_disk_pool(celery_worker, admin_client,
     act(admin_client, pool, "stop")
     act(admin_client, pool, "undefine")
     assert not StoragePool.objects.filter(pk=pool.pk).exists()
+
+
+def test_it_uses_an_existing_volume_group_and_undefining_keeps_it(celery_worker, admin_client, local_host,
+                                                                   loop_device, janitor):
+    group = f"{PREFIX}vg-{uuid.uuid4().hex[:6]}"
+    run("vgcreate", "-q", group, loop_device)
+    try:
+        name = janitor.pool_name()
+        pool = define(admin_client, local_host, "logical", {"name": name, "vg_name": group, "start": "on"})
+        assert pool.active and pool.capacity > 50 * MIB and pool.details["source_name"] == group
+        act(admin_client, pool, "stop")
+        act(admin_client, pool, "undefine")
+        assert not StoragePool.objects.filter(pk=pool.pk).exists()
+        assert group in run("vgs", "--noheadings", "-o", "vg_name")  # the storage itself is kept
+    finally:
+        subprocess.run(["vgremove", "-q", "-f", group], capture_output=True)
+        subprocess.run(["pvremove", "-q", "-f", loop_device], capture_output=True)
