@@ -72,18 +72,10 @@ def read_inventory(conn: libvirt.virConnect, *, with_facts: bool = True) -> Inve
     """Everything a host has. Host facts and capabilities change only with the host's software or
     hardware, which means a restarted libvirtd and so a new connection: read them on (re)connect,
     not on every periodic reconcile, where each round trip counts."""
-    from virt.storage import list_volumes
+    from virt.storage import list_all_volumes
 
-    pools = list_pools(conn)
-    volumes = []
-    for handle in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
-        try:
-            volumes.extend(list_volumes(handle))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() not in (libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_OPERATION_INVALID):
-                raise  # a pool stopped or undefined while we looked is simply skipped
     return Inventory(facts=host_facts(conn) if with_facts else None, domains=list_domains(conn),
-                     pools=pools, networks=list_networks(conn), volumes=volumes)
+                     pools=list_pools(conn), networks=list_networks(conn), volumes=list_all_volumes(conn))
 
 
 def list_domains(conn: libvirt.virConnect) -> list[DomainSummary]:

@@ -77,6 +77,19 @@ def refetch_pool(conn: libvirt.virConnect, uuid: str) -> tuple[PoolSummary, list
         return summary, list_volumes(pool) if active else []
 
 
+def list_all_volumes(conn: libvirt.virConnect) -> list[VolumeSummary]:
+    """The volumes of every active pool of the host: per pool, one listing and one description
+    per volume (libvirt has no bulk call for volumes)."""
+    volumes = []
+    for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+        try:
+            volumes.extend(list_volumes(pool))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() not in (libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_OPERATION_INVALID):
+                raise  # a pool stopped or undefined while we looked is simply skipped
+    return volumes
+
+
 def list_volumes(pool: libvirt.virStoragePool) -> list[VolumeSummary]:
     """The volumes of an active pool: one listing plus one description each."""
     pool_uuid = uuid_module.UUID(pool.UUIDString())
