@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from django.views import View
 
 from hosts.connection import connect_uri
 from storage.models import Volume
+from virt.errors import NotFound, VirtError
 from virt.streams import VolumeDownload
 
 QUEUE_CHUNKS = 4  # of virt.streams' 4 MiB pieces
@@ -75,7 +76,13 @@ class VolumeDownloadView(View):
     async def get(self, request, pk: int):
         user = await request.auser()
         volume, uri = await sync_to_async(_load)(pk, user)
-        download = await asyncio.to_thread(VolumeDownload, uri, str(volume.pool.uuid), volume.name)
+        try:
+            download = await asyncio.to_thread(VolumeDownload, uri, str(volume.pool.uuid), volume.name)
+        except NotFound as exc:
+            raise Http404(str(exc)) from exc
+        except VirtError as exc:
+            return HttpResponse(f"The volume cannot be read from its host: {exc}", status=502,
+                                content_type="text/plain")
         response = StreamingHttpResponse(stream_volume(download), content_type="application/octet-stream")
         response["Content-Length"] = str(download.length)
         # Django closes the response whether or not its body was ever read: so does the transfer.

@@ -77,3 +77,14 @@ def test_every_form_page_renders(admin_client, iso):
         assert b"csrfmiddlewaretoken" in response.content or url.endswith("/new-pool/"), url
     assert admin_client.get(reverse("storage:define_type", args=[host.pk, "rbd"])).status_code == 200
     assert admin_client.post(reverse("storage:define_type", args=[host.pk, "rbd"]), {}).status_code == 404
+
+
+def test_a_download_of_a_volume_gone_from_its_host_is_a_404_not_a_crash(admin_client, dir_pool):
+    from django.utils import timezone
+
+    from storage.models import Volume
+
+    ghost = Volume.objects.create(host=dir_pool.host, pool=dir_pool, key="/nowhere/ghost.img", name="ghost.img",
+                                  path="/nowhere/ghost.img", synced_at=timezone.now())
+    response = admin_client.get(reverse("storage:volume_download", args=[ghost.pk]))
+    assert response.status_code == 404
