@@ -16,6 +16,7 @@ bench:
 	.venv/bin/python bench/inventory.py
 	.venv/bin/python bench/actions.py
 	.venv/bin/python bench/console.py
+	.venv/bin/python bench/storage.py
 
 clean:
 	rm -rf .testdata

@@ -14,6 +14,7 @@ urlpatterns = [
     path("vms/", include("consoles.urls")),
     path("vms/", include("domains.urls")),
     path("networks/", include("networking.urls")),
+    path("storage/", include("storage.urls")),
     path("operations/", include("operations.urls")),
     path("metrics/", include("metrics.urls")),
     path("audit/", include("accounts.urls")),
