@@ -15,6 +15,8 @@ bench:
 	@bash scripts/setup.sh test
 	.venv/bin/python bench/inventory.py
 	.venv/bin/python bench/actions.py
+	.venv/bin/python bench/console.py
+	.venv/bin/python bench/storage.py
 
 clean:
 	rm -rf .testdata

@@ -14,10 +14,10 @@ def client_address(request: HttpRequest | None) -> str | None:
 
 
 def audit(request: HttpRequest | None, action: str, *, target: str = "", result: str = "ok", detail: str = "",
-          user: AbstractBaseUser | None = None, username: str = "") -> AuditEvent:
+          user: AbstractBaseUser | None = None, username: str = "", address: str | None = None) -> AuditEvent:
     if user is None and request is not None and getattr(request, "user", None) is not None \
             and request.user.is_authenticated:
         user = request.user
     return AuditEvent.objects.create(
         user=user, username=(username or (user.get_username() if user is not None else ""))[:150],
-        address=client_address(request), action=action, target=target[:255], result=result, detail=detail[:500])
+        address=address or client_address(request), action=action, target=target[:255], result=result, detail=detail[:500])

@@ -29,7 +29,9 @@ class CreateDomainView(Access, View):
 
     def get(self, request, host_pk: int):
         host = get_object_or_404(Host, pk=host_pk, enabled=True)
-        return self._render(request, CreateDomainForm(host=host))
+        # The ISO library links here with its image as the CD-ROM; the form validates it on POST.
+        initial = {name: request.GET[name] for name in ("cdrom_pool", "cdrom_volume") if name in request.GET}
+        return self._render(request, CreateDomainForm(host=host, initial=initial))
 
     def post(self, request, host_pk: int):
         host = get_object_or_404(Host, pk=host_pk, enabled=True)

@@ -17,17 +17,20 @@ from hosts.models import Host
 from networking.models import VirtualNetwork
 from networking.sync import host_devices_apply, host_devices_read, leases_apply
 from storage.models import StoragePool
+from storage.sync import volumes_apply
 from virt.connection import pool
 from virt.domains import describe_domain, refetch
 from virt.errors import HostUnavailable, NotFound
 from virt.inventory import HostFacts, Inventory, list_networks, list_pools, read_inventory
+from virt.storage import list_all_volumes
 from virt.types import Connection
 
 # Cached model, and how a summary's fields map onto its columns.
 _DOMAIN_FIELDS = {"name": "name", "state": "state", "reason": "state_reason", "vcpus": "vcpus",
                   "memory_kib": "memory_kib", "persistent": "persistent", "autostart": "autostart"}
 _POOL_FIELDS = {"name": "name", "pool_type": "pool_type", "target_path": "target_path", "active": "active",
-                "autostart": "autostart", "capacity": "capacity", "allocation": "allocation", "available": "available"}
+                "autostart": "autostart", "capacity": "capacity", "allocation": "allocation", "available": "available",
+                "details": "details"}
 _NETWORK_FIELDS = {"name": "name", "active": "active", "autostart": "autostart", "persistent": "persistent",
                    "mode": "mode", "bridge": "bridge", "details": "details"}
 
@@ -56,6 +59,7 @@ def apply_inventory(*, host: Host, inventory: Inventory) -> dict[str, Diff]:
     }
     leases_apply(host=host, leases={network.uuid: network.leases for network in inventory.networks})
     was_online = Host.objects.filter(pk=host.pk, status=HostStatus.ONLINE).exists()
+    volumes_apply(host=host, summaries=inventory.volumes, now=now)
     Host.objects.filter(pk=host.pk).update(status=HostStatus.ONLINE, status_reason="", last_seen=now, synced_at=now,
                                            **_fact_columns(inventory.facts))
     if not was_online:
@@ -133,6 +137,7 @@ def host_reconcile_pools_and_networks(*, host: Host, conn: Connection) -> dict[s
         diffs = {"pools": apply_diff(StoragePool, host, list_pools(conn), _POOL_FIELDS, now),
                  "networks": apply_diff(VirtualNetwork, host, networks, _NETWORK_FIELDS, now)}
         leases_apply(host=host, leases={network.uuid: network.leases for network in networks})
+        volumes_apply(host=host, summaries=list_all_volumes(conn), now=now)
         if any(diff.new or diff.gone or diff.changed for diff in diffs.values()):
             transaction.on_commit(lambda: publish_inventory(host_id=host.pk))
     return diffs

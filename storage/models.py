@@ -1,10 +1,11 @@
 from django.db import models
 
 from hosts.cached import CachedHostObject
+from storage.choices import UploadState
 
 
 class StoragePool(CachedHostObject):
-    """A storage pool as last seen on its host (cached state, read-only for now)."""
+    """A storage pool as last seen on its host (cached state)."""
 
     host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="pools")
     pool_type = models.CharField(max_length=32)
@@ -14,6 +15,7 @@ class StoragePool(CachedHostObject):
     capacity = models.PositiveBigIntegerField(default=0)
     allocation = models.PositiveBigIntegerField(default=0)
     available = models.PositiveBigIntegerField(default=0)
+    details = models.JSONField(default=dict, blank=True)  # source host, folder, devices, volume group
 
     class Meta(CachedHostObject.Meta):
         constraints = [models.UniqueConstraint(fields=["host", "uuid"], name="pool_unique_uuid_per_host")]
@@ -21,3 +23,40 @@ class StoragePool(CachedHostObject):
     @property
     def used_percent(self) -> int:
         return round(100 * self.allocation / self.capacity) if self.capacity else 0
+
+
+class Volume(models.Model):
+    """A volume of an active pool as last seen. Its identity on the host is libvirt's key
+    (the path, for file volumes); its name is unique in its pool."""
+
+    host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="volumes")
+    pool = models.ForeignKey(StoragePool, on_delete=models.CASCADE, related_name="volumes")
+    key = models.CharField(max_length=1024)
+    name = models.CharField(max_length=255)
+    path = models.CharField(max_length=1024, blank=True)
+    vol_type = models.CharField(max_length=16, default="file")
+    format = models.CharField(max_length=16, blank=True)
+    capacity = models.PositiveBigIntegerField(default=0)
+    allocation = models.PositiveBigIntegerField(default=0)
+    backing_path = models.CharField(max_length=1024, blank=True)
+    # Kept by vmsite across reconciles: an upload in progress or cut off, and the last checksum.
+    upload_state = models.CharField(max_length=16, choices=UploadState.choices, blank=True)
+    upload_note = models.CharField(max_length=500, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    synced_at = models.DateTimeField()
+    seq = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["host", "key"], name="volume_unique_key_per_host")]
+
+    def __str__(self) -> str:
+        return f"{self.pool.name}/{self.name}" if self.pool_id else self.name
+
+    @property
+    def is_iso(self) -> bool:
+        return self.format == "iso" or self.name.lower().endswith(".iso")
+
+    @property
+    def used_percent(self) -> int:
+        return min(100, round(100 * self.allocation / self.capacity)) if self.capacity else 0

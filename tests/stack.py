@@ -104,6 +104,15 @@ def start_asgi_server(*, log_dir: Path) -> tuple[StackProcess, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
+def start_console_proxy(*, log_dir: Path) -> tuple[StackProcess, int]:
+    """The VNC console proxy (websockify with vmsite's plugins) on settings.CONSOLE_PROXY_PORT."""
+    port = settings.CONSOLE_PROXY_PORT
+    argv = [str(VENV_BIN / "python"), "manage.py", "consoleproxy", "--host", "127.0.0.1", "--port", str(port)]
+    proxy = start_process("consoleproxy", argv, log_dir=log_dir, env=stack_env())
+    _wait_for(lambda: port_open("127.0.0.1", port), proxy, 30, "console proxy listening")
+    return proxy, port
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -9,7 +9,6 @@ import libvirt
 
 from virt.interfaces import changes_supported
 from virt.networks import jsonable, read_leases
-from virt.xml.base import parse_trusted
 from virt.xml.capabilities import Capabilities, DomainCapabilities
 from virt.xml.network import summarize_network
 
@@ -40,6 +39,7 @@ class PoolSummary:
     capacity: int
     allocation: int
     available: int
+    details: dict = field(default_factory=dict, compare=False)  # source host, folder, devices, VG
 
 
 @dataclass(frozen=True)
@@ -72,14 +72,17 @@ class Inventory:
     domains: list[DomainSummary]
     pools: list[PoolSummary]
     networks: list[NetworkSummary]
+    volumes: list = field(default_factory=list)  # virt.storage.VolumeSummary of the active pools
 
 
 def read_inventory(conn: libvirt.virConnect, *, with_facts: bool = True) -> Inventory:
     """Everything a host has. Host facts and capabilities change only with the host's software or
     hardware, which means a restarted libvirtd and so a new connection: read them on (re)connect,
     not on every periodic reconcile, where each round trip counts."""
+    from virt.storage import list_all_volumes
+
     return Inventory(facts=host_facts(conn) if with_facts else None, domains=list_domains(conn),
-                     pools=list_pools(conn), networks=list_networks(conn))
+                     pools=list_pools(conn), networks=list_networks(conn), volumes=list_all_volumes(conn))
 
 
 def list_domains(conn: libvirt.virConnect) -> list[DomainSummary]:
@@ -116,21 +119,23 @@ def list_pools(conn: libvirt.virConnect) -> list[PoolSummary]:
     summaries = []
     for pool in conn.listAllStoragePools():
         try:
-            summaries.append(_pool_summary(pool, active, autostart))
+            summaries.append(pool_summary(pool, active, autostart))
         except libvirt.libvirtError as exc:
             if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:  # undefined while we looked
                 raise
     return summaries
 
 
-def _pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set[str]) -> PoolSummary:
-    document = parse_trusted(pool.XMLDesc(0))
+def pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set[str]) -> PoolSummary:
+    from virt.xml.storage import PoolXML
+
+    document = PoolXML.from_libvirt(pool.XMLDesc(0))
     uuid = pool.UUIDString()
     _state, capacity, allocation, available = pool.info()
     return PoolSummary(
-        uuid=uuid_module.UUID(uuid), name=pool.name(), pool_type=document.get("type", ""),
-        target_path=document.findtext("target/path") or "", active=uuid in active, autostart=uuid in autostart,
-        capacity=capacity, allocation=allocation, available=available,
+        uuid=uuid_module.UUID(uuid), name=pool.name(), pool_type=document.element.get("type", ""),
+        target_path=document.target_path or "", active=uuid in active, autostart=uuid in autostart,
+        capacity=capacity, allocation=allocation, available=available, details=document.summary(),
     )
 
 

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "networking",
     "events",
     "metrics",
+    "consoles",
 ]
 
 MIDDLEWARE = [
@@ -114,13 +115,19 @@ STATICFILES_DIRS = [
     ("vendor/bootstrap-icons", BASE_DIR / "node_modules" / "bootstrap-icons" / "font"),
     ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
     ("vendor/uplot", BASE_DIR / "node_modules" / "uplot" / "dist"),
+    ("vendor/novnc", BASE_DIR / "node_modules" / "@novnc" / "novnc"),
+    ("vendor/xterm", BASE_DIR / "node_modules" / "@xterm" / "xterm"),
+    ("vendor/xterm-addon-fit", BASE_DIR / "node_modules" / "@xterm" / "addon-fit" / "lib"),
 ]
 # The ASGI server serves the collected static files itself unless a proxy in front does.
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# channels_redis blocks up to 5 s in each read of an idle channel (BZPOPMIN); redis-py's default
+# socket timeout is 5 s too, so such a read timed out and killed the consumer: give it room.
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]}}
 }
 
 # Celery: JSON only, bounded in time; results live in Operation rows, not in a result backend.
@@ -156,6 +163,17 @@ OPERATION_HEARTBEAT_TIMEOUT = env_int("OPERATION_HEARTBEAT_TIMEOUT", 60, minimum
 LIBVIRT_LOCAL_URI = "qemu:///system"
 # Seconds a "shut down" waits for the guest to power off before it reports that it did not.
 DOMAIN_SHUTDOWN_TIMEOUT = env_int("DOMAIN_SHUTDOWN_TIMEOUT", 120, minimum=1)
+
+# The VNC console proxy (manage.py consoleproxy): where it listens, and the websocket URL pages use
+# for it ("" means the page's own host name on CONSOLE_PROXY_PORT; behind a proxy, its public URL).
+CONSOLE_PROXY_HOST = env_str("CONSOLE_PROXY_HOST", "127.0.0.1")
+CONSOLE_PROXY_PORT = env_int("CONSOLE_PROXY_PORT", 6080, minimum=1)
+CONSOLE_PROXY_URL = env_str("CONSOLE_PROXY_URL", "")
+# Seconds between the checks that close an open console whose VM or user right went away.
+CONSOLE_RECHECK_INTERVAL = env_int("CONSOLE_RECHECK_INTERVAL", 2, minimum=1)
+CONSOLE_HEARTBEAT = env_int("CONSOLE_HEARTBEAT", 30, minimum=1)
+# Seconds between two screenshots of one VM, whoever looks at it.
+SCREENSHOT_INTERVAL = env_int("SCREENSHOT_INTERVAL", 5, minimum=1)
 
 LOGGING = {
     "version": 1,

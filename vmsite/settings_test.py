@@ -10,4 +10,11 @@ os.environ.setdefault("OPERATION_HEARTBEAT_INTERVAL", "1")
 os.environ.setdefault("OPERATION_HEARTBEAT_TIMEOUT", "4")
 os.environ.setdefault("GRAPH_SAMPLE_SECONDS", "1")
 
+if "CONSOLE_PROXY_PORT" not in os.environ:  # one port for the suite; its subprocesses inherit it
+    import socket
+
+    with socket.socket() as _probe:
+        _probe.bind(("127.0.0.1", 0))
+        os.environ["CONSOLE_PROXY_PORT"] = str(_probe.getsockname()[1])
+
 from vmsite.settings import *  # noqa: E402,F401,F403

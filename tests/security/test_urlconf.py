@@ -15,6 +15,7 @@ from domains.models import Domain
 from hosts.models import Host
 from hosts.services import installation_ssh_key
 from networking.models import HostInterface, NetworkFilter, VirtualNetwork
+from storage.models import StoragePool, Volume
 from operations.models import Operation
 
 pytestmark = [pytest.mark.django_db]
@@ -45,10 +46,13 @@ def objects(db):
     network = VirtualNetwork.objects.create(uuid="6695eb01-f6a4-8304-79aa-97f2502e1940", name="walked-net", **cached)
     interface = HostInterface.objects.create(uuid="6695eb01-f6a4-8304-79aa-97f2502e1941", name="eth9", **cached)
     nwfilter = NetworkFilter.objects.create(uuid="6695eb01-f6a4-8304-79aa-97f2502e1942", name="walked", **cached)
+    pool = StoragePool.objects.create(uuid="6695eb01-f6a4-8304-79aa-97f2502e1943", name="walked-pool", pool_type="dir",
+                                      active=True, **cached)
+    volume = Volume.objects.create(host=host, pool=pool, key="/walked/v.img", name="v.img", synced_at=timezone.now())
     walked_user = get_user_model().objects.create_user("walked", password="x")
     grant = Grant.objects.create(user=walked_user, host=host, role=Role.VIEWER)
     return {"host": host, "domain": domain, "operation": operation, "network": network, "interface": interface,
-            "filter": nwfilter, "user": walked_user, "grant": grant}
+            "filter": nwfilter, "pool": pool, "volume": volume, "user": walked_user, "grant": grant}
 
 
 # (namespace, route name) -> which object an id in the route is; (namespace, "*") for the rest of
@@ -59,8 +63,12 @@ OBJECT_FOR = {
     ("networking", "*"): "network", ("networking", "interface_delete"): "interface",
     ("networking", "devices_refresh"): "host", ("networking", "filter_detail"): "filter",
     ("networking", "filter_delete"): "filter", ("users", "*"): "user", ("users", "grant_remove", "grant_pk"): "grant",
+    ("consoles", "*"): "domain",
+    ("storage", "*"): "volume", ("storage", "define"): "host", ("storage", "define_type"): "host",
+    ("storage", "discover"): "host", ("storage", "pool"): "pool", ("storage", "pool_delete"): "pool",
+    ("storage", "volume_create"): "pool", ("storage", "upload"): "pool", ("storage", "pool_action"): "pool",
 }
-TEXT_FOR = {"action": "start"}
+TEXT_FOR = {"action": "start", "pool_type": "netfs"}
 
 
 def concrete(namespace: str, url_name: str, route: str, converters: dict, objects: dict) -> str:

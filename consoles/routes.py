@@ -1,0 +1,116 @@
+"""How the console proxy reaches a VM's display from this machine, by the host's transport.
+
+Local and loopback hosts: directly. SSH hosts: through an SSH tunnel opened with the host's
+registered key and pinned host key, to the display on the host's own loopback. TCP and TLS
+hosts: on the address the display listens on (the host's address when it listens everywhere).
+The browser never names a host or a port: everything here comes from the database and libvirt.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import signal
+import socket
+import subprocess
+import threading
+from dataclasses import dataclass
+
+from hosts.choices import Transport
+from hosts.connection import host_files_dir
+from hosts.models import Host
+from hosts.ssh import write_ssh_command
+from virt.consoles import GraphicsEndpoint
+
+logger = logging.getLogger(__name__)
+CONNECT_TIMEOUT = 10
+
+
+class RouteError(Exception):
+    """The display cannot be reached from here, in words for the user."""
+
+
+@dataclass
+class Route:
+    """An open byte pipe to the display, and the tunnel process behind it (if any)."""
+
+    sock: socket.socket
+    via: str  # "direct" or "ssh tunnel", for the log
+    tunnel: subprocess.Popen | None = None
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            if self.tunnel is not None and self.tunnel.poll() is None:
+                self.tunnel.terminate()
+                try:
+                    self.tunnel.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.tunnel.kill()
+
+
+def open_route(host: Host, endpoint: GraphicsEndpoint) -> Route:
+    if host.transport == Transport.TEST:
+        raise RouteError("VMs of libvirt's test driver have no consoles.")
+    if host.transport == Transport.SSH:
+        return _ssh_tunnel(host, endpoint)
+    return Route(sock=_connect(_direct_address(host, endpoint), endpoint.port), via="direct")
+
+
+def _direct_address(host: Host, endpoint: GraphicsEndpoint) -> str:
+    if host.transport == Transport.LOCAL:
+        return "127.0.0.1" if endpoint.listens_everywhere else endpoint.listen
+    if endpoint.listens_everywhere:
+        return host.address
+    if _is_loopback(endpoint.listen) and not _is_loopback(host.address):
+        raise RouteError(f"The display listens on {host.name}'s loopback address, which only an SSH tunnel "
+                         "reaches: register the host over SSH, or make its displays listen on its address.")
+    return endpoint.listen
+
+
+def _is_loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return address == "localhost"
+
+
+def _connect(address: str, port: int) -> socket.socket:
+    try:
+        sock = socket.create_connection((address, port), timeout=CONNECT_TIMEOUT)
+    except OSError as exc:
+        raise RouteError(f"The display at {address}:{port} does not answer ({exc.strerror or exc}).") from None
+    sock.settimeout(None)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _ssh_tunnel(host: Host, endpoint: GraphicsEndpoint) -> Route:
+    """`ssh -W` to the display as the host sees it; our end of a socket pair is the route."""
+    target = "127.0.0.1" if endpoint.listens_everywhere else endpoint.listen
+    if ":" in target:
+        target = f"[{target}]"
+    command = write_ssh_command(host_files_dir(host), host.ssh_host_keys)
+    argv = [str(command), "-p", str(host.port or 22), "-W", f"{target}:{endpoint.port}"]
+    if host.ssh_key is not None:
+        argv += ["-i", host.ssh_key.private_key_path]
+    if host.username:
+        argv += ["-l", host.username]
+    argv += ["--", host.address]
+    ours, theirs = socket.socketpair()
+    try:
+        process = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, close_fds=True)
+    finally:
+        theirs.close()
+    threading.Thread(target=_log_tunnel_end, args=(process, host.name), daemon=True).start()
+    return Route(sock=ours, via="ssh tunnel", tunnel=process)
+
+
+def _log_tunnel_end(process: subprocess.Popen, host_name: str) -> None:
+    try:
+        _out, error = process.communicate(timeout=24 * 3600)
+    except subprocess.TimeoutExpired:
+        return
+    if process.returncode not in (0, -signal.SIGTERM) and error.strip():
+        logger.warning("SSH tunnel to %s ended with %s: %s", host_name, process.returncode,
+                       error.decode(errors="replace").strip()[-500:])

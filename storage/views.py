@@ -1,0 +1,313 @@
+from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import urlencode
+from django.views import View
+from django.views.generic import DetailView, ListView, TemplateView
+
+from hosts.models import Host
+from operations.models import Operation
+from storage import selectors, services
+from storage.choices import POOL_TYPE_LABELS
+from storage.config import pool_config
+from storage.forms import (
+    POOL_FIELDS, UNITS, DiscoverForm, PoolDefineForm, PoolDeleteForm, UploadForm, VolumeCloneForm, VolumeCreateForm, VolumeDeleteForm,
+    VolumeResizeForm,
+)
+from storage.models import StoragePool, Volume
+from storage.uploads import CHUNK, WINDOW, upload_begin
+
+POOL_ACTION_PERMISSIONS = {"undefine": "storage.delete_storagepool"}
+DISCOVERED_FIELDS = ("source_host", "source_dir", "target_iqn")
+
+
+class PoolListView(ListView):
+    template_name = "storage/pool_list.html"
+    context_object_name = "pools"
+
+    def get_queryset(self):
+        return selectors.pool_list()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["hosts"] = Host.objects.only("pk", "name")
+        context["pool_types"] = POOL_TYPE_LABELS
+        return context
+
+
+class PoolDetailView(DetailView):
+    template_name = "storage/pool_detail.html"
+    context_object_name = "pool"
+    queryset = StoragePool.objects.select_related("host")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            volumes=selectors.pool_volumes(self.object),
+            operations=_operations("storagepool", self.object.pk),
+            busy=services.busy_with(self.object),
+            type_label=POOL_TYPE_LABELS.get(self.object.pool_type, self.object.pool_type),
+        )
+        return context
+
+
+class PoolDefineView(PermissionRequiredMixin, View):
+    permission_required = "storage.add_storagepool"
+
+    def get(self, request, host_pk: int, pool_type: str = ""):
+        host = get_object_or_404(Host, pk=host_pk)
+        # A discovered export or target fills the form in; the form validates it on POST.
+        initial = {name: request.GET[name] for name in DISCOVERED_FIELDS if name in request.GET}
+        form = PoolDefineForm(host=host, pool_type=pool_type, initial=initial) if pool_type in POOL_FIELDS else None
+        return render_define_page(request, host, pool_type, form)
+
+    def post(self, request, host_pk: int, pool_type: str = ""):
+        host = get_object_or_404(Host, pk=host_pk)
+        if pool_type not in POOL_FIELDS:
+            raise Http404("No such pool type")
+        form = PoolDefineForm(request.POST, host=host, pool_type=pool_type)
+        if not form.is_valid():
+            return render_define_page(request, host, pool_type, form)
+        data = form.cleaned_data
+        operation = services.pool_define_enqueue(
+            host=host, config=pool_config(pool_type=pool_type, data=data), build=data.get("build", False),
+            start=data["start"], autostart=data["autostart"], user=request.user)
+        messages.info(request, f"{data['name']}: operation #{operation.pk} (define pool) queued.")
+        return redirect("operations:detail", pk=operation.pk)
+
+
+def render_define_page(request, host: Host, pool_type: str, form, discover_form=None):
+    """The new-pool page: the type's form, and for NFS and iSCSI the discovery box and its result."""
+    discovery_id = request.GET.get("discovery") or ""
+    discovery = (Operation.objects.filter(pk=discovery_id, kind="pool.discover", host=host).first()
+                 if discovery_id.isdigit() else None)
+    context = {"host": host, "pool_type": pool_type, "form": form, "pool_types": POOL_TYPE_LABELS,
+               "discovery": discovery,
+               "discover_form": discover_form or DiscoverForm(initial=form.initial if form else None)}
+    bound = (form is not None and form.is_bound) or (discover_form is not None and discover_form.is_bound)
+    return render(request, "storage/pool_define.html", context, status=400 if bound else 200)
+
+
+class PoolDiscoverView(PermissionRequiredMixin, View):
+    """POST: ask the host what an NFS server or an iSCSI portal offers; the new-pool page lists it."""
+
+    permission_required = "storage.add_storagepool"
+    http_method_names = ["post"]
+
+    def post(self, request, host_pk: int, pool_type: str):
+        host = get_object_or_404(Host, pk=host_pk)
+        if pool_type not in ("netfs", "iscsi"):
+            raise Http404("No discovery for this pool type")
+        form = DiscoverForm(request.POST)
+        if not form.is_valid():
+            return render_define_page(request, host, pool_type, PoolDefineForm(host=host, pool_type=pool_type),
+                                      discover_form=form)
+        operation = services.pool_discover_enqueue(host=host, pool_type=pool_type,
+                                                   source_host=form.cleaned_data["source_host"], user=request.user)
+        query = urlencode({"discovery": operation.pk, "source_host": form.cleaned_data["source_host"]})
+        return redirect(f"{reverse('storage:define_type', args=[host.pk, pool_type])}?{query}")
+
+
+class PoolActionView(PermissionRequiredMixin, View):
+    http_method_names = ["post"]
+
+    def get_permission_required(self):
+        return [POOL_ACTION_PERMISSIONS.get(self.kwargs["action"], "storage.change_storagepool")]
+
+    def post(self, request, pk: int, action: str):
+        if action not in services.POOL_ACTIONS or action == "delete":
+            raise Http404("No such action")
+        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        _enqueue(request, lambda: services.pool_action_enqueue(pool=pool, action=action, user=request.user),
+                 f"{pool.name}: {services.POOL_ACTIONS[action].lower()}")
+        if action == "undefine":
+            return redirect("storage:list")
+        return redirect("storage:pool", pk=pool.pk)
+
+
+class PoolDeleteView(PermissionRequiredMixin, View):
+    permission_required = "storage.delete_storagepool"
+    template_name = "storage/pool_delete.html"
+
+    def get(self, request, pk: int):
+        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        return _render(request, self.template_name, {"pool": pool}, PoolDeleteForm(pool=pool))
+
+    def post(self, request, pk: int):
+        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        form = PoolDeleteForm(request.POST, pool=pool)
+        if form.is_valid() and _enqueue(
+                request, lambda: services.pool_action_enqueue(pool=pool, action="delete", user=request.user),
+                f"{pool.name}: delete"):
+            return redirect("storage:pool", pk=pool.pk)
+        return _render(request, self.template_name, {"pool": pool}, form)
+
+
+class VolumeCreateView(PermissionRequiredMixin, View):
+    permission_required = "storage.add_volume"
+    template_name = "storage/volume_create.html"
+
+    def get(self, request, pk: int):
+        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        return _render(request, self.template_name, {"pool": pool}, VolumeCreateForm(pool=pool))
+
+    def post(self, request, pk: int):
+        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        form = VolumeCreateForm(request.POST, pool=pool)
+        if form.is_valid() and _enqueue(
+                request, lambda: services.volume_create_enqueue(pool=pool, arguments=form.arguments(), user=request.user),
+                f"{form.cleaned_data['name']}: create"):
+            return redirect("storage:pool", pk=pool.pk)
+        return _render(request, self.template_name, {"pool": pool}, form)
+
+
+class VolumeDetailView(DetailView):
+    template_name = "storage/volume_detail.html"
+    context_object_name = "volume"
+    queryset = Volume.objects.select_related("pool", "host")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            users=selectors.volume_users(self.object),
+            operations=_operations("volume", self.object.pk),
+            busy=services.busy_with(self.object),
+            clone_form=VolumeCloneForm(volume=self.object),
+            resize_form=VolumeResizeForm(volume=self.object),
+        )
+        return context
+
+
+class VolumeFormView(PermissionRequiredMixin, View):
+    """A volume action with a form: clone, resize, delete."""
+
+    action = ""
+    form_class = None
+    template_name = ""
+
+    def get(self, request, pk: int):
+        volume = self._volume(pk)
+        return _render(request, self.template_name, self._context(volume), self._form(volume))
+
+    def post(self, request, pk: int):
+        volume = self._volume(pk)
+        form = self._form(volume, request.POST)
+        if form.is_valid() and _enqueue(
+                request, lambda: services.volume_action_enqueue(volume=volume, action=self.action, user=request.user,
+                                                                arguments=self.arguments(form)),
+                f"{volume.name}: {self.action}"):
+            return redirect("storage:volume", pk=volume.pk)
+        return _render(request, self.template_name, self._context(volume), form)
+
+    def _volume(self, pk: int) -> Volume:
+        return get_object_or_404(Volume.objects.select_related("pool", "host"), pk=pk)
+
+    def _context(self, volume: Volume) -> dict:
+        return {"volume": volume, "users": selectors.volume_users(volume), "action": self.action}
+
+    def _form(self, volume: Volume, data=None):
+        return self.form_class(data, volume=volume)
+
+    def arguments(self, form) -> dict:
+        return dict(form.cleaned_data)
+
+
+class VolumeCloneView(VolumeFormView):
+    permission_required = "storage.add_volume"
+    action = "clone"
+    form_class = VolumeCloneForm
+    template_name = "storage/volume_form.html"
+
+
+class VolumeResizeView(VolumeFormView):
+    permission_required = "storage.change_volume"
+    action = "resize"
+    form_class = VolumeResizeForm
+    template_name = "storage/volume_form.html"
+
+
+class VolumeDeleteView(VolumeFormView):
+    permission_required = "storage.delete_volume"
+    action = "delete"
+    form_class = VolumeDeleteForm
+    template_name = "storage/volume_delete.html"
+
+    def _form(self, volume: Volume, data=None):
+        return VolumeDeleteForm(data, volume=volume, users=selectors.volume_users(volume))
+
+    def arguments(self, form) -> dict:
+        return {"detach": form.cleaned_data["detach"]}
+
+
+class VolumeActionView(PermissionRequiredMixin, View):
+    """Actions without a form: wipe (it asks for confirmation in the page) and checksum."""
+
+    permission_required = "storage.change_volume"
+    http_method_names = ["post"]
+
+    def post(self, request, pk: int, action: str):
+        if action not in ("wipe", "checksum"):
+            raise Http404("No such action")
+        volume = get_object_or_404(Volume.objects.select_related("pool", "host"), pk=pk)
+        if action == "wipe" and selectors.volume_users(volume):
+            messages.error(request, f"{volume.name} is in use by a VM: it is not wiped.")
+        else:
+            _enqueue(request, lambda: services.volume_action_enqueue(volume=volume, action=action, user=request.user),
+                     f"{volume.name}: {action}")
+        return redirect("storage:volume", pk=volume.pk)
+
+
+class UploadView(PermissionRequiredMixin, View):
+    """GET: the upload page. POST (from its script): validate, and start an upload session."""
+
+    permission_required = "storage.add_volume"
+    template_name = "storage/upload.html"
+
+    def get(self, request, pk: int):
+        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        form = UploadForm(pool=pool, initial={"volume": request.GET.get("volume")})
+        return render(request, self.template_name, {"pool": pool, "form": form, "chunk": CHUNK, "window": WINDOW})
+
+    def post(self, request, pk: int):
+        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        form = UploadForm(request.POST, pool=pool)
+        if not form.is_valid():
+            return JsonResponse({"errors": {field: [str(e) for e in errors] for field, errors in form.errors.items()}},
+                                status=400)
+        volume = form.cleaned_data.get("volume")
+        if volume is not None and not request.user.has_perm("storage.change_volume"):
+            return JsonResponse({"errors": {"volume": ["You may not overwrite volumes."]}}, status=403)
+        operation = upload_begin(pool=pool, volume=volume, name=form.cleaned_data.get("name") or "",
+                                 size=form.cleaned_data["size"], user=request.user)
+        return JsonResponse({"operation": operation.pk, "socket": f"/ws/storage/uploads/{operation.pk}/",
+                             "status": f"/operations/{operation.pk}/"})
+
+
+class IsoLibraryView(TemplateView):
+    template_name = "storage/iso_library.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["isos"] = selectors.iso_library()
+        return context
+
+
+def _operations(target_type: str, pk: int):
+    return Operation.objects.filter(target_type=target_type, target_id=pk).select_related("user")[:10]
+
+
+def _enqueue(request, enqueue, label: str) -> bool:
+    try:
+        operation = enqueue()
+    except services.StorageBusy as exc:
+        messages.error(request, str(exc))
+        return False
+    messages.info(request, f"{label}: operation #{operation.pk} queued.")
+    return True
+
+
+def _render(request, template: str, context: dict, form):
+    return render(request, template, {**context, "form": form, "units": list(UNITS)},
+                  status=400 if form.is_bound else 200)

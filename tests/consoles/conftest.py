@@ -1,0 +1,108 @@
+"""The console tests' stack: the console proxy, users with and without the console right, guests
+named vmsite-con-* (this suite's prefix), and a scripted RFB/websocket client."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pytest
+import websocket
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
+from django.urls import reverse
+from lxml import etree
+
+from domains.models import Domain
+from hosts.models import Host
+from hosts.reconcile import host_reconcile
+from hosts.services import host_register_local
+from tests import stack
+from tests.guests import small_guest_xml
+
+PASSWORD = "correct horse battery staple"
+PREFIX = "vmsite-con-"
+
+
+@pytest.fixture(scope="session")
+def console_proxy(django_db_setup, redis_ready, stack_log_dir) -> int:
+    proxy, port = stack.start_console_proxy(log_dir=stack_log_dir)
+    yield port
+    proxy.stop()
+
+
+@pytest.fixture
+def local_host(local_libvirt) -> Host:
+    host, _ = host_register_local()
+    return host
+
+
+def make_user(name: str, *, console: bool = True):
+    user = get_user_model().objects.create_user(name, password=PASSWORD)
+    permissions = ["view_domain"] + (["open_console"] if console else [])
+    user.user_permissions.add(*Permission.objects.filter(codename__in=permissions))
+    return user
+
+
+@pytest.fixture
+def alice():
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob():
+    return make_user("bob")
+
+
+def guest_name() -> str:
+    return f"{PREFIX}{uuid.uuid4().hex[:8]}"
+
+
+def serial_guest_xml(name: str) -> str:
+    """A diskless guest whose SeaBIOS talks on the serial console and waits in its boot menu."""
+    domain = etree.fromstring(small_guest_xml(name))
+    os_element = domain.find("os")
+    etree.SubElement(os_element, "bootmenu", enable="yes", timeout="60000")
+    etree.SubElement(os_element, "bios", useserial="yes")
+    devices = domain.find("devices")
+    serial = etree.SubElement(devices, "serial", type="pty")
+    etree.SubElement(serial, "target", port="0")
+    console = etree.SubElement(devices, "console", type="pty")
+    etree.SubElement(console, "target", type="serial", port="0")
+    return etree.tostring(domain, encoding="unicode")
+
+
+def cached(host: Host, guest) -> Domain:
+    host_reconcile(host=host)
+    return Domain.objects.select_related("host").get(host=host, uuid=guest.UUIDString())
+
+
+@dataclass
+class Browser:
+    """A logged-in session as a browser holds it: a Django test client and its session cookie."""
+
+    client: Client
+    origin: str
+
+    @property
+    def session_key(self) -> str:
+        return self.client.cookies["sessionid"].value
+
+    def token(self, domain: Domain) -> str:
+        response = self.client.post(reverse("consoles:token", args=[domain.pk]))
+        assert response.status_code == 200, response.content
+        return response.json()["token"]
+
+    def open(self, port: int, token: str, *, query: str = "", origin: str | None = None,
+             cookie: str | None = None) -> websocket.WebSocket:
+        return websocket.create_connection(
+            f"ws://127.0.0.1:{port}/?token={token}{query}", timeout=10,
+            origin=self.origin if origin is None else origin,
+            cookie=f"sessionid={self.session_key}" if cookie is None else cookie,
+            suppress_origin=origin == "")
+
+
+def logged_in(user, origin: str = "http://127.0.0.1:8000") -> Browser:
+    client = Client()
+    assert client.login(username=user.get_username(), password=PASSWORD)
+    return Browser(client=client, origin=origin)

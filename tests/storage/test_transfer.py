@@ -1,0 +1,139 @@
+"""Uploads and downloads through the browser's path (websocket in, streamed GET out) to a harness
+host over TCP, with the ASGI server and the real libvirt storage streams."""
+import hashlib
+import os
+
+import libvirt
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from hosts.models import Host
+from hosts.reconcile import host_reconcile
+from operations.choices import OperationState
+from operations.models import Operation
+from storage.models import StoragePool, Volume
+from tests import stack
+from tests.storage.conftest import remove_pool, unique
+from tests.storage.transfer import Browser, file_chunks
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def remote(harness):
+    return harness()
+
+
+@pytest.fixture
+def remote_pool(remote, django_db_blocker):
+    """A dir pool on the harness host, registered over TCP and cached."""
+    name = unique("pool")
+    conn = libvirt.open(remote.tcp_uri)
+    handle = conn.storagePoolDefineXML(
+        f"<pool type='dir'><name>{name}</name><target><path>/var/lib/libvirt/images/{name}</path></target></pool>", 0)
+    handle.build(0)
+    handle.create(0)
+    host = Host.objects.create(name=f"tcp-{name[-8:]}", transport="tcp", address=remote.address)
+    host_reconcile(host=host)
+    yield StoragePool.objects.select_related("host").get(host=host, name=name)
+    remove_pool(remote.tcp_uri, name)
+    try:
+        conn.storagePoolLookupByName(name)
+    except libvirt.libvirtError:
+        pass
+
+
+@pytest.fixture
+def browser(asgi_server) -> Browser:
+    user = get_user_model().objects.create_superuser(f"u{os.getpid()}", password="x" * 20)
+    client = Client()
+    client.force_login(user)
+    return Browser(asgi_server, client.cookies["sessionid"].value)
+
+
+def random_file(path, size: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "wb") as out:
+        left = size
+        while left:
+            data = os.urandom(min(left, 4 * MIB))
+            out.write(data)
+            digest.update(data)
+            left -= len(data)
+    return digest.hexdigest()
+
+
+def operation(result) -> Operation:
+    op = Operation.objects.get(pk=result.operation)
+    stack.wait_until(lambda: (op.refresh_from_db(), op.is_finished)[1], timeout=30, message="upload operation")
+    return op
+
+
+def test_it_uploads_200_mib_to_a_tcp_host_and_downloads_it_back_with_the_same_sha256(remote_pool, browser,
+                                                                                     tmp_path, remote):
+    size = 200 * MIB
+    expected = random_file(tmp_path / "image.bin", size)
+
+    result = browser.upload(remote_pool.pk, file_chunks(tmp_path / "image.bin"), size=size, name="big.img")
+    assert result.last_message["type"] == "done", result.last_message
+    assert result.sha256 == expected
+    done = operation(result)
+    assert done.state == OperationState.SUCCEEDED and done.progress == 100
+    assert expected in done.message and done.worker.startswith("web ")
+    volume = Volume.objects.get(pool=remote_pool, name="big.img")
+    assert (volume.capacity, volume.sha256, volume.upload_state) == (size, expected, "")
+    handle = libvirt.open(remote.tcp_uri).storagePoolLookupByName(remote_pool.name).storageVolLookupByName("big.img")
+    assert handle.info()[1] == size
+
+    digest, total = browser.download(volume.pk)
+    assert (digest, total) == (expected, size)
+
+
+def test_a_cut_off_upload_into_a_new_volume_removes_it(remote_pool, browser, remote):
+    size = 32 * MIB
+    chunks = (os.urandom(MIB) for _ in range(32))
+    result = browser.upload(remote_pool.pk, chunks, size=size, name="cut.img", stop_after=8 * MIB)
+    failed = operation(result)
+    assert failed.state == OperationState.FAILED
+    assert "The connection was cut off after" in failed.error and "The new volume was removed." in failed.error
+    pool = libvirt.open(remote.tcp_uri).storagePoolLookupByName(remote_pool.name)
+    pool.refresh(0)
+    assert "cut.img" not in pool.listVolumes()
+    assert not Volume.objects.filter(pool=remote_pool, name="cut.img").exists()
+
+
+def test_a_cut_off_upload_into_an_existing_volume_marks_it_partial(remote_pool, browser):
+    first = browser.upload(remote_pool.pk, (bytes([n]) * MIB for n in range(16)), size=16 * MIB, name="kept.img")
+    assert first.last_message["type"] == "done"
+    volume = Volume.objects.get(pool=remote_pool, name="kept.img")
+    result = browser.upload(remote_pool.pk, (os.urandom(MIB) for _ in range(16)), size=16 * MIB,
+                            volume_id=volume.pk, stop_after=4 * MIB)
+    assert operation(result).state == OperationState.FAILED
+    volume.refresh_from_db()
+    assert volume.upload_state == "incomplete" and "contents are partial" in volume.upload_note
+    assert volume.sha256 == ""
+
+
+def test_cancel_stops_the_upload_and_removes_the_new_volume(remote_pool, browser):
+    result = browser.upload(remote_pool.pk, (os.urandom(MIB) for _ in range(32)), size=32 * MIB, name="cancel.img",
+                            cancel_after=4 * MIB)
+    assert result.last_message == {"type": "error", "message": result.last_message["message"]}
+    assert result.last_message["message"].startswith("Cancelled by the user")
+    cancelled = operation(result)
+    assert cancelled.state == OperationState.FAILED and "Cancelled by the user after" in cancelled.error
+    assert not Volume.objects.filter(pool=remote_pool, name="cancel.img").exists()
+
+
+def test_someone_elses_or_an_anonymous_socket_is_refused(remote_pool, browser, asgi_server):
+    started = browser.start_upload(remote_pool.pk, size=MIB, name="theirs.img")
+    other = get_user_model().objects.create_superuser(f"o{os.getpid()}", password="x" * 20)
+    client = Client()
+    client.force_login(other)
+    with pytest.raises(Exception):
+        Browser(asgi_server, client.cookies["sessionid"].value).open_socket(started["socket"]).recv()
+    with pytest.raises(Exception):
+        Browser(asgi_server, "not-a-session").open_socket(started["socket"]).recv()
+    assert Operation.objects.get(pk=started["operation"]).state == OperationState.PENDING

@@ -1,0 +1,268 @@
+"""Storage pools and volumes: lifecycle, volume work, and what uses a volume.
+
+Pools and volumes are found by what the database keeps (a pool's UUID, a volume's pool and name);
+a path typed by a user never reaches libvirt.
+"""
+from __future__ import annotations
+
+import uuid as uuid_module
+from collections.abc import Callable
+from typing import NamedTuple
+
+import libvirt
+from lxml import etree
+
+from virt.errors import AlreadyExists, InvalidArgument, NotFound, OperationInvalid, translated
+from virt.inventory import PoolSummary, pool_summary
+from virt.xml.base import parse_trusted
+from virt.xml.domain import summarize_domain
+from virt.xml.storage import PoolXML, VolumeXML
+
+Progress = Callable[[int, str], None]
+
+
+class VolumeSummary(NamedTuple):
+    pool_uuid: uuid_module.UUID
+    key: str
+    name: str
+    path: str
+    vol_type: str
+    format: str
+    capacity: int
+    allocation: int
+    backing_path: str
+
+
+class VolumeUser(NamedTuple):
+    domain_uuid: str
+    domain_name: str
+    target_dev: str
+    running: bool
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def lookup_pool(conn: libvirt.virConnect, uuid: str) -> libvirt.virStoragePool:
+    try:
+        return conn.storagePoolLookupByUUIDString(uuid)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
+            raise NotFound(f"The storage pool {uuid} no longer exists on this host.") from exc
+        raise
+
+
+def lookup_volume(conn: libvirt.virConnect, pool_uuid: str, name: str) -> libvirt.virStorageVol:
+    pool = lookup_pool(conn, pool_uuid)
+    if not pool.isActive():
+        raise OperationInvalid(f"The storage pool {pool.name()!r} is not active: start it first.")
+    try:
+        return pool.storageVolLookupByName(name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise NotFound(f"The pool {pool.name()!r} has no volume named {name!r}.") from exc
+        raise
+
+
+def refetch_pool(conn: libvirt.virConnect, uuid: str) -> tuple[PoolSummary, list[VolumeSummary]] | None:
+    """One pool as libvirt has it now, with its volumes; None when it is gone."""
+    with translated():
+        try:
+            pool = lookup_pool(conn, uuid)
+        except NotFound:
+            return None
+        active = bool(pool.isActive())
+        summary = pool_summary(pool, {uuid} if active else set(), {uuid} if pool.autostart() else set())
+        return summary, list_volumes(pool) if active else []
+
+
+def list_all_volumes(conn: libvirt.virConnect) -> list[VolumeSummary]:
+    """The volumes of every active pool of the host: per pool, one listing and one description
+    per volume (libvirt has no bulk call for volumes)."""
+    volumes = []
+    for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
+        try:
+            volumes.extend(list_volumes(pool))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() not in (libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_OPERATION_INVALID):
+                raise  # a pool stopped or undefined while we looked is simply skipped
+    return volumes
+
+
+def list_volumes(pool: libvirt.virStoragePool) -> list[VolumeSummary]:
+    """The volumes of an active pool: one listing plus one description each."""
+    pool_uuid = uuid_module.UUID(pool.UUIDString())
+    volumes = []
+    for volume in pool.listAllVolumes(0):
+        try:
+            volumes.append(volume_summary(pool_uuid, volume))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:  # deleted while we looked
+                raise
+    return volumes
+
+
+def volume_summary(pool_uuid: uuid_module.UUID, volume: libvirt.virStorageVol) -> VolumeSummary:
+    xml = VolumeXML.from_libvirt(volume.XMLDesc(0))
+    return VolumeSummary(pool_uuid=pool_uuid, key=xml.key or volume.key(), name=xml.name or volume.name(),
+                         path=xml.path or "", vol_type=xml.type or "file", format=xml.format or "raw",
+                         capacity=xml.capacity or 0, allocation=xml.allocation or 0,
+                         backing_path=xml.backing_path or "")
+
+
+def volume_users(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> list[VolumeUser]:
+    """The VMs (defined or running) whose disks point at the volume, by path or pool/name."""
+    pool_name = volume.storagePoolLookupByVolume().name()
+    names = {volume.path(), f"{pool_name}/{volume.name()}"}
+    users = []
+    for domain in conn.listAllDomains(0):
+        try:
+            xml = domain.XMLDesc(0)
+            inactive = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if domain.isPersistent() else xml
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                continue
+            raise
+        disks = {disk.target: disk for text in (xml, inactive) for disk in summarize_domain(text).disks}
+        users.extend(VolumeUser(domain.UUIDString(), domain.name(), target, bool(domain.isActive()))
+                     for target, disk in disks.items() if disk.source in names)
+    return users
+
+
+# ---------------------------------------------------------------------------------------------
+# Pools
+
+
+def define_pool(conn: libvirt.virConnect, xml: PoolXML) -> str:
+    """Define a persistent pool; returns its UUID."""
+    try:
+        conn.storagePoolLookupByName(xml.name)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
+            raise
+    else:
+        raise AlreadyExists(f"The host already has a storage pool named {xml.name!r}.")
+    return conn.storagePoolDefineXML(xml.to_xml(), 0).UUIDString()
+
+
+def build_pool(pool: libvirt.virStoragePool, *, overwrite: bool = False) -> str:
+    """Make the pool's storage: its folder, a volume group on its devices, a partition table."""
+    if pool.isActive():
+        raise OperationInvalid("Stop the pool before building it.")
+    pool.build(libvirt.VIR_STORAGE_POOL_BUILD_OVERWRITE if overwrite else libvirt.VIR_STORAGE_POOL_BUILD_NEW)
+    return "Built"
+
+
+def start_pool(pool: libvirt.virStoragePool) -> str:
+    if pool.isActive():
+        return "Already active"
+    pool.create(0)
+    return "Started"
+
+
+def stop_pool(pool: libvirt.virStoragePool) -> str:
+    if not pool.isActive():
+        return "Already inactive"
+    pool.destroy()
+    return "Stopped"
+
+
+def set_pool_autostart(pool: libvirt.virStoragePool, *, enabled: bool) -> str:
+    pool.setAutostart(1 if enabled else 0)
+    return "Autostart on" if enabled else "Autostart off"
+
+
+def refresh_pool(pool: libvirt.virStoragePool) -> str:
+    if not pool.isActive():
+        raise OperationInvalid("Start the pool before refreshing it.")
+    pool.refresh(0)
+    return "Refreshed"
+
+
+def undefine_pool(pool: libvirt.virStoragePool) -> str:
+    """Forget the pool's definition; its storage and volumes stay where they are."""
+    if pool.isActive():
+        pool.destroy()
+    if pool.isPersistent():
+        pool.undefine()
+    return "Undefined (the storage itself is kept)"
+
+
+def delete_pool(pool: libvirt.virStoragePool) -> str:
+    """Destroy the pool's storage (an empty folder, a volume group), then forget it."""
+    if pool.isActive():
+        if pool.numOfVolumes():
+            raise OperationInvalid(f"The pool still has {pool.numOfVolumes()} volume(s): delete them first.")
+        pool.destroy()
+    pool.delete(libvirt.VIR_STORAGE_POOL_DELETE_NORMAL)
+    if pool.isPersistent():
+        pool.undefine()
+    return "Deleted with its storage"
+
+
+def find_pool_sources(conn: libvirt.virConnect, pool_type: str, host: str) -> list[dict]:
+    """What a server offers: NFS exports (netfs) or iSCSI targets (iscsi), by libvirt's discovery."""
+    query = PoolXML.new()
+    query.source_host = host
+    spec = etree.tostring(query.element.find("source"), encoding="unicode")
+    answer = parse_trusted(conn.findStoragePoolSources(pool_type, spec, 0))
+    found = []
+    for source in answer.iter("source"):
+        wrapper = PoolXML.new()
+        wrapper.element.append(source)
+        found.append({"host": wrapper.source_host or host, "dir": wrapper.source_dir or "",
+                      "device": (wrapper.source_devices or [""])[0]})
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Volumes
+
+
+def create_volume(pool: libvirt.virStoragePool, *, name: str, capacity: int, allocation: int | None, fmt: str | None,
+                  backing: libvirt.virStorageVol | None = None) -> libvirt.virStorageVol:
+    """fmt None: the pool's own kind of volume (a logical volume, a partition)."""
+    if not pool.isActive():
+        raise OperationInvalid(f"The storage pool {pool.name()!r} is not active: start it first.")
+    if name in pool.listVolumes():
+        raise AlreadyExists(f"The pool {pool.name()!r} already has a volume named {name!r}.")
+    xml = VolumeXML.new()
+    xml.name = name
+    xml.capacity = capacity
+    if allocation is not None:
+        xml.allocation = allocation
+    if fmt is not None:
+        xml.format = fmt
+    if backing is not None:
+        xml.backing_path = backing.path()
+        xml.backing_format = VolumeXML.from_libvirt(backing.XMLDesc(0)).format or "raw"
+    return pool.createXML(xml.to_xml(), 0)
+
+
+def resize_volume(volume: libvirt.virStorageVol, *, capacity: int, shrink: bool) -> str:
+    _type, current, _allocation = volume.info()
+    if capacity == current:
+        return "Size unchanged"
+    if capacity < current and not shrink:
+        raise InvalidArgument("The new size is smaller than the volume: tick 'shrink' to allow losing its end.")
+    volume.resize(capacity, libvirt.VIR_STORAGE_VOL_RESIZE_SHRINK if capacity < current else 0)
+    return f"Resized to {capacity} bytes"
+
+
+def wipe_volume(volume: libvirt.virStorageVol) -> str:
+    volume.wipe(0)
+    return "Wiped (filled with zeros)"
+
+
+def delete_volume(volume: libvirt.virStorageVol) -> str:
+    try:
+        volume.delete(0)
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
+            raise
+    return "Deleted"
+
+
+def volume_pool_uuid(volume: libvirt.virStorageVol) -> str:
+    return volume.storagePoolLookupByVolume().UUIDString()
