@@ -56,6 +56,12 @@ def operations_for(user: AbstractBaseUser) -> QuerySet[Operation]:
                                     | Q(target_type="domain", target_id__in=domain_ids))
 
 
+def operable_ids(user: AbstractBaseUser, domains) -> set[int]:
+    """Which of these VMs (a page of a list) the user may operate: one query for the page."""
+    ids = [domain.pk for domain in domains]
+    return set(domains_for(user, OPERATE).filter(pk__in=ids).values_list("pk", flat=True))
+
+
 def may(user: AbstractBaseUser, need: str, obj: Model) -> bool:
     """May the user see (VIEW), act on (OPERATE) or administer (ADMIN) this object?"""
     if is_admin(user):

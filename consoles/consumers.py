@@ -43,11 +43,9 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
         session_key = getattr(session, "session_key", None)
         if user is None or not user.is_authenticated or not session_key:
             return None
-        if not await database_sync_to_async(console_allowed)(user):
-            return None
         domain = await database_sync_to_async(
             Domain.objects.select_related("host").filter(pk=self.scope["url_route"]["kwargs"]["pk"]).first)()
-        if domain is None:
+        if domain is None or not await database_sync_to_async(console_allowed)(user, domain):
             return None
         self.session_key = session_key
         self.grant = ConsoleGrant(user_id=user.pk, session_hash=hash_secret(session_key), domain_id=domain.pk,

@@ -8,14 +8,13 @@ from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
 from django.conf import settings
 
+from accounts.access import OPERATE, may
 from consoles.tokens import ConsoleGrant
 from domains.models import Domain
 
-CONSOLE_PERMISSION = "consoles.open_console"
-
-
-def console_allowed(user: AbstractBaseUser) -> bool:
-    return user.is_active and user.has_perm(CONSOLE_PERMISSION)
+def console_allowed(user: AbstractBaseUser, domain: Domain) -> bool:
+    """Consoles are for whoever may operate the VM (accounts.access)."""
+    return may(user, OPERATE, domain)
 
 
 def domain_graphics_types(domain: Domain) -> set[str]:
@@ -39,15 +38,15 @@ def grant_revoked_reason(grant: ConsoleGrant, session_key: str) -> str | None:
     user = get_user_model().objects.filter(pk=grant.user_id).first()
     if user is None or not user.is_active:
         return "your account is disabled"
-    if not user.has_perm(CONSOLE_PERMISSION):
-        return "you no longer have the right to open consoles"
     if not _session_belongs_to(session_key, user):
         return "you are logged out"
-    location = Domain.objects.filter(pk=grant.domain_id).values_list("uuid", "host_id").first()
-    if location is None:
+    domain = Domain.objects.filter(pk=grant.domain_id).first()
+    if domain is None:
         return "the VM was deleted"
-    if str(location[0]) != grant.domain_uuid or location[1] != grant.host_id:
+    if str(domain.uuid) != grant.domain_uuid or domain.host_id != grant.host_id:
         return "the VM moved to another host"
+    if not console_allowed(user, domain):
+        return "you no longer have the right to open this console"
     return None
 
 

@@ -20,7 +20,7 @@ class ConsoleForbidden(Exception):
 def console_token_issue(*, user: AbstractBaseUser, domain: Domain, session_key: str | None,
                         graphics: str = "vnc") -> str:
     """A one-use token for the VM's display, bound to this user, login session, VM and host."""
-    if not console_allowed(user):
+    if not console_allowed(user, domain):
         raise ConsoleForbidden("You do not have the right to open consoles.")
     if not session_key:
         raise ConsoleForbidden("Log in to open a console.")

@@ -2,23 +2,23 @@ import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views import View
 from django.views.generic import DetailView
 
+from accounts.access import OPERATE
 from accounts.audit import audit
+from accounts.mixins import Access
 from accounts.models import AuditAction
 from consoles import services
-from consoles.selectors import CONSOLE_PERMISSION, domain_graphics
+from consoles.selectors import domain_graphics
 from consoles.spice import spice_file
 from domains.models import Domain
 
 
-class ConsolePageMixin(PermissionRequiredMixin):
-    permission_required = CONSOLE_PERMISSION
-    raise_exception = True
+class ConsolePageMixin(Access):
+    need, kind = OPERATE, Domain
     context_object_name = "domain"
     queryset = Domain.objects.select_related("host")
     graphics = "vnc"  # the display the page needs; "serial" for the terminal
@@ -76,11 +76,10 @@ class SerialConsoleView(ConsolePageMixin, DetailView):
     graphics = "serial"
 
 
-class ConsoleTokenView(PermissionRequiredMixin, View):
+class ConsoleTokenView(Access, View):
     """POST: a one-use token for the VM's VNC console, valid for 30 s (JSON)."""
 
-    permission_required = CONSOLE_PERMISSION
-    raise_exception = True
+    need, kind = OPERATE, Domain
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
@@ -98,11 +97,10 @@ class ConsoleTokenView(PermissionRequiredMixin, View):
         return response
 
 
-class SpiceFileView(PermissionRequiredMixin, View):
+class SpiceFileView(Access, View):
     """A .vv file for remote-viewer, from the VM's cached SPICE endpoint (never a password)."""
 
-    permission_required = CONSOLE_PERMISSION
-    raise_exception = True
+    need, kind = OPERATE, Domain
 
     def get(self, request, pk: int):
         domain = get_object_or_404(Domain.objects.select_related("host"), pk=pk)

@@ -4,7 +4,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
 
-from accounts.access import OPERATE, domains_for, may, operations_for
+from accounts.access import OPERATE, domains_for, may, operable_ids, operations_for
 from accounts.mixins import Access
 
 from domains import selectors, services
@@ -42,6 +42,7 @@ class DomainListView(Access, ListView):
         query.pop("sort", None)
         context["filter_string"] = query.urlencode()
         context["sort"] = self.request.GET.get("sort", "name")
+        context["operable"] = operable_ids(self.request.user, context["domains"])
         return context
 
 

@@ -3,7 +3,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
 
-from accounts.access import ADMIN, OPERATE, hosts_for, may, operations_for
+from accounts.access import ADMIN, OPERATE, domains_for, hosts_for, may, operable_ids, operations_for
 from accounts.audit import audit
 from accounts.mixins import Access
 from accounts.models import AuditAction
@@ -35,7 +35,8 @@ class HostDetailView(Access, DetailView):
         host = self.object
         selectors.mark_watched([host])
         context.update(
-            domains=host.domains.all(),
+            domains=domains_for(self.request.user).filter(host=host),
+            operable=operable_ids(self.request.user, domains_for(self.request.user).filter(host=host)),
             pools=host.pools.all(),
             networks=host.networks.all(),
             operations=operations_for(self.request.user).filter(host=host).select_related("user")[:10],

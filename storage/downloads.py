@@ -11,12 +11,12 @@ import threading
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from django.views import View
 
 from hosts.connection import connect_uri
+from accounts.access import VIEW, may
 from storage.models import Volume
 from virt.errors import NotFound, VirtError
 from virt.streams import VolumeDownload
@@ -26,10 +26,8 @@ _END = object()
 
 
 def _load(pk: int, user) -> tuple[Volume, str]:
-    if not user.has_perm("storage.view_volume"):
-        raise PermissionDenied
     volume = Volume.objects.select_related("pool", "host").filter(pk=pk).first()
-    if volume is None:
+    if volume is None or not may(user, VIEW, volume):
         raise Http404("No such volume")
     return volume, connect_uri(volume.host)
 
@@ -71,7 +69,10 @@ async def stream_volume(download: VolumeDownload) -> AsyncIterator[bytes]:
 
 
 class VolumeDownloadView(View):
-    """GET: the volume's contents as a file download."""
+    """GET: the volume's contents as a file download, for whoever may see the volume (checked in
+    _load: this view is async, the Access mixin is not)."""
+
+    need, kind = VIEW, Volume
 
     async def get(self, request, pk: int):
         user = await request.auser()
@@ -79,7 +80,8 @@ class VolumeDownloadView(View):
         try:
             download = await asyncio.to_thread(VolumeDownload, uri, str(volume.pool.uuid), volume.name)
         except NotFound as exc:
-            raise Http404(str(exc)) from exc
+            return HttpResponse(f"The volume is no longer on its host ({exc}).", status=404,
+                                content_type="text/plain")
         except VirtError as exc:
             return HttpResponse(f"The volume cannot be read from its host: {exc}", status=502,
                                 content_type="text/plain")

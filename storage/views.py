@@ -1,5 +1,4 @@
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -7,37 +6,39 @@ from django.utils.http import urlencode
 from django.views import View
 from django.views.generic import DetailView, ListView, TemplateView
 
+from accounts.access import ADMIN, hosts_for, operations_for
+from accounts.mixins import Access
 from hosts.models import Host
 from operations.models import Operation
 from storage import selectors, services
 from storage.choices import POOL_TYPE_LABELS
 from storage.config import pool_config
 from storage.forms import (
-    POOL_FIELDS, UNITS, DiscoverForm, PoolDefineForm, PoolDeleteForm, UploadForm, VolumeCloneForm, VolumeCreateForm, VolumeDeleteForm,
-    VolumeResizeForm,
+    POOL_FIELDS, UNITS, DiscoverForm, PoolDefineForm, PoolDeleteForm, UploadForm, VolumeCloneForm, VolumeCreateForm,
+    VolumeDeleteForm, VolumeResizeForm,
 )
 from storage.models import StoragePool, Volume
 from storage.uploads import CHUNK, WINDOW, upload_begin
 
-POOL_ACTION_PERMISSIONS = {"undefine": "storage.delete_storagepool"}
 DISCOVERED_FIELDS = ("source_host", "source_dir", "target_iqn")
 
 
-class PoolListView(ListView):
+class PoolListView(Access, ListView):
     template_name = "storage/pool_list.html"
     context_object_name = "pools"
 
     def get_queryset(self):
-        return selectors.pool_list()
+        return selectors.pool_list().filter(host_id__in=hosts_for(self.request.user).values("pk"))
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["hosts"] = Host.objects.only("pk", "name")
+        context["hosts"] = hosts_for(self.request.user).only("pk", "name")
         context["pool_types"] = POOL_TYPE_LABELS
         return context
 
 
-class PoolDetailView(DetailView):
+class PoolDetailView(Access, DetailView):
+    kind = StoragePool
     template_name = "storage/pool_detail.html"
     context_object_name = "pool"
     queryset = StoragePool.objects.select_related("host")
@@ -46,15 +47,15 @@ class PoolDetailView(DetailView):
         context = super().get_context_data(**kwargs)
         context.update(
             volumes=selectors.pool_volumes(self.object),
-            operations=_operations("storagepool", self.object.pk),
+            operations=_operations(self.request.user, "storagepool", self.object.pk),
             busy=services.busy_with(self.object),
             type_label=POOL_TYPE_LABELS.get(self.object.pool_type, self.object.pool_type),
         )
         return context
 
 
-class PoolDefineView(PermissionRequiredMixin, View):
-    permission_required = "storage.add_storagepool"
+class PoolDefineView(Access, View):
+    need, kind, pk_kwarg = ADMIN, Host, "host_pk"
 
     def get(self, request, host_pk: int, pool_type: str = ""):
         host = get_object_or_404(Host, pk=host_pk)
@@ -90,10 +91,10 @@ def render_define_page(request, host: Host, pool_type: str, form, discover_form=
     return render(request, "storage/pool_define.html", context, status=400 if bound else 200)
 
 
-class PoolDiscoverView(PermissionRequiredMixin, View):
+class PoolDiscoverView(Access, View):
     """POST: ask the host what an NFS server or an iSCSI portal offers; the new-pool page lists it."""
 
-    permission_required = "storage.add_storagepool"
+    need, kind, pk_kwarg = ADMIN, Host, "host_pk"
     http_method_names = ["post"]
 
     def post(self, request, host_pk: int, pool_type: str):
@@ -110,11 +111,9 @@ class PoolDiscoverView(PermissionRequiredMixin, View):
         return redirect(f"{reverse('storage:define_type', args=[host.pk, pool_type])}?{query}")
 
 
-class PoolActionView(PermissionRequiredMixin, View):
+class PoolActionView(Access, View):
+    need, kind = ADMIN, StoragePool
     http_method_names = ["post"]
-
-    def get_permission_required(self):
-        return [POOL_ACTION_PERMISSIONS.get(self.kwargs["action"], "storage.change_storagepool")]
 
     def post(self, request, pk: int, action: str):
         if action not in services.POOL_ACTIONS or action == "delete":
@@ -127,8 +126,8 @@ class PoolActionView(PermissionRequiredMixin, View):
         return redirect("storage:pool", pk=pool.pk)
 
 
-class PoolDeleteView(PermissionRequiredMixin, View):
-    permission_required = "storage.delete_storagepool"
+class PoolDeleteView(Access, View):
+    need, kind = ADMIN, StoragePool
     template_name = "storage/pool_delete.html"
 
     def get(self, request, pk: int):
@@ -145,8 +144,8 @@ class PoolDeleteView(PermissionRequiredMixin, View):
         return _render(request, self.template_name, {"pool": pool}, form)
 
 
-class VolumeCreateView(PermissionRequiredMixin, View):
-    permission_required = "storage.add_volume"
+class VolumeCreateView(Access, View):
+    need, kind = ADMIN, StoragePool
     template_name = "storage/volume_create.html"
 
     def get(self, request, pk: int):
@@ -163,7 +162,8 @@ class VolumeCreateView(PermissionRequiredMixin, View):
         return _render(request, self.template_name, {"pool": pool}, form)
 
 
-class VolumeDetailView(DetailView):
+class VolumeDetailView(Access, DetailView):
+    kind = Volume
     template_name = "storage/volume_detail.html"
     context_object_name = "volume"
     queryset = Volume.objects.select_related("pool", "host")
@@ -172,7 +172,7 @@ class VolumeDetailView(DetailView):
         context = super().get_context_data(**kwargs)
         context.update(
             users=selectors.volume_users(self.object),
-            operations=_operations("volume", self.object.pk),
+            operations=_operations(self.request.user, "volume", self.object.pk),
             busy=services.busy_with(self.object),
             clone_form=VolumeCloneForm(volume=self.object),
             resize_form=VolumeResizeForm(volume=self.object),
@@ -180,9 +180,10 @@ class VolumeDetailView(DetailView):
         return context
 
 
-class VolumeFormView(PermissionRequiredMixin, View):
+class VolumeFormView(Access, View):
     """A volume action with a form: clone, resize, delete."""
 
+    need, kind = ADMIN, Volume
     action = ""
     form_class = None
     template_name = ""
@@ -215,21 +216,18 @@ class VolumeFormView(PermissionRequiredMixin, View):
 
 
 class VolumeCloneView(VolumeFormView):
-    permission_required = "storage.add_volume"
     action = "clone"
     form_class = VolumeCloneForm
     template_name = "storage/volume_form.html"
 
 
 class VolumeResizeView(VolumeFormView):
-    permission_required = "storage.change_volume"
     action = "resize"
     form_class = VolumeResizeForm
     template_name = "storage/volume_form.html"
 
 
 class VolumeDeleteView(VolumeFormView):
-    permission_required = "storage.delete_volume"
     action = "delete"
     form_class = VolumeDeleteForm
     template_name = "storage/volume_delete.html"
@@ -241,10 +239,10 @@ class VolumeDeleteView(VolumeFormView):
         return {"detach": form.cleaned_data["detach"]}
 
 
-class VolumeActionView(PermissionRequiredMixin, View):
+class VolumeActionView(Access, View):
     """Actions without a form: wipe (it asks for confirmation in the page) and checksum."""
 
-    permission_required = "storage.change_volume"
+    need, kind = ADMIN, Volume
     http_method_names = ["post"]
 
     def post(self, request, pk: int, action: str):
@@ -259,10 +257,10 @@ class VolumeActionView(PermissionRequiredMixin, View):
         return redirect("storage:volume", pk=volume.pk)
 
 
-class UploadView(PermissionRequiredMixin, View):
+class UploadView(Access, View):
     """GET: the upload page. POST (from its script): validate, and start an upload session."""
 
-    permission_required = "storage.add_volume"
+    need, kind = ADMIN, StoragePool
     template_name = "storage/upload.html"
 
     def get(self, request, pk: int):
@@ -277,25 +275,23 @@ class UploadView(PermissionRequiredMixin, View):
             return JsonResponse({"errors": {field: [str(e) for e in errors] for field, errors in form.errors.items()}},
                                 status=400)
         volume = form.cleaned_data.get("volume")
-        if volume is not None and not request.user.has_perm("storage.change_volume"):
-            return JsonResponse({"errors": {"volume": ["You may not overwrite volumes."]}}, status=403)
         operation = upload_begin(pool=pool, volume=volume, name=form.cleaned_data.get("name") or "",
                                  size=form.cleaned_data["size"], user=request.user)
         return JsonResponse({"operation": operation.pk, "socket": f"/ws/storage/uploads/{operation.pk}/",
                              "status": f"/operations/{operation.pk}/"})
 
 
-class IsoLibraryView(TemplateView):
+class IsoLibraryView(Access, TemplateView):
     template_name = "storage/iso_library.html"
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["isos"] = selectors.iso_library()
+        context["isos"] = selectors.iso_library().filter(host_id__in=hosts_for(self.request.user).values("pk"))
         return context
 
 
-def _operations(target_type: str, pk: int):
-    return Operation.objects.filter(target_type=target_type, target_id=pk).select_related("user")[:10]
+def _operations(user, target_type: str, pk: int):
+    return operations_for(user).filter(target_type=target_type, target_id=pk).select_related("user")[:10]
 
 
 def _enqueue(request, enqueue, label: str) -> bool:

@@ -8,12 +8,12 @@ from dataclasses import dataclass
 import pytest
 import websocket
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 from lxml import etree
 
 from domains.models import Domain
+from accounts.models import Grant, Role
 from hosts.models import Host
 from hosts.reconcile import host_reconcile
 from hosts.services import host_register_local
@@ -37,11 +37,25 @@ def local_host(local_libvirt) -> Host:
     return host
 
 
+CONSOLE_USERS: set[str] = set()  # user names that get an operator grant on every host when they log in
+
+
 def make_user(name: str, *, console: bool = True):
+    """A user who may open consoles (an operator on the hosts of the test) or only look (a viewer)."""
     user = get_user_model().objects.create_user(name, password=PASSWORD)
-    permissions = ["view_domain"] + (["open_console"] if console else [])
-    user.user_permissions.add(*Permission.objects.filter(codename__in=permissions))
+    (CONSOLE_USERS.add if console else CONSOLE_USERS.discard)(name)
     return user
+
+
+def grant_hosts(user) -> None:
+    """Operator (console right) or viewer grants on every host the test has made so far."""
+    role = Role.OPERATOR if user.get_username() in CONSOLE_USERS else Role.VIEWER
+    for host in Host.objects.exclude(grants__user=user):
+        Grant.objects.create(user=user, host=host, role=role)
+
+
+def take_console_right(user) -> None:
+    Grant.objects.filter(user=user).update(role=Role.VIEWER)
 
 
 @pytest.fixture
@@ -103,6 +117,7 @@ class Browser:
 
 
 def logged_in(user, origin: str = "http://127.0.0.1:8000") -> Browser:
+    grant_hosts(user)
     client = Client()
     assert client.login(username=user.get_username(), password=PASSWORD)
     return Browser(client=client, origin=origin)

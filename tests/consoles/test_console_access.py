@@ -6,7 +6,6 @@ import uuid
 import zlib
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
@@ -18,7 +17,8 @@ from consoles.tokens import KEY_PREFIX, ConsoleGrant, hash_secret, token_issue, 
 from domains.choices import DomainState
 from domains.models import Domain
 from hosts.models import Host
-from tests.consoles.conftest import logged_in, make_user
+from accounts.models import Grant, Role
+from tests.consoles.conftest import grant_hosts, logged_in, make_user, take_console_right
 from virt.consoles import ppm_to_png
 
 pytestmark = pytest.mark.django_db
@@ -151,9 +151,10 @@ def test_an_open_console_closes_when_the_user_loses_the_right(host, alice):
     domain = make_domain(host)
     browser = logged_in(alice)
     grant = grant_for(browser, domain)
-    alice.user_permissions.remove(Permission.objects.get(codename="open_console"))
-    assert grant_revoked_reason(grant, browser.session_key) == "you no longer have the right to open consoles"
-    alice.user_permissions.add(Permission.objects.get(codename="open_console"))
+    take_console_right(alice)
+    assert grant_revoked_reason(grant, browser.session_key) == "you no longer have the right to open this console"
+    grant_hosts(alice)
+    Grant.objects.filter(user=alice).update(role=Role.OPERATOR)
     alice.is_active = False
     alice.save()
     assert grant_revoked_reason(grant, browser.session_key) == "your account is disabled"

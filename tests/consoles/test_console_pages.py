@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests import stack
-from tests.consoles.conftest import PASSWORD, cached, guest_name, serial_guest_xml
+from tests.consoles.conftest import PASSWORD, cached, grant_hosts, guest_name, serial_guest_xml, take_console_right
 from virt.eventloop import ensure_event_loop
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -29,6 +29,7 @@ def log_in(page, base_url: str, user) -> None:
     page.context.on("page", lambda opened: opened.on("console", lambda message: print("browser:", message.text)))
     page.on("console", lambda message: print("browser:", message.text))
     page.on("pageerror", lambda error: print("browser error:", error))
+    grant_hosts(user)
     page.goto(f"{base_url}/login/")
     page.fill("#id_username", user.get_username())
     page.fill("#id_password", PASSWORD)
@@ -128,16 +129,14 @@ def test_the_vm_page_shows_a_screenshot_of_a_running_vm(page, asgi_server, local
 
 def test_the_console_page_closes_and_says_why_when_the_right_goes(page, asgi_server, console_proxy, local_host,
                                                                   guests, alice):
-    from django.contrib.auth.models import Permission
-
     guest = guests.define(LOCAL, name=guest_name(), start=True)
     domain = cached(local_host, guest)
     log_in(page, asgi_server, alice)
     page.goto(f"{asgi_server}/vms/{domain.pk}/console/")
     expect(page.locator("#console-status")).to_have_attribute("data-state", "connected", timeout=20_000)
-    alice.user_permissions.remove(Permission.objects.get(codename="open_console"))
+    take_console_right(alice)
     expect(page.locator("#console-status")).to_have_attribute("data-state", "disconnected", timeout=5_000)
-    expect(page.locator("#console-message")).to_contain_text("no longer have the right to open consoles")
+    expect(page.locator("#console-message")).to_contain_text("no longer have the right to open this console")
 
 
 def test_the_console_page_closes_within_5_s_when_the_vm_is_deleted(page, asgi_server, console_proxy, celery_worker,

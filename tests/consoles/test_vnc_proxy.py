@@ -6,13 +6,12 @@ import time
 
 import pytest
 import websocket
-from django.contrib.auth.models import Permission
 
 from consoles.tokens import KEY_PREFIX
 from domains.services import domain_action_enqueue
 from operations.models import Operation
 from tests import stack
-from tests.consoles.conftest import cached, guest_name, logged_in
+from tests.consoles.conftest import cached, guest_name, logged_in, take_console_right
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 LOCAL = "qemu:///system"
@@ -144,7 +143,7 @@ def test_it_closes_an_open_console_when_the_user_loses_the_right(console_proxy, 
     sock = browser.open(console_proxy, browser.token(running))
     rfb_banner(sock)
     sock.send_binary(b"RFB 003.008\n")  # keep the VNC server waiting on us, not closing
-    alice.user_permissions.remove(Permission.objects.get(codename="open_console"))
+    take_console_right(alice)
     started = time.monotonic()
     code, reason = _close_frame(sock, 5)
     assert time.monotonic() - started <= 5

@@ -17,6 +17,7 @@ from tests import stack
 from tests.guests import TEST_GUEST_PREFIX, small_guest_xml
 from virt import devices
 from virt.errors import InvalidArgument, OperationInvalid
+from accounts.models import Grant, Role
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -362,6 +363,7 @@ def test_it_offers_the_config_pages_on_the_vm_page(shut_off_vm, admin_client, cl
                    "set_metadata", "xml"):
         assert f'data-action="{action}"' in page
     viewer = django_user_model.objects.create_user("viewer", password="x")
+    Grant.objects.create(user=viewer, host=shut_off_vm.host, role=Role.VIEWER)
     client.force_login(viewer)
     assert client.get(reverse("domains:config_vcpus", args=[shut_off_vm.pk])).status_code == 403
     assert client.post(reverse("domains:config_vcpus", args=[shut_off_vm.pk]),

@@ -20,6 +20,7 @@ from tests import stack
 from tests.guests import TEST_GUEST_PREFIX, small_guest_xml
 from tests.hosts.test_registration import connect_result, register
 from virt import migration as virt_migration
+from accounts.models import Grant, Role
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -368,6 +369,7 @@ def test_it_offers_only_other_enabled_hosts_and_live_by_default_when_running(adm
 
 def test_it_needs_the_change_permission(client, made_up, django_user_model):
     user = django_user_model.objects.create_user("viewer", password="pw")
+    Grant.objects.create(user=user, host=made_up["running"].host, role=Role.VIEWER)
     client.force_login(user)
     response = post_migrate(client, made_up["running"], made_up["other"], live="on")
     assert response.status_code == 403 and not Operation.objects.exists()

@@ -14,6 +14,7 @@ from tests.domains.helpers import BAD_NAMES, LOCAL, cached
 from tests import stack
 from tests.guests import TEST_GUEST_PREFIX, small_guest_xml
 from virt.snapshots import read_tree
+from accounts.models import Grant, Role
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -184,6 +185,7 @@ def test_snapshot_pages_need_the_change_permission_and_post(local_host, guests, 
                                                             admin_client):
     domain = cached(local_host, guests.define(LOCAL))
     viewer = django_user_model.objects.create_user("viewer", password="pw-viewer-123")
+    Grant.objects.create(user=viewer, host=local_host, role=Role.VIEWER)
     client.force_login(viewer)
     assert post(client, "snapshot_create", domain, {"name": "s1", "mode": "disk"}).status_code == 403
     assert client.post(reverse("domains:snapshot_refresh", args=[domain.pk])).status_code == 403

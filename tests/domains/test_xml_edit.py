@@ -14,6 +14,7 @@ from tests import stack
 from tests.domains.test_config import define_guest, succeeded
 from virt import devices
 from virt.errors import InvalidArgument
+from accounts.models import Grant, Role
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -45,19 +46,22 @@ def post_xml(client, domain: Domain, xml: str):
 
 
 @pytest.fixture
-def viewer(client, django_user_model):
-    """A signed-in user with no permissions at all."""
-    client.force_login(django_user_model.objects.create_user("viewer", password="x"))
+def viewer(client, django_user_model, local_host):
+    """A signed-in viewer of the local host."""
+    user = django_user_model.objects.create_user("viewer", password="x")
+    Grant.objects.create(user=user, host=local_host, role=Role.VIEWER)
+    client.force_login(user)
     return client
 
 
-def test_it_shows_every_user_the_live_and_inactive_xml_without_passwords(celery_worker, local_host, guests, viewer):
+def test_it_shows_every_user_the_live_and_inactive_xml_without_passwords(celery_worker, local_host, guests, viewer,
+                                                                         admin_client):
     guest = define_guest(guests, start=True, vnc_password=PASSWORD)
     domain = cached(local_host, guest)
     page = viewer.get(reverse("domains:config_xml", args=[domain.pk])).content.decode()
     assert "Not read yet: press Refresh XML." in page
 
-    refresh_xml(viewer, domain)
+    refresh_xml(admin_client, domain)  # an operation: for operators
     assert domain.xml_inactive == guest.XMLDesc(INACTIVE) and domain.xml_live == guest.XMLDesc(0)
     page = viewer.get(reverse("domains:config_xml", args=[domain.pk])).content.decode()
     assert 'id="xml-inactive"' in page and 'id="xml-live"' in page
@@ -89,11 +93,9 @@ def test_it_defines_xml_a_superuser_edited_and_keeps_the_console_password(celery
 
 
 def test_it_refuses_the_xml_editor_to_users_who_are_not_superusers(local_host, guests, client, django_user_model):
-    from django.contrib.auth.models import Permission
-
     domain = cached(local_host, define_guest(guests))
     operator = django_user_model.objects.create_user("operator", password="x")
-    operator.user_permissions.add(Permission.objects.get(codename="change_domain"))
+    Grant.objects.create(user=operator, host=local_host, role=Role.OPERATOR)
     client.force_login(operator)
     assert client.get(reverse("domains:config_xml_edit", args=[domain.pk])).status_code == 403
     assert post_xml(client, domain, domain_xml(domain)).status_code == 403

@@ -10,6 +10,7 @@ from hosts.services import host_register_local
 from operations.choices import OperationState
 from operations.models import Operation
 from tests import stack
+from accounts.models import Grant, Role
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -70,7 +71,10 @@ def test_it_refuses_sync_by_get_and_for_users_without_the_right(client, admin_cl
     url = reverse("hosts:sync", args=[host.pk])
     assert client.post(url).status_code == 302  # anonymous: to the login page
     assert admin_client.get(url).status_code == 405
-    client.force_login(_user_without_rights())
+    viewer = _user_without_rights()
+    client.force_login(viewer)
+    assert client.post(url).status_code == 404  # not even shown to a user without a grant
+    Grant.objects.create(user=viewer, host=host, role=Role.VIEWER)
     assert client.post(url).status_code == 403
     assert not Operation.objects.exists()
 

