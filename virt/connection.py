@@ -39,6 +39,8 @@ class ConnectionPool:
         self._lock = threading.Lock()
         self._host_locks: dict[str, threading.Lock] = {}
         self._connections: dict[str, libvirt.virConnect] = {}
+        self._users: dict[int, int] = {}  # sessions using each connection now, by id()
+        self._retired: dict[int, libvirt.virConnect] = {}  # dropped while in use: closed by the last user
 
     def get(self, uri: str) -> libvirt.virConnect:
         with self._lock_for(uri):
@@ -50,25 +52,49 @@ class ConnectionPool:
             return conn
 
     def drop(self, uri: str) -> None:
+        """Forget the host's connection; the next use opens a new one. It is closed at once if no
+        session is using it, else when the last one ends: another thread may be inside a call on
+        it (two host rows with one URI, a fresh reconcile beside an action)."""
         with self._lock:
             conn = self._connections.pop(uri, None)
-        if conn is not None:
-            close_quietly(conn)
+            if conn is None:
+                return
+            if self._users.get(id(conn), 0):
+                self._retired[id(conn)] = conn
+                return
+        close_quietly(conn)
 
     def close_all(self) -> None:
-        for uri in list(self._connections):
-            self.drop(uri)
+        with self._lock:
+            connections, self._connections = list(self._connections.values()), {}
+        for conn in connections:
+            close_quietly(conn)
 
     @contextmanager
     def session(self, uri: str) -> Iterator[libvirt.virConnect]:
         """Use the host's connection; libvirt errors leave as typed VirtErrors."""
         conn = self.get(uri)
+        with self._lock:
+            self._users[id(conn)] = self._users.get(id(conn), 0) + 1
         try:
             yield conn
         except libvirt.libvirtError as exc:
             if is_connection_lost(exc):
                 self.drop(uri)
             raise translate(exc) from exc
+        finally:
+            self._release(conn)
+
+    def _release(self, conn: libvirt.virConnect) -> None:
+        with self._lock:
+            users = self._users.get(id(conn), 1) - 1
+            if users:
+                self._users[id(conn)] = users
+                return
+            self._users.pop(id(conn), None)
+            retired = self._retired.pop(id(conn), None)
+        if retired is not None:
+            close_quietly(retired)
 
     def _lock_for(self, uri: str) -> threading.Lock:
         with self._lock:

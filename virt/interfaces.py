@@ -121,6 +121,8 @@ def changes_supported(conn: libvirt.virConnect) -> bool:
     except libvirt.libvirtError as exc:
         if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
             return False
+        if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
+            return True  # another transaction is open (someone's change, or a concurrent probe): supported
         raise
     conn.changeRollback(0)
     return True

@@ -145,10 +145,10 @@
       retryMs = RETRY_MIN_MS;
       setIndicator("live", "Live");
       if (offlineTimer) { clearInterval(offlineTimer); offlineTimer = null; }
-      if (everConnected) { // what happened while we were away
-        refreshAll();
-        document.dispatchEvent(new CustomEvent("live:reconnected"));
-      }
+      // What happened between the page's rendering and now (or while we were away) came to no
+      // socket: fetch the live parts once.
+      refreshAll();
+      if (everConnected) document.dispatchEvent(new CustomEvent("live:reconnected"));
       everConnected = true;
     });
     socket.addEventListener("message", function (event) {

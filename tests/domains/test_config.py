@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 from lxml import etree
 
+from accounts.models import Grant, Role
 from domains.models import Domain
 from hosts.reconcile import host_reconcile
 from operations.choices import OperationState
@@ -17,7 +18,6 @@ from tests import stack
 from tests.guests import TEST_GUEST_PREFIX, small_guest_xml
 from virt import devices
 from virt.errors import InvalidArgument, OperationInvalid
-from accounts.models import Grant, Role
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

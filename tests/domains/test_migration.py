@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from lxml import etree
 
+from accounts.models import Grant, Role
 from domains.choices import DomainState
 from domains.models import Domain
 from domains.services import domain_action_enqueue
@@ -20,7 +21,6 @@ from tests import stack
 from tests.guests import TEST_GUEST_PREFIX, small_guest_xml
 from tests.hosts.test_registration import connect_result, register
 from virt import migration as virt_migration
-from accounts.models import Grant, Role
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -5,6 +5,7 @@ from django.db import transaction
 from django.urls import reverse
 from lxml import etree
 
+from accounts.models import Grant, Role
 from domains import snapshots
 from domains.choices import DomainState
 from domains.models import Domain
@@ -14,7 +15,6 @@ from tests.domains.helpers import BAD_NAMES, LOCAL, cached
 from tests import stack
 from tests.guests import TEST_GUEST_PREFIX, small_guest_xml
 from virt.snapshots import read_tree
-from accounts.models import Grant, Role
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

@@ -7,6 +7,7 @@ import pytest
 from django.urls import reverse
 from lxml import etree
 
+from accounts.models import Grant, Role
 from domains.models import Domain
 from operations.models import Operation
 from tests.domains.helpers import LOCAL, cached
@@ -14,7 +15,6 @@ from tests import stack
 from tests.domains.test_config import define_guest, succeeded
 from virt import devices
 from virt.errors import InvalidArgument
-from accounts.models import Grant, Role
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

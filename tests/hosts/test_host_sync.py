@@ -4,13 +4,13 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 
+from accounts.models import Grant, Role
 from domains.choices import DomainState
 from domains.models import Domain
 from hosts.services import host_register_local
 from operations.choices import OperationState
 from operations.models import Operation
 from tests import stack
-from accounts.models import Grant, Role
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

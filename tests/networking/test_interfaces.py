@@ -48,6 +48,18 @@ def test_it_builds_bridge_vlan_and_bond_xml(spec, xml):
     assert etree.canonicalize(build_interface(spec), strip_text=True) == etree.canonicalize(xml, strip_text=True)
 
 
+def test_the_probe_says_supported_and_leaves_alone_a_transaction_someone_else_has_open(test_conn):
+    test_conn.changeBegin(0)  # an admin's change in progress (or a concurrent reconcile's probe)
+    try:
+        assert changes_supported(test_conn)
+        test_conn.changeRollback(0)  # still ours to end: the probe did not roll it back
+    finally:
+        try:
+            test_conn.changeRollback(0)
+        except Exception:
+            pass
+
+
 def test_it_defines_and_commits_a_bridge_a_vlan_and_a_bond_on_the_test_driver(test_conn):
     assert changes_supported(test_conn)
     assert define_interface(test_conn, InterfaceSpec(kind="bridge", name="br1", members=("eth1",))) == \

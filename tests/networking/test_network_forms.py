@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from accounts.models import Grant, Role
 from networking.models import VirtualNetwork
 from operations.models import Operation
-from accounts.models import Grant, Role
 
 pytestmark = pytest.mark.django_db
 
