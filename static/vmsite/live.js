@@ -2,6 +2,7 @@
 // sequence number"; the parts of the page that show it ([data-live-topics]) fetch a fresh copy of
 // themselves from the server (at most every THROTTLE_MS, the last change always included).
 // A gap in an object's sequence numbers, or a reconnect, refreshes every live part of the page.
+// Elements marked data-live-keep (with an id) are carried over from the old copy untouched.
 (function () {
   "use strict";
   const THROTTLE_MS = 250;
@@ -90,6 +91,11 @@
     const current = document.getElementById(id);
     if (!fresh || !current) return;
     const checked = checkedBoxes(current);
+    // Parts that scripts keep alive (a screenshot fed by its own socket) stay as they are.
+    fresh.querySelectorAll("[data-live-keep][id]").forEach(function (placeholder) {
+      const kept = current.querySelector("#" + CSS.escape(placeholder.id));
+      if (kept) placeholder.replaceWith(kept);
+    });
     current.replaceWith(fresh);
     fresh.querySelectorAll("input[type=checkbox]").forEach(function (box) {
       if (checked.includes(box.name + "=" + box.value)) box.checked = true;
