@@ -3,8 +3,6 @@ import csv
 import io
 
 import pytest
-import redis
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -13,18 +11,6 @@ from accounts.models import AuditAction, AuditEvent
 pytestmark = [pytest.mark.django_db]
 
 PASSWORD = "a long enough password"
-
-
-@pytest.fixture(autouse=True)
-def no_failures_left(redis_ready):
-    def clear():
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        for key in client.scan_iter("vmsite:login-failures:*"):
-            client.delete(key)
-
-    clear()
-    yield
-    clear()
 
 
 @pytest.fixture

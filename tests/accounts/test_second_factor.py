@@ -4,8 +4,6 @@ import time
 
 import pyotp
 import pytest
-import redis
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -14,18 +12,6 @@ from accounts.views_account import PENDING_SINCE
 
 pytestmark = [pytest.mark.django_db]
 PASSWORD = "a long enough password"
-
-
-@pytest.fixture(autouse=True)
-def no_failures_left(redis_ready):
-    def clear():
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        for key in client.scan_iter("vmsite:login-failures:*"):
-            client.delete(key)
-
-    clear()
-    yield
-    clear()
 
 
 @pytest.fixture
