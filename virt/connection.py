@@ -44,18 +44,30 @@ class ConnectionPool:
 
     def get(self, uri: str) -> libvirt.virConnect:
         with self._lock_for(uri):
-            conn = self._connections.get(uri)
-            if conn is not None and conn.isAlive():
-                return conn
-            conn = self._open(uri)
-            self._connections[uri] = conn
+            return self._current(uri)
+
+    def _current(self, uri: str) -> libvirt.virConnect:
+        """The host's live connection, opened if need be; the caller holds the host's lock."""
+        conn = self._connections.get(uri)
+        if conn is not None and conn.isAlive():
+            return conn
+        conn = self._open(uri)
+        self._connections[uri] = conn
+        return conn
+
+    def _acquire(self, uri: str) -> libvirt.virConnect:
+        """The connection, counted as in use (under the host's lock, so no drop can slip between)."""
+        with self._lock_for(uri):
+            conn = self._current(uri)
+            with self._lock:
+                self._users[id(conn)] = self._users.get(id(conn), 0) + 1
             return conn
 
     def drop(self, uri: str) -> None:
         """Forget the host's connection; the next use opens a new one. It is closed at once if no
         session is using it, else when the last one ends: another thread may be inside a call on
         it (two host rows with one URI, a fresh reconcile beside an action)."""
-        with self._lock:
+        with self._lock_for(uri), self._lock:
             conn = self._connections.pop(uri, None)
             if conn is None:
                 return
@@ -73,9 +85,7 @@ class ConnectionPool:
     @contextmanager
     def session(self, uri: str) -> Iterator[libvirt.virConnect]:
         """Use the host's connection; libvirt errors leave as typed VirtErrors."""
-        conn = self.get(uri)
-        with self._lock:
-            self._users[id(conn)] = self._users.get(id(conn), 0) + 1
+        conn = self._acquire(uri)
         try:
             yield conn
         except libvirt.libvirtError as exc:

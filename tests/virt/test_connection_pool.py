@@ -27,3 +27,29 @@ def test_a_connection_dropped_while_unused_is_closed_at_once():
     pool.drop("test:///default")
     with pytest.raises(libvirt.libvirtError):
         conn.getLibVersion()
+
+
+def test_threads_that_drop_and_use_one_uri_at_once_never_meet_a_closed_connection():
+    """What four host rows with one URI do in the listener: each reconcile drops, then uses."""
+    import threading
+
+    pool = ConnectionPool()
+    errors: list[Exception] = []
+
+    def reconcile_again_and_again() -> None:
+        for _ in range(40):
+            pool.drop("test:///default")
+            try:
+                with pool.session("test:///default") as conn:
+                    conn.getLibVersion()
+                    conn.listAllDomains()
+            except Exception as exc:  # a closed connection would raise (or worse)
+                errors.append(exc)
+
+    threads = [threading.Thread(target=reconcile_again_and_again) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    pool.close_all()
+    assert errors == []
