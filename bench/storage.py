@@ -116,6 +116,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
     from hosts.models import Host
     from hosts.reconcile import host_reconcile
     from storage.models import StoragePool, Volume
+    from virt.storage import build_pool, define_pool, start_pool
+    from virt.xml.storage import PoolXML
 
     ensure_event_loop()
     remote = start_host(args.index, work / "harness")
@@ -123,10 +125,12 @@ def run(args: argparse.Namespace, work: Path) -> None:
         uri = remote.tcp_uri
         pool_name = f"bench-storage-{uuid.uuid4().hex[:6]}"
         conn = libvirt.open(uri)
-        pool = conn.storagePoolDefineXML(f"<pool type='dir'><name>{pool_name}</name><target><path>"
-                                         f"/var/lib/libvirt/images/{pool_name}</path></target></pool>", 0)
-        pool.build(0)
-        pool.create(0)
+        definition = PoolXML.new()
+        definition.type, definition.name = "dir", pool_name
+        definition.target_path = f"/var/lib/libvirt/images/{pool_name}"
+        pool = conn.storagePoolLookupByUUIDString(define_pool(conn, definition))
+        build_pool(pool)
+        start_pool(pool)
         host = Host.objects.create(name=remote.hostname, transport="tcp", address=remote.address)
         host_reconcile(host=host)
         row = StoragePool.objects.get(host=host, name=pool_name)

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import libvirt
 
 from virt.errors import OperationInvalid, VirtError
-from virt.xml.base import XMLObject, XMLProperty
+from virt.storage import create_volume
 from virt.xml.domain import summarize_domain
+from virt.xml.storage import PoolXML, VolumeXML
 
 logger = logging.getLogger(__name__)
 
@@ -145,22 +146,6 @@ def migration_params(destination_address: str, options: MigrationOptions, *, dom
 # Storage for copy-storage: the destination needs each disk's volume, empty, at the same path.
 
 
-class _VolumeXML(XMLObject):
-    tag = "volume"
-    child_order = {"volume": ("name", "capacity", "allocation", "target"), "target": ("path", "format")}
-
-    name = XMLProperty("./name")
-    capacity = XMLProperty("./capacity", int)
-    capacity_unit = XMLProperty("./capacity/@unit")
-    format = XMLProperty("./target/format/@type")
-
-
-class _PoolXML(XMLObject):
-    tag = "pool"
-
-    target_path = XMLProperty("./target/path")
-
-
 @dataclass(frozen=True)
 class _VolumeSpec:
     path: str
@@ -186,7 +171,8 @@ def prepare_destination_storage(source_conn: libvirt.virConnect, domain: libvirt
     created = []
     try:
         for spec in specs:
-            created.append(pools[spec.pool_path].createXML(_volume_xml(spec), 0))
+            created.append(create_volume(pools[spec.pool_path], name=spec.name, capacity=spec.capacity,
+                                         allocation=None, fmt=spec.format))
     except libvirt.libvirtError as exc:
         _delete_quietly(created)
         raise MigrationFailed(f"Could not create the disk on the destination: {exc.get_error_message()}") from exc
@@ -207,14 +193,14 @@ def _volume_spec(conn: libvirt.virConnect, path: str) -> _VolumeSpec:
             raise MigrationFailed(f"The disk {path} is not a volume of a storage pool on the source host, so "
                                   "vmsite cannot prepare it on the destination.") from exc
         raise
-    described = _VolumeXML.from_libvirt(volume.XMLDesc(0))
-    return _VolumeSpec(path=path, pool_path=_PoolXML.from_libvirt(pool.XMLDesc(0)).target_path or "",
+    described = VolumeXML.from_libvirt(volume.XMLDesc(0))
+    return _VolumeSpec(path=path, pool_path=PoolXML.from_libvirt(pool.XMLDesc(0)).target_path or "",
                        name=volume.name(), capacity=volume.info()[1], format=described.format)
 
 
 def _pools_by_path(conn: libvirt.virConnect) -> dict[str, libvirt.virStoragePool]:
     pools = conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)
-    return {_PoolXML.from_libvirt(pool.XMLDesc(0)).target_path: pool for pool in pools}
+    return {PoolXML.from_libvirt(pool.XMLDesc(0)).target_path: pool for pool in pools}
 
 
 def _volume_exists(conn: libvirt.virConnect, path: str) -> bool:
@@ -225,16 +211,6 @@ def _volume_exists(conn: libvirt.virConnect, path: str) -> bool:
             return False
         raise
     return True
-
-
-def _volume_xml(spec: _VolumeSpec) -> str:
-    volume = _VolumeXML.new()
-    volume.name = spec.name
-    volume.capacity = spec.capacity
-    volume.capacity_unit = "bytes"
-    if spec.format:
-        volume.format = spec.format
-    return volume.to_xml()
 
 
 def _delete_quietly(volumes: list[libvirt.virStorageVol]) -> None:
