@@ -56,6 +56,12 @@ def operations_for(user: AbstractBaseUser) -> QuerySet[Operation]:
                                     | Q(target_type="domain", target_id__in=domain_ids))
 
 
+def operates_anything(user: AbstractBaseUser) -> bool:
+    """Whether any operator right is the user's (a page that acts on what it lists needs one)."""
+    return is_admin(user) or (user.is_authenticated and user.is_active
+                               and Grant.objects.filter(user=user, role=Role.OPERATOR).exists())
+
+
 def operable_ids(user: AbstractBaseUser, domains) -> set[int]:
     """Which of these VMs (a page of a list) the user may operate: one query for the page."""
     ids = [domain.pk for domain in domains]

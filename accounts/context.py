@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from accounts.access import OPERATE, domains_for, hosts_for, is_admin
+from accounts.access import OPERATE, hosts_for, is_admin, operates_anything
 
 
 def access(request: HttpRequest) -> dict:
@@ -14,5 +14,5 @@ def access(request: HttpRequest) -> dict:
     return {
         "is_admin": is_admin(user),
         "can_create_vms": SimpleLazyObject(lambda: hosts_for(user, OPERATE).filter(enabled=True).exists()),
-        "can_operate_any": SimpleLazyObject(lambda: domains_for(user, OPERATE).exists()),
+        "can_operate_any": SimpleLazyObject(lambda: operates_anything(user)),
     }

@@ -8,8 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Model
 from django.http import Http404
 
-from accounts.access import ADMIN, OPERATE, VIEW, is_admin, may
-from accounts.models import Grant, Role
+from accounts.access import ADMIN, OPERATE, VIEW, is_admin, may, operates_anything
 
 
 class Access(AccessMixin):
@@ -25,7 +24,7 @@ class Access(AccessMixin):
         if self.kind is None:
             if self.need == ADMIN and not is_admin(user):
                 raise PermissionDenied("Administrators only.")
-            if self.need == OPERATE and not (is_admin(user) or Grant.objects.filter(user=user, role=Role.OPERATOR).exists()):
+            if self.need == OPERATE and not operates_anything(user):
                 raise PermissionDenied("Your role does not allow changes.")
         else:
             obj = self.kind.objects.filter(pk=kwargs[self.pk_kwarg]).first()

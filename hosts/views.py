@@ -34,9 +34,10 @@ class HostDetailView(Access, DetailView):
         context = super().get_context_data(**kwargs)
         host = self.object
         selectors.mark_watched([host])
+        domains = list(domains_for(self.request.user).filter(host=host))
         context.update(
-            domains=domains_for(self.request.user).filter(host=host),
-            operable=operable_ids(self.request.user, domains_for(self.request.user).filter(host=host)),
+            domains=domains,
+            operable=operable_ids(self.request.user, domains),
             pools=host.pools.all(),
             networks=host.networks.all(),
             operations=operations_for(self.request.user).filter(host=host).select_related("user")[:10],
