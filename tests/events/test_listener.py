@@ -3,6 +3,7 @@ coalesced refreshes, and the settling wait after a stop."""
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -31,8 +32,15 @@ def pid_of(owner: str | None) -> int | None:
 
 
 def test_two_listeners_share_the_hosts_and_one_takes_over_within_15_s_when_the_other_is_killed(
-        redis_ready, stack_log_dir):
-    hosts = [Host.objects.create(name=f"leased-{index}", transport="test", address="default") for index in range(4)]
+        redis_ready, stack_log_dir, tmp_path):
+    # A test-driver file per host: test:///default keeps one state per process, and libvirt's test
+    # driver does not survive four connections to it opened and closed at once from threads.
+    sample = Path(__file__).resolve().parents[1] / "virt" / "samples" / "node.xml"
+    hosts = []
+    for index in range(4):
+        node = tmp_path / f"node-{index}.xml"
+        node.write_text(sample.read_text())
+        hosts.append(Host.objects.create(name=f"leased-{index}", transport="test", address=str(node)))
     first = start_listener("listener-a", stack_log_dir)
     second = start_listener("listener-b", stack_log_dir)
     try:
