@@ -38,3 +38,18 @@ def record_failure(username: str, address: str | None) -> None:
 
 def record_success(username: str) -> None:
     _client().delete(f"{_PREFIX}user:{username.strip().lower()}")
+
+
+def address_locked_for(address: str | None) -> int:
+    """Seconds until this address may try again (API tokens count against the address only)."""
+    if not address:
+        return 0
+    client = _client()
+    key = f"{_PREFIX}address:{address}"
+    return max(client.ttl(key), 1) if int(client.get(key) or 0) >= ADDRESS_LIMIT else 0
+
+
+def record_address_failure(address: str | None) -> None:
+    if address:
+        key = f"{_PREFIX}address:{address}"
+        _client().pipeline().incr(key).expire(key, settings.LOGIN_LOCKOUT_SECONDS, nx=True).execute()

@@ -20,6 +20,9 @@ class AuditAction(models.TextChoices):
     USER_CHANGED = "user_changed", "User changed"
     GRANT_ADDED = "grant_added", "Grant added"
     GRANT_REMOVED = "grant_removed", "Grant removed"
+    TOKEN_CREATED = "token_created", "API token made"
+    TOKEN_REVOKED = "token_revoked", "API token revoked"
+    TOKEN_REFUSED = "token_refused", "API token refused"
 
 
 class AuditEvent(models.Model):

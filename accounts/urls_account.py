@@ -1,6 +1,7 @@
 from django.urls import path
 
 from accounts import views_account as views
+from api import views_tokens
 
 app_name = "account"
 urlpatterns = [
@@ -10,4 +11,6 @@ urlpatterns = [
     path("second-factor/confirm/", views.TOTPConfirmView.as_view(), name="totp_confirm"),
     path("second-factor/disable/", views.TOTPDisableView.as_view(), name="totp_disable"),
     path("sessions/end/", views.EndSessionsView.as_view(), name="end_sessions"),
+    path("tokens/", views_tokens.TokenCreateView.as_view(), name="token_create"),
+    path("tokens/<int:pk>/revoke/", views_tokens.TokenRevokeView.as_view(), name="token_revoke"),
 ]

@@ -104,11 +104,16 @@ class AccountView(Access, View):
     def get(self, request):
         return self.page(request)
 
-    def page(self, request, *, code_form=None, disable_form=None, status=200):
+    def page(self, request, *, code_form=None, disable_form=None, token_form=None, new_token: str = "",
+             status=200):
+        from api.views_tokens import TokenForm  # the API's part of this page
+
         device = device_for(request.user)
         context = {"device": device, "code_form": code_form or CodeForm(), "disable_form": disable_form or DisableForm(),
                    "qr": qr_svg(device) if device and not device.confirmed else "",
-                   "required": request.user.is_superuser and settings.REQUIRE_TOTP_FOR_ADMINS}
+                   "required": request.user.is_superuser and settings.REQUIRE_TOTP_FOR_ADMINS,
+                   "tokens": request.user.api_tokens.all(), "new_token": new_token,
+                   "token_form": token_form or TokenForm(user=request.user)}
         return render(request, self.template_name, context, status=status)
 
 

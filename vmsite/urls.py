@@ -19,5 +19,6 @@ urlpatterns = [
     path("metrics/", include("metrics.urls")),
     path("audit/", include("accounts.urls")),
     path("users/", include("accounts.urls_users")),
+    path("api/v1/", include("api.urls")),
     path("admin/", admin.site.urls),
 ]

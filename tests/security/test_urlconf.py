@@ -11,6 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from accounts.models import Grant, Role
+from api.tokens import token_issue
 from domains.models import Domain
 from hosts.models import Host
 from hosts.services import installation_ssh_key
@@ -51,7 +52,8 @@ def objects(db):
     volume = Volume.objects.create(host=host, pool=pool, key="/walked/v.img", name="v.img", synced_at=timezone.now())
     walked_user = get_user_model().objects.create_user("walked", password="x")
     grant = Grant.objects.create(user=walked_user, host=host, role=Role.VIEWER)
-    return {"host": host, "domain": domain, "operation": operation, "network": network, "interface": interface,
+    token, _text = token_issue(user=walked_user, name="walked", days=None)
+    return {"token": token, "host": host, "domain": domain, "operation": operation, "network": network, "interface": interface,
             "filter": nwfilter, "pool": pool, "volume": volume, "user": walked_user, "grant": grant}
 
 
@@ -67,6 +69,13 @@ OBJECT_FOR = {
     ("storage", "*"): "volume", ("storage", "define"): "host", ("storage", "define_type"): "host",
     ("storage", "discover"): "host", ("storage", "pool"): "pool", ("storage", "pool_delete"): "pool",
     ("storage", "volume_create"): "pool", ("storage", "upload"): "pool", ("storage", "pool_action"): "pool",
+    ("account", "token_revoke"): "token",
+    ("api", "host"): "host", ("api", "host_sync"): "host", ("api", "pool_define"): "host",
+    ("api", "vm"): "domain", ("api", "vm_action"): "domain", ("api", "vm_rename"): "domain",
+    ("api", "operation"): "operation", ("api", "operation_cancel"): "operation",
+    ("api", "pool"): "pool", ("api", "pool_action"): "pool", ("api", "volume_create"): "pool",
+    ("api", "volume"): "volume", ("api", "volume_action"): "volume",
+    ("api", "network"): "network", ("api", "network_action"): "network", ("api", "grant"): "grant",
 }
 TEXT_FOR = {"action": "start", "pool_type": "netfs"}
 
