@@ -1,0 +1,67 @@
+"""The permission matrix for the websocket routes: each route × anonymous, a user with no grant, a
+viewer, an operator (grants on the VM's host) and an administrator. A refused socket is refused at
+the handshake; nothing a viewer can open lets them change anything (the live socket only listens)."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from channels.testing import WebsocketCommunicator
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from accounts.models import Grant, Role
+from operations.models import Operation
+from tests.security.test_urlconf import objects  # noqa: F401  (fixture)
+from vmsite.asgi import application
+from vmsite.routing import websocket_urlpatterns
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+ROLES = ("anonymous", "nobody", "viewer", "operator", "admin")
+# Who gets through each route's handshake (everyone logged in may listen to what they may see).
+ALLOWED = {
+    "ws/live/": {"nobody", "viewer", "operator", "admin"},
+    "ws/vms/<int:pk>/serial/": {"operator", "admin"},
+    "ws/vms/<int:pk>/screenshots/": {"operator", "admin"},
+    "ws/storage/uploads/<int:operation_id>/": {"admin"},
+}
+
+
+def session_cookies(objects) -> dict[str, str]:
+    cookies = {"anonymous": ""}
+    users = get_user_model()
+    for role in ROLES[1:]:
+        user = (users.objects.create_superuser if role == "admin" else users.objects.create_user)(f"ws-{role}")
+        if role in ("viewer", "operator"):
+            Grant.objects.create(user=user, host=objects["host"], role=Role.VIEWER if role == "viewer" else Role.OPERATOR)
+        client = Client()
+        client.force_login(user)
+        cookies[role] = f"sessionid={client.session.session_key}"
+        # Each role's own pending upload: only an administrator's may be sent.
+        cookies[f"{role}-upload"] = str(Operation.objects.create(
+            kind="volume.upload", target_type="storagepool", target_id=objects["pool"].pk, target_label="walked",
+            host=objects["host"], user=user, arguments={"pool_id": objects["pool"].pk, "volume_id": None,
+                                                        "name": f"{role}.img", "size": 1, "new": True}).pk)
+    return cookies
+
+
+async def handshake(path: str, cookie: str) -> bool:
+    headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
+    if cookie:
+        headers.append((b"cookie", cookie.encode()))
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, _code = await communicator.connect(timeout=10)
+    await communicator.disconnect()
+    return connected
+
+
+def test_every_socket_route_lets_in_exactly_the_declared_roles(objects):  # noqa: F811
+    routes = {str(pattern.pattern) for pattern in websocket_urlpatterns}
+    assert routes == set(ALLOWED), "a new websocket route: say in ALLOWED who may open it"
+    cookies = session_cookies(objects)
+    for route, allowed in ALLOWED.items():
+        for role in ROLES:
+            path = "/" + route.replace("<int:pk>", str(objects["domain"].pk)).replace(
+                "<int:operation_id>", cookies.get(f"{role}-upload", cookies["admin-upload"]))
+            got = asyncio.run(handshake(path, cookies[role]))
+            assert got == (role in allowed), f"{path} as {role}: {'let in' if got else 'refused'}"
