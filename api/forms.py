@@ -56,8 +56,10 @@ def _describe(field: forms.Field, *, write_only: bool) -> serializers.Field:
         return serializers.IntegerField(**common)
     if isinstance(field, forms.MultipleChoiceField):
         return serializers.ListField(child=serializers.CharField(), **common)
-    if isinstance(field, forms.ChoiceField) and isinstance(field.choices, (list, tuple)):
-        return serializers.ChoiceField(choices=[value for value, _label in field.choices if value != ""], **common)
+    static_choices = [value for value, _label in field.choices if value != ""] \
+        if isinstance(field, forms.ChoiceField) and isinstance(field.choices, (list, tuple)) else []
+    if static_choices:  # choices filled in per object (a VM's disks) are described as text
+        return serializers.ChoiceField(choices=static_choices, **common)
     if isinstance(field, forms.IntegerField):
         return serializers.IntegerField(**common)
     if isinstance(field, (forms.FloatField, forms.DecimalField)):

@@ -25,5 +25,8 @@ class Declared(permissions.BasePermission):
             raise exceptions.NotFound(f"No such {view.kind._meta.verbose_name}.")
         if need != VIEW and not may(user, need, obj):
             raise exceptions.PermissionDenied(f"Your role does not allow this on {obj}.")
+        host_need = getattr(view, "host_need", None)  # a new VM on the object's host (a clone)
+        if host_need and not may(user, host_need, obj.host):
+            raise exceptions.PermissionDenied(f"Your role does not allow making VMs on {obj.host}.")
         view.access_object = obj
         return True

@@ -1,5 +1,5 @@
 from django.urls import path
-from api import views, views_resources as resources
+from api import views, views_resources as resources, views_vm_changes
 from api.docs import Docs, Schema
 
 app_name = "api"
@@ -14,6 +14,7 @@ urlpatterns = [
     path("vms/<int:pk>/", views.DomainDetail.as_view(), name="vm"),
     path("vms/<int:pk>/actions/", views.DomainActionView.as_view(), name="vm_action"),
     path("vms/<int:pk>/rename/", views.DomainRename.as_view(), name="vm_rename"),
+    *views_vm_changes.urlpatterns(),
     path("operations/", views.OperationList.as_view(), name="operations"),
     path("operations/<int:pk>/", views.OperationDetail.as_view(), name="operation"),
     path("operations/<int:pk>/cancel/", views.OperationCancel.as_view(), name="operation_cancel"),

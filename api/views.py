@@ -2,7 +2,6 @@
 changes are validated by the pages' forms and queued as operations (202 with the operation id)."""
 from __future__ import annotations
 
-from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -30,7 +29,6 @@ from operations.services import operation_request_cancel
 HOST_SECRETS = ("ssh_private_key", *TLS_FILES)
 HostWrite = api_forms.schema_for(HostForm, "HostWrite", write_only=HOST_SECRETS)
 Rename = api_forms.schema_for(RenameForm, "Rename")
-Delete = api_forms.schema_for(DeleteForm, "DomainDelete")
 Refused = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
 
@@ -56,7 +54,7 @@ class HostList(ApiListView):
 
     def get_queryset(self):
         return filtered(hosts_for(self.request.user).select_related("ssh_key").order_by("name"),
-                       self.request, "transport", "status")
+                        self.request, "transport", "status")
 
     @extend_schema(parameters=[OpenApiParameter("transport", str), OpenApiParameter("status", str)])
     def get(self, request):
@@ -178,7 +176,7 @@ class OperationList(ApiListView):
 
     def get_queryset(self):
         return filtered(operations_for(self.request.user).select_related("user").order_by("-pk"),
-                       self.request, "state", "kind", "host_id")
+                        self.request, "state", "kind", "host_id")
 
     @extend_schema(parameters=[OpenApiParameter("state", str, enum=list(OperationState.values)),
                                OpenApiParameter("kind", str), OpenApiParameter("host_id", int)])
@@ -203,10 +201,9 @@ class OperationCancel(ApiView):
     @extend_schema(request=None, responses={200: OperationSerializer, 409: ErrorSerializer, **Refused})
     def post(self, request, pk: int):
         operation = self.get_object()
-        with transaction.atomic():
-            if not operation_request_cancel(operation=operation, user=request.user):
-                return Response({"detail": f"Operation #{operation.pk} has finished or cannot be stopped midway."},
-                                status=status.HTTP_409_CONFLICT)
-        return Response(self.get_serializer(self.get_queryset().get(pk=pk)).data)
+        if not operation_request_cancel(operation=operation, user=request.user):
+            return Response({"detail": f"Operation #{operation.pk} has finished or cannot be stopped midway."},
+                            status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(self.get_object()).data)
 
 

@@ -92,8 +92,8 @@ class PoolList(ApiListView):
     serializer_class = PoolSerializer
 
     def get_queryset(self):
-        return filtered(StoragePool.objects.filter(host__in=hosts_for(self.request.user)).order_by("host_id", "name"),
-                       self.request, "host_id", "pool_type")
+        pools = StoragePool.objects.filter(host__in=hosts_for(self.request.user)).order_by("host_id", "name")
+        return filtered(pools, self.request, "host_id", "pool_type")
 
     @extend_schema(parameters=[OpenApiParameter("host_id", int), OpenApiParameter("pool_type", str)])
     def get(self, request):
@@ -145,8 +145,8 @@ class VolumeList(ApiListView):
     serializer_class = VolumeSerializer
 
     def get_queryset(self):
-        return filtered(Volume.objects.filter(host__in=hosts_for(self.request.user)).order_by("pool_id", "name"),
-                       self.request, "host_id", "pool_id", "format")
+        volumes = Volume.objects.filter(host__in=hosts_for(self.request.user)).order_by("pool_id", "name")
+        return filtered(volumes, self.request, "host_id", "pool_id", "format")
 
     @extend_schema(parameters=[OpenApiParameter("host_id", int), OpenApiParameter("pool_id", int),
                                OpenApiParameter("format", str)])
@@ -210,8 +210,8 @@ class NetworkList(ApiListView):
     serializer_class = NetworkSerializer
 
     def get_queryset(self):
-        return filtered(VirtualNetwork.objects.filter(host__in=hosts_for(self.request.user))
-                       .order_by("host_id", "name"), self.request, "host_id", "mode")
+        networks = VirtualNetwork.objects.filter(host__in=hosts_for(self.request.user)).order_by("host_id", "name")
+        return filtered(networks, self.request, "host_id", "mode")
 
     @extend_schema(parameters=[OpenApiParameter("host_id", int), OpenApiParameter("mode", str)])
     def get(self, request):
@@ -256,7 +256,7 @@ class GrantList(ApiListView):
 
     def get_queryset(self):
         return filtered(Grant.objects.select_related("user").order_by("pk"), self.request, "user__username",
-                       "host_id", "domain_id", "role")
+                        "host_id", "domain_id", "role")
 
     @extend_schema(parameters=[OpenApiParameter("user__username", str), OpenApiParameter("host_id", int),
                                OpenApiParameter("domain_id", int), OpenApiParameter("role", str)])

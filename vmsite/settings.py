@@ -128,7 +128,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"SizeUnitEnum": ["MiB", "GiB", "TiB"]},
+    "ENUM_NAME_OVERRIDES": {"SizeUnitEnum": ["MiB", "GiB", "TiB"],
+                            "BootDeviceEnum": ["hd", "cdrom", "network", "fd"]},
 }
 
 LANGUAGE_CODE = "en-us"

@@ -76,6 +76,7 @@ OBJECT_FOR = {
     ("api", "pool"): "pool", ("api", "pool_action"): "pool", ("api", "volume_create"): "pool",
     ("api", "volume"): "volume", ("api", "volume_action"): "volume",
     ("api", "network"): "network", ("api", "network_action"): "network", ("api", "grant"): "grant",
+    ("api", "*"): "domain",  # the VM changes (api/views_vm_changes.py)
 }
 TEXT_FOR = {"action": "start", "pool_type": "netfs"}
 

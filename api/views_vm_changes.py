@@ -1,0 +1,60 @@
+"""Changes to a VM through the API: each route reuses a page's view for its form (what is accepted)
+and its service (what is queued), so the API and the page cannot drift apart."""
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+
+from api import forms as api_forms
+from api.base import ApiView, enqueue
+from api.serializers import ErrorSerializer, QueuedSerializer
+from domains import views_config, views_snapshots
+from domains.models import Domain
+from domains.services import DomainBusy
+
+# API route under /api/v1/vms/<id>/ -> the page view it stands for.
+PAGE_VIEWS = {
+    "disks/add": views_config.AttachDiskView, "disks/remove": views_config.DetachDiskView,
+    "nics/add": views_config.AttachNicView, "nics/remove": views_config.DetachNicView,
+    "nics/link": views_config.NicLinkView, "nics/change": views_config.NicChangeView,
+    "nics/filter": views_config.NicFilterView, "vcpus": views_config.VcpusView,
+    "memory": views_config.MemoryView, "media": views_config.MediaView,
+    "boot-order": views_config.BootOrderView, "metadata": views_config.MetadataView,
+    "xml": views_config.XMLEditView,
+    "snapshots/create": views_snapshots.SnapshotCreateView, "snapshots/revert": views_snapshots.SnapshotRevertView,
+    "snapshots/delete": views_snapshots.SnapshotDeleteView, "clone": views_snapshots.DomainCloneView,
+}
+
+
+class VMChange(ApiView):
+    """POST the page's form fields as JSON; 202 with the operation, 400 with the form's messages."""
+
+    kind = Domain
+    queryset = Domain.objects.select_related("host")
+    page_view: type
+
+    def post(self, request, pk: int):
+        domain = self.get_object()
+        form = self.page_view.form_class(api_forms.body(request), domain=domain)
+        api_forms.valid(form)
+        page = self.page_view()
+        if hasattr(page, "enqueue"):  # the snapshot and clone pages queue through a method
+            return enqueue(lambda: page.enqueue(request, domain, form), DomainBusy)
+        arguments = page.arguments(form.cleaned_data)
+        return enqueue(lambda: type(page).service(domain=domain, user=request.user, **arguments), DomainBusy)
+
+
+def _api_view(page_view: type) -> type[VMChange]:
+    name = page_view.form_class.__name__.removesuffix("Form")
+    body = api_forms.schema_for(page_view.form_class, name)
+    view = type(f"VM{name}", (VMChange,), {
+        "page_view": page_view, "need": page_view.need, "host_need": getattr(page_view, "host_need", None),
+        "serializer_class": body, "__doc__": f"{getattr(page_view, 'title', name)} (as on the VM's page)."})
+    return extend_schema(request=body, responses={202: QueuedSerializer, 400: ErrorSerializer, 403: ErrorSerializer,
+                                                  404: ErrorSerializer, 409: ErrorSerializer})(view)
+
+
+def urlpatterns() -> list:
+    return [path(f"vms/<int:pk>/{route}/", _api_view(page_view).as_view(),
+                 name="vm_" + route.replace("/", "_").replace("-", "_"))
+            for route, page_view in PAGE_VIEWS.items()]
