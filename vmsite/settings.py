@@ -122,7 +122,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "vmsite API",
     "DESCRIPTION": "Hosts, VMs, operations, pools, volumes, networks and grants. Authenticate with "
                    "`Authorization: Bearer <token>` (make one on your account page). Actions answer 202 "
-                   "with an operation id: GET /api/v1/operations/<id>/ for its state.",
+                   "with an operation id: GET /api/v1/operations/{id}/ for its state.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
