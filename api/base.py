@@ -8,7 +8,7 @@ from django.db.models import Model
 from django.urls import reverse
 from rest_framework import status
 from rest_framework.exceptions import APIException
-from rest_framework.generics import GenericAPIView, ListAPIView
+from rest_framework.generics import GenericAPIView, ListAPIView, RetrieveAPIView
 from rest_framework.response import Response
 
 from accounts.access import VIEW
@@ -42,12 +42,17 @@ class ApiAccess:
             return self.need
         return self.need.get("GET" if method in ("HEAD", "OPTIONS") else method, VIEW)
 
-
-class ApiView(ApiAccess, GenericAPIView):
-
     def get_object(self):
         """The object the permission check found (and allowed), read through the view's queryset."""
         return self.get_queryset().get(pk=self.access_object.pk)
+
+
+class ApiView(ApiAccess, GenericAPIView):
+    """An action or a change on one object, or a list's POST."""
+
+
+class ApiDetailView(ApiAccess, RetrieveAPIView):
+    """One object, which the user may see (and, per method, change)."""
 
 
 class ApiListView(ApiAccess, ListAPIView):

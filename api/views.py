@@ -10,7 +10,7 @@ from accounts.access import ADMIN, OPERATE, VIEW, domains_for, hosts_for, operat
 from accounts.audit import audit
 from accounts.models import AuditAction
 from api import forms as api_forms
-from api.base import ApiListView, ApiView, enqueue, filtered, queued
+from api.base import ApiDetailView, ApiListView, ApiView, enqueue, filtered, queued
 from api.serializers import (
     DomainDetailSerializer, DomainSerializer, ErrorSerializer, HostSerializer, OperationSerializer, QueuedSerializer,
 )
@@ -69,13 +69,10 @@ class HostList(ApiListView):
         return Response({"host": HostSerializer(host).data, "operation": operation.pk}, status=status.HTTP_201_CREATED)
 
 
-class HostDetail(ApiView):
+class HostDetail(ApiDetailView):
     need, kind = {"GET": VIEW, "PATCH": ADMIN, "DELETE": ADMIN}, Host
     serializer_class = HostSerializer
     queryset = Host.objects.select_related("ssh_key")
-
-    def get(self, request, pk: int):
-        return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(request=HostWrite, responses={202: QueuedSerializer, **Refused})
     def patch(self, request, pk: int):
@@ -122,13 +119,10 @@ class DomainList(ApiListView):
         return super().get(request)
 
 
-class DomainDetail(ApiView):
+class DomainDetail(ApiDetailView):
     need, kind = {"GET": VIEW, "DELETE": OPERATE}, Domain
     serializer_class = DomainDetailSerializer
     queryset = Domain.objects.select_related("host")
-
-    def get(self, request, pk: int):
-        return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(parameters=[OpenApiParameter("confirm_name", str, required=True,
                                                 description="The VM's name, to confirm."),
@@ -184,13 +178,10 @@ class OperationList(ApiListView):
         return super().get(request)
 
 
-class OperationDetail(ApiView):
+class OperationDetail(ApiDetailView):
     need, kind = VIEW, Operation
     serializer_class = OperationSerializer
     queryset = Operation.objects.select_related("user")
-
-    def get(self, request, pk: int):
-        return Response(self.get_serializer(self.get_object()).data)
 
 
 class OperationCancel(ApiView):

@@ -13,7 +13,7 @@ from accounts.access import ADMIN, VIEW, hosts_for
 from accounts.forms_users import GrantForm
 from accounts.models import Grant
 from api import forms as api_forms
-from api.base import ApiListView, ApiView, enqueue, filtered
+from api.base import ApiDetailView, ApiListView, ApiView, enqueue, filtered
 from api.serializers import (
     ErrorSerializer, GrantSerializer, NetworkSerializer, PoolSerializer, QueuedSerializer, VolumeSerializer,
 )
@@ -117,13 +117,10 @@ class PoolDefineView(ApiView):
             user=request.user), storage_services.StorageBusy)
 
 
-class PoolDetail(ApiView):
+class PoolDetail(ApiDetailView):
     kind = StoragePool
     serializer_class = PoolSerializer
     queryset = StoragePool.objects.all()
-
-    def get(self, request, pk: int):
-        return Response(self.get_serializer(self.get_object()).data)
 
 
 class PoolActionView(ApiView):
@@ -168,13 +165,10 @@ class VolumeCreateView(ApiView):
                                                                       user=request.user), storage_services.StorageBusy)
 
 
-class VolumeDetail(ApiView):
+class VolumeDetail(ApiDetailView):
     kind = Volume
     serializer_class = VolumeSerializer
     queryset = Volume.objects.all()
-
-    def get(self, request, pk: int):
-        return Response(self.get_serializer(self.get_object()).data)
 
 
 class VolumeActionView(ApiView):
@@ -225,13 +219,10 @@ class NetworkList(ApiListView):
             host=form.cleaned_data["host"], user=request.user, arguments=network_forms.network_arguments(form)))
 
 
-class NetworkDetail(ApiView):
+class NetworkDetail(ApiDetailView):
     kind = VirtualNetwork
     serializer_class = NetworkSerializer
     queryset = VirtualNetwork.objects.all()
-
-    def get(self, request, pk: int):
-        return Response(self.get_serializer(self.get_object()).data)
 
 
 class NetworkActionView(ApiView):
@@ -276,13 +267,10 @@ class GrantList(ApiListView):
         return Response(GrantSerializer(grant).data, status=status.HTTP_201_CREATED)
 
 
-class GrantDetail(ApiView):
+class GrantDetail(ApiDetailView):
     need, kind = ADMIN, Grant
     serializer_class = GrantSerializer
     queryset = Grant.objects.select_related("user", "host", "domain__host")
-
-    def get(self, request, pk: int):
-        return Response(self.get_serializer(self.get_object()).data)
 
     @extend_schema(responses={204: None, 403: ErrorSerializer, 404: ErrorSerializer})
     def delete(self, request, pk: int):

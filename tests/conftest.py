@@ -39,6 +39,18 @@ def redis_ready() -> redis.Redis:
     return client
 
 
+@pytest.fixture
+def login_failures_cleared(redis_ready):
+    """The test starts and ends with no failed logins counted (the counts live in Redis)."""
+    def clear():
+        for key in redis_ready.scan_iter("vmsite:login-failures:*"):
+            redis_ready.delete(key)
+
+    clear()
+    yield
+    clear()
+
+
 @pytest.fixture(scope="session")
 def local_libvirt() -> str:
     uri = settings.LIBVIRT_LOCAL_URI

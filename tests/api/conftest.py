@@ -1,6 +1,4 @@
 import pytest
-import redis
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
@@ -9,16 +7,8 @@ from api.tokens import token_issue
 
 
 @pytest.fixture(autouse=True)
-def no_failures_left(redis_ready):
-    """Wrong tokens count as failed logins from the address (in Redis): each test starts clean."""
-    def clear():
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        for key in client.scan_iter("vmsite:login-failures:*"):
-            client.delete(key)
-
-    clear()
-    yield
-    clear()
+def no_failures_left(login_failures_cleared):
+    """Wrong tokens count as failed logins from the address: each test starts with none."""
 
 
 def token_client(user) -> APIClient:
