@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.response import Response
 
 from accounts.access import ADMIN, OPERATE, VIEW, domains_for, hosts_for, operations_for
@@ -18,13 +19,15 @@ from domains import services as domain_services
 from domains.actions import ACTIONS
 from domains.choices import DomainState
 from domains.forms import DeleteForm, RenameForm
+from domains.forms_create import CreateDomainForm, create_arguments
+from domains.migration import MigrateForm, domain_migrate_enqueue
 from domains.models import Domain
 from hosts import services as host_services
 from hosts.forms import TLS_FILES, HostForm
 from hosts.models import Host
 from operations.choices import OperationState
 from operations.models import Operation
-from operations.services import operation_request_cancel
+from operations.services import operation_enqueue, operation_request_cancel
 
 HOST_SECRETS = ("ssh_private_key", *TLS_FILES)
 HostWrite = api_forms.schema_for(HostForm, "HostWrite", write_only=HOST_SECRETS)
@@ -198,3 +201,43 @@ class OperationCancel(ApiView):
         return Response(self.get_serializer(self.get_object()).data)
 
 
+
+
+CreateVM = api_forms.schema_for(CreateDomainForm, "CreateVM")
+Migrate = api_forms.schema_for(MigrateForm, "Migrate")
+
+
+class DomainCreate(ApiView):
+    """A new VM on the host, from the create wizard's fields (its pools and networks are the host's)."""
+
+    need, kind, pk_kwarg = OPERATE, Host, "host_pk"
+    serializer_class = CreateVM
+    queryset = Host.objects.filter(enabled=True)
+
+    @extend_schema(request=CreateVM, responses={202: QueuedSerializer, **Refused})
+    def post(self, request, host_pk: int):
+        host = self.access_object
+        if not host.enabled:
+            raise ValidationError({"non_field_errors": [f"{host.name} is disabled: enable it first."]})
+        form = CreateDomainForm(api_forms.body(request), host=host)
+        api_forms.valid(form)
+        return queued(operation_enqueue(kind="domain.create", target=host, host=host, user=request.user,
+                                        arguments=create_arguments(form)))
+
+
+class DomainMigrate(ApiView):
+    """Move the VM to another host; the user must operate both."""
+
+    need, kind = OPERATE, Domain
+    serializer_class = Migrate
+    queryset = Domain.objects.select_related("host")
+
+    @extend_schema(request=Migrate, responses={202: QueuedSerializer, 409: ErrorSerializer, **Refused})
+    def post(self, request, pk: int):
+        domain = self.get_object()
+        form = MigrateForm(api_forms.body(request), domain=domain)
+        destination = api_forms.valid(form)["destination"]
+        if not hosts_for(request.user, OPERATE).filter(pk=destination.pk).exists():
+            raise PermissionDenied(f"Your role does not allow moving VMs to {destination.name}.")
+        return enqueue(lambda: domain_migrate_enqueue(domain=domain, destination=destination, options=form.options(),
+                                                      user=request.user), domain_services.DomainBusy)

@@ -129,7 +129,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"SizeUnitEnum": ["MiB", "GiB", "TiB"],
-                            "BootDeviceEnum": ["hd", "cdrom", "network", "fd"]},
+                            "BootDeviceEnum": ["hd", "cdrom", "network", "fd"],
+                            "MacvtapModeEnum": ["bridge", "private", "vepa", "passthrough"]},
 }
 
 LANGUAGE_CODE = "en-us"

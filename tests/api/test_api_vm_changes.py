@@ -67,3 +67,26 @@ def test_each_change_route_keeps_the_pages_rules(api_as, vm):
     assert vm_operator.post(f"/api/v1/vms/{vm.pk}/clone/", {"name": "copy"}, format="json").status_code == 403
     assert api_as("nobody").post(f"/api/v1/vms/{vm.pk}/vcpus/", {"vcpus": 1}, format="json").status_code == 404
     assert not Operation.objects.exists()
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_vm_is_created_through_the_api_with_the_wizards_fields(celery_worker, scratch_pool, guests, api_as):
+    import libvirt
+
+    from hosts.reconcile import host_reconcile
+    from hosts.services import host_register_local
+    from tests.domains.test_create import LOCAL, new_name, valid_data
+
+    host, _ = host_register_local()
+    host_reconcile(host=host, fresh=True)
+    operator = api_as("operator", host=host)
+    name = new_name(guests)
+    refused = operator.post(f"/api/v1/hosts/{host.pk}/vms/",
+                            valid_data(host, scratch_pool, name, memory_mib=0, start_now=None), format="json")
+    assert refused.status_code == 400 and "memory_mib" in refused.json() and not Operation.objects.exists()
+    data = {**valid_data(host, scratch_pool, name, start_now=None), "vnc": True, "serial": True}
+    result = finished(operator, operator.post(f"/api/v1/hosts/{host.pk}/vms/", data, format="json"))
+    assert result["state"] == "succeeded", result["error"]
+    assert libvirt.open(LOCAL).lookupByName(name).info()[1] == 64 * 1024
+    assert api_as("viewer", host=host).post(f"/api/v1/hosts/{host.pk}/vms/", data, format="json").status_code == 403

@@ -70,7 +70,7 @@ OBJECT_FOR = {
     ("storage", "discover"): "host", ("storage", "pool"): "pool", ("storage", "pool_delete"): "pool",
     ("storage", "volume_create"): "pool", ("storage", "upload"): "pool", ("storage", "pool_action"): "pool",
     ("account", "token_revoke"): "token",
-    ("api", "host"): "host", ("api", "host_sync"): "host", ("api", "pool_define"): "host",
+    ("api", "host"): "host", ("api", "host_sync"): "host", ("api", "pool_define"): "host", ("api", "vm_create"): "host",
     ("api", "vm"): "domain", ("api", "vm_action"): "domain", ("api", "vm_rename"): "domain",
     ("api", "operation"): "operation", ("api", "operation_cancel"): "operation",
     ("api", "pool"): "pool", ("api", "pool_action"): "pool", ("api", "volume_create"): "pool",
