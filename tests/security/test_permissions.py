@@ -1,6 +1,6 @@
-"""The permission matrix: every route × anonymous, a user with no grant, a viewer and an operator
-(grants on the host every id in the routes belongs to) and an administrator, with the answer each
-must get. The expected answers come from each view's declaration (`need`, `kind`) through the
+"""The permission matrix: every route × anonymous, a user with no grant, an operator of another host,
+a viewer and an operator (grants on the host every id in the routes belongs to) and an
+administrator, with the answer each must get. The expected answers come from each view's declaration (`need`, `kind`) through the
 rules below, written out separately from accounts/access.py; a route whose view declares nothing
 fails the test. Refused roles also POST to every route: nothing in the database may change."""
 from __future__ import annotations
@@ -20,19 +20,27 @@ from tests.security.test_urlconf import all_routes, objects, row_counts  # noqa:
 pytestmark = [pytest.mark.django_db]
 
 PUBLIC_VIEWS = {"LoginView", "SecondFactorView", "LogoutView"}
-ROLES = ("anonymous", "nobody", "viewer", "operator", "admin")
+# "stranger": an operator, but on another host than the one every id in the routes belongs to.
+ROLES = ("anonymous", "nobody", "stranger", "viewer", "operator", "admin")
+
+
+def make_user(role: str, objects: dict, name: str):
+    users = get_user_model()
+    user = (users.objects.create_superuser if role == "admin" else users.objects.create_user)(name, password="x")
+    if role in ("viewer", "operator"):
+        Grant.objects.create(user=user, host=objects["host"], role=Role.VIEWER if role == "viewer" else Role.OPERATOR)
+    if role == "stranger":
+        elsewhere, _ = Host.objects.get_or_create(name="elsewhere", transport="test", address="default")
+        Grant.objects.create(user=user, host=elsewhere, role=Role.OPERATOR)
+    return user
 
 
 @pytest.fixture
 def clients(objects):
-    users = get_user_model()
     made = {"anonymous": Client()}
     for role in ROLES[1:]:
-        user = (users.objects.create_superuser if role == "admin" else users.objects.create_user)(role, password="x")
-        if role in ("viewer", "operator"):
-            Grant.objects.create(user=user, host=objects["host"], role=Role.VIEWER if role == "viewer" else Role.OPERATOR)
         made[role] = Client()
-        made[role].force_login(user)
+        made[role].force_login(make_user(role, objects, role))
     return made
 
 
@@ -54,12 +62,12 @@ def expected(role: str, need: str, kind: type | None) -> str:
     if role == "admin":
         return "allowed"
     if need == ADMIN:
-        return "hidden" if role == "nobody" and kind is not None else "forbidden"
+        return "hidden" if role in ("nobody", "stranger") and kind is not None else "forbidden"
     if kind is None:
         if need == VIEW:
             return "allowed"
-        return "allowed" if role == "operator" else "forbidden"
-    if role == "nobody":
+        return "allowed" if role in ("operator", "stranger") else "forbidden"
+    if role in ("nobody", "stranger"):
         return "hidden"
     if need == VIEW:
         return "allowed"
@@ -121,13 +129,9 @@ def test_the_api_answers_tokens_as_it_answers_sessions(objects):
 
     from tests.api.conftest import token_client
 
-    users = get_user_model()
     clients = {"anonymous": APIClient()}
     for role in ROLES[1:]:
-        user = (users.objects.create_superuser if role == "admin" else users.objects.create_user)(f"t-{role}")
-        if role in ("viewer", "operator"):
-            Grant.objects.create(user=user, host=objects["host"], role=Role.VIEWER if role == "viewer" else Role.OPERATOR)
-        clients[role] = token_client(user)
+        clients[role] = token_client(make_user(role, objects, f"t-{role}"))
     before = row_counts()
     checked = 0
     for url in (url for url in all_routes(objects) if url.startswith("/api/")):

@@ -1,5 +1,5 @@
-"""The permission matrix for the websocket routes: each route × anonymous, a user with no grant, a
-viewer, an operator (grants on the VM's host) and an administrator. A refused socket is refused at
+"""The permission matrix for the websocket routes: each route × anonymous, a user with no grant, an
+operator of another host, a viewer, an operator (grants on the VM's host) and an administrator. A refused socket is refused at
 the handshake; nothing a viewer can open lets them change anything (the live socket only listens)."""
 from __future__ import annotations
 
@@ -7,20 +7,19 @@ import asyncio
 
 import pytest
 from channels.testing import WebsocketCommunicator
-from django.contrib.auth import get_user_model
 from django.test import Client
 
-from accounts.models import Grant, Role
 from operations.models import Operation
+from tests.security.test_permissions import make_user
 from tests.security.test_urlconf import objects  # noqa: F401  (fixture)
 from vmsite.asgi import application
 from vmsite.routing import websocket_urlpatterns
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
-ROLES = ("anonymous", "nobody", "viewer", "operator", "admin")
+ROLES = ("anonymous", "nobody", "stranger", "viewer", "operator", "admin")
 # Who gets through each route's handshake (everyone logged in may listen to what they may see).
 ALLOWED = {
-    "ws/live/": {"nobody", "viewer", "operator", "admin"},
+    "ws/live/": {"nobody", "stranger", "viewer", "operator", "admin"},
     "ws/vms/<int:pk>/serial/": {"operator", "admin"},
     "ws/vms/<int:pk>/screenshots/": {"operator", "admin"},
     "ws/storage/uploads/<int:operation_id>/": {"admin"},
@@ -29,11 +28,8 @@ ALLOWED = {
 
 def session_cookies(objects) -> dict[str, str]:
     cookies = {"anonymous": ""}
-    users = get_user_model()
     for role in ROLES[1:]:
-        user = (users.objects.create_superuser if role == "admin" else users.objects.create_user)(f"ws-{role}")
-        if role in ("viewer", "operator"):
-            Grant.objects.create(user=user, host=objects["host"], role=Role.VIEWER if role == "viewer" else Role.OPERATOR)
+        user = make_user(role, objects, f"ws-{role}")
         client = Client()
         client.force_login(user)
         cookies[role] = f"sessionid={client.session.session_key}"
