@@ -56,7 +56,7 @@ class ApiDetailView(ApiAccess, RetrieveAPIView):
 
 
 class ApiListView(ApiAccess, ListAPIView):
-    """A list, paginated (?limit=&offset=), of what the user may see."""
+    """A list, paginated (api.pagination), of what the user may see."""
 
 
 MAX_ID = 2**63 - 1

@@ -105,6 +105,8 @@ def test_filters_and_pages(api_as, test_host):
     assert admin.get("/api/v1/vms/?search=vm4").json()["count"] == 1
     assert admin.get(f"/api/v1/vms/?host_id={test_host.pk + 1000}").json()["count"] == 0
     assert admin.get("/api/v1/vms/?host_id=notanumber").json()["count"] == 0
+    assert admin.get(f"/api/v1/vms/?host_id={2**70}").json()["count"] == 0
+    assert len(admin.get("/api/v1/vms/?limit=-3").json()["results"]) == 5  # a bad limit: the default page
 
 
 def test_a_viewer_can_read_but_change_nothing(api_as, vm, test_host):
@@ -210,3 +212,10 @@ def test_a_start_through_the_api_runs_on_the_real_libvirtd(celery_worker, local_
     stack.wait_until(lambda: operator.get(f"/api/v1/vms/{domain.pk}/").json()["state"] == "Running", timeout=10,
                      message="the VM's row to say Running")
     assert reverse("api:operation", args=[response.json()["operation"]]) == response.json()["url"]
+
+
+def test_no_answer_holds_more_than_a_thousand_rows(api_as, test_host):
+    Domain.objects.bulk_create(Domain(host=test_host, uuid=f"00000000-0000-0000-0000-{index:012d}", name=f"n{index}",
+                                      synced_at=timezone.now()) for index in range(1005))
+    page = api_as("admin").get("/api/v1/vms/?limit=100000").json()
+    assert page["count"] == 1005 and len(page["results"]) == 1000 and page["next"]
