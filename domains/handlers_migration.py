@@ -6,7 +6,9 @@ import logging
 
 from django.db import IntegrityError, transaction
 
+from accounts.models import Grant
 from domains.models import Domain
+from events.publish import publish_host
 from hosts.connection import connect_uri
 from hosts.models import Host
 from hosts.reconcile import host_reconcile
@@ -29,6 +31,7 @@ def migrate_domain(operation: Operation, report: Report) -> str:
     destination = Host.objects.get(pk=operation.arguments["destination_host_id"])
     options = _options(operation.arguments)
     source = domain.host
+    grants = list(Grant.objects.filter(domain=domain).values_list("user_id", "role"))
     report(5, f"Connecting to {source.name} and {destination.name}")
     try:
         with (pool().session(connect_uri(source)) as source_conn,
@@ -48,7 +51,21 @@ def migrate_domain(operation: Operation, report: Report) -> str:
     finally:
         report(END, "Reading both hosts' inventories")
         _reconcile(source, destination)
+    if leaves_source:
+        _carry_grants(grants, domain, destination)
     return f"{message}; now on {destination.name}"
+
+
+def _carry_grants(grants: list[tuple[int, str]], domain: Domain, destination: Host) -> None:
+    """The VM's own grants follow it, also when its row was replaced on the way (the listener or a
+    reconcile may have made the destination's row first, and the source's went with its grants)."""
+    moved = Domain.objects.filter(host=destination, uuid=domain.uuid).first()
+    if moved is None:
+        return
+    for user_id, role in grants:
+        Grant.objects.update_or_create(user_id=user_id, domain=moved, defaults={"role": role})
+    if grants:
+        transaction.on_commit(lambda: publish_host(host_id=destination.pk))  # open sockets re-read their scope
 
 
 def _options(arguments: dict) -> virt_migration.MigrationOptions:

@@ -206,6 +206,25 @@ def test_it_copies_a_qcow2_disk_with_the_vm_and_reports_progress(registered, two
     assert domain.host == destination_host
 
 
+def test_the_vms_own_grants_follow_it_even_when_its_row_is_replaced(registered, two_hosts, guests, admin_client,
+                                                                     django_user_model):
+    source_host, destination_host = registered
+    source, destination = two_hosts
+    guest = define_guest(guests, source, start=False)
+    follow_to(guests, destination, guest)
+    domain = cached(source_host, guest)
+    alice = django_user_model.objects.create_user("alice-migrates")
+    Grant.objects.create(user=alice, domain=domain, role=Role.OPERATOR)
+    # As if the destination's listener had heard of the VM first: a row of its own there.
+    Domain.objects.create(host=destination_host, uuid=domain.uuid, name=domain.name, synced_at=domain.synced_at)
+    operation = migrated(admin_client, domain, destination_host)
+    watch(operation)
+    assert operation.state == OperationState.SUCCEEDED, operation.error
+    moved = Domain.objects.get(host=destination_host, uuid=domain.uuid)
+    assert moved.pk != domain.pk and Grant.objects.get(user=alice).domain == moved
+    assert Grant.objects.get(user=alice).role == Role.OPERATOR
+
+
 def test_it_moves_a_shut_off_vm_offline(registered, two_hosts, guests, admin_client):
     source_host, destination_host = registered
     source, destination = two_hosts
