@@ -4,6 +4,7 @@ the handshake; nothing a viewer can open lets them change anything (the live soc
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -51,6 +52,12 @@ async def handshake(path: str, cookie: str) -> bool:
     return connected
 
 
+def in_own_loop(coroutine):
+    """asyncio.run in a thread of its own: the browser tests leave an event loop in this one."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
 def test_every_socket_route_lets_in_exactly_the_declared_roles(objects):  # noqa: F811
     routes = {str(pattern.pattern) for pattern in websocket_urlpatterns}
     assert routes == set(ALLOWED), "a new websocket route: say in ALLOWED who may open it"
@@ -59,5 +66,5 @@ def test_every_socket_route_lets_in_exactly_the_declared_roles(objects):  # noqa
         for role in ROLES:
             path = "/" + route.replace("<int:pk>", str(objects["domain"].pk)).replace(
                 "<int:operation_id>", cookies.get(f"{role}-upload", cookies["admin-upload"]))
-            got = asyncio.run(handshake(path, cookies[role]))
+            got = in_own_loop(handshake(path, cookies[role]))
             assert got == (role in allowed), f"{path} as {role}: {'let in' if got else 'refused'}"
