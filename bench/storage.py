@@ -107,6 +107,9 @@ def chromium_upload(page, base_url: str, pool_id: int, source: Path, name: str) 
 
 def run(args: argparse.Namespace, work: Path) -> None:
     from tests.storage.transfer import Browser, file_chunks
+    from vmsite.bulk_io import keep_large_buffers
+
+    keep_large_buffers()  # this process plays the browser: its buffers are the same size as daphne's
 
     size = args.mib * MIB
     source = work / "image.bin"
