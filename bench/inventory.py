@@ -268,11 +268,10 @@ def reconcile_figures(samples: HostSamples, hosts: int, domains: int) -> list[di
 @contextmanager
 def asgi_server(env: dict[str, str], log_dir: Path) -> Iterator[str]:
     """daphne on a free loopback port, in its own process group, stopped by pid."""
-    from tests.stack import VENV_BIN, free_port, port_open, start_process
+    from tests.stack import daphne_argv, free_port, port_open, start_process
 
     port = free_port()
-    argv = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "vmsite.asgi:application"]
-    server = start_process("daphne", argv, log_dir=log_dir, env={**os.environ, **env})
+    server = start_process("daphne", daphne_argv(port), log_dir=log_dir, env={**os.environ, **env})
     try:
         deadline = time.monotonic() + 30
         while not port_open("127.0.0.1", port):

@@ -17,6 +17,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from vmsite.bulk_io import DAPHNE_OPTIONS
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -96,10 +98,14 @@ def start_worker(name: str, *, log_dir: Path, queues: str = "vmsite", concurrenc
     return worker
 
 
+def daphne_argv(port: int) -> list[str]:
+    """daphne on a loopback port with the options the Procfile gives it (vmsite/bulk_io.py)."""
+    return [str(VENV_BIN / "daphne"), *DAPHNE_OPTIONS, "-b", "127.0.0.1", "-p", str(port), "vmsite.asgi:application"]
+
+
 def start_asgi_server(*, log_dir: Path) -> tuple[StackProcess, str]:
     port = free_port()
-    argv = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "vmsite.asgi:application"]
-    server = start_process("asgi", argv, log_dir=log_dir, env=stack_env())
+    server = start_process("asgi", daphne_argv(port), log_dir=log_dir, env=stack_env())
     _wait_for(lambda: port_open("127.0.0.1", port), server, 30, "ASGI server listening")
     return server, f"http://127.0.0.1:{port}"
 

@@ -5,6 +5,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vmsite.settings")
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 
+from vmsite.bulk_io import prepare_web_process  # noqa: E402
+
+prepare_web_process()
+
 django_http = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

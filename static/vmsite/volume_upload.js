@@ -63,7 +63,7 @@
 
     // One sender, so that chunks leave in order; it waits while the window is full. The file is
     // read a few chunks at a time, the next read starting while the current one is being sent.
-    const readSize = 8 * chunkSize;
+    const readSize = Math.max(chunkSize, 8 * 1048576);
     const readAt = (start) => file.slice(start, Math.min(start + readSize, file.size)).arrayBuffer();
 
     async function sender() {

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import requests
 import websocket
 from autobahn.websocket.xormasker import create_xor_masker
-from websocket._abnf import ABNF
-
-# A browser masks what it sends in native code; websocket-client's pure-Python masking would make
-# this client, not vmsite, the slowest part of the path. autobahn's C masker (installed with
-# daphne) does the same masking at browser speed.
-ABNF.mask = staticmethod(lambda mask_key, data: create_xor_masker(mask_key, len(data)).process(data))
 
 
 @dataclass
@@ -82,7 +78,7 @@ class Browser:
                     data = next(chunks, None)
                     if data is None:
                         break
-                    socket.send_binary(data)
+                    send_binary(socket, data)
                     sent += len(data)
                     in_flight += 1
                 message = json.loads(socket.recv())
@@ -109,13 +105,35 @@ class Browser:
         return ("" if into is not None else digest.hexdigest()), total
 
 
-def rechunk(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
-    """The same bytes in messages of the size the server asked for (the last may be shorter)."""
+def send_binary(socket: websocket.WebSocket, data: bytes | memoryview) -> None:
+    """One binary message in one frame, masked in C as a browser masks it. websocket-client would
+    mask in Python, then join header, key and payload and copy the rest again after each short
+    send: this client, not vmsite, would be the slowest part of the path."""
+    mask = os.urandom(4)
+    socket.sock.sendall(binary_frame_header(len(data)) + mask)
+    socket.sock.sendall(create_xor_masker(mask, len(data)).process(data))
+
+
+def binary_frame_header(length: int) -> bytes:
+    """FIN, opcode binary, masked, and the length in its shortest form (RFC 6455, 5.2)."""
+    if length < 126:
+        return struct.pack("!BB", 0x82, 0x80 | length)
+    if length < 1 << 16:
+        return struct.pack("!BBH", 0x82, 0x80 | 126, length)
+    return struct.pack("!BBQ", 0x82, 0x80 | 127, length)
+
+
+def rechunk(chunks: Iterator[bytes], size: int) -> Iterator[bytes | memoryview]:
+    """The same bytes in messages of the size the server asked for (the last may be shorter);
+    whole messages inside a chunk are views of it, not copies."""
     pending = bytearray()
     for data in chunks:
-        if not pending and len(data) == size:
-            yield data
-            continue
+        if not pending:
+            view = memoryview(data)
+            whole = len(view) - len(view) % size
+            for start in range(0, whole, size):
+                yield view[start:start + size]
+            data = view[whole:]
         pending += data
         while len(pending) >= size:
             yield bytes(pending[:size])
