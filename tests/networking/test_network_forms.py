@@ -121,6 +121,13 @@ def test_it_refuses_vlan_ids_outside_1_to_4094(admin_client, test_host, vlan):
     assert f"VLAN id {vlan} is outside 1-4094." in errors["portgroups"]
 
 
+@pytest.mark.parametrize("portgroups", ["web --5", "web ²", "web ١٠", "web 10 ² 1", "web " + "9" * 5000])
+def test_it_refuses_port_group_numbers_that_are_not_plain_digits(admin_client, test_host, portgroups):
+    errors = refused(post_network(admin_client, test_host, mode="bridge", bridge="br0", ipv4_subnet="",
+                                  portgroups=portgroups))
+    assert "write a port group's name and its VLAN id" in errors["portgroups"]
+
+
 def test_it_accepts_vlan_ids_at_the_edges(admin_client, test_host):
     response = post_network(admin_client, test_host, mode="bridge", bridge="br0", ipv4_subnet="", openvswitch="on",
                             portgroups="low 1\nhigh 4094")
