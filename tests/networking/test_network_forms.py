@@ -48,6 +48,15 @@ def test_it_refuses_invalid_cidrs(admin_client, test_host, subnet, message):
     assert message in refused(post_network(admin_client, test_host, ipv4_subnet=subnet))["ipv4_subnet"]
 
 
+@pytest.mark.parametrize(("field", "address"), [("ipv6_gateway", "fd00:251:1::1%eth0"),
+                                                ("ipv6_dhcp_start", "fd00:251:1::10%x#y")])
+def test_it_refuses_ipv6_addresses_with_a_zone(admin_client, test_host, field, address):
+    fields = {"ipv6_subnet": "fd00:251:1::/64", "ipv6_dhcp_start": "fd00:251:1::10", "ipv6_dhcp_end": "fd00:251:1::20",
+              field: address}
+    errors = refused(post_network(admin_client, test_host, **fields))
+    assert "without a zone" in " ".join(errors.values())
+
+
 def test_it_refuses_an_invalid_ipv6_cidr(admin_client, test_host):
     errors = refused(post_network(admin_client, test_host, ipv6_subnet="fd00:251::1::/64"))
     assert "not a valid IPv6 subnet" in errors["ipv6_subnet"]
