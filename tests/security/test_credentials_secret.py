@@ -14,6 +14,7 @@ kept; afterwards every page of the site and of the admin is read, and the databa
 from __future__ import annotations
 
 import datetime
+import html
 import io
 import logging
 import re
@@ -79,7 +80,8 @@ class TLSMaterial:
                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
                   .not_valid_after(now + datetime.timedelta(days=30))
                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                  .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False), critical=True)
+                  .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False),
+                                 critical=True)
                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
                   .sign(ca_key, hashes.SHA256()))
         self.ca_pem = ca.public_bytes(serialization.Encoding.PEM)
@@ -158,10 +160,13 @@ def pages(client: Client, hosts: list[Host], walked: dict) -> Iterator[tuple[str
         for namespace, name, route, converters in routes():
             if "<" not in route or (OBJECT_FOR.get((namespace, name)) or OBJECT_FOR.get((namespace, "*"))) == "host":
                 urls.append(concrete(namespace, name, route, converters, {**walked, "host": host}))
+    for operation in Operation.objects.values_list("pk", flat=True):
+        urls += [reverse("operations:detail", args=[operation]), reverse("operations:status", args=[operation])]
     for model, model_admin in admin.site._registry.items():
         info = (model._meta.app_label, model._meta.model_name)
         urls.append(reverse("admin:%s_%s_changelist" % info))
-        urls += [reverse("admin:%s_%s_change" % info, args=[pk]) for pk in model.objects.values_list("pk", flat=True)[:50]]
+        urls += [reverse("admin:%s_%s_change" % info, args=[pk])
+                 for pk in model.objects.values_list("pk", flat=True)[:50]]
     for url in dict.fromkeys(urls):
         response = client.get(url)
         assert response.status_code < 500, f"GET {url}: {response.status_code}"
@@ -207,6 +212,8 @@ def test_it_keeps_ssh_and_tls_keys_out_of_pages_logs_errors_and_the_database(
     places = {f"page {url}": text for url, text in pages(admin_browser, [ssh, tls_host, tcp], objects)}
     places.update({"the log": logged(everything_logged), "the database": database_dump()})
     assert any("INSERT" in record.getMessage() for record in everything_logged.records)  # SQL was logged
+    for operation in failures.values():  # the errors were shown, on the operation's page too
+        assert operation.error in html.unescape(places[f"page {reverse('operations:detail', args=[operation.pk])}"])
     assert_nowhere(secrets, places)
     assert_key_files_private(ssh, tls_host)
 
