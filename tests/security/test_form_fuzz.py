@@ -46,10 +46,10 @@ pytestmark = pytest.mark.django_db
 
 # Derandomized: CI runs the same examples every time. VMSITE_FUZZ_SCALE=20 hunts longer by hand.
 SCALE = int(os.environ.get("VMSITE_FUZZ_SCALE", "1"))
-FUZZ = settings(max_examples=25 * SCALE, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=35 * SCALE, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large])
-FEW = settings(FUZZ, max_examples=12 * SCALE)
+FEW = settings(FUZZ, max_examples=16 * SCALE)
 
 
 def examples(count: int) -> settings:
@@ -378,7 +378,7 @@ def create_vm_posts(world: World) -> st.SearchStrategy[dict]:
                  ci_ssh_keys=st.sampled_from(["ssh-rsa AAAA\nssh-ed25519 AAAA x", "ecdsa-sha2-nistp256 A= \x00"]))
 
 
-@examples(60)
+@examples(100)
 @given(data=st.data())
 def test_it_never_fails_on_the_new_vm_wizard(admin, world, data):
     post_and_roll_back(admin, reverse("domains:create", args=[world.host.pk]), data.draw(create_vm_posts(world)))
@@ -398,7 +398,7 @@ def xml_edits(original: str) -> st.SearchStrategy[str]:
     return st.one_of(st.just(original), spliced, hostile_text())
 
 
-@examples(60)
+@examples(100)
 @given(data=st.data())
 def test_it_never_fails_on_an_xml_edit(admin, world, data):
     domain = data.draw(st.sampled_from([world.running, world.idle]))
@@ -492,7 +492,7 @@ def network_posts(world: World) -> st.SearchStrategy[dict]:
                  openvswitch=ON_OFF)
 
 
-@examples(80)
+@examples(120)
 @given(data=st.data())
 def test_it_never_fails_on_a_network_being_created(admin, world, data):
     post_and_roll_back(admin, reverse("networking:add"), data.draw(network_posts(world)))
@@ -552,7 +552,7 @@ def test_it_never_fails_on_users_and_grants(admin, world, data):
                        data.draw(posts({"active": "on", "administrator": ""})))
 
 
-@FEW
+@examples(10)
 @given(data=st.data())
 def test_it_never_fails_on_a_user_being_added_or_a_password_set(admin, world, data):
     # Few examples: an accepted password is hashed, on purpose slowly.
