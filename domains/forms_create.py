@@ -11,6 +11,7 @@ from domains.models import Domain
 from hosts.models import Host
 from networking.models import VirtualNetwork
 from storage.models import StoragePool
+from virt.xml.base import check_xml_text
 
 VOLUME_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
 DEVICE_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,14}\Z")
@@ -120,10 +121,13 @@ class CreateDomainForm(forms.Form):
         return name
 
     def clean_title(self) -> str:
-        title = self.cleaned_data["title"]
+        title = _xml_text(self.cleaned_data["title"])
         if "\n" in title or "\r" in title:
             raise ValidationError("A title is one line.")
         return title
+
+    def clean_description(self) -> str:
+        return _xml_text(self.cleaned_data["description"])
 
     def clean_vcpus(self) -> int:
         vcpus = self.cleaned_data["vcpus"]
@@ -238,6 +242,14 @@ class CreateDomainForm(forms.Form):
         seed_pool = data.get("disk_pool") or data.get("cdrom_pool")
         if not seed_pool:
             self.add_error("disk_pool", "cloud-init needs a pool to put its seed image in.")
+
+
+def _xml_text(value: str) -> str:
+    """Refused here, with a message on the form, rather than failing the create operation in the worker."""
+    try:
+        return check_xml_text(value)
+    except ValueError as exc:
+        raise ValidationError(f"The text cannot be stored: it {str(exc).removeprefix('text ')}.") from None
 
 
 def _volume_name(value: str) -> str:

@@ -118,7 +118,7 @@ class DomainBulkActionView(Access, View):
             for errors in form.errors.values():
                 for error in errors:
                     messages.error(request, error)
-            return redirect(request.POST.get("next") or "domains:list")
+            return redirect(_safe_next(request) or "domains:list")
         chosen = form.cleaned_data["domains"]
         allowed = list(chosen.filter(pk__in=domains_for(request.user, OPERATE).values("pk")))
         queued, skipped = services.domain_bulk_enqueue(domains=allowed, action=form.cleaned_data["action"],
@@ -151,8 +151,12 @@ def _render_form(request, template: str, domain: Domain, form):
 
 
 def _safe_next(request) -> str | None:
+    """The VM page to go back to; never another site, a backslash some browsers read as '/', or a
+    control character, which cannot go into a Location header."""
     target = request.POST.get("next", "")
-    return target if target.startswith("/vms/") and "//" not in target else None
+    if target.startswith("/vms/") and "//" not in target and "\\" not in target and target.isprintable():
+        return target
+    return None
 
 
 def _int_or_none(value: str | None) -> int | None:

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 
 from hosts.choices import Transport
 from hosts.models import Host
+from hosts.services import INSTALLATION_KEY_NAME
 from hosts.ssh import SSHMaterialError, load_private_key
 from hosts.uri import validate_address, validate_test_driver_path, validate_username
 
@@ -41,6 +42,17 @@ class HostForm(forms.Form):
         if instance is not None and not args and "initial" not in kwargs:
             kwargs["initial"] = _initial(instance)
         super().__init__(*args, **kwargs)
+        if instance is not None:
+            self._say_what_is_kept(instance)
+
+    def _say_what_is_kept(self, host: Host) -> None:
+        """Keys are write-only: the form never shows them, and an empty file field keeps what is stored."""
+        if host.ssh_key is not None and host.ssh_key.name != INSTALLATION_KEY_NAME:
+            self.fields["ssh_private_key"].help_text = (f"Leave empty to keep the stored key "
+                                                        f"({host.ssh_key.fingerprint}).")
+        if host.tls_dir:
+            for field in TLS_FILES:
+                self.fields[field].help_text = "Leave empty to keep the stored file."
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

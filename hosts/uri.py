@@ -25,6 +25,8 @@ def validate_address(value: str) -> str:
         raise ValidationError("Enter the host's DNS name or IP address.")
     if len(value) > 253:
         raise ValidationError("A host name has at most 253 characters.")
+    if "%" in value:  # an IPv6 zone: Python takes any text after '%' ('fe80::1%x#y'), URIs take none
+        raise ValidationError("Give the address without a zone ('%...'): a remote host is not reached by link-local.")
     try:
         return str(ipaddress.ip_address(value))
     except ValueError:

@@ -6,6 +6,7 @@ host again as it is when it acts (virt.networks.define).
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -20,6 +21,8 @@ from virt.networks import MACVTAP_MODES, ROUTED_MODES, overlapping
 
 MTU_MIN, MTU_MAX = 68, 65535
 IPV6_MTU_MIN = 1280
+# ASCII digits only: str.isdigit() also takes '²' and '١', which int() refuses or reads otherwise.
+WHOLE_NUMBER_RE = re.compile(r"\A-?[0-9]{1,10}\Z")
 
 
 def host_subnets(host: Host, *, exclude_pk: int | None = None) -> dict[str, list]:
@@ -102,7 +105,7 @@ class NetworkForm(forms.Form):
             if not line.strip():
                 continue
             parts = line.split()
-            if len(parts) not in (2, 4) or not all(part.lstrip("-").isdigit() for part in parts[1:]):
+            if len(parts) not in (2, 4) or not all(WHOLE_NUMBER_RE.match(part) for part in parts[1:]):
                 raise ValidationError(f"Line {number}: write a port group's name and its VLAN id, and optionally "
                                       "two QoS averages, like 'web 10' or 'web 10 1000 500'.")
             name = clean_network_name(parts[0])

@@ -68,6 +68,8 @@ def parse_subnet(value: str, *, version: int) -> IPNetwork:
 
 
 def parse_address(value: str, *, version: int | None = None, label: str = "address") -> IPAddress:
+    if "%" in value:  # ipaddress takes any text after '%' as an IPv6 zone; libvirt's XML takes none
+        raise ValidationError(f"{value!r} is not an IP address: write it without a zone ('%...').")
     try:
         address = ipaddress.ip_address(value)
     except ValueError:

@@ -44,8 +44,10 @@ def validate_absolute_path(path: str) -> str:
         raise ValidationError("Enter an absolute path (starting with '/').")
     if path != posixpath.normpath(path) or "/../" in f"{path}/":
         raise ValidationError("Write the path without '..', '.', double or trailing slashes.")
-    if len(path) > 1024 or any(char in path for char in "\n\r\t"):
-        raise ValidationError("Not a usable path.")
+    if len(path) > 1024:
+        raise ValidationError(f"A path has at most 1024 characters (this one has {len(path)}).")
+    if not path.isprintable():  # control characters, line separators, U+FFFE: XML cannot hold most of them
+        raise ValidationError("A path cannot hold control or invisible characters.")
     return path
 
 

@@ -30,6 +30,14 @@ def test_it_refuses_addresses_that_are_not_host_names(admin_client, address):
     assert not Host.objects.exists() and not Operation.objects.exists()
 
 
+@pytest.mark.parametrize("address", ["fe80::1%eth0", "fe80::1%x#y", "::1%0&command=/tmp/x", "fe80::1%x;id"])
+def test_it_refuses_ipv6_addresses_with_a_zone(admin_client, address):
+    response = post(admin_client, transport="tcp", address=address)
+    assert response.status_code == 400
+    assert "without a zone" in errors_of(response, "address")
+    assert not Host.objects.exists() and not Operation.objects.exists()
+
+
 @pytest.mark.parametrize("name", ["h?command=/tmp/x", "-oProxyCommand=x", "a b", "host/", "", "n" * 300, "<b>"])
 def test_it_refuses_bad_names(admin_client, name):
     response = post(admin_client, name=name)

@@ -48,6 +48,15 @@ def test_it_refuses_invalid_cidrs(admin_client, test_host, subnet, message):
     assert message in refused(post_network(admin_client, test_host, ipv4_subnet=subnet))["ipv4_subnet"]
 
 
+@pytest.mark.parametrize(("field", "address"), [("ipv6_gateway", "fd00:251:1::1%eth0"),
+                                                ("ipv6_dhcp_start", "fd00:251:1::10%x#y")])
+def test_it_refuses_ipv6_addresses_with_a_zone(admin_client, test_host, field, address):
+    fields = {"ipv6_subnet": "fd00:251:1::/64", "ipv6_dhcp_start": "fd00:251:1::10", "ipv6_dhcp_end": "fd00:251:1::20",
+              field: address}
+    errors = refused(post_network(admin_client, test_host, **fields))
+    assert "without a zone" in " ".join(errors.values())
+
+
 def test_it_refuses_an_invalid_ipv6_cidr(admin_client, test_host):
     errors = refused(post_network(admin_client, test_host, ipv6_subnet="fd00:251::1::/64"))
     assert "not a valid IPv6 subnet" in errors["ipv6_subnet"]
@@ -119,6 +128,13 @@ def test_it_refuses_vlan_ids_outside_1_to_4094(admin_client, test_host, vlan):
     errors = refused(post_network(admin_client, test_host, mode="bridge", bridge="br0", ipv4_subnet="",
                                   portgroups=f"web {vlan}"))
     assert f"VLAN id {vlan} is outside 1-4094." in errors["portgroups"]
+
+
+@pytest.mark.parametrize("portgroups", ["web --5", "web ²", "web ١٠", "web 10 ² 1", "web " + "9" * 5000])
+def test_it_refuses_port_group_numbers_that_are_not_plain_digits(admin_client, test_host, portgroups):
+    errors = refused(post_network(admin_client, test_host, mode="bridge", bridge="br0", ipv4_subnet="",
+                                  portgroups=portgroups))
+    assert "write a port group's name and its VLAN id" in errors["portgroups"]
 
 
 def test_it_accepts_vlan_ids_at_the_edges(admin_client, test_host):

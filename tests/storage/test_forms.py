@@ -123,6 +123,20 @@ def test_it_refuses_pool_target_paths_that_are_relative_or_not_plain(pool, path,
     assert message in form.errors["target_path"][0]
 
 
+@pytest.mark.parametrize(("pool_type", "fields"), [
+    ("dir", {"target_path": "/var/lib/a\x01b"}),
+    ("dir", {"target_path": "/var/lib/a\u2028b"}),
+    ("netfs", {"source_host": "nfs.example.org", "source_dir": "/export/\ufffe", "target_path": "/mnt/nfs"}),
+    ("fs", {"source_device": "/dev/sdb", "fs_format": "ext4", "target_path": "/mnt/\x1b[31m"}),
+])
+def test_it_refuses_pool_paths_with_control_characters(admin_client, pool, pool_type, fields):
+    response = admin_client.post(reverse("storage:define_type", args=[pool.host.pk, pool_type]),
+                                 {"name": "new-pool", "start": "on", **fields})
+    assert response.status_code == 400
+    assert b"cannot hold control or invisible characters" in response.content
+    assert not Operation.objects.exists()
+
+
 @pytest.mark.parametrize("server", [
     "nfs://server/export", "server;rm -rf /", "server && reboot", "$(reboot)", "`id`", "server/export",
     "server?command=x", "-oProxyCommand=x", "server name", "server|cat",
