@@ -29,7 +29,9 @@ from events.lease import ROUND_SECONDS, HostLeases, new_listener_id
 from hosts.choices import HostStatus, Transport
 from hosts.connection import connect_uri
 from hosts.models import Host
-from hosts.reconcile import host_reconcile, host_reconcile_pools_and_networks, host_store_new_domain
+from hosts.reconcile import (
+    CREDENTIAL_FAILURES, host_reconcile, host_reconcile_pools_and_networks, host_store_new_domain,
+)
 from hosts.services import host_mark_unreachable
 from metrics.sampler import HostSampler, compact
 from virt.connection import close_quietly, open_monitored
@@ -392,4 +394,4 @@ class Listener:
 
 def is_credential_failure(message: str) -> bool:
     """True when the failure is about credentials (an admin must act), not reachability."""
-    return message.startswith(("host key changed", "auth failed", "permission denied by polkit"))
+    return message.startswith(tuple(CREDENTIAL_FAILURES))

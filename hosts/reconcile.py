@@ -178,4 +178,4 @@ def _describe_new_domains(conn, host: Host, uuids) -> None:
         Domain.objects.filter(host=host, uuid=uuid).update(details=details, is_template=template)
 
 
-CREDENTIAL_FAILURES = {"host key changed", "auth failed", "permission denied by polkit"}
+CREDENTIAL_FAILURES = {"host key changed", "auth failed", "TLS failed", "permission denied by polkit"}

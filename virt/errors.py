@@ -98,6 +98,9 @@ _CONNECT_FAILURES = [
     (("Connection refused",), "refused", "The host refused the connection: is libvirtd (or sshd) listening on that port?"),
     (("timed out", "keepalive timeout", "No route to host", "Network is unreachable"), "timeout",
      "The host did not answer in time."),
+    (("TLS handshake failed", "certificate", "GnuTLS"), "TLS failed",
+     "The TLS handshake failed: check that the host runs libvirtd with TLS on that port, and the CA "
+     "certificate, client certificate and key uploaded for it."),
     (("Permission denied (publickey", "Permission denied, please try again", "authentication failed",
       "Authentication failed", "Too many authentication failures"), "auth failed",
      "Authentication failed: is vmsite's public key in the host's authorized_keys?"),

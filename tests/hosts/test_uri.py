@@ -41,6 +41,7 @@ def test_it_normalises_addresses():
     ("unable to connect to server at 'kvm1:16509': Connection refused", "refused"),
     ("Connection timed out after 20 s", "timeout"),
     ("root@127.0.0.5: Permission denied (publickey).", "auth failed"),
+    ("authentication failed: TLS handshake failed The TLS connection was non-properly terminated.", "TLS failed"),
     ("authentication unavailable: no polkit agent available to authenticate action", "permission denied by polkit"),
     ("something else entirely", "unavailable"),
 ])
