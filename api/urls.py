@@ -24,6 +24,7 @@ urlpatterns = [
     path("pools/<int:pk>/", resources.PoolDetail.as_view(), name="pool"),
     path("pools/<int:pk>/actions/", resources.PoolActionView.as_view(), name="pool_action"),
     path("pools/<int:pk>/volumes/", resources.VolumeCreateView.as_view(), name="volume_create"),
+    path("pools/<int:pk>/uploads/", resources.UploadStart.as_view(), name="upload_start"),
     path("volumes/", resources.VolumeList.as_view(), name="volumes"),
     path("volumes/<int:pk>/", resources.VolumeDetail.as_view(), name="volume"),
     path("volumes/<int:pk>/actions/", resources.VolumeActionView.as_view(), name="volume_action"),

@@ -3,6 +3,7 @@ for administrators), the same forms, and every change queued as an operation."""
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
@@ -26,10 +27,11 @@ from storage import selectors as storage_selectors
 from storage import services as storage_services
 from storage.config import pool_config
 from storage.forms import (
-    POOL_FIELDS, UNITS, PoolDefineForm, PoolDeleteForm, VolumeCloneForm, VolumeCreateForm, VolumeDeleteForm,
-    VolumeResizeForm,
+    POOL_FIELDS, UNITS, PoolDefineForm, PoolDeleteForm, UploadForm, VolumeCloneForm, VolumeCreateForm,
+    VolumeDeleteForm, VolumeResizeForm,
 )
 from storage.models import StoragePool, Volume
+from storage.uploads import upload_begin
 
 SIZE_FIELDS = ("capacity", "allocation")
 POOL_ACTIONS = [action for action in storage_services.POOL_ACTIONS if action != "delete"]
@@ -163,6 +165,35 @@ class VolumeCreateView(ApiView):
         api_forms.valid(form)
         return enqueue(lambda: storage_services.volume_create_enqueue(pool=pool, arguments=form.arguments(),
                                                                       user=request.user), storage_services.StorageBusy)
+
+
+UploadBody = api_forms.schema_for(UploadForm, "UploadStart", extra={
+    "size": serializers.IntegerField(help_text="The file's size in bytes."),
+    "volume": serializers.IntegerField(required=False, help_text="An existing volume to overwrite, or give `name`.")})
+
+
+class UploadStarted(serializers.Serializer):
+    operation = serializers.IntegerField()
+    url = serializers.CharField()
+    socket = serializers.CharField(help_text="Open it with the same token, send the file as binary messages of "
+                                             "`chunk` bytes with at most `window` unacknowledged (see README).")
+
+
+class UploadStart(ApiView):
+    """Begin an upload into a new or an existing volume; the bytes then go over the upload socket."""
+
+    need, kind = ADMIN, StoragePool
+    serializer_class = UploadBody
+    queryset = StoragePool.objects.select_related("host")
+
+    @extend_schema(request=UploadBody, responses={202: UploadStarted, **Refused})
+    def post(self, request, pk: int):
+        pool = self.get_object()
+        data = api_forms.valid(UploadForm(api_forms.body(request), pool=pool))
+        operation = upload_begin(pool=pool, volume=data.get("volume"), name=data.get("name") or "",
+                                 size=data["size"], user=request.user)
+        return Response({"operation": operation.pk, "url": reverse("api:operation", args=[operation.pk]),
+                         "socket": f"/ws/storage/uploads/{operation.pk}/"}, status=status.HTTP_202_ACCEPTED)
 
 
 class VolumeDetail(ApiDetailView):

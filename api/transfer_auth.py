@@ -1,0 +1,85 @@
+"""API tokens where the API's views do not reach: the websockets (uploads, the live socket) and the
+streamed volume download. Scripts send `Authorization: Bearer vms_…` there as on the API. A wrong
+token counts as a failed login from the address, as on the API; consoles still need a browser
+session (they are bound to it)."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from channels.db import database_sync_to_async
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
+
+from accounts.audit import audit, client_address
+from accounts.lockout import address_locked_for, record_address_failure
+from accounts.models import AuditAction
+from api.tokens import token_user
+
+# Page routes a token may GET (they stream what the API cannot: a JSON API has no place for bytes).
+TOKEN_ROUTES = {"storage:volume_download"}
+
+
+def bearer_token(authorization: str) -> str | None:
+    keyword, _, token = authorization.strip().partition(" ")
+    return token.strip() or None if keyword.lower() in ("bearer", "token") else None
+
+
+def user_for_token(token: str, address: str | None, request: HttpRequest | None = None):
+    """The token's user, or None (then counted and audited as a failure)."""
+    if address_locked_for(address):
+        return None
+    user = token_user(token)
+    if user is None:
+        record_address_failure(address)
+        audit(request, AuditAction.TOKEN_REFUSED, result="failed", address=address)
+    return user
+
+
+class TokenForTransfers:
+    """Django middleware (after AuthenticationMiddleware): a GET with a token on TOKEN_ROUTES acts as
+    the token's user; anywhere else a token is not looked at."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        token = bearer_token(request.headers.get("Authorization", ""))
+        if token and request.method == "GET" and self._route(request) in TOKEN_ROUTES:
+            user = user_for_token(token, client_address(request), request)
+            if user is None:
+                return JsonResponse({"detail": "Invalid, expired or revoked token."}, status=401,
+                                    headers={"WWW-Authenticate": 'Bearer realm="vmsite"'})
+            request.user = user
+
+            async def auser():  # what async views (the download) ask
+                return user
+
+            request.auser = auser
+        return self.get_response(request)
+
+    @staticmethod
+    def _route(request: HttpRequest) -> str:
+        try:
+            return resolve(request.path_info).view_name
+        except Resolver404:
+            return ""
+
+
+class TokenSocketAuth:
+    """Channels middleware (inside AuthMiddlewareStack): a socket without a session user but with a
+    token acts as the token's user."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        user = scope.get("user")
+        if user is None or not user.is_authenticated:
+            headers = dict(scope.get("headers") or [])
+            token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
+            if token:
+                address = (scope.get("client") or [None])[0]
+                found = await database_sync_to_async(user_for_token)(token, address)
+                if found is not None:
+                    scope = {**scope, "user": found}
+        return await self.inner(scope, receive, send)
