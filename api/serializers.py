@@ -2,6 +2,7 @@
 whether they are set, never as a path or a value."""
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 
 from accounts.models import Grant
@@ -101,3 +102,11 @@ class ErrorSerializer(serializers.Serializer):
 
 class ActionSerializer(serializers.Serializer):
     action = serializers.CharField()
+
+
+REFUSED = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+
+
+def queues(body=None):
+    """The schema of an action: this request body, and 202 with the operation (or 409 when busy)."""
+    return extend_schema(request=body, responses={202: QueuedSerializer, 409: ErrorSerializer, **REFUSED})

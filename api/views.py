@@ -13,7 +13,8 @@ from accounts.models import AuditAction
 from api import forms as api_forms
 from api.base import ApiDetailView, ApiListView, ApiView, enqueue, filtered, queued
 from api.serializers import (
-    DomainDetailSerializer, DomainSerializer, ErrorSerializer, HostSerializer, OperationSerializer, QueuedSerializer,
+    REFUSED, DomainDetailSerializer, DomainSerializer, ErrorSerializer, HostSerializer, OperationSerializer,
+    QueuedSerializer, queues,
 )
 from domains import services as domain_services
 from domains.actions import ACTIONS
@@ -32,7 +33,6 @@ from operations.services import operation_enqueue, operation_request_cancel
 HOST_SECRETS = ("ssh_private_key", *TLS_FILES)
 HostWrite = api_forms.schema_for(HostForm, "HostWrite", write_only=HOST_SECRETS)
 Rename = api_forms.schema_for(RenameForm, "Rename")
-Refused = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
 
 
 class DomainAction(serializers.Serializer):
@@ -63,7 +63,7 @@ class HostList(ApiListView):
     def get(self, request):
         return super().get(request)
 
-    @extend_schema(request=HostWrite, responses={201: HostCreated, **Refused})
+    @extend_schema(request=HostWrite, responses={201: HostCreated, **REFUSED})
     def post(self, request):
         form = _host_form(request, None)
         api_forms.valid(form)
@@ -77,7 +77,7 @@ class HostDetail(ApiDetailView):
     serializer_class = HostSerializer
     queryset = Host.objects.select_related("ssh_key")
 
-    @extend_schema(request=HostWrite, responses={202: QueuedSerializer, **Refused})
+    @queues(HostWrite)
     def patch(self, request, pk: int):
         host = self.get_object()
         form = _host_form(request, host)
@@ -130,7 +130,7 @@ class DomainDetail(ApiDetailView):
     @extend_schema(parameters=[OpenApiParameter("confirm_name", str, required=True,
                                                 description="The VM's name, to confirm."),
                                OpenApiParameter("with_volumes", bool, description="Also delete its disk images.")],
-                   responses={202: QueuedSerializer, 409: ErrorSerializer, **Refused})
+                   responses={202: QueuedSerializer, 409: ErrorSerializer, **REFUSED})
     def delete(self, request, pk: int):
         domain = self.get_object()
         data = api_forms.valid(DeleteForm(request.query_params, domain=domain))
@@ -144,7 +144,7 @@ class DomainActionView(ApiView):
     serializer_class = DomainAction
     queryset = Domain.objects.select_related("host")
 
-    @extend_schema(request=DomainAction, responses={202: QueuedSerializer, 409: ErrorSerializer, **Refused})
+    @queues(DomainAction)
     def post(self, request, pk: int):
         serializer = DomainAction(data=api_forms.body(request))
         serializer.is_valid(raise_exception=True)
@@ -159,7 +159,7 @@ class DomainRename(ApiView):
     serializer_class = Rename
     queryset = Domain.objects.select_related("host")
 
-    @extend_schema(request=Rename, responses={202: QueuedSerializer, 409: ErrorSerializer, **Refused})
+    @queues(Rename)
     def post(self, request, pk: int):
         domain = self.get_object()
         data = api_forms.valid(RenameForm(api_forms.body(request), domain=domain))
@@ -192,7 +192,7 @@ class OperationCancel(ApiView):
     serializer_class = OperationSerializer
     queryset = Operation.objects.select_related("user")
 
-    @extend_schema(request=None, responses={200: OperationSerializer, 409: ErrorSerializer, **Refused})
+    @extend_schema(request=None, responses={200: OperationSerializer, 409: ErrorSerializer, **REFUSED})
     def post(self, request, pk: int):
         operation = self.get_object()
         if not operation_request_cancel(operation=operation, user=request.user):
@@ -214,7 +214,7 @@ class DomainCreate(ApiView):
     serializer_class = CreateVM
     queryset = Host.objects.filter(enabled=True)
 
-    @extend_schema(request=CreateVM, responses={202: QueuedSerializer, **Refused})
+    @queues(CreateVM)
     def post(self, request, host_pk: int):
         host = self.access_object
         if not host.enabled:
@@ -232,7 +232,7 @@ class DomainMigrate(ApiView):
     serializer_class = Migrate
     queryset = Domain.objects.select_related("host")
 
-    @extend_schema(request=Migrate, responses={202: QueuedSerializer, 409: ErrorSerializer, **Refused})
+    @queues(Migrate)
     def post(self, request, pk: int):
         domain = self.get_object()
         form = MigrateForm(api_forms.body(request), domain=domain)

@@ -16,9 +16,8 @@ from accounts.models import Grant
 from api import forms as api_forms
 from api.base import ApiDetailView, ApiListView, ApiView, enqueue, filtered
 from api.serializers import (
-    ErrorSerializer, GrantSerializer, NetworkSerializer, PoolSerializer, QueuedSerializer, VolumeSerializer,
+    REFUSED, ErrorSerializer, GrantSerializer, NetworkSerializer, PoolSerializer, VolumeSerializer, queues,
 )
-from api.views import Refused
 from hosts.models import Host
 from networking import forms as network_forms
 from networking import services as network_services
@@ -106,7 +105,7 @@ class PoolDefineView(ApiView):
     need, kind, pk_kwarg = ADMIN, Host, "host_pk"
     serializer_class = PoolDefineBody
 
-    @extend_schema(request=PoolDefineBody, responses={202: QueuedSerializer, **Refused})
+    @queues(PoolDefineBody)
     def post(self, request, host_pk: int):
         data = api_forms.body(request)
         pool_type = data.get("pool_type")
@@ -130,7 +129,7 @@ class PoolActionView(ApiView):
     serializer_class = PoolAction
     queryset = StoragePool.objects.select_related("host")
 
-    @extend_schema(request=PoolAction, responses={202: QueuedSerializer, 409: ErrorSerializer, **Refused})
+    @queues(PoolAction)
     def post(self, request, pk: int):
         data = _action(request, PoolAction)
         pool = self.get_object()
@@ -158,7 +157,7 @@ class VolumeCreateView(ApiView):
     serializer_class = VolumeCreateBody
     queryset = StoragePool.objects.select_related("host")
 
-    @extend_schema(request=VolumeCreateBody, responses={202: QueuedSerializer, 409: ErrorSerializer, **Refused})
+    @queues(VolumeCreateBody)
     def post(self, request, pk: int):
         pool = self.get_object()
         form = VolumeCreateForm(_with_sizes(api_forms.body(request)), pool=pool)
@@ -186,7 +185,7 @@ class UploadStart(ApiView):
     serializer_class = UploadBody
     queryset = StoragePool.objects.select_related("host")
 
-    @extend_schema(request=UploadBody, responses={202: UploadStarted, **Refused})
+    @extend_schema(request=UploadBody, responses={202: UploadStarted, **REFUSED})
     def post(self, request, pk: int):
         pool = self.get_object()
         data = api_forms.valid(UploadForm(api_forms.body(request), pool=pool))
@@ -207,7 +206,7 @@ class VolumeActionView(ApiView):
     serializer_class = VolumeAction
     queryset = Volume.objects.select_related("pool", "host")
 
-    @extend_schema(request=VolumeAction, responses={202: QueuedSerializer, 409: ErrorSerializer, **Refused})
+    @queues(VolumeAction)
     def post(self, request, pk: int):
         action = _action(request, VolumeAction)["action"]
         volume = self.get_object()
@@ -242,7 +241,7 @@ class NetworkList(ApiListView):
     def get(self, request):
         return super().get(request)
 
-    @extend_schema(request=NetworkCreateBody, responses={202: QueuedSerializer, **Refused})
+    @queues(NetworkCreateBody)
     def post(self, request):
         form = network_forms.NetworkForm(api_forms.body(request))
         api_forms.valid(form)
@@ -261,7 +260,7 @@ class NetworkActionView(ApiView):
     serializer_class = NetworkAction
     queryset = VirtualNetwork.objects.select_related("host")
 
-    @extend_schema(request=NetworkAction, responses={202: QueuedSerializer, 409: ErrorSerializer, **Refused})
+    @queues(NetworkAction)
     def post(self, request, pk: int):
         data = _action(request, NetworkAction)
         network = self.get_object()
@@ -285,7 +284,7 @@ class GrantList(ApiListView):
     def get(self, request):
         return super().get(request)
 
-    @extend_schema(request=GrantCreateBody, responses={201: GrantSerializer, **Refused})
+    @extend_schema(request=GrantCreateBody, responses={201: GrantSerializer, **REFUSED})
     def post(self, request):
         data = api_forms.body(request)
         username = str(data.get("user", "")).replace("\x00", "")

@@ -3,11 +3,10 @@ and its service (what is queued), so the API and the page cannot drift apart."""
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.utils import extend_schema
 
 from api import forms as api_forms
 from api.base import ApiView, enqueue
-from api.serializers import ErrorSerializer, QueuedSerializer
+from api.serializers import queues
 from domains import views_config, views_snapshots
 from domains.models import Domain
 from domains.services import DomainBusy
@@ -50,8 +49,7 @@ def _api_view(page_view: type) -> type[VMChange]:
     view = type(f"VM{name}", (VMChange,), {
         "page_view": page_view, "need": page_view.need, "host_need": getattr(page_view, "host_need", None),
         "serializer_class": body, "__doc__": f"{getattr(page_view, 'title', name)} (as on the VM's page)."})
-    return extend_schema(request=body, responses={202: QueuedSerializer, 400: ErrorSerializer, 403: ErrorSerializer,
-                                                  404: ErrorSerializer, 409: ErrorSerializer})(view)
+    return queues(body)(view)
 
 
 def urlpatterns() -> list:

@@ -14,7 +14,6 @@ from domains.models import Domain
 from hosts.models import Host
 from operations.models import Operation
 from tests import stack
-from tests.api.conftest import token_client
 from tests.domains.helpers import LOCAL, cached
 
 pytestmark = [pytest.mark.django_db]
