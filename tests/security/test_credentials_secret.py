@@ -40,6 +40,7 @@ from hosts.choices import HostStatus
 from hosts.models import Host
 from operations.models import Operation
 from operations.tasks import run_operation
+from tests import stack
 from tests.security.test_urlconf import OBJECT_FOR, concrete, objects, routes  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -145,10 +146,12 @@ def register(client: Client, **fields) -> Host:
 
 
 def connect_now(host: Host) -> Operation:
-    """Run the host's connect operation here, as a worker would, and return it finished."""
+    """Run the host's connect operation here, as a worker would (or wait for the suite's worker if it
+    took the operation first), and return it finished."""
     operation = Operation.objects.filter(target_type="host", target_id=host.pk, kind="host.connect").latest("pk")
     run_operation(operation.pk)
-    operation.refresh_from_db()
+    stack.wait_until(lambda: (operation.refresh_from_db(), operation.is_finished)[1], timeout=60,
+                     message=f"the connect operation of {host.name}")
     host.refresh_from_db()
     return operation
 
