@@ -38,12 +38,24 @@ from django.urls import reverse
 
 from hosts.choices import HostStatus
 from hosts.models import Host
+from operations.choices import OperationState
 from operations.models import Operation
 from operations.tasks import run_operation
 from tests import stack
 from tests.security.test_urlconf import OBJECT_FOR, concrete, objects, routes  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def operations_settled():
+    """Registering and editing hosts queues connect operations, which the suite's worker (if an
+    earlier test started it) runs too. The database is emptied after each test: no operation may
+    still be running then (on PostgreSQL the emptying deadlocked with a worker's connect)."""
+    yield
+    Operation.objects.filter(state=OperationState.PENDING).update(state=OperationState.CANCELLED)
+    stack.wait_until(lambda: not Operation.objects.filter(state=OperationState.RUNNING).exists(), timeout=90,
+                     message="the operations the test queued to finish")
 
 # Above the harness's range (2-163): nothing of any test run listens here.
 NOTHING_LISTENS = "127.0.0.201"
