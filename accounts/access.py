@@ -8,7 +8,9 @@ Changing hosts, pools, networks, users and grants is for administrators.
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db.models import Model, Q, QuerySet
+from django.http import Http404
 
 from accounts.models import Grant, Role
 from domains.models import Domain
@@ -84,6 +86,28 @@ def may(user: AbstractBaseUser, need: str, obj: Model) -> bool:
         return hosts_for(user, need).filter(pk=obj.pk).exists()
     host_id = getattr(obj, "host_id", None)  # pools, networks, interfaces, filters: their host's grant;
     return need == VIEW and host_id is not None and hosts_for(user, VIEW).filter(pk=host_id).exists()  # changes: admins
+
+
+def authorise(user: AbstractBaseUser, need: str, objects: QuerySet | None = None, pk=None,
+              host_need: str | None = None) -> Model | None:
+    """What every view (page or API) declares, checked: `need` on the object `pk` of `objects`, or on
+    nothing in particular when `objects` is None. Returns the object. Raises Http404 for an object
+    the user may not see, PermissionDenied for one they may see but not change (both pages and the
+    API answer these as 404 and 403)."""
+    if objects is None:
+        if need == ADMIN and not is_admin(user):
+            raise PermissionDenied("Administrators only.")
+        if need == OPERATE and not operates_anything(user):
+            raise PermissionDenied("Your role does not allow changes.")
+        return None
+    obj = objects.filter(pk=pk).first()
+    if obj is None or not may(user, VIEW, obj):
+        raise Http404(f"No such {objects.model._meta.verbose_name}.")
+    if need != VIEW and not may(user, need, obj):
+        raise PermissionDenied(f"Your role does not allow this on {obj}.")
+    if host_need and not may(user, host_need, obj.host):
+        raise PermissionDenied(f"Your role does not allow making VMs on {obj.host}.")
+    return obj
 
 
 def live_scope(user: AbstractBaseUser) -> dict[int, set[int] | None]:

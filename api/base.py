@@ -43,8 +43,8 @@ class ApiAccess:
         return self.need.get("GET" if method in ("HEAD", "OPTIONS") else method, VIEW)
 
     def get_object(self):
-        """The object the permission check found (and allowed), read through the view's queryset."""
-        return self.get_queryset().get(pk=self.access_object.pk)
+        """The object the permission check found (and allowed), through the view's queryset."""
+        return self.access_object
 
 
 class ApiView(ApiAccess, GenericAPIView):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from django import forms
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -31,7 +32,7 @@ def pem_files(data: Mapping, names) -> dict[str, SimpleUploadedFile]:
 def valid(form: forms.Form) -> dict:
     """The form's cleaned data, or a 400 with its messages per field."""
     if not form.is_valid():
-        raise ValidationError({field or "non_field_errors": [str(message) for message in messages]
+        raise ValidationError({"non_field_errors" if field == NON_FIELD_ERRORS else field: list(messages)
                                for field, messages in form.errors.items()})
     return form.cleaned_data
 

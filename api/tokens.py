@@ -9,9 +9,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.access import is_admin
+from accounts.audit import audit
+from accounts.lockout import address_locked_for, record_address_failure
+from accounts.models import AuditAction
 from accounts.totp import has_second_factor
 from api.models import ApiToken
 
@@ -19,8 +23,35 @@ SCHEME = "vms"
 LAST_USED_EVERY = timedelta(minutes=1)  # a busy script does not write the row on every call
 
 
+KEYWORDS = ("bearer", "token")  # Authorization: Bearer vms_… (or Token vms_…)
+
+
 class TokenRefused(Exception):
     """The user may not hold a token now (the message says why)."""
+
+
+class TokenDenied(Exception):
+    """A request's token does not let it in (the message says why)."""
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token in an Authorization header's value, if it carries one."""
+    keyword, _, token = authorization.strip().partition(" ")
+    return token.strip() or None if keyword.lower() in KEYWORDS else None
+
+
+def authenticate_token(token: str, address: str | None, request: HttpRequest | None = None) -> AbstractBaseUser:
+    """The user a request's token stands for, wherever it is sent (API, download, sockets). A wrong
+    token counts as a failed login from the address and is audited, so guessing is locked out like
+    password guessing."""
+    if address_locked_for(address):
+        raise TokenDenied("Too many failed attempts from this address; try again later.")
+    user = token_user(token)
+    if user is None:
+        record_address_failure(address)
+        audit(request, AuditAction.TOKEN_REFUSED, result="failed", address=address)
+        raise TokenDenied("Invalid, expired or revoked token.")
+    return user
 
 
 def _digest(token: str) -> str:

@@ -10,29 +10,11 @@ from channels.db import database_sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 
-from accounts.audit import audit, client_address
-from accounts.lockout import address_locked_for, record_address_failure
-from accounts.models import AuditAction
-from api.tokens import token_user
+from accounts.audit import client_address
+from api.tokens import TokenDenied, authenticate_token, bearer_token
 
 # Page routes a token may GET (they stream what the API cannot: a JSON API has no place for bytes).
 TOKEN_ROUTES = {"storage:volume_download"}
-
-
-def bearer_token(authorization: str) -> str | None:
-    keyword, _, token = authorization.strip().partition(" ")
-    return token.strip() or None if keyword.lower() in ("bearer", "token") else None
-
-
-def user_for_token(token: str, address: str | None, request: HttpRequest | None = None):
-    """The token's user, or None (then counted and audited as a failure)."""
-    if address_locked_for(address):
-        return None
-    user = token_user(token)
-    if user is None:
-        record_address_failure(address)
-        audit(request, AuditAction.TOKEN_REFUSED, result="failed", address=address)
-    return user
 
 
 class TokenForTransfers:
@@ -45,9 +27,10 @@ class TokenForTransfers:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         token = bearer_token(request.headers.get("Authorization", ""))
         if token and request.method == "GET" and self._route(request) in TOKEN_ROUTES:
-            user = user_for_token(token, client_address(request), request)
-            if user is None:
-                return JsonResponse({"detail": "Invalid, expired or revoked token."}, status=401,
+            try:
+                user = authenticate_token(token, client_address(request), request)
+            except TokenDenied as exc:
+                return JsonResponse({"detail": str(exc)}, status=401,
                                     headers={"WWW-Authenticate": 'Bearer realm="vmsite"'})
             request.user = user
 
@@ -79,7 +62,8 @@ class TokenSocketAuth:
             token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
             if token:
                 address = (scope.get("client") or [None])[0]
-                found = await database_sync_to_async(user_for_token)(token, address)
-                if found is not None:
-                    scope = {**scope, "user": found}
+                try:
+                    scope = {**scope, "user": await database_sync_to_async(authenticate_token)(token, address)}
+                except TokenDenied:
+                    pass  # left anonymous: the consumer refuses the handshake
         return await self.inner(scope, receive, send)

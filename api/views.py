@@ -198,7 +198,8 @@ class OperationCancel(ApiView):
         if not operation_request_cancel(operation=operation, user=request.user):
             return Response({"detail": f"Operation #{operation.pk} has finished or cannot be stopped midway."},
                             status=status.HTTP_409_CONFLICT)
-        return Response(self.get_serializer(self.get_object()).data)
+        operation.refresh_from_db()
+        return Response(self.get_serializer(operation).data)
 
 
 
@@ -212,7 +213,7 @@ class DomainCreate(ApiView):
 
     need, kind, pk_kwarg = OPERATE, Host, "host_pk"
     serializer_class = CreateVM
-    queryset = Host.objects.filter(enabled=True)
+    queryset = Host.objects.all()  # a disabled host is found, and refused with a message
 
     @queues(CreateVM)
     def post(self, request, host_pk: int):

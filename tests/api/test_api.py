@@ -218,3 +218,14 @@ def test_no_answer_holds_more_than_a_thousand_rows(api_as, test_host):
                                       synced_at=timezone.now()) for index in range(1005))
     page = api_as("admin").get("/api/v1/vms/?limit=100000").json()
     assert page["count"] == 1005 and len(page["results"]) == 1000 and page["next"]
+
+
+def test_a_forms_own_refusal_comes_back_as_non_field_errors(api_as, test_host):
+    from storage.models import StoragePool
+
+    pool = StoragePool.objects.create(host=test_host, uuid="6695eb01-f6a4-8304-79aa-97f2502e1e01", name="off",
+                                      pool_type="dir", active=False, available=2**30, synced_at=timezone.now())
+    answer = api_as("admin").post(f"/api/v1/pools/{pool.pk}/volumes/", {"name": "a.img", "format": "raw",
+                                                                          "capacity": 1}, format="json")
+    assert answer.status_code == 400
+    assert answer.json()["non_field_errors"] == ["The pool off is not active: start it first."]
