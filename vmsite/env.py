@@ -5,6 +5,7 @@ operator can act on. `<NAME>_FILE` may hold the path of a file with the value (f
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -60,6 +61,18 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A comma-separated list of IP addresses or networks (CIDR), as `10.0.0.5, 192.0.2.0/24`."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network (as 10.0.0.5 or "
+                                       "192.0.2.0/24)") from None
+    return networks
 
 
 def env_path(name: str, default: Path) -> Path:

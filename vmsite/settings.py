@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmsite.env import env_bool, env_int, env_list, env_path, env_str, parse_database_url, secret_key
+from vmsite.env import env_bool, env_int, env_list, env_networks, env_path, env_str, parse_database_url, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("VMSITE_DATA_DIR", BASE_DIR / "data")
@@ -96,6 +96,9 @@ SECURE_SSL_REDIRECT = HTTPS
 SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", HTTPS)  # set false if a subdomain has no HTTPS
 SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", HTTPS)
+# The proxies in front (addresses or networks): only from them is X-Forwarded-For believed, and
+# only it gives the client's address for lockouts and the audit log (accounts/addresses.py).
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", [])
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_PROXY_HTTPS_HEADER", False) else None
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
