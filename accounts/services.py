@@ -8,6 +8,7 @@ from django.http import HttpRequest
 
 from accounts.audit import audit
 from accounts.models import AuditAction, Grant
+from api.tokens import tokens_revoke_all
 from domains.models import Domain
 from events.publish import publish_host
 from hosts.models import Host
@@ -41,9 +42,11 @@ def user_update(*, request: HttpRequest, user: AbstractBaseUser, active: bool, a
 
 
 def user_set_password(*, request: HttpRequest, user: AbstractBaseUser, password: str) -> None:
+    """A new password: the user's sessions end and their API tokens are revoked."""
     user.set_password(password)
     user.save(update_fields=["password"])  # the user's other sessions end (Django's session hash)
     audit(request, AuditAction.USER_CHANGED, target=user.get_username(), detail="password set by an administrator")
+    tokens_revoke_all(request=request, user=user, reason="password set by an administrator")
 
 
 @transaction.atomic

@@ -22,6 +22,7 @@ from accounts.mixins import Access
 from accounts.models import AuditAction
 from accounts.sessions import end_all_sessions
 from accounts.totp import device_for, has_second_factor, qr_svg, start_enrolment, verify
+from api.tokens import tokens_revoke_all
 
 PENDING_USER = "vmsite_pending_user"
 PENDING_BACKEND = "vmsite_pending_backend"
@@ -175,8 +176,9 @@ class EndSessionsView(Access, View):
         user = request.user
         count = end_all_sessions(user)
         audit(request, AuditAction.SESSIONS_ENDED, user=user, target=user.get_username(), detail=f"{count} sessions")
+        revoked = tokens_revoke_all(request=request, user=user, reason="logged out everywhere")
         logout(request)
-        messages.info(request, f"Logged out everywhere ({count} sessions ended).")
+        messages.info(request, f"Logged out everywhere ({count} sessions ended, {revoked} API tokens revoked).")
         return redirect("login")
 
 

@@ -76,6 +76,15 @@ def token_issue(*, user: AbstractBaseUser, name: str, days: int | None) -> tuple
     return row, token
 
 
+def tokens_revoke_all(*, request: HttpRequest | None, user: AbstractBaseUser, reason: str) -> int:
+    """Revokes every token of the user (a password reset, "log out everywhere"), each audited."""
+    rows = list(ApiToken.objects.filter(user=user))
+    ApiToken.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    for row in rows:
+        audit(request, AuditAction.TOKEN_REVOKED, target=f"{user.get_username()}: {row}", detail=reason)
+    return len(rows)
+
+
 def token_user(token: str) -> AbstractBaseUser | None:
     """The active user a token belongs to, or None for anything wrong with it."""
     scheme, _, rest = token.partition("_")

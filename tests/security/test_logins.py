@@ -241,3 +241,37 @@ def test_it_ignores_forged_forwarded_addresses_on_the_server_the_procfile_starts
         assert latest == [proxy, "198.51.100.44"]
     finally:
         server.stop()
+
+
+# ---- tokens end with the sessions (row 12) -------------------------------------------------------
+
+def token_works(token: str) -> bool:
+    return Client().get("/api/v1/hosts/", HTTP_AUTHORIZATION=f"Bearer {token}",
+                        REMOTE_ADDR=unique_address()).status_code == 200
+
+
+@pytest.mark.django_db
+def test_it_revokes_a_users_tokens_when_an_administrator_sets_their_password(admin_client):
+    user = get_user_model().objects.create_user(unique("reset"), password=PASSWORD)
+    bystander = get_user_model().objects.create_user(unique("bystander"), password=PASSWORD)
+    tokens = [token_issue(user=user, name=name, days=None)[1] for name in ("ci", "backup")]
+    kept = token_issue(user=bystander, name="ci", days=None)[1]
+    assert all(token_works(token) for token in tokens)
+    response = admin_client.post(f"/users/{user.pk}/password/", {"password": "another long password",
+                                                                   "password2": "another long password"})
+    assert response.status_code == 302, response.content
+    assert not any(token_works(token) for token in tokens) and token_works(kept)
+    revoked = AuditEvent.objects.filter(action=AuditAction.TOKEN_REVOKED, target__startswith=user.get_username())
+    assert sorted(revoked.values_list("detail", flat=True)) == ["password set by an administrator"] * 2
+
+
+@pytest.mark.django_db
+def test_it_revokes_the_users_tokens_when_they_log_out_everywhere():
+    user = get_user_model().objects.create_user(unique("leaving"), password=PASSWORD)
+    token = token_issue(user=user, name="laptop script", days=None)[1]
+    browser = Client()
+    browser.force_login(user)
+    assert token_works(token)
+    assert browser.post("/account/sessions/end/").status_code == 302
+    assert not token_works(token)
+    assert AuditEvent.objects.get(action=AuditAction.TOKEN_REVOKED).detail == "logged out everywhere"
