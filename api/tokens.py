@@ -45,7 +45,7 @@ def authenticate_token(token: str, address: str | None, request: HttpRequest | N
     token is counted against the address (on a counter of tokens only: failed passwords never lock
     a token out) and audited, so guessing tokens is locked out like guessing passwords."""
     if token_locked_for(address):
-        raise TokenDenied("Too many wrong tokens from this address; try again later.")
+        raise TokenDenied("Too many failed attempts from this address; try again later.")
     user = token_user(token)
     if user is None:
         record_token_failure(address)
