@@ -88,7 +88,8 @@ class SecondFactorView(View):
         username, address = user.get_username(), request_address(request)
         wait = second_factor_attempt(username, address)
         if wait:
-            audit(request, AuditAction.LOGIN_LOCKED, user=user, result="refused", detail=f"second factor, {wait} s left")
+            audit(request, AuditAction.LOGIN_LOCKED, user=user, result="refused",
+                  detail=f"second factor, {wait} s left")
             form.add_error(None, f"Too many failed logins. Try again in {-(-wait // 60)} minute(s).")
         elif verify(device_for(user), form.cleaned_data["code"]):
             login_completed(username, address)

@@ -21,6 +21,7 @@ from operations.models import Operation
 
 pytestmark = [pytest.mark.django_db]
 
+
 def routes(patterns=None, prefix: str = "", namespace: str = ""):
     for pattern in patterns if patterns is not None else get_resolver().url_patterns:
         if isinstance(pattern, URLResolver):
