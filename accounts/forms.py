@@ -5,27 +5,27 @@ import math
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from accounts.audit import audit, client_address
-from accounts.lockout import locked_for, record_failure, record_success
+from accounts.addresses import request_address
+from accounts.audit import audit
+from accounts.lockout import password_accepted, password_attempt
 from accounts.models import AuditAction
 
 
 class LockoutAuthenticationForm(AuthenticationForm):
-    """Django's login form, refusing at once a user name or address with too many recent failures."""
+    """Django's login form. Each attempt is counted before the password is checked; a user name or
+    address over its limit is refused without the password being checked at all."""
 
     def clean(self):
         username = (self.data.get("username") or "")[:150]
-        address = client_address(self.request)
-        wait = locked_for(username, address)
+        if not (self.cleaned_data.get("username") and self.cleaned_data.get("password")):
+            return super().clean()  # the field errors say what is missing; no password is checked
+        address = request_address(self.request)
+        wait = password_attempt(username, address)
         if wait:
             audit(self.request, AuditAction.LOGIN_LOCKED, username=username, result="refused",
                   detail=f"{wait} s left")
             raise forms.ValidationError(
                 f"Too many failed logins. Try again in {math.ceil(wait / 60)} minute(s).", code="locked")
-        try:
-            cleaned = super().clean()
-        except forms.ValidationError:
-            record_failure(username, address)
-            raise
-        record_success(username)
+        cleaned = super().clean()  # a wrong password raises here, and stays counted
+        password_accepted(username, address)
         return cleaned

@@ -1,55 +1,107 @@
-"""Failed logins are counted in Redis per user name and per address; past the limits, logins are
-refused for a while without the password even being checked."""
+"""Failed logins are counted in Redis per user name and per address, and wrong second-factor codes
+per user name on a counter of their own; past the limits, logins are refused for a while.
+
+Every attempt is counted before it is checked (INCR, then refuse when over the limit, then check):
+attempts sent side by side cannot all slip in before the first failure is counted, so at most the
+limit's worth of passwords or codes is ever checked in a window. A success takes its own attempt
+back off the address's count, so people logging in do not use up their address's allowance.
+
+API tokens have their own per-address counter: a valid token is never refused because passwords
+failed from its address."""
 from __future__ import annotations
 
 import redis
 from django.conf import settings
 
-USER_LIMIT = 5  # failures for one user name within the window
-ADDRESS_LIMIT = 20  # failures from one address, whatever the user names
-_PREFIX = "vmsite:login-failures:"
+USER_LIMIT = 5  # password attempts for one user name within the window
+ADDRESS_LIMIT = 20  # failed attempts from one address, whatever the user names
+SECOND_FACTOR_LIMIT = 5  # second-factor codes for one user name within the window
+TOKEN_ADDRESS_LIMIT = 20  # wrong API tokens from one address
+_PREFIX = "vmsite:login-failures:"  # tests clear keys under it
+
+# Takes one attempt back, never below zero, and keeps the window (DECR keeps the key's TTL).
+_UNCOUNT = """
+if tonumber(redis.call('get', KEYS[1]) or '0') > 0 then return redis.call('decr', KEYS[1]) end
+return 0
+"""
 
 
 def _client() -> redis.Redis:
     return redis.Redis.from_url(settings.REDIS_URL)
 
 
-def _keys(username: str, address: str | None) -> list[tuple[str, int]]:
-    keys = [(f"{_PREFIX}user:{username.strip().lower()}", USER_LIMIT)]
-    if address:
-        keys.append((f"{_PREFIX}address:{address}", ADDRESS_LIMIT))
-    return keys
+def _user_key(username: str) -> str:
+    return f"{_PREFIX}user:{username.strip().lower()}"
 
 
-def locked_for(username: str, address: str | None) -> int:
-    """Seconds until this user name (or address) may try again; 0 when it may now."""
+def _second_factor_key(username: str) -> str:
+    return f"{_PREFIX}second-factor:{username.strip().lower()}"
+
+
+def _address_key(address: str) -> str:
+    return f"{_PREFIX}address:{address}"
+
+
+def _token_key(address: str) -> str:
+    return f"{_PREFIX}token-address:{address}"
+
+
+def _attempt(keys: list[tuple[str, int]]) -> int:
+    """Count one attempt on every key, then the seconds until it may be tried again: 0 when every
+    count is within its limit (the attempt may go on and be checked)."""
     client = _client()
-    waits = [client.ttl(key) for key, limit in _keys(username, address) if int(client.get(key) or 0) >= limit]
-    return max([wait for wait in waits if wait > 0], default=0)
-
-
-def record_failure(username: str, address: str | None) -> None:
-    pipe = _client().pipeline()
-    for key, _limit in _keys(username, address):
+    pipe = client.pipeline(transaction=True)
+    for key, _limit in keys:
         pipe.incr(key)
-        pipe.expire(key, settings.LOGIN_LOCKOUT_SECONDS, nx=True)  # the window starts at the first failure
-    pipe.execute()
+        pipe.expire(key, settings.LOGIN_LOCKOUT_SECONDS, nx=True)  # the window starts at the first attempt
+    counts = pipe.execute()[0::2]
+    over = [key for (key, limit), count in zip(keys, counts) if count > limit]
+    return max((max(client.ttl(key), 1) for key in over), default=0)
 
 
-def record_success(username: str) -> None:
-    _client().delete(f"{_PREFIX}user:{username.strip().lower()}")
+def _uncount(address: str | None) -> None:
+    if address:
+        _client().eval(_UNCOUNT, 1, _address_key(address))
 
 
-def address_locked_for(address: str | None) -> int:
-    """Seconds until this address may try again (API tokens count against the address only)."""
+def password_attempt(username: str, address: str | None) -> int:
+    """Counts a password attempt for the user name and the address; seconds to wait, or 0 to check it."""
+    keys = [(_user_key(username), USER_LIMIT)]
+    if address:
+        keys.append((_address_key(address), ADDRESS_LIMIT))
+    return _attempt(keys)
+
+
+def password_accepted(username: str, address: str | None) -> None:
+    """The password was right: the user name's count starts again (the second factor's does not)."""
+    _client().delete(_user_key(username))
+    _uncount(address)
+
+
+def second_factor_attempt(username: str, address: str | None) -> int:
+    """Counts a second-factor code for the user name and the address; seconds to wait, or 0 to check it."""
+    keys = [(_second_factor_key(username), SECOND_FACTOR_LIMIT)]
+    if address:
+        keys.append((_address_key(address), ADDRESS_LIMIT))
+    return _attempt(keys)
+
+
+def login_completed(username: str, address: str | None) -> None:
+    """Password and code were right: only a complete login resets the second factor's count."""
+    _client().delete(_user_key(username), _second_factor_key(username))
+    _uncount(address)
+
+
+def token_locked_for(address: str | None) -> int:
+    """Seconds until this address may send tokens again after too many wrong ones."""
     if not address:
         return 0
     client = _client()
-    key = f"{_PREFIX}address:{address}"
-    return max(client.ttl(key), 1) if int(client.get(key) or 0) >= ADDRESS_LIMIT else 0
+    key = _token_key(address)
+    return max(client.ttl(key), 1) if int(client.get(key) or 0) >= TOKEN_ADDRESS_LIMIT else 0
 
 
-def record_address_failure(address: str | None) -> None:
+def record_token_failure(address: str | None) -> None:
     if address:
-        key = f"{_PREFIX}address:{address}"
+        key = _token_key(address)
         _client().pipeline().incr(key).expire(key, settings.LOGIN_LOCKOUT_SECONDS, nx=True).execute()

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from vmsite import secretbox
+
 
 class AuditAction(models.TextChoices):
     LOGIN = "login", "Logged in"
@@ -44,13 +46,27 @@ class AuditEvent(models.Model):
 
 class TOTPDevice(models.Model):
     """A user's second factor: an RFC 6238 authenticator app. Confirmed once a code from it was
-    accepted; each time step is accepted only once (a code seen by someone else cannot be replayed)."""
+    accepted; each time step is accepted only once (a code seen by someone else cannot be replayed).
+    The shared secret is kept sealed (vmsite/secretbox.py), bound to its user: `secret` opens it."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp")
-    secret = models.CharField(max_length=64)
+    sealed_secret = models.CharField(max_length=255)
     confirmed = models.BooleanField(default=False)
     last_step = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    @property
+    def secret(self) -> str:
+        return secretbox.unseal(self.sealed_secret, context=totp_secret_context(self.user_id))
+
+    @secret.setter
+    def secret(self, value: str) -> None:
+        self.sealed_secret = secretbox.seal(value, context=totp_secret_context(self.user_id))
+
+
+def totp_secret_context(user_id: int) -> str:
+    """What a second-factor secret is sealed for: a sealed secret moved to another user does not open."""
+    return f"accounts.totp-secret:user:{user_id}"
 
 
 class Role(models.TextChoices):

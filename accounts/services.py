@@ -8,6 +8,7 @@ from django.http import HttpRequest
 
 from accounts.audit import audit
 from accounts.models import AuditAction, Grant
+from api.tokens import tokens_revoke_all
 from domains.models import Domain
 from events.publish import publish_host
 from hosts.models import Host
@@ -40,10 +41,13 @@ def user_update(*, request: HttpRequest, user: AbstractBaseUser, active: bool, a
         _rescope(Host.objects.values_list("pk", flat=True))
 
 
-def user_set_password(*, request: HttpRequest, user: AbstractBaseUser, password: str) -> None:
+def user_set_password(*, request: HttpRequest | None, user: AbstractBaseUser, password: str,
+                      reason: str = "password set by an administrator") -> None:
+    """A new password: the user's sessions end and their API tokens are revoked."""
     user.set_password(password)
     user.save(update_fields=["password"])  # the user's other sessions end (Django's session hash)
-    audit(request, AuditAction.USER_CHANGED, target=user.get_username(), detail="password set by an administrator")
+    audit(request, AuditAction.USER_CHANGED, target=user.get_username(), detail=reason)
+    tokens_revoke_all(request=request, user=user, reason=reason)
 
 
 @transaction.atomic

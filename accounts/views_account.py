@@ -14,13 +14,15 @@ from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
 from django.views import View
 
-from accounts.audit import audit, client_address
+from accounts.addresses import request_address
+from accounts.audit import audit
 from accounts.forms import LockoutAuthenticationForm
-from accounts.lockout import locked_for, record_failure, record_success
+from accounts.lockout import login_completed, second_factor_attempt
 from accounts.mixins import Access
 from accounts.models import AuditAction
 from accounts.sessions import end_all_sessions
 from accounts.totp import device_for, has_second_factor, qr_svg, start_enrolment, verify
+from api.tokens import tokens_revoke_all
 
 PENDING_USER = "vmsite_pending_user"
 PENDING_BACKEND = "vmsite_pending_backend"
@@ -81,20 +83,23 @@ class SecondFactorView(View):
             messages.error(request, "The login took too long: give your password again.")
             return redirect("login")
         form = CodeForm(request.POST)
-        username, address = user.get_username(), client_address(request)
-        wait = locked_for(username, address)
+        if not form.is_valid():
+            return render(request, self.template_name, {"form": form}, status=400)  # no code was checked
+        username, address = user.get_username(), request_address(request)
+        wait = second_factor_attempt(username, address)
         if wait:
+            audit(request, AuditAction.LOGIN_LOCKED, user=user, result="refused",
+                  detail=f"second factor, {wait} s left")
             form.add_error(None, f"Too many failed logins. Try again in {-(-wait // 60)} minute(s).")
-        elif form.is_valid() and verify(device_for(user), form.cleaned_data["code"]):
-            record_success(username)
+        elif verify(device_for(user), form.cleaned_data["code"]):
+            login_completed(username, address)
             next_url = request.session.get(PENDING_NEXT) or settings.LOGIN_REDIRECT_URL
             backend = request.session.get(PENDING_BACKEND)
             login(request, user, backend=backend)  # a new session key; the pending keys go with the old one
             return redirect(next_url)
         else:
-            record_failure(username, address)
             audit(request, AuditAction.TOTP_FAILED, user=user, result="failed")
-            form.add_error("code" if "code" in form.fields else None, "That code is wrong or was used already.")
+            form.add_error("code", "That code is wrong or was used already.")
         return render(request, self.template_name, {"form": form}, status=400)
 
 
@@ -172,8 +177,9 @@ class EndSessionsView(Access, View):
         user = request.user
         count = end_all_sessions(user)
         audit(request, AuditAction.SESSIONS_ENDED, user=user, target=user.get_username(), detail=f"{count} sessions")
+        revoked = tokens_revoke_all(request=request, user=user, reason="logged out everywhere")
         logout(request)
-        messages.info(request, f"Logged out everywhere ({count} sessions ended).")
+        messages.info(request, f"Logged out everywhere ({count} sessions ended, {revoked} API tokens revoked).")
         return redirect("login")
 
 

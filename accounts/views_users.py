@@ -114,5 +114,6 @@ class UserPasswordView(UserDetailView):
         if not form.is_valid():
             return self.page(request, user, password_form=form, status=400)
         services.user_set_password(request=request, user=user, password=form.cleaned_data["password"])
-        messages.success(request, f"New password set for {user.get_username()}; their sessions ended.")
+        messages.success(request, f"New password set for {user.get_username()}; their sessions ended and their "
+                                  "API tokens were revoked.")
         return redirect("users:detail", pk=user.pk)

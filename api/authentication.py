@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
-from accounts.audit import client_address
+from accounts.addresses import request_address
 from api.tokens import TokenDenied, authenticate_token, bearer_token
 
 
@@ -13,7 +13,7 @@ class TokenAuthentication(authentication.BaseAuthentication):
         if token is None:
             return None  # not a token: the session may still authenticate
         try:
-            return authenticate_token(token, client_address(request._request), request._request), None
+            return authenticate_token(token, request_address(request._request), request._request), None
         except TokenDenied as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from None
 

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.access import is_admin
 from accounts.audit import audit
-from accounts.lockout import address_locked_for, record_address_failure
+from accounts.lockout import record_token_failure, token_locked_for
 from accounts.models import AuditAction
 from accounts.totp import has_second_factor
 from api.models import ApiToken
@@ -42,13 +42,13 @@ def bearer_token(authorization: str) -> str | None:
 
 def authenticate_token(token: str, address: str | None, request: HttpRequest | None = None) -> AbstractBaseUser:
     """The user a request's token stands for, wherever it is sent (API, download, sockets). A wrong
-    token counts as a failed login from the address and is audited, so guessing is locked out like
-    password guessing."""
-    if address_locked_for(address):
+    token is counted against the address (on a counter of tokens only: failed passwords never lock
+    a token out) and audited, so guessing tokens is locked out like guessing passwords."""
+    if token_locked_for(address):
         raise TokenDenied("Too many failed attempts from this address; try again later.")
     user = token_user(token)
     if user is None:
-        record_address_failure(address)
+        record_token_failure(address)
         audit(request, AuditAction.TOKEN_REFUSED, result="failed", address=address)
         raise TokenDenied("Invalid, expired or revoked token.")
     return user
@@ -74,6 +74,15 @@ def token_issue(*, user: AbstractBaseUser, name: str, days: int | None) -> tuple
     expires = timezone.now() + timedelta(days=days) if days else None
     row = ApiToken.objects.create(user=user, name=name, prefix=prefix, digest=_digest(token), expires_at=expires)
     return row, token
+
+
+def tokens_revoke_all(*, request: HttpRequest | None, user: AbstractBaseUser, reason: str) -> int:
+    """Revokes every token of the user (a password reset, "log out everywhere"), each audited."""
+    rows = list(ApiToken.objects.filter(user=user))
+    ApiToken.objects.filter(pk__in=[row.pk for row in rows]).delete()
+    for row in rows:
+        audit(request, AuditAction.TOKEN_REVOKED, target=f"{user.get_username()}: {row}", detail=reason)
+    return len(rows)
 
 
 def token_user(token: str) -> AbstractBaseUser | None:

@@ -10,7 +10,7 @@ from channels.db import database_sync_to_async
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
 
-from accounts.audit import client_address
+from accounts.addresses import request_address, scope_address
 from api.tokens import TokenDenied, authenticate_token, bearer_token
 
 # Page routes a token may GET (they stream what the API cannot: a JSON API has no place for bytes).
@@ -28,7 +28,7 @@ class TokenForTransfers:
         token = bearer_token(request.headers.get("Authorization", ""))
         if token and request.method == "GET" and self._route(request) in TOKEN_ROUTES:
             try:
-                user = authenticate_token(token, client_address(request), request)
+                user = authenticate_token(token, request_address(request), request)
             except TokenDenied as exc:
                 return JsonResponse({"detail": str(exc)}, status=401,
                                     headers={"WWW-Authenticate": 'Bearer realm="vmsite"'})
@@ -61,9 +61,9 @@ class TokenSocketAuth:
             headers = dict(scope.get("headers") or [])
             token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
             if token:
-                address = (scope.get("client") or [None])[0]
                 try:
-                    scope = {**scope, "user": await database_sync_to_async(authenticate_token)(token, address)}
+                    scope = {**scope, "user": await database_sync_to_async(authenticate_token)(token,
+                                                                                              scope_address(scope))}
                 except TokenDenied:
                     pass  # left anonymous: the consumer refuses the handshake
         return await self.inner(scope, receive, send)

@@ -188,6 +188,7 @@ def setup_django(env: dict[str, str]) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
+    call_command("private_data_dir")  # as make run: daphne and Celery refuse a data folder others can read
 
 
 def register_hosts(hosts: list[HarnessHost]) -> list[Any]:

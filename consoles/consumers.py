@@ -13,6 +13,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from accounts.addresses import scope_address
 from accounts.audit import audit
 from accounts.models import AuditAction
 from consoles.selectors import console_allowed, grant_revoked_reason
@@ -84,10 +85,9 @@ class SerialConsoleConsumer(ConsoleConsumer):
             await self.close(CLOSE_FORBIDDEN)
             return
         await self.accept()
-        client = self.scope.get("client") or (None,)
         await database_sync_to_async(audit)(None, AuditAction.CONSOLE_OPENED, user=self.scope["user"],
                                             target=f"{domain.name} on {domain.host.name}", detail="serial",
-                                            address=client[0])
+                                            address=scope_address(self.scope))
         self.output: asyncio.Queue[bytes] = asyncio.Queue()
         self.sender = asyncio.create_task(self._send_output())
         self.group = f"serial-console-{domain.pk}"

@@ -81,6 +81,7 @@ npm_packages() {
 }
 
 dashboard_database() {
+    "$VENV/bin/python" manage.py private_data_dir  # made 0700, or mended from an older install
     "$VENV/bin/python" manage.py migrate --noinput -v0
     "$VENV/bin/python" manage.py collectstatic --noinput -v0
     "$VENV/bin/python" manage.py ensure_admin

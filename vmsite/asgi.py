@@ -11,6 +11,10 @@ prepare_web_process()
 
 django_http = get_asgi_application()
 
+from vmsite.private import start_private_process  # noqa: E402
+
+start_private_process()
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402

@@ -1,9 +1,33 @@
 import os
+import sys
 
 from celery import Celery
+from celery.signals import beat_init, celeryd_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vmsite.settings")
+
+# The celery program (workers, beat) makes its files private from the very start: beat opens its
+# schedule file before any signal a handler could act on. The other processes that import this
+# app (the web server, manage.py, the test suite) see to their own umask.
+if os.path.basename(sys.argv[0]) == "celery" or sys.argv[0].endswith(os.path.join("celery", "__main__.py")):
+    os.umask(0o077)
 
 app = Celery("vmsite")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@celeryd_init.connect
+@beat_init.connect
+def _private(**kwargs) -> None:
+    """Workers and beat make their files private and refuse a data folder others can read. Celery
+    logs and swallows a handler's exceptions, so a refusal exits here."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from vmsite.private import start_private_process
+
+    try:
+        start_private_process()
+    except ImproperlyConfigured as exc:
+        sys.stderr.write(f"vmsite cannot start: {exc}\n")
+        raise SystemExit(1) from None

@@ -5,6 +5,7 @@ operator can act on. `<NAME>_FILE` may hold the path of a file with the value (f
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -60,6 +61,18 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_networks(name: str, default: list[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """A comma-separated list of IP addresses or networks (CIDR), as `10.0.0.5, 192.0.2.0/24`."""
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network (as 10.0.0.5 or "
+                                       "192.0.2.0/24)") from None
+    return networks
 
 
 def env_path(name: str, default: Path) -> Path:
@@ -118,25 +131,38 @@ def _postgres(name: str, url: str, parts) -> dict:
 
 def secret_key(name: str, data_dir: Path) -> str:
     """The key from the environment, else the one generated into the data folder on first run."""
-    value = _raw(name)
-    if value:
-        return value
-    key_file = data_dir / "secret_key"
+    from django.core.management.utils import get_random_secret_key
+
+    return _raw(name) or _generated(data_dir / "secret_key", get_random_secret_key)
+
+
+def secret_box_keys(name: str, data_dir: Path) -> list:
+    """The key-encryption keys of vmsite/secretbox.py: from the environment (or `<NAME>_FILE`),
+    else one generated into the data folder on first run (mode 0600)."""
+    from vmsite import secretbox
+
+    value = _raw(name) or _generated(data_dir / "secret_box_key", secretbox.generate_key)
+    try:
+        return secretbox.parse_keys(value)
+    except secretbox.BadKey as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}; make one with `python -c 'from vmsite.secretbox import "
+                                   "generate_key; print(generate_key())'`") from None
+
+
+def _generated(key_file: Path, make) -> str:
     if not key_file.exists():
-        _write_new_key(key_file)
+        _write_new_file(key_file, make())
     return key_file.read_text().strip()
 
 
-def _write_new_key(key_file: Path) -> None:
+def _write_new_file(key_file: Path, content: str) -> None:
     # Written whole to a temporary file, then linked into place: processes starting side by side
     # all end up reading the one key that won, never a half-written one.
-    from django.core.management.utils import get_random_secret_key
-
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    temporary = key_file.with_name(f".secret_key.{os.getpid()}")
+    key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temporary = key_file.with_name(f".{key_file.name}.{os.getpid()}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(get_random_secret_key())
+        handle.write(content)
     try:
         os.link(temporary, key_file)
     except FileExistsError:

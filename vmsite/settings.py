@@ -3,12 +3,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmsite.env import env_bool, env_int, env_list, env_path, env_str, parse_database_url, secret_key
+from vmsite.env import (env_bool, env_int, env_list, env_networks, env_path, env_str, parse_database_url,
+                        secret_box_keys, secret_key)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("VMSITE_DATA_DIR", BASE_DIR / "data")
 
+# Folders 0700 and files 0600, checked when every process starts (vmsite/private.py). Only the
+# test settings turn the check off: the suite shares its data folder with pytest's own process.
+DATA_DIR_MUST_BE_PRIVATE = True
+
 SECRET_KEY = secret_key("SECRET_KEY", DATA_DIR)
+# The key-encryption keys of secrets kept in the database (vmsite/secretbox.py). Every node of an
+# installation needs the same ones: set SECRET_BOX_KEY_FILE on each.
+SECRET_BOX_KEYS = secret_box_keys("SECRET_BOX_KEY", DATA_DIR)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -20,7 +28,6 @@ REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 INSTALLED_APPS = [
     "daphne",
-    "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -97,6 +104,9 @@ SECURE_SSL_REDIRECT = HTTPS
 SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", HTTPS)  # set false if a subdomain has no HTTPS
 SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", HTTPS)
+# The proxies in front (addresses or networks): only from them is X-Forwarded-For believed, and
+# only it gives the client's address for lockouts and the audit log (accounts/addresses.py).
+TRUSTED_PROXIES = env_networks("TRUSTED_PROXIES", [])
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_PROXY_HTTPS_HEADER", False) else None
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
@@ -140,6 +150,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+# Files Django writes (collectstatic into the data folder) are as private as everything else there.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 # Third-party front-end code comes from npm (package.json); only its built files are served.
 STATICFILES_DIRS = [
     BASE_DIR / "static",

@@ -18,3 +18,7 @@ if "CONSOLE_PROXY_PORT" not in os.environ:  # one port for the suite; its subpro
         os.environ["CONSOLE_PROXY_PORT"] = str(_probe.getsockname()[1])
 
 from vmsite.settings import *  # noqa: E402,F401,F403
+
+# pytest's process writes the test database into the data folder with its own umask (its fixtures
+# make folders qemu must reach); tests/vmsite/test_private_data.py checks the rule with the real settings.
+DATA_DIR_MUST_BE_PRIVATE = False

@@ -1,4 +1,3 @@
-from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
@@ -20,5 +19,4 @@ urlpatterns = [
     path("audit/", include("accounts.urls")),
     path("users/", include("accounts.urls_users")),
     path("api/v1/", include("api.urls")),
-    path("admin/", admin.site.urls),
 ]

@@ -1,22 +1,32 @@
-"""The Django admin shows hosts but cannot set their connection: that is the host form's job."""
+"""What Django's admin offered for hosts is on vmsite's own pages (the admin is gone): an
+administrator enables and disables a host there, audited; nobody edits a host's connection
+outside the host form."""
 import pytest
 from django.urls import reverse
 
+from accounts.models import AuditAction, AuditEvent
 from hosts.models import Host
 
 pytestmark = pytest.mark.django_db
 
 
-def test_it_ignores_an_address_posted_to_the_admin(admin_client):
+def test_it_disables_and_enables_a_host_on_its_page_audited(admin_client):
     host = Host.objects.create(name="h", transport="tcp", address="127.0.0.5")
-    response = admin_client.post(reverse("admin:hosts_host_change", args=[host.pk]), {
-        "name": "h", "transport": "tcp", "address": "x?command=/bin/sh", "tls_dir": "/etc", "enabled": ""})
-    assert response.status_code == 302
+    assert admin_client.post(reverse("hosts:enable", args=[host.pk]), {"enabled": "0"}).status_code == 302
     host.refresh_from_db()
-    assert (host.address, host.tls_dir, host.enabled) == ("127.0.0.5", "", False)
-    assert admin_client.get(reverse("hosts:list")).status_code == 200
+    assert host.enabled is False
+    admin_client.post(reverse("hosts:enable", args=[host.pk]), {"enabled": "1"})
+    host.refresh_from_db()
+    assert host.enabled is True
+    details = list(AuditEvent.objects.filter(action=AuditAction.HOST_CHANGED, target="h")
+                   .order_by("pk").values_list("detail", flat=True))
+    assert details == ["disabled", "enabled"]
 
 
-def test_it_adds_no_host_in_the_admin(admin_client):
-    assert admin_client.get(reverse("admin:hosts_host_add")).status_code == 403
-    assert admin_client.get(reverse("admin:hosts_host_changelist")).status_code == 200
+def test_it_has_no_admin_form_that_takes_an_address(admin_client):
+    host = Host.objects.create(name="h", transport="tcp", address="127.0.0.5")
+    response = admin_client.post(f"/admin/hosts/host/{host.pk}/change/", {
+        "name": "h", "transport": "tcp", "address": "x?command=/bin/sh", "enabled": ""})
+    assert response.status_code == 404
+    host.refresh_from_db()
+    assert (host.address, host.enabled) == ("127.0.0.5", True)

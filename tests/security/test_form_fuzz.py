@@ -279,17 +279,6 @@ def test_it_never_fails_on_a_host_being_edited(admin, world, data):
                            then=(reverse("hosts:list"), reverse("hosts:detail", args=[host.pk])))
 
 
-@FEW
-@given(data=st.data())
-def test_it_never_fails_on_the_admin_host_form(admin, world, data):
-    valid = {"name": "ssh-host", "transport": "ssh", "address": "127.0.0.98", "port": "22", "username": "root",
-             "ssh_host_keys": "", "tls_dir": "", "enabled": "on", "created_at_0": "2026-01-01",
-             "created_at_1": "00:00:00"}
-    post = data.draw(posts(valid, transport=TRANSPORTS))
-    post_and_roll_back(admin, reverse("admin:hosts_host_change", args=[world.ssh_host.pk]), post,
-                       then=(reverse("hosts:list"), reverse("hosts:detail", args=[world.ssh_host.pk])))
-
-
 # ---- VMs ----------------------------------------------------------------------------------------
 
 BOTH = {"live": "on", "persistent": "on"}

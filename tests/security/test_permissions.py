@@ -148,3 +148,27 @@ def test_the_api_answers_tokens_as_it_answers_sessions(objects):
                 checked += 1
     assert checked > 200
     assert row_counts() == {**before, "api.ApiToken": before["api.ApiToken"]}
+
+
+# Where Django itself would log people in or change users: its admin, its password views.
+OUTSIDE_LOGIN_PATHS = ("/admin/", "/admin/login/", "/admin/auth/user/", "/admin/auth/user/add/",
+                       "/admin/password_change/", "/password_change/", "/password_reset/", "/accounts/login/",
+                       "/accounts/password_change/", "/accounts/password_reset/")
+
+
+def test_it_has_one_login_path_and_no_other_way_to_change_users(objects, clients):
+    """Row 1 of issue 14: vmsite's login (lockout, second factor, audit) is the only one, and no
+    route hands a user, a grant or a password to one of Django's own views."""
+    for url in all_routes(objects):
+        view = resolve(url).func
+        module = getattr(view, "view_class", view).__module__
+        assert not module.startswith("django.contrib.admin"), f"{url} is Django's admin"
+        if module.startswith("django.contrib.auth"):
+            assert view.view_class.__name__ == "LogoutView", f"{url} is Django's {view.view_class.__name__}"
+    before = row_counts()
+    for role in ROLES:
+        for url in OUTSIDE_LOGIN_PATHS:
+            assert clients[role].get(url).status_code == 404, f"GET {url} as {role}"
+            assert clients[role].post(url, {"username": role, "password": "x", "is_superuser": "on"}
+                                      ).status_code == 404, f"POST {url} as {role}"
+    assert row_counts() == before

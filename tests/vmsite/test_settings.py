@@ -75,3 +75,12 @@ def test_it_reads_secrets_from_a_file(monkeypatch, tmp_path):
     monkeypatch.setenv("MY_SECRET_FILE", str(tmp_path / "missing"))
     with pytest.raises(ImproperlyConfigured, match="MY_SECRET_FILE"):
         env.env_str("MY_SECRET", "default")
+
+
+def test_it_reads_trusted_proxies_and_names_a_bad_one(monkeypatch):
+    monkeypatch.setenv("SOME_PROXIES", "10.0.0.5, 192.0.2.0/24,2001:db8::/32")
+    assert [str(network) for network in env.env_networks("SOME_PROXIES", [])] == [
+        "10.0.0.5/32", "192.0.2.0/24", "2001:db8::/32"]
+    monkeypatch.setenv("SOME_PROXIES", "10.0.0.5, proxy.example")
+    with pytest.raises(ImproperlyConfigured, match="SOME_PROXIES: 'proxy.example' is not an IP address or network"):
+        env.env_networks("SOME_PROXIES", [])
