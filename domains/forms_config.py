@@ -8,11 +8,15 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+
+from accounts.access import may_rewire_nics
 
 from domains.forms import validate_domain_name
 from domains.models import Domain
 from networking.models import VirtualNetwork
+from networking.selectors import mac_in_use
 from networking.validators import clean_mac
 from storage.models import StoragePool
 from virt.xml.base import XMLRejected, check_xml_text, parse_untrusted
@@ -23,15 +27,20 @@ VOLUME_RULE = "Give a volume's name in the pool (letters, digits, '.', '_', '+' 
 BUSES = [("virtio", "virtio"), ("sata", "SATA"), ("scsi", "SCSI"), ("usb", "USB")]
 NIC_MODELS = [("virtio", "virtio"), ("e1000", "e1000"), ("rtl8139", "rtl8139")]
 BOOT_DEVICES = [("hd", "Hard disk"), ("cdrom", "CD-ROM"), ("network", "Network (PXE)"), ("fd", "Floppy")]
+MAC_TAKEN = "The MAC {mac} is already used by another VM on this host: choose another, or leave it empty."
+HOST_OPERATOR_NETWORK = ("Moving a NIC to another network needs an operator's right on the host: "
+                         "your grant is on this VM only.")
 TITLE_MAX = 200
 DESCRIPTION_MAX = 10_000
 
 
 class DomainForm(forms.Form):
-    """A form about one VM: it knows the VM (and so its host)."""
+    """A form about one VM: it knows the VM (and so its host), and who asks (None: nobody in
+    particular, who gets no right a form checks itself)."""
 
-    def __init__(self, *args, domain: Domain, **kwargs) -> None:
+    def __init__(self, *args, domain: Domain, user: AbstractBaseUser | None = None, **kwargs) -> None:
         self.domain = domain
+        self.user = user
         super().__init__(*args, **kwargs)
 
 
@@ -116,6 +125,8 @@ class AttachNicForm(ScopedForm):
         mac = clean_mac(mac)
         if any((nic.get("mac") or "").lower() == mac for nic in self.domain.details.get("interfaces", [])):
             raise ValidationError(f"The VM already has a NIC with the MAC {mac}.")
+        if mac_in_use(host_id=self.domain.host_id, mac=mac):
+            raise ValidationError(MAC_TAKEN.format(mac=mac))
         return mac
 
 
@@ -166,6 +177,14 @@ class NicChangeForm(ScopedForm):
         super().__init__(*args, **kwargs)
         self.fields["mac"].choices = _nic_choices(self.domain)
         self.fields["network"].choices = [("", "(keep)"), *_network_choices(self.domain)]
+        if not may_rewire_nics(self.user, self.domain):
+            self.fields["network"].help_text = HOST_OPERATOR_NETWORK
+
+    def clean_network(self) -> str:
+        network = self.cleaned_data["network"]
+        if network and not may_rewire_nics(self.user, self.domain):
+            raise ValidationError(HOST_OPERATOR_NETWORK)
+        return network
 
     def clean(self) -> dict:
         data = super().clean()
@@ -388,6 +407,9 @@ class XMLEditForm(DomainForm):
         if refusals:
             raise ValidationError(refusals)
         self._check_name(root.findtext("name") or "")
+        for mac in root.xpath("./devices/interface/mac/@address"):
+            if mac_in_use(host_id=self.domain.host_id, mac=mac, except_domain_id=self.domain.pk):
+                raise ValidationError(MAC_TAKEN.format(mac=mac.lower()).removesuffix(", or leave it empty.") + ".")
         return text
 
     def _pool_paths(self) -> dict[str, str]:

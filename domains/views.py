@@ -4,7 +4,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
 
-from accounts.access import OPERATE, domains_for, may, operable_ids, operations_for
+from accounts.access import OPERATE, domains_for, may, may_rewire_nics, operable_ids, operations_for
 from accounts.mixins import Access
 
 from domains import selectors, services
@@ -58,6 +58,7 @@ class DomainDetailView(Access, DetailView):
         context["operations"] = operations_for(self.request.user).filter(
             target_type="domain", target_id=self.object.pk).select_related("user")[:10]
         context["can_operate"] = may(self.request.user, OPERATE, self.object)
+        context["can_rewire_nics"] = may_rewire_nics(self.request.user, self.object)
         context["busy"] = services.domain_busy_with(self.object)
         context["nics"] = domain_nics(self.object)
         return context

@@ -194,14 +194,54 @@ def random_mac() -> str:
     return "52:54:00:" + ":".join(f"{secrets.randbelow(256):02x}" for _ in range(3))
 
 
+MAC_TAKEN = "The MAC {mac} is already used by another VM on this host: choose another."
+
+
+def macs_in_use(conn: libvirt.virConnect, *, except_uuid: str | None = None) -> set[str]:
+    """Every MAC the host's VMs have, running or defined (both definitions of each), but one VM's."""
+    macs: set[str] = set()
+    for other in conn.listAllDomains():
+        if other.UUIDString() == except_uuid:
+            continue
+        try:
+            descriptions = [other.XMLDesc(0)]
+            if other.isPersistent() and other.isActive():
+                descriptions.append(other.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                continue  # gone since the listing
+            raise
+        for description in descriptions:
+            macs.update((nic.mac or "").lower() for nic in Domain.from_libvirt(description).interfaces)
+    macs.discard("")
+    return macs
+
+
+def require_free_macs(conn: libvirt.virConnect, macs: list[str], *, except_uuid: str | None = None) -> None:
+    """Refuse a MAC another VM of the host has, whether or not the asking user may see that VM
+    (so the message names no VM)."""
+    taken = macs_in_use(conn, except_uuid=except_uuid)
+    for mac in macs:
+        if mac.lower() in taken:
+            raise OperationInvalid(MAC_TAKEN.format(mac=mac.lower()))
+
+
+def free_random_mac(conn: libvirt.virConnect) -> str:
+    taken = macs_in_use(conn)
+    while (mac := random_mac()) in taken:
+        pass
+    return mac
+
+
 def attach_nic(conn: libvirt.virConnect, domain: libvirt.virDomain, *, network: str, model: str, mac: str | None,
                boot_rom: bool, live: bool, persistent: bool) -> str:
     require_network(conn, network)
     flags = affect_flags(domain, live=live, persistent=persistent)
-    mac = (mac or random_mac()).lower()
+    mac = (mac or free_random_mac(conn)).lower()
     for scope in _scopes(flags):
         if _nic_by_mac(_document(domain, scope), mac) is not None:
             raise OperationInvalid(f"The VM already has a NIC with the MAC {mac}.")
+    require_free_macs(conn, [mac], except_uuid=domain.UUIDString())
     nic = Interface.new()
     nic.type = "network"
     nic.mac = mac  # one MAC for the live and the persistent copy
@@ -383,6 +423,7 @@ def define_xml(conn: libvirt.virConnect, domain: libvirt.virDomain, *, xml: str,
                                                       emulator=emulator))
     except PolicyViolation as exc:
         raise InvalidArgument(f"Refused, nothing was defined: {exc}") from None
+    require_free_macs(conn, [nic.mac for nic in document.interfaces if nic.mac], except_uuid=domain.UUIDString())
     _keep_passwords(document, Domain.from_libvirt(_secure_inactive_xml(domain)))
     conn.defineXML(document.to_xml())
     if domain.isActive():

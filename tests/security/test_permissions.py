@@ -148,3 +148,42 @@ def test_the_api_answers_tokens_as_it_answers_sessions(objects):
                 checked += 1
     assert checked > 200
     assert row_counts() == {**before, "api.ApiToken": before["api.ApiToken"]}
+
+
+def expected_for_vm_operator(url: str, method: str = "GET") -> str:
+    """A user whose only grant is an operator's on the walked VM: that VM, nothing else of its host;
+    on it, everything an operator does but what needs the host (new NICs, filters, clones)."""
+    need, kind, name = declaration(url, method)
+    if need == "public":
+        return "allowed"
+    if kind is None:
+        return "forbidden" if need == ADMIN else "allowed"
+    if kind is not Domain:
+        return "hidden"
+    if need == ADMIN or getattr(resolve(url).func.view_class, "host_need", None):
+        return "forbidden"
+    return "allowed"
+
+
+def test_a_vm_scoped_operator_reaches_its_vm_and_no_host_level_change(objects):
+    user = get_user_model().objects.create_user("vm-operator", password="x")
+    Grant.objects.create(user=user, domain=objects["domain"], role=Role.OPERATOR)
+    client = Client()
+    client.force_login(user)
+    before = row_counts()
+    checked = set()
+    for url in all_routes(objects):
+        if declaration(url)[0] == "public":
+            continue  # the login pages: tested in tests/accounts
+        want, got = expected_for_vm_operator(url), answer(client.get(url))
+        if got == "no such method" and want == "allowed":
+            got = "allowed"
+        assert got == want, f"GET {url} ({declaration(url)[2]}) as a VM-scoped operator: {got}, not {want}"
+        if want != "allowed":
+            got = answer(client.post(url, {"name": "x", "action": "start", "network": "walked-net", "mac": "",
+                                            "model": "virtio", "live": "on", "persistent": "on"}))
+            if got != "no such method":
+                assert got == expected_for_vm_operator(url, "POST"), f"POST {url} as a VM-scoped operator: {got}"
+        checked.add(declaration(url)[2])
+    assert {"AttachNicView", "NicFilterView", "VMAttachNic", "VMNicFilter", "NicChangeView"} <= checked
+    assert row_counts() == before
