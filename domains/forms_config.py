@@ -19,8 +19,8 @@ from networking.models import VirtualNetwork
 from networking.selectors import mac_in_use
 from networking.validators import clean_mac
 from storage.models import StoragePool
-from virt.xml.base import XMLRejected, check_xml_text, parse_untrusted
-from virt.xml.policy import HostContext, check_domain_xml
+from virt.xml.base import XMLRejected, check_xml_text, parse_trusted, parse_untrusted
+from virt.xml.policy import HostContext, check_domain_xml, nvram_path, volume_paths
 
 VOLUME_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,254}\Z")
 VOLUME_RULE = "Give a volume's name in the pool (letters, digits, '.', '_', '+' or '-'), not a path."
@@ -391,6 +391,20 @@ def _xml_text(value: str) -> str:
         raise ValidationError(f"The text cannot be stored: it {str(exc).removeprefix('text ')}.") from None
 
 
+def _stored_document(domain: Domain):
+    """The VM's definition as last read from libvirt (None until the first read)."""
+    return parse_trusted(domain.xml_inactive) if domain.xml_inactive else None
+
+
+def _stored_volume_paths(domain: Domain, pools: dict[str, str]) -> dict[str, bool]:
+    """The volumes a VM uses (path -> whether it writes to it): from its stored XML, else its summary."""
+    stored = _stored_document(domain)
+    if stored is not None:
+        return volume_paths(stored, pools)
+    return {disk["source"]: disk.get("device") != "cdrom" for disk in domain.details.get("disks", [])
+            if (disk.get("source") or "").startswith("/")}
+
+
 class XMLEditForm(DomainForm):
     """The expert page: the whole definition, parsed safely and checked against the allowlist."""
 
@@ -402,8 +416,7 @@ class XMLEditForm(DomainForm):
             root = parse_untrusted(text)
         except XMLRejected as exc:
             raise ValidationError(f"{exc}.") from None
-        refusals = check_domain_xml(root, HostContext(uuid=str(self.domain.uuid), pools=self._pool_paths(),
-                                                      emulator=(self.domain.host.capabilities or {}).get("emulator")))
+        refusals = check_domain_xml(root, self._host_context())
         if refusals:
             raise ValidationError(refusals)
         self._check_name(root.findtext("name") or "")
@@ -414,6 +427,20 @@ class XMLEditForm(DomainForm):
 
     def _pool_paths(self) -> dict[str, str]:
         return dict(StoragePool.objects.filter(host=self.domain.host).values_list("name", "target_path"))
+
+    def _host_context(self) -> HostContext:
+        """The allowlist's view of the host, from the inventory (the worker checks again against libvirt)."""
+        pools = self._pool_paths()
+        own = _stored_volume_paths(self.domain, pools)
+        used_elsewhere: dict[str, bool] = {}
+        for other in Domain.objects.filter(host_id=self.domain.host_id).exclude(pk=self.domain.pk):
+            for path, writes in _stored_volume_paths(other, pools).items():
+                used_elsewhere[path] = used_elsewhere.get(path, False) or writes
+        stored = _stored_document(self.domain)
+        return HostContext(uuid=str(self.domain.uuid), pools=pools,
+                           emulator=(self.domain.host.capabilities or {}).get("emulator"), name=self.domain.name,
+                           nvram=nvram_path(stored) if stored is not None else None, own_paths=frozenset(own),
+                           used_elsewhere=used_elsewhere)
 
     def _check_name(self, name: str) -> None:
         if name == self.domain.name:

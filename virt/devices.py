@@ -16,7 +16,7 @@ from virt.errors import InvalidArgument, NotFound, OperationInvalid
 from virt.volumes import find_volume
 from virt.xml.base import parse_trusted, parse_untrusted
 from virt.xml.domain import Disk, Domain, Interface
-from virt.xml.policy import HostContext, PolicyViolation, require_allowed
+from virt.xml.policy import HostContext, PolicyViolation, nvram_path, require_allowed, volume_paths
 
 LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
@@ -415,12 +415,36 @@ def pool_paths(conn: libvirt.virConnect) -> dict[str, str]:
     return paths
 
 
+def host_context(conn: libvirt.virConnect, domain: libvirt.virDomain, *, emulator: str | None) -> HostContext:
+    """What the allowlist compares a VM's edited XML with: the host's pools, the VM's own volumes and
+    NVRAM file, and the volumes the host's other VMs use (both definitions of each)."""
+    pools = pool_paths(conn)
+    own = parse_trusted(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    used_elsewhere: dict[str, bool] = {}
+    for other in conn.listAllDomains():
+        if other.UUIDString() == domain.UUIDString():
+            continue
+        try:
+            descriptions = [other.XMLDesc(0)]
+            if other.isPersistent() and other.isActive():
+                descriptions.append(other.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                continue
+            raise
+        for description in descriptions:
+            for path, writes in volume_paths(parse_trusted(description), pools).items():
+                used_elsewhere[path] = used_elsewhere.get(path, False) or writes
+    return HostContext(uuid=domain.UUIDString(), pools=pools, emulator=emulator, name=domain.name(),
+                       nvram=nvram_path(own), own_paths=frozenset(volume_paths(own, pools)),
+                       used_elsewhere=used_elsewhere)
+
+
 def define_xml(conn: libvirt.virConnect, domain: libvirt.virDomain, *, xml: str, emulator: str | None) -> str:
     """Define user-edited XML for this VM, once the allowlist accepts it against the host as it is now."""
     document = Domain(parse_untrusted(xml))
     try:
-        require_allowed(document.element, HostContext(uuid=domain.UUIDString(), pools=pool_paths(conn),
-                                                      emulator=emulator))
+        require_allowed(document.element, host_context(conn, domain, emulator=emulator))
     except PolicyViolation as exc:
         raise InvalidArgument(f"Refused, nothing was defined: {exc}") from None
     require_free_macs(conn, [nic.mac for nic in document.interfaces if nic.mac], except_uuid=domain.UUIDString())
