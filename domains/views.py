@@ -114,13 +114,13 @@ class DomainBulkActionView(Access, View):
     http_method_names = ["post"]
 
     def post(self, request):
-        form = BulkActionForm(request.POST)
+        form = BulkActionForm(request.POST, user=request.user)
         if not form.is_valid():
             for errors in form.errors.values():
                 for error in errors:
                     messages.error(request, error)
             return redirect(_safe_next(request) or "domains:list")
-        chosen = form.cleaned_data["domains"]
+        chosen = form.cleaned_data["domains"]  # only VMs the user may see
         allowed = list(chosen.filter(pk__in=domains_for(request.user, OPERATE).values("pk")))
         queued, skipped = services.domain_bulk_enqueue(domains=allowed, action=form.cleaned_data["action"],
                                                        user=request.user)
@@ -130,6 +130,8 @@ class DomainBulkActionView(Access, View):
             messages.info(request, f"{label}: {len(queued)} operation(s) queued.")
         for reason in skipped:
             messages.warning(request, f"Skipped {reason}")
+        if hidden := form.unseen_count():  # never named, and unknown ids counted alike
+            messages.warning(request, f"Skipped {hidden} VM(s) that do not exist or that you may not see.")
         return redirect(_safe_next(request) or "domains:list")
 
 
