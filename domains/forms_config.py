@@ -176,15 +176,12 @@ class NicChangeForm(ScopedForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["mac"].choices = _nic_choices(self.domain)
-        self.fields["network"].choices = [("", "(keep)"), *_network_choices(self.domain)]
-        if not may_rewire_nics(self.user, self.domain):
+        if may_rewire_nics(self.user, self.domain):
+            self.fields["network"].choices = [("", "(keep)"), *_network_choices(self.domain)]
+        else:  # the host's networks are not this user's to see: none is offered, any is refused alike
+            self.fields["network"].choices = [("", "(keep)")]
             self.fields["network"].help_text = HOST_OPERATOR_NETWORK
-
-    def clean_network(self) -> str:
-        network = self.cleaned_data["network"]
-        if network and not may_rewire_nics(self.user, self.domain):
-            raise ValidationError(HOST_OPERATOR_NETWORK)
-        return network
+            self.fields["network"].error_messages["invalid_choice"] = HOST_OPERATOR_NETWORK
 
     def clean(self) -> dict:
         data = super().clean()

@@ -103,6 +103,10 @@ def test_it_lets_a_vm_scoped_operator_set_link_and_model_and_says_what_it_may_no
     client = page_client(setting["vm_operator"])
     response = client.get(page("change", domain))
     assert "your grant is on this VM only" in response.content.decode()
+    assert 'value="other"' not in response.content.decode()  # the host's networks are not listed
+    for network in ("other", "no-such-network"):  # an existing and a made-up name: the same answer
+        response = client.post(page("change", domain), {"mac": OWN_MAC, "network": network, "persistent": "on"})
+        assert response.context["form"].errors["network"][0].startswith("Moving a NIC to another network needs")
     assert accepted(client.post(page("link", domain), {"mac": OWN_MAC, "state": "down", **BOTH}))
     assert accepted(client.post(page("change", domain), {"mac": OWN_MAC, "model": "e1000", "persistent": "on"}))
     assert accepted(token_client(setting["vm_operator"]).post(api("link", domain), {"mac": OWN_MAC, "state": "up",
