@@ -137,8 +137,8 @@ def known_devices_only(root: etree._Element, context: HostContext) -> Iterator[s
             yield f"<{device.tag}> is not accepted: {DEVICE_REFUSALS[device.tag]}."
         elif device.tag not in DEVICE_TAGS:
             yield f"<{device.tag}> is not accepted in <devices>: vmsite does not know what it reaches on the host."
-    for _hostdev in root.iterfind(".//hostdev"):
-        if _hostdev.getparent().tag != "devices":
+    for hostdev in root.iterfind(".//hostdev"):
+        if hostdev.getparent().tag != "devices":  # one nested elsewhere (those in <devices> are above)
             yield "<hostdev> is not accepted: passing a host's PCI, USB or SCSI device to a VM is not allowed here."
 
 
