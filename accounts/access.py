@@ -88,6 +88,14 @@ def may(user: AbstractBaseUser, need: str, obj: Model) -> bool:
     return need == VIEW and host_id is not None and hosts_for(user, VIEW).filter(pk=host_id).exists()  # changes: admins
 
 
+def may_rewire_nics(user: AbstractBaseUser | None, domain: Domain) -> bool:
+    """May the user choose which network a VM's NIC is on, its MAC or its network filter, or add a
+    NIC (which picks a network)? Networks, MACs (unique per host) and filters are the host's, so this
+    is a host operator's right (or an administrator's); a grant on the VM alone allows a NIC's link
+    state and model, and removing a NIC (which reaches nothing new)."""
+    return user is not None and may(user, OPERATE, domain.host)
+
+
 def authorise(user: AbstractBaseUser, need: str, objects: QuerySet | None = None, pk=None,
               host_need: str | None = None) -> Model | None:
     """What every view (page or API) declares, checked: `need` on the object `pk` of `objects`, or on
@@ -106,7 +114,7 @@ def authorise(user: AbstractBaseUser, need: str, objects: QuerySet | None = None
     if need != VIEW and not may(user, need, obj):
         raise PermissionDenied(f"Your role does not allow this on {obj}.")
     if host_need and not may(user, host_need, obj.host):
-        raise PermissionDenied(f"Your role does not allow making VMs on {obj.host}.")
+        raise PermissionDenied(f"This needs an operator's right on the host {obj.host}, not only on {obj}.")
     return obj
 
 

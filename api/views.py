@@ -236,7 +236,7 @@ class DomainMigrate(ApiView):
     @queues(Migrate)
     def post(self, request, pk: int):
         domain = self.get_object()
-        form = MigrateForm(api_forms.body(request), domain=domain)
+        form = MigrateForm(api_forms.body(request), domain=domain, user=request.user)
         destination = api_forms.valid(form)["destination"]
         if not hosts_for(request.user, OPERATE).filter(pk=destination.pk).exists():
             raise PermissionDenied(f"Your role does not allow moving VMs to {destination.name}.")

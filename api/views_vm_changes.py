@@ -34,9 +34,10 @@ class VMChange(ApiView):
 
     def post(self, request, pk: int):
         domain = self.get_object()
-        form = self.page_view.form_class(api_forms.body(request), domain=domain)
-        api_forms.valid(form)
         page = self.page_view()
+        extra = page.form_kwargs(request) if hasattr(page, "form_kwargs") else {}
+        form = self.page_view.form_class(api_forms.body(request), domain=domain, **extra)
+        api_forms.valid(form)
         if hasattr(page, "enqueue"):  # the snapshot and clone pages queue through a method
             return enqueue(lambda: page.enqueue(request, domain, form), DomainBusy)
         arguments = page.arguments(form.cleaned_data)

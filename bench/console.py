@@ -208,7 +208,7 @@ def run(connections: int, updates: int, work_dir: Path) -> None:
 
     host, _ = host_register_local()
     with bench_guest() as guest, asgi_server(env, work_dir / "logs") as base_url, \
-            console_proxy(env, work_dir / "logs") as proxy_port, superuser() as (username, password):
+            console_proxy({**env, "SITE_ORIGINS": base_url}, work_dir / "logs") as proxy_port, superuser() as (username, password):
         host_reconcile(host=host, fresh=True)
         domain = Domain.objects.get(host=host, uuid=guest.UUIDString())
         session = logged_in_session(base_url, username, password)

@@ -18,7 +18,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from django.conf import settings
 from django.db import close_old_connections, connections
-from django.http.request import validate_host
 from django.utils.crypto import constant_time_compare
 from websockify import auth_plugins, token_plugins
 from websockify.websocketproxy import ProxyRequestHandler
@@ -32,6 +31,7 @@ from hosts.models import Host
 from virt.connection import pool
 from virt.consoles import graphics_endpoint
 from virt.errors import VirtError
+from vmsite.origins import origin_allowed
 
 logger = logging.getLogger(__name__)
 _TOKEN_IN_TEXT = re.compile(r"token=[^&\s'\"]*")
@@ -43,22 +43,9 @@ class ConsoleRefused(Exception):
     """A connection refused before the upgrade. The message is logged: it never holds a token."""
 
 
-def origin_allowed(origin: str | None) -> bool:
-    """True for the dashboard's own origins: a host in ALLOWED_HOSTS, or a CSRF_TRUSTED_ORIGINS entry."""
-    if not origin:
-        return False
-    if origin in settings.CSRF_TRUSTED_ORIGINS:
-        return True
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    allowed = settings.ALLOWED_HOSTS or ([".localhost", "127.0.0.1", "[::1]"] if settings.DEBUG else [])
-    hostname = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return validate_host(hostname, allowed)
-
-
 class OriginCheck(auth_plugins.BasePlugin):
-    """websockify auth plugin: the websocket must come from a page of this site."""
+    """websockify auth plugin: the websocket must come from a page of this site, the whole origin
+    (scheme, host and port) one of the site's (vmsite.origins; the proxy serves no pages of its own)."""
 
     def authenticate(self, headers, target_host, target_port) -> None:
         origin = headers.get("Origin")

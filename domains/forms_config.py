@@ -8,30 +8,39 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+
+from accounts.access import may_rewire_nics
 
 from domains.forms import validate_domain_name
 from domains.models import Domain
 from networking.models import VirtualNetwork
+from networking.selectors import mac_in_use
 from networking.validators import clean_mac
 from storage.models import StoragePool
-from virt.xml.base import XMLRejected, check_xml_text, parse_untrusted
-from virt.xml.policy import HostContext, check_domain_xml
+from virt.xml.base import XMLRejected, check_xml_text, parse_trusted, parse_untrusted
+from virt.xml.policy import HostContext, check_domain_xml, nvram_path, volume_paths
 
 VOLUME_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,254}\Z")
 VOLUME_RULE = "Give a volume's name in the pool (letters, digits, '.', '_', '+' or '-'), not a path."
 BUSES = [("virtio", "virtio"), ("sata", "SATA"), ("scsi", "SCSI"), ("usb", "USB")]
 NIC_MODELS = [("virtio", "virtio"), ("e1000", "e1000"), ("rtl8139", "rtl8139")]
 BOOT_DEVICES = [("hd", "Hard disk"), ("cdrom", "CD-ROM"), ("network", "Network (PXE)"), ("fd", "Floppy")]
+MAC_TAKEN = "The MAC {mac} is already used by another VM on this host: choose another, or leave it empty."
+HOST_OPERATOR_NETWORK = ("Moving a NIC to another network needs an operator's right on the host: "
+                         "your grant is on this VM only.")
 TITLE_MAX = 200
 DESCRIPTION_MAX = 10_000
 
 
 class DomainForm(forms.Form):
-    """A form about one VM: it knows the VM (and so its host)."""
+    """A form about one VM: it knows the VM (and so its host), and who asks (None: nobody in
+    particular, who gets no right a form checks itself)."""
 
-    def __init__(self, *args, domain: Domain, **kwargs) -> None:
+    def __init__(self, *args, domain: Domain, user: AbstractBaseUser | None = None, **kwargs) -> None:
         self.domain = domain
+        self.user = user
         super().__init__(*args, **kwargs)
 
 
@@ -116,6 +125,8 @@ class AttachNicForm(ScopedForm):
         mac = clean_mac(mac)
         if any((nic.get("mac") or "").lower() == mac for nic in self.domain.details.get("interfaces", [])):
             raise ValidationError(f"The VM already has a NIC with the MAC {mac}.")
+        if mac_in_use(host_id=self.domain.host_id, mac=mac):
+            raise ValidationError(MAC_TAKEN.format(mac=mac))
         return mac
 
 
@@ -165,7 +176,12 @@ class NicChangeForm(ScopedForm):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["mac"].choices = _nic_choices(self.domain)
-        self.fields["network"].choices = [("", "(keep)"), *_network_choices(self.domain)]
+        if may_rewire_nics(self.user, self.domain):
+            self.fields["network"].choices = [("", "(keep)"), *_network_choices(self.domain)]
+        else:  # the host's networks are not this user's to see: none is offered, any is refused alike
+            self.fields["network"].choices = [("", "(keep)")]
+            self.fields["network"].help_text = HOST_OPERATOR_NETWORK
+            self.fields["network"].error_messages["invalid_choice"] = HOST_OPERATOR_NETWORK
 
     def clean(self) -> dict:
         data = super().clean()
@@ -372,6 +388,20 @@ def _xml_text(value: str) -> str:
         raise ValidationError(f"The text cannot be stored: it {str(exc).removeprefix('text ')}.") from None
 
 
+def _stored_document(domain: Domain):
+    """The VM's definition as last read from libvirt (None until the first read)."""
+    return parse_trusted(domain.xml_inactive) if domain.xml_inactive else None
+
+
+def _stored_volume_paths(domain: Domain, pools: dict[str, str]) -> dict[str, bool]:
+    """The volumes a VM uses (path -> whether it writes to it): from its stored XML, else its summary."""
+    stored = _stored_document(domain)
+    if stored is not None:
+        return volume_paths(stored, pools)
+    return {disk["source"]: disk.get("device") != "cdrom" for disk in domain.details.get("disks", [])
+            if (disk.get("source") or "").startswith("/")}
+
+
 class XMLEditForm(DomainForm):
     """The expert page: the whole definition, parsed safely and checked against the allowlist."""
 
@@ -383,15 +413,31 @@ class XMLEditForm(DomainForm):
             root = parse_untrusted(text)
         except XMLRejected as exc:
             raise ValidationError(f"{exc}.") from None
-        refusals = check_domain_xml(root, HostContext(uuid=str(self.domain.uuid), pools=self._pool_paths(),
-                                                      emulator=(self.domain.host.capabilities or {}).get("emulator")))
+        refusals = check_domain_xml(root, self._host_context())
         if refusals:
             raise ValidationError(refusals)
         self._check_name(root.findtext("name") or "")
+        for mac in root.xpath("./devices/interface/mac/@address"):
+            if mac_in_use(host_id=self.domain.host_id, mac=mac, except_domain_id=self.domain.pk):
+                raise ValidationError(MAC_TAKEN.format(mac=mac.lower()).removesuffix(", or leave it empty.") + ".")
         return text
 
     def _pool_paths(self) -> dict[str, str]:
         return dict(StoragePool.objects.filter(host=self.domain.host).values_list("name", "target_path"))
+
+    def _host_context(self) -> HostContext:
+        """The allowlist's view of the host, from the inventory (the worker checks again against libvirt)."""
+        pools = self._pool_paths()
+        own = _stored_volume_paths(self.domain, pools)
+        used_elsewhere: dict[str, bool] = {}
+        for other in Domain.objects.filter(host_id=self.domain.host_id).exclude(pk=self.domain.pk):
+            for path, writes in _stored_volume_paths(other, pools).items():
+                used_elsewhere[path] = used_elsewhere.get(path, False) or writes
+        stored = _stored_document(self.domain)
+        return HostContext(uuid=str(self.domain.uuid), pools=pools,
+                           emulator=(self.domain.host.capabilities or {}).get("emulator"), name=self.domain.name,
+                           nvram=nvram_path(stored) if stored is not None else None, own_paths=frozenset(own),
+                           used_elsewhere=used_elsewhere)
 
     def _check_name(self, name: str) -> None:
         if name == self.domain.name:

@@ -10,6 +10,7 @@ from domains.forms import NAME_RULE, validate_domain_name
 from domains.models import Domain
 from hosts.models import Host
 from networking.models import VirtualNetwork
+from networking.selectors import mac_in_use
 from storage.models import StoragePool
 from virt.xml.base import check_xml_text
 
@@ -179,6 +180,9 @@ class CreateDomainForm(forms.Form):
             raise ValidationError("Not a MAC address: use six pairs of hex digits, as 52:54:00:12:34:56.")
         if mac and int(mac[:2], 16) & 1:
             raise ValidationError("That is a multicast address: the first pair must be even (52:54:00:… is usual).")
+        if mac and mac_in_use(host_id=self.host.pk, mac=mac):
+            raise ValidationError(f"The MAC {mac} is already used by another VM on this host: choose another, "
+                                  "or leave it empty.")
         return mac
 
     def clean_ci_ssh_keys(self) -> list[str]:

@@ -12,6 +12,7 @@ from operations.models import Operation
 from operations.registry import Report, operation_handler
 from virt.builder import DiskSpec, DomainSpec, NicSpec, build_domain_xml
 from virt.connection import pool
+from virt.devices import require_free_macs
 from virt import domains as virt_domains
 from virt.types import Connection, VolumeHandle
 from virt.volumes import (
@@ -28,6 +29,8 @@ def create_domain(operation: Operation, report: Report) -> str:
     created: list[VolumeHandle] = []
     with pool().session(connect_uri(host)) as conn:
         require_free_domain_name(conn, args["name"])
+        if args.get("nic_mac") and args.get("nic_kind") != "none":
+            require_free_macs(conn, [args["nic_mac"]])
         try:
             disks = _disks(conn, args, created, report)
             report(70, "Defining the VM" + (" and starting it" if args.get("start_now") else ""))

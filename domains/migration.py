@@ -6,6 +6,7 @@ from django import forms
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 
+from accounts.access import OPERATE, hosts_for
 from domains.models import Domain
 from domains.services import domain_action_enqueue
 from hosts.choices import HostStatus, Transport
@@ -18,17 +19,24 @@ OPTION_FIELDS = ("live", "persist_destination", "undefine_source", "copy_storage
                  "auto_converge", "postcopy")
 
 
-def migration_destinations(domain: Domain):
-    """Hosts the VM could go to: enabled, real (not the test driver), other than its own."""
-    return (Host.objects.filter(enabled=True).exclude(transport=Transport.TEST).exclude(pk=domain.host_id)
-            .order_by("name"))
+def _movable_to(user: AbstractBaseUser | None):
+    """Hosts this user may move VMs to: enabled, real (not the test driver), operated by them. Hosts
+    they may not see are never offered, named or described (accounts.access.hosts_for)."""
+    if user is None:
+        return Host.objects.none()
+    return hosts_for(user, OPERATE).filter(enabled=True).exclude(transport=Transport.TEST)
+
+
+def migration_destinations(domain: Domain, user: AbstractBaseUser | None):
+    """Hosts the VM could go to: those the user may move VMs to, other than its own."""
+    return _movable_to(user).exclude(pk=domain.host_id).order_by("name")
 
 
 class MigrateForm(forms.Form):
     destination = forms.ModelChoiceField(
         queryset=Host.objects.none(), label="Destination host",
         error_messages={"required": "Choose the host to move the VM to.",
-                        "invalid_choice": "Choose one of the registered, enabled hosts."})
+                        "invalid_choice": "Choose one of the hosts offered: enabled hosts you operate."})
     live = forms.BooleanField(required=False, label="Live: keep the VM running while it moves")
     persist_destination = forms.BooleanField(required=False, initial=True,
                                              label="Define the VM on the destination (persistent)")
@@ -46,13 +54,13 @@ class MigrateForm(forms.Form):
     postcopy = forms.BooleanField(required=False, label="Post-copy: switch to the destination after the first "
                                                         "pass and fetch the rest on demand")
 
-    def __init__(self, *args, domain: Domain, **kwargs) -> None:
+    def __init__(self, *args, domain: Domain, user: AbstractBaseUser | None = None, **kwargs) -> None:
         self.domain = domain
         super().__init__(*args, **kwargs)
-        # Every enabled host validates, so that choosing the VM's own host gets a message that says so.
-        self.fields["destination"].queryset = Host.objects.filter(enabled=True).exclude(transport=Transport.TEST)
+        # The VM's own host validates too (when the user operates it), to get a message that says so.
+        self.fields["destination"].queryset = _movable_to(user)
         self.fields["live"].initial = domain.is_active
-        self.destination_hosts = migration_destinations(domain)
+        self.destination_hosts = migration_destinations(domain, user)
 
     def clean_destination(self) -> Host:
         host = self.cleaned_data["destination"]

@@ -4,7 +4,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
 
-from accounts.access import OPERATE, domains_for, may, operable_ids, operations_for
+from accounts.access import OPERATE, domains_for, may, may_rewire_nics, operable_ids, operations_for
 from accounts.mixins import Access
 
 from domains import selectors, services
@@ -58,6 +58,7 @@ class DomainDetailView(Access, DetailView):
         context["operations"] = operations_for(self.request.user).filter(
             target_type="domain", target_id=self.object.pk).select_related("user")[:10]
         context["can_operate"] = may(self.request.user, OPERATE, self.object)
+        context["can_rewire_nics"] = may_rewire_nics(self.request.user, self.object)
         context["busy"] = services.domain_busy_with(self.object)
         context["nics"] = domain_nics(self.object)
         return context
@@ -113,13 +114,13 @@ class DomainBulkActionView(Access, View):
     http_method_names = ["post"]
 
     def post(self, request):
-        form = BulkActionForm(request.POST)
+        form = BulkActionForm(request.POST, user=request.user)
         if not form.is_valid():
             for errors in form.errors.values():
                 for error in errors:
                     messages.error(request, error)
             return redirect(_safe_next(request) or "domains:list")
-        chosen = form.cleaned_data["domains"]
+        chosen = form.cleaned_data["domains"]  # only VMs the user may see
         allowed = list(chosen.filter(pk__in=domains_for(request.user, OPERATE).values("pk")))
         queued, skipped = services.domain_bulk_enqueue(domains=allowed, action=form.cleaned_data["action"],
                                                        user=request.user)
@@ -129,6 +130,8 @@ class DomainBulkActionView(Access, View):
             messages.info(request, f"{label}: {len(queued)} operation(s) queued.")
         for reason in skipped:
             messages.warning(request, f"Skipped {reason}")
+        if hidden := form.unseen_count():  # never named, and unknown ids counted alike
+            messages.warning(request, f"Skipped {hidden} VM(s) that do not exist or that you may not see.")
         return redirect(_safe_next(request) or "domains:list")
 
 

@@ -32,11 +32,11 @@ class ConfigFormView(Access, View):
 
     def get(self, request, pk: int):
         domain = _domain(pk)
-        return self.render_form(request, domain, self.form_class(domain=domain))
+        return self.render_form(request, domain, self.form_class(domain=domain, **self.form_kwargs(request)))
 
     def post(self, request, pk: int):
         domain = _domain(pk)
-        form = self.form_class(request.POST, domain=domain)
+        form = self.form_class(request.POST, domain=domain, **self.form_kwargs(request))
         if not form.is_valid():
             return self.render_form(request, domain, form)
         try:
@@ -46,6 +46,9 @@ class ConfigFormView(Access, View):
             return self.render_form(request, domain, form, status=409)
         messages.info(request, f"{domain.name}: operation #{operation.pk} ({self.title.lower()}) queued.")
         return redirect("domains:detail", pk=domain.pk)
+
+    def form_kwargs(self, request) -> dict:
+        return {"user": request.user}
 
     def arguments(self, data: dict) -> dict:
         return {name: data[name] for name in self.form_class.base_fields if name in data}
@@ -68,6 +71,7 @@ class DetachDiskView(ConfigFormView):
 
 
 class AttachNicView(ConfigFormView):
+    host_need = OPERATE  # a new NIC picks a network of the host (accounts.access.may_rewire_nics)
     form_class = forms_config.AttachNicForm
     service = config.domain_nic_attach
     title = "Add a network interface"
@@ -84,7 +88,7 @@ class NicFormView(ConfigFormView):
 
     def get(self, request, pk: int):
         domain = _domain(pk)
-        return self.render_form(request, domain, self.form_class(domain=domain,
+        return self.render_form(request, domain, self.form_class(domain=domain, **self.form_kwargs(request),
                                                                  initial={"mac": request.GET.get("mac", "")}))
 
 
@@ -101,6 +105,7 @@ class NicChangeView(NicFormView):
 
 
 class NicFilterView(NicFormView):
+    host_need = OPERATE  # filters are the host's (accounts.access.may_rewire_nics)
     form_class = forms_config.NicFilterForm
     service = config.domain_nic_filter_set
     title = "Apply a network filter"
@@ -180,4 +185,5 @@ class XMLEditView(ConfigFormView):
 
     def get(self, request, pk: int):
         domain = _domain(pk)
-        return self.render_form(request, domain, self.form_class(domain=domain, initial={"xml": domain.xml_inactive}))
+        return self.render_form(request, domain, self.form_class(domain=domain, **self.form_kwargs(request),
+                                                                 initial={"xml": domain.xml_inactive}))

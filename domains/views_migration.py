@@ -20,11 +20,11 @@ class DomainMigrateView(Access, View):
 
     def get(self, request, pk: int):
         domain = _domain(pk)
-        return _render(request, domain, MigrateForm(domain=domain))
+        return _render(request, domain, MigrateForm(domain=domain, user=request.user))
 
     def post(self, request, pk: int):
         domain = _domain(pk)
-        form = MigrateForm(request.POST, domain=domain)
+        form = MigrateForm(request.POST, domain=domain, user=request.user)
         if not form.is_valid():
             return _render(request, domain, form, status=400)
         destination = form.cleaned_data["destination"]

@@ -28,6 +28,16 @@ def attached_nics(network: VirtualNetwork) -> list[dict]:
     return attached
 
 
+def mac_in_use(*, host_id: int, mac: str, except_domain_id: int | None = None) -> bool:
+    """Whether a VM of the host (any VM, seen by the user or not) has a NIC with this MAC."""
+    mac = mac.lower()
+    for domain_id, details in Domain.objects.filter(host_id=host_id).values_list("pk", "details"):
+        if domain_id != except_domain_id and any((nic.get("mac") or "").lower() == mac
+                                                 for nic in (details or {}).get("interfaces", [])):
+            return True
+    return False
+
+
 def guest_addresses(domain: Domain) -> dict[str, list[str]]:
     """The addresses the host's networks leased to each of the VM's MACs, by MAC."""
     macs = [(nic.get("mac") or "").lower() for nic in domain.details.get("interfaces", []) if nic.get("mac")]

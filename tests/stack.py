@@ -104,7 +104,8 @@ def daphne_argv(port: int) -> list[str]:
 
 
 def start_asgi_server(*, log_dir: Path) -> tuple[StackProcess, str]:
-    port = free_port()
+    """The suite's ASGI server on settings.VMSITE_PORT: its pages are the site's origin (SITE_ORIGINS)."""
+    port = settings.VMSITE_PORT
     server = start_process("asgi", daphne_argv(port), log_dir=log_dir, env=stack_env())
     _wait_for(lambda: port_open("127.0.0.1", port), server, 30, "ASGI server listening")
     return server, f"http://127.0.0.1:{port}"

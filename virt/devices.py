@@ -16,7 +16,7 @@ from virt.errors import InvalidArgument, NotFound, OperationInvalid
 from virt.volumes import find_volume
 from virt.xml.base import parse_trusted, parse_untrusted
 from virt.xml.domain import Disk, Domain, Interface
-from virt.xml.policy import HostContext, PolicyViolation, require_allowed
+from virt.xml.policy import HostContext, PolicyViolation, nvram_path, require_allowed, volume_paths
 
 LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
 CONFIG = libvirt.VIR_DOMAIN_AFFECT_CONFIG
@@ -194,14 +194,54 @@ def random_mac() -> str:
     return "52:54:00:" + ":".join(f"{secrets.randbelow(256):02x}" for _ in range(3))
 
 
+MAC_TAKEN = "The MAC {mac} is already used by another VM on this host: choose another."
+
+
+def macs_in_use(conn: libvirt.virConnect, *, except_uuid: str | None = None) -> set[str]:
+    """Every MAC the host's VMs have, running or defined (both definitions of each), but one VM's."""
+    macs: set[str] = set()
+    for other in conn.listAllDomains():
+        if other.UUIDString() == except_uuid:
+            continue
+        try:
+            descriptions = [other.XMLDesc(0)]
+            if other.isPersistent() and other.isActive():
+                descriptions.append(other.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                continue  # gone since the listing
+            raise
+        for description in descriptions:
+            macs.update((nic.mac or "").lower() for nic in Domain.from_libvirt(description).interfaces)
+    macs.discard("")
+    return macs
+
+
+def require_free_macs(conn: libvirt.virConnect, macs: list[str], *, except_uuid: str | None = None) -> None:
+    """Refuse a MAC another VM of the host has, whether or not the asking user may see that VM
+    (so the message names no VM)."""
+    taken = macs_in_use(conn, except_uuid=except_uuid)
+    for mac in macs:
+        if mac.lower() in taken:
+            raise OperationInvalid(MAC_TAKEN.format(mac=mac.lower()))
+
+
+def free_random_mac(conn: libvirt.virConnect) -> str:
+    taken = macs_in_use(conn)
+    while (mac := random_mac()) in taken:
+        pass
+    return mac
+
+
 def attach_nic(conn: libvirt.virConnect, domain: libvirt.virDomain, *, network: str, model: str, mac: str | None,
                boot_rom: bool, live: bool, persistent: bool) -> str:
     require_network(conn, network)
     flags = affect_flags(domain, live=live, persistent=persistent)
-    mac = (mac or random_mac()).lower()
+    mac = (mac or free_random_mac(conn)).lower()
     for scope in _scopes(flags):
         if _nic_by_mac(_document(domain, scope), mac) is not None:
             raise OperationInvalid(f"The VM already has a NIC with the MAC {mac}.")
+    require_free_macs(conn, [mac], except_uuid=domain.UUIDString())
     nic = Interface.new()
     nic.type = "network"
     nic.mac = mac  # one MAC for the live and the persistent copy
@@ -375,14 +415,39 @@ def pool_paths(conn: libvirt.virConnect) -> dict[str, str]:
     return paths
 
 
+def host_context(conn: libvirt.virConnect, domain: libvirt.virDomain, *, emulator: str | None) -> HostContext:
+    """What the allowlist compares a VM's edited XML with: the host's pools, the VM's own volumes and
+    NVRAM file, and the volumes the host's other VMs use (both definitions of each)."""
+    pools = pool_paths(conn)
+    own = parse_trusted(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    used_elsewhere: dict[str, bool] = {}
+    for other in conn.listAllDomains():
+        if other.UUIDString() == domain.UUIDString():
+            continue
+        try:
+            descriptions = [other.XMLDesc(0)]
+            if other.isPersistent() and other.isActive():
+                descriptions.append(other.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                continue
+            raise
+        for description in descriptions:
+            for path, writes in volume_paths(parse_trusted(description), pools).items():
+                used_elsewhere[path] = used_elsewhere.get(path, False) or writes
+    return HostContext(uuid=domain.UUIDString(), pools=pools, emulator=emulator, name=domain.name(),
+                       nvram=nvram_path(own), own_paths=frozenset(volume_paths(own, pools)),
+                       used_elsewhere=used_elsewhere)
+
+
 def define_xml(conn: libvirt.virConnect, domain: libvirt.virDomain, *, xml: str, emulator: str | None) -> str:
     """Define user-edited XML for this VM, once the allowlist accepts it against the host as it is now."""
     document = Domain(parse_untrusted(xml))
     try:
-        require_allowed(document.element, HostContext(uuid=domain.UUIDString(), pools=pool_paths(conn),
-                                                      emulator=emulator))
+        require_allowed(document.element, host_context(conn, domain, emulator=emulator))
     except PolicyViolation as exc:
         raise InvalidArgument(f"Refused, nothing was defined: {exc}") from None
+    require_free_macs(conn, [nic.mac for nic in document.interfaces if nic.mac], except_uuid=domain.UUIDString())
     _keep_passwords(document, Domain.from_libvirt(_secure_inactive_xml(domain)))
     conn.defineXML(document.to_xml())
     if domain.isActive():

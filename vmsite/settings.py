@@ -20,6 +20,16 @@ SECRET_BOX_KEYS = secret_box_keys("SECRET_BOX_KEY", DATA_DIR)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# The site's public origins (scheme://host[:port]): pages of these may open websockets, here and on
+# the console proxy (vmsite/origins.py). By default each literal ALLOWED_HOSTS name over http on
+# VMSITE_PORT (and over https when HTTPS=true); behind a reverse proxy, list its public origin here
+# or in CSRF_TRUSTED_ORIGINS.
+VMSITE_PORT = env_int("VMSITE_PORT", 8000, minimum=1)
+SITE_ORIGINS = env_list("SITE_ORIGINS", [
+    *(f"http://{host}:{VMSITE_PORT}" for host in ALLOWED_HOSTS if host and not host.startswith((".", "*"))),
+    *(f"https://{host}" for host in ALLOWED_HOSTS if host and not host.startswith((".", "*"))
+      if env_bool("HTTPS", False)),
+])
 
 DATABASES = {
     "default": parse_database_url("DATABASE_URL", env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'vmsite.sqlite3'}"))

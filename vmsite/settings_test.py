@@ -10,12 +10,15 @@ os.environ.setdefault("OPERATION_HEARTBEAT_INTERVAL", "1")
 os.environ.setdefault("OPERATION_HEARTBEAT_TIMEOUT", "4")
 os.environ.setdefault("GRAPH_SAMPLE_SECONDS", "1")
 
-if "CONSOLE_PROXY_PORT" not in os.environ:  # one port for the suite; its subprocesses inherit it
-    import socket
+# One port each for the suite's console proxy and ASGI server; its subprocesses inherit them, so the
+# proxy takes the pages of that server as the site's own origin (SITE_ORIGINS's default).
+for _name in ("CONSOLE_PROXY_PORT", "VMSITE_PORT"):
+    if _name not in os.environ:
+        import socket
 
-    with socket.socket() as _probe:
-        _probe.bind(("127.0.0.1", 0))
-        os.environ["CONSOLE_PROXY_PORT"] = str(_probe.getsockname()[1])
+        with socket.socket() as _probe:
+            _probe.bind(("127.0.0.1", 0))
+            os.environ[_name] = str(_probe.getsockname()[1])
 
 from vmsite.settings import *  # noqa: E402,F401,F403
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 import websocket
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
@@ -116,8 +117,9 @@ class Browser:
             suppress_origin=origin == "")
 
 
-def logged_in(user, origin: str = "http://127.0.0.1:8000") -> Browser:
+def logged_in(user, origin: str | None = None) -> Browser:
     grant_hosts(user)
     client = Client()
     assert client.login(username=user.get_username(), password=PASSWORD)
-    return Browser(client=client, origin=origin)
+    # By default a page of the suite's ASGI server: the site's own origin (vmsite/settings_test.py).
+    return Browser(client=client, origin=origin or f"http://127.0.0.1:{settings.VMSITE_PORT}")

@@ -171,16 +171,18 @@ def test_an_open_console_closes_on_logout_or_password_change(host, alice):
 
 
 @pytest.mark.parametrize("origin,allowed", [
-    ("http://127.0.0.1:8000", True), ("http://localhost", True), ("https://127.0.0.1", True),
+    ("http://127.0.0.1:8000", True), ("http://localhost:8000", True), ("http://localhost", False),
+    ("https://127.0.0.1", False), ("https://127.0.0.1:8000", False), ("http://127.0.0.1:8001", False),
     ("http://evil.example.org", False), ("http://127.0.0.1.evil.example.org", False), ("null", False),
     ("", False), (None, False), ("file://", False), ("javascript:alert(1)", False),
 ])
+@override_settings(SITE_ORIGINS=["http://127.0.0.1:8000", "http://localhost:8000"])
 def test_the_proxy_accepts_only_the_sites_own_origins(origin, allowed):
     assert origin_allowed(origin) is allowed
 
 
-@override_settings(ALLOWED_HOSTS=["vmsite.example.org"], CSRF_TRUSTED_ORIGINS=["https://proxy.example.org"])
-def test_the_proxy_follows_allowed_hosts_and_trusted_origins():
+@override_settings(SITE_ORIGINS=["https://vmsite.example.org"], CSRF_TRUSTED_ORIGINS=["https://proxy.example.org"])
+def test_the_proxy_follows_site_and_trusted_origins():
     assert origin_allowed("https://vmsite.example.org")
     assert origin_allowed("https://proxy.example.org")
     assert not origin_allowed("http://127.0.0.1:8000")

@@ -157,7 +157,7 @@ def test_it_refuses_a_name_already_used_on_the_host(local_host, guests, admin_cl
     first, second = guests.define(LOCAL), guests.define(LOCAL)
     domain = cached(local_host, first)
     response = admin_client.post(reverse("domains:rename", args=[domain.pk]), {"name": second.name()})
-    assert "already has a VM named" in response.context["form"].errors["name"][0]
+    assert "is taken on this VM's host" in response.context["form"].errors["name"][0]
     assert not Operation.objects.exists()
 
 

@@ -344,7 +344,7 @@ def made_up():
 @pytest.mark.parametrize("vm, destination, fields, field, message", [
     ("running", "own", {"live": "on"}, "destination", "The VM is already on own: choose another host."),
     ("running", "down", {"live": "on"}, "destination", "down is offline (refused: The host refused the connection)"),
-    ("running", "off", {"live": "on"}, "destination", "Choose one of the registered, enabled hosts."),
+    ("running", "off", {"live": "on"}, "destination", "Choose one of the hosts offered: enabled hosts you operate."),
     ("running", None, {"live": "on"}, "destination", "Choose the host to move the VM to."),
     ("running", "other", {"postcopy": "on"}, "postcopy", "Post-copy needs a live migration"),
     ("running", "other", {"live": "on", "bandwidth_mib": "0"}, "bandwidth_mib", "at least 1 MiB/s"),

@@ -172,3 +172,47 @@ def test_it_has_one_login_path_and_no_other_way_to_change_users(objects, clients
             assert clients[role].post(url, {"username": role, "password": "x", "is_superuser": "on"}
                                       ).status_code == 404, f"POST {url} as {role}"
     assert row_counts() == before
+
+
+def expected_for_vm_operator(url: str, method: str = "GET") -> str:
+    """A user whose only grant is an operator's on the walked VM: that VM, nothing else of its host;
+    on it, everything an operator does but what needs the host (new NICs, filters, clones)."""
+    need, kind, name = declaration(url, method)
+    if need == "public":
+        return "allowed"
+    if kind is None:
+        return "forbidden" if need == ADMIN else "allowed"
+    if kind is not Domain:
+        return "hidden"
+    if need == ADMIN or getattr(resolve(url).func.view_class, "host_need", None):
+        return "forbidden"
+    return "allowed"
+
+
+def test_a_vm_scoped_operator_reaches_its_vm_and_no_host_level_change(objects):
+    user = get_user_model().objects.create_user("vm-operator", password="x")
+    Grant.objects.create(user=user, domain=objects["domain"], role=Role.OPERATOR)
+    client = Client()
+    client.force_login(user)
+    before = row_counts()
+    checked, refused = set(), set()
+    for url in all_routes(objects):
+        if declaration(url)[0] == "public":
+            continue  # the login pages: tested in tests/accounts
+        want, got = expected_for_vm_operator(url), answer(client.get(url))
+        if want == "forbidden" and declaration(url)[1] is Domain:
+            refused.add(declaration(url)[2])
+        if got == "no such method" and want == "allowed":
+            got = "allowed"
+        assert got == want, f"GET {url} ({declaration(url)[2]}) as a VM-scoped operator: {got}, not {want}"
+        if want != "allowed":
+            got = answer(client.post(url, {"name": "x", "action": "start", "network": "walked-net", "mac": "",
+                                            "model": "virtio", "live": "on", "persistent": "on"}))
+            if got != "no such method":
+                assert got == expected_for_vm_operator(url, "POST"), f"POST {url} as a VM-scoped operator: {got}"
+        checked.add(declaration(url)[2])
+    assert {"AttachNicView", "NicFilterView", "VMAttachNic", "VMNicFilter", "NicChangeView", "NicLinkView"} <= checked
+    # New NICs and filters are the host's (networks, filters): refused on the VM's own grant, pages and API.
+    assert {"AttachNicView", "NicFilterView", "VMAttachNic", "VMNicFilter"} <= refused
+    assert not {"NicChangeView", "NicLinkView", "DetachNicView", "VMNicLink", "VMNicChange"} & refused
+    assert row_counts() == before

@@ -68,3 +68,31 @@ def test_every_socket_route_lets_in_exactly_the_declared_roles(objects):  # noqa
                 "<int:operation_id>", cookies.get(f"{role}-upload", cookies["admin-upload"]))
             got = in_own_loop(handshake(path, cookies[role]))
             assert got == (role in allowed), f"{path} as {role}: {'let in' if got else 'refused'}"
+
+
+async def handshake_from(path: str, cookie: str, origin: bytes, host: bytes = b"127.0.0.1:8000",
+                         scheme: str = "ws") -> bool:
+    headers = [(b"origin", origin), (b"host", host), (b"cookie", cookie.encode())]
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    communicator.scope["scheme"] = scheme
+    connected, _code = await communicator.connect(timeout=10)
+    await communicator.disconnect()
+    return connected
+
+
+def test_every_socket_route_takes_only_the_pages_whole_origin(objects, settings):  # noqa: F811
+    """Even an administrator's socket: a page on another port or scheme of the same host is refused."""
+    settings.SITE_ORIGINS, settings.CSRF_TRUSTED_ORIGINS = [], []  # the request's own origin only
+    cookies = session_cookies(objects)
+    for route in ALLOWED:
+        path = "/" + route.replace("<int:pk>", str(objects["domain"].pk)).replace(
+            "<int:operation_id>", cookies["admin-upload"])
+        assert in_own_loop(handshake_from(path, cookies["admin"], b"http://127.0.0.1:8000")), path
+        for origin in (b"http://127.0.0.1:8001", b"https://127.0.0.1:8000", b"http://127.0.0.1", b"null"):
+            assert not in_own_loop(handshake_from(path, cookies["admin"], origin)), f"{path} from {origin!r}"
+        # A server on another port (not a listed origin): its own pages, over its own scheme only.
+        own = (b"http://127.0.0.1:9000", b"127.0.0.1:9000")
+        if "uploads" not in route:  # an upload's socket opens once: it did above
+            assert in_own_loop(handshake_from(path, cookies["admin"], *own))
+        assert not in_own_loop(handshake_from(path, cookies["admin"], *own, scheme="wss"))
+        assert not in_own_loop(handshake_from(path, cookies["admin"], b"http://127.0.0.1:9001", b"127.0.0.1:9000"))
