@@ -1,0 +1,59 @@
+"""vmsite's own record of each volume (format, owner, shareable): written when vmsite makes a volume
+or first sees one, kept while the volume exists, never rewritten from what the contents say."""
+from __future__ import annotations
+
+import uuid as uuid_module
+from collections.abc import Iterable
+
+from hosts.models import Host
+from storage.models import Volume, VolumeRecord
+
+
+def volume_record_made(*, host: Host | int, key: str, format: str, owner_uuid: str | uuid_module.UUID | None = None,
+                       cloud_init_seed: bool = False) -> VolumeRecord:
+    """vmsite has just made (created, cloned, uploaded) this volume: what it chose is the record."""
+    host_id = host if isinstance(host, int) else host.pk
+    record, _ = VolumeRecord.objects.update_or_create(
+        host_id=host_id, key=key,
+        defaults={"format": format, "owner_uuid": owner_uuid, "shareable": False, "cloud_init_seed": cloud_init_seed})
+    Volume.objects.filter(host_id=host_id, key=key).update(record=record)
+    return record
+
+
+def volume_record_seen(*, host: Host | int, key: str, seen_format: str) -> VolumeRecord:
+    """The record of a volume; the format libvirt reports is taken only the first time vmsite sees it."""
+    host_id = host if isinstance(host, int) else host.pk
+    record, _ = VolumeRecord.objects.get_or_create(host_id=host_id, key=key, defaults={"format": seen_format})
+    return record
+
+
+def records_for(*, host: Host, seen: dict[str, str]) -> dict[str, int]:
+    """Record ids for these keys (key -> format reported now); the missing ones are made from what
+    libvirt reports now, their first sight. Two queries, whatever the number of volumes."""
+    known = dict(VolumeRecord.objects.filter(host=host, key__in=list(seen)).values_list("key", "pk"))
+    missing = [VolumeRecord(host=host, key=key, format=fmt) for key, fmt in seen.items() if key not in known]
+    if missing:
+        VolumeRecord.objects.bulk_create(missing, ignore_conflicts=True)
+        known = dict(VolumeRecord.objects.filter(host=host, key__in=list(seen)).values_list("key", "pk"))
+    return known
+
+
+def records_forget(*, host: Host, keys: Iterable[str]) -> None:
+    """The volumes are gone from their (active) pools: so is what vmsite knew of them."""
+    VolumeRecord.objects.filter(host=host, key__in=list(keys)).delete()
+
+
+def volume_give(*, volume: Volume, owner_uuid: str | uuid_module.UUID | None) -> VolumeRecord:
+    record = volume_record_seen(host=volume.host_id, key=volume.key, seen_format=volume.format)
+    VolumeRecord.objects.filter(pk=record.pk).update(owner_uuid=owner_uuid)
+    Volume.objects.filter(pk=volume.pk).update(record=record)
+    record.refresh_from_db()
+    return record
+
+
+def volume_set_shareable(*, volume: Volume, shareable: bool) -> VolumeRecord:
+    record = volume_record_seen(host=volume.host_id, key=volume.key, seen_format=volume.format)
+    VolumeRecord.objects.filter(pk=record.pk).update(shareable=shareable)
+    Volume.objects.filter(pk=volume.pk).update(record=record)
+    record.refresh_from_db()
+    return record
