@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from hosts.cached import CachedHostObject
@@ -31,7 +32,7 @@ class VolumeRecord(models.Model):
 
     `format` is the one vmsite chose (create, clone, upload) or saw first: disks are defined with it
     and images are read with it, never with a format probed from the contents. `owner_uuid` is the VM
-    the volume was made for or given to (a VM keeps its UUID across migrations); empty: nobody's, made
+    the volume was made for (a VM keeps its UUID across migrations); empty: nobody's, made
     by an administrator or host operator. `shareable`: an administrator allowed it on several VMs."""
 
     host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="volume_records")
@@ -47,6 +48,19 @@ class VolumeRecord(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class VolumeGift(models.Model):
+    """A host operator or an administrator gave a volume to a VM (by the VM's UUID): that VM's own
+    users may then attach or insert it, as they may its own volumes."""
+
+    record = models.ForeignKey(VolumeRecord, on_delete=models.CASCADE, related_name="gifts")
+    domain_uuid = models.UUIDField()
+    given_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    given_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["record", "domain_uuid"], name="volume_gift_once_per_vm")]
 
 
 class Volume(models.Model):

@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid as uuid_module
 from collections.abc import Iterable
 
+from django.contrib.auth.models import AbstractBaseUser
+
+from domains.models import Domain
 from hosts.models import Host
-from storage.models import Volume, VolumeRecord
+from storage.models import Volume, VolumeGift, VolumeRecord
 
 
 def volume_record_made(*, host: Host | int, key: str, format: str, owner_uuid: str | uuid_module.UUID | None = None,
@@ -43,17 +46,27 @@ def records_forget(*, host: Host, keys: Iterable[str]) -> None:
     VolumeRecord.objects.filter(host=host, key__in=list(keys)).delete()
 
 
-def volume_give(*, volume: Volume, owner_uuid: str | uuid_module.UUID | None) -> VolumeRecord:
+def volume_record_of(volume: Volume) -> VolumeRecord:
+    """The cached volume's record (made from what libvirt reported if sync has not linked one yet)."""
+    if volume.record_id:
+        return VolumeRecord.objects.get(pk=volume.record_id)
     record = volume_record_seen(host=volume.host_id, key=volume.key, seen_format=volume.format)
-    VolumeRecord.objects.filter(pk=record.pk).update(owner_uuid=owner_uuid)
     Volume.objects.filter(pk=volume.pk).update(record=record)
-    record.refresh_from_db()
     return record
 
 
+def volume_give(*, volume: Volume, domain: Domain, user: AbstractBaseUser | None) -> VolumeGift:
+    gift, _ = VolumeGift.objects.get_or_create(record=volume_record_of(volume), domain_uuid=domain.uuid,
+                                               defaults={"given_by": user})
+    return gift
+
+
+def volume_take_back(*, volume: Volume, domain_uuid: str | uuid_module.UUID) -> None:
+    VolumeGift.objects.filter(record=volume_record_of(volume), domain_uuid=domain_uuid).delete()
+
+
 def volume_set_shareable(*, volume: Volume, shareable: bool) -> VolumeRecord:
-    record = volume_record_seen(host=volume.host_id, key=volume.key, seen_format=volume.format)
+    record = volume_record_of(volume)
     VolumeRecord.objects.filter(pk=record.pk).update(shareable=shareable)
-    Volume.objects.filter(pk=volume.pk).update(record=record)
     record.refresh_from_db()
     return record

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import libvirt
 
 from virt.errors import OperationInvalid, translated
+from virt.xml.base import parse_trusted
 
 HEADER_BYTES = 2 * 1024 * 1024
 _QCOW_MAGIC = b"QFI\xfb"
@@ -152,3 +153,9 @@ def require_contained(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *
                           for ref in bad)
         raise OperationInvalid(f"{label} is a {fmt} image that needs {named}, outside its storage pool: "
                                "vmsite does not use images that reach other files of the host. Nothing was changed.")
+
+
+def pool_path_of(volume: libvirt.virStorageVol) -> str:
+    """The folder (or device directory) of the volume's pool, as its definition gives it."""
+    with translated():
+        return parse_trusted(volume.storagePoolLookupByVolume().XMLDesc(0)).findtext("./target/path") or ""
