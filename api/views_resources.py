@@ -190,7 +190,7 @@ class UploadStart(ApiView):
         pool = self.get_object()
         data = api_forms.valid(UploadForm(api_forms.body(request), pool=pool))
         operation = upload_begin(pool=pool, volume=data.get("volume"), name=data.get("name") or "",
-                                 size=data["size"], user=request.user)
+                                 size=data["size"], user=request.user, fmt=data["format"])
         return Response({"operation": operation.pk, "url": reverse("api:operation", args=[operation.pk]),
                          "socket": f"/ws/storage/uploads/{operation.pk}/"}, status=status.HTTP_202_ACCEPTED)
 

@@ -14,7 +14,7 @@ from virt import storage as virt_storage
 from virt.devices import PoolVolume, disk_format, find_pool_volume
 from virt.errors import OperationInvalid
 from virt.types import Connection, VolumeHandle
-from virt.volumes import volume_format
+from virt.volumes import volume_format, volume_key, volume_label
 
 
 def vetted_volume(conn: Connection, *, host: Host, pool_name: str, volume_name: str
@@ -32,8 +32,8 @@ def vetted_copy_format(conn: Connection, *, host: Host, volume: VolumeHandle) ->
     """The format to copy a volume in: its record. libvirt reads a copy's source in the format it
     probes, so a volume whose contents now look like another format is refused too."""
     reported = volume_format(volume)
-    record = volume_record_seen(host=host, key=volume.key(), seen_format=reported)
-    label = f"{volume.storagePoolLookupByVolume().name()}/{volume.name()}"
+    record = volume_record_seen(host=host, key=volume_key(volume), seen_format=reported)
+    label = volume_label(volume)
     images.require_contained(conn, volume, fmt=disk_format(record.format), label=label,
                              pool_path=images.pool_path_of(volume))
     if reported != record.format:

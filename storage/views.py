@@ -276,7 +276,8 @@ class UploadView(Access, View):
                                 status=400)
         volume = form.cleaned_data.get("volume")
         operation = upload_begin(pool=pool, volume=volume, name=form.cleaned_data.get("name") or "",
-                                 size=form.cleaned_data["size"], user=request.user)
+                                 size=form.cleaned_data["size"], user=request.user,
+                                 fmt=form.cleaned_data["format"])
         return JsonResponse({"operation": operation.pk, "socket": f"/ws/storage/uploads/{operation.pk}/",
                              "status": f"/operations/{operation.pk}/"})
 

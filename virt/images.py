@@ -142,6 +142,21 @@ def read_header(conn: libvirt.virConnect, volume: libvirt.virStorageVol, length:
     return b"".join(chunks)
 
 
+_MAGIC = {"qcow2": _QCOW_MAGIC, "qcow": _QCOW_MAGIC, "qed": _QED_MAGIC}
+
+
+def require_format(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, fmt: str, label: str) -> None:
+    """Refuse contents that are not an image of the declared format (an upload declared qcow2 that is not)."""
+    header = read_header(conn, volume, 4096)
+    magic = _MAGIC.get(fmt)
+    if magic is not None and header[:4] != magic:
+        raise OperationInvalid(f"{label} was declared a {fmt} image, but it is not one (its header does not start "
+                               f"as a {fmt} header does): upload it with its real format.")
+    if fmt == "vmdk" and header[:4] not in (_VMDK4_MAGIC, b"COWD") and b"# Disk DescriptorFile" not in header[:1024]:
+        raise OperationInvalid(f"{label} was declared a vmdk image, but it is neither a sparse vmdk nor a vmdk "
+                               "descriptor: upload it with its real format.")
+
+
 def require_contained(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, fmt: str, label: str,
                       pool_path: str) -> None:
     """Refuse a volume whose header (read as `fmt`) names a file outside its pool's folder."""
