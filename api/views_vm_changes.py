@@ -34,7 +34,7 @@ class VMChange(ApiView):
 
     def post(self, request, pk: int):
         domain = self.get_object()
-        form = self.page_view.form_class(api_forms.body(request), domain=domain)
+        form = self.page_view.form_class(api_forms.body(request), domain=domain, user=request.user)
         api_forms.valid(form)
         page = self.page_view()
         if hasattr(page, "enqueue"):  # the snapshot and clone pages queue through a method

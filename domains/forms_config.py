@@ -8,13 +8,16 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 
 from domains.forms import validate_domain_name
 from domains.models import Domain
 from networking.models import VirtualNetwork
 from networking.validators import clean_mac
-from storage.models import StoragePool
+from accounts.access import volume_use_refusal
+from storage.models import StoragePool, Volume
+from storage.selectors import volume_users
 from virt.xml.base import XMLRejected, check_xml_text, parse_untrusted
 from virt.xml.policy import HostContext, check_domain_xml
 
@@ -28,10 +31,11 @@ DESCRIPTION_MAX = 10_000
 
 
 class DomainForm(forms.Form):
-    """A form about one VM: it knows the VM (and so its host)."""
+    """A form about one VM: it knows the VM (and so its host), and who asks (what they may use)."""
 
-    def __init__(self, *args, domain: Domain, **kwargs) -> None:
+    def __init__(self, *args, domain: Domain, user: AbstractBaseUser | None = None, **kwargs) -> None:
         self.domain = domain
+        self.user = user if user is not None else AnonymousUser()
         super().__init__(*args, **kwargs)
 
 
@@ -59,6 +63,20 @@ def _pool_choices(domain: Domain) -> list[tuple[str, str]]:
             .order_by("name").values_list("name", flat=True)]
 
 
+def refuse_unusable_volume(form: DomainForm, data: dict, *, pool_field: str = "pool",
+                           volume_field: str = "volume") -> None:
+    """The page's answer to a volume the user may not put into this VM (accounts.access decides)."""
+    pool_name, volume_name = data.get(pool_field), data.get(volume_field)
+    if not pool_name or not volume_name:
+        return
+    volume = (Volume.objects.select_related("pool", "host", "record")
+              .filter(host=form.domain.host, pool__name=pool_name, name=volume_name).first())
+    refusal = volume_use_refusal(form.user, form.domain, volume, label=f"{pool_name}/{volume_name}",
+                                 used_by=volume_users(volume) if volume is not None else [])
+    if refusal:
+        form.add_error(volume_field, refusal)
+
+
 def clean_volume_name(value: str) -> str:
     if "/" in value:
         raise ValidationError("Paths typed by hand are not accepted: pick a pool and give the volume's name in it.")
@@ -81,6 +99,11 @@ class AttachDiskForm(ScopedForm):
 
     def clean_volume(self) -> str:
         return clean_volume_name(self.cleaned_data["volume"])
+
+    def clean(self) -> dict:
+        data = super().clean()
+        refuse_unusable_volume(self, data)
+        return data
 
 
 def _disk_choices(domain: Domain, devices: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -328,6 +351,7 @@ class MediaForm(ScopedForm):
         data = super().clean()
         if data.get("volume") and not data.get("pool"):
             self.add_error("pool", "Pick the pool that holds the volume.")
+        refuse_unusable_volume(self, data)
         return data
 
 

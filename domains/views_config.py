@@ -32,11 +32,11 @@ class ConfigFormView(Access, View):
 
     def get(self, request, pk: int):
         domain = _domain(pk)
-        return self.render_form(request, domain, self.form_class(domain=domain))
+        return self.render_form(request, domain, self.form_class(domain=domain, user=request.user))
 
     def post(self, request, pk: int):
         domain = _domain(pk)
-        form = self.form_class(request.POST, domain=domain)
+        form = self.form_class(request.POST, domain=domain, user=request.user)
         if not form.is_valid():
             return self.render_form(request, domain, form)
         try:
@@ -84,7 +84,7 @@ class NicFormView(ConfigFormView):
 
     def get(self, request, pk: int):
         domain = _domain(pk)
-        return self.render_form(request, domain, self.form_class(domain=domain,
+        return self.render_form(request, domain, self.form_class(domain=domain, user=request.user,
                                                                  initial={"mac": request.GET.get("mac", "")}))
 
 
@@ -180,4 +180,5 @@ class XMLEditView(ConfigFormView):
 
     def get(self, request, pk: int):
         domain = _domain(pk)
-        return self.render_form(request, domain, self.form_class(domain=domain, initial={"xml": domain.xml_inactive}))
+        return self.render_form(request, domain, self.form_class(domain=domain, user=request.user,
+                                                                 initial={"xml": domain.xml_inactive}))
