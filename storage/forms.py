@@ -376,3 +376,22 @@ class DiscoverForm(forms.Form):
 
     def clean_source_host(self) -> str:
         return validate_address(self.cleaned_data["source_host"])
+
+
+class VolumeGiveForm(forms.Form):
+    """Give a volume to a VM of its host (its users may then attach it), or take it back."""
+
+    domain = forms.ModelChoiceField(queryset=Volume.objects.none(), label="VM", error_messages={
+        "invalid_choice": "That is not a VM of this volume's host."})
+    take_back = forms.BooleanField(required=False, label="Take it back instead")
+
+    def __init__(self, *args, volume: Volume, **kwargs) -> None:
+        from domains.models import Domain
+
+        self.volume = volume
+        super().__init__(*args, **kwargs)
+        self.fields["domain"].queryset = Domain.objects.filter(host_id=volume.host_id).order_by("name")
+
+
+class VolumeShareableForm(forms.Form):
+    shareable = forms.BooleanField(required=False, label="Shareable (several VMs may use it at once)")

@@ -43,3 +43,21 @@ def iso_library(*, host_id: int | None = None) -> QuerySet[Volume]:
                .exclude(upload_state__in=["uploading", "incomplete"])
                .select_related("pool", "host").order_by("host__name", "pool__name", "name"))
     return volumes.filter(host_id=host_id) if host_id is not None else volumes
+
+
+def volume_ownership(volume: Volume, user) -> dict:
+    """Who the volume belongs to and which VMs it was given to, as this user may see them: a VM
+    they may not see is only "another VM"."""
+    from accounts.access import VIEW, may, volume_record
+
+    record = volume_record(volume)
+    if record is None:
+        return {"owner": None, "owner_hidden": False, "given": [], "given_hidden": 0}
+    def visible(uuids) -> tuple[list[Domain], int]:
+        rows = list(Domain.objects.filter(host_id=volume.host_id, uuid__in=list(uuids)))
+        shown = [row for row in rows if may(user, VIEW, row)]
+        return shown, len(set(uuids)) - len(shown)
+    owners, owner_hidden = visible([record.owner_uuid] if record.owner_uuid else [])
+    given, given_hidden = visible(record.gifts.values_list("domain_uuid", flat=True))
+    return {"owner": owners[0] if owners else None, "owner_hidden": bool(owner_hidden), "given": given,
+            "given_hidden": given_hidden}
