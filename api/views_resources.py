@@ -145,8 +145,14 @@ class VolumeList(ApiListView):
     serializer_class = VolumeSerializer
 
     def get_queryset(self):
-        volumes = Volume.objects.filter(host__in=hosts_for(self.request.user)).order_by("pool_id", "name")
-        return filtered(volumes, self.request, "host_id", "pool_id", "format")
+        volumes = (Volume.objects.select_related("record").filter(host__in=hosts_for(self.request.user))
+                   .order_by("pool_id", "name"))
+        fmt = self.request.query_params.get("format")
+        if fmt and "\x00" not in fmt:  # the recorded format, as `format` in the answer
+            volumes = volumes.filter(record__format=fmt)
+        elif fmt:
+            return volumes.none()
+        return filtered(volumes, self.request, "host_id", "pool_id")
 
     @extend_schema(parameters=[OpenApiParameter("host_id", int), OpenApiParameter("pool_id", int),
                                OpenApiParameter("format", str)])
@@ -200,7 +206,7 @@ class UploadStart(ApiView):
 class VolumeDetail(ApiDetailView):
     kind = Volume
     serializer_class = VolumeSerializer
-    queryset = Volume.objects.all()
+    queryset = Volume.objects.select_related("record")
 
 
 class VolumeActionView(ApiView):

@@ -250,6 +250,8 @@ def attach(client, domain: Domain, volume: str):
 
 def test_it_lets_a_vm_operator_attach_only_its_vms_own_or_given_volumes(stub):
     _user, vm_operator = user_with(Role.OPERATOR, domain=stub["mine"])
+    offers = vm_operator.get(reverse("domains:config_disk_attach", args=[stub["mine"].pk])).content.decode()
+    assert "own.img" in offers and "boot.img" not in offers and "loose.img" not in offers  # not theirs to see
     for name in ("loose.img", "boot.img", "nothing-by-this-name.img"):
         response = attach(vm_operator, stub["mine"], name)
         assert response.status_code == 400
@@ -269,6 +271,8 @@ def test_it_lets_a_vm_operator_attach_only_its_vms_own_or_given_volumes(stub):
 def test_it_refuses_a_volume_another_vm_uses_to_everyone_until_an_administrator_marks_it_shareable(stub,
                                                                                                   admin_client):
     _user, host_operator = user_with(Role.OPERATOR, host=stub["host"])
+    offers = host_operator.get(reverse("domains:config_disk_attach", args=[stub["mine"].pk])).content.decode()
+    assert "not offered: p/boot.img is in use by theirs" in offers
     for client in (host_operator, admin_client):
         response = attach(client, stub["mine"], "boot.img")
         assert response.status_code == 400
