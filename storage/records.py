@@ -70,3 +70,16 @@ def volume_set_shareable(*, volume: Volume, shareable: bool) -> VolumeRecord:
     VolumeRecord.objects.filter(pk=record.pk).update(shareable=shareable)
     record.refresh_from_db()
     return record
+
+
+def records_follow_vm(*, vm_uuid: str | uuid_module.UUID, source: Host, destination: Host) -> int:
+    """A migrated VM's volumes are its own on the destination too (shared storage sees the same
+    keys; a storage migration copies its disks to the same paths). Returns how many records."""
+    carried = 0
+    for record in VolumeRecord.objects.filter(host=source, owner_uuid=vm_uuid):
+        VolumeRecord.objects.update_or_create(
+            host=destination, key=record.key,
+            defaults={"format": record.format, "owner_uuid": record.owner_uuid,
+                      "cloud_init_seed": record.cloud_init_seed})
+        carried += 1
+    return carried

@@ -26,7 +26,7 @@ from hosts.services import host_register_local
 from operations.choices import OperationState
 from operations.models import Operation
 from storage.models import StoragePool, Volume, VolumeRecord
-from storage.records import volume_record_made
+from storage.records import records_follow_vm, volume_record_made
 from storage.uploads import UploadSession, claim_upload, upload_begin
 from tests import stack
 from tests.api.conftest import token_client
@@ -396,3 +396,12 @@ def test_it_lets_operators_download_volumes_and_only_administrators_cloud_init_s
         page = session.get(reverse("storage:volume", args=[rows["vm-cidata.iso"].pk]))
         if page.status_code == 200 and label != "admin":
             assert "only administrators may download it" in page.content.decode()
+
+
+def test_it_keeps_a_migrated_vms_volumes_its_own_on_the_destination(stub):
+    destination = Host.objects.create(name=f"dest-{uuid.uuid4().hex[:6]}", transport="test", address="default")
+    seen_there = VolumeRecord.objects.create(host=destination, key="/p/own.img", format="qcow2")  # probed there
+    records_follow_vm(vm_uuid=stub["mine"].uuid, source=stub["host"], destination=destination)
+    seen_there.refresh_from_db()
+    assert (seen_there.owner_uuid, seen_there.format) == (stub["mine"].uuid, "raw")
+    assert not VolumeRecord.objects.filter(host=destination, key="/p/boot.img").exists()  # another VM's
