@@ -158,8 +158,8 @@ def act_on_volume(operation: Operation, report: Report, act) -> str:
 def clone_volume(operation: Operation, report: Report) -> str:
     def act(conn, handle, volume, uri, args, report):
         fmt = vetted_copy_format(conn, host=volume.host, volume=handle)
-        copy = copy_volume(handle, args["name"], uri=uri, fmt=fmt,
-                           progress=lambda done: report(10 + int(85 * done), f"Copying {volume.name} to {args['name']}"))
+        copy = copy_volume(handle, args["name"], uri=uri, fmt=fmt, progress=lambda done: report(
+            10 + int(85 * done), f"Copying {volume.name} to {args['name']}"))
         volume_record_made(host=volume.host, key=volume_key(copy), format=fmt)
         return f"Copied {volume.name} to {args['name']}"
     return act_on_volume(operation, report, act)

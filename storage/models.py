@@ -56,7 +56,8 @@ class VolumeGift(models.Model):
 
     record = models.ForeignKey(VolumeRecord, on_delete=models.CASCADE, related_name="gifts")
     domain_uuid = models.UUIDField()
-    given_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    given_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="+")
     given_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

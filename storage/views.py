@@ -10,7 +10,8 @@ from django.core.exceptions import PermissionDenied
 
 from accounts import audit
 from accounts.access import (
-    ADMIN, OPERATE, download_refusal, hosts_for, is_admin, may_give_volume, operations_for, volume_record,
+    ADMIN, OPERATE, download_refusal, hosts_for, may_give_volume, may_mark_shareable, operations_for,
+    volume_record,
 )
 from accounts.mixins import Access
 from hosts.models import Host
@@ -177,14 +178,14 @@ class VolumeDetailView(Access, DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         user, volume = self.request.user, self.object
+        record = volume_record(volume)
         context.update(
             download_refusal=download_refusal(user, volume),
             ownership=selectors.volume_ownership(volume, user),
-            record=volume_record(volume),
+            record=record,
             give_form=VolumeGiveForm(volume=volume) if may_give_volume(user, volume) else None,
-            shareable_form=(VolumeShareableForm(initial={"shareable": bool(volume_record(volume)
-                                                                           and volume_record(volume).shareable)})
-                            if is_admin(user) else None),
+            shareable_form=(VolumeShareableForm(initial={"shareable": bool(record and record.shareable)})
+                            if may_mark_shareable(user) else None),
             users=selectors.volume_users(self.object),
             operations=_operations(self.request.user, "volume", self.object.pk),
             busy=services.busy_with(self.object),
@@ -216,6 +217,8 @@ def volume_give_apply(request, volume: Volume, data) -> tuple[str | None, dict]:
 
 
 def volume_shareable_apply(request, volume: Volume, data) -> str:
+    if not may_mark_shareable(request.user):
+        raise PermissionDenied("Only administrators may mark a volume shareable.")
     form = VolumeShareableForm(data)
     form.is_valid()  # a single optional tick: always valid
     shareable = bool(form.cleaned_data.get("shareable"))

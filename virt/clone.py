@@ -111,9 +111,10 @@ def clone(conn: libvirt.virConnect, domain: libvirt.virDomain, *, uri: str, new_
 
 def copy_volume(source: libvirt.virStorageVol, name: str, *, uri: str, progress: Callable[[float], None],
                 fmt: str, poll_interval: float = 0.5) -> libvirt.virStorageVol:
-    """A full copy of source, in its pool, in fmt: the source's recorded format, in which libvirt
-    also reads the source (its <format> in the copy's XML is both; a probed one is never used). While libvirt copies (in a thread),
-    progress gets the fraction done: the copy's allocation against the source's, which is what is
+    """A full copy of source, in its pool, made in fmt (the caller's record of the source's format;
+    libvirt reads the source in the format it reports, so the caller checks that the two agree).
+    While libvirt copies (in a thread), progress gets the fraction done: the copy's allocation
+    against the source's, which is what is
     actually copied (a sparse image's capacity never fills).
 
     The copy runs on a private connection to uri: a connection answers one call at a time, so on
