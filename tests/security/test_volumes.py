@@ -158,6 +158,25 @@ def test_it_refuses_to_clone_a_vm_whose_disk_has_a_backing_file_outside_its_pool
     assert scratch_pool.pool.listVolumes() == ["base.qcow2"]
 
 
+def test_it_refuses_to_copy_a_volume_that_libvirt_would_read_in_another_format(celery_worker, local_host,
+                                                                              admin_client, scratch_pool):
+    """libvirt copies a volume reading it in the format it probes: a raw volume whose contents became
+    a qcow2 image with a backing file would be copied with /etc/passwd's bytes in it."""
+    path = scratch_pool.create_volume("tenant.img", fmt="raw").path()
+    host_reconcile(host=local_host)
+    qemu_img("create", "-q", "-f", "qcow2", "-b", "/etc/passwd", "-F", "raw", path, "16M")
+    scratch_pool.pool.refresh(0)
+    host_reconcile(host=local_host)
+    volume = Volume.objects.get(host=local_host, key=path)
+    admin_client.post(reverse("storage:volume_clone", args=[volume.pk]), {"name": "tenant-copy.img"})
+    operation = Operation.objects.filter(kind="volume.clone").latest("pk")
+    stack.wait_until(lambda: Operation.objects.get(pk=operation.pk).is_finished, timeout=60, message="clone")
+    operation.refresh_from_db()
+    assert operation.state == OperationState.FAILED
+    assert "was recorded as a raw volume, but its contents now read as qcow2" in operation.error
+    assert sorted(scratch_pool.pool.listVolumes()) == ["tenant.img"]
+
+
 def test_it_refuses_an_upload_whose_declared_format_names_a_backing_file_outside_its_pool(
         local_host, scratch_pool, tmp_path, django_user_model):
     image = tmp_path / "upload.qcow2"
