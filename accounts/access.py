@@ -2,8 +2,17 @@
 
 Administrators (active superusers) may do everything. Everyone else may see and do only what a
 grant gives: a grant on a host covers the host, its VMs, pools and networks; a grant on a VM
-covers that VM. Viewers read; operators also run lifecycle actions, consoles and VM changes.
-Changing hosts, pools, networks, users and grants is for administrators.
+covers that VM and the volumes it owns. Viewers read; operators also run lifecycle actions,
+consoles and VM changes. Changing hosts, pools, networks, users and grants is for administrators.
+
+Volumes (the ownership model): a volume belongs to the VM it was made for (its record's owner
+UUID) or to nobody. Attaching or inserting one into a VM: a host operator (or an administrator)
+may use any volume of the VM's host; a VM's own operator only the volumes the VM owns or was
+given. A volume another VM uses is refused for everyone unless an administrator marked it
+shareable. Downloading: an operator of the host or of the owning VM, never a viewer; a
+cloud-init seed (password hashes, keys) only an administrator. Giving a volume to a VM is a host
+operator's; marking it shareable an administrator's. Deleting a VM with its volumes deletes only
+those it owns that no other VM uses.
 """
 from __future__ import annotations
 
@@ -16,6 +25,7 @@ from accounts.models import Grant, Role
 from domains.models import Domain
 from hosts.models import Host
 from operations.models import Operation
+from storage.models import Volume, VolumeGift, VolumeRecord
 
 VIEW = "view"
 OPERATE = "operate"
@@ -84,6 +94,8 @@ def may(user: AbstractBaseUser, need: str, obj: Model) -> bool:
         return domains_for(user, need).filter(pk=obj.pk).exists()
     if isinstance(obj, Host):
         return hosts_for(user, need).filter(pk=obj.pk).exists()
+    if isinstance(obj, Volume):
+        return _may_volume(user, need, obj)
     host_id = getattr(obj, "host_id", None)  # pools, networks, interfaces, filters: their host's grant;
     return need == VIEW and host_id is not None and hosts_for(user, VIEW).filter(pk=host_id).exists()  # changes: admins
 
@@ -93,7 +105,7 @@ def may_rewire_nics(user: AbstractBaseUser | None, domain: Domain) -> bool:
     NIC (which picks a network)? Networks, MACs (unique per host) and filters are the host's, so this
     is a host operator's right (or an administrator's); a grant on the VM alone allows a NIC's link
     state and model, and removing a NIC (which reaches nothing new)."""
-    return user is not None and may(user, OPERATE, domain.host)
+    return user is not None and user.is_authenticated and may(user, OPERATE, domain.host)
 
 
 def authorise(user: AbstractBaseUser, need: str, objects: QuerySet | None = None, pk=None,
@@ -128,3 +140,90 @@ def live_scope(user: AbstractBaseUser) -> dict[int, set[int] | None]:
         if scope.get(host_id, set()) is not None:
             scope.setdefault(host_id, set()).add(domain_id)
     return scope
+
+
+# ---------------------------------------------------------------------------------------------
+# Volumes
+
+
+def volume_record(volume: Volume) -> VolumeRecord | None:
+    if volume.record_id:
+        return volume.record
+    return VolumeRecord.objects.filter(host_id=volume.host_id, key=volume.key).first()
+
+
+def _may_volume(user: AbstractBaseUser, need: str, volume: Volume) -> bool:
+    """VIEW or OPERATE: through the volume's host, or through the VM that owns it."""
+    if need not in (VIEW, OPERATE):
+        return False
+    if hosts_for(user, need).filter(pk=volume.host_id).exists():
+        return True
+    record = volume_record(volume)
+    return bool(record and record.owner_uuid
+                and domains_for(user, need).filter(host_id=volume.host_id, uuid=record.owner_uuid).exists())
+
+
+def download_refusal(user: AbstractBaseUser, volume: Volume) -> str | None:
+    """Why the user may not download the volume (None: they may). Call only for a volume they may see."""
+    if is_admin(user):
+        return None
+    if volume.is_cloud_init_seed:
+        return "A cloud-init seed holds password hashes and keys: only administrators may download it."
+    if not _may_volume(user, OPERATE, volume):
+        return ("Downloading a volume needs an operator's right on its host or on the VM that owns it; "
+                "viewers may not.")
+    return None
+
+
+def volume_uses_for(domain: Domain, volume: Volume | None) -> str:
+    """How the VM may use the volume: 'own' (made for it), 'given', or '' (neither)."""
+    record = volume_record(volume) if volume is not None else None
+    if record is None:
+        return ""
+    if record.owner_uuid == domain.uuid:
+        return "own"
+    return "given" if VolumeGift.objects.filter(record=record, domain_uuid=domain.uuid).exists() else ""
+
+
+def volume_use_refusal(user: AbstractBaseUser, domain: Domain, volume: Volume | None, *, label: str,
+                       used_by: list[Domain]) -> str | None:
+    """Why the user may not attach (or insert) this volume into this VM; None: they may. `volume` is
+    the cached row named `label` on the VM's host (None when there is none); `used_by`: the VMs whose
+    disks name it. A user never learns more of a volume than their rights show them."""
+    if not may(user, OPERATE, domain):
+        return "Your role does not allow changes to this VM."
+    host_wide = may(user, OPERATE, domain.host)
+    if not host_wide and not volume_uses_for(domain, volume):
+        return (f"{label} is not a volume of this VM: its users may attach only the volumes made for it "
+                "or given to it by a host operator.")
+    if volume is None:
+        return None  # a host operator's: the worker finds it on the host, or says it is not there
+    return volume_in_use_refusal(user, volume, label=label, used_by=[other for other in used_by
+                                                                     if other.uuid != domain.uuid])
+
+
+def volume_in_use_refusal(user: AbstractBaseUser, volume: Volume, *, label: str, used_by: list[Domain]) -> str | None:
+    """A volume other VMs use (used_by) is refused for everyone, unless an administrator marked it shareable."""
+    record = volume_record(volume)
+    if not used_by or (record and record.shareable):
+        return None
+    seen = [other.name for other in used_by if may(user, VIEW, other)]
+    who = ", ".join(seen) if len(seen) == len(used_by) else "another VM"
+    return f"{label} is in use by {who}: a volume is on one VM at a time unless an administrator marks it shareable."
+
+
+def may_give_volume(user: AbstractBaseUser, volume: Volume) -> bool:
+    """Giving a volume to a VM of its host (so that the VM's own users may attach it)."""
+    return is_admin(user) or hosts_for(user, OPERATE).filter(pk=volume.host_id).exists()
+
+
+def may_mark_shareable(user: AbstractBaseUser) -> bool:
+    return is_admin(user)
+
+
+def volume_keys_deletable_with(domain: Domain, *, used_elsewhere: set[str]) -> set[str]:
+    """The keys of the volumes "delete with its volumes" may delete: those the VM owns, minus those
+    another VM uses (used_elsewhere, as the worker found them on the host)."""
+    owned = set(VolumeRecord.objects.filter(host_id=domain.host_id, owner_uuid=domain.uuid)
+                .values_list("key", flat=True))
+    return owned - used_elsewhere

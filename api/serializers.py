@@ -68,10 +68,18 @@ class PoolSerializer(serializers.ModelSerializer):
 
 
 class VolumeSerializer(serializers.ModelSerializer):
+    format = serializers.CharField(source="recorded_format", read_only=True,
+                                   help_text="The format vmsite records and defines disks with (never a probed one).")
+    reported_format = serializers.CharField(source="format", read_only=True,
+                                            help_text="What libvirt reports now (probed from the contents).")
+    owner_uuid = serializers.UUIDField(source="record.owner_uuid", read_only=True, allow_null=True, default=None,
+                                       help_text="The VM the volume belongs to (none: made by an administrator).")
+    shareable = serializers.BooleanField(source="record.shareable", read_only=True, default=False)
+
     class Meta:
         model = Volume
-        fields = ["id", "name", "host", "pool", "key", "path", "vol_type", "format", "capacity", "allocation",
-                  "backing_path", "upload_state", "sha256", "synced_at"]
+        fields = ["id", "name", "host", "pool", "key", "path", "vol_type", "format", "reported_format", "owner_uuid",
+                  "shareable", "capacity", "allocation", "backing_path", "upload_state", "sha256", "synced_at"]
 
 
 class NetworkSerializer(serializers.ModelSerializer):

@@ -220,7 +220,7 @@ class DomainCreate(ApiView):
         host = self.access_object
         if not host.enabled:
             raise ValidationError({"non_field_errors": [f"{host.name} is disabled: enable it first."]})
-        form = CreateDomainForm(api_forms.body(request), host=host)
+        form = CreateDomainForm(api_forms.body(request), host=host, user=request.user)
         api_forms.valid(form)
         return queued(operation_enqueue(kind="domain.create", target=host, host=host, user=request.user,
                                         arguments=create_arguments(form)))

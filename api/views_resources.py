@@ -10,7 +10,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from accounts import services as account_services
-from accounts.access import ADMIN, VIEW, hosts_for
+from accounts.access import ADMIN, OPERATE, VIEW, hosts_for
 from accounts.forms_users import GrantForm
 from accounts.models import Grant
 from api import forms as api_forms
@@ -29,6 +29,8 @@ from storage.forms import (
     POOL_FIELDS, UNITS, PoolDefineForm, PoolDeleteForm, UploadForm, VolumeCloneForm, VolumeCreateForm,
     VolumeDeleteForm, VolumeResizeForm,
 )
+from storage import views as storage_views
+from storage.forms import VolumeGiveForm, VolumeShareableForm
 from storage.models import StoragePool, Volume
 from storage.uploads import upload_begin
 
@@ -143,8 +145,14 @@ class VolumeList(ApiListView):
     serializer_class = VolumeSerializer
 
     def get_queryset(self):
-        volumes = Volume.objects.filter(host__in=hosts_for(self.request.user)).order_by("pool_id", "name")
-        return filtered(volumes, self.request, "host_id", "pool_id", "format")
+        volumes = (Volume.objects.select_related("record").filter(host__in=hosts_for(self.request.user))
+                   .order_by("pool_id", "name"))
+        fmt = self.request.query_params.get("format")
+        if fmt and "\x00" not in fmt:  # the recorded format, as `format` in the answer
+            volumes = volumes.filter(record__format=fmt)
+        elif fmt:
+            return volumes.none()
+        return filtered(volumes, self.request, "host_id", "pool_id")
 
     @extend_schema(parameters=[OpenApiParameter("host_id", int), OpenApiParameter("pool_id", int),
                                OpenApiParameter("format", str)])
@@ -190,7 +198,7 @@ class UploadStart(ApiView):
         pool = self.get_object()
         data = api_forms.valid(UploadForm(api_forms.body(request), pool=pool))
         operation = upload_begin(pool=pool, volume=data.get("volume"), name=data.get("name") or "",
-                                 size=data["size"], user=request.user)
+                                 size=data["size"], user=request.user, fmt=data["format"])
         return Response({"operation": operation.pk, "url": reverse("api:operation", args=[operation.pk]),
                          "socket": f"/ws/storage/uploads/{operation.pk}/"}, status=status.HTTP_202_ACCEPTED)
 
@@ -198,7 +206,7 @@ class UploadStart(ApiView):
 class VolumeDetail(ApiDetailView):
     kind = Volume
     serializer_class = VolumeSerializer
-    queryset = Volume.objects.all()
+    queryset = Volume.objects.select_related("record")
 
 
 class VolumeActionView(ApiView):
@@ -227,6 +235,45 @@ class VolumeActionView(ApiView):
         if action == "wipe" and users:
             raise ValidationError({"action": [f"{volume.name} is in use by a VM: it is not wiped."]})
         return {}
+
+
+VolumeGiveBody = api_forms.schema_for(VolumeGiveForm, "VolumeGive", extra={
+    "domain": serializers.IntegerField(help_text="The id of a VM of the volume's host.")})
+VolumeShareableBody = api_forms.schema_for(VolumeShareableForm, "VolumeShareable")
+
+
+class VolumeDone(serializers.Serializer):
+    message = serializers.CharField()
+
+
+class VolumeGiveView(ApiView):
+    """Give the volume to a VM of its host (its users may then attach it), or take it back
+    (`take_back`). For operators of the volume's host and administrators, as on the volume's page."""
+
+    need, kind = OPERATE, Volume
+    serializer_class = VolumeGiveBody
+    queryset = Volume.objects.select_related("pool", "host", "record")
+
+    @extend_schema(request=VolumeGiveBody, responses={200: VolumeDone, **REFUSED})
+    def post(self, request, pk: int):
+        volume = self.get_object()
+        done, errors = storage_views.volume_give_apply(request, volume, api_forms.body(request))
+        if errors:
+            raise ValidationError({field: list(messages) for field, messages in errors.items()})
+        return Response({"message": done})
+
+
+class VolumeShareableView(ApiView):
+    """Mark the volume shareable (several VMs may use it at once) or not. Administrators only."""
+
+    need, kind = ADMIN, Volume
+    serializer_class = VolumeShareableBody
+    queryset = Volume.objects.select_related("pool", "host", "record")
+
+    @extend_schema(request=VolumeShareableBody, responses={200: VolumeDone, **REFUSED})
+    def post(self, request, pk: int):
+        volume = self.get_object()
+        return Response({"message": storage_views.volume_shareable_apply(request, volume, api_forms.body(request))})
 
 
 class NetworkList(ApiListView):

@@ -35,7 +35,7 @@ class VMChange(ApiView):
     def post(self, request, pk: int):
         domain = self.get_object()
         page = self.page_view()
-        extra = page.form_kwargs(request) if hasattr(page, "form_kwargs") else {}
+        extra = page.form_kwargs(request) if hasattr(page, "form_kwargs") else {"user": request.user}
         form = self.page_view.form_class(api_forms.body(request), domain=domain, **extra)
         api_forms.valid(form)
         if hasattr(page, "enqueue"):  # the snapshot and clone pages queue through a method

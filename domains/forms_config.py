@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from django import forms
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 
 from accounts.access import may_rewire_nics
@@ -18,7 +18,9 @@ from domains.models import Domain
 from networking.models import VirtualNetwork
 from networking.selectors import mac_in_use
 from networking.validators import clean_mac
-from storage.models import StoragePool
+from accounts.access import volume_use_refusal
+from storage.models import StoragePool, Volume
+from storage.selectors import volume_users
 from virt.xml.base import XMLRejected, check_xml_text, parse_trusted, parse_untrusted
 from virt.xml.policy import HostContext, check_domain_xml, nvram_path, volume_paths
 
@@ -35,12 +37,11 @@ DESCRIPTION_MAX = 10_000
 
 
 class DomainForm(forms.Form):
-    """A form about one VM: it knows the VM (and so its host), and who asks (None: nobody in
-    particular, who gets no right a form checks itself)."""
+    """A form about one VM: it knows the VM (and so its host), and who asks (what they may use)."""
 
     def __init__(self, *args, domain: Domain, user: AbstractBaseUser | None = None, **kwargs) -> None:
         self.domain = domain
-        self.user = user
+        self.user = user if user is not None else AnonymousUser()
         super().__init__(*args, **kwargs)
 
 
@@ -68,6 +69,20 @@ def _pool_choices(domain: Domain) -> list[tuple[str, str]]:
             .order_by("name").values_list("name", flat=True)]
 
 
+def refuse_unusable_volume(form: DomainForm, data: dict, *, pool_field: str = "pool",
+                           volume_field: str = "volume") -> None:
+    """The page's answer to a volume the user may not put into this VM (accounts.access decides)."""
+    pool_name, volume_name = data.get(pool_field), data.get(volume_field)
+    if not pool_name or not volume_name:
+        return
+    volume = (Volume.objects.select_related("pool", "host", "record")
+              .filter(host=form.domain.host, pool__name=pool_name, name=volume_name).first())
+    refusal = volume_use_refusal(form.user, form.domain, volume, label=f"{pool_name}/{volume_name}",
+                                 used_by=volume_users(volume) if volume is not None else [])
+    if refusal:
+        form.add_error(volume_field, refusal)
+
+
 def clean_volume_name(value: str) -> str:
     if "/" in value:
         raise ValidationError("Paths typed by hand are not accepted: pick a pool and give the volume's name in it.")
@@ -90,6 +105,11 @@ class AttachDiskForm(ScopedForm):
 
     def clean_volume(self) -> str:
         return clean_volume_name(self.cleaned_data["volume"])
+
+    def clean(self) -> dict:
+        data = super().clean()
+        refuse_unusable_volume(self, data)
+        return data
 
 
 def _disk_choices(domain: Domain, devices: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -344,6 +364,7 @@ class MediaForm(ScopedForm):
         data = super().clean()
         if data.get("volume") and not data.get("pool"):
             self.add_error("pool", "Pick the pool that holds the volume.")
+        refuse_unusable_volume(self, data)
         return data
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 import re
 
 from django import forms
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 
 from domains.forms import NAME_RULE, validate_domain_name
 from domains.models import Domain
 from hosts.models import Host
 from networking.models import VirtualNetwork
+from accounts.access import volume_in_use_refusal
 from networking.selectors import mac_in_use
-from storage.models import StoragePool
+from storage.models import StoragePool, Volume
+from storage.selectors import volume_users
 from virt.xml.base import check_xml_text
 
 VOLUME_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\Z")
@@ -80,8 +83,9 @@ class CreateDomainForm(forms.Form):
     ci_user_data = forms.CharField(required=False, max_length=32000, widget=forms.Textarea(attrs={"rows": 3}),
                                    label="Extra user-data (#cloud-config or a #! script)")
 
-    def __init__(self, *args, host: Host, **kwargs) -> None:
+    def __init__(self, *args, host: Host, user: AbstractBaseUser | None = None, **kwargs) -> None:
         self.host = host
+        self.user = user if user is not None else AnonymousUser()
         super().__init__(*args, **kwargs)
         self.caps = host.capabilities or {}
         self._offer_capabilities()
@@ -224,6 +228,19 @@ class CreateDomainForm(forms.Form):
             self.add_error("disk_volume", "Name the volume to use.")
         if data.get("cdrom_volume") and not data.get("cdrom_pool"):
             self.add_error("cdrom_pool", "Choose the pool the ISO is in.")
+        if source == "existing":
+            self._refuse_used_volume(data, "disk_pool", "disk_volume")
+        self._refuse_used_volume(data, "cdrom_pool", "cdrom_volume")
+
+    def _refuse_used_volume(self, data: dict, pool_field: str, volume_field: str) -> None:
+        pool_name, volume_name = data.get(pool_field), data.get(volume_field)
+        volume = (Volume.objects.select_related("pool", "host", "record")
+                  .filter(host=self.host, pool__name=pool_name, name=volume_name).first()
+                  if pool_name and volume_name else None)
+        refusal = volume and volume_in_use_refusal(self.user, volume, label=f"{pool_name}/{volume_name}",
+                                                   used_by=volume_users(volume))
+        if refusal:
+            self.add_error(volume_field, refusal)
 
     def _pool_available(self, name: str | None) -> float:
         pool = StoragePool.objects.filter(host=self.host, name=name).first() if name else None

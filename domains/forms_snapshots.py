@@ -14,8 +14,9 @@ WITH_MEMORY, DISK_ONLY = "memory", "disk"
 
 
 class _DomainForm(forms.Form):
-    def __init__(self, *args, domain: Domain, **kwargs) -> None:
+    def __init__(self, *args, domain: Domain, user=None, **kwargs) -> None:
         self.domain = domain
+        self.user = user
         super().__init__(*args, **kwargs)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 
+from accounts.access import volume_keys_deletable_with
 from domains import services
 from domains.models import Domain
 from hosts.connection import connect_uri
@@ -13,9 +14,11 @@ from operations.models import Operation
 from operations.registry import Report, operation_handler
 from operations.services import operation_record_libvirt_time
 from virt import domains as virt_domains
+from virt import storage as virt_storage
 from virt.connection import pool
 from virt.errors import VirtError, translated
-from virt.types import Connection, DomainHandle
+from virt.types import Connection, DomainHandle, VolumeHandle
+from virt.volumes import volume_key
 
 # An action: (connection, libvirt handle, operation arguments, progress report, cached row) -> message.
 Act = Callable[[Connection, DomainHandle, dict, Report, Domain], str]
@@ -38,8 +41,17 @@ _ACTS: dict[str, Act] = {
     "autostart_off": lambda conn, dom, args, report, row: virt_domains.set_autostart(dom, enabled=False),
     "rename": lambda conn, dom, args, report, row: virt_domains.rename(dom, new_name=args["name"]),
     "delete": lambda conn, dom, args, report, row: virt_domains.delete(
-        conn, dom, with_volumes=bool(args.get("with_volumes")), progress=report),
+        conn, dom, with_volumes=bool(args.get("with_volumes")), progress=report,
+        deletable=lambda volume: deletable_with(conn, row, volume)),
 }
+
+
+def deletable_with(conn: Connection, domain: Domain, volume: VolumeHandle) -> bool:
+    """Whether "delete with its volumes" may delete this one (the rule is accounts.access's)."""
+    key = volume_key(volume)
+    used_elsewhere = {key} if any(user.domain_uuid != str(domain.uuid)
+                                  for user in virt_storage.volume_users(conn, volume)) else set()
+    return key in volume_keys_deletable_with(domain, used_elsewhere=used_elsewhere)
 
 
 def run_domain_action(action: str, operation: Operation, report: Report) -> str:

@@ -9,6 +9,7 @@ from domains.handlers import act_on_domain
 from domains.models import Domain
 from operations.models import Operation
 from operations.registry import Report, operation_handler
+from storage.disks import sharing, vetted_volume
 from virt import devices
 from virt.types import Connection, DomainHandle
 
@@ -19,10 +20,24 @@ def _scope(args: dict) -> dict:
     return {"live": bool(args.get("live")), "persistent": bool(args.get("persistent"))}
 
 
+def _attach_disk(conn: Connection, dom: DomainHandle, args: dict, domain: Domain) -> str:
+    volume, record = vetted_volume(conn, host=domain.host, pool_name=args["pool"], volume_name=args["volume"])
+    readonly = bool(args.get("readonly"))
+    shareable = sharing(conn, volume=volume, record=record, domain_uuid=str(domain.uuid), readonly=readonly)
+    return devices.attach_disk(conn, dom, volume=volume, bus=args["bus"], readonly=readonly, shareable=shareable,
+                               **_scope(args))
+
+
+def _change_media(conn: Connection, dom: DomainHandle, args: dict, domain: Domain) -> str:
+    volume = None
+    if args.get("volume"):
+        volume, record = vetted_volume(conn, host=domain.host, pool_name=args["pool"], volume_name=args["volume"])
+        sharing(conn, volume=volume, record=record, domain_uuid=str(domain.uuid), readonly=True)
+    return devices.change_media(conn, dom, target_dev=args["target"], volume=volume, **_scope(args))
+
+
 _CHANGES: dict[str, Change] = {
-    "attach_disk": lambda conn, dom, args, domain: devices.attach_disk(
-        conn, dom, pool_name=args["pool"], volume_name=args["volume"], bus=args["bus"],
-        readonly=bool(args.get("readonly")), **_scope(args)),
+    "attach_disk": _attach_disk,
     "detach_disk": lambda conn, dom, args, domain: devices.detach_disk(dom, target_dev=args["target"], **_scope(args)),
     "attach_nic": lambda conn, dom, args, domain: devices.attach_nic(
         conn, dom, network=args["network"], model=args["model"], mac=args.get("mac"),
@@ -39,9 +54,7 @@ _CHANGES: dict[str, Change] = {
         dom, count=int(args["vcpus"]), maximum=args.get("maximum"), **_scope(args)),
     "set_memory": lambda conn, dom, args, domain: devices.set_memory(
         dom, memory_kib=int(args["memory_kib"]), maximum_kib=args.get("maximum_kib"), **_scope(args)),
-    "change_media": lambda conn, dom, args, domain: devices.change_media(
-        conn, dom, target_dev=args["target"], pool_name=args.get("pool"), volume_name=args.get("volume"),
-        **_scope(args)),
+    "change_media": _change_media,
     "set_boot_order": lambda conn, dom, args, domain: devices.set_boot_order(conn, dom, devices=list(args["devices"])),
     "set_metadata": lambda conn, dom, args, domain: devices.set_metadata(
         dom, title=args.get("title", ""), description=args.get("description", ""), **_scope(args)),

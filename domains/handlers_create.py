@@ -10,13 +10,15 @@ from hosts.models import Host
 from hosts.reconcile import host_reconcile
 from operations.models import Operation
 from operations.registry import Report, operation_handler
+from storage.disks import sharing, vetted_volume
+from storage.records import volume_record_made
 from virt.builder import DiskSpec, DomainSpec, NicSpec, build_domain_xml
 from virt.connection import pool
 from virt.devices import require_free_macs
 from virt import domains as virt_domains
 from virt.types import Connection, VolumeHandle
 from virt.volumes import (
-    create_volume, delete_volume, find_volume, require_free_domain_name, upload_bytes, volume_format, volume_path,
+    create_volume, delete_volume, require_free_domain_name, upload_bytes, volume_key, volume_path,
 )
 
 GIB = 2**30
@@ -26,46 +28,53 @@ GIB = 2**30
 def create_domain(operation: Operation, report: Report) -> str:
     host = Host.objects.get(pk=operation.target_id)
     args = operation.arguments
-    created: list[VolumeHandle] = []
+    created: list[tuple[VolumeHandle, str, bool]] = []  # (volume, its format, a cloud-init seed?)
     with pool().session(connect_uri(host)) as conn:
         require_free_domain_name(conn, args["name"])
         if args.get("nic_mac") and args.get("nic_kind") != "none":
             require_free_macs(conn, [args["nic_mac"]])
         try:
-            disks = _disks(conn, args, created, report)
+            disks = _disks(conn, host, args, created, report)
             report(70, "Defining the VM" + (" and starting it" if args.get("start_now") else ""))
             dom = virt_domains.define(conn, build_domain_xml(_spec(host, args, disks)),
                                       autostart=bool(args.get("autostart")))
         except Exception:
-            for volume in created:  # nothing half-made is left behind
+            for volume, _fmt, _seed in created:  # nothing half-made is left behind
                 delete_volume(volume)
             raise
+        for volume, fmt, seed in created:  # the volumes made for the VM are the VM's
+            volume_record_made(host=host, key=volume_key(volume), format=fmt, owner_uuid=dom.UUIDString(),
+                               cloud_init_seed=seed)
         if args.get("start_now"):  # a VM that fails to start stays defined, with its disks
             virt_domains.start(dom)
     host_reconcile(host=host)
     return f"Created {args['name']}" + (" and started it" if args.get("start_now") else "")
 
 
-def _disks(conn: Connection, args: dict, created: list, report: Report) -> list[DiskSpec]:
+def _disks(conn: Connection, host: Host, args: dict, created: list, report: Report) -> list[DiskSpec]:
+    """Existing volumes are used with their recorded format, after their headers are checked, and
+    only when no other VM uses them (unless shareable); new ones are recorded as the new VM's."""
     disks = []
     bus, cache = args["disk_bus"], args["disk_cache"]
     if args["disk_source"] == "new":
         report(20, f"Creating a {args['disk_size_gib']} GiB {args['disk_format']} volume")
         volume = create_volume(conn, args["disk_pool"], f"{args['name']}-disk0.{args['disk_format']}",
                                capacity_bytes=args["disk_size_gib"] * GIB, fmt=args["disk_format"])
-        created.append(volume)
+        created.append((volume, args["disk_format"], False))
         disks.append(DiskSpec(path=volume_path(volume), format=args["disk_format"], bus=bus, cache=cache))
     elif args["disk_source"] == "existing":
-        volume = find_volume(conn, args["disk_pool"], args["disk_volume"])
-        disks.append(DiskSpec(path=volume_path(volume), format=volume_format(volume), bus=bus, cache=cache))
+        volume, record = vetted_volume(conn, host=host, pool_name=args["disk_pool"], volume_name=args["disk_volume"])
+        sharing(conn, volume=volume, record=record, domain_uuid="", readonly=False)
+        disks.append(DiskSpec(path=volume.path, format=volume.format, bus=bus, cache=cache))
     cdrom_bus = "sata" if bus == "virtio" else bus
     if args.get("cdrom_volume"):
-        iso = find_volume(conn, args["cdrom_pool"], args["cdrom_volume"])
-        disks.append(DiskSpec(path=volume_path(iso), device="cdrom", format="raw", bus=cdrom_bus))
+        iso, record = vetted_volume(conn, host=host, pool_name=args["cdrom_pool"], volume_name=args["cdrom_volume"])
+        sharing(conn, volume=iso, record=record, domain_uuid="", readonly=True)
+        disks.append(DiskSpec(path=iso.path, device="cdrom", format=iso.format, bus=cdrom_bus))
     if args.get("cloud_init"):
         report(45, "Writing the cloud-init seed image")
         seed = _seed_volume(conn, args)
-        created.append(seed)
+        created.append((seed, "raw", True))
         disks.append(DiskSpec(path=volume_path(seed), device="cdrom", format="raw", bus=cdrom_bus))
     return disks
 

@@ -7,6 +7,7 @@ import logging
 from django.db import IntegrityError, transaction
 
 from accounts.models import Grant
+from storage.records import records_follow_vm
 from domains.models import Domain
 from events.publish import publish_host
 from hosts.connection import connect_uri
@@ -53,6 +54,7 @@ def migrate_domain(operation: Operation, report: Report) -> str:
         _reconcile(source, destination)
     if leaves_source:
         _carry_grants(grants, domain, destination)
+    records_follow_vm(vm_uuid=domain.uuid, source=source, destination=destination)
     return f"{message}; now on {destination.name}"
 
 

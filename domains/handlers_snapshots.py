@@ -11,6 +11,8 @@ from hosts.connection import connect_uri
 from hosts.reconcile import host_reconcile
 from operations.models import Operation
 from operations.registry import Report, operation_handler
+from storage.disks import vetted_copy_format
+from storage.records import volume_record_made
 from virt import clone as virt_clone
 from virt import domains as virt_domains
 from virt import snapshots as virt_snapshots
@@ -71,9 +73,12 @@ def clone(operation: Operation, report: Report) -> str:
         report(5, f"Checking the disks of {domain.name}")
         try:
             result = virt_clone.clone(conn, dom, uri=connect_uri(domain.host), new_name=operation.arguments["name"],
-                                      progress=report)
+                                      progress=report,
+                                      vet=lambda volume: vetted_copy_format(conn, host=domain.host, volume=volume))
         finally:
             refresh_row(conn, domain)
+    for key, fmt in zip(result.keys, result.formats):  # the copies are the clone's
+        volume_record_made(host=domain.host, key=key, format=fmt, owner_uuid=result.uuid)
     report(95, f"Adding {result.name} to the inventory")
     host_reconcile(host=domain.host)
     copies = f"{len(result.volumes)} disk(s) copied" if result.volumes else "no disks to copy"

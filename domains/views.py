@@ -12,6 +12,7 @@ from domains.actions import ACTIONS, BULK_ACTIONS, available_actions
 from domains.choices import DomainState
 from domains.forms import BulkActionForm, DeleteForm, RenameForm
 from domains.models import Domain
+from storage.selectors import delete_with_vm_plan
 from hosts.models import Host
 from networking.selectors import domain_nics
 
@@ -150,7 +151,10 @@ def _enqueue(request, domain: Domain, action: str, arguments: dict | None = None
 
 
 def _render_form(request, template: str, domain: Domain, form):
-    return render(request, template, {"domain": domain, "form": form}, status=400 if form.is_bound else 200)
+    context = {"domain": domain, "form": form}
+    if template == "domains/domain_delete.html":
+        context["disk_plan"] = delete_with_vm_plan(domain)
+    return render(request, template, context, status=400 if form.is_bound else 200)
 
 
 def _safe_next(request) -> str | None:

@@ -14,6 +14,7 @@ from accounts.mixins import Access
 from domains import config, forms_config
 from domains.models import Domain
 from domains.services import DomainBusy
+from storage.selectors import volume_offers
 
 
 def _domain(pk: int) -> Domain:
@@ -55,6 +56,8 @@ class ConfigFormView(Access, View):
 
     def render_form(self, request, domain: Domain, form, status: int | None = None):
         context = {"domain": domain, "form": form, "title": self.title, "submit_label": self.submit_label}
+        if getattr(self, "offers_volumes", False):
+            context["volume_offers"] = volume_offers(request.user, domain)
         return render(request, self.template_name, context, status=status or (400 if form.is_bound else 200))
 
 
@@ -62,6 +65,7 @@ class AttachDiskView(ConfigFormView):
     form_class = forms_config.AttachDiskForm
     service = config.domain_disk_attach
     title = "Add a disk"
+    offers_volumes = True
 
 
 class DetachDiskView(ConfigFormView):
@@ -127,6 +131,7 @@ class MediaView(ConfigFormView):
     form_class = forms_config.MediaForm
     service = config.domain_media_change
     title = "Change CD-ROM media"
+    offers_volumes = True
 
 
 class BootOrderView(ConfigFormView):

@@ -31,11 +31,11 @@ class CreateDomainView(Access, View):
         host = get_object_or_404(Host, pk=host_pk, enabled=True)
         # The ISO library links here with its image as the CD-ROM; the form validates it on POST.
         initial = {name: request.GET[name] for name in ("cdrom_pool", "cdrom_volume") if name in request.GET}
-        return self._render(request, CreateDomainForm(host=host, initial=initial))
+        return self._render(request, CreateDomainForm(host=host, user=request.user, initial=initial))
 
     def post(self, request, host_pk: int):
         host = get_object_or_404(Host, pk=host_pk, enabled=True)
-        form = CreateDomainForm(request.POST, host=host)
+        form = CreateDomainForm(request.POST, host=host, user=request.user)
         if not form.is_valid():
             return self._render(request, form)
         operation = operation_enqueue(kind="domain.create", target=host, host=host, user=request.user,

@@ -11,12 +11,13 @@ import threading
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 from django.views import View
 
 from hosts.connection import connect_uri
-from accounts.access import VIEW, may
+from accounts.access import OPERATE, VIEW, download_refusal, may
 from storage.models import Volume
 from virt.errors import NotFound, VirtError
 from virt.streams import VolumeDownload
@@ -26,9 +27,12 @@ _END = object()
 
 
 def _load(pk: int, user) -> tuple[Volume, str]:
-    volume = Volume.objects.select_related("pool", "host").filter(pk=pk).first()
+    volume = Volume.objects.select_related("pool", "host", "record").filter(pk=pk).first()
     if volume is None or not may(user, VIEW, volume):
         raise Http404("No such volume")
+    refusal = download_refusal(user, volume)
+    if refusal:
+        raise PermissionDenied(refusal)
     return volume, connect_uri(volume.host)
 
 
@@ -69,10 +73,11 @@ async def stream_volume(download: VolumeDownload) -> AsyncIterator[bytes]:
 
 
 class VolumeDownloadView(View):
-    """GET: the volume's contents as a file download, for whoever may see the volume (checked in
-    _load: this view is async, the Access mixin is not)."""
+    """GET: the volume's contents as a file download, for an operator of its host or of the VM that
+    owns it; a cloud-init seed for administrators only (checked in _load by accounts.access: this
+    view is async, the Access mixin is not)."""
 
-    need, kind = VIEW, Volume
+    need, kind = OPERATE, Volume
 
     async def get(self, request, pk: int):
         user = await request.auser()

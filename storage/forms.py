@@ -314,6 +314,10 @@ def _iqn(value: str) -> str:
     return value
 
 
+UPLOAD_FORMATS = [("raw", "raw (a disk image byte for byte)"), ("iso", "iso (a CD/DVD image)"),
+                  ("qcow2", "qcow2"), ("vmdk", "vmdk"), ("vdi", "vdi"), ("vpc", "vpc (VHD)"), ("vhdx", "vhdx")]
+
+
 class UploadForm(forms.Form):
     """An upload's target and size; the bytes themselves come over the upload socket."""
 
@@ -322,6 +326,9 @@ class UploadForm(forms.Form):
     volume = forms.ModelChoiceField(queryset=Volume.objects.none(), required=False, label="or overwrite a volume",
                                     empty_label="(a new volume)")
     size = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+    format = forms.ChoiceField(choices=UPLOAD_FORMATS, required=False, initial="raw", label="The file's format",
+                               help_text="What the file is. vmsite checks its header as this format and defines "
+                                         "disks with it; it never guesses. An existing volume keeps its format.")
 
     def __init__(self, *args, pool: StoragePool, **kwargs) -> None:
         self.pool = pool
@@ -332,6 +339,7 @@ class UploadForm(forms.Form):
         data = super().clean()
         if not self.pool.active:
             raise ValidationError(f"The pool {self.pool.name} is not active: start it first.")
+        data["format"] = data.get("format") or "raw"
         size, volume, name = data.get("size"), data.get("volume"), data.get("name")
         if size is not None and size <= 0:
             self.add_error("size", "The file is empty: there is nothing to upload.")
@@ -368,3 +376,22 @@ class DiscoverForm(forms.Form):
 
     def clean_source_host(self) -> str:
         return validate_address(self.cleaned_data["source_host"])
+
+
+class VolumeGiveForm(forms.Form):
+    """Give a volume to a VM of its host (its users may then attach it), or take it back."""
+
+    domain = forms.ModelChoiceField(queryset=Volume.objects.none(), label="VM", error_messages={
+        "invalid_choice": "That is not a VM of this volume's host."})
+    take_back = forms.BooleanField(required=False, label="Take it back instead")
+
+    def __init__(self, *args, volume: Volume, **kwargs) -> None:
+        from domains.models import Domain
+
+        self.volume = volume
+        super().__init__(*args, **kwargs)
+        self.fields["domain"].queryset = Domain.objects.filter(host_id=volume.host_id).order_by("name")
+
+
+class VolumeShareableForm(forms.Form):
+    shareable = forms.BooleanField(required=False, label="Shareable (several VMs may use it at once)")

@@ -13,7 +13,9 @@ from operations.registry import Report, operation_handler
 from operations.services import operation_record_libvirt_time
 from storage import sync
 from storage.choices import FILE_POOL_TYPES
+from storage.disks import vetted_copy_format
 from storage.models import StoragePool, Volume
+from storage.records import records_forget, volume_record_made
 from virt import storage as virt_storage
 from virt.clone import copy_volume
 from virt.connection import pool as connection_pool
@@ -23,6 +25,7 @@ from virt.errors import OperationInvalid, VirtError, translated
 from virt.inventory import pool_summary
 from virt.streams import volume_sha256
 from virt.types import Connection
+from virt.volumes import volume_key
 from virt.xml.storage import PoolXML
 
 PoolAct = Callable[[Connection, object, dict, Report], str]
@@ -125,10 +128,12 @@ def create_volume(operation: Operation, report: Report) -> str:
             # Image files are thin unless asked (libvirt would allocate a raw one in full); a logical
             # volume or a partition is all there, and has no image format.
             allocation = args.get("allocation")
-            virt_storage.create_volume(
+            made = virt_storage.create_volume(
                 handle, name=args["name"], capacity=args["capacity"],
                 allocation=allocation if allocation is not None else (0 if file_pool else None),
                 fmt=args["format"] if file_pool else None, backing=backing_handle)
+            # Made from a pool page: an administrator's, nobody's VM's.
+            volume_record_made(host=pool.host, key=volume_key(made), format=args["format"] if file_pool else "raw")
         finally:
             sync.pool_refresh_row(conn, pool)
     return f"Created {args['name']} ({args['format']})"
@@ -152,8 +157,10 @@ def act_on_volume(operation: Operation, report: Report, act) -> str:
 @operation_handler("volume.clone")
 def clone_volume(operation: Operation, report: Report) -> str:
     def act(conn, handle, volume, uri, args, report):
-        copy_volume(handle, args["name"], uri=uri,
-                    progress=lambda done: report(10 + int(85 * done), f"Copying {volume.name} to {args['name']}"))
+        fmt = vetted_copy_format(conn, host=volume.host, volume=handle)
+        copy = copy_volume(handle, args["name"], uri=uri, fmt=fmt, progress=lambda done: report(
+            10 + int(85 * done), f"Copying {volume.name} to {args['name']}"))
+        volume_record_made(host=volume.host, key=volume_key(copy), format=fmt)
         return f"Copied {volume.name} to {args['name']}"
     return act_on_volume(operation, report, act)
 
@@ -196,7 +203,10 @@ def delete_volume(operation: Operation, report: Report) -> str:
                 refresh_domain_row(conn, row)
         _refuse_if_used(conn, handle, "deleted")  # a running guest may not have released it yet
         report(80, f"Deleting {volume.name}")
-        return virt_storage.delete_volume(handle)
+        key = volume_key(handle)
+        message = virt_storage.delete_volume(handle)
+        records_forget(host=volume.host, keys=[key])
+        return message
     return act_on_volume(operation, report, act)
 
 

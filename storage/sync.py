@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from hosts.models import Host
 from storage.models import StoragePool, Volume
+from storage.records import records_for, records_forget
 from virt.errors import VirtError
 from virt.inventory import PoolSummary
 from virt.storage import VolumeSummary, refetch_pool
@@ -33,7 +34,17 @@ def volumes_apply(*, host: Host, summaries: Iterable[VolumeSummary], pools: Iter
               .values_list("key", "pk", "pool_id", *_VOLUME_FIELDS)}
     gone = [values[0] for key, values in cached.items() if key not in reported]
     Volume.objects.filter(pk__in=gone).delete()
-    new = [Volume(host=host, pool_id=pool_ids[summary.pool_uuid], key=key, synced_at=now, **_columns(summary))
+    active_pools = set(StoragePool.objects.filter(pk__in=pool_ids.values(), active=True).values_list("pk", flat=True))
+    records_forget(host=host, keys=[key for key, values in cached.items()
+                                    if key not in reported and values[1] in active_pools])
+    unlinked = set(Volume.objects.filter(host=host, pool_id__in=pool_ids.values(), record__isnull=True)
+                   .values_list("key", flat=True))
+    records = records_for(host=host, seen={key: summary.format for key, summary in reported.items()
+                                           if key not in cached or key in unlinked})
+    for key in unlinked & records.keys():  # rows cached before vmsite kept records
+        Volume.objects.filter(host=host, key=key).update(record_id=records[key])
+    new = [Volume(host=host, pool_id=pool_ids[summary.pool_uuid], key=key, synced_at=now, record_id=records.get(key),
+                  **_columns(summary))
            for key, summary in reported.items() if key not in cached]
     Volume.objects.bulk_create(new, ignore_conflicts=True)
     changed = 0

@@ -45,7 +45,11 @@ from storage.models import StoragePool, Volume
 from storage.services import volume_mark_upload
 from virt import storage as virt_storage
 from virt.connection import pool as connection_pool
-from virt.errors import VirtError
+from storage.records import volume_record_made, volume_record_seen
+from virt import images
+from virt.devices import disk_format
+from virt.errors import OperationInvalid, VirtError
+from virt.volumes import volume_format, volume_key
 from virt.streams import VolumeUpload
 from vmsite.bulk_io import WEBSOCKET_MAX_MESSAGE
 
@@ -62,8 +66,9 @@ STALE_AFTER = timedelta(minutes=10)  # a started upload whose browser never conn
 
 @transaction.atomic
 def upload_begin(*, pool: StoragePool, volume: Volume | None, name: str, size: int,
-                 user: AbstractBaseUser) -> Operation:
-    """The pending operation of an upload into a new volume (name) or an existing one."""
+                 user: AbstractBaseUser, fmt: str = "raw") -> Operation:
+    """The pending operation of an upload into a new volume (name, declared format fmt) or an
+    existing one (which keeps its recorded format)."""
     Operation.objects.filter(kind=KIND, state=OperationState.PENDING,
                              created_at__lt=timezone.now() - STALE_AFTER).update(
         state=OperationState.CANCELLED, message="The browser never started sending", finished_at=timezone.now())
@@ -72,7 +77,8 @@ def upload_begin(*, pool: StoragePool, volume: Volume | None, name: str, size: i
         kind=KIND, target_type=target._meta.model_name, target_id=target.pk,
         target_label=str(volume) if volume is not None else f"{pool.name}/{name}", host=pool.host, user=user,
         arguments={"pool_id": pool.pk, "volume_id": volume.pk if volume else None,
-                   "name": volume.name if volume else name, "size": size, "new": volume is None})
+                   "name": volume.name if volume else name, "size": size, "new": volume is None,
+                   "format": fmt})
 
 
 class UploadSession:
@@ -87,6 +93,8 @@ class UploadSession:
         self.upload: VolumeUpload | None = None
         self.volume_id: int | None = self.args.get("volume_id")
         self.created = False
+        self.uploaded = 0  # bytes in, once the transfer itself has finished
+        self.format = self.args.get("format") or "raw"
         self.reported_at = 0.0
 
     def open(self) -> None:
@@ -96,15 +104,21 @@ class UploadSession:
             handle = virt_storage.lookup_pool(conn, str(self.pool.uuid))
             if self.args["new"]:
                 file_pool = self.pool.pool_type in FILE_POOL_TYPES
-                virt_storage.create_volume(handle, name=self.args["name"], capacity=self.size,
-                                           allocation=0 if file_pool else None, fmt="raw" if file_pool else None)
+                made = virt_storage.create_volume(handle, name=self.args["name"], capacity=self.size,
+                                                  allocation=0 if file_pool else None,
+                                                  fmt="raw" if file_pool else None)
                 self.created = True
+                # The declared format is the record from the start: a probe of the bytes never is.
+                self.format = self.args.get("format") or "raw"
+                volume_record_made(host=self.pool.host, key=volume_key(made), format=self.format)
             else:
                 volume = virt_storage.lookup_volume(conn, str(self.pool.uuid), self.args["name"])
                 users = virt_storage.volume_users(conn, volume)
                 if users:
                     raise VirtError(f"The volume is in use by {', '.join(user.domain_name for user in users)}: "
                                     "nothing was uploaded.")
+                self.format = volume_record_seen(host=self.pool.host, key=volume_key(volume),
+                                                 seen_format=volume_format(volume)).format
             sync.pool_refresh_row(conn, self.pool)
         self.volume_id = Volume.objects.get(pool=self.pool, name=self.args["name"]).pk
         volume_mark_upload(volume_id=self.volume_id, state=UploadState.UPLOADING, note="upload in progress", sha256="")
@@ -128,9 +142,21 @@ class UploadSession:
         return self.upload is not None and self.upload.sent == self.size
 
     def finish(self) -> str:
+        """Complete the transfer, then read the new contents' header as the declared format: an
+        image that reaches outside its pool (or is not of that format) is refused like a cut-off one."""
         digest = self.upload.finish()
         with connection_pool().session(self.uri) as conn:
-            virt_storage.refresh_pool(virt_storage.lookup_pool(conn, str(self.pool.uuid)))  # probes the format
+            volume = virt_storage.lookup_volume(conn, str(self.pool.uuid), self.args["name"])
+            try:
+                images.require_format(conn, volume, fmt=self.format, label=f"{self.pool.name}/{self.args['name']}")
+                images.require_contained(conn, volume, fmt=disk_format(self.format),
+                                         label=f"{self.pool.name}/{self.args['name']}",
+                                         pool_path=images.pool_path_of(volume))
+            except OperationInvalid:
+                self.uploaded = self.size  # every byte is in; what is left to do is the refusal
+                self.upload = None
+                raise
+            virt_storage.refresh_pool(virt_storage.lookup_pool(conn, str(self.pool.uuid)))
             sync.pool_refresh_row(conn, self.pool)
         volume_mark_upload(volume_id=self.volume_id, state=UploadState.NONE, note="", sha256=digest)
         operations.operation_succeed(operation_id=self.operation.pk,
@@ -139,19 +165,20 @@ class UploadSession:
 
     def abort(self, reason: str) -> None:
         """Stop, and leave nothing that looks complete: a new volume goes, an existing one is marked."""
-        sent = self.upload.sent if self.upload else 0
+        sent = self.upload.sent if self.upload else self.uploaded
         if self.upload is not None:
             self.upload.abort()
-        error = f"{reason} after {sent} of {self.size} bytes."
+        error = f"{reason} after {sent} of {self.size} bytes." if sent < self.size else f"{reason}."
         try:
             if self.created:
                 with connection_pool().session(self.uri) as conn:
                     virt_storage.delete_volume(virt_storage.lookup_volume(conn, str(self.pool.uuid), self.args["name"]))
                     sync.pool_refresh_row(conn, self.pool)
                 error += " The new volume was removed."
-            elif self.volume_id is not None and self.upload is not None:
+            elif self.volume_id is not None and (self.upload is not None or sent):
                 volume_mark_upload(volume_id=self.volume_id, state=UploadState.INCOMPLETE,
-                                   note=f"Upload cut off at {sent} of {self.size} bytes: the contents are partial.")
+                                   note=f"Upload cut off at {sent} of {self.size} bytes: the contents are partial."
+                                   if sent < self.size else f"Upload refused: {reason}")
                 error += " The volume is marked as holding a partial upload."
         except VirtError as exc:
             error += f" Cleaning up failed: {exc}"

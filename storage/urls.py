@@ -19,6 +19,8 @@ urlpatterns = [
     path("volumes/<int:pk>/clone/", views.VolumeCloneView.as_view(), name="volume_clone"),
     path("volumes/<int:pk>/resize/", views.VolumeResizeView.as_view(), name="volume_resize"),
     path("volumes/<int:pk>/delete/", views.VolumeDeleteView.as_view(), name="volume_delete"),
+    path("volumes/<int:pk>/give/", views.VolumeGiveView.as_view(), name="volume_give"),
+    path("volumes/<int:pk>/shareable/", views.VolumeShareableView.as_view(), name="volume_shareable"),
     path("volumes/<int:pk>/download/", VolumeDownloadView.as_view(), name="volume_download"),
     path("volumes/<int:pk>/<slug:action>/", views.VolumeActionView.as_view(), name="volume_action"),
 ]

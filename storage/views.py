@@ -6,7 +6,13 @@ from django.utils.http import urlencode
 from django.views import View
 from django.views.generic import DetailView, ListView, TemplateView
 
-from accounts.access import ADMIN, hosts_for, operations_for
+from django.core.exceptions import PermissionDenied
+
+from accounts import audit
+from accounts.access import (
+    ADMIN, OPERATE, download_refusal, hosts_for, may_give_volume, may_mark_shareable, operations_for,
+    volume_record,
+)
 from accounts.mixins import Access
 from hosts.models import Host
 from operations.models import Operation
@@ -15,8 +21,9 @@ from storage.choices import POOL_TYPE_LABELS
 from storage.config import pool_config
 from storage.forms import (
     POOL_FIELDS, UNITS, DiscoverForm, PoolDefineForm, PoolDeleteForm, UploadForm, VolumeCloneForm, VolumeCreateForm,
-    VolumeDeleteForm, VolumeResizeForm,
+    VolumeDeleteForm, VolumeGiveForm, VolumeResizeForm, VolumeShareableForm,
 )
+from storage.records import volume_give, volume_set_shareable, volume_take_back
 from storage.models import StoragePool, Volume
 from storage.uploads import CHUNK, WINDOW, upload_begin
 
@@ -166,11 +173,19 @@ class VolumeDetailView(Access, DetailView):
     kind = Volume
     template_name = "storage/volume_detail.html"
     context_object_name = "volume"
-    queryset = Volume.objects.select_related("pool", "host")
+    queryset = Volume.objects.select_related("pool", "host", "record")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        user, volume = self.request.user, self.object
+        record = volume_record(volume)
         context.update(
+            download_refusal=download_refusal(user, volume),
+            ownership=selectors.volume_ownership(volume, user),
+            record=record,
+            give_form=VolumeGiveForm(volume=volume) if may_give_volume(user, volume) else None,
+            shareable_form=(VolumeShareableForm(initial={"shareable": bool(record and record.shareable)})
+                            if may_mark_shareable(user) else None),
             users=selectors.volume_users(self.object),
             operations=_operations(self.request.user, "volume", self.object.pk),
             busy=services.busy_with(self.object),
@@ -178,6 +193,66 @@ class VolumeDetailView(Access, DetailView):
             resize_form=VolumeResizeForm(volume=self.object),
         )
         return context
+
+
+def volume_give_apply(request, volume: Volume, data) -> tuple[str | None, dict]:
+    """Give (or take back) a volume, as the page and the API ask: (what happened, or None, and the
+    form's errors). Whether the user may is accounts.access's answer."""
+    if not may_give_volume(request.user, volume):
+        raise PermissionDenied("Giving a volume to a VM is for operators of its host and administrators.")
+    form = VolumeGiveForm(data, volume=volume)
+    if not form.is_valid():
+        return None, form.errors
+    domain = form.cleaned_data["domain"]
+    giving = not form.cleaned_data["take_back"]
+    if giving:
+        volume_give(volume=volume, domain=domain, user=request.user)
+        done = f"{volume} given to {domain.name}: its users may attach it."
+    else:
+        volume_take_back(volume=volume, domain_uuid=domain.uuid)
+        done = f"{volume} taken back from {domain.name}."
+    audit.audit(request, "volume.give" if giving else "volume.take_back", target=str(volume),
+                detail=f"VM {domain.name} ({domain.uuid})")
+    return done, {}
+
+
+def volume_shareable_apply(request, volume: Volume, data) -> str:
+    if not may_mark_shareable(request.user):
+        raise PermissionDenied("Only administrators may mark a volume shareable.")
+    form = VolumeShareableForm(data)
+    form.is_valid()  # a single optional tick: always valid
+    shareable = bool(form.cleaned_data.get("shareable"))
+    volume_set_shareable(volume=volume, shareable=shareable)
+    audit.audit(request, "volume.shareable", target=str(volume), detail="on" if shareable else "off")
+    return f"{volume} is {'now shareable' if shareable else 'no longer shareable'}."
+
+
+class VolumeGiveView(Access, View):
+    """POST: give the volume to a VM of its host, or take it back (host operators, administrators)."""
+
+    need, kind = OPERATE, Volume
+    queryset = Volume.objects.select_related("pool", "host", "record")
+
+    def post(self, request, pk: int):
+        volume = get_object_or_404(self.queryset, pk=pk)
+        done, errors = volume_give_apply(request, volume, request.POST)
+        for field_errors in errors.values():
+            for error in field_errors:
+                messages.error(request, error)
+        if done:
+            messages.success(request, done)
+        return redirect("storage:volume", pk=volume.pk)
+
+
+class VolumeShareableView(Access, View):
+    """POST: mark the volume shareable or not (administrators)."""
+
+    need, kind = ADMIN, Volume
+
+    def post(self, request, pk: int):
+        volume = get_object_or_404(Volume.objects.select_related("pool", "host"), pk=pk)
+        messages.success(request, volume_shareable_apply(request, volume, request.POST))
+        return redirect("storage:volume", pk=volume.pk)
 
 
 class VolumeFormView(Access, View):
@@ -276,7 +351,8 @@ class UploadView(Access, View):
                                 status=400)
         volume = form.cleaned_data.get("volume")
         operation = upload_begin(pool=pool, volume=volume, name=form.cleaned_data.get("name") or "",
-                                 size=form.cleaned_data["size"], user=request.user)
+                                 size=form.cleaned_data["size"], user=request.user,
+                                 fmt=form.cleaned_data["format"])
         return JsonResponse({"operation": operation.pk, "socket": f"/ws/storage/uploads/{operation.pk}/",
                              "status": f"/operations/{operation.pk}/"})
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import libvirt
 from lxml import etree
 
 from virt.connection import close_quietly, open_monitored
+from virt.devices import disk_format
 from virt.domains import find_disk_volume, is_running
 from virt.volumes import require_free_domain_name
 from virt.errors import AlreadyExists, OperationInvalid
@@ -69,18 +70,23 @@ class CloneResult:
     uuid: str
     name: str
     volumes: list[str]  # paths of the copies
+    keys: list[str] = field(default_factory=list)  # their keys, in the same order
+    formats: list[str] = field(default_factory=list)  # the format each copy was made in
 
 
 def clone(conn: libvirt.virConnect, domain: libvirt.virDomain, *, uri: str, new_name: str, progress: Progress,
-          poll_interval: float = 0.5) -> CloneResult:
+          vet: Callable[[libvirt.virStorageVol], str], poll_interval: float = 0.5) -> CloneResult:
     """Copy the shut-off VM's disks and define the clone; copies made before a failure are removed.
-    uri: the host's, for the private connection each copy runs on (see copy_volume)."""
+    uri: the host's, for the private connection each copy runs on (see copy_volume).
+    vet: checks a disk's volume before anything is copied and gives the format to copy it in
+    (vmsite's record, never the probed one); it raises to refuse the clone."""
     if is_running(domain):
         raise OperationInvalid("Shut the VM off before cloning it: its disks must not change while they are copied.")
     require_free_domain_name(conn, new_name)
     # SECURE: a console password goes with the clone rather than leaving it unprotected.
     xml = DomainXML.from_libvirt(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
     copies = _plan_copies(conn, xml, new_name)
+    formats = [vet(planned.source) for planned in copies]
     made: list[libvirt.virStorageVol] = []
     try:
         for index, planned in enumerate(copies):
@@ -88,9 +94,10 @@ def clone(conn: libvirt.virConnect, domain: libvirt.virDomain, *, uri: str, new_
             label = f"Copying {planned.disk.target_dev} ({index + 1} of {len(copies)})"
             progress(low, label)
             copy = copy_volume(planned.source, planned.copy_name, uri=uri, poll_interval=poll_interval,
+                               fmt=formats[index],
                                progress=lambda done: progress(low + int((high - low) * done), label))
             made.append(copy)
-            _point_at(planned.disk, copy)
+            _point_at(planned.disk, copy, formats[index])
         progress(92, f"Defining {new_name}")
         _make_distinct(xml, new_name)
         new = conn.defineXML(xml.to_xml())
@@ -98,13 +105,16 @@ def clone(conn: libvirt.virConnect, domain: libvirt.virDomain, *, uri: str, new_
         for volume in made:
             _delete_quietly(volume)
         raise
-    return CloneResult(uuid=new.UUIDString(), name=new_name, volumes=[volume.path() for volume in made])
+    return CloneResult(uuid=new.UUIDString(), name=new_name, volumes=[volume.path() for volume in made],
+                       keys=[volume.key() for volume in made], formats=formats)
 
 
 def copy_volume(source: libvirt.virStorageVol, name: str, *, uri: str, progress: Callable[[float], None],
-                poll_interval: float = 0.5) -> libvirt.virStorageVol:
-    """A full copy of source, in its pool, in the same format. While libvirt copies (in a thread),
-    progress gets the fraction done: the copy's allocation against the source's, which is what is
+                fmt: str, poll_interval: float = 0.5) -> libvirt.virStorageVol:
+    """A full copy of source, in its pool, made in fmt (the caller's record of the source's format;
+    libvirt reads the source in the format it reports, so the caller checks that the two agree).
+    While libvirt copies (in a thread), progress gets the fraction done: the copy's allocation
+    against the source's, which is what is
     actually copied (a sparse image's capacity never fills).
 
     The copy runs on a private connection to uri: a connection answers one call at a time, so on
@@ -114,9 +124,7 @@ def copy_volume(source: libvirt.virStorageVol, name: str, *, uri: str, progress:
     volume = etree.Element("volume")
     etree.SubElement(volume, "name").text = name
     etree.SubElement(volume, "capacity", unit="bytes").text = source_xml.findtext("./capacity")
-    fmt = source_xml.find("./target/format")
-    if fmt is not None:
-        etree.SubElement(etree.SubElement(volume, "target"), "format", type=fmt.get("type"))
+    etree.SubElement(etree.SubElement(volume, "target"), "format", type=fmt)
     _type, capacity, allocation = source.info()
     total = allocation or capacity or 1
     outcome: dict = {}
@@ -174,7 +182,8 @@ def _plan_copies(conn: libvirt.virConnect, xml: DomainXML, new_name: str) -> lis
     return copies
 
 
-def _point_at(disk: Disk, copy: libvirt.virStorageVol) -> None:
+def _point_at(disk: Disk, copy: libvirt.virStorageVol, fmt: str) -> None:
+    disk.driver_type = disk_format(fmt)
     if disk.type == "volume":
         disk.source_volume = copy.name()
     elif disk.type == "block":

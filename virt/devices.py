@@ -67,8 +67,10 @@ class PoolVolume:
     pool: str
     name: str
     path: str
-    format: str
+    format: str  # as libvirt reports it (probed): a disk is defined with vmsite's record instead
     is_block: bool
+    key: str = ""
+    handle: libvirt.virStorageVol | None = None
 
     @property
     def label(self) -> str:
@@ -83,14 +85,18 @@ def find_pool_volume(conn: libvirt.virConnect, *, pool_name: str, volume_name: s
         raise InvalidArgument(f"{pool_name}/{volume_name} is not a file or block volume, so it cannot be a disk.")
     format_element = parse_trusted(volume.XMLDesc(0)).find("target/format")
     fmt = format_element.get("type") if format_element is not None else None
-    return PoolVolume(pool=pool_name, name=volume_name, path=volume.path(),
-                      format=fmt if fmt in IMAGE_FORMATS else "raw",  # an ISO, or a block device
-                      is_block=kind == libvirt.VIR_STORAGE_VOL_BLOCK)
+    return PoolVolume(pool=pool_name, name=volume_name, path=volume.path(), format=fmt or "raw",
+                      is_block=kind == libvirt.VIR_STORAGE_VOL_BLOCK, key=volume.key(), handle=volume)
 
 
-def attach_disk(conn: libvirt.virConnect, domain: libvirt.virDomain, *, pool_name: str, volume_name: str,
-                bus: str, readonly: bool, live: bool, persistent: bool) -> str:
-    volume = find_pool_volume(conn, pool_name=pool_name, volume_name=volume_name)
+def disk_format(fmt: str) -> str:
+    """The driver type a disk of this volume format gets: an ISO or a block device is read as raw."""
+    return fmt if fmt in IMAGE_FORMATS else "raw"
+
+
+def attach_disk(conn: libvirt.virConnect, domain: libvirt.virDomain, *, volume: PoolVolume, bus: str,
+                readonly: bool, live: bool, persistent: bool, shareable: bool = False) -> str:
+    """Attach a volume found with find_pool_volume; its `format` is the one the disk is defined with."""
     flags = affect_flags(domain, live=live, persistent=persistent)
     documents = [_document(domain, scope) for scope in _scopes(flags)]
     for document in documents:
@@ -103,6 +109,7 @@ def attach_disk(conn: libvirt.virConnect, domain: libvirt.virDomain, *, pool_nam
     disk.target_dev = _free_target(documents, bus)
     disk.target_bus = bus
     disk.readonly = readonly
+    disk.shareable = shareable
     domain.attachDeviceFlags(disk.to_xml(), flags)
     return f"Attached {volume.label} as {disk.target_dev} ({bus}), {scope_words(flags)}"
 
@@ -134,9 +141,9 @@ def _detach(domain: libvirt.virDomain, *, live: bool, persistent: bool, find, mi
 
 
 def change_media(conn: libvirt.virConnect, domain: libvirt.virDomain, *, target_dev: str,
-                 pool_name: str | None, volume_name: str | None, live: bool, persistent: bool) -> str:
-    """Insert a pool volume into a CD-ROM or floppy drive, or eject it when no volume is given."""
-    volume = find_pool_volume(conn, pool_name=pool_name, volume_name=volume_name) if volume_name else None
+                 volume: PoolVolume | None, live: bool, persistent: bool) -> str:
+    """Insert a pool volume (found with find_pool_volume) into a CD-ROM or floppy drive, or eject
+    the medium when no volume is given."""
     flags = affect_flags(domain, live=live, persistent=persistent)
     for scope in _scopes(flags):
         drive = _disk_by_target(_document(domain, scope), target_dev)
@@ -164,7 +171,7 @@ def _with_media(drive: Disk, volume: PoolVolume | None) -> Disk:
 def _set_source(disk: Disk, volume: PoolVolume) -> None:
     disk.type = "block" if volume.is_block else "file"
     disk.driver_name = "qemu"
-    disk.driver_type = volume.format
+    disk.driver_type = disk_format(volume.format)
     if volume.is_block:
         disk.source_dev = volume.path
     else:

@@ -240,29 +240,40 @@ def rename(domain: libvirt.virDomain, *, new_name: str) -> str:
 class DeletePlan:
     volumes: list[str]  # disk images (pool volumes) that go with the VM
     not_in_a_pool: list[str]  # disk sources that are not pool volumes: always kept
+    not_its_own: list[str]  # pool volumes the VM does not own, or another VM uses: kept
     nvram: bool
     snapshots: int
     managed_save: bool
 
 
-def delete_plan(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes: bool) -> DeletePlan:
-    """What deleting would remove, found before anything is removed."""
+VolumeFilter = Callable[[libvirt.virStorageVol], bool]
+
+
+def delete_plan(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes: bool,
+                deletable: VolumeFilter) -> DeletePlan:
+    """What deleting would remove, found before anything is removed. deletable: whether a pool
+    volume of the VM's disks may go with it (the caller's rule: its own, used by no other VM)."""
     persistent = domain.isPersistent()
     sources = [disk.source for disk in summarize_domain(domain.XMLDesc(0)).disks
                if disk.device == "disk" and disk.source] if with_volumes else []
-    found = {source: find_disk_volume(conn, source) for source in sources}
+    found = {source: find_disk_volume(conn, source) for source in dict.fromkeys(sources)}
+    in_pools = {source: volume for source, volume in found.items() if volume is not None}
+    allowed = {source: deletable(volume) for source, volume in in_pools.items()}
     return DeletePlan(
-        volumes=[source for source, volume in found.items() if volume is not None],
+        volumes=[source for source in in_pools if allowed[source]],
         not_in_a_pool=[source for source, volume in found.items() if volume is None],
+        not_its_own=[source for source in in_pools if not allowed[source]],
         nvram=persistent and "<nvram" in domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE),
         snapshots=domain.snapshotNum(0) if persistent else 0,
         managed_save=bool(domain.hasManagedSaveImage(0)) if persistent else False,
     )
 
 
-def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes: bool, progress: Progress) -> str:
-    """Undefine the VM with its saved state, NVRAM and snapshot metadata; optionally its disk images."""
-    plan = delete_plan(conn, domain, with_volumes=with_volumes)
+def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes: bool, progress: Progress,
+           deletable: VolumeFilter) -> str:
+    """Undefine the VM with its saved state, NVRAM and snapshot metadata; optionally its disk images
+    (those `deletable` allows)."""
+    plan = delete_plan(conn, domain, with_volumes=with_volumes, deletable=deletable)
     has_disks = any(disk.device == "disk" and disk.source for disk in summarize_domain(domain.XMLDesc(0)).disks)
     if is_running(domain):
         progress(20, "Forcing the VM off")
@@ -278,6 +289,8 @@ def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes:
     parts = ["Deleted"]
     if plan.volumes:
         parts.append(f"with {', '.join(plan.volumes)}")
+    if plan.not_its_own:
+        parts.append(f"(kept {', '.join(plan.not_its_own)}: not this VM's own volumes, or in use by another VM)")
     if plan.not_in_a_pool:
         parts.append(f"(kept {', '.join(plan.not_in_a_pool)}: not in a storage pool)")
     elif not with_volumes and has_disks:

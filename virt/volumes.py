@@ -57,6 +57,15 @@ def volume_path(volume: libvirt.virStorageVol) -> str:
     return volume.path()
 
 
+def volume_key(volume: libvirt.virStorageVol) -> str:
+    """libvirt's identity of a volume on its host (the path, for file volumes)."""
+    return volume.key()
+
+
+def volume_label(volume: libvirt.virStorageVol) -> str:
+    return f"{volume.storagePoolLookupByVolume().name()}/{volume.name()}"
+
+
 def volume_format(volume: libvirt.virStorageVol) -> str:
     """The image format (qcow2, raw, ...) as the pool reports it."""
     target_format = parse_trusted(volume.XMLDesc(0)).find("target/format")

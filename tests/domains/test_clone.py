@@ -95,7 +95,7 @@ def test_copy_volume_reports_the_copy_growing(local_libvirt, scratch_pool):
     write_data(source.path(), 96)
     scratch_pool.pool.refresh(0)
     fractions: list[float] = []
-    copy = copy_volume(scratch_pool.pool.storageVolLookupByName("big.qcow2"), "big-copy.qcow2", uri=LOCAL,
+    copy = copy_volume(scratch_pool.pool.storageVolLookupByName("big.qcow2"), "big-copy.qcow2", uri=LOCAL, fmt="qcow2",
                        progress=fractions.append, poll_interval=0.01)
     assert copy.info()[2] >= 96 * 1024 * 1024
     # Several reports while the copy grew, not just the final one.

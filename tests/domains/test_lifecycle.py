@@ -9,6 +9,7 @@ from domains.models import Domain
 from domains.services import DomainBusy, domain_action_enqueue
 from operations.choices import OperationState
 from operations.models import Operation
+from storage.records import volume_record_made
 from tests.domains.helpers import LOCAL, cached
 from tests import stack
 
@@ -97,6 +98,7 @@ def test_it_deletes_a_vm_with_its_volume_after_naming_what_goes(celery_worker, l
     path = scratch_pool.create_volume("disk0.qcow2").path()
     guest = guests.define(LOCAL, disk_path=path)
     domain = cached(local_host, guest)
+    volume_record_made(host=local_host, key=path, format="qcow2", owner_uuid=guest.UUIDString())  # the VM's own
     page = admin_client.get(reverse("domains:delete", args=[domain.pk])).content.decode()
     assert path in page and "NVRAM" in page
 

@@ -15,6 +15,7 @@ from accounts.mixins import Access
 from accounts.models import Grant, Role
 from domains.models import Domain
 from hosts.models import Host
+from storage.models import Volume
 from tests.security.test_urlconf import all_routes, objects, row_counts  # noqa: F401  (fixture)
 
 pytestmark = [pytest.mark.django_db]
@@ -71,7 +72,8 @@ def expected(role: str, need: str, kind: type | None) -> str:
         return "hidden"
     if need == VIEW:
         return "allowed"
-    return "allowed" if role == "operator" and kind in (Domain, Host) else "forbidden"
+    # A volume's operators: those of its host (and of the VM that owns it: tests/security/test_volumes.py).
+    return "allowed" if role == "operator" and kind in (Domain, Host, Volume) else "forbidden"
 
 
 def answer(response) -> str:

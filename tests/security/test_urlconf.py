@@ -70,7 +70,8 @@ OBJECT_FOR = {
     ("api", "vm"): "domain", ("api", "vm_action"): "domain", ("api", "vm_rename"): "domain",
     ("api", "operation"): "operation", ("api", "operation_cancel"): "operation",
     ("api", "pool"): "pool", ("api", "pool_action"): "pool", ("api", "volume_create"): "pool", ("api", "upload_start"): "pool",
-    ("api", "volume"): "volume", ("api", "volume_action"): "volume",
+    ("api", "volume"): "volume", ("api", "volume_action"): "volume", ("api", "volume_give"): "volume",
+    ("api", "volume_shareable"): "volume",
     ("api", "network"): "network", ("api", "network_action"): "network", ("api", "grant"): "grant",
     ("api", "*"): "domain",  # the VM changes (api/views_vm_changes.py)
 }

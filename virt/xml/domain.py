@@ -72,6 +72,7 @@ class Disk(XMLObject):
     target_dev = XMLProperty("./target/@dev")
     target_bus = XMLProperty("./target/@bus")
     readonly = XMLFlag("./readonly")
+    shareable = XMLFlag("./shareable")
     boot_order = XMLProperty("./boot/@order", int, validate=at_least(1))
     cache = XMLProperty("./driver/@cache",
                         validate=one_of("default", "none", "writethrough", "writeback", "directsync", "unsafe"))
