@@ -27,7 +27,7 @@ from django.db import close_old_connections
 from domains.services import domain_apply_state, domain_id_for
 from events.lease import ROUND_SECONDS, HostLeases, new_listener_id
 from hosts.choices import HostStatus, Transport
-from hosts.connection import connect_uri
+from hosts.connection import connect_uri, host_ssh_files_ensure
 from hosts.models import Host
 from hosts.reconcile import (
     CREDENTIAL_FAILURES, host_reconcile, host_reconcile_pools_and_networks, host_store_new_domain,
@@ -148,6 +148,7 @@ class Listener:
                 self._drop(self.watches.pop(host_id))
                 watch = None
             if watch is None:
+                host_ssh_files_ensure(host)  # before its first connect here; writes only what changed
                 self.watches[host_id] = Watch(host_id=host_id, uri=uri)
 
     def _start_due_connects(self) -> None:
