@@ -21,7 +21,9 @@ from virt.xml.policy import HostContext, check_domain_xml
 VOLUME_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,254}\Z")
 VOLUME_RULE = "Give a volume's name in the pool (letters, digits, '.', '_', '+' or '-'), not a path."
 BUSES = [("virtio", "virtio"), ("sata", "SATA"), ("scsi", "SCSI"), ("usb", "USB")]
-NIC_MODELS = [("virtio", "virtio"), ("e1000", "e1000"), ("rtl8139", "rtl8139")]
+NIC_MODELS = [("virtio", "virtio"), ("e1000e", "e1000e"), ("e1000", "e1000"), ("rtl8139", "rtl8139")]
+# NIC models that are conventional PCI devices: a q35 VM's PCIe root ports do not take them live.
+CONVENTIONAL_PCI_NIC_MODELS = ("e1000", "rtl8139")
 BOOT_DEVICES = [("hd", "Hard disk"), ("cdrom", "CD-ROM"), ("network", "Network (PXE)"), ("fd", "Floppy")]
 TITLE_MAX = 200
 DESCRIPTION_MAX = 10_000
@@ -54,6 +56,18 @@ class ScopedForm(DomainForm):
         return data
 
 
+def check_hotplug_room(form: ScopedForm, data: dict, what: str) -> None:
+    """Refuse, before anything is queued, a live add of a PCIe device to a running VM whose
+    hot-plug ports (as its XML last showed them) are all taken: libvirt would only say
+    "No more available PCI slots" after the fact."""
+    if not (data.get("live") and form.domain.is_active):
+        return
+    if form.domain.details.get("free_hotplug_ports") == 0:
+        form.add_error(None, f"This VM has no free PCIe port left to plug {what} into while it runs. Untick "
+                             "'live' to add it to the definition only (it appears at the next start); VMs "
+                             "made by vmsite's wizard have 14 ports.")
+
+
 def _pool_choices(domain: Domain) -> list[tuple[str, str]]:
     return [(name, name) for name in StoragePool.objects.filter(host=domain.host, active=True)
             .order_by("name").values_list("name", flat=True)]
@@ -81,6 +95,12 @@ class AttachDiskForm(ScopedForm):
 
     def clean_volume(self) -> str:
         return clean_volume_name(self.cleaned_data["volume"])
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if data.get("bus") == "virtio":  # a PCIe device of its own; SATA, SCSI and USB disks join a controller
+            check_hotplug_room(self, data, "a virtio disk")
+        return data
 
 
 def _disk_choices(domain: Domain, devices: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -117,6 +137,17 @@ class AttachNicForm(ScopedForm):
         if any((nic.get("mac") or "").lower() == mac for nic in self.domain.details.get("interfaces", [])):
             raise ValidationError(f"The VM already has a NIC with the MAC {mac}.")
         return mac
+
+    def clean(self) -> dict:
+        data = super().clean()
+        model = data.get("model")
+        if (model in CONVENTIONAL_PCI_NIC_MODELS and data.get("live") and self.domain.is_active
+                and self.domain.details.get("free_hotplug_ports") is not None):
+            self.add_error("model", f"An {model} NIC is a conventional PCI device, which a running q35 VM cannot "
+                                    "take: choose virtio or e1000e, or untick 'live' to add it at the next start.")
+        elif model:
+            check_hotplug_room(self, data, "a NIC")
+        return data
 
 
 class DetachNicForm(ScopedForm):

@@ -103,8 +103,19 @@ def attach_disk(conn: libvirt.virConnect, domain: libvirt.virDomain, *, pool_nam
     disk.target_dev = _free_target(documents, bus)
     disk.target_bus = bus
     disk.readonly = readonly
-    domain.attachDeviceFlags(disk.to_xml(), flags)
+    _attach_device(domain, disk.to_xml(), flags)
     return f"Attached {volume.label} as {disk.target_dev} ({bus}), {scope_words(flags)}"
+
+
+def _attach_device(domain: libvirt.virDomain, xml: str, flags: int) -> None:
+    try:
+        domain.attachDeviceFlags(xml, flags)
+    except libvirt.libvirtError as exc:
+        if "No more available PCI slots" in (exc.get_error_message() or ""):  # libvirt has no code of its own for it
+            raise OperationInvalid("The running VM has no free PCI slot for this device (a q35 VM needs a spare "
+                                   "PCIe root port for each device plugged in live). Add it to the definition "
+                                   "only: it appears at the next start.") from exc
+        raise
 
 
 def detach_disk(domain: libvirt.virDomain, *, target_dev: str, live: bool, persistent: bool) -> str:
@@ -209,7 +220,7 @@ def attach_nic(conn: libvirt.virConnect, domain: libvirt.virDomain, *, network: 
     nic.model = model
     if not boot_rom:
         nic.rom_enabled = False
-    domain.attachDeviceFlags(nic.to_xml(), flags)
+    _attach_device(domain, nic.to_xml(), flags)
     return f"Added a {model} NIC {mac} on {network}, {scope_words(flags)}"
 
 

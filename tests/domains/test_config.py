@@ -369,3 +369,48 @@ def test_it_offers_the_config_pages_on_the_vm_page(shut_off_vm, admin_client, cl
     assert client.post(reverse("domains:config_vcpus", args=[shut_off_vm.pk]),
                        {"vcpus": "1", "persistent": "on"}).status_code == 403
     assert not Operation.objects.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# A q35 VM with no free hot-plug port: refused before anything is queued, in plain words
+
+
+@pytest.fixture
+def full_q35_vm(local_host, guests) -> tuple[libvirt.virDomain, Domain]:
+    """A running q35 guest with one PCIe root port, which libvirt gives to its USB controller."""
+    name = f"{TEST_GUEST_PREFIX}{os.urandom(4).hex()}"
+    root = etree.fromstring(small_guest_xml(name))
+    root.find("os/type").set("machine", "q35")
+    devices_element = root.find("devices")
+    devices_element.insert(0, etree.Element("controller", type="pci", model="pcie-root"))
+    devices_element.insert(1, etree.Element("controller", type="pci", model="pcie-root-port"))
+    guest = libvirt.open(LOCAL).defineXML(etree.tostring(root, encoding="unicode"))
+    guests.created.append((LOCAL, name))
+    guest.create()
+    return guest, cached(local_host, guest)
+
+
+def test_it_refuses_a_live_disk_or_nic_a_q35_vm_has_no_port_for(full_q35_vm, admin_client, scratch_pool,
+                                                                 isolated_network):
+    _guest, domain = full_q35_vm
+    assert domain.details["free_hotplug_ports"] == 0
+    scratch_pool.create_volume("late.qcow2")
+    errors = refused(admin_client, "domains:config_disk_attach", domain,
+                     {"pool": scratch_pool.name, "volume": "late.qcow2", "bus": "virtio", **BOTH})
+    assert errors["__all__"] == ["This VM has no free PCIe port left to plug a virtio disk into while it runs. "
+                                 "Untick 'live' to add it to the definition only (it appears at the next start); "
+                                 "VMs made by vmsite's wizard have 14 ports."]
+    errors = refused(admin_client, "domains:config_nic_attach", domain,
+                     {"network": isolated_network, "model": "virtio", **BOTH})
+    assert "no free PCIe port left to plug a NIC into" in errors["__all__"][0]
+    errors = refused(admin_client, "domains:config_nic_attach", domain,
+                     {"network": isolated_network, "model": "e1000", **BOTH})
+    assert errors["model"] == ["An e1000 NIC is a conventional PCI device, which a running q35 VM cannot take: "
+                               "choose virtio or e1000e, or untick 'live' to add it at the next start."]
+
+
+def test_the_worker_says_in_plain_words_when_libvirt_finds_no_pci_slot(full_q35_vm, isolated_network):
+    guest, _domain = full_q35_vm
+    with pytest.raises(OperationInvalid, match=r"^The running VM has no free PCI slot for this device"):
+        devices.attach_nic(guest.connect(), guest, network=isolated_network, model="virtio", mac=None,
+                           boot_rom=False, live=True, persistent=False)
