@@ -325,6 +325,9 @@ class MemoryForm(ScopedForm):
         memory, maximum = data.get("memory_mib"), data.get("maximum_mib")
         if memory is None:
             return data
+        if data.get("live") and self.domain.is_active and self.domain.lacks_memory_balloon:
+            self.add_error("memory_mib", "This VM has no memory balloon device, so its memory cannot change while it "
+                                         "runs: untick 'live' to change its definition (from the next start).")
         if maximum is not None:
             if not data.get("persistent"):
                 self.add_error("maximum_mib", "A new maximum only applies to the definition: choose persistent.")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import secrets
+import time
 from dataclasses import dataclass
 
 import libvirt
@@ -324,9 +325,35 @@ def set_memory(domain: libvirt.virDomain, *, memory_kib: int, maximum_kib: int |
                                   f"{limit // 1024} MiB.")
     if maximum_kib is not None:
         domain.setMemoryFlags(maximum_kib, CONFIG | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
-    domain.setMemoryFlags(memory_kib, flags)
+    try:
+        domain.setMemoryFlags(memory_kib, flags)
+    except libvirt.libvirtError as exc:
+        if flags & LIVE and "balloon" in (exc.get_error_message() or ""):
+            raise OperationInvalid("The running VM has no memory balloon device: its memory cannot change while it "
+                                   "runs. Change its definition only (from the next start).") from exc
+        raise
     suffix = f" (maximum {maximum_kib // 1024} MiB)" if maximum_kib is not None else ""
-    return f"Memory set to {memory_kib // 1024} MiB{suffix}, {scope_words(flags)}"
+    done = f"Memory set to {memory_kib // 1024} MiB{suffix}, {scope_words(flags)}"
+    if flags & LIVE:
+        held_kib = _balloon_settled(domain, memory_kib)
+        if abs(held_kib - memory_kib) >= 1024:
+            done += (f"; the guest still holds {held_kib // 1024} MiB after {BALLOON_WAIT:.0f} s: its OS has no "
+                     "balloon driver (or has not answered yet), so the running VM keeps what it has")
+    return done
+
+
+BALLOON_WAIT = 5.0  # seconds a guest's balloon driver gets to reach a new size before we say it has not
+
+
+def _balloon_settled(domain: libvirt.virDomain, target_kib: int) -> int:
+    """The memory the running guest holds (the balloon's actual size), once it reaches target_kib
+    or BALLOON_WAIT has passed."""
+    deadline = time.monotonic() + BALLOON_WAIT
+    while True:
+        held_kib = domain.info()[2]
+        if abs(held_kib - target_kib) < 1024 or time.monotonic() >= deadline:
+            return held_kib
+        time.sleep(0.2)
 
 
 def _check_new_maximum(maximum: int | None, amount: int, *, persistent: bool, unit: str, what: str) -> None:

@@ -174,7 +174,41 @@ def test_it_sets_memory_and_its_maximum_persistently(celery_worker, local_host, 
     assert operation.message == "Memory set to 48 MiB (maximum 64 MiB), persistently (from the next start)"
     config = xml_of(guest, CONFIG)
     assert config.findtext("memory") == str(64 * 1024) and config.findtext("currentMemory") == str(48 * 1024)
-    assert domain.memory_kib == 64 * 1024
+    assert domain.memory_kib == 48 * 1024 and domain.details["memory_kib"] == 64 * 1024
+    page = admin_client.get(reverse("domains:detail", args=[domain.pk])).content.decode()
+    assert "48 MiB (max 64)" in page
+    host_reconcile(host=local_host)  # the bulk read stores the same current amount, not the maximum
+    domain.refresh_from_db()
+    assert domain.memory_kib == 48 * 1024
+
+
+def test_it_says_when_a_running_guest_does_not_take_a_memory_change(celery_worker, local_host, guests,
+                                                                     admin_client):
+    name = f"{TEST_GUEST_PREFIX}{os.urandom(4).hex()}"
+    root = etree.fromstring(small_guest_xml(name))
+    root.find("memory").text = "64"
+    root.find("devices/memballoon").set("model", "virtio")  # a balloon device, but SeaBIOS has no driver for it
+    guest = libvirt.open(LOCAL).defineXML(etree.tostring(root, encoding="unicode"))
+    guests.created.append((LOCAL, name))
+    guest.create()
+    domain = cached(local_host, guest)
+    assert "64 MiB (max 64)" in admin_client.get(reverse("domains:detail", args=[domain.pk])).content.decode()
+
+    operation = succeeded(submit(admin_client, "domains:config_memory", domain, {"memory_mib": "48", **BOTH}))
+    assert operation.message == ("Memory set to 48 MiB, live and persistently; the guest still holds 64 MiB after "
+                                 "5 s: its OS has no balloon driver (or has not answered yet), so the running VM "
+                                 "keeps what it has")
+    assert domain.memory_kib == 64 * 1024  # what the running guest has, as libvirt reports it
+
+
+def test_it_refuses_a_live_memory_change_without_a_balloon_device(local_host, guests, admin_client):
+    guest = define_guest(guests, start=True)  # <memballoon model='none'/>
+    domain = cached(local_host, guest)
+    errors = refused(admin_client, "domains:config_memory", domain, {"memory_mib": "16", **BOTH})
+    assert errors["memory_mib"] == ["This VM has no memory balloon device, so its memory cannot change while it "
+                                    "runs: untick 'live' to change its definition (from the next start)."]
+    page = admin_client.get(reverse("domains:detail", args=[domain.pk])).content.decode()
+    assert "32 MiB (max 32)" in page and "no balloon device: a change applies from the next start" in page
 
 
 def test_it_inserts_and_ejects_cdrom_media_live_and_persistently(celery_worker, local_host, guests, admin_client,
