@@ -13,4 +13,4 @@ class Schema(ApiAccess, SpectacularAPIView):
 
 
 class Docs(ApiAccess, SpectacularSwaggerSplitView):
-    pass
+    template_name = "api/docs.html"  # Swagger UI under a bar that leads back to the site

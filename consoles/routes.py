@@ -16,9 +16,8 @@ import threading
 from dataclasses import dataclass
 
 from hosts.choices import Transport
-from hosts.connection import host_files_dir
+from hosts.connection import host_ssh_files_ensure, ssh_command_path
 from hosts.models import Host
-from hosts.ssh import write_ssh_command
 from virt.consoles import GraphicsEndpoint
 
 logger = logging.getLogger(__name__)
@@ -90,8 +89,8 @@ def _ssh_tunnel(host: Host, endpoint: GraphicsEndpoint) -> Route:
     target = "127.0.0.1" if endpoint.listens_everywhere else endpoint.listen
     if ":" in target:
         target = f"[{target}]"
-    command = write_ssh_command(host_files_dir(host), host.ssh_host_keys)
-    argv = [str(command), "-p", str(host.port or 22), "-W", f"{target}:{endpoint.port}"]
+    host_ssh_files_ensure(host)  # before this ssh starts: written only if missing or stale
+    argv = [str(ssh_command_path(host)), "-p", str(host.port or 22), "-W", f"{target}:{endpoint.port}"]
     if host.ssh_key is not None:
         argv += ["-i", host.ssh_key.private_key_path]
     if host.username:

@@ -27,7 +27,9 @@ from virt.xml.policy import HostContext, check_domain_xml, nvram_path, volume_pa
 VOLUME_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,254}\Z")
 VOLUME_RULE = "Give a volume's name in the pool (letters, digits, '.', '_', '+' or '-'), not a path."
 BUSES = [("virtio", "virtio"), ("sata", "SATA"), ("scsi", "SCSI"), ("usb", "USB")]
-NIC_MODELS = [("virtio", "virtio"), ("e1000", "e1000"), ("rtl8139", "rtl8139")]
+NIC_MODELS = [("virtio", "virtio"), ("e1000e", "e1000e"), ("e1000", "e1000"), ("rtl8139", "rtl8139")]
+# NIC models that are conventional PCI devices: a q35 VM's PCIe root ports do not take them live.
+CONVENTIONAL_PCI_NIC_MODELS = ("e1000", "rtl8139")
 BOOT_DEVICES = [("hd", "Hard disk"), ("cdrom", "CD-ROM"), ("network", "Network (PXE)"), ("fd", "Floppy")]
 MAC_TAKEN = "The MAC {mac} is already used by another VM on this host: choose another, or leave it empty."
 HOST_OPERATOR_NETWORK = ("Moving a NIC to another network needs an operator's right on the host: "
@@ -62,6 +64,18 @@ class ScopedForm(DomainForm):
         if persistent and not self.domain.persistent:
             raise ValidationError("This VM is transient: it has no definition to change. Choose live only.")
         return data
+
+
+def check_hotplug_room(form: ScopedForm, data: dict, what: str) -> None:
+    """Refuse, before anything is queued, a live add of a PCIe device to a running VM whose
+    hot-plug ports (as its XML last showed them) are all taken: libvirt would only say
+    "No more available PCI slots" after the fact."""
+    if not (data.get("live") and form.domain.is_active):
+        return
+    if form.domain.details.get("free_hotplug_ports") == 0:
+        form.add_error(None, f"This VM has no free PCIe port left to plug {what} into while it runs. Untick "
+                             "'live' to add it to the definition only (it appears at the next start); VMs "
+                             "made by vmsite's wizard have 14 ports.")
 
 
 def _pool_choices(domain: Domain) -> list[tuple[str, str]]:
@@ -109,6 +123,8 @@ class AttachDiskForm(ScopedForm):
     def clean(self) -> dict:
         data = super().clean()
         refuse_unusable_volume(self, data)
+        if data.get("bus") == "virtio":  # a PCIe device of its own; SATA, SCSI and USB disks join a controller
+            check_hotplug_room(self, data, "a virtio disk")
         return data
 
 
@@ -148,6 +164,17 @@ class AttachNicForm(ScopedForm):
         if mac_in_use(host_id=self.domain.host_id, mac=mac):
             raise ValidationError(MAC_TAKEN.format(mac=mac))
         return mac
+
+    def clean(self) -> dict:
+        data = super().clean()
+        model = data.get("model")
+        if (model in CONVENTIONAL_PCI_NIC_MODELS and data.get("live") and self.domain.is_active
+                and self.domain.details.get("free_hotplug_ports") is not None):
+            self.add_error("model", f"An {model} NIC is a conventional PCI device, which a running q35 VM cannot "
+                                    "take: choose virtio or e1000e, or untick 'live' to add it at the next start.")
+        elif model:
+            check_hotplug_room(self, data, "a NIC")
+        return data
 
 
 class DetachNicForm(ScopedForm):
@@ -330,6 +357,9 @@ class MemoryForm(ScopedForm):
         memory, maximum = data.get("memory_mib"), data.get("maximum_mib")
         if memory is None:
             return data
+        if data.get("live") and self.domain.is_active and self.domain.lacks_memory_balloon:
+            self.add_error("memory_mib", "This VM has no memory balloon device, so its memory cannot change while it "
+                                         "runs: untick 'live' to change its definition (from the next start).")
         if maximum is not None:
             if not data.get("persistent"):
                 self.add_error("maximum_mib", "A new maximum only applies to the definition: choose persistent.")

@@ -41,4 +41,15 @@ class Domain(CachedHostObject):
 
     @property
     def memory_mib(self) -> int | None:
+        """The memory the VM has now (its balloon's size when it runs), as vcpus is its current count."""
         return None if self.memory_kib is None else self.memory_kib // 1024
+
+    @property
+    def max_memory_mib(self) -> int | None:
+        maximum = self.details.get("memory_kib")
+        return None if maximum is None else maximum // 1024
+
+    @property
+    def lacks_memory_balloon(self) -> bool:
+        """Its XML has no balloon device: the memory of the running VM cannot change."""
+        return self.details.get("has_memory_balloon") is False

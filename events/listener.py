@@ -26,8 +26,9 @@ from django.db import close_old_connections
 
 from domains.services import domain_apply_state, domain_id_for
 from events.lease import ROUND_SECONDS, HostLeases, new_listener_id
+from events.publish import flush, publish_host
 from hosts.choices import HostStatus, Transport
-from hosts.connection import connect_uri
+from hosts.connection import connect_uri, host_ssh_files_ensure
 from hosts.models import Host
 from hosts.reconcile import (
     CREDENTIAL_FAILURES, host_reconcile, host_reconcile_pools_and_networks, host_store_new_domain,
@@ -116,6 +117,9 @@ class Listener:
                 self._drop(watch)
             self.executor.shutdown(wait=False, cancel_futures=True)
             self.leases.release_all()
+            for host_id in self.watches:
+                publish_host(host_id=host_id)
+            flush()
             logger.info("listener %s stopped", self.listener_id)
 
     def stop(self) -> None:
@@ -136,6 +140,7 @@ class Listener:
         hosts = {host_id: host for host_id, host in enabled.items() if host_id in owned}
         for host_id in set(self.watches) - set(hosts):
             self._drop(self.watches.pop(host_id))
+            publish_host(host_id=host_id)  # open pages re-read whether anyone watches it now
         for host_id, host in hosts.items():
             try:
                 uri = connect_uri(host)
@@ -148,7 +153,9 @@ class Listener:
                 self._drop(self.watches.pop(host_id))
                 watch = None
             if watch is None:
+                host_ssh_files_ensure(host)  # before its first connect here; writes only what changed
                 self.watches[host_id] = Watch(host_id=host_id, uri=uri)
+                publish_host(host_id=host_id)  # its lease is ours: "not watched" badges on open pages go
 
     def _start_due_connects(self) -> None:
         now = time.monotonic()

@@ -1,7 +1,14 @@
 """The URI vmsite itself connects with: the host's validated URI plus options that only vmsite
-sets (its own key file, its strict ssh command, its TLS folder). Users never supply these."""
+sets (its own key file, its strict ssh command, its TLS folder). Users never supply these.
+
+Building a URI has no side effects: it is called as a getter from many threads (the listener every
+couple of seconds per host). The files a qemu+ssh connection runs on (the pinned known_hosts and
+the ssh wrapper) are written by host_ssh_files_ensure, only when their content changes and
+atomically, so an ssh started at any moment reads either the old file or the new one, whole."""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -9,11 +16,19 @@ from django.conf import settings
 
 from hosts.choices import Transport
 from hosts.models import Host
-from hosts.ssh import write_ssh_command
+from hosts.ssh import ssh_command_script
 
 
 def host_files_dir(host: Host) -> Path:
     return settings.DATA_DIR / "hosts" / str(host.pk)
+
+
+def ssh_known_hosts_path(host: Host) -> Path:
+    return host_files_dir(host) / "known_hosts"
+
+
+def ssh_command_path(host: Host) -> Path:
+    return host_files_dir(host) / "ssh"
 
 
 def connect_uri(host: Host) -> str:
@@ -25,8 +40,47 @@ def connect_uri(host: Host) -> str:
 
 
 def _ssh_options(host: Host) -> dict[str, str]:
-    command = write_ssh_command(host_files_dir(host), host.ssh_host_keys)
-    options = {"command": str(command), "no_tty": "1"}
+    options = {"command": str(ssh_command_path(host)), "no_tty": "1"}
     if host.ssh_key is not None:
         options["keyfile"] = host.ssh_key.private_key_path
     return options
+
+
+def host_ssh_files_ensure(host: Host) -> bool:
+    """Make the host's known_hosts and ssh wrapper say what the database says; True if a file was
+    (re)written. Call it where the pinned keys change and before a connect that may find them
+    missing (a process start, a fresh data folder); calling it again with nothing changed writes
+    nothing."""
+    if host.transport != Transport.SSH:
+        return False
+    known_hosts = ssh_known_hosts_path(host)
+    wrote = _write_if_changed(known_hosts, host.ssh_host_keys.encode(), mode=0o600)
+    wrote |= _write_if_changed(ssh_command_path(host), ssh_command_script(known_hosts).encode(), mode=0o700)
+    return wrote
+
+
+def hosts_ssh_files_ensure() -> int:
+    """host_ssh_files_ensure for every SSH host with pinned keys (at a process start); how many changed."""
+    hosts = Host.objects.filter(transport=Transport.SSH).exclude(ssh_host_keys="")
+    return sum(host_ssh_files_ensure(host) for host in hosts)
+
+
+def _write_if_changed(path: Path, data: bytes, *, mode: int) -> bool:
+    try:
+        if path.read_bytes() == data and path.stat().st_mode & 0o777 == mode:
+            return False
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), mode)
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return True

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from hosts import services
 from hosts.choices import HostStatus, Transport
+from hosts.connection import host_ssh_files_ensure
 from hosts.models import Host
 from hosts.reconcile import host_reconcile
 from hosts.ssh import SSHMaterialError, host_key_fingerprints
@@ -20,6 +21,7 @@ def connect_host(operation: Operation, report: Report) -> str:
         report(10, f"Pinning the SSH host key of {host.address}")
         _pin(host)
         report(20, "Pinned " + ", ".join(host_key_fingerprints(host.ssh_host_keys)))
+    host_ssh_files_ensure(host)  # a fresh data folder, or one another machine wrote
     report(30, f"Connecting to {host.uri}")
     diffs = host_reconcile(host=host, fresh=True)
     host.refresh_from_db()

@@ -53,7 +53,7 @@ class Diff:
 def apply_inventory(*, host: Host, inventory: Inventory) -> dict[str, Diff]:
     now = timezone.now()
     diffs = {
-        "domains": apply_diff(Domain, host, inventory.domains, _DOMAIN_FIELDS, now),
+        "domains": apply_diff(Domain, host, inventory.domains, _DOMAIN_FIELDS, now, unknown_when_none=("memory_kib",)),
         "pools": apply_diff(StoragePool, host, inventory.pools, _POOL_FIELDS, now),
         "networks": apply_diff(VirtualNetwork, host, inventory.networks, _NETWORK_FIELDS, now),
     }
@@ -77,12 +77,18 @@ def _fact_columns(facts: HostFacts | None) -> dict[str, Any]:
             "memory_kib": facts.memory_kib, "capabilities": facts.capabilities}
 
 
-def apply_diff(model: type[models.Model], host: Host, summaries: Iterable[Any], field_map: dict[str, str], now) -> Diff:
+def apply_diff(model: type[models.Model], host: Host, summaries: Iterable[Any], field_map: dict[str, str], now,
+               unknown_when_none: tuple[str, ...] = ()) -> Diff:
+    """unknown_when_none: columns the bulk read cannot always tell (None); the cached value stays."""
     columns = list(field_map.values())
     attributes = list(field_map)
     reported = {summary.uuid: tuple(getattr(summary, name) for name in attributes) for summary in summaries}
     # Plain tuples, not model instances: at a thousand rows per host this is most of the cost.
     cached = {row[1]: (row[0], row[2:]) for row in model.objects.filter(host=host).values_list("pk", "uuid", *columns)}
+    for position in [columns.index(column) for column in unknown_when_none]:
+        for uuid, values in reported.items():
+            if values[position] is None and uuid in cached:
+                reported[uuid] = (*values[:position], cached[uuid][1][position], *values[position + 1:])
     gone = [pk for uuid, (pk, _values) in cached.items() if uuid not in reported]
     model.objects.filter(pk__in=gone).delete()
     new = [model(host=host, uuid=uuid, synced_at=now, **dict(zip(columns, values)))
@@ -175,7 +181,8 @@ def _describe_new_domains(conn, host: Host, uuids) -> None:
             details, template = describe_domain(conn, str(uuid))
         except NotFound:
             continue  # gone again already
-        Domain.objects.filter(host=host, uuid=uuid).update(details=details, is_template=template)
+        memory = {"memory_kib": details.get("current_memory_kib") or details.get("memory_kib")}  # the bulk read's gap
+        Domain.objects.filter(host=host, uuid=uuid).update(details=details, is_template=template, **memory)
 
 
 CREDENTIAL_FAILURES = {"host key changed", "auth failed", "TLS failed", "permission denied by polkit"}

@@ -10,7 +10,7 @@ from django.db import transaction
 
 from events.publish import publish_host
 from hosts.choices import HostStatus, Transport
-from hosts.connection import host_files_dir
+from hosts.connection import host_files_dir, host_ssh_files_ensure
 from hosts.models import Host, SSHKey
 from hosts.ssh import generate_key_pair, load_private_key, public_line, fingerprint_of_key, scan_host_keys, ssh_dir, \
     write_private_file
@@ -86,6 +86,7 @@ def _attach_credentials(host: Host, *, tls_files: dict[str, bytes] | None, priva
         elif host.ssh_key is None:
             host.ssh_key = installation_ssh_key()
         host.save(update_fields=["ssh_key", "ssh_host_keys"])
+        host_ssh_files_ensure(host)
     if host.transport == Transport.TLS and tls_files:
         folder = host_files_dir(host) / "pki"
         for filename, data in tls_files.items():
@@ -125,6 +126,7 @@ def host_pin_ssh_keys(*, host: Host) -> str:
     lines = scan_host_keys(host.address, host.port or 22)
     Host.objects.filter(pk=host.pk).update(ssh_host_keys=lines)
     host.ssh_host_keys = lines
+    host_ssh_files_ensure(host)
     return lines
 
 
@@ -132,6 +134,7 @@ def host_accept_new_host_key(*, host: Host, user: AbstractBaseUser | None) -> Op
     """An administrator trusts the host's new SSH key (after a reinstall): re-pin, then connect."""
     Host.objects.filter(pk=host.pk).update(ssh_host_keys="")
     host.ssh_host_keys = ""
+    host_ssh_files_ensure(host)  # the old key is trusted no more, from now on
     return host_connect_enqueue(host=host, user=user)
 
 

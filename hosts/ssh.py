@@ -116,10 +116,8 @@ def _scan_failure(address: str, port: int, stderr: str) -> str:
     return f"no SSH host key from {address}:{port} ({stderr.strip()[-200:] or 'no answer'})"
 
 
-def write_ssh_command(folder: Path, known_hosts: str) -> Path:
+def ssh_command_script(known_hosts_file: Path) -> str:
     """The program libvirt runs instead of `ssh`: strict checking against the pinned keys only."""
-    known_hosts_file = folder / "known_hosts"
-    write_private_file(known_hosts_file, known_hosts.encode())
     options = [
         "-F", "/dev/null",
         "-o", f"UserKnownHostsFile={known_hosts_file}",
@@ -131,8 +129,4 @@ def write_ssh_command(folder: Path, known_hosts: str) -> Path:
         "-o", "ServerAliveInterval=5",
         "-o", "ServerAliveCountMax=2",
     ]
-    script = "#!/bin/sh\nexec ssh " + " ".join(shlex.quote(option) for option in options) + ' "$@"\n'
-    command = folder / "ssh"
-    write_private_file(command, script.encode())
-    os.chmod(command, 0o700)
-    return command
+    return "#!/bin/sh\nexec ssh " + " ".join(shlex.quote(option) for option in options) + ' "$@"\n'

@@ -66,6 +66,13 @@ class SizeField(forms.MultiValueField):
         super().__init__(fields=fields, require_all_fields=False, **kwargs)
         self.widget = forms.MultiWidget(widgets=[forms.NumberInput(), forms.Select(choices=[(u, u) for u in UNITS])])
 
+    def clean(self, value):
+        # The unit select always sends a value: an empty amount means "no size", which an optional
+        # field accepts, instead of Django's "Enter a complete value."
+        if not self.required and isinstance(value, (list, tuple)) and (not value or value[0] in self.empty_values):
+            return None
+        return super().clean(value)
+
     def compress(self, data_list) -> int | None:
         if not data_list or data_list[0] in (None, ""):
             return None
@@ -73,13 +80,15 @@ class SizeField(forms.MultiValueField):
         return int(amount * UNITS[unit or "GiB"])
 
 
-def _size_in_pool(value: int | None, pool: StoragePool, what: str, *, required: bool = True) -> int | None:
+def _size_in_pool(value: int | None, pool: StoragePool, what: str, *, required: bool = True,
+                  zero_allowed: bool = False) -> int | None:
     if value is None:
         if required:
             raise ValidationError(f"Enter the {what}.")
         return None
-    if value <= 0:
-        raise ValidationError(f"The {what} must be more than 0.")
+    if value < 0 or (value == 0 and not zero_allowed):
+        raise ValidationError(f"The {what} must be more than 0." if not zero_allowed else
+                              f"The {what} cannot be negative.")
     if value > pool.available:
         raise ValidationError(f"The {what} ({_human(value)}) is larger than the pool's free space "
                               f"({_human(pool.available)}).")
@@ -120,7 +129,9 @@ class VolumeCreateForm(forms.Form):
         return _size_in_pool(self.cleaned_data.get("capacity"), self.pool, "capacity")
 
     def clean_allocation(self) -> int | None:
-        return _size_in_pool(self.cleaned_data.get("allocation"), self.pool, "allocation", required=False)
+        # Empty or 0: a thin volume, whose space is taken as it is written.
+        return _size_in_pool(self.cleaned_data.get("allocation"), self.pool, "allocation", required=False,
+                             zero_allowed=True)
 
     def clean(self) -> dict:
         data = super().clean()

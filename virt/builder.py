@@ -12,6 +12,10 @@ from lxml import etree
 from virt.xml.domain import Domain
 
 TARGET_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "ide": "hd"}
+# PCIe root ports a q35 VM gets, as virt-install gives (its num_pcie_root_ports; 14, not 16, for
+# QEMU 6.1's trouble with 15 or more). Ports cannot be hot-plugged themselves, and each
+# hot-plugged disk or NIC takes one: those the VM's own devices leave free are its hot-plug room.
+PCIE_ROOT_PORTS = 14
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,8 @@ def build_domain_xml(spec: DomainSpec) -> str:
     domain.apic = True
     if spec.emulator:
         domain.emulator = spec.emulator
+    if "q35" in spec.machine:
+        _pcie_root_ports(domain, PCIE_ROOT_PORTS)
     _disks(domain, spec.disks)
     for nic in spec.nics:
         _nic(domain, nic)
@@ -113,6 +119,14 @@ def _cpu(domain: Domain, spec: DomainSpec) -> None:
     cpu = domain.element.find("cpu")
     for name in spec.cpu_disabled_features:
         etree.SubElement(cpu, "feature", policy="disable", name=name)
+
+
+def _pcie_root_ports(domain: Domain, count: int) -> None:
+    root = domain.controllers.add()  # libvirt wants pcie-root as PCI controller 0 once any port is given
+    root.type, root.model, root.index = "pci", "pcie-root", 0
+    for _ in range(count):
+        port = domain.controllers.add()
+        port.type, port.model = "pci", "pcie-root-port"
 
 
 def _disks(domain: Domain, disks: list[DiskSpec]) -> None:

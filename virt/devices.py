@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import secrets
+import time
 from dataclasses import dataclass
 
 import libvirt
@@ -110,8 +111,19 @@ def attach_disk(conn: libvirt.virConnect, domain: libvirt.virDomain, *, volume: 
     disk.target_bus = bus
     disk.readonly = readonly
     disk.shareable = shareable
-    domain.attachDeviceFlags(disk.to_xml(), flags)
+    _attach_device(domain, disk.to_xml(), flags)
     return f"Attached {volume.label} as {disk.target_dev} ({bus}), {scope_words(flags)}"
+
+
+def _attach_device(domain: libvirt.virDomain, xml: str, flags: int) -> None:
+    try:
+        domain.attachDeviceFlags(xml, flags)
+    except libvirt.libvirtError as exc:
+        if "No more available PCI slots" in (exc.get_error_message() or ""):  # libvirt has no code of its own for it
+            raise OperationInvalid("The running VM has no free PCI slot for this device (a q35 VM needs a spare "
+                                   "PCIe root port for each device plugged in live). Add it to the definition "
+                                   "only: it appears at the next start.") from exc
+        raise
 
 
 def detach_disk(domain: libvirt.virDomain, *, target_dev: str, live: bool, persistent: bool) -> str:
@@ -256,7 +268,7 @@ def attach_nic(conn: libvirt.virConnect, domain: libvirt.virDomain, *, network: 
     nic.model = model
     if not boot_rom:
         nic.rom_enabled = False
-    domain.attachDeviceFlags(nic.to_xml(), flags)
+    _attach_device(domain, nic.to_xml(), flags)
     return f"Added a {model} NIC {mac} on {network}, {scope_words(flags)}"
 
 
@@ -360,9 +372,35 @@ def set_memory(domain: libvirt.virDomain, *, memory_kib: int, maximum_kib: int |
                                   f"{limit // 1024} MiB.")
     if maximum_kib is not None:
         domain.setMemoryFlags(maximum_kib, CONFIG | libvirt.VIR_DOMAIN_MEM_MAXIMUM)
-    domain.setMemoryFlags(memory_kib, flags)
+    try:
+        domain.setMemoryFlags(memory_kib, flags)
+    except libvirt.libvirtError as exc:
+        if flags & LIVE and "balloon" in (exc.get_error_message() or ""):
+            raise OperationInvalid("The running VM has no memory balloon device: its memory cannot change while it "
+                                   "runs. Change its definition only (from the next start).") from exc
+        raise
     suffix = f" (maximum {maximum_kib // 1024} MiB)" if maximum_kib is not None else ""
-    return f"Memory set to {memory_kib // 1024} MiB{suffix}, {scope_words(flags)}"
+    done = f"Memory set to {memory_kib // 1024} MiB{suffix}, {scope_words(flags)}"
+    if flags & LIVE:
+        held_kib = _balloon_settled(domain, memory_kib)
+        if abs(held_kib - memory_kib) >= 1024:
+            done += (f"; the guest still holds {held_kib // 1024} MiB after {BALLOON_WAIT:.0f} s: its OS has no "
+                     "balloon driver (or has not answered yet), so the running VM keeps what it has")
+    return done
+
+
+BALLOON_WAIT = 5.0  # seconds a guest's balloon driver gets to reach a new size before we say it has not
+
+
+def _balloon_settled(domain: libvirt.virDomain, target_kib: int) -> int:
+    """The memory the running guest holds (the balloon's actual size), once it reaches target_kib
+    or BALLOON_WAIT has passed."""
+    deadline = time.monotonic() + BALLOON_WAIT
+    while True:
+        held_kib = domain.info()[2]
+        if abs(held_kib - target_kib) < 1024 or time.monotonic() >= deadline:
+            return held_kib
+        time.sleep(0.2)
 
 
 def _check_new_maximum(maximum: int | None, amount: int, *, persistent: bool, unit: str, what: str) -> None:

@@ -54,7 +54,7 @@ def read_state(domain: libvirt.virDomain) -> DomainState:
     persistent = bool(domain.isPersistent())
     return DomainState(
         uuid=domain.UUIDString(), name=domain.name(), state=state, reason=reason, vcpus=description.vcpus,
-        memory_kib=description.memory_kib, persistent=persistent,
+        memory_kib=description.current_memory_kib or description.memory_kib, persistent=persistent,
         autostart=bool(domain.autostart()) if persistent else False,
         has_managed_save=bool(domain.hasManagedSaveImage(0)) if persistent else False,
         details=_with_agent_addresses(_jsonable(description), domain, xml),

@@ -100,13 +100,17 @@ def _uuids(objects) -> set[str]:
 def _domain_summary(domain: libvirt.virDomain, record: dict, transient: set[bytes], autostart: set[bytes]) -> DomainSummary:
     # name() and UUID() read the handle's cached fields: no round trip to the daemon.
     raw_uuid = domain.UUID()
+    state = record.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)
+    # What the VM has now (as vcpu.current), not its maximum. For a VM that is not running libvirt
+    # reports its maximum here, so None: its definition's current memory comes from its XML.
+    memory_kib = None if state in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED) else record.get("balloon.current")
     return DomainSummary(
         uuid_module.UUID(bytes=raw_uuid),
         domain.name(),
-        record.get("state.state", libvirt.VIR_DOMAIN_NOSTATE),
+        state,
         record.get("state.reason", 0),
         record.get("vcpu.current"),
-        record.get("balloon.maximum"),
+        memory_kib,
         raw_uuid not in transient,
         raw_uuid in autostart,
     )

@@ -2,7 +2,7 @@ import os
 import sys
 
 from celery import Celery
-from celery.signals import beat_init, celeryd_init
+from celery.signals import beat_init, celeryd_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vmsite.settings")
 
@@ -31,3 +31,11 @@ def _private(**kwargs) -> None:
     except ImproperlyConfigured as exc:
         sys.stderr.write(f"vmsite cannot start: {exc}\n")
         raise SystemExit(1) from None
+
+
+@worker_ready.connect
+def _write_host_ssh_files(**_kwargs) -> None:
+    """A worker may be the first process on this machine to connect to a host over SSH."""
+    from hosts.connection import hosts_ssh_files_ensure
+
+    hosts_ssh_files_ensure()

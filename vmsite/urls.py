@@ -1,11 +1,13 @@
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
 from accounts.views_account import LoginView
-from vmsite.views import DashboardView
+from vmsite.views import DashboardView, FaviconView
 
 urlpatterns = [
     path("", DashboardView.as_view(), name="dashboard"),
+    path("favicon.ico", login_not_required(FaviconView.as_view()), name="favicon"),
     path("login/", LoginView.as_view(), name="login"),
     path("account/", include("accounts.urls_account")),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -1,4 +1,9 @@
+from django.conf import settings
 from django.db.models import Count
+from django.http import FileResponse, HttpRequest
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.cache import cache_control
 from django.views.generic import TemplateView
 
 from accounts.access import domains_for, hosts_for, operations_for
@@ -23,3 +28,14 @@ class DashboardView(Access, TemplateView):
         context["domain_total"] = sum(counts.values())
         context["operations"] = operations_for(user).select_related("user")[:10]
         return context
+
+
+@method_decorator(cache_control(public=True, max_age=7 * 24 * 3600), name="get")
+class FaviconView(View):
+    """Browsers and tools ask for /favicon.ico whatever the page says: the same icon as the pages'."""
+
+    http_method_names = ["get", "head"]
+
+    def get(self, request: HttpRequest) -> FileResponse:
+        return FileResponse(open(settings.BASE_DIR / "static" / "vmsite" / "favicon.ico", "rb"),
+                            content_type="image/x-icon")

@@ -18,17 +18,36 @@
   const perSecond = function (value) { return value === null || value === undefined ? "" : bytes(value) + "/s"; };
   const percent = function (value) { return value === null || value === undefined ? "" : value.toFixed(1) + " %"; };
   const kib = function (value) { return value === null || value === undefined ? "" : bytes(value * 1024); };
-  const iops = function (value) { return value === null || value === undefined ? "" : value.toFixed(0) + " IOPS"; };
+  const iops = function (value) { return value === null || value === undefined ? "" : value.toFixed(value && Math.abs(value) < 10 ? 1 : 0) + " IOPS"; };
+  // Axis labels: as many decimals as the step between ticks needs, so that 0, 0.2 and 0.4 do not
+  // all read "0".
+  const decimalsFor = function (step) { return step > 0 && step < 1 ? Math.min(3, Math.ceil(-Math.log10(step) - 1e-9)) : 0; };
+  const stepped = function (unit) {
+    return function (value, step) { return value === null || value === undefined ? "" : value.toFixed(decimalsFor(step)) + unit; };
+  };
+  // A time axis needs a span: given one point, uPlot makes one of 86400/1e-3 seconds (2027 to 2029);
+  // points a few seconds apart fill the width. Below a minute of data, show the last minute.
+  const MIN_SPAN_SECONDS = 60;
+  const timeRange = function (u, min, max) {
+    const times = u.data && u.data[0];
+    if (!times || !times.length) {
+      const now = Date.now() / 1000;
+      return [now - RANGE_SECONDS[range], now];
+    }
+    const last = times[times.length - 1];
+    if (last - times[0] < MIN_SPAN_SECONDS) return [last - MIN_SPAN_SECONDS, last + MIN_SPAN_SECONDS / 20];
+    return [min, max];
+  };
   const CHARTS = {
     vm: [
-      { id: "cpu", title: "CPU", format: percent, fields: [["cpu_percent", "CPU"]] },
+      { id: "cpu", title: "CPU", format: percent, axis: stepped(" %"), fields: [["cpu_percent", "CPU"]] },
       { id: "memory", title: "Memory", format: kib, fields: [["memory_kib", "Memory"]] },
       { id: "disk", title: "Disk", format: perSecond, fields: [["disk_read_bps", "Read"], ["disk_write_bps", "Write"]] },
-      { id: "iops", title: "Disk IOPS", format: iops, fields: [["disk_read_iops", "Read"], ["disk_write_iops", "Write"]] },
+      { id: "iops", title: "Disk IOPS", format: iops, axis: stepped(" IOPS"), fields: [["disk_read_iops", "Read"], ["disk_write_iops", "Write"]] },
       { id: "net", title: "Network", format: perSecond, fields: [["net_rx_bps", "Received"], ["net_tx_bps", "Sent"]] },
     ],
     host: [
-      { id: "cpu", title: "CPU", format: percent, fields: [["cpu_percent", "Host"], ["vms_cpu_percent", "Sum of its VMs (% of one vCPU each)"]] },
+      { id: "cpu", title: "CPU", format: percent, axis: stepped(" %"), fields: [["cpu_percent", "Host"], ["vms_cpu_percent", "Sum of its VMs (% of one vCPU each)"]] },
       { id: "memory", title: "Memory", format: kib, fields: [["memory_kib", "Host in use"], ["vms_memory_kib", "Its VMs"]] },
       { id: "disk", title: "Disk (its VMs)", format: perSecond, fields: [["disk_read_bps", "Read"], ["disk_write_bps", "Write"]] },
       { id: "net", title: "Network (its VMs)", format: perSecond, fields: [["net_rx_bps", "Received"], ["net_tx_bps", "Sent"]] },
@@ -53,10 +72,17 @@
         series: [{}].concat(spec.fields.map(function (field, index) {
           return { label: field[1], stroke: COLOURS[index], width: 1.5, value: function (u, v) { return spec.format(v); } };
         })),
-        axes: [{}, { values: function (u, values) { return values.map(spec.format); }, size: 70 }],
-        scales: { x: { time: true } },
+        axes: [{}, {
+          values: function (u, values, axisIndex, space, step) {
+            return values.map(function (value) { return spec.axis ? spec.axis(value, step) : spec.format(value); });
+          },
+          size: 70,
+        }],
+        scales: { x: { time: true, range: timeRange } },
       };
-      return { spec: spec, plot: new uPlot(options, dataFor(spec), cell) };
+      const plot = new uPlot(options, dataFor(spec), cell);
+      cell.uplot = plot;  // for the browser tests, which read the drawn scales and tick labels
+      return { spec: spec, plot: plot };
     });
   }
 

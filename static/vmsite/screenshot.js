@@ -14,13 +14,16 @@
     socket.binaryType = "blob";
     socket.onmessage = (event) => {
       if (typeof event.data === "string") {
-        caption.textContent = JSON.parse(event.data).message;
+        const status = JSON.parse(event.data);
+        caption.textContent = status.message;
+        if (status.state === "off") image.classList.add("d-none");  // no stale screen of a VM that is off
         return;
       }
       if (lastUrl) URL.revokeObjectURL(lastUrl);
       lastUrl = URL.createObjectURL(event.data);
       image.src = lastUrl;
       image.classList.remove("d-none");
+      caption.textContent = "Screen, refreshed while this page is open.";
       image.dataset.updated = String(Date.now());
     };
     socket.onclose = () => { socket = null; };

@@ -185,3 +185,27 @@ def test_key_combinations_and_pasted_text_reach_the_guests_keyboard(page, asgi_s
         stack.wait_until(lambda: b"Booting from" in serial[menu_end:], timeout=20, message="a boot choice")
     finally:
         reader.close()
+
+
+def test_the_screenshot_comes_back_after_a_force_off_and_a_start_with_the_page_open(page, asgi_server, listener,
+                                                                                  local_host, guests, alice):
+    guest = guests.define(LOCAL, name=guest_name(), start=True)
+    domain = cached(local_host, guest)
+    log_in(page, asgi_server, alice)
+    page.goto(f"{asgi_server}/vms/{domain.pk}/")
+    page.evaluate("window.__notReloaded = true")
+    thumbnail = page.locator("#domain-screenshot img")
+    expect(thumbnail).to_be_visible(timeout=20_000)
+
+    guest.destroy()
+    expect(page.locator("#domain-state")).to_have_text("Shut off", timeout=10_000)
+    expect(thumbnail).to_be_hidden(timeout=20_000)
+    expect(page.locator("#domain-screenshot figcaption")).to_have_text("The VM is off.")
+
+    guest.create()
+    expect(page.locator("#domain-state")).to_have_text("Running", timeout=10_000)
+    expect(thumbnail).to_be_visible(timeout=30_000)
+    shown = thumbnail.get_attribute("data-updated")
+    stack.wait_until(lambda: thumbnail.get_attribute("data-updated") != shown, timeout=20,
+                     message="the screenshot refreshing again")
+    assert page.evaluate("window.__notReloaded === true")

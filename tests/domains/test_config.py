@@ -174,7 +174,41 @@ def test_it_sets_memory_and_its_maximum_persistently(celery_worker, local_host, 
     assert operation.message == "Memory set to 48 MiB (maximum 64 MiB), persistently (from the next start)"
     config = xml_of(guest, CONFIG)
     assert config.findtext("memory") == str(64 * 1024) and config.findtext("currentMemory") == str(48 * 1024)
-    assert domain.memory_kib == 64 * 1024
+    assert domain.memory_kib == 48 * 1024 and domain.details["memory_kib"] == 64 * 1024
+    page = admin_client.get(reverse("domains:detail", args=[domain.pk])).content.decode()
+    assert "48 MiB (max 64)" in page
+    host_reconcile(host=local_host)  # the bulk read stores the same current amount, not the maximum
+    domain.refresh_from_db()
+    assert domain.memory_kib == 48 * 1024
+
+
+def test_it_says_when_a_running_guest_does_not_take_a_memory_change(celery_worker, local_host, guests,
+                                                                     admin_client):
+    name = f"{TEST_GUEST_PREFIX}{os.urandom(4).hex()}"
+    root = etree.fromstring(small_guest_xml(name))
+    root.find("memory").text = "64"
+    root.find("devices/memballoon").set("model", "virtio")  # a balloon device, but SeaBIOS has no driver for it
+    guest = libvirt.open(LOCAL).defineXML(etree.tostring(root, encoding="unicode"))
+    guests.created.append((LOCAL, name))
+    guest.create()
+    domain = cached(local_host, guest)
+    assert "64 MiB (max 64)" in admin_client.get(reverse("domains:detail", args=[domain.pk])).content.decode()
+
+    operation = succeeded(submit(admin_client, "domains:config_memory", domain, {"memory_mib": "48", **BOTH}))
+    assert operation.message == ("Memory set to 48 MiB, live and persistently; the guest still holds 64 MiB after "
+                                 "5 s: its OS has no balloon driver (or has not answered yet), so the running VM "
+                                 "keeps what it has")
+    assert domain.memory_kib == 64 * 1024  # what the running guest has, as libvirt reports it
+
+
+def test_it_refuses_a_live_memory_change_without_a_balloon_device(local_host, guests, admin_client):
+    guest = define_guest(guests, start=True)  # <memballoon model='none'/>
+    domain = cached(local_host, guest)
+    errors = refused(admin_client, "domains:config_memory", domain, {"memory_mib": "16", **BOTH})
+    assert errors["memory_mib"] == ["This VM has no memory balloon device, so its memory cannot change while it "
+                                    "runs: untick 'live' to change its definition (from the next start)."]
+    page = admin_client.get(reverse("domains:detail", args=[domain.pk])).content.decode()
+    assert "32 MiB (max 32)" in page and "no balloon device: a change applies from the next start" in page
 
 
 def test_it_inserts_and_ejects_cdrom_media_live_and_persistently(celery_worker, local_host, guests, admin_client,
@@ -369,3 +403,48 @@ def test_it_offers_the_config_pages_on_the_vm_page(shut_off_vm, admin_client, cl
     assert client.post(reverse("domains:config_vcpus", args=[shut_off_vm.pk]),
                        {"vcpus": "1", "persistent": "on"}).status_code == 403
     assert not Operation.objects.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# A q35 VM with no free hot-plug port: refused before anything is queued, in plain words
+
+
+@pytest.fixture
+def full_q35_vm(local_host, guests) -> tuple[libvirt.virDomain, Domain]:
+    """A running q35 guest with one PCIe root port, which libvirt gives to its USB controller."""
+    name = f"{TEST_GUEST_PREFIX}{os.urandom(4).hex()}"
+    root = etree.fromstring(small_guest_xml(name))
+    root.find("os/type").set("machine", "q35")
+    devices_element = root.find("devices")
+    devices_element.insert(0, etree.Element("controller", type="pci", model="pcie-root"))
+    devices_element.insert(1, etree.Element("controller", type="pci", model="pcie-root-port"))
+    guest = libvirt.open(LOCAL).defineXML(etree.tostring(root, encoding="unicode"))
+    guests.created.append((LOCAL, name))
+    guest.create()
+    return guest, cached(local_host, guest)
+
+
+def test_it_refuses_a_live_disk_or_nic_a_q35_vm_has_no_port_for(full_q35_vm, admin_client, scratch_pool,
+                                                                 isolated_network):
+    _guest, domain = full_q35_vm
+    assert domain.details["free_hotplug_ports"] == 0
+    scratch_pool.create_volume("late.qcow2")
+    errors = refused(admin_client, "domains:config_disk_attach", domain,
+                     {"pool": scratch_pool.name, "volume": "late.qcow2", "bus": "virtio", **BOTH})
+    assert errors["__all__"] == ["This VM has no free PCIe port left to plug a virtio disk into while it runs. "
+                                 "Untick 'live' to add it to the definition only (it appears at the next start); "
+                                 "VMs made by vmsite's wizard have 14 ports."]
+    errors = refused(admin_client, "domains:config_nic_attach", domain,
+                     {"network": isolated_network, "model": "virtio", **BOTH})
+    assert "no free PCIe port left to plug a NIC into" in errors["__all__"][0]
+    errors = refused(admin_client, "domains:config_nic_attach", domain,
+                     {"network": isolated_network, "model": "e1000", **BOTH})
+    assert errors["model"] == ["An e1000 NIC is a conventional PCI device, which a running q35 VM cannot take: "
+                               "choose virtio or e1000e, or untick 'live' to add it at the next start."]
+
+
+def test_the_worker_says_in_plain_words_when_libvirt_finds_no_pci_slot(full_q35_vm, isolated_network):
+    guest, _domain = full_q35_vm
+    with pytest.raises(OperationInvalid, match=r"^The running VM has no free PCI slot for this device"):
+        devices.attach_nic(guest.connect(), guest, network=isolated_network, model="virtio", mac=None,
+                           boot_rom=False, live=True, persistent=False)

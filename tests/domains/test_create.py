@@ -13,7 +13,10 @@ from hosts.services import host_register_local
 from operations.choices import OperationState
 from operations.models import Operation
 from tests import stack
+from tests.domains.helpers import cached
+from tests.domains.test_config import BOTH, isolated_network, submit  # noqa: F401 - a fixture too
 from tests.guests import TEST_GUEST_PREFIX
+from virt.builder import PCIE_ROOT_PORTS
 from virt.xml.domain import Domain as DomainXML
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -161,3 +164,31 @@ def test_it_defaults_to_what_the_host_offers(local_host, scratch_pool, admin_cli
     assert form["firmware"].initial == "bios" and form["disk_pool"].initial == scratch_pool.name
     assert form["machine"].initial in local_host.capabilities["machines"]
     assert form["cpu_mode"].initial == "host-passthrough"  # this machine has KVM
+
+
+def test_it_gives_a_q35_vm_room_to_hot_plug_a_disk_and_then_a_nic(celery_worker, local_host, scratch_pool, guests,
+                                                                   admin_client, isolated_network):
+    name = new_name(guests)
+    response = admin_client.post(reverse("domains:create", args=[local_host.pk]),
+                                 valid_data(local_host, scratch_pool, name, machine="q35"))
+    assert response.status_code == 302, response.context["form"].errors
+    operation = finished(Operation.objects.get(kind="domain.create").pk)
+    assert operation.state == OperationState.SUCCEEDED, operation.error
+    guest = libvirt.open(LOCAL).lookupByName(name)
+    ports = [c for c in DomainXML.from_libvirt(guest.XMLDesc(0)).controllers if c.model == "pcie-root-port"]
+    assert len(ports) == PCIE_ROOT_PORTS  # as virt-install gives: libvirt placed the VM's devices on some
+    domain = cached(local_host, guest)
+    free = domain.details["free_hotplug_ports"]
+    assert 2 <= free < PCIE_ROOT_PORTS
+
+    scratch_pool.create_volume("hotplug.qcow2")
+    disk = submit(admin_client, "domains:config_disk_attach", domain,
+                  {"pool": scratch_pool.name, "volume": "hotplug.qcow2", "bus": "virtio", **BOTH})
+    assert disk.state == OperationState.SUCCEEDED, disk.error
+    nic = submit(admin_client, "domains:config_nic_attach", domain,
+                 {"network": isolated_network, "model": "virtio", "no_boot_rom": "on", **BOTH})
+    assert nic.state == OperationState.SUCCEEDED, nic.error
+
+    live = DomainXML.from_libvirt(guest.XMLDesc(0))
+    assert [d.target_dev for d in live.disks if d.target_bus == "virtio"][-1] == "vdb" and len(live.interfaces) == 1
+    assert cached(local_host, guest).details["free_hotplug_ports"] == free - 2

@@ -112,3 +112,48 @@ def test_the_vm_page_draws_graphs_that_grow_while_it_is_open(page, asgi_server, 
     expect(page.locator("#graphs canvas")).to_have_count(4)
     stack.wait_until(lambda: int(page.locator("#graphs").get_attribute("data-points") or 0) >= 1, timeout=15,
                      message="the host's points")
+
+
+def test_the_operation_page_fills_in_started_and_finished_without_a_reload(page, asgi_server):
+    from operations.models import Operation
+    from operations.services import operation_claim, operation_succeed
+    from events.publish import flush
+
+    host, _ = host_register_local()
+    operation = Operation.objects.create(kind="host.sync", target_type="host", target_id=host.pk,
+                                         target_label=host.name, host=host)
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/operations/{operation.pk}/")
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    mark_page(page)
+    facts = page.locator("#operation-facts")
+    expect(facts.locator("dt:has-text('Finished') + dd")).to_have_text("—")
+
+    assert operation_claim(operation_id=operation.pk, worker="test@here")
+    assert operation_succeed(operation_id=operation.pk, message="Synced")
+    flush()
+    finished = Operation.objects.get(pk=operation.pk).finished_at
+    expect(facts.locator("dt:has-text('Finished') + dd")).to_contain_text(finished.strftime("%Y-%m-%d"), timeout=5_000)
+    expect(facts.locator("dt:has-text('Worker') + dd")).to_have_text("test@here")
+    expect(page.locator(f"#operation-{operation.pk}")).to_contain_text("Synced")
+    assert_not_reloaded(page)
+
+
+def test_the_not_watched_badge_goes_when_a_listener_takes_the_host(page, asgi_server, stack_log_dir):
+    from hosts.reconcile import host_reconcile
+
+    host, _ = host_register_local()
+    host_reconcile(host=host, fresh=True)  # online and in step: the listener's own reconcile changes nothing
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/hosts/{host.pk}/")
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    expect(page.locator("#host-live .not-watched")).to_have_count(1)
+    mark_page(page)
+    listener = stack.start_process("listener", [str(stack.VENV_BIN / "python"), "manage.py", "listen"],
+                                   log_dir=stack_log_dir, env=stack.stack_env())
+    try:
+        expect(page.locator("#host-live .not-watched")).to_have_count(0, timeout=15_000)
+        assert_not_reloaded(page)
+    finally:
+        listener.stop()
+    expect(page.locator("#host-live .not-watched")).to_have_count(1, timeout=15_000)  # it let go on its way out

@@ -20,7 +20,7 @@ from tests.security.test_urlconf import all_routes, objects, row_counts  # noqa:
 
 pytestmark = [pytest.mark.django_db]
 
-PUBLIC_VIEWS = {"LoginView", "SecondFactorView", "LogoutView"}
+PUBLIC_VIEWS = {"LoginView", "SecondFactorView", "LogoutView", "FaviconView"}
 # "stranger": an operator, but on another host than the one every id in the routes belongs to.
 ROLES = ("anonymous", "nobody", "stranger", "viewer", "operator", "admin")
 

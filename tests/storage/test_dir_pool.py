@@ -51,6 +51,14 @@ def test_it_allocates_a_raw_volume_when_asked(celery_worker, admin_client, dir_p
     assert volume.allocation >= 16 * MIB
 
 
+@pytest.mark.parametrize("amount", ["", "0"])
+def test_it_makes_a_thin_volume_when_the_allocation_is_left_empty_or_0(celery_worker, admin_client, dir_pool, amount):
+    # As the browser posts the form: the unit select always sends its value.
+    volume = create_volume(admin_client, dir_pool, f"thin{amount}.img", "raw", 64, allocation_0=amount,
+                           allocation_1="GiB")
+    assert volume.capacity == 64 * MIB and volume.allocation < MIB
+
+
 def test_it_clones_with_progress_resizes_and_wipes(celery_worker, admin_client, dir_pool):
     source = create_volume(admin_client, dir_pool, "src.qcow2", "qcow2", 256)
     subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 64M", source.path], check=True,

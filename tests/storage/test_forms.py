@@ -70,6 +70,24 @@ def test_it_refuses_capacities_that_cannot_be_made(pool, amount, unit, message):
     assert message in " ".join(form.errors["capacity"])
 
 
+@pytest.mark.parametrize(("amount", "allocation"), [("", None), ("0", 0), ("0.5", GIB // 2)])
+def test_it_takes_an_empty_or_zero_allocation_as_a_thin_volume(pool, amount, allocation):
+    form = create_form(pool, allocation_0=amount, allocation_1="GiB")
+    assert form.is_valid(), form.errors
+    assert form.arguments()["allocation"] == allocation
+
+
+def test_it_refuses_a_negative_allocation(pool):
+    form = create_form(pool, allocation_0="-1", allocation_1="GiB")
+    assert not form.is_valid()
+    assert form.errors["allocation"] == ["The allocation cannot be negative."]
+
+
+def test_it_still_asks_for_a_capacity_when_only_its_unit_is_sent(pool):
+    form = create_form(pool, capacity_0="", capacity_1="GiB")
+    assert not form.is_valid() and form.errors["capacity"]
+
+
 def test_it_refuses_a_backing_volume_for_raw_and_a_capacity_below_the_backing(pool, volume):
     form = create_form(pool, format="raw", backing=str(volume.pk))
     assert not form.is_valid() and form.errors["backing"] == ["Only a qcow2 volume can have a backing volume."]

@@ -206,6 +206,16 @@ class Console(_CharDevice):
     target_type = XMLProperty("./target/@type")  # serial, virtio, ...
 
 
+class Controller(XMLObject):
+    """<controller type='pci' model='pcie-root-port'/>: libvirt numbers it (index) and places it."""
+
+    tag = "controller"
+
+    type = XMLProperty("./@type")  # pci, usb, sata, scsi, virtio-serial, ...
+    model = XMLProperty("./@model")  # for pci: pcie-root, pcie-root-port, pcie-to-pci-bridge, ...
+    index = XMLProperty("./@index", int, validate=at_least(0))
+
+
 @dataclass(frozen=True)
 class DiskSummary:
     target: str | None
@@ -252,6 +262,10 @@ class DomainDescription:
     disks: tuple[DiskSummary, ...]
     interfaces: tuple[InterfaceSummary, ...]
     graphics: tuple[GraphicsSummary, ...]
+    # q35 and other PCIe machines: pcie-root-ports with nothing plugged in, each takes one
+    # hot-plugged PCIe device (virtio disk, NIC). None: not a PCIe machine, not counted.
+    free_hotplug_ports: int | None = None
+    has_memory_balloon: bool = False  # a <memballoon> that is not model='none'
 
 
 class Domain(XMLObject):
@@ -300,6 +314,23 @@ class Domain(XMLObject):
     graphics = XMLChildList(Graphics, "./devices/graphics")
     serials = XMLChildList(Serial, "./devices/serial")
     consoles = XMLChildList(Console, "./devices/console")
+    controllers = XMLChildList(Controller, "./devices/controller")
+    memory_balloon_model = XMLProperty("./devices/memballoon/@model")
+
+    @property
+    def is_pcie_machine(self) -> bool:
+        return "q35" in (self.machine or "") or any(
+            controller.type == "pci" and controller.model == "pcie-root" for controller in self.controllers)
+
+    def free_hotplug_ports(self) -> int | None:
+        """The pcie-root-ports no device sits on (as libvirt placed them), or None for a machine
+        without PCIe, whose PCI root bus takes hot-plugged devices directly."""
+        if not self.is_pcie_machine:
+            return None
+        ports = {controller.index for controller in self.controllers
+                 if controller.type == "pci" and controller.model == "pcie-root-port" and controller.index is not None}
+        used = {int(bus, 0) for bus in self.element.xpath("./devices/*/address[@type='pci']/@bus")}
+        return len(ports - used)
 
     def summary(self) -> DomainDescription:
         return DomainDescription(
@@ -330,6 +361,8 @@ class Domain(XMLObject):
                                 port=graphics.port)
                 for graphics in self.graphics
             ),
+            free_hotplug_ports=self.free_hotplug_ports(),
+            has_memory_balloon=self.memory_balloon_model not in (None, "none"),
         )
 
 
