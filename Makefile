@@ -1,6 +1,11 @@
 # The two commands: `make run` serves the dashboard, `make test` runs the whole suite.
 # Both do all their own set-up (see scripts/setup.sh) and are safe to run again.
-.PHONY: run test setup bench clean
+.PHONY: run test test-fast setup bench clean
+
+# The suite runs in TEST_WORKERS pytest-xdist workers, each with its own database, Redis database,
+# data folder, ports and harness hosts (vmsite/settings_test.py, tests/harness/indices.py).
+# 3 was the fastest on this 2-core machine (README, "Test suite").
+TEST_WORKERS ?= 3
 
 run:
 	@bash scripts/setup.sh run
@@ -9,7 +14,13 @@ run:
 
 test:
 	@bash scripts/setup.sh test
-	.venv/bin/pytest $(PYTEST_ARGS)
+	.venv/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+# The tests that need no daemon (forms, XML, access rules, settings): every test not marked integration.
+# A test of this set that reaches Redis or a real libvirtd fails and says so (tests/conftest.py).
+test-fast:
+	@bash scripts/setup.sh fast
+	VMSITE_TEST_FAST=1 .venv/bin/pytest -n $(TEST_WORKERS) -m "not integration" $(PYTEST_ARGS)
 
 bench:
 	@bash scripts/setup.sh test

@@ -2,7 +2,6 @@
 Chromium. Every process a fixture starts, it stops by pid."""
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import uuid
@@ -16,11 +15,67 @@ from django.conf import settings
 
 from tests import stack
 from tests.guests import GuestFactory, ScratchPool
+from tests.harness.indices import next_index
 from tests.harness.libvirt_hosts import HarnessHost, start_host
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # between page actions are still plain synchronous code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# Every test is fast or integration. A test is integration when it is marked so (or browser), or when
+# it asks, directly or through other fixtures, for one of these: they start or reach a daemon.
+DAEMON_FIXTURES = {
+    "redis_ready", "local_libvirt", "celery_worker", "harness", "listener", "asgi_server", "chromium", "page",
+    "guests", "scratch_pool", "console_proxy",
+}
+FAST = os.environ.get("VMSITE_TEST_FAST") == "1"  # `make test-fast`: -m "not integration"; no daemons
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("browser") or DAEMON_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+        # A module-scoped fixture is expensive (harness hosts): under `--dist loadgroup` its module's
+        # tests stay on one worker, which starts it once, instead of once on every worker.
+        if _uses_module_scoped_fixture(item) and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+def _uses_module_scoped_fixture(item) -> bool:
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    if fixture_info is None:
+        return False
+    return any(definition.scope == "module"
+               for definitions in fixture_info.name2fixturedefs.values() for definition in definitions)
+
+
+def _refuse_in_fast_set(what: str):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a test of the fast set reached {what}: mark it integration "
+                             f"(pytest.mark.integration) or give it one of the daemon fixtures")
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def fast_set_reaches_no_daemon(request, monkeypatch):
+    """In `make test-fast`, a test that reaches Redis or a real libvirtd fails with the reason, rather
+    than passing there by luck or being left out of both sets."""
+    if not FAST or request.node.get_closest_marker("integration"):
+        yield
+        return
+    for name in ("open", "openReadOnly", "openAuth"):
+        monkeypatch.setattr(libvirt, name, _test_driver_only(getattr(libvirt, name)))
+    monkeypatch.setattr(redis.connection.AbstractConnection, "connect", _refuse_in_fast_set("Redis"))
+    yield
+
+
+def _test_driver_only(opener):
+    def open_test_driver_only(uri=None, *args, **kwargs):
+        if not (uri or "").startswith("test://"):
+            _refuse_in_fast_set(f"libvirt at {uri}")()
+        return opener(uri, *args, **kwargs)
+    return open_test_driver_only
 
 
 @pytest.fixture(scope="session")
@@ -72,11 +127,9 @@ def celery_worker(django_db_setup, django_db_blocker, redis_ready, local_libvirt
 def harness(tmp_path_factory):
     """start() gives one more libvirt host (its own libvirtd, sshd, hostname, 127.0.0.N)."""
     started: list[HarnessHost] = []
-    # Separate ranges let several suites run side by side on one machine (VMSITE_HARNESS_FIRST_INDEX).
-    indices = itertools.count(int(os.environ.get("VMSITE_HARNESS_FIRST_INDEX", "20")))
 
-    def start() -> HarnessHost:
-        host = start_host(next(indices), tmp_path_factory.mktemp("harness"))
+    def start() -> HarnessHost:  # on an address of this worker's own range (tests/harness/indices.py)
+        host = start_host(next_index(), tmp_path_factory.mktemp("harness"))
         started.append(host)
         return host
 

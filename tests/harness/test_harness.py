@@ -11,11 +11,11 @@ import libvirt
 import pytest
 
 from tests.guests import small_guest_xml
+from tests.harness.indices import next_index
 from tests.harness.libvirt_hosts import HarnessHost, start_host
 
-_FIRST = int(os.environ.get("VMSITE_HARNESS_FIRST_INDEX", "20")) - 9
-INDICES = (_FIRST, _FIRST + 1)  # 11 and 12 by default, below the range the other suites use
 
+pytestmark = pytest.mark.integration
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors still raise
 
 
@@ -45,8 +45,8 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[HarnessHost
     base = tmp_path_factory.mktemp("libvirt-hosts")
     started: list[HarnessHost] = []
     try:
-        for index in INDICES:
-            started.append(start_host(index, base))
+        for _ in range(2):
+            started.append(start_host(next_index(), base))
         yield started
     finally:
         for host in started:
@@ -61,7 +61,7 @@ def test_it_gives_each_host_its_own_hostname(hosts: list[HarnessHost]) -> None:
             names.append(conn.getHostname())
         finally:
             conn.close()
-    assert names == [f"host{i}" for i in INDICES]
+    assert names == [f"host{host.index}" for host in hosts]
 
 
 def test_it_gives_each_host_its_own_uuid(hosts: list[HarnessHost]) -> None:

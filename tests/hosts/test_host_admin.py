@@ -7,6 +7,7 @@ from hosts.models import Host
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.integration  # reaches a libvirtd or Redis
 def test_it_ignores_an_address_posted_to_the_admin(admin_client):
     host = Host.objects.create(name="h", transport="tcp", address="127.0.0.5")
     response = admin_client.post(reverse("admin:hosts_host_change", args=[host.pk]), {

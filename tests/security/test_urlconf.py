@@ -107,6 +107,7 @@ def all_routes(objects) -> list[str]:
     return found
 
 
+@pytest.mark.integration  # reaches a libvirtd or Redis
 def test_no_route_changes_anything_on_get(objects, admin_client):
     before = row_counts()
     for url in all_routes(objects):
