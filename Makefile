@@ -14,13 +14,14 @@ run:
 
 test:
 	@bash scripts/setup.sh test
-	.venv/bin/pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	.venv/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
-# The tests that need no daemon (forms, XML, access rules, settings): every test not marked integration.
+# The tests that need no daemon and run quickly (forms, XML, access rules, settings): every test neither
+# integration nor slow (tests/conftest.py puts each test in one of the three sets).
 # A test of this set that reaches Redis or a real libvirtd fails and says so (tests/conftest.py).
 test-fast:
 	@bash scripts/setup.sh fast
-	VMSITE_TEST_FAST=1 .venv/bin/pytest -n $(TEST_WORKERS) -m "not integration" $(PYTEST_ARGS)
+	VMSITE_TEST_FAST=1 .venv/bin/pytest -n $(TEST_WORKERS) -m "not integration and not slow" $(PYTEST_ARGS)
 
 bench:
 	@bash scripts/setup.sh test

@@ -22,8 +22,9 @@ from tests.harness.libvirt_hosts import HarnessHost, start_host
 # between page actions are still plain synchronous code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-# Every test is fast or integration. A test is integration when it is marked so (or browser), or when
-# it asks, directly or through other fixtures, for one of these: they start or reach a daemon.
+# Every test is fast, slow or integration; `make test` runs them all, `make test-fast` only the fast.
+# Integration: marked so (or browser), or asks, directly or through other fixtures, for one of
+# these, which start or reach a daemon. Slow: marked so, or a hypothesis test (fuzzing).
 DAEMON_FIXTURES = {
     "redis_ready", "local_libvirt", "celery_worker", "harness", "listener", "asgi_server", "chromium", "page",
     "guests", "scratch_pool", "console_proxy",
@@ -31,23 +32,11 @@ DAEMON_FIXTURES = {
 FAST = os.environ.get("VMSITE_TEST_FAST") == "1"  # `make test-fast`: -m "not integration"; no daemons
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        if item.get_closest_marker("browser") or DAEMON_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.integration)
-        # A module-scoped fixture is expensive (harness hosts): under `--dist loadgroup` its module's
-        # tests stay on one worker, which starts it once, instead of once on every worker.
-        if _uses_module_scoped_fixture(item) and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-
-
-def _uses_module_scoped_fixture(item) -> bool:
-    fixture_info = getattr(item, "_fixtureinfo", None)
-    if fixture_info is None:
-        return False
-    return any(definition.scope == "module"
-               for definitions in fixture_info.name2fixturedefs.values() for definition in definitions)
+def pytest_itemcollected(item):  # each test as it is collected: before -m and pytest-xdist read marks
+    if item.get_closest_marker("browser") or DAEMON_FIXTURES & set(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.integration)
+    if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+        item.add_marker(pytest.mark.slow)
 
 
 def _refuse_in_fast_set(what: str):

@@ -17,7 +17,7 @@ from domains.models import Domain
 from hosts.models import Host
 from tests.security.test_urlconf import all_routes, objects, row_counts  # noqa: F401  (fixture)
 
-pytestmark = [pytest.mark.django_db]
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]  # every route × every role
 
 PUBLIC_VIEWS = {"LoginView", "SecondFactorView", "LogoutView"}
 # "stranger": an operator, but on another host than the one every id in the routes belongs to.

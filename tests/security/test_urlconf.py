@@ -19,7 +19,7 @@ from networking.models import HostInterface, NetworkFilter, VirtualNetwork
 from storage.models import StoragePool, Volume
 from operations.models import Operation
 
-pytestmark = [pytest.mark.django_db]
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]  # every route × every role
 
 SKIPPED_NAMESPACES = {"admin"}  # Django's own admin: its views are Django's, CSRF-protected the same way
 
