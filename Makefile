@@ -4,8 +4,9 @@
 
 # The suite runs in TEST_WORKERS pytest-xdist workers, each with its own database, Redis database,
 # data folder, ports and harness hosts (vmsite/settings_test.py, tests/harness/indices.py).
-# 3 was the fastest on this 2-core machine (README, "Test suite").
+# 3 keeps both cores busy while most workers wait on daemons (README, "Test suite"; to be re-measured).
 TEST_WORKERS ?= 3
+FAST_WORKERS ?= 2
 
 run:
 	@bash scripts/setup.sh run
@@ -21,7 +22,7 @@ test:
 # A test of this set that reaches Redis or a real libvirtd fails and says so (tests/conftest.py).
 test-fast:
 	@bash scripts/setup.sh fast
-	VMSITE_TEST_FAST=1 .venv/bin/pytest -n $(TEST_WORKERS) -m "not integration and not slow" $(PYTEST_ARGS)
+	VMSITE_TEST_FAST=1 .venv/bin/pytest -n $(FAST_WORKERS) -m "not integration and not slow" $(PYTEST_ARGS)
 
 bench:
 	@bash scripts/setup.sh test

@@ -29,7 +29,7 @@ DAEMON_FIXTURES = {
     "redis_ready", "local_libvirt", "celery_worker", "harness", "listener", "asgi_server", "chromium", "page",
     "guests", "scratch_pool", "console_proxy",
 }
-FAST = os.environ.get("VMSITE_TEST_FAST") == "1"  # `make test-fast`: -m "not integration"; no daemons
+FAST = os.environ.get("VMSITE_TEST_FAST") == "1"  # `make test-fast`: the fast set only; no daemons
 
 
 def pytest_itemcollected(item):  # each test as it is collected: before -m and pytest-xdist read marks
