@@ -1,6 +1,12 @@
 # The two commands: `make run` serves the dashboard, `make test` runs the whole suite.
 # Both do all their own set-up (see scripts/setup.sh) and are safe to run again.
-.PHONY: run test setup bench clean
+.PHONY: run test test-fast setup bench clean
+
+# The suite runs in TEST_WORKERS pytest-xdist workers, each with its own database, Redis database,
+# data folder, ports and harness hosts (vmsite/settings_test.py, tests/harness/indices.py).
+# 3 keeps both cores busy while most workers wait on daemons (README, "Test suite"; to be re-measured).
+TEST_WORKERS ?= 3
+FAST_WORKERS ?= 2
 
 run:
 	@bash scripts/setup.sh run
@@ -9,7 +15,14 @@ run:
 
 test:
 	@bash scripts/setup.sh test
-	.venv/bin/pytest $(PYTEST_ARGS)
+	.venv/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+
+# The tests that need no daemon and run quickly (forms, XML, access rules, settings): every test neither
+# integration nor slow (tests/conftest.py puts each test in one of the three sets).
+# A test of this set that reaches Redis or a real libvirtd fails and says so (tests/conftest.py).
+test-fast:
+	@bash scripts/setup.sh fast
+	VMSITE_TEST_FAST=1 .venv/bin/pytest -n $(FAST_WORKERS) -m "not integration and not slow" $(PYTEST_ARGS)
 
 bench:
 	@bash scripts/setup.sh test

@@ -15,7 +15,6 @@ import redis
 from django.conf import settings
 
 TOKEN_BYTES = 32  # 256 bits
-TOKEN_TTL = 30  # seconds
 KEY_PREFIX = "vmsite:console-token:"
 
 
@@ -37,7 +36,7 @@ def hash_secret(value: str) -> str:
 
 def token_issue(grant: ConsoleGrant) -> str:
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    stored = _redis().set(KEY_PREFIX + hash_secret(token), json.dumps(asdict(grant)), ex=TOKEN_TTL, nx=True)
+    stored = _redis().set(KEY_PREFIX + hash_secret(token), json.dumps(asdict(grant)), ex=settings.CONSOLE_TOKEN_TTL, nx=True)
     if not stored:  # 256 random bits never collide; refuse rather than overwrite if they ever do
         raise RuntimeError("console token collision")
     return token

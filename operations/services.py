@@ -44,8 +44,10 @@ def operation_enqueue(
     from operations.tasks import run_operation
 
     queue = settings.OPERATIONS_QUEUE
-    transaction.on_commit(lambda: run_operation.apply_async((operation.pk,), queue=queue))
+    # Announced before it is sent: announce() reads the row, and a fast worker could otherwise have
+    # claimed it already, so "pending" would go out as a second copy of the worker's "running".
     transaction.on_commit(lambda: announce(operation.pk))
+    transaction.on_commit(lambda: run_operation.apply_async((operation.pk,), queue=queue))
     logger.info("operation %s queued: %s on %s", operation.pk, kind, operation.target_label)
     return operation
 

@@ -2,7 +2,6 @@
 Chromium. Every process a fixture starts, it stops by pid."""
 from __future__ import annotations
 
-import itertools
 import os
 import shutil
 import uuid
@@ -16,11 +15,56 @@ from django.conf import settings
 
 from tests import stack
 from tests.guests import GuestFactory, ScratchPool
+from tests.harness.indices import next_index
 from tests.harness.libvirt_hosts import HarnessHost, start_host
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # between page actions are still plain synchronous code.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+# Every test is fast, slow or integration; `make test` runs them all, `make test-fast` only the fast.
+# Integration: marked so (or browser), or asks, directly or through other fixtures, for one of
+# these, which start or reach a daemon. Slow: marked so, or a hypothesis test (fuzzing).
+DAEMON_FIXTURES = {
+    "redis_ready", "local_libvirt", "celery_worker", "harness", "listener", "asgi_server", "chromium", "page",
+    "guests", "scratch_pool", "console_proxy",
+}
+FAST = os.environ.get("VMSITE_TEST_FAST") == "1"  # `make test-fast`: the fast set only; no daemons
+
+
+def pytest_itemcollected(item):  # each test as it is collected: before -m and pytest-xdist read marks
+    if item.get_closest_marker("browser") or DAEMON_FIXTURES & set(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.integration)
+    if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):
+        item.add_marker(pytest.mark.slow)
+
+
+def _refuse_in_fast_set(what: str):
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a test of the fast set reached {what}: mark it integration "
+                             f"(pytest.mark.integration) or give it one of the daemon fixtures")
+    return refuse
+
+
+@pytest.fixture(autouse=True)
+def fast_set_reaches_no_daemon(request, monkeypatch):
+    """In `make test-fast`, a test that reaches Redis or a real libvirtd fails with the reason, rather
+    than passing there by luck or being left out of both sets."""
+    if not FAST or request.node.get_closest_marker("integration"):
+        yield
+        return
+    for name in ("open", "openReadOnly", "openAuth"):
+        monkeypatch.setattr(libvirt, name, _test_driver_only(getattr(libvirt, name)))
+    monkeypatch.setattr(redis.connection.AbstractConnection, "connect", _refuse_in_fast_set("Redis"))
+    yield
+
+
+def _test_driver_only(opener):
+    def open_test_driver_only(uri=None, *args, **kwargs):
+        if not (uri or "").startswith("test://"):
+            _refuse_in_fast_set(f"libvirt at {uri}")()
+        return opener(uri, *args, **kwargs)
+    return open_test_driver_only
 
 
 @pytest.fixture(scope="session")
@@ -72,11 +116,9 @@ def celery_worker(django_db_setup, django_db_blocker, redis_ready, local_libvirt
 def harness(tmp_path_factory):
     """start() gives one more libvirt host (its own libvirtd, sshd, hostname, 127.0.0.N)."""
     started: list[HarnessHost] = []
-    # Separate ranges let several suites run side by side on one machine (VMSITE_HARNESS_FIRST_INDEX).
-    indices = itertools.count(int(os.environ.get("VMSITE_HARNESS_FIRST_INDEX", "20")))
 
-    def start() -> HarnessHost:
-        host = start_host(next(indices), tmp_path_factory.mktemp("harness"))
+    def start() -> HarnessHost:  # on an address of this worker's own range (tests/harness/indices.py)
+        host = start_host(next_index(), tmp_path_factory.mktemp("harness"))
         started.append(host)
         return host
 

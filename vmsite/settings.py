@@ -227,6 +227,8 @@ CONSOLE_PROXY_URL = env_str("CONSOLE_PROXY_URL", "")
 # Seconds between the checks that close an open console whose VM or user right went away.
 CONSOLE_RECHECK_INTERVAL = env_int("CONSOLE_RECHECK_INTERVAL", 2, minimum=1)
 CONSOLE_HEARTBEAT = env_int("CONSOLE_HEARTBEAT", 30, minimum=1)
+# Seconds a console token (one connection to one VM's console) stays usable after it is issued.
+CONSOLE_TOKEN_TTL = env_int("CONSOLE_TOKEN_TTL", 30, minimum=1)
 # Seconds between two screenshots of one VM, whoever looks at it.
 SCREENSHOT_INTERVAL = env_int("SCREENSHOT_INTERVAL", 5, minimum=1)
 

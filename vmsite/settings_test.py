@@ -1,24 +1,65 @@
 """Settings for the test suite: the real stack, but its own data folder and its own Redis database,
-so that a `make run` on the same machine never picks up the suite's tasks."""
+so that a `make run` on the same machine never picks up the suite's tasks.
+
+Under pytest-xdist every worker (PYTEST_XDIST_WORKER=gwN) gets its own share of everything that is
+shared: Redis database base+N (so its Celery queue, channel layer, login counts and console tokens),
+data folder <base>/gwN (so its SQLite files and uploads), console proxy port. The bases come from
+the environment, so two whole suites can run side by side:
+  REDIS_URL                   the first Redis database of the suite (default db 8; workers use 8, 9, …)
+  VMSITE_DATA_DIR             the suite's data folder (default .testdata/)
+  VMSITE_HARNESS_FIRST_INDEX  the first harness host index, 127.0.0.N (tests/harness/indices.py)
+The processes a worker starts (Celery, daphne, the listener) inherit PYTEST_XDIST_WORKER and the
+bases, so they work out the same values as the worker that started them.
+"""
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from django.core.exceptions import ImproperlyConfigured
 
 _BASE = Path(__file__).resolve().parent.parent
-os.environ.setdefault("VMSITE_DATA_DIR", str(_BASE / ".testdata"))
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
+_REDIS_DATABASES = 16  # redis-server's default `databases`
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw3" in pytest-xdist's workers, "" otherwise
+WORKER_NUMBER = int(_WORKER[2:]) if _WORKER.startswith("gw") else 0
+
+
+def _base(name: str, default: str) -> str:
+    """The suite-wide value of NAME, remembered on first read: the per-worker value overwrites NAME."""
+    remembered = f"VMSITE_SUITE_{name}"
+    os.environ.setdefault(remembered, os.environ.get(name, default))
+    return os.environ[remembered]
+
+
+def _worker_redis_url(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    first = int(parts.path.lstrip("/") or 0)
+    database = first + WORKER_NUMBER
+    if database >= _REDIS_DATABASES:
+        raise ImproperlyConfigured(f"REDIS_URL={base_url}: worker {_WORKER} would need Redis database {database}; "
+                                   f"give a lower first database or fewer workers")
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+os.environ["REDIS_URL"] = _worker_redis_url(_base("REDIS_URL", "redis://127.0.0.1:6379/8"))
+_data_dir = Path(_base("VMSITE_DATA_DIR", str(_BASE / ".testdata")))
+os.environ["VMSITE_DATA_DIR"] = str(_data_dir / _WORKER if _WORKER else _data_dir)
 os.environ.setdefault("OPERATION_HEARTBEAT_INTERVAL", "1")
 os.environ.setdefault("OPERATION_HEARTBEAT_TIMEOUT", "4")
 os.environ.setdefault("GRAPH_SAMPLE_SECONDS", "1")
 
-# One port each for the suite's console proxy and ASGI server; its subprocesses inherit them, so the
-# proxy takes the pages of that server as the site's own origin (SITE_ORIGINS's default).
+# One port each for the suite's console proxy and ASGI server, per worker; the worker's subprocesses
+# inherit them (the marker tells them they are theirs: xdist's workers inherit the controller's
+# environment, ports included), so the proxy takes that server's pages as the site's own origin.
+_ports_given = "VMSITE_SUITE_PORTS_OF" not in os.environ and not _WORKER
+_ports_ours = os.environ.get("VMSITE_SUITE_PORTS_OF") == _WORKER
 for _name in ("CONSOLE_PROXY_PORT", "VMSITE_PORT"):
-    if _name not in os.environ:
-        import socket
-
-        with socket.socket() as _probe:
-            _probe.bind(("127.0.0.1", 0))
-            os.environ[_name] = str(_probe.getsockname()[1])
+    if _name in os.environ and (_ports_given or _ports_ours):
+        continue
+    with socket.socket() as _probe:
+        _probe.bind(("127.0.0.1", 0))
+        os.environ[_name] = str(_probe.getsockname()[1])
+os.environ["VMSITE_SUITE_PORTS_OF"] = _WORKER
 
 from vmsite.settings import *  # noqa: E402,F401,F403
 

@@ -183,8 +183,12 @@ class HarnessHost:
             pass  # hung or SIGSTOPped libvirtd
 
     def _kill_everything(self) -> None:
+        # Once its last process is gone, the kernel may give the namespace's inode to a new namespace
+        # (another test's host): so the end is checked on the processes seen here, not on the inode.
+        seen = {self.holder_pid}
         for sig in (signal.SIGTERM, signal.SIGKILL):
             victims = [p for p in self.running_pids() if p != self.holder_pid]
+            seen.update(victims)
             for pid in victims:
                 _signal(pid, sig)
                 _signal(pid, signal.SIGCONT)  # a SIGSTOPped daemon must see SIGTERM
@@ -195,8 +199,8 @@ class HarnessHost:
             self._holder.wait(timeout=10)
         elif self._owns(self.holder_pid):
             _signal(self.holder_pid, signal.SIGKILL)
-        if not _wait_for(lambda: not self.running_pids(), 10):
-            raise HarnessError(f"{self.hostname}: still running: {self.running_pids()}")
+        if not _wait_for(lambda: not any(_alive(p) for p in seen), 10):
+            raise HarnessError(f"{self.hostname}: still running: {[p for p in seen if _alive(p)]}")
 
     def _owns(self, pid: int) -> bool:
         """pid is alive in this host's namespace (guards against pid reuse)."""

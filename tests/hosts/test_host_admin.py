@@ -10,6 +10,7 @@ from hosts.models import Host
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.integration  # reaches Redis (the change is announced)
 def test_it_disables_and_enables_a_host_on_its_page_audited(admin_client):
     host = Host.objects.create(name="h", transport="tcp", address="127.0.0.5")
     assert admin_client.post(reverse("hosts:enable", args=[host.pk]), {"enabled": "0"}).status_code == 302

@@ -200,6 +200,7 @@ def assert_nowhere(secrets: list[str], places: dict[str, str]) -> None:
         assert not URI_WITH_PASSWORD.search(text), f"a URI with a password appears in {place}"
 
 
+@pytest.mark.integration  # reaches a libvirtd or Redis
 def test_it_keeps_ssh_and_tls_keys_out_of_pages_logs_errors_and_the_database(
         admin_browser, everything_logged, tls_dropper, objects):
     ssh_key, tls = ssh_private_key(), TLSMaterial()
@@ -245,6 +246,7 @@ def test_a_refused_form_does_not_echo_an_uploaded_key(admin_browser, everything_
                    {"the refused form": response.content.decode(), "the log": logged(everything_logged)})
 
 
+@pytest.mark.integration  # reaches a libvirtd or Redis
 def test_the_edit_form_keeps_stored_keys_when_left_empty_and_never_shows_them(admin_browser, everything_logged):
     ssh_key, tls = ssh_private_key(), TLSMaterial()
     ssh = register(admin_browser, name="ssh-kept", transport="ssh", address=NOTHING_LISTENS, username="root",

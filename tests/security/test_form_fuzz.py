@@ -264,6 +264,7 @@ def test_an_accepted_address_is_all_the_uri_says_about_the_host(address, port):
             clean.lower(), port, "/system", "", ""), (address, parts)
 
 
+@pytest.mark.integration  # reaches a libvirtd or Redis
 @FUZZ
 @given(data=st.data())
 def test_it_never_fails_on_a_host_being_added(admin, world, data):
@@ -271,6 +272,7 @@ def test_it_never_fails_on_a_host_being_added(admin, world, data):
                        then=(reverse("hosts:list"),))
 
 
+@pytest.mark.integration  # reaches a libvirtd or Redis
 @FUZZ
 @given(data=st.data())
 def test_it_never_fails_on_a_host_being_edited(admin, world, data):

@@ -18,7 +18,7 @@ from hosts.models import Host
 from storage.models import Volume
 from tests.security.test_urlconf import all_routes, objects, row_counts  # noqa: F401  (fixture)
 
-pytestmark = [pytest.mark.django_db]
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]  # every route × every role
 
 PUBLIC_VIEWS = {"LoginView", "SecondFactorView", "LogoutView", "FaviconView"}
 # "stranger": an operator, but on another host than the one every id in the routes belongs to.
@@ -93,6 +93,7 @@ def answer(response) -> str:
     return "allowed"
 
 
+@pytest.mark.integration  # reaches a libvirtd or Redis
 def test_every_route_answers_each_role_as_declared(objects, clients):
     seen = 0
     for url in all_routes(objects):
@@ -124,6 +125,7 @@ def test_refused_roles_change_nothing_by_post(objects, clients):
     assert row_counts() == before
 
 
+@pytest.mark.integration  # reaches a libvirtd or Redis
 def test_the_api_answers_tokens_as_it_answers_sessions(objects):
     """The same matrix for the API's routes, with tokens instead of sessions, for every method:
     a GET as declared, and a refused POST, PATCH or DELETE changes nothing."""

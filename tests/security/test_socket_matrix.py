@@ -16,7 +16,7 @@ from tests.security.test_urlconf import objects  # noqa: F401  (fixture)
 from vmsite.asgi import application
 from vmsite.routing import websocket_urlpatterns
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]  # every route × every role
 ROLES = ("anonymous", "nobody", "stranger", "viewer", "operator", "admin")
 # Who gets through each route's handshake (everyone logged in may listen to what they may see).
 ALLOWED = {

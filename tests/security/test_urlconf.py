@@ -19,7 +19,7 @@ from networking.models import HostInterface, NetworkFilter, VirtualNetwork
 from storage.models import StoragePool, Volume
 from operations.models import Operation
 
-pytestmark = [pytest.mark.django_db]
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]  # every route × every role
 
 
 def routes(patterns=None, prefix: str = "", namespace: str = ""):
@@ -104,6 +104,7 @@ def all_routes(objects) -> list[str]:
     return found
 
 
+@pytest.mark.integration  # reaches a libvirtd or Redis
 def test_no_route_changes_anything_on_get(objects, admin_client):
     before = row_counts()
     for url in all_routes(objects):
