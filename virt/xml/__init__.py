@@ -11,7 +11,7 @@ from virt.xml.capabilities import (
     NUMACell,
 )
 from virt.xml.domain import (
-    Console, Disk, DiskSummary, Domain, DomainDescription, Graphics, GraphicsSummary, Interface,
+    Channel, Console, Disk, DiskSummary, Domain, DomainDescription, Graphics, GraphicsSummary, Interface,
     InterfaceSummary, MemoryProperty, Serial, summarize_domain,
 )
 from virt.xml.network import (
@@ -20,7 +20,7 @@ from virt.xml.network import (
 from virt.xml.units import to_kib
 
 __all__ = [
-    "MAX_XML_BYTES", "CPUModel", "CPUTopology", "Capabilities", "ChildList", "Console", "Disk",
+    "MAX_XML_BYTES", "CPUModel", "Channel", "CPUTopology", "Capabilities", "ChildList", "Console", "Disk",
     "DiskSummary", "Domain", "DomainCapabilities", "DomainDescription", "Graphics", "GraphicsSummary",
     "GuestCapabilities", "Interface", "InterfaceSummary", "MachineType", "MemoryProperty",
     "NUMACell", "Serial", "XMLChildList", "XMLFlag", "XMLObject", "XMLProperty", "XMLRejected",

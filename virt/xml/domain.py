@@ -205,6 +205,16 @@ class Console(_CharDevice):
     target_type = XMLProperty("./target/@type")  # serial, virtio, ...
 
 
+class Channel(_CharDevice):
+    """A host-guest channel, like the guest agent's virtio-serial port org.qemu.guest_agent.0."""
+
+    tag = "channel"
+    child_order = {"channel": ("source", "target")}
+
+    target_type = XMLProperty("./target/@type")  # virtio, guestfwd, xen
+    target_name = XMLProperty("./target/@name")
+
+
 @dataclass(frozen=True)
 class DiskSummary:
     target: str | None
@@ -284,6 +294,9 @@ class Domain(XMLObject):
     arch = XMLProperty("./os/type/@arch")
     machine = XMLProperty("./os/type/@machine")
     firmware = XMLProperty("./os/@firmware", validate=one_of("bios", "efi"))
+    kernel = XMLProperty("./os/kernel")  # direct kernel boot: a path on the host
+    initrd = XMLProperty("./os/initrd")
+    cmdline = XMLProperty("./os/cmdline")
     boot_devices = XMLValueList("./os/boot/@dev", validate=one_of("hd", "cdrom", "network", "fd"))
     cpu_mode = XMLProperty("./cpu/@mode",
                            validate=one_of("custom", "host-model", "host-passthrough", "maximum"))
@@ -293,12 +306,14 @@ class Domain(XMLObject):
     acpi = XMLFlag("./features/acpi")
     apic = XMLFlag("./features/apic")
     emulator = XMLProperty("./devices/emulator")
+    memballoon_model = XMLProperty("./devices/memballoon/@model", validate=one_of("virtio", "none"))
 
     disks = XMLChildList(Disk, "./devices/disk")
     interfaces = XMLChildList(Interface, "./devices/interface")
     graphics = XMLChildList(Graphics, "./devices/graphics")
     serials = XMLChildList(Serial, "./devices/serial")
     consoles = XMLChildList(Console, "./devices/console")
+    channels = XMLChildList(Channel, "./devices/channel")
 
     def summary(self) -> DomainDescription:
         return DomainDescription(
