@@ -15,7 +15,6 @@ from lxml import etree
 
 from domains.models import Domain
 from domains.services import domain_action_enqueue
-from hosts.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.models import Operation
 from tests import stack
@@ -167,24 +166,27 @@ def test_it_hot_plugs_a_vcpu_the_guest_brings_online(celery_worker, local_host, 
     assert operation.message == "vCPUs set to 2, live only"
     seen_in_guest(real_guest, online, lambda out: out.strip() == "0-1", "the second vCPU online")
     assert real_guest.shell.run("grep -c ^processor /proc/cpuinfo").strip() == "2"
-    submit(admin_client, "domains:config_vcpus", domain, {"vcpus": "1", "live": "on"})
-    seen_in_guest(real_guest, online, lambda out: out.strip() == "0", "the second vCPU gone")
+    # Unplugging asks the guest, which takes the vCPU offline; libvirt stops waiting for QEMU's
+    # confirmation after 5 s (under TCG here it reports a timeout and still counts 2), so only the
+    # guest's view is checked.
+    admin_client.post(reverse("domains:config_vcpus", args=[domain.pk]), {"vcpus": "1", "live": "on"})
+    seen_in_guest(real_guest, online, lambda out: out.strip() == "0", "the second vCPU offline")
 
 
-def test_it_shows_the_addresses_the_guest_agent_reports_on_the_vm_page(local_host, real_guest, admin_client):
+def test_it_shows_the_addresses_the_guest_agent_reports_on_the_vm_page(celery_worker, local_host, real_guest,
+                                                                       admin_client):
     mac = real_guest.nics[0].mac
+    domain = cached(local_host, real_guest.domain)
 
-    def agent_address() -> bool:
-        host_reconcile(host=local_host)
-        domain = Domain.objects.get(host=local_host, uuid=real_guest.uuid)
+    def agent_address() -> bool:  # the VM page's refresh: a worker reads the VM and asks its agent
+        submit(admin_client, "domains:config_xml_refresh", domain, {})
         nics = {nic["mac"]: nic for nic in domain.details["interfaces"]}
         return GUEST_ADDRESS in nics[mac].get("agent_addresses", [])
 
     stack.wait_until(agent_address, timeout=SEEN_WITHIN, interval=0.5, message="the agent's address in the inventory")
-    domain = Domain.objects.get(host=local_host, uuid=real_guest.uuid)
     page = admin_client.get(reverse("domains:detail", args=[domain.pk])).content.decode()
-    assert GUEST_ADDRESS in page
-    assert GUEST_ADDRESS.split("/")[0] in real_guest.shell.run("ip -4 addr show eth0")
+    assert f"<div>{GUEST_ADDRESS}</div>" in page
+    assert f"inet {GUEST_ADDRESS}" in real_guest.shell.run("ip -4 addr show eth0")
 
 
 def test_it_keeps_a_file_written_in_the_guest_across_save_and_restore(celery_worker, local_host, real_guest):
