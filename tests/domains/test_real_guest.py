@@ -22,7 +22,9 @@ from tests.domains.helpers import LOCAL, cached
 from tests.guests import TEST_GUEST_PREFIX, GuestFactory
 from tests.realguest import GuestNic, RealGuest
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+# One worker runs the whole module under `pytest -n --dist loadgroup`, so the guest boots once.
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True),
+              pytest.mark.xdist_group("real-guest-domains")]
 
 GUEST_ADDRESS = "192.0.2.10/24"  # TEST-NET-1: never routed, and the guest sends nothing anyway
 MEMORY_MIB = 192
@@ -103,15 +105,6 @@ def mem_total_kib(guest: RealGuest) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-def test_it_shuts_a_real_guest_down_by_acpi_without_force_off(celery_worker, local_host, real_guest):
-    domain = cached(local_host, real_guest.domain)
-    operation = act(domain, "shutdown", timeout=60)
-    assert operation.state == OperationState.SUCCEEDED, operation.error
-    assert operation.message == "Shut down"
-    # The guest powered itself off: libvirt tells that from a Force off (destroyed).
-    assert real_guest.domain.state() == [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN]
 
 
 def test_it_hot_plugs_a_disk_the_guest_sees_and_unplugs_it(celery_worker, local_host, real_guest, admin_client,
@@ -200,3 +193,13 @@ def test_it_keeps_a_file_written_in_the_guest_across_save_and_restore(celery_wor
     assert act(domain, "start").message == "Restored from its saved state"
     assert real_guest.shell.run("sha256sum /root/data").split()[0] == written
     assert real_guest.shell.run("cat /proc/sys/kernel/random/boot_id") == boot  # resumed, not booted again
+
+
+def test_it_shuts_a_real_guest_down_by_acpi_without_force_off(celery_worker, local_host, real_guest):
+    # Last in the file: the guest is started again only if a test runs after this one.
+    domain = cached(local_host, real_guest.domain)
+    operation = act(domain, "shutdown", timeout=60)
+    assert operation.state == OperationState.SUCCEEDED, operation.error
+    assert operation.message == "Shut down"
+    # The guest powered itself off: libvirt tells that from a Force off (destroyed).
+    assert real_guest.domain.state() == [libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN]
