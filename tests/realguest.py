@@ -43,7 +43,7 @@ class GuestImage:
 
     @property
     def kernel(self) -> str:
-        return str(self.folder / "vmlinuz")
+        return str(self.folder / "vmlinux")  # the ELF kernel: PVH boot, see scripts/test_guest/build.py
 
     @property
     def initrd(self) -> str:

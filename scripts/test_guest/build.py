@@ -48,7 +48,7 @@ def main() -> int:
 
 
 def build(cache: Path) -> Path:
-    """The guest's folder (vmlinuz, initrd.gz, manifest.json), built unless already there."""
+    """The guest's folder (vmlinuz, vmlinux, initrd.gz, manifest.json), built unless already there."""
     versions = candidate_versions()
     kernel_package = kernel_package_name()
     inputs = {
@@ -76,6 +76,7 @@ def build(cache: Path) -> Path:
         try:
             kernel_release = single(p.name for p in (unpacked / "lib/modules").iterdir())
             shutil.copyfile(unpacked / f"boot/vmlinuz-{kernel_release}", staging / "vmlinuz")
+            write_vmlinux(staging / "vmlinuz", staging / "vmlinux")
             files = initramfs_files(unpacked, kernel_release)
             write_initramfs(files, staging / "initrd.gz")
             manifest = {"key": key, "kernel_release": kernel_release, "inputs": inputs}
@@ -124,7 +125,7 @@ def _boot_with_kvm(folder: Path) -> dict:
         serial = Path(scratch) / "serial.sock"
         qemu = subprocess.Popen(
             ["qemu-system-x86_64", "-machine", "pc,accel=kvm", "-m", "192", "-nodefaults", "-display", "none",
-             "-no-reboot", "-kernel", str(folder / "vmlinuz"), "-initrd", str(folder / "initrd.gz"),
+             "-no-reboot", "-kernel", str(folder / "vmlinux"), "-initrd", str(folder / "initrd.gz"),
              "-append", "console=ttyS0 quiet", "-serial", f"unix:{serial},server=on,wait=off"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         started = time.monotonic()
@@ -220,6 +221,22 @@ def single(items) -> str:
     if len(items) != 1:
         raise SystemExit(f"expected one kernel in the package, found {items}")
     return items[0]
+
+
+def write_vmlinux(bzimage: Path, target: Path) -> None:
+    """The kernel's ELF image, unpacked from the bzImage's xz payload. QEMU boots it straight in
+    64-bit mode through its PVH entry point (Debian's kernel has CONFIG_PVH): no real-mode set-up
+    and no decompression in the guest, which under TCG more than halves the time to the prompt."""
+    import lzma
+
+    data = bzimage.read_bytes()
+    start = data.find(b"\xfd7zXZ\x00")
+    if start < 0:
+        raise SystemExit(f"{bzimage} holds no xz payload (was the kernel built with CONFIG_KERNEL_XZ?)")
+    elf = lzma.LZMADecompressor(format=lzma.FORMAT_XZ).decompress(data[start:])
+    if not elf.startswith(b"\x7fELF"):
+        raise SystemExit(f"the xz payload of {bzimage} is not an ELF kernel")
+    target.write_bytes(elf)
 
 
 # ---------------------------------------------------------------------------------------------
