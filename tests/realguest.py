@@ -159,6 +159,7 @@ class GuestShell:
 
     def _ensure_open(self) -> SerialConsole:
         if self._console is None:
+            self.close()  # the connection of a console that closed on its own
             ensure_event_loop()  # before the connection opens: the stream's callbacks ride on it
             self._conn = libvirt.open(self.uri)
             self._console = SerialConsole(self._conn, self.uuid, on_data=self._on_data,
