@@ -2,7 +2,8 @@
 # Everything `make run` and `make test` need, on a fresh Debian 12 machine as root. Safe to re-run:
 # each step checks first and does nothing when its work is already done.
 #   scripts/setup.sh run   system packages, daemons, venv, npm, migrate, static, admin user, local host
-#   scripts/setup.sh test  the same set-up without touching the dashboard's own database
+#   scripts/setup.sh test  the same set-up without touching the dashboard's own database, and the
+#                          tests' real guest OS
 #   scripts/setup.sh fast  what `make test-fast` needs: system and Python packages, no daemons
 set -euo pipefail
 MODE="${1:-run}"
@@ -81,6 +82,12 @@ npm_packages() {
     fi
 }
 
+test_guest() {
+    # The tests' tiny real guest OS (scripts/test_guest/build.py): built once into
+    # /var/cache/vmsite, again only when its inputs change; quick when it is there.
+    say "Test guest: $("$PYTHON" scripts/test_guest/build.py)"
+}
+
 dashboard_database() {
     "$VENV/bin/python" manage.py private_data_dir  # made 0700, or mended from an older install
     "$VENV/bin/python" manage.py migrate --noinput -v0
@@ -96,4 +103,5 @@ start_libvirtd
 python_packages
 npm_packages
 [ "$MODE" = run ] && dashboard_database
+[ "$MODE" = test ] && test_guest
 exit 0

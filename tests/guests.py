@@ -1,4 +1,5 @@
-"""Small, quiet test guests (TESTING.md): 32 MiB, one vCPU, no disk, VNC on loopback."""
+"""Small, quiet test guests (TESTING.md): 32 MiB, one vCPU, no disk, VNC on loopback; and guests
+that boot a tiny real OS (tests/realguest.py) where what the guest sees matters."""
 from __future__ import annotations
 
 import os
@@ -6,6 +7,8 @@ import uuid
 
 import libvirt
 from lxml import etree
+
+from tests.realguest import GuestShell, RealGuest, guest_image, real_guest_xml
 
 TEST_GUEST_PREFIX = "vmsite-test-"
 
@@ -16,6 +19,7 @@ class GuestFactory:
     def __init__(self) -> None:
         self.created: list[tuple[str, str]] = []  # (uri, name), also of guests vmsite made for the test
         self.uuids: list[tuple[str, str]] = []  # (uri, uuid) of those defined here: found even if renamed
+        self.shells: list[GuestShell] = []
 
     def define(self, uri: str, *, name: str | None = None, start: bool = False,
                vnc_listen: str = "127.0.0.1", disk_path: str | None = None) -> libvirt.virDomain:
@@ -28,7 +32,23 @@ class GuestFactory:
             domain.create()
         return domain
 
+    def real(self, uri: str, *, start: bool = True, vnc_listen: str = "127.0.0.1", **options) -> RealGuest:
+        """A guest that boots a tiny real OS (tests/realguest.py), with a shell on its serial
+        console; started and answering unless start=False. Options: see real_guest_xml."""
+        name = f"{TEST_GUEST_PREFIX}{uuid.uuid4().hex[:8]}"
+        domain = libvirt.open(uri).defineXML(real_guest_xml(name, guest_image(), vnc_listen=vnc_listen, **options))
+        self.created.append((uri, name))
+        self.uuids.append((uri, domain.UUIDString()))
+        guest = RealGuest(uri=uri, domain=domain, shell=GuestShell(uri, domain.UUIDString()),
+                          nics=tuple(options.get("nics", ())))
+        self.shells.append(guest.shell)
+        if start:
+            guest.start()
+        return guest
+
     def cleanup(self) -> None:
+        for shell in self.shells:
+            shell.close()
         for uri, uuid_string in self.uuids:
             _remove(uri, lambda conn: conn.lookupByUUIDString(uuid_string))
         for uri, name in self.created:

@@ -225,3 +225,26 @@ def test_it_emits_one_device_on_its_own(test_conn):
         "<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
         "<source file='/var/lib/libvirt/images/web1.qcow2'/>"
         "<target dev='vda' bus='virtio'/></disk>")
+
+
+def test_it_writes_a_direct_kernel_boot_an_agent_channel_and_a_balloon_that_libvirt_keeps(test_conn):
+    domain = _web1(test_conn, libvirt.VIR_DOMAIN_XML_INACTIVE)
+    domain.kernel = "/var/cache/vmsite/guest/vmlinux"
+    domain.initrd = "/var/cache/vmsite/guest/initrd.gz"
+    domain.cmdline = "console=ttyS0 guest_ip=192.0.2.10/24"
+    channel = domain.channels.add()
+    channel.type = "unix"
+    channel.target_type = "virtio"
+    channel.target_name = "org.qemu.guest_agent.0"
+    domain.memballoon_model = "virtio"
+    test_conn.defineXML(domain.to_xml())
+
+    again = _web1(test_conn, libvirt.VIR_DOMAIN_XML_INACTIVE)
+    assert (again.kernel, again.initrd, again.cmdline) == (
+        "/var/cache/vmsite/guest/vmlinux", "/var/cache/vmsite/guest/initrd.gz", "console=ttyS0 guest_ip=192.0.2.10/24")
+    assert [(c.type, c.target_type, c.target_name) for c in again.channels] == [
+        ("unix", "virtio", "org.qemu.guest_agent.0")]
+    assert again.memballoon_model == "virtio"
+    assert [child.tag for child in again.element.find("os")][:4] == ["type", "kernel", "initrd", "cmdline"]
+    with pytest.raises(ValueError, match="memballoon_model"):
+        again.memballoon_model = "xen"

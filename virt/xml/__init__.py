@@ -11,8 +11,8 @@ from virt.xml.capabilities import (
     NUMACell,
 )
 from virt.xml.domain import (
-    Console, Disk, DiskSummary, Domain, DomainDescription, Graphics, GraphicsSummary, Interface,
-    InterfaceSummary, MemoryProperty, Serial, summarize_domain, Controller,
+    Channel, Console, Controller, Disk, DiskSummary, Domain, DomainDescription, Graphics, GraphicsSummary,
+    Interface, InterfaceSummary, MemoryProperty, Serial, summarize_domain,
 )
 from virt.xml.network import (
     DHCPHost, DHCPRange, DNSHost, Network, NetworkDescription, NetworkIP, NWFilter, PortGroup, summarize_network,
@@ -20,7 +20,7 @@ from virt.xml.network import (
 from virt.xml.units import to_kib
 
 __all__ = [
-    "MAX_XML_BYTES", "CPUModel", "CPUTopology", "Capabilities", "ChildList", "Console", "Controller", "Disk",
+    "MAX_XML_BYTES", "CPUModel", "CPUTopology", "Capabilities", "Channel", "ChildList", "Console", "Controller", "Disk",
     "DiskSummary", "Domain", "DomainCapabilities", "DomainDescription", "Graphics", "GraphicsSummary",
     "GuestCapabilities", "Interface", "InterfaceSummary", "MachineType", "MemoryProperty",
     "NUMACell", "Serial", "XMLChildList", "XMLFlag", "XMLObject", "XMLProperty", "XMLRejected",

@@ -216,6 +216,16 @@ class Controller(XMLObject):
     index = XMLProperty("./@index", int, validate=at_least(0))
 
 
+class Channel(_CharDevice):
+    """A host-guest channel, like the guest agent's virtio-serial port org.qemu.guest_agent.0."""
+
+    tag = "channel"
+    child_order = {"channel": ("source", "target")}
+
+    target_type = XMLProperty("./target/@type")  # virtio, guestfwd, xen
+    target_name = XMLProperty("./target/@name")
+
+
 @dataclass(frozen=True)
 class DiskSummary:
     target: str | None
@@ -299,6 +309,9 @@ class Domain(XMLObject):
     arch = XMLProperty("./os/type/@arch")
     machine = XMLProperty("./os/type/@machine")
     firmware = XMLProperty("./os/@firmware", validate=one_of("bios", "efi"))
+    kernel = XMLProperty("./os/kernel")  # direct kernel boot: a path on the host
+    initrd = XMLProperty("./os/initrd")
+    cmdline = XMLProperty("./os/cmdline")
     boot_devices = XMLValueList("./os/boot/@dev", validate=one_of("hd", "cdrom", "network", "fd"))
     cpu_mode = XMLProperty("./cpu/@mode",
                            validate=one_of("custom", "host-model", "host-passthrough", "maximum"))
@@ -308,6 +321,7 @@ class Domain(XMLObject):
     acpi = XMLFlag("./features/acpi")
     apic = XMLFlag("./features/apic")
     emulator = XMLProperty("./devices/emulator")
+    memballoon_model = XMLProperty("./devices/memballoon/@model", validate=one_of("virtio", "none"))
 
     disks = XMLChildList(Disk, "./devices/disk")
     interfaces = XMLChildList(Interface, "./devices/interface")
@@ -315,7 +329,6 @@ class Domain(XMLObject):
     serials = XMLChildList(Serial, "./devices/serial")
     consoles = XMLChildList(Console, "./devices/console")
     controllers = XMLChildList(Controller, "./devices/controller")
-    memory_balloon_model = XMLProperty("./devices/memballoon/@model")
 
     @property
     def is_pcie_machine(self) -> bool:
@@ -331,6 +344,7 @@ class Domain(XMLObject):
                  if controller.type == "pci" and controller.model == "pcie-root-port" and controller.index is not None}
         used = {int(bus, 0) for bus in self.element.xpath("./devices/*/address[@type='pci']/@bus")}
         return len(ports - used)
+    channels = XMLChildList(Channel, "./devices/channel")
 
     def summary(self) -> DomainDescription:
         return DomainDescription(
@@ -362,7 +376,7 @@ class Domain(XMLObject):
                 for graphics in self.graphics
             ),
             free_hotplug_ports=self.free_hotplug_ports(),
-            has_memory_balloon=self.memory_balloon_model not in (None, "none"),
+            has_memory_balloon=self.memballoon_model not in (None, "none"),
         )
 
 
