@@ -112,3 +112,49 @@ def test_a_guest_started_with_virsh_reaches_the_database_and_the_socket(asgi_ser
     message = receive_until(sock, about_the_guest, timeout=5)[-1]
     assert message["state"] == 5 and message["seq"] > domain.seq
     sock.close()
+
+
+def test_it_stops_messages_about_a_host_as_soon_as_its_grant_is_removed(asgi_server):
+    from accounts.services import grant_remove, grant_set
+
+    kept = Host.objects.create(name="kept-grant", transport="test", address="default")
+    lost = Host.objects.create(name="lost-grant", transport="test", address="default")
+    viewer = make_user("loses-a-grant")
+    grant_set(request=None, user=viewer, host=kept, domain=None, role=Role.VIEWER)
+    grant = grant_set(request=None, user=viewer, host=lost, domain=None, role=Role.VIEWER)
+    sock = open_socket(asgi_server, cookie=session_cookie(viewer))
+    publish_domain(domain_id=11, host_id=lost.pk, seq=1, state=1, change="changed")
+    flush()
+    receive_until(sock, lambda m: m.get("type") == "domain" and m["id"] == 11, timeout=5)
+
+    grant_remove(request=None, grant=grant)
+    # Sent at once, without waiting for the socket to hear of the grant: the re-read of what the
+    # user may see comes before any later message.
+    publish_domain(domain_id=11, host_id=lost.pk, seq=2, state=3, change="changed")
+    publish_domain(domain_id=12, host_id=kept.pk, seq=1, state=1, change="changed")
+    flush()
+    received = receive_until(sock, lambda m: m.get("type") == "domain" and m["id"] == 12, timeout=5)
+    assert [m for m in received if m.get("host") == lost.pk and m["type"] == "domain"] == []
+    sock.close()
+
+
+def test_it_receives_each_message_once_per_process_whatever_the_number_of_sockets(asgi_server):
+    import redis
+    from django.conf import settings
+
+    host = Host.objects.create(name="many-sockets", transport="test", address="default")
+    cookie = session_cookie(make_user("many-pages", superuser=True))
+    sockets = [open_socket(asgi_server, cookie=cookie) for _ in range(20)]
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    # One subscription for the web process, not one per socket (nor per host group).
+    assert dict(client.pubsub_numsub(settings.LIVE_CHANNEL)) == {settings.LIVE_CHANNEL.encode(): 1}
+    publish_domain(domain_id=21, host_id=host.pk, seq=1, state=1, change="changed")
+    flush()
+    for sock in sockets:
+        receive_until(sock, lambda m: m.get("type") == "domain" and m["id"] == 21, timeout=5)
+    publish_domain(domain_id=22, host_id=host.pk, seq=1, state=1, change="changed")
+    flush()
+    for sock in sockets:
+        received = receive_until(sock, lambda m: m.get("type") == "domain" and m["id"] == 22, timeout=5)
+        assert [m["id"] for m in received if m.get("type") == "domain"] == [22]  # 21 came once, not again
+        sock.close()
