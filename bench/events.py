@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 BENCH = "events"
 TARGET_P95_MS = 50.0
 SUSTAINED_LIMIT_MS = 100.0
-OPEN_AT_ONCE = 5  # sockets each client process opens at a time
+OPEN_AT_ONCE = 2  # sockets each client process opens at a time
 PAUSED, RUNNING = 3, 1  # libvirt's VIR_DOMAIN_PAUSED / VIR_DOMAIN_RUNNING, as the messages carry them
 
 
@@ -71,6 +71,19 @@ async def _ws_connect(port: int, cookie: str) -> tuple[asyncio.StreamReader, asy
     if json.loads(payload) != {"type": "hello"}:
         raise RuntimeError(f"unexpected first message {payload!r}")
     return reader, writer
+
+
+async def _ws_connect_retrying(port: int, cookie: str, attempts: int = 5) -> tuple[asyncio.StreamReader,
+                                                                                    asyncio.StreamWriter]:
+    """A busy machine can make daphne drop a handshake (its connect timeout): try again, as a page does."""
+    for attempt in range(attempts):
+        try:
+            return await _ws_connect(port, cookie)
+        except (ConnectionError, asyncio.IncompleteReadError, RuntimeError):
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 async def _ws_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
@@ -120,7 +133,7 @@ def client_process(pipe, port: int, first_index: int) -> None:
                 cookies: list[str] = argument
                 for start in range(0, len(cookies), OPEN_AT_ONCE):  # as pages open: not all in one instant
                     batch = cookies[start:start + OPEN_AT_ONCE]
-                    for reader, writer in await asyncio.gather(*(_ws_connect(port, cookie) for cookie in batch)):
+                    for reader, writer in await asyncio.gather(*(_ws_connect_retrying(port, cookie) for cookie in batch)):
                         task = asyncio.create_task(_ws_read(first_index + len(sockets), reader, writer, records))
                         sockets.append((writer, task))
                 pipe.send(len(sockets))
@@ -227,6 +240,7 @@ def start_in(code: Path, name: str, argv: list[str], log_dir: Path, env: dict[st
 @contextmanager
 def live_stack(code: Path, env: dict[str, str], log_dir: Path) -> Iterator[int]:
     """Redis, the listener and daphne, all from `code`; yields daphne's port."""
+    from bench.inventory import progress
     from tests.stack import VENV_BIN, daphne_argv, free_port, port_open
 
     with redis_server(log_dir) as redis_url:
@@ -244,6 +258,7 @@ def live_stack(code: Path, env: dict[str, str], log_dir: Path) -> Iterator[int]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("daphne did not listen within 30 s")
                 time.sleep(0.1)
+            progress(f"{code.name}: redis-server, listener pid {listener.pid}, daphne pid {daphne.pid} on port {port}")
             yield port
         finally:
             for process in (daphne, listener):
@@ -472,6 +487,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
                     try:
                         for size in sizes:
                             clients.open(cookies[:size])
+                            progress(f"{name}: {size} sockets open")
                             measure(clients, guests, clock, 4, args.rate, size)  # warm-up
                             samples, call_to_event, lost = measure(clients, guests, clock, args.events, args.rate, size)
                             results.setdefault((name, f"latency:{size}"), []).extend(samples)

@@ -6,9 +6,10 @@ connection marks the host offline at once (libvirt's close callback, or keepaliv
 hangs); the listener reconnects with backoff, registers its event callbacks on the new connection
 (once), and, because events during an outage are lost, runs a full reconcile.
 
-libvirt callbacks only put a record on a queue. The main loop coalesces records per object (a burst
-of events on one VM becomes one refetch) and hands due refreshes to one thread per host, which
-refetches the object, stores it and publishes; work for one host never waits for another host.
+libvirt callbacks only put a record on a queue. The main loop coalesces records per object: the
+first record about a VM is read at once (a page sees a suspend within milliseconds), and the rest
+of a burst of events on that VM becomes one more refetch. Due refreshes go to the host's threads,
+which refetch the object, store it and publish; work for one host never waits for another host.
 """
 from __future__ import annotations
 
@@ -248,7 +249,14 @@ class Listener:
             if watch.reconciling:
                 watch.touched.add(record.uuid)
             settling = record.event == "lifecycle" and record.detail in SETTLING_LIFECYCLE
-            self._defer((host_id, "domain", record.uuid), SETTLING_DELAY if settling else REFRESH_DELAY)
+            key = (host_id, "domain", record.uuid)
+            if settling:
+                delay = SETTLING_DELAY
+            elif key not in self.pending and record.uuid not in watch.in_flight:
+                delay = 0.0  # the first record of a burst is read at once; the rest of it, once more after
+            else:
+                delay = REFRESH_DELAY
+            self._defer(key, delay)
         else:  # pools and networks: few per host, read by their cheap list calls
             self._defer((host_id, "pools-networks", ""), RECONCILE_DELAY)
 
