@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 RETRY_START = 0.5
 RETRY_MAX = 5.0
 READY_TIMEOUT = 10.0
-CLOSE_LIVE_UNAVAILABLE = 1011
+CLOSE_LIVE_UNAVAILABLE = 4503  # a server may send only 1000 or 3000-4999 (autobahn refuses 1011)
 
 Scope = tuple[bool, dict[int, set[int] | None]]  # (sees everything, host id -> None or its visible VM ids)
 

@@ -1,5 +1,8 @@
-"""The live socket over the real ASGI server and Redis channel layer: who may open one, and what
-it receives (the listener's events, the operations' progress)."""
+"""The live socket over the real ASGI server and Redis pub/sub: who may open one, and what it
+receives (the listener's events, the operations' progress)."""
+import json
+import os
+
 import pytest
 import websocket
 from django.utils import timezone
@@ -9,6 +12,7 @@ from domains.models import Domain
 from events.publish import flush, publish_domain, publish_host
 from hosts.models import Host
 from hosts.services import host_register_local, host_sync_enqueue
+from tests import stack
 from tests.conftest import virsh
 from tests.events.live import make_user, open_socket, receive_all, receive_until, session_cookie
 
@@ -158,3 +162,53 @@ def test_it_receives_each_message_once_per_process_whatever_the_number_of_socket
         received = receive_until(sock, lambda m: m.get("type") == "domain" and m["id"] == 22, timeout=5)
         assert [m["id"] for m in received if m.get("type") == "domain"] == [22]  # 21 came once, not again
         sock.close()
+
+
+def own_redis(port: int, log_dir) -> stack.StackProcess:
+    server = stack.start_process(f"redis-{port}", ["redis-server", "--bind", "127.0.0.1", "--port", str(port),
+                                                   "--save", "", "--appendonly", "no"], log_dir=log_dir,
+                                 env=dict(os.environ))
+    stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=15, message="redis-server listening")
+    return server
+
+
+def closed_by_server(sock: websocket.WebSocket, *, timeout: float) -> bool:
+    sock.settimeout(timeout)
+    try:
+        while True:
+            opcode, _frame = sock.recv_data_frame(True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return True
+    except websocket.WebSocketConnectionClosedException:
+        return True
+    except websocket.WebSocketTimeoutException:
+        return False
+
+
+def test_it_closes_its_sockets_when_redis_goes_away_and_takes_new_ones_once_it_is_back(stack_log_dir):
+    redis_port, web_port = stack.free_port(), stack.free_port()
+    redis_server = own_redis(redis_port, stack_log_dir)
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    server = stack.start_process(f"asgi-{web_port}", stack.daphne_argv(web_port), log_dir=stack_log_dir,
+                                 env=stack.stack_env(REDIS_URL=redis_url))
+    try:
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", web_port), timeout=30, message="daphne listening")
+        base_url = f"http://127.0.0.1:{web_port}"
+        cookie = session_cookie(make_user("through-an-outage", superuser=True))
+        sock = open_socket(base_url, cookie=cookie)
+
+        redis_server.stop()
+        # Messages sent meanwhile are lost: the page must reconnect, which refreshes what it shows.
+        assert closed_by_server(sock, timeout=15)
+
+        redis_server = own_redis(redis_port, stack_log_dir)
+        sock = open_socket(base_url, cookie=cookie)  # waits for the process to subscribe again
+        import redis as redis_client
+
+        redis_client.Redis.from_url(redis_url).publish("vmsite.live.0", json.dumps(
+            {"type": "domain", "id": 31, "seq": 1, "state": 1, "change": "changed", "host": None}))
+        assert receive_until(sock, lambda m: m.get("type") == "domain", timeout=5)[-1]["id"] == 31
+        sock.close()
+    finally:
+        server.stop()
+        redis_server.stop()
