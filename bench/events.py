@@ -435,16 +435,22 @@ def session_cookies(count: int) -> list[str]:
     return cookies
 
 
-def wait_for_rows(uuids: list[str], timeout: float = 60) -> dict[str, int]:
+def wait_for_listener(domains: list[Any], since, timeout: float = 120) -> dict[str, int]:
+    """Wait until the stack's listener has reconciled the host (so it is watching it: its event
+    callbacks are registered first) and stored every guest as libvirt has it; uuid -> row id."""
     from domains.models import Domain
+    from hosts.models import Host
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        rows = dict(Domain.objects.filter(uuid__in=uuids, state=RUNNING).values_list("uuid", "pk"))
-        if len(rows) == len(uuids):
-            return {str(uuid): pk for uuid, pk in rows.items()}
+        wanted = {domain.UUIDString(): domain.state()[0] for domain in domains}
+        rows = {str(uuid): (pk, state) for uuid, pk, state in
+                Domain.objects.filter(uuid__in=list(wanted)).values_list("uuid", "pk", "state")}
+        synced = Host.objects.filter(synced_at__gte=since).exists()
+        if synced and all(rows.get(uuid, (None, None))[1] == state for uuid, state in wanted.items()):
+            return {uuid: pk for uuid, (pk, _state) in rows.items()}
         time.sleep(0.2)
-    raise RuntimeError("the listener did not store the bench's guests in time")
+    raise RuntimeError("the listener did not reconcile the bench's host in time")
 
 
 def run(args: argparse.Namespace, work_dir: Path) -> None:
@@ -478,8 +484,11 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
         cookies = session_cookies(max(sizes))
         for round_number in range(args.rounds):
             for name, code in (codes if round_number % 2 == 0 else codes[::-1]):
+                from django.utils import timezone
+
+                stack_started = timezone.now()
                 with live_stack(code, env, work_dir / "logs") as port:
-                    rows = wait_for_rows([domain.UUIDString() for domain in domains])
+                    rows = wait_for_listener(domains, stack_started)
                     guests = [Guest(domain=domain, pk=rows[domain.UUIDString()],
                                     paused=domain.state()[0] == libvirt.VIR_DOMAIN_PAUSED) for domain in domains]
                     clients = Clients(args.processes)
