@@ -11,6 +11,9 @@ machine-wide monotonic clock.
 * `latency`: event at the bench's libvirt client -> message at a socket, every socket of every
   event, with 1, 50 and 200 sockets (`--clients`), events `--interval` apart; p50/p95/max;
 * `call_to_event`: the suspend/resume call's start -> the event at the bench's libvirt client;
+* `published`: event -> the message at a Redis subscriber of the bench's own (the listener's part:
+  refetch, store, publish); `latency` less this is the web process's fan-out and the clients'
+  reading (only for code that publishes on Redis pub/sub, events/hub.py);
 * `sustained`: 200 sockets, events at rising rates (spread over the guests) until p95 passes
   100 ms; the highest rate that stayed under is the figure.
 
@@ -238,8 +241,8 @@ def start_in(code: Path, name: str, argv: list[str], log_dir: Path, env: dict[st
 
 
 @contextmanager
-def live_stack(code: Path, env: dict[str, str], log_dir: Path) -> Iterator[int]:
-    """Redis, the listener and daphne, all from `code`; yields daphne's port."""
+def live_stack(code: Path, env: dict[str, str], log_dir: Path) -> Iterator[tuple[int, str]]:
+    """Redis, the listener and daphne, all from `code`; yields daphne's port and the Redis URL."""
     from bench.inventory import progress
     from tests.stack import VENV_BIN, daphne_argv, free_port, port_open
 
@@ -259,7 +262,7 @@ def live_stack(code: Path, env: dict[str, str], log_dir: Path) -> Iterator[int]:
                     raise RuntimeError("daphne did not listen within 30 s")
                 time.sleep(0.1)
             progress(f"{code.name}: redis-server, listener pid {listener.pid}, daphne pid {daphne.pid} on port {port}")
-            yield port
+            yield port, redis_url
         finally:
             for process in (daphne, listener):
                 process.stop()
@@ -364,16 +367,56 @@ def latencies(events: list[Event], records: list[tuple[int, float, int, int]], s
     return samples, missing
 
 
+class PublishedTap:
+    """A subscriber of the live channel in the bench process: when each message left the listener
+    (published), so that a latency splits into the listener's part and the web process's fan-out.
+    Only for code that publishes on Redis pub/sub (events/hub.py); None otherwise."""
+
+    def __init__(self, redis_url: str, channel: str) -> None:
+        import redis
+
+        self.records: list[tuple[int, float, int, int]] = []
+        self.pubsub = redis.Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
+        self.pubsub.subscribe(**{channel: self._on_message})
+        self.thread = self.pubsub.run_in_thread(sleep_time=0.5, daemon=True)
+
+    def _on_message(self, item: dict) -> None:
+        arrived = time.monotonic()
+        message = json.loads(item["data"])
+        if message.get("type") == "domain":
+            self.records.append((-1, arrived, message["id"], message["state"]))
+
+    def collect(self) -> list[tuple[int, float, int, int]]:
+        records, self.records = self.records, []
+        return records
+
+    def stop(self) -> None:
+        self.thread.stop()
+        self.thread.join(timeout=5)
+        self.pubsub.close()
+
+
+@dataclass
+class Measured:
+    latency: list[float]
+    call_to_event: list[float]
+    published: list[float]  # event -> the message leaves the listener (the tap), when tapped
+    missing: int
+
+
 def measure(clients: Clients, guests: list[Guest], clock: EventClock, count: int, rate: float,
-            sockets: int) -> tuple[list[float], list[float], int]:
+            sockets: int, tap: PublishedTap | None) -> Measured:
     clients.collect()  # drop what came before
+    if tap is not None:
+        tap.collect()
     events = fire_events(guests, count, rate)
     for event in events:
         event.arrived = clock.first_after(event.guest.domain.UUIDString(), event.state, event.called)
     time.sleep(1.5)  # the last events' messages are in by then (later ones count as missing)
     samples, missing = latencies(events, clients.collect(), sockets)
+    published = latencies(events, tap.collect(), 1)[0] if tap is not None else []
     call_to_event = [(e.arrived - e.called) * 1000 for e in events if e.arrived is not None]
-    return samples, call_to_event, missing
+    return Measured(latency=samples, call_to_event=call_to_event, published=published, missing=missing)
 
 
 def figure(operation: str, samples: list[float], **extra: Any) -> dict[str, Any]:
@@ -487,39 +530,44 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
                 from django.utils import timezone
 
                 stack_started = timezone.now()
-                with live_stack(code, env, work_dir / "logs") as port:
+                with live_stack(code, env, work_dir / "logs") as (port, redis_url):
                     rows = wait_for_listener(domains, stack_started)
                     guests = [Guest(domain=domain, pk=rows[domain.UUIDString()],
                                     paused=domain.state()[0] == libvirt.VIR_DOMAIN_PAUSED) for domain in domains]
+                    tap = PublishedTap(redis_url, "vmsite.live.0") if (code / "events" / "hub.py").exists() else None
                     clients = Clients(args.processes)
                     clients.start(port)
                     try:
                         for size in sizes:
                             clients.open(cookies[:size])
                             progress(f"{name}: {size} sockets open")
-                            measure(clients, guests, clock, 4, args.rate, size)  # warm-up
-                            samples, call_to_event, lost = measure(clients, guests, clock, args.events, args.rate, size)
-                            results.setdefault((name, f"latency:{size}"), []).extend(samples)
-                            results.setdefault((name, "call_to_event"), []).extend(call_to_event)
-                            missing[(name, f"latency:{size}")] = missing.get((name, f"latency:{size}"), 0) + lost
-                            line = figure("latency", samples, code=name, clients=size, round=round_number + 1,
-                                          missing=lost)
+                            measure(clients, guests, clock, 4, args.rate, size, tap)  # warm-up
+                            measured = measure(clients, guests, clock, args.events, args.rate, size, tap)
+                            results.setdefault((name, f"latency:{size}"), []).extend(measured.latency)
+                            results.setdefault((name, f"published:{size}"), []).extend(measured.published)
+                            results.setdefault((name, "call_to_event"), []).extend(measured.call_to_event)
+                            missing[(name, f"latency:{size}")] = (missing.get((name, f"latency:{size}"), 0)
+                                                                  + measured.missing)
+                            line = figure("latency", measured.latency, code=name, clients=size,
+                                          round=round_number + 1, missing=measured.missing)
                             progress(json.dumps(line))
                             clients.close()
                         if round_number == 0 and args.rates:
                             clients.open(cookies[:max(sizes)])
                             for rate in [float(r) for r in args.rates.split(",")]:
                                 count = max(args.events, int(rate * args.rate_seconds))
-                                samples, _, lost = measure(clients, guests, clock, count, rate, max(sizes))
-                                line = figure("sustained", samples, code=name, clients=max(sizes), rate_per_s=rate,
-                                              missing=lost)
+                                measured = measure(clients, guests, clock, count, rate, max(sizes), tap)
+                                line = figure("sustained", measured.latency, code=name, clients=max(sizes),
+                                              rate_per_s=rate, missing=measured.missing)
                                 progress(json.dumps(line))
                                 sustained[name].append(line)
-                                if not samples or line["p95_ms"] > SUSTAINED_LIMIT_MS or lost:
+                                if not measured.latency or line["p95_ms"] > SUSTAINED_LIMIT_MS or measured.missing:
                                     break
                             clients.close()
                     finally:
                         clients.stop()
+                        if tap is not None:
+                            tap.stop()
         host.delete()
         for name, _ in codes:
             tag = {"code": name} if args.baseline_code else {}
@@ -527,6 +575,8 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
             for size in sizes:
                 emit(figure("latency", results.get((name, f"latency:{size}"), []), **tag, clients=size,
                             processes=min(args.processes, size), missing=missing.get((name, f"latency:{size}"), 0)))
+                if results.get((name, f"published:{size}")):
+                    emit(figure("published", results[(name, f"published:{size}")], **tag, clients=size))
             for line in sustained[name]:
                 emit({**line, **tag})
             passing = [line["rate_per_s"] for line in sustained[name]
@@ -546,7 +596,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=10, help="client processes")
     parser.add_argument("--events", type=int, default=40, help="events per measurement")
     parser.add_argument("--rate", type=float, default=4.0, help="events per second for the latency figures")
-    parser.add_argument("--rates", default="5,10,20,40,80,160",
+    parser.add_argument("--rates", default="2,5,10,20,40,80,160",
                         help="rising event rates for the sustained figure ('' to skip)")
     parser.add_argument("--rate-seconds", type=float, default=4.0, help="how long each sustained rate runs")
     parser.add_argument("--guests", type=int, default=8, help="running guests the events are spread over")
