@@ -134,3 +134,24 @@ def test_the_hosts_page_says_when_no_listener_watches_a_host(redis_ready, stack_
     finally:
         watcher.stop()
     assert "not watched" in admin_client.get(f"/hosts/{host.pk}/").content.decode()
+
+
+def test_it_reads_a_vm_at_once_and_only_its_run_state_after_a_pause_or_a_resume(redis_ready):
+    listener = Listener()
+    uuid = "6f1c2b5e-0000-4000-8000-000000000002"
+    key = (1, "domain", uuid)
+
+    class FakeWatch:  # only what _on_event reads
+        host_id = 1
+        reconciling = False
+        in_flight: set[str] = set()
+
+    began = time.monotonic()
+    listener._on_event(FakeWatch, EventRecord("domain", uuid, "lifecycle", detail=3))  # suspended
+    assert listener.pending[key].due <= time.monotonic()  # the first record of a burst: no wait
+    listener._on_event(FakeWatch, EventRecord("domain", uuid, "lifecycle", detail=4))  # resumed
+    assert listener.pending[key].full is False
+    assert listener.pending[key].due >= began + 0.005  # the rest of the burst waits, to be one read
+    listener._on_event(FakeWatch, EventRecord("domain", uuid, "device-added"))
+    assert listener.pending[key].full is True  # anything else: the whole VM is read again
+    assert list(listener.pending) == [key]
