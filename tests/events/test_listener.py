@@ -155,3 +155,27 @@ def test_it_reads_a_vm_at_once_and_only_its_run_state_after_a_pause_or_a_resume(
     listener._on_event(FakeWatch, EventRecord("domain", uuid, "device-added"))
     assert listener.pending[key].full is True  # anything else: the whole VM is read again
     assert list(listener.pending) == [key]
+
+
+def test_a_pause_stores_the_new_state_alone_and_any_other_event_reads_the_whole_vm(running_listener, harness,
+                                                                                   guests):
+    from domains.models import Domain
+
+    harness_host = harness()
+    host = Host.objects.create(name="pausing", transport="tcp", address=harness_host.address)
+    guest = guests.define(harness_host.tcp_uri, start=True)
+    row = stack.wait_until(lambda: Domain.objects.filter(host=host, uuid=guest.UUIDString(), state=1).first(),
+                           timeout=20, message="the running guest stored")
+    watch = running_listener.watches[host.pk]
+    stack.wait_until(lambda: not watch.reconciling and not running_listener.pending and not watch.in_flight,
+                     timeout=10, message="the start's reads done")
+    Domain.objects.filter(pk=row.pk).update(details={"marker": "not read again"})
+
+    harness_host.virsh("suspend", guest.name())
+    stack.wait_until(lambda: Domain.objects.get(pk=row.pk).state == 3, timeout=5, message="paused stored")
+    assert Domain.objects.get(pk=row.pk).details == {"marker": "not read again"}  # only the run state was read
+
+    harness_host.virsh("desc", guest.name(), "--live", "a metadata change")
+    stack.wait_until(lambda: "marker" not in Domain.objects.get(pk=row.pk).details, timeout=5,
+                     message="the whole VM read again")
+    assert Domain.objects.get(pk=row.pk).state == 3
