@@ -105,7 +105,12 @@ class LiveHub:
             logger.warning("live message not JSON: %r", data[:200])
             return
         if message.get("type") == "host":
-            await self._rescope()
+            try:
+                await self._rescope()
+            except Exception:  # fail closed: the pages reconnect, and each socket reads its scope anew
+                logger.exception("live scopes not re-read; closing this process's live sockets")
+                await self._close_all()
+                return
         for socket in list(self.sockets):
             try:
                 if socket.wants(message):
