@@ -30,6 +30,7 @@ bench:
 	.venv/bin/python bench/actions.py
 	.venv/bin/python bench/console.py
 	.venv/bin/python bench/storage.py
+	.venv/bin/python bench/events.py
 
 clean:
 	rm -rf .testdata

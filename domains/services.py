@@ -81,5 +81,17 @@ def domain_apply_state(*, domain_id: int, live: LiveState | None) -> None:
     publish_domain(domain_id=domain_id, host_id=host_id, seq=seq + 1, state=live.state, change="changed")
 
 
+def domain_apply_run_state(*, domain_id: int, state: int, reason: int) -> None:
+    """Store a VM's new run state alone (after a pause or a resume, nothing else changed), and tell
+    open pages."""
+    row = Domain.objects.filter(pk=domain_id).values_list("host_id", "seq").first()
+    if row is None:
+        return
+    host_id, seq = row
+    Domain.objects.filter(pk=domain_id).update(state=state, state_reason=reason, synced_at=timezone.now(),
+                                               seq=F("seq") + 1)
+    publish_domain(domain_id=domain_id, host_id=host_id, seq=seq + 1, state=state, change="changed")
+
+
 def domain_id_for(*, host_id: int, uuid: str) -> int | None:
     return Domain.objects.filter(host_id=host_id, uuid=uuid).values_list("pk", flat=True).first()

@@ -1,60 +1,59 @@
-"""The browser's live socket: one per open page, joined to the groups of the hosts its user may see.
+"""The browser's live socket: one per open page, fed by its process's hub (events/hub.py).
 
 The ASGI router in front (vmsite/asgi.py) already refuses a foreign or missing Origin; this
-consumer refuses a socket without a logged-in session, and re-reads the user's hosts when a host
-is added or removed, so that a socket never receives messages about a host its user may not see.
+consumer refuses a socket without a logged-in session and computes, once, which hosts and VMs its
+user may see; the hub re-reads that on every `host` message (a host or a grant came or went), so a
+socket never receives messages about a host its user may not see.
 """
 from __future__ import annotations
 
-from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+import json
 
-from accounts.access import is_admin
-from events.access import message_visible, may_watch_inventory, visible_scope
-from events.publish import ALL_HOSTS_GROUP, host_group
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from events.access import live_scopes, may_watch_inventory, socket_wants
+from events.hub import CLOSE_LIVE_UNAVAILABLE, live_hub
 
 CLOSE_NOT_LOGGED_IN = 4401
+HELLO = json.dumps({"type": "hello"})
+PONG = json.dumps({"type": "pong"})
 
 
-class LiveConsumer(AsyncJsonWebsocketConsumer):
-    groups: list[str] = []
+class LiveConsumer(AsyncWebsocketConsumer):
+    channel_layer_alias = "none: live messages come through the hub, not a channel layer"
 
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not await database_sync_to_async(may_watch_inventory)(user):
             await self.close(code=CLOSE_NOT_LOGGED_IN)  # before accept: the handshake is refused (403)
             return
-        self.joined: set[str] = set()
-        self.scope_by_host: dict[int, set[int] | None] = {}
+        self.user_id = user.pk
         await self.accept()
-        await self._join_visible_groups()
-        await self.send_json({"type": "hello"})
+        self.hub = live_hub()
+        if not await self.hub.join(self, lambda: database_sync_to_async(live_scopes)(user)):
+            await self.close(code=CLOSE_LIVE_UNAVAILABLE)  # Redis is away: the page retries, and refreshes once back
+            return
+        await self.send(text_data=HELLO)
 
     async def disconnect(self, code: int) -> None:
-        for group in getattr(self, "joined", ()):
-            await self.channel_layer.group_discard(group, self.channel_name)
+        hub = getattr(self, "hub", None)
+        if hub is not None:
+            hub.leave(self)
 
-    async def receive_json(self, content, **kwargs) -> None:
-        if content.get("type") == "ping":
-            await self.send_json({"type": "pong"})
-
-    async def live_message(self, event: dict) -> None:
-        message = event["message"]
-        host_id = message.get("host")
-        if message.get("type") == "host":
-            await self._join_visible_groups()  # a host or a grant came or went: this user's set may differ
-            host_id = message.get("id")
-        if host_id is not None and not self.everything and (host_id not in self.scope_by_host
-                                    or not message_visible(message, self.scope_by_host[host_id])):
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        try:
+            content = json.loads(text_data or "null")
+        except ValueError:
             return
-        await self.send_json(message)
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send(text_data=PONG)
 
-    async def _join_visible_groups(self) -> None:
-        self.everything = await database_sync_to_async(is_admin)(self.scope["user"])
-        self.scope_by_host = await database_sync_to_async(visible_scope)(self.scope["user"])
-        wanted = {ALL_HOSTS_GROUP, *(host_group(pk) for pk in self.scope_by_host)}
-        for group in wanted - self.joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-        for group in self.joined - wanted:
-            await self.channel_layer.group_discard(group, self.channel_name)
-        self.joined = wanted
+    def wants(self, message: dict) -> bool:
+        return socket_wants(message, everything=self.everything, scope_by_host=self.scope_by_host)
+
+    async def send_live(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def close_live(self, code: int) -> None:
+        await self.close(code=code)

@@ -6,9 +6,12 @@ connection marks the host offline at once (libvirt's close callback, or keepaliv
 hangs); the listener reconnects with backoff, registers its event callbacks on the new connection
 (once), and, because events during an outage are lost, runs a full reconcile.
 
-libvirt callbacks only put a record on a queue. The main loop coalesces records per object (a burst
-of events on one VM becomes one refetch) and hands due refreshes to one thread per host, which
-refetches the object, stores it and publishes; work for one host never waits for another host.
+libvirt callbacks only put a record on a queue. The main loop coalesces records per object: the
+first record about a VM is read at once (a page sees a suspend within milliseconds), and the rest
+of a burst of events on that VM becomes one more refetch. After a pause or a resume only the run
+state is read (two round trips instead of six, virt.domains.refetch_run_state); any other event
+reads the whole VM. Due refreshes go to the host's threads, which refetch the object, store it and
+publish; work for one host never waits for another host.
 """
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import close_old_connections
 
-from domains.services import domain_apply_state, domain_id_for
+from domains.services import domain_apply_run_state, domain_apply_state, domain_id_for
 from events.lease import ROUND_SECONDS, HostLeases, new_listener_id
 from events.publish import flush, publish_host
 from hosts.choices import HostStatus, Transport
@@ -36,9 +39,9 @@ from hosts.reconcile import (
 from hosts.services import host_mark_unreachable
 from metrics.sampler import HostSampler, compact
 from virt.connection import close_quietly, open_monitored
-from virt.domains import refetch
+from virt.domains import refetch, refetch_run_state
 from virt.errors import VirtError
-from virt.events import SETTLING_LIFECYCLE, EventRecord, Registration, register_events
+from virt.events import SETTLING_LIFECYCLE, STATE_ONLY_LIFECYCLE, EventRecord, Registration, register_events
 from virt.types import Connection
 
 logger = logging.getLogger(__name__)
@@ -70,7 +73,7 @@ class Watch:
     worker: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(VM_THREADS, thread_name_prefix="vms"))
     slow_worker: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="inv"))
     in_flight: set[str] = field(default_factory=set)  # VMs being refreshed now
-    dirty: set[str] = field(default_factory=set)  # ... that had another event meanwhile
+    dirty: dict[str, bool] = field(default_factory=dict)  # ... that had another event meanwhile: full read?
     reconciling: bool = False
     touched: set[str] = field(default_factory=set)  # VMs with events during the full reconcile
     sampler: HostSampler | None = None
@@ -86,6 +89,7 @@ class Pending:
 
     due: float
     deadline: float
+    full: bool = True  # False: only the run state changed (a pause, a resume), two round trips suffice
 
 
 @dataclass
@@ -255,15 +259,23 @@ class Listener:
             if watch.reconciling:
                 watch.touched.add(record.uuid)
             settling = record.event == "lifecycle" and record.detail in SETTLING_LIFECYCLE
-            self._defer((host_id, "domain", record.uuid), SETTLING_DELAY if settling else REFRESH_DELAY)
+            key = (host_id, "domain", record.uuid)
+            full = not (record.event == "lifecycle" and record.detail in STATE_ONLY_LIFECYCLE)
+            if settling:
+                delay = SETTLING_DELAY
+            elif key not in self.pending and record.uuid not in watch.in_flight:
+                delay = 0.0  # the first record of a burst is read at once; the rest of it, once more after
+            else:
+                delay = REFRESH_DELAY
+            self._defer(key, delay, full=full)
         else:  # pools and networks: few per host, read by their cheap list calls
             self._defer((host_id, "pools-networks", ""), RECONCILE_DELAY)
 
     def _on_refreshed(self, watch: Watch, uuid: str) -> None:
         watch.in_flight.discard(uuid)
-        if uuid in watch.dirty:
-            watch.dirty.discard(uuid)
-            self._defer((watch.host_id, "domain", uuid), 0.0)
+        full = watch.dirty.pop(uuid, None)
+        if full is not None:
+            self._defer((watch.host_id, "domain", uuid), 0.0, full=full)
 
     def _on_reconciled(self, watch: Watch) -> None:
         """The reconcile read every VM at one moment: refresh those that changed while it wrote."""
@@ -272,13 +284,14 @@ class Listener:
             self._defer((watch.host_id, "domain", uuid), 0.0)
         watch.touched.clear()
 
-    def _defer(self, key: tuple[int, str, str], delay: float) -> None:
+    def _defer(self, key: tuple[int, str, str], delay: float, *, full: bool = True) -> None:
         now = time.monotonic()
         pending = self.pending.get(key)
         if pending is None:
-            self.pending[key] = Pending(due=now + delay, deadline=now + MAX_DEFER)
+            self.pending[key] = Pending(due=now + delay, deadline=now + MAX_DEFER, full=full)
         else:
             pending.due = min(max(pending.due, now + delay), pending.deadline)
+            pending.full = pending.full or full
 
     def _next_wait(self) -> float:
         if not self.pending:
@@ -288,17 +301,17 @@ class Listener:
     def _start_due_refreshes(self) -> None:
         now = time.monotonic()
         for key in [key for key, pending in self.pending.items() if pending.due <= now]:
-            del self.pending[key]
+            full = self.pending.pop(key).full
             host_id, kind, uuid = key
             watch = self.watches.get(host_id)
             if watch is None or watch.conn is None:
                 continue  # the reconcile after the reconnect covers it
             if kind == "domain":
                 if uuid in watch.in_flight:
-                    watch.dirty.add(uuid)
+                    watch.dirty[uuid] = watch.dirty.get(uuid, False) or full
                     continue
                 watch.in_flight.add(uuid)
-                self._after(watch.worker.submit(self._refresh_domain, watch.conn, host_id, uuid),
+                self._after(watch.worker.submit(self._refresh_domain, watch.conn, host_id, uuid, full),
                             ("refreshed", host_id, watch.generation, uuid))
             else:
                 watch.slow_worker.submit(self._reconcile_pools_and_networks, watch.conn, host_id)
@@ -327,10 +340,15 @@ class Listener:
         except Exception:
             logger.exception("host %s: graph sample failed", sampler.host_id)
 
-    def _refresh_domain(self, conn: Connection, host_id: int, uuid: str) -> None:
+    def _refresh_domain(self, conn: Connection, host_id: int, uuid: str, full: bool = True) -> None:
         try:
             close_old_connections()
             domain_id = domain_id_for(host_id=host_id, uuid=uuid)
+            if not full and domain_id is not None:
+                run_state = refetch_run_state(conn, uuid)
+                if run_state is not None:
+                    domain_apply_run_state(domain_id=domain_id, state=run_state[0], reason=run_state[1])
+                    return
             live = refetch(conn, uuid)
             if domain_id is not None:
                 domain_apply_state(domain_id=domain_id, live=live)

@@ -1,63 +1,65 @@
-"""Messages to open pages, through the Channels layer, from any process (web, worker, listener).
+"""Messages to open pages, from any process (web, worker, listener), through Redis pub/sub.
 
-Every message goes to the group of the host it concerns (`host.<id>`), or to `hosts` for what
-concerns no single host; sockets join only the groups of hosts their user may see (see
-events/access.py). A message is small and typed; pages treat it as "this object changed, at this
+Every message names the host it concerns (`host`, None for what concerns no single host). It is
+serialised once, here, and published once on one Redis channel (settings.LIVE_CHANNEL); each web
+process receives it once and hands it to those of its sockets whose user may see it
+(events/hub.py). A message is small and typed; pages treat it as "this object changed, at this
 sequence number" and fetch what they show from the server, so no message needs to carry a page.
 
-Sending never blocks the caller: messages go to one event loop thread per process, in order.
+Sending never blocks the caller: messages go to one thread per process, in order; a burst is
+published in one round trip.
 """
 from __future__ import annotations
 
-import asyncio
 import atexit
+import json
 import logging
+import os
+import queue
 import threading
-from concurrent.futures import Future
 from typing import Any
 
-from channels.layers import get_channel_layer
+import redis
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-ALL_HOSTS_GROUP = "hosts"
-
-
-def host_group(host_id: int) -> str:
-    return f"host.{host_id}"
+BATCH = 500  # messages published in one round trip at most
 
 
 class _Publisher:
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="live-publisher", daemon=True)
+        self.queue: queue.Queue[str] = queue.Queue()
+        self.client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
+        self.channel = settings.LIVE_CHANNEL
+        self.thread = threading.Thread(target=self._run, name="live-publisher", daemon=True)
         self.thread.start()
-        self.layer = get_channel_layer()
-        self.pending: set[Future] = set()
-        self.lock = threading.Lock()
 
-    def send(self, group: str, message: dict[str, Any]) -> Future:
-        future = asyncio.run_coroutine_threadsafe(
-            self.layer.group_send(group, {"type": "live.message", "message": message}), self.loop)
-        with self.lock:
-            self.pending.add(future)
-        future.add_done_callback(self._done)
-        return future
+    def send(self, text: str) -> None:
+        self.queue.put(text)
 
-    def _done(self, future: Future) -> None:
-        with self.lock:
-            self.pending.discard(future)
-        if future.exception() is not None:  # pages catch up on their next snapshot; never fail the caller
-            logger.warning("live message not sent: %s", future.exception())
+    def _run(self) -> None:
+        while True:
+            batch = [self.queue.get()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                pipeline = self.client.pipeline(transaction=False)
+                for text in batch:
+                    pipeline.publish(self.channel, text)
+                pipeline.execute()
+            except redis.RedisError as exc:  # pages catch up on their next snapshot; never fail the caller
+                logger.warning("%d live message(s) not sent: %s", len(batch), exc)
+            finally:
+                for _ in batch:
+                    self.queue.task_done()
 
     def flush(self, timeout: float = 5.0) -> None:
-        with self.lock:
-            pending = list(self.pending)
-        for future in pending:
-            try:
-                future.result(timeout=timeout)
-            except Exception:  # logged in _done
-                pass
+        with self.queue.all_tasks_done:
+            self.queue.all_tasks_done.wait_for(lambda: not self.queue.unfinished_tasks, timeout=timeout)
 
 
 _publisher: _Publisher | None = None
@@ -66,8 +68,6 @@ _publisher_pid: int | None = None
 
 
 def _get_publisher() -> _Publisher:
-    import os
-
     global _publisher, _publisher_pid
     with _publisher_lock:
         if _publisher is None or _publisher_pid != os.getpid():  # a forked worker child needs its own
@@ -79,13 +79,12 @@ def _get_publisher() -> _Publisher:
 
 def publish(host_id: int | None, message: dict[str, Any]) -> None:
     """Send `message` to the sockets that may see host `host_id` (None: every logged-in viewer)."""
-    group = ALL_HOSTS_GROUP if host_id is None else host_group(host_id)
-    _get_publisher().send(group, {**message, "host": host_id})
+    _get_publisher().send(json.dumps({**message, "host": host_id}, separators=(",", ":")))
 
 
 def flush(timeout: float = 5.0) -> None:
     """Wait until every message sent so far is handed to Redis (tests, and before a process exits)."""
-    if _publisher is not None:
+    if _publisher is not None and _publisher_pid == os.getpid():
         _publisher.flush(timeout)
 
 
@@ -99,8 +98,9 @@ def publish_inventory(*, host_id: int) -> None:
 
 
 def publish_host(*, host_id: int) -> None:
+    """A host, or what some users may see of it, changed: every socket re-reads its user's scope
+    (events/hub.py) before it receives this or any later message."""
     publish(host_id, {"type": "host", "id": host_id})
-    publish(None, {"type": "host", "id": host_id})
 
 
 def publish_operation(*, operation_id: int, host_id: int | None, seq: int, state: str, progress: int,

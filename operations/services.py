@@ -44,8 +44,8 @@ def operation_enqueue(
     from operations.tasks import run_operation
 
     queue = settings.OPERATIONS_QUEUE
-    # Announced before it is sent: announce() reads the row, and a fast worker could otherwise have
-    # claimed it already, so "pending" would go out as a second copy of the worker's "running".
+    # Announced before it is queued: a quick worker could otherwise claim it first, and the
+    # "pending" message would read the row as running (two messages with one sequence number).
     transaction.on_commit(lambda: announce(operation.pk))
     transaction.on_commit(lambda: run_operation.apply_async((operation.pk,), queue=queue))
     logger.info("operation %s queued: %s on %s", operation.pk, kind, operation.target_label)

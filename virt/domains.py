@@ -117,6 +117,21 @@ def refetch(conn: libvirt.virConnect, uuid: str) -> DomainState | None:
             raise
 
 
+def refetch_run_state(conn: libvirt.virConnect, uuid: str) -> tuple[int, int] | None:
+    """Only the domain's run state and its reason (two round trips instead of read_state's six), or
+    None when it is gone: all that a pause or a resume changes."""
+    with translated():
+        try:
+            state, reason = lookup(conn, uuid).state()
+            return state, reason
+        except NotFound:
+            return None
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return None
+            raise
+
+
 def is_persistent(domain: libvirt.virDomain) -> bool:
     with translated():
         return bool(domain.isPersistent())

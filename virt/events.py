@@ -27,6 +27,8 @@ Sink = Callable[[EventRecord], None]
 
 # Lifecycle events after which a short wait avoids showing a passing state (a fake reboot's stop).
 SETTLING_LIFECYCLE = frozenset({libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_SHUTDOWN})
+# Lifecycle events that change only the run state (paused, running): reading the state is enough.
+STATE_ONLY_LIFECYCLE = frozenset({libvirt.VIR_DOMAIN_EVENT_SUSPENDED, libvirt.VIR_DOMAIN_EVENT_RESUMED})
 
 _DOMAIN_EVENTS: dict[int, str] = {
     libvirt.VIR_DOMAIN_EVENT_ID_REBOOT: "reboot",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from vmsite.env import (env_bool, env_int, env_list, env_networks, env_path, env_str, parse_database_url,
                         secret_box_keys, secret_key)
@@ -180,6 +181,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # channels_redis blocks up to 5 s in each read of an idle channel (BZPOPMIN); redis-py's default
 # socket timeout is 5 s too, so such a read timed out and killed the consumer: give it room.
+# Live messages to open pages go through one Redis pub/sub channel (events/publish.py, events/hub.py).
+# Pub/sub ignores Redis database numbers, so the channel's name carries the database: two
+# deployments (or test runs) on one Redis server with different databases never see each other's.
+LIVE_CHANNEL = env_str("LIVE_CHANNEL", f"vmsite.live.{urlsplit(REDIS_URL).path.strip('/') or '0'}")
+
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
                 "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]}}

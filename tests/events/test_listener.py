@@ -134,3 +134,48 @@ def test_the_hosts_page_says_when_no_listener_watches_a_host(redis_ready, stack_
     finally:
         watcher.stop()
     assert "not watched" in admin_client.get(f"/hosts/{host.pk}/").content.decode()
+
+
+def test_it_reads_a_vm_at_once_and_only_its_run_state_after_a_pause_or_a_resume(redis_ready):
+    listener = Listener()
+    uuid = "6f1c2b5e-0000-4000-8000-000000000002"
+    key = (1, "domain", uuid)
+
+    class FakeWatch:  # only what _on_event reads
+        host_id = 1
+        reconciling = False
+        in_flight: set[str] = set()
+
+    began = time.monotonic()
+    listener._on_event(FakeWatch, EventRecord("domain", uuid, "lifecycle", detail=3))  # suspended
+    assert listener.pending[key].due <= time.monotonic()  # the first record of a burst: no wait
+    listener._on_event(FakeWatch, EventRecord("domain", uuid, "lifecycle", detail=4))  # resumed
+    assert listener.pending[key].full is False
+    assert listener.pending[key].due >= began + 0.005  # the rest of the burst waits, to be one read
+    listener._on_event(FakeWatch, EventRecord("domain", uuid, "device-added"))
+    assert listener.pending[key].full is True  # anything else: the whole VM is read again
+    assert list(listener.pending) == [key]
+
+
+def test_a_pause_stores_the_new_state_alone_and_any_other_event_reads_the_whole_vm(running_listener, harness,
+                                                                                   guests):
+    from domains.models import Domain
+
+    harness_host = harness()
+    host = Host.objects.create(name="pausing", transport="tcp", address=harness_host.address)
+    guest = guests.define(harness_host.tcp_uri, start=True)
+    row = stack.wait_until(lambda: Domain.objects.filter(host=host, uuid=guest.UUIDString(), state=1).first(),
+                           timeout=20, message="the running guest stored")
+    watch = running_listener.watches[host.pk]
+    stack.wait_until(lambda: not watch.reconciling and not running_listener.pending and not watch.in_flight,
+                     timeout=10, message="the start's reads done")
+    Domain.objects.filter(pk=row.pk).update(details={"marker": "not read again"})
+
+    harness_host.virsh("suspend", guest.name())
+    stack.wait_until(lambda: Domain.objects.get(pk=row.pk).state == 3, timeout=5, message="paused stored")
+    assert Domain.objects.get(pk=row.pk).details == {"marker": "not read again"}  # only the run state was read
+
+    harness_host.virsh("desc", guest.name(), "--live", "a metadata change")
+    stack.wait_until(lambda: "marker" not in Domain.objects.get(pk=row.pk).details, timeout=5,
+                     message="the whole VM read again")
+    assert Domain.objects.get(pk=row.pk).state == 3
