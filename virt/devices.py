@@ -216,22 +216,29 @@ def random_mac() -> str:
 MAC_TAKEN = "The MAC {mac} is already used by another VM on this host: choose another."
 
 
-def macs_in_use(conn: libvirt.virConnect, *, except_uuid: str | None = None) -> set[str]:
-    """Every MAC the host's VMs have, running or defined (both definitions of each), but one VM's."""
-    macs: set[str] = set()
+def other_domain_descriptions(conn: libvirt.virConnect, *, except_uuid: str | None) -> list[str]:
+    """The XML of every VM of the host but one: the live and the persistent definition of a running
+    persistent VM (both may hold a device), the one definition of any other."""
+    descriptions: list[str] = []
     for other in conn.listAllDomains():
         if other.UUIDString() == except_uuid:
             continue
         try:
-            descriptions = [other.XMLDesc(0)]
+            descriptions.append(other.XMLDesc(0))
             if other.isPersistent() and other.isActive():
                 descriptions.append(other.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 continue  # gone since the listing
             raise
-        for description in descriptions:
-            macs.update((nic.mac or "").lower() for nic in Domain.from_libvirt(description).interfaces)
+    return descriptions
+
+
+def macs_in_use(conn: libvirt.virConnect, *, except_uuid: str | None = None) -> set[str]:
+    """Every MAC the host's VMs have, running or defined (both definitions of each), but one VM's."""
+    macs: set[str] = set()
+    for description in other_domain_descriptions(conn, except_uuid=except_uuid):
+        macs.update((nic.mac or "").lower() for nic in Domain.from_libvirt(description).interfaces)
     macs.discard("")
     return macs
 
@@ -466,20 +473,9 @@ def host_context(conn: libvirt.virConnect, domain: libvirt.virDomain, *, emulato
     pools = pool_paths(conn)
     own = parse_trusted(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     used_elsewhere: dict[str, bool] = {}
-    for other in conn.listAllDomains():
-        if other.UUIDString() == domain.UUIDString():
-            continue
-        try:
-            descriptions = [other.XMLDesc(0)]
-            if other.isPersistent() and other.isActive():
-                descriptions.append(other.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                continue
-            raise
-        for description in descriptions:
-            for path, writes in volume_paths(parse_trusted(description), pools).items():
-                used_elsewhere[path] = used_elsewhere.get(path, False) or writes
+    for description in other_domain_descriptions(conn, except_uuid=domain.UUIDString()):
+        for path, writes in volume_paths(parse_trusted(description), pools).items():
+            used_elsewhere[path] = used_elsewhere.get(path, False) or writes
     return HostContext(uuid=domain.UUIDString(), pools=pools, emulator=emulator, name=domain.name(),
                        nvram=nvram_path(own), own_paths=frozenset(volume_paths(own, pools)),
                        used_elsewhere=used_elsewhere)
