@@ -13,6 +13,7 @@ from events.publish import flush, publish_domain, publish_host
 from hosts.models import Host
 from hosts.services import host_register_local, host_sync_enqueue
 from tests import stack
+from vmsite.settings_test import WORKER_NUMBER
 from tests.conftest import virsh
 from tests.events.live import make_user, open_socket, receive_all, receive_until, session_cookie
 
@@ -189,8 +190,11 @@ def test_it_closes_its_sockets_when_redis_goes_away_and_takes_new_ones_once_it_i
     redis_port, web_port = stack.free_port(), stack.free_port()
     redis_server = own_redis(redis_port, stack_log_dir)
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    # The test settings take the suite's Redis as the base (VMSITE_SUITE_REDIS_URL) and give each
+    # xdist worker its own database on it: this daphne's base is the test's own redis-server.
+    live_channel = f"vmsite.live.{WORKER_NUMBER}"
     server = stack.start_process(f"asgi-{web_port}", stack.daphne_argv(web_port), log_dir=stack_log_dir,
-                                 env=stack.stack_env(REDIS_URL=redis_url))
+                                 env=stack.stack_env(REDIS_URL=redis_url, VMSITE_SUITE_REDIS_URL=redis_url))
     try:
         stack.wait_until(lambda: stack.port_open("127.0.0.1", web_port), timeout=30, message="daphne listening")
         base_url = f"http://127.0.0.1:{web_port}"
@@ -205,7 +209,7 @@ def test_it_closes_its_sockets_when_redis_goes_away_and_takes_new_ones_once_it_i
         sock = open_socket(base_url, cookie=cookie)  # waits for the process to subscribe again
         import redis as redis_client
 
-        redis_client.Redis.from_url(redis_url).publish("vmsite.live.0", json.dumps(
+        redis_client.Redis.from_url(redis_url).publish(live_channel, json.dumps(
             {"type": "domain", "id": 31, "seq": 1, "state": 1, "change": "changed", "host": None}))
         assert receive_until(sock, lambda m: m.get("type") == "domain", timeout=5)[-1]["id"] == 31
         sock.close()
