@@ -66,3 +66,8 @@ from vmsite.settings import *  # noqa: E402,F401,F403
 # pytest's process writes the test database into the data folder with its own umask (its fixtures
 # make folders qemu must reach); tests/vmsite/test_private_data.py checks the rule with the real settings.
 DATA_DIR_MUST_BE_PRIVATE = False
+
+# Hashing a password on purpose takes a third of a second (PBKDF2's iterations); the suite makes
+# hundreds of users and logins, so it hashes cheaply. Production keeps Django's default list
+# (tests/vmsite/test_settings_hashers.py checks both).
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
