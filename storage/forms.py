@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Mapping
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -243,6 +244,14 @@ POOL_FIELDS = {
     "iscsi": ("source_host", "source_port", "target_iqn", "initiator_iqn"),
 }
 DEFAULT_TARGETS = {"disk": "/dev", "iscsi": "/dev/disk/by-path"}
+# Building these only makes their folder (an existing one is kept), so a new pool's first start
+# does not fail on a folder that is not there yet. Building the others formats or partitions.
+BUILT_BY_DEFAULT = ("dir", "netfs")
+
+
+def pool_define_defaults(pool_type: str, data: Mapping) -> dict:
+    """An API body with the form's defaults for what it leaves out (a missing boolean is False)."""
+    return {"build": pool_type in BUILT_BY_DEFAULT, **data}
 
 
 class PoolDefineForm(forms.Form):
@@ -275,6 +284,9 @@ class PoolDefineForm(forms.Form):
                 del self.fields[name]
         if pool_type == "iscsi":
             del self.fields["build"]
+        elif pool_type in BUILT_BY_DEFAULT:
+            self.fields["build"].initial = True
+            self.fields["build"].label = "Build it (create the folder if it does not exist)"
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]
