@@ -7,6 +7,7 @@ from django import forms
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 
+from domains.choices import nic_model_choices
 from domains.forms import NAME_RULE, validate_domain_name
 from domains.migration import migration_peers
 from domains.models import Domain
@@ -64,8 +65,7 @@ class CreateDomainForm(forms.Form):
     nic_direct_dev = forms.CharField(required=False, max_length=300, label="Host device (macvtap)")
     nic_direct_mode = forms.ChoiceField(choices=[(m, m) for m in ("bridge", "vepa", "private", "passthrough")],
                                         initial="bridge", required=False, label="macvtap mode")
-    nic_model = forms.ChoiceField(choices=[("virtio", "virtio"), ("e1000e", "e1000e"), ("rtl8139", "rtl8139")],
-                                  initial="virtio", label="NIC model")
+    nic_model = forms.ChoiceField(choices=nic_model_choices(None), initial="virtio", label="NIC model")
     nic_mac = forms.CharField(required=False, max_length=300, label="MAC address",
                               help_text="Leave empty to generate one.")
     nic_boot_rom = forms.BooleanField(required=False, initial=True, label="Network boot ROM")
@@ -107,6 +107,7 @@ class CreateDomainForm(forms.Form):
         self.fields["cpu_mode"].initial = preferred if preferred in modes else modes[0]
         self.fields["cpu_mode"].help_text = why
         self.fields["cpu_model"].choices = [("", "—")] + [(m, m) for m in self.caps.get("cpu_models", [])]
+        self.fields["nic_model"].choices = nic_model_choices(self.caps)
 
     def _preferred_cpu_mode(self) -> tuple[str, str]:
         """The default CPU mode and why: a VM that may move to another host needs a CPU that can
