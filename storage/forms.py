@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from hosts.uri import validate_address
 from storage.choices import FILE_POOL_TYPES, VOLUME_FORMAT_LABELS
 from storage.models import StoragePool, Volume
+from vmsite.units import binary_size
 
 POOL_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 POOL_NAME_RULE = "Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
@@ -97,10 +98,7 @@ def _size_in_pool(value: int | None, pool: StoragePool, what: str, *, required: 
 
 
 def _human(size: int) -> str:
-    for unit, factor in reversed(UNITS.items()):
-        if size >= factor:
-            return f"{size / factor:.2f} {unit}"
-    return f"{size} bytes"
+    return binary_size(size, decimals=2)  # two sizes compared in a message: 10.00 GiB against 10.01 GiB
 
 
 class VolumeCreateForm(forms.Form):
