@@ -227,3 +227,10 @@ def volume_keys_deletable_with(domain: Domain, *, used_elsewhere: set[str]) -> s
     owned = set(VolumeRecord.objects.filter(host_id=domain.host_id, owner_uuid=domain.uuid)
                 .values_list("key", flat=True))
     return owned - used_elsewhere
+
+
+def may_define_pools_and_networks(user: AbstractBaseUser, host: Host) -> bool:
+    """Defining, building and starting a host's storage pools and virtual networks (the pages, the
+    API and the new-VM wizard's offer of the host's defaults): administrators only, as every change
+    to pools and networks; a host operator is told whom to ask."""
+    return may(user, ADMIN, host)

@@ -27,7 +27,7 @@ from storage import services as storage_services
 from storage.config import pool_config
 from storage.forms import (
     POOL_FIELDS, UNITS, PoolDefineForm, PoolDeleteForm, UploadForm, VolumeCloneForm, VolumeCreateForm,
-    VolumeDeleteForm, VolumeResizeForm,
+    VolumeDeleteForm, VolumeResizeForm, pool_define_defaults,
 )
 from storage import views as storage_views
 from storage.forms import VolumeGiveForm, VolumeShareableForm
@@ -50,7 +50,8 @@ VolumeCreateBody = api_forms.schema_for(VolumeCreateForm, "VolumeCreateBody", ex
     "allocation_unit": serializers.ChoiceField(choices=list(UNITS), required=False)})
 PoolDefineBody = api_forms.schema_for(PoolDefineForm, "PoolDefineBody", extra={
     "pool_type": serializers.ChoiceField(choices=list(POOL_FIELDS),
-                                         help_text="Which other fields a type needs: see the new-pool page.")})
+                                         help_text="Which other fields a type needs: see the new-pool page."),
+    "build": serializers.BooleanField(required=False, help_text="Default: true for dir and netfs pools.")})
 NetworkCreateBody = api_forms.schema_for(network_forms.NetworkForm, "NetworkCreate")
 GrantCreateBody = api_forms.schema_for(GrantForm, "GrantCreate", extra={"user": serializers.CharField()})
 
@@ -113,7 +114,8 @@ class PoolDefineView(ApiView):
         pool_type = data.get("pool_type")
         if pool_type not in POOL_FIELDS:
             raise ValidationError({"pool_type": [f"One of: {', '.join(POOL_FIELDS)}."]})
-        cleaned = api_forms.valid(PoolDefineForm(data, host=self.access_object, pool_type=pool_type))
+        cleaned = api_forms.valid(PoolDefineForm(pool_define_defaults(pool_type, data), host=self.access_object,
+                                                 pool_type=pool_type))
         return enqueue(lambda: storage_services.pool_define_enqueue(
             host=self.access_object, config=pool_config(pool_type=pool_type, data=cleaned),
             build=cleaned.get("build", False), start=cleaned["start"], autostart=cleaned["autostart"],

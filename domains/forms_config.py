@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.access import may_rewire_nics
 
+from domains.choices import nic_model_choices
 from domains.forms import validate_domain_name
 from domains.models import Domain
 from networking.models import VirtualNetwork
@@ -27,7 +28,6 @@ from virt.xml.policy import HostContext, check_domain_xml, nvram_path, volume_pa
 VOLUME_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,254}\Z")
 VOLUME_RULE = "Give a volume's name in the pool (letters, digits, '.', '_', '+' or '-'), not a path."
 BUSES = [("virtio", "virtio"), ("sata", "SATA"), ("scsi", "SCSI"), ("usb", "USB")]
-NIC_MODELS = [("virtio", "virtio"), ("e1000e", "e1000e"), ("e1000", "e1000"), ("rtl8139", "rtl8139")]
 # NIC models that are conventional PCI devices: a q35 VM's PCIe root ports do not take them live.
 CONVENTIONAL_PCI_NIC_MODELS = ("e1000", "rtl8139")
 BOOT_DEVICES = [("hd", "Hard disk"), ("cdrom", "CD-ROM"), ("network", "Network (PXE)"), ("fd", "Floppy")]
@@ -144,7 +144,7 @@ class DetachDiskForm(ScopedForm):
 class AttachNicForm(ScopedForm):
     network = forms.ChoiceField(label="Virtual network", error_messages={
         "invalid_choice": "%(value)s is not a virtual network of this VM's host."})
-    model = forms.ChoiceField(choices=NIC_MODELS, initial="virtio")
+    model = forms.ChoiceField(choices=nic_model_choices(None), initial="virtio")  # the host's, per instance
     mac = forms.CharField(required=False, max_length=64, label="MAC address",
                           help_text="Leave empty and vmsite picks one in 52:54:00:xx:xx:xx.")
     no_boot_rom = forms.BooleanField(required=False, label="No boot ROM (the NIC cannot boot from the network)")
@@ -153,6 +153,7 @@ class AttachNicForm(ScopedForm):
         super().__init__(*args, **kwargs)
         self.fields["network"].choices = [(name, name) for name in VirtualNetwork.objects.filter(
             host=self.domain.host).order_by("name").values_list("name", flat=True)]
+        self.fields["model"].choices = nic_model_choices(self.domain.host.capabilities)
 
     def clean_mac(self) -> str:
         mac = self.cleaned_data["mac"]
@@ -216,13 +217,14 @@ class NicChangeForm(ScopedForm):
         "invalid_choice": "The VM has no NIC with the MAC %(value)s."})
     network = forms.ChoiceField(required=False, label="Virtual network", error_messages={
         "invalid_choice": "%(value)s is not a virtual network of this VM's host."})
-    model = forms.ChoiceField(required=False, choices=[("", "(keep)"), *NIC_MODELS],
+    model = forms.ChoiceField(required=False, choices=[("", "(keep)"), *nic_model_choices(None)],
                               help_text="A running VM keeps its NIC model until its next start: a model change "
                                         "needs 'persistent' only.")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["mac"].choices = _nic_choices(self.domain)
+        self.fields["model"].choices = [("", "(keep)"), *nic_model_choices(self.domain.host.capabilities)]
         if may_rewire_nics(self.user, self.domain):
             self.fields["network"].choices = [("", "(keep)"), *_network_choices(self.domain)]
         else:  # the host's networks are not this user's to see: none is offered, any is refused alike

@@ -7,7 +7,9 @@ from django import forms
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError
 
+from domains.choices import nic_model_choices
 from domains.forms import NAME_RULE, validate_domain_name
+from domains.migration import migration_peers
 from domains.models import Domain
 from hosts.models import Host
 from networking.models import VirtualNetwork
@@ -63,8 +65,7 @@ class CreateDomainForm(forms.Form):
     nic_direct_dev = forms.CharField(required=False, max_length=300, label="Host device (macvtap)")
     nic_direct_mode = forms.ChoiceField(choices=[(m, m) for m in ("bridge", "vepa", "private", "passthrough")],
                                         initial="bridge", required=False, label="macvtap mode")
-    nic_model = forms.ChoiceField(choices=[("virtio", "virtio"), ("e1000e", "e1000e"), ("rtl8139", "rtl8139")],
-                                  initial="virtio", label="NIC model")
+    nic_model = forms.ChoiceField(choices=nic_model_choices(None), initial="virtio", label="NIC model")
     nic_mac = forms.CharField(required=False, max_length=300, label="MAC address",
                               help_text="Leave empty to generate one.")
     nic_boot_rom = forms.BooleanField(required=False, initial=True, label="Network boot ROM")
@@ -102,11 +103,25 @@ class CreateDomainForm(forms.Form):
         self.fields["firmware"].initial = "bios" if "bios" in firmware else firmware[0]
         modes = [m for m in self.caps.get("cpu_modes") or ["host-model", "custom"] if m in CPU_MODE_LABELS]
         self.fields["cpu_mode"].choices = [(m, CPU_MODE_LABELS[m]) for m in modes]
-        # As virt-install does: with KVM, pass the host's CPU through; host-model can name features
-        # a nested or unusual host cannot actually give a guest.
-        preferred = "host-passthrough" if self.caps.get("kvm") else "host-model"
+        preferred, why = self._preferred_cpu_mode()
         self.fields["cpu_mode"].initial = preferred if preferred in modes else modes[0]
+        self.fields["cpu_mode"].help_text = why
         self.fields["cpu_model"].choices = [("", "—")] + [(m, m) for m in self.caps.get("cpu_models", [])]
+        self.fields["nic_model"].choices = nic_model_choices(self.caps)
+
+    def _preferred_cpu_mode(self) -> tuple[str, str]:
+        """The default CPU mode and why: a VM that may move to another host needs a CPU that can
+        move; otherwise, as virt-install does with KVM, the host's CPU passed through (host-model
+        can name features a nested or unusual host cannot actually give a guest)."""
+        peers = list(migration_peers(self.host, self.user).values_list("name", flat=True)[:4])
+        if peers:
+            shown = ", ".join(peers[:3]) + (" and more" if len(peers) > 3 else "")
+            return "host-model", (f"Host model by default: you may migrate VMs to {shown}, and a passed-through "
+                                  "CPU cannot move to a host with another CPU.")
+        if self.caps.get("kvm"):
+            return "host-passthrough", ("Host passthrough by default: the fastest, and there is no other host "
+                                        "you may migrate this VM to.")
+        return "host-model", "Host model by default: without KVM the host's CPU cannot be passed through."
 
     def _offer_pools_and_networks(self) -> None:
         pools = list(StoragePool.objects.filter(host=self.host, active=True).values_list("name", flat=True))

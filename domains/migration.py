@@ -32,6 +32,11 @@ def migration_destinations(domain: Domain, user: AbstractBaseUser | None):
     return _movable_to(user).exclude(pk=domain.host_id).order_by("name")
 
 
+def migration_peers(host: Host, user: AbstractBaseUser | None):
+    """Hosts a new VM on `host` could later move to, as this user: the wizard's CPU default."""
+    return _movable_to(user).exclude(pk=host.pk).order_by("name")
+
+
 class MigrateForm(forms.Form):
     destination = forms.ModelChoiceField(
         queryset=Host.objects.none(), label="Destination host",

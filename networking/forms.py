@@ -52,8 +52,11 @@ class NetworkForm(forms.Form):
                                   help_text="CIDR, like 10.251.1.0/24. Empty: no IPv4.")
     ipv4_gateway = forms.CharField(required=False, max_length=64, label="IPv4 gateway (the host's address)",
                                    help_text="Empty: the subnet's first address.")
-    ipv4_dhcp_start = forms.CharField(required=False, max_length=64, label="IPv4 DHCP range start")
+    ipv4_dhcp_start = forms.CharField(required=False, max_length=64, label="IPv4 DHCP range start",
+                                      help_text="Both ends empty: the largest range of the subnet beside the gateway.")
     ipv4_dhcp_end = forms.CharField(required=False, max_length=64, label="IPv4 DHCP range end")
+    ipv4_no_dhcp = forms.BooleanField(required=False, label="No IPv4 DHCP",
+                                      help_text="Guests on this network set their addresses themselves.")
     ipv6_subnet = forms.CharField(required=False, max_length=64, label="IPv6 subnet",
                                   help_text="CIDR, like fd00:251:1::/64. Empty: no IPv6.")
     ipv6_gateway = forms.CharField(required=False, max_length=64, label="IPv6 gateway (the host's address)")
@@ -147,6 +150,8 @@ class NetworkForm(forms.Form):
     def _clean_routed(self, data: dict, mode: str) -> None:
         data["ipv4"] = self._clean_subnet(data, 4)
         data["ipv6"] = self._clean_subnet(data, 6)
+        if data.get("ipv4_no_dhcp") and not data.get("ipv4_subnet", "").strip():
+            self.add_error("ipv4_no_dhcp", "No DHCP applies to an IPv4 subnet: give one, or untick it.")
         if mode in ("nat", "route", "open") and not (data.get("ipv4") or data.get("ipv6")) \
                 and not self.has_error("ipv4_subnet") and not self.has_error("ipv6_subnet"):
             self.add_error("ipv4_subnet", f"A {NetworkMode(mode).label.lower()} network needs a subnet.")
@@ -219,7 +224,22 @@ class NetworkForm(forms.Form):
             if version == 6 and subnet.prefixlen != 64:
                 self.add_error(prefix + "subnet", "DHCPv6 needs a /64 subnet.")
                 return None
+            if version == 4 and data.get("ipv4_no_dhcp"):
+                self.add_error("ipv4_no_dhcp", "Either give a DHCP range or choose no DHCP, not both.")
+                return None
+        elif version == 4 and not data.get("ipv4_no_dhcp"):
+            start, end = default_dhcp_range(subnet, gateway)
         return {"subnet": subnet, "gateway": gateway, "start": start, "end": end}
+
+
+def default_dhcp_range(subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address) -> tuple:
+    """The longer run of the subnet's host addresses on either side of the gateway (a /24 with its
+    gateway at .1: .2 to .254), or (None, None) when there is no room for one."""
+    first, last = subnet.network_address + 1, subnet.broadcast_address - 1
+    below = (first, gateway - 1) if gateway > first else None
+    above = (gateway + 1, last) if gateway < last else None
+    runs = [run for run in (above, below) if run]
+    return max(runs, key=lambda run: int(run[1]) - int(run[0])) if runs else (None, None)
 
 
 def network_arguments(form: NetworkForm) -> dict:

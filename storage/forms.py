@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Mapping
 
 from django import forms
 from django.core.exceptions import ValidationError
@@ -10,6 +11,7 @@ from django.core.exceptions import ValidationError
 from hosts.uri import validate_address
 from storage.choices import FILE_POOL_TYPES, VOLUME_FORMAT_LABELS
 from storage.models import StoragePool, Volume
+from vmsite.units import binary_size
 
 POOL_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 POOL_NAME_RULE = "Use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit."
@@ -96,10 +98,7 @@ def _size_in_pool(value: int | None, pool: StoragePool, what: str, *, required: 
 
 
 def _human(size: int) -> str:
-    for unit, factor in reversed(UNITS.items()):
-        if size >= factor:
-            return f"{size / factor:.2f} {unit}"
-    return f"{size} bytes"
+    return binary_size(size, decimals=2)  # two sizes compared in a message: 10.00 GiB against 10.01 GiB
 
 
 class VolumeCreateForm(forms.Form):
@@ -243,6 +242,14 @@ POOL_FIELDS = {
     "iscsi": ("source_host", "source_port", "target_iqn", "initiator_iqn"),
 }
 DEFAULT_TARGETS = {"disk": "/dev", "iscsi": "/dev/disk/by-path"}
+# Building these only makes their folder (an existing one is kept), so a new pool's first start
+# does not fail on a folder that is not there yet. Building the others formats or partitions.
+BUILT_BY_DEFAULT = ("dir", "netfs")
+
+
+def pool_define_defaults(pool_type: str, data: Mapping) -> dict:
+    """An API body with the form's defaults for what it leaves out (a missing boolean is False)."""
+    return {"build": pool_type in BUILT_BY_DEFAULT, **data}
 
 
 class PoolDefineForm(forms.Form):
@@ -275,6 +282,9 @@ class PoolDefineForm(forms.Form):
                 del self.fields[name]
         if pool_type == "iscsi":
             del self.fields["build"]
+        elif pool_type in BUILT_BY_DEFAULT:
+            self.fields["build"].initial = True
+            self.fields["build"].label = "Build it (create the folder if it does not exist)"
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]

@@ -88,7 +88,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "events.context.live_styles",
                 "accounts.context.access",
-            ]
+            ],
+            "builtins": ["vmsite.units"],  # the binary_size filter on every page
         },
     }
 ]

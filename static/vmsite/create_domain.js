@@ -32,4 +32,89 @@
   }
   form.addEventListener("change", update);
   update();
+
+  // A host with no pool or network: the offer queues the host's default one, waits for its
+  // operation, then adds it to the selects in place, so nothing typed in the form is lost.
+  const POLL_MS = 1000;
+  const POLL_LIMIT = 300;
+  const OFFERED = {
+    pool: { lists: "pools", selects: ["disk_pool", "cdrom_pool"], chosen: "disk_pool", kind: "disk_source", on: "new", none: "none" },
+    network: { lists: "networks", selects: ["nic_network"], chosen: "nic_network", kind: "nic_kind", on: "network", none: "none" },
+  };
+
+  function say(offer, text, link) {
+    const status = offer.querySelector(".offer-status");
+    status.textContent = text;
+    if (link) {
+      const anchor = document.createElement("a");
+      anchor.href = link.href;
+      anchor.textContent = link.text;
+      status.append(" ", anchor);
+    }
+  }
+
+  function offerChoices(select, names) {
+    const kept = select.value;
+    const present = new Set(Array.from(select.options).map((option) => option.value));
+    names.filter((name) => !present.has(name)).forEach((name) => select.add(new Option(name, name)));
+    select.value = kept;
+  }
+
+  function adopt(what, choices) {
+    const offered = OFFERED[what];
+    const names = choices[offered.lists];
+    offered.selects.forEach((name) => offerChoices(form.elements[name], names));
+    const chosen = form.elements[offered.chosen];
+    if (!chosen.value && names.length) chosen.value = names.includes("default") ? "default" : names[0];
+    if (form.elements[offered.kind].value === offered.none) form.elements[offered.kind].value = offered.on;
+    update();
+  }
+
+  async function waitFor(what, offer, operation) {
+    for (let tries = 0; tries < POLL_LIMIT; tries += 1) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      let choices;
+      try {
+        const response = await fetch(form.dataset.choicesUrl + "?operation=" + operation.operation, { credentials: "same-origin" });
+        if (!response.ok) continue;
+        choices = await response.json();
+      } catch (error) {
+        continue; // the server is away for a moment: ask again
+      }
+      if (!choices.operation || !choices.operation.finished) continue;
+      if (choices.operation.state !== "succeeded") {
+        say(offer, "It failed: " + (choices.operation.error || choices.operation.state) + ".", { href: operation.url, text: "Details" });
+        return false;
+      }
+      adopt(what, choices);
+      offer.classList.replace("alert-warning", "alert-success");
+      say(offer, "Done: the default " + what + " is ready and chosen below.");
+      return true;
+    }
+    say(offer, "Still not finished; its operation page says how it goes.", { href: operation.url, text: "Operation" });
+    return false;
+  }
+
+  form.querySelectorAll("[data-offer-url]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const offer = button.closest("[data-offer]");
+      button.disabled = true;
+      say(offer, "Queuing…");
+      let answer;
+      try {
+        const response = await fetch(button.dataset.offerUrl, {
+          method: "POST", credentials: "same-origin",
+          headers: { "X-CSRFToken": form.elements.csrfmiddlewaretoken.value },
+        });
+        answer = await response.json();
+        if (!response.ok) throw new Error(answer.error || response.statusText);
+      } catch (error) {
+        say(offer, "Not queued: " + error.message);
+        button.disabled = false;
+        return;
+      }
+      say(offer, "Queued as operation #" + answer.operation + "; waiting for it to finish…", { href: answer.url, text: "Details" });
+      if (!(await waitFor(offer.dataset.offer, offer, answer))) button.disabled = false;
+    });
+  });
 })();

@@ -3,21 +3,14 @@
 (function () {
   "use strict";
   const root = document.getElementById("graphs");
-  if (!root || !window.uPlot) return;
+  if (!root || !window.uPlot || !window.vmsiteUnits) return;
   const url = root.dataset.graphsUrl;
   const hostId = Number(root.dataset.graphsHost);
   const kind = root.dataset.graphsKind;
   const RANGE_SECONDS = { "1h": 3600, "6h": 21600, "24h": 86400 };
-  const bytes = function (value) {
-    if (value === null || value === undefined) return "";
-    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let index = 0;
-    while (Math.abs(value) >= 1024 && index < units.length - 1) { value /= 1024; index += 1; }
-    return value.toFixed(value < 10 && index ? 1 : 0) + " " + units[index];
-  };
-  const perSecond = function (value) { return value === null || value === undefined ? "" : bytes(value) + "/s"; };
+  const perSecond = window.vmsiteUnits.perSecond; // binary units, as every page (units.js)
+  const kib = window.vmsiteUnits.kib;
   const percent = function (value) { return value === null || value === undefined ? "" : value.toFixed(1) + " %"; };
-  const kib = function (value) { return value === null || value === undefined ? "" : bytes(value * 1024); };
   const iops = function (value) { return value === null || value === undefined ? "" : value.toFixed(value && Math.abs(value) < 10 ? 1 : 0) + " IOPS"; };
   // Axis labels: as many decimals as the step between ticks needs, so that 0, 0.2 and 0.4 do not
   // all read "0".

@@ -22,7 +22,7 @@
   function setProgress(done, total, text) {
     const percent = total ? Math.floor((100 * done) / total) : 0;
     bar.style.width = percent + "%";
-    status.textContent = text || `${(done / 1048576).toFixed(1)} of ${(total / 1048576).toFixed(1)} MiB (${percent}%)`;
+    status.textContent = text || `${window.vmsiteUnits.bytes(done)} of ${window.vmsiteUnits.bytes(total)} (${percent}%)`;
   }
 
   function finish(ok, text) {

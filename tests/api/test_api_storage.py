@@ -43,3 +43,28 @@ def test_bad_volumes_are_refused_with_the_pages_messages(dir_pool, api_as):
         assert answer.status_code == 400 and field in answer.json(), (body, answer.content)
     assert api_as("operator", host=dir_pool.host).post(url, {"name": "x.img", "format": "raw", "capacity": 1},
                                                        format="json").status_code == 403
+
+
+def test_a_new_dir_pool_is_built_unless_told_not_to(celery_worker, local_host, janitor, api_as):
+    from storage.models import StoragePool
+
+    admin = api_as("admin")
+    url = f"/api/v1/hosts/{local_host.pk}/pools/"
+    missing, name = janitor.folder(), janitor.pool_name()
+    result = finished(admin, admin.post(url, {"pool_type": "dir", "name": name, "target_path": str(missing),
+                                              "start": True}, format="json"))
+    assert result["state"] == "succeeded", result["error"]
+    assert missing.is_dir() and StoragePool.objects.get(host=local_host, name=name).active
+
+    existing, name = janitor.folder(), janitor.pool_name()  # building keeps a folder that is already there
+    existing.mkdir()
+    (existing / "kept.img").write_bytes(b"x")
+    result = finished(admin, admin.post(url, {"pool_type": "dir", "name": name, "target_path": str(existing),
+                                              "start": True}, format="json"))
+    assert result["state"] == "succeeded", result["error"]
+    assert (existing / "kept.img").read_bytes() == b"x"
+
+    missing, name = janitor.folder(), janitor.pool_name()
+    result = finished(admin, admin.post(url, {"pool_type": "dir", "name": name, "target_path": str(missing),
+                                              "start": True, "build": False}, format="json"))
+    assert result["state"] == "failed" and "does not exist on the host" in result["error"]

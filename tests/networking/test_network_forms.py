@@ -270,3 +270,27 @@ def test_it_edits_only_what_a_bridge_network_has(admin_client, test_host):
 def test_it_refuses_a_bridge_that_another_network_of_the_host_makes(admin_client, test_host):
     errors = refused(post_network(admin_client, test_host, bridge="virbr9"))
     assert errors["bridge"].startswith("The bridge virbr9 belongs to the network outside")
+
+
+@pytest.mark.parametrize("subnet,gateway,expected", [
+    ("10.251.1.0/24", None, ("10.251.1.2", "10.251.1.254")),
+    ("10.251.1.0/24", "10.251.1.254", ("10.251.1.1", "10.251.1.253")),
+    ("10.251.1.0/24", "10.251.1.100", ("10.251.1.101", "10.251.1.254")),
+    ("10.251.1.0/30", None, ("10.251.1.2", "10.251.1.2")),
+])
+def test_it_gives_an_ipv4_subnet_a_dhcp_range_beside_the_gateway_when_none_is_given(admin_client, test_host, subnet,
+                                                                                   gateway, expected):
+    assert post_network(admin_client, test_host, ipv4_subnet=subnet, ipv4_gateway=gateway).status_code == 302
+    ipv4 = Operation.objects.get().arguments["ipv4"]
+    assert (ipv4["dhcp_start"], ipv4["dhcp_end"]) == expected
+
+
+def test_it_gives_no_dhcp_when_asked_and_refuses_no_dhcp_with_a_range_or_without_a_subnet(admin_client, test_host):
+    errors = refused(post_network(admin_client, test_host, ipv4_no_dhcp="on", ipv4_dhcp_start="10.251.1.10",
+                                  ipv4_dhcp_end="10.251.1.20"))
+    assert "Either give a DHCP range or choose no DHCP" in errors["ipv4_no_dhcp"]
+    errors = refused(post_network(admin_client, test_host, mode="isolated", ipv4_subnet="", ipv4_no_dhcp="on"))
+    assert "No DHCP applies to an IPv4 subnet" in errors["ipv4_no_dhcp"]
+    assert post_network(admin_client, test_host, ipv4_no_dhcp="on").status_code == 302
+    ipv4 = Operation.objects.get().arguments["ipv4"]
+    assert ipv4["dhcp_start"] is None and ipv4["dhcp_end"] is None

@@ -74,8 +74,9 @@ OBJECT_FOR = {
     ("api", "volume_shareable"): "volume",
     ("api", "network"): "network", ("api", "network_action"): "network", ("api", "grant"): "grant",
     ("api", "*"): "domain",  # the VM changes (api/views_vm_changes.py)
+    ("domains", "create_default"): "host", ("domains", "create_choices"): "host",
 }
-TEXT_FOR = {"action": "start", "pool_type": "netfs"}
+TEXT_FOR = {"action": "start", "pool_type": "netfs", "what": "pool"}
 
 
 def concrete(namespace: str, url_name: str, route: str, converters: dict, objects: dict) -> str:

@@ -183,6 +183,15 @@ def test_it_refuses_bad_iscsi_names_devices_and_a_taken_pool_name(pool):
     assert not form.is_valid() and "already has a storage pool named 'images'" in form.errors["name"][0]
 
 
+def test_the_define_page_builds_dir_and_netfs_pools_by_default_and_nothing_that_formats(admin_client, pool):
+    def build_box(pool_type: str) -> str:
+        page = admin_client.get(reverse("storage:define_type", args=[pool.host.pk, pool_type])).content.decode()
+        return page.split('name="build"')[0].rsplit("<input", 1)[1] + page.split('name="build"')[1].split(">")[0]
+
+    assert "checked" in build_box("dir") and "checked" in build_box("netfs")
+    assert "checked" not in build_box("logical") and "checked" not in build_box("disk")
+
+
 def test_the_define_page_keeps_what_was_typed_and_queues_nothing(admin_client, pool):
     response = admin_client.post(reverse("storage:define_type", args=[pool.host.pk, "netfs"]),
                                  {"name": "nfs1", "source_host": "srv;reboot", "source_dir": "export",
