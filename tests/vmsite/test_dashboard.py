@@ -211,3 +211,9 @@ def test_the_number_of_queries_does_not_grow_with_hosts_and_vms(admin_client, le
     assert count_queries(admin_client, django_assert_max_num_queries, reverse("dashboard")) == few
     assert count_queries(admin_client, django_assert_max_num_queries, reverse("dashboard_busiest")) == few_busiest
     assert few_busiest <= 5
+
+
+def test_hosts_are_listed_by_name_whatever_order_they_were_added_in(admin_client, leases):
+    leases(make_host("zulu"), make_host("alpha"), make_host("mike"))
+    response = admin_client.get(reverse("dashboard"))
+    assert [host.name for host in response.context["hosts"]] == ["alpha", "mike", "zulu"]
