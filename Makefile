@@ -31,6 +31,7 @@ bench:
 	.venv/bin/python bench/console.py
 	.venv/bin/python bench/storage.py
 	.venv/bin/python bench/events.py
+	.venv/bin/python bench/dashboard.py
 
 clean:
 	rm -rf .testdata

@@ -5,7 +5,8 @@ from hosts.models import Host
 
 
 def host_list() -> QuerySet[Host]:
-    """Hosts with their VM counts by state and the vCPUs and memory their active VMs hold."""
+    """Hosts with their VM counts by state and the vCPUs and memory their active VMs hold, by name
+    (Meta.ordering does not apply to a GROUP BY query: PostgreSQL answered in any order)."""
     active = Q(domains__state__in=ACTIVE_STATES)
     return Host.objects.select_related("ssh_key").annotate(
         domain_count=Count("domains"),
@@ -14,7 +15,7 @@ def host_list() -> QuerySet[Host]:
         shutoff_count=Count("domains", filter=Q(domains__state=DomainState.SHUTOFF)),
         vcpus_in_use=Sum("domains__vcpus", filter=active),
         memory_in_use_kib=Sum("domains__memory_kib", filter=active),
-    )
+    ).order_by("name")
 
 
 def mark_watched(hosts: list[Host]) -> list[Host]:

@@ -216,6 +216,8 @@ CELERY_BEAT_SCHEDULE = {
 OPERATION_HEARTBEAT_INTERVAL = env_int("OPERATION_HEARTBEAT_INTERVAL", 10, minimum=1)
 # Graphs: the listener reads every running VM's counters in one call per host this often.
 GRAPH_SAMPLE_SECONDS = env_int("GRAPH_SAMPLE_SECONDS", 5, minimum=1)
+# The dashboard's busiest-VMs part is fetched again this often (it reads the graphs' samples).
+DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 10, minimum=1)
 # Logins: after 5 failures for one user name (or 20 from one address), refused for this long.
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 # Administrators must set up a second factor (TOTP) before they can do anything else.

@@ -47,6 +47,7 @@ os.environ["VMSITE_DATA_DIR"] = str(_data_dir / _WORKER if _WORKER else _data_di
 os.environ.setdefault("OPERATION_HEARTBEAT_INTERVAL", "1")
 os.environ.setdefault("OPERATION_HEARTBEAT_TIMEOUT", "4")
 os.environ.setdefault("GRAPH_SAMPLE_SECONDS", "1")
+os.environ.setdefault("DASHBOARD_REFRESH_SECONDS", "2")
 
 # One port each for the suite's console proxy and ASGI server, per worker; the worker's subprocesses
 # inherit them (the marker tells them they are theirs: xdist's workers inherit the controller's

@@ -3,10 +3,11 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
 from accounts.views_account import LoginView
-from vmsite.views import DashboardView, FaviconView
+from vmsite.views import DashboardBusiestView, DashboardView, FaviconView
 
 urlpatterns = [
     path("", DashboardView.as_view(), name="dashboard"),
+    path("dashboard/busiest/", DashboardBusiestView.as_view(), name="dashboard_busiest"),
     path("favicon.ico", login_not_required(FaviconView.as_view()), name="favicon"),
     path("login/", LoginView.as_view(), name="login"),
     path("account/", include("accounts.urls_account")),

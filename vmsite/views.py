@@ -1,32 +1,36 @@
 from django.conf import settings
-from django.db.models import Count
 from django.http import FileResponse, HttpRequest
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import cache_control
 from django.views.generic import TemplateView
 
-from accounts.access import domains_for, hosts_for, operations_for
 from accounts.mixins import Access
-from domains.choices import DOMAIN_STATE_COLOURS, DomainState
-from hosts.selectors import host_list, mark_watched
+from vmsite.dashboard import busiest_vms, dashboard_figures
 
 
 class DashboardView(Access, TemplateView):
-    """What the user may see: hosts, VM counts by state, recent operations."""
+    """The page an admin keeps open: capacity per host, VMs by state, what needs attention, the
+    busiest VMs now and recent operations; all of it only over what the user may see."""
 
     template_name = "dashboard.html"
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        user = self.request.user
-        counts = dict(domains_for(user).values_list("state").annotate(n=Count("id")).order_by())
-        context["hosts"] = mark_watched(list(host_list().filter(pk__in=hosts_for(user).values("pk"))))
-        context["state_counts"] = [
-            (DomainState(state).label, DOMAIN_STATE_COLOURS[state], counts[state]) for state in sorted(counts)
-        ]
-        context["domain_total"] = sum(counts.values())
-        context["operations"] = operations_for(user).select_related("user")[:10]
+        context.update(dashboard_figures(self.request.user))
+        context["refresh_seconds"] = settings.DASHBOARD_REFRESH_SECONDS
+        return context
+
+
+class DashboardBusiestView(Access, TemplateView):
+    """The busiest-VMs part alone: the dashboard fetches it every few seconds."""
+
+    template_name = "dashboard_busiest.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(busiest_vms(self.request.user))
+        context["refresh_seconds"] = settings.DASHBOARD_REFRESH_SECONDS
         return context
 
 

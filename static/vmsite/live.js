@@ -168,6 +168,11 @@
     });
   }
 
-  window.vmsiteLive = { refreshAll: refreshAll };
+  function refreshOne(id) {
+    const region = document.getElementById(id);
+    if (region) schedule(region);
+  }
+
+  window.vmsiteLive = { refreshAll: refreshAll, refresh: refreshOne };
   if (liveRegions().length || indicator) connect();
 })();
