@@ -83,6 +83,7 @@ def test_it_records_no_address_for_a_value_that_is_not_one():
 
 # ---- counting before checking ------------------------------------------------------------------
 
+@pytest.mark.usefixtures("redis_ready")  # login failures are counted in Redis
 def test_it_checks_at_most_the_limits_worth_of_passwords_sent_side_by_side(transactional_db):
     name, address = unique("target"), unique_address()
     get_user_model().objects.create_user(name, password=PASSWORD)
@@ -109,6 +110,7 @@ def test_it_checks_at_most_the_limits_worth_of_passwords_sent_side_by_side(trans
     assert checked == USER_LIMIT and refused == attempts - USER_LIMIT
 
 
+@pytest.mark.usefixtures("redis_ready")  # login failures are counted in Redis
 @pytest.mark.django_db
 def test_it_never_refuses_a_valid_token_because_passwords_failed_from_its_address(client):
     address = unique_address()
@@ -122,6 +124,7 @@ def test_it_never_refuses_a_valid_token_because_passwords_failed_from_its_addres
     assert answer.status_code == 200, answer.content
 
 
+@pytest.mark.usefixtures("redis_ready")  # login failures are counted in Redis
 @pytest.mark.django_db
 def test_it_does_not_count_a_successful_login_against_its_address():
     address = unique_address()
@@ -156,6 +159,7 @@ def unused_code(secret: str) -> str:
     return pyotp.TOTP(secret).at(time.time() + 30)
 
 
+@pytest.mark.usefixtures("redis_ready")  # login failures are counted in Redis
 @pytest.mark.django_db
 def test_it_keeps_counting_wrong_codes_when_the_password_is_given_again():
     name, secret = enrolled_user()
@@ -173,6 +177,7 @@ def test_it_keeps_counting_wrong_codes_when_the_password_is_given_again():
     assert AuditEvent.objects.filter(action=AuditAction.TOTP_FAILED, username=name).count() == SECOND_FACTOR_LIMIT
 
 
+@pytest.mark.usefixtures("redis_ready")  # login failures are counted in Redis
 @pytest.mark.django_db
 def test_it_resets_the_count_of_codes_only_with_a_complete_login():
     name, secret = enrolled_user()
@@ -250,6 +255,7 @@ def token_works(token: str) -> bool:
                         REMOTE_ADDR=unique_address()).status_code == 200
 
 
+@pytest.mark.usefixtures("redis_ready")  # login failures are counted in Redis
 @pytest.mark.django_db
 def test_it_revokes_a_users_tokens_when_an_administrator_sets_their_password(admin_client):
     user = get_user_model().objects.create_user(unique("reset"), password=PASSWORD)
@@ -265,6 +271,7 @@ def test_it_revokes_a_users_tokens_when_an_administrator_sets_their_password(adm
     assert sorted(revoked.values_list("detail", flat=True)) == ["password set by an administrator"] * 2
 
 
+@pytest.mark.usefixtures("redis_ready")  # login failures are counted in Redis
 @pytest.mark.django_db
 def test_it_revokes_the_users_tokens_when_they_log_out_everywhere():
     user = get_user_model().objects.create_user(unique("leaving"), password=PASSWORD)

@@ -19,7 +19,7 @@ from operations.choices import OperationState
 from operations.models import Operation
 from tests.api.conftest import token_client
 
-pytestmark = [pytest.mark.django_db]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("redis_ready")]
 
 OWN_MAC = "52:54:00:aa:00:01"
 SECRET_MAC = "52:54:00:aa:00:02"

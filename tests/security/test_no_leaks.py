@@ -66,6 +66,7 @@ def test_the_bulk_form_never_names_a_vm_the_user_may_not_see(world):
     assert Operation.objects.filter(target_id=world["vm"].pk).count() == 1
 
 
+@pytest.mark.usefixtures("redis_ready")  # the migrate page asks whether each host is watched (a Redis lease)
 def test_the_migrate_page_offers_and_describes_only_hosts_the_user_operates(world):
     url = reverse("domains:migrate", args=[world["vm"].pk])
     page = world["client"].get(url).content.decode()
