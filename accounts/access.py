@@ -227,3 +227,15 @@ def volume_keys_deletable_with(domain: Domain, *, used_elsewhere: set[str]) -> s
     owned = set(VolumeRecord.objects.filter(host_id=domain.host_id, owner_uuid=domain.uuid)
                 .values_list("key", flat=True))
     return owned - used_elsewhere
+
+
+def may_see_tombstone(user: AbstractBaseUser, tombstone) -> bool:
+    """What is left of a deleted or moved VM or network (tombstones.models.Tombstone): for those who
+    could see the object, that is its host's users and the users of the object's own grants."""
+    if is_admin(user):
+        return True
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.pk in tombstone.viewer_ids:
+        return True
+    return tombstone.host_id is not None and hosts_for(user, VIEW).filter(pk=tombstone.host_id).exists()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
-from accounts.models import Grant
 from storage.records import records_follow_vm
+from domains.identity import domain_move
 from domains.models import Domain
-from events.publish import publish_host
 from hosts.connection import connect_uri
 from hosts.models import Host
 from hosts.reconcile import host_reconcile
@@ -32,7 +31,6 @@ def migrate_domain(operation: Operation, report: Report) -> str:
     destination = Host.objects.get(pk=operation.arguments["destination_host_id"])
     options = _options(operation.arguments)
     source = domain.host
-    grants = list(Grant.objects.filter(domain=domain).values_list("user_id", "role"))
     report(5, f"Connecting to {source.name} and {destination.name}")
     try:
         with (pool().session(connect_uri(source)) as source_conn,
@@ -52,22 +50,8 @@ def migrate_domain(operation: Operation, report: Report) -> str:
     finally:
         report(END, "Reading both hosts' inventories")
         _reconcile(source, destination)
-    if leaves_source:
-        _carry_grants(grants, domain, destination)
     records_follow_vm(vm_uuid=domain.uuid, source=source, destination=destination)
     return f"{message}; now on {destination.name}"
-
-
-def _carry_grants(grants: list[tuple[int, str]], domain: Domain, destination: Host) -> None:
-    """The VM's own grants follow it, also when its row was replaced on the way (the listener or a
-    reconcile may have made the destination's row first, and the source's went with its grants)."""
-    moved = Domain.objects.filter(host=destination, uuid=domain.uuid).first()
-    if moved is None:
-        return
-    for user_id, role in grants:
-        Grant.objects.update_or_create(user_id=user_id, domain=moved, defaults={"role": role})
-    if grants:
-        transaction.on_commit(lambda: publish_host(host_id=destination.pk))  # open sockets re-read their scope
 
 
 def _options(arguments: dict) -> virt_migration.MigrationOptions:
@@ -103,13 +87,7 @@ def _reconcile(*hosts: Host) -> None:
 
 
 def _move_row(domain: Domain, destination: Host) -> None:
-    """Keep the VM's row (its page and operations history) and point it at its new host, unless a
-    reconcile or the listener has already made a row for it there."""
-    if Domain.objects.filter(host=destination, uuid=domain.uuid).exists():
-        Domain.objects.filter(pk=domain.pk).delete()
-        return
-    try:
-        with transaction.atomic():
-            Domain.objects.filter(pk=domain.pk).update(host=destination)
-    except IntegrityError:
-        Domain.objects.filter(pk=domain.pk).delete()
+    """Keep the VM's row (its page, operations, graph samples and grants) and point it at its new
+    host, folding in any row a reconcile or the listener has made for it there meanwhile."""
+    with transaction.atomic():
+        domain_move(domain=domain, destination_id=destination.pk)

@@ -206,8 +206,8 @@ def test_it_copies_a_qcow2_disk_with_the_vm_and_reports_progress(registered, two
     assert domain.host == destination_host
 
 
-def test_the_vms_own_grants_follow_it_even_when_its_row_is_replaced(registered, two_hosts, guests, admin_client,
-                                                                     django_user_model):
+def test_the_vm_keeps_its_row_and_grants_even_when_the_destination_made_one(registered, two_hosts, guests,
+                                                                             admin_client, django_user_model):
     source_host, destination_host = registered
     source, destination = two_hosts
     guest = define_guest(guests, source, start=False)
@@ -221,8 +221,9 @@ def test_the_vms_own_grants_follow_it_even_when_its_row_is_replaced(registered, 
     watch(operation)
     assert operation.state == OperationState.SUCCEEDED, operation.error
     moved = Domain.objects.get(host=destination_host, uuid=domain.uuid)
-    assert moved.pk != domain.pk and Grant.objects.get(user=alice).domain == moved
+    assert moved.pk == domain.pk and Grant.objects.get(user=alice).domain == moved  # one row: one page
     assert Grant.objects.get(user=alice).role == Role.OPERATOR
+    assert Operation.objects.get(pk=operation.pk).target_id == domain.pk
 
 
 def test_it_moves_a_shut_off_vm_offline(registered, two_hosts, guests, admin_client):
