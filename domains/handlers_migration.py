@@ -6,7 +6,7 @@ import logging
 
 from django.db import transaction
 
-from storage.records import records_follow_vm
+from storage.records import records_follow_vm, records_left_behind
 from domains.identity import domain_move
 from domains.models import Domain
 from hosts.connection import connect_uri
@@ -38,7 +38,7 @@ def migrate_domain(operation: Operation, report: Report) -> str:
             dom = virt_domains.lookup(source_conn, str(domain.uuid))
             leaves_source = options.undefine_source or not virt_domains.is_persistent(dom)
             report(START, f"Migrating {domain.name} from {source.name} to {destination.name}")
-            message = virt_migration.migrate(
+            result = virt_migration.migrate(
                 source_conn, dom, destination_conn,
                 destination_address=_migration_address(destination), options=options,
                 progress=lambda sample: report(START + (END - START) * sample.percent // 100, sample.describe()),
@@ -51,7 +51,8 @@ def migrate_domain(operation: Operation, report: Report) -> str:
         report(END, "Reading both hosts' inventories")
         _reconcile(source, destination)
     records_follow_vm(vm_uuid=domain.uuid, source=source, destination=destination)
-    return f"{message}; now on {destination.name}"
+    records_left_behind(vm_uuid=domain.uuid, host=source, keys=result.kept_source_disks)
+    return f"{result.message}; now on {destination.name}"
 
 
 def _options(arguments: dict) -> virt_migration.MigrationOptions:
@@ -59,7 +60,8 @@ def _options(arguments: dict) -> virt_migration.MigrationOptions:
         live=bool(arguments.get("live")), persist_destination=bool(arguments.get("persist_destination")),
         undefine_source=bool(arguments.get("undefine_source")), copy_storage=bool(arguments.get("copy_storage")),
         bandwidth_mib=arguments.get("bandwidth_mib") or None, auto_converge=bool(arguments.get("auto_converge")),
-        postcopy=bool(arguments.get("postcopy")))
+        postcopy=bool(arguments.get("postcopy")), move_snapshots=bool(arguments.get("move_snapshots")),
+        keep_source_disks=bool(arguments.get("keep_source_disks")))
 
 
 def _migration_address(destination: Host) -> str:

@@ -185,8 +185,10 @@ def test_it_copies_a_qcow2_disk_with_the_vm_and_reports_progress(registered, two
     follow_to(guests, destination, guest)
     domain = cached(source_host, guest)
 
-    # 1 MiB/s keeps the copy going for a few seconds, long enough to watch it.
-    operation = migrated(admin_client, domain, destination_host, live="on", copy_storage="on", bandwidth_mib="1")
+    # 1 MiB/s keeps the copy going for a few seconds, long enough to watch it. The source copy is
+    # kept (as the admin may ask) so that both can be compared.
+    operation = migrated(admin_client, domain, destination_host, live="on", copy_storage="on", bandwidth_mib="1",
+                         keep_source_disks="on")
     messages = watch(operation)
     assert operation.state == OperationState.SUCCEEDED, operation.error
     progress = [m for m in messages if "MiB processed" in m and "MiB remaining" in m]
@@ -204,6 +206,32 @@ def test_it_copies_a_qcow2_disk_with_the_vm_and_reports_progress(registered, two
     assert same.returncode == 0, same.stdout + same.stderr
     domain.refresh_from_db()
     assert domain.host == destination_host
+    assert "the source's copies of 1 disk are kept, as asked" in operation.message
+    # The kept copy is listed on the source pool as the VM's, with a link to it.
+    from storage.models import StoragePool
+
+    pool = StoragePool.objects.get(host=source_host, target_path=IMAGES)
+    page = admin_client.get(reverse("storage:pool", args=[pool.pk])).content.decode()
+    assert "Source copy kept when" in page and reverse("domains:detail", args=[domain.pk]) in page
+
+
+def test_a_copy_storage_migration_removes_the_source_copies(registered, two_hosts, guests, admin_client, tmp_path):
+    source_host, destination_host = registered
+    source, destination = two_hosts
+    name = f"{TEST_GUEST_PREFIX}{uuid.uuid4().hex[:8]}.qcow2"
+    volume = volume_with_data(images_pool(source.tcp_uri), name, fmt="qcow2", capacity_mib=16,
+                              content=qcow2_image(tmp_path, capacity_mib=16, data_mib=1))
+    path = volume.path()
+    guest = define_guest(guests, source, disk_path=path)
+    follow_to(guests, destination, guest)
+    domain = cached(source_host, guest)
+    operation = migrated(admin_client, domain, destination_host, live="on", copy_storage="on")
+    watch(operation)
+    assert operation.state == OperationState.SUCCEEDED, operation.error
+    assert "the source copies were removed (1 disk)" in operation.message
+    assert name not in images_pool(source.tcp_uri).listVolumes()
+    assert not (source.state_dir / "lib/images" / name).exists()
+    assert images_pool(destination.tcp_uri).storageVolLookupByName(name).path() == path
 
 
 def test_the_vm_keeps_its_row_and_grants_even_when_the_destination_made_one(registered, two_hosts, guests,
