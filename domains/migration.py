@@ -21,8 +21,6 @@ MAX_BANDWIDTH_MIB = 100_000
 # The options the handler reads, as the form cleans them.
 OPTION_FIELDS = ("live", "persist_destination", "undefine_source", "copy_storage", "bandwidth_mib",
                  "auto_converge", "postcopy", "move_snapshots", "keep_source_disks")
-# Pools whose files only their own host sees: a disk there does not follow the VM unless copied.
-LOCAL_POOL_TYPES = {"dir", "fs", "logical", "disk"}
 
 
 def _movable_to(user: AbstractBaseUser | None):
@@ -134,10 +132,11 @@ class MigrateForm(forms.Form):
                 self.add_error("copy_storage", f"The disk {path} is in a {source_pool.pool_type} pool here, and the "
                                                f"pool at {folder} on {destination.name} is {there.pool_type}: the "
                                                "copy needs the same kind of pool.")
-            elif not copy and source_pool is not None and source_pool.pool_type in LOCAL_POOL_TYPES:
-                self.add_error("copy_storage", f"The disk {path} is in {source_pool.name}, a {source_pool.pool_type} "
-                                               f"pool that only {self.domain.host.name} sees: tick this to copy it, "
-                                               "or move the disk to storage both hosts share.")
+            elif not copy and there is None:
+                self.add_error("copy_storage", f"The disk {path} is not copied, so {destination.name} must see it at "
+                                               f"the same path, on storage both hosts share, and it has no active "
+                                               f"pool at {folder}: tick this to copy the disk, or define that shared "
+                                               "pool there.")
 
     def _check_definition(self, destination: Host) -> None:
         """What the VM's XML (as last stored) says cannot move. The worker asks libvirt again."""
