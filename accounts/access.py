@@ -234,3 +234,15 @@ def may_define_pools_and_networks(user: AbstractBaseUser, host: Host) -> bool:
     API and the new-VM wizard's offer of the host's defaults): administrators only, as every change
     to pools and networks; a host operator is told whom to ask."""
     return may(user, ADMIN, host)
+
+
+def may_see_tombstone(user: AbstractBaseUser, tombstone) -> bool:
+    """What is left of a deleted or moved VM or network (tombstones.models.Tombstone): for those who
+    could see the object, that is its host's users and the users of the object's own grants."""
+    if is_admin(user):
+        return True
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if user.pk in tombstone.viewer_ids:
+        return True
+    return tombstone.host_id is not None and hosts_for(user, VIEW).filter(pk=tombstone.host_id).exists()

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
-from accounts.models import Grant
-from storage.records import records_follow_vm
+from storage.records import records_follow_vm, records_left_behind
+from domains.identity import domain_move
 from domains.models import Domain
-from events.publish import publish_host
 from hosts.connection import connect_uri
 from hosts.models import Host
 from hosts.reconcile import host_reconcile
@@ -32,7 +31,6 @@ def migrate_domain(operation: Operation, report: Report) -> str:
     destination = Host.objects.get(pk=operation.arguments["destination_host_id"])
     options = _options(operation.arguments)
     source = domain.host
-    grants = list(Grant.objects.filter(domain=domain).values_list("user_id", "role"))
     report(5, f"Connecting to {source.name} and {destination.name}")
     try:
         with (pool().session(connect_uri(source)) as source_conn,
@@ -40,7 +38,7 @@ def migrate_domain(operation: Operation, report: Report) -> str:
             dom = virt_domains.lookup(source_conn, str(domain.uuid))
             leaves_source = options.undefine_source or not virt_domains.is_persistent(dom)
             report(START, f"Migrating {domain.name} from {source.name} to {destination.name}")
-            message = virt_migration.migrate(
+            result = virt_migration.migrate(
                 source_conn, dom, destination_conn,
                 destination_address=_migration_address(destination), options=options,
                 progress=lambda sample: report(START + (END - START) * sample.percent // 100, sample.describe()),
@@ -52,22 +50,9 @@ def migrate_domain(operation: Operation, report: Report) -> str:
     finally:
         report(END, "Reading both hosts' inventories")
         _reconcile(source, destination)
-    if leaves_source:
-        _carry_grants(grants, domain, destination)
     records_follow_vm(vm_uuid=domain.uuid, source=source, destination=destination)
-    return f"{message}; now on {destination.name}"
-
-
-def _carry_grants(grants: list[tuple[int, str]], domain: Domain, destination: Host) -> None:
-    """The VM's own grants follow it, also when its row was replaced on the way (the listener or a
-    reconcile may have made the destination's row first, and the source's went with its grants)."""
-    moved = Domain.objects.filter(host=destination, uuid=domain.uuid).first()
-    if moved is None:
-        return
-    for user_id, role in grants:
-        Grant.objects.update_or_create(user_id=user_id, domain=moved, defaults={"role": role})
-    if grants:
-        transaction.on_commit(lambda: publish_host(host_id=destination.pk))  # open sockets re-read their scope
+    records_left_behind(vm_uuid=domain.uuid, host=source, keys=result.kept_source_disks)
+    return f"{result.message}; now on {destination.name}"
 
 
 def _options(arguments: dict) -> virt_migration.MigrationOptions:
@@ -75,7 +60,8 @@ def _options(arguments: dict) -> virt_migration.MigrationOptions:
         live=bool(arguments.get("live")), persist_destination=bool(arguments.get("persist_destination")),
         undefine_source=bool(arguments.get("undefine_source")), copy_storage=bool(arguments.get("copy_storage")),
         bandwidth_mib=arguments.get("bandwidth_mib") or None, auto_converge=bool(arguments.get("auto_converge")),
-        postcopy=bool(arguments.get("postcopy")))
+        postcopy=bool(arguments.get("postcopy")), move_snapshots=bool(arguments.get("move_snapshots")),
+        keep_source_disks=bool(arguments.get("keep_source_disks")))
 
 
 def _migration_address(destination: Host) -> str:
@@ -103,13 +89,7 @@ def _reconcile(*hosts: Host) -> None:
 
 
 def _move_row(domain: Domain, destination: Host) -> None:
-    """Keep the VM's row (its page and operations history) and point it at its new host, unless a
-    reconcile or the listener has already made a row for it there."""
-    if Domain.objects.filter(host=destination, uuid=domain.uuid).exists():
-        Domain.objects.filter(pk=domain.pk).delete()
-        return
-    try:
-        with transaction.atomic():
-            Domain.objects.filter(pk=domain.pk).update(host=destination)
-    except IntegrityError:
-        Domain.objects.filter(pk=domain.pk).delete()
+    """Keep the VM's row (its page, operations, graph samples and grants) and point it at its new
+    host, folding in any row a reconcile or the listener has made for it there meanwhile."""
+    with transaction.atomic():
+        domain_move(domain=domain, destination_id=destination.pk)

@@ -2,6 +2,8 @@
 that queues it."""
 from __future__ import annotations
 
+import posixpath
+
 from django import forms
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -12,11 +14,13 @@ from domains.services import domain_action_enqueue
 from hosts.choices import HostStatus, Transport
 from hosts.models import Host
 from operations.models import Operation
+from storage.models import StoragePool
+from virt.migration_checks import SNAPSHOTS_IN_COPIED_DISKS, cpu_mode, local_devices, passthrough_refusal
 
 MAX_BANDWIDTH_MIB = 100_000
 # The options the handler reads, as the form cleans them.
 OPTION_FIELDS = ("live", "persist_destination", "undefine_source", "copy_storage", "bandwidth_mib",
-                 "auto_converge", "postcopy")
+                 "auto_converge", "postcopy", "move_snapshots", "keep_source_disks")
 
 
 def _movable_to(user: AbstractBaseUser | None):
@@ -58,6 +62,14 @@ class MigrateForm(forms.Form):
                                                              "faster than it can be sent")
     postcopy = forms.BooleanField(required=False, label="Post-copy: switch to the destination after the first "
                                                         "pass and fetch the rest on demand")
+    move_snapshots = forms.BooleanField(
+        required=False, label="Move its snapshots: redefine their metadata on the destination",
+        help_text="libvirt cannot migrate a VM that has snapshots. Their data stays inside the disk images, so "
+                  "this needs storage both hosts share.")
+    keep_source_disks = forms.BooleanField(
+        required=False, label="Keep the source's copies of its disks after a copy-storage migration",
+        help_text="Unticked, they are removed once the VM runs on the destination. Kept, the source pool lists "
+                  "them as this VM's.")
 
     def __init__(self, *args, domain: Domain, user: AbstractBaseUser | None = None, **kwargs) -> None:
         self.domain = domain
@@ -83,7 +95,67 @@ class MigrateForm(forms.Form):
             self.add_error("postcopy", "Post-copy needs a live migration: tick Live too, or untick post-copy.")
         if not self.domain.is_active:
             self._check_offline(cleaned)
+        if cleaned.get("keep_source_disks") and not cleaned.get("copy_storage"):
+            self.add_error("keep_source_disks", "Only a copy-storage migration leaves copies behind: tick \"Copy its "
+                                                "disks\" too, or untick this.")
+        self._check_snapshots(cleaned)
+        destination = cleaned.get("destination")
+        if isinstance(destination, Host):
+            self._check_storage(cleaned, destination)
+            self._check_definition(destination)
         return cleaned
+
+    def _check_snapshots(self, cleaned: dict) -> None:
+        names = [snapshot.get("name", "?") for snapshot in self.domain.snapshots or []]
+        if not names:
+            return
+        listed = f"{len(names)} snapshot{'s' if len(names) > 1 else ''} ({', '.join(names[:5])}" + \
+            (", …)" if len(names) > 5 else ")")
+        if cleaned.get("copy_storage"):
+            self.add_error("copy_storage", f"{self.domain.name} has {listed}. " + SNAPSHOTS_IN_COPIED_DISKS)
+        elif not cleaned.get("move_snapshots"):
+            self.add_error("move_snapshots", f"{self.domain.name} has {listed}, and libvirt cannot migrate a VM with "
+                                             "snapshots: tick this to move their metadata with it, or delete them "
+                                             "first.")
+
+    def _check_storage(self, cleaned: dict, destination: Host) -> None:
+        """Each disk needs a pool at the same folder on the destination: to be copied into, or (not
+        copied) to be found there, shared. Known from the database; the worker checks again."""
+        if not self.domain.is_active:
+            return  # a shut off VM moves its definition only; its disks are the admin's to move
+        copy = cleaned.get("copy_storage")
+        pools_here = {pool.target_path: pool for pool in StoragePool.objects.filter(host_id=self.domain.host_id)}
+        pools_there = {pool.target_path: pool for pool in StoragePool.objects.filter(host=destination, active=True)}
+        for path in _disk_paths(self.domain):
+            folder = posixpath.dirname(path)
+            source_pool, there = pools_here.get(folder), pools_there.get(folder)
+            if copy and there is None:
+                self.add_error("copy_storage", f"{destination.name} has no active storage pool at {folder} for the "
+                                               f"disk {path}: define one there (a dir pool at that folder), or "
+                                               "choose another host.")
+            elif copy and source_pool is not None and there.pool_type != source_pool.pool_type:
+                self.add_error("copy_storage", f"The disk {path} is in a {source_pool.pool_type} pool here, and the "
+                                               f"pool at {folder} on {destination.name} is {there.pool_type}: the "
+                                               "copy needs the same kind of pool.")
+            elif not copy and there is None:
+                self.add_error("copy_storage", f"The disk {path} is not copied, so {destination.name} must see it at "
+                                               f"the same path, on storage both hosts share, and it has no active "
+                                               f"pool at {folder}: tick this to copy the disk, or define that shared "
+                                               "pool there.")
+
+    def _check_definition(self, destination: Host) -> None:
+        """What the VM's XML (as last stored) says cannot move. The worker asks libvirt again."""
+        xml = self.domain.xml_live or self.domain.xml_inactive
+        if not xml:
+            return
+        devices = local_devices(xml)
+        if devices:
+            self.add_error(None, f"{self.domain.name} uses {', '.join(devices)}, which cannot follow it to another "
+                                 "host: remove it first.")
+        if self.domain.is_active and cpu_mode(xml) == "host-passthrough":
+            refusal = passthrough_refusal(source_cpu=_host_cpu(self.domain.host), destination_cpu=_host_cpu(destination))
+            if refusal:
+                self.add_error("destination", refusal)
 
     def _check_offline(self, cleaned: dict) -> None:
         if cleaned.get("live"):
@@ -98,6 +170,16 @@ class MigrateForm(forms.Form):
 
     def options(self) -> dict:
         return {name: self.cleaned_data[name] for name in OPTION_FIELDS}
+
+
+def _disk_paths(domain: Domain) -> list[str]:
+    disks = domain.details.get("disks") or []
+    return [disk["source"] for disk in disks if disk.get("device") == "disk" and disk.get("source")]
+
+
+def _host_cpu(host: Host) -> str:
+    caps = host.capabilities or {}
+    return " ".join(part for part in (caps.get("cpu_vendor"), caps.get("cpu_model")) if part)
 
 
 def domain_migrate_enqueue(*, domain: Domain, destination: Host, options: dict,

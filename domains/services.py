@@ -69,8 +69,9 @@ def domain_apply_state(*, domain_id: int, live: LiveState | None) -> None:
         return
     host_id, seq = row
     if live is None:
-        Domain.objects.filter(pk=domain_id).delete()
-        publish_domain(domain_id=domain_id, host_id=host_id, seq=seq + 1, state=None, change="deleted")
+        from domains.identity import domain_gone  # identity publishes through events, which imports this module
+
+        domain_gone(domain_id)
         return
     Domain.objects.filter(pk=domain_id).update(
         name=live.name, state=live.state, state_reason=live.reason, vcpus=live.vcpus, memory_kib=live.memory_kib,

@@ -9,13 +9,14 @@ from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from domains.identity import domains_gone
 from domains.models import Domain
 from events.publish import publish_domain, publish_host, publish_inventory
 from hosts.choices import HostStatus
 from hosts.connection import connect_uri
 from hosts.models import Host
 from networking.models import VirtualNetwork
-from networking.sync import host_devices_apply, host_devices_read, leases_apply
+from networking.sync import host_devices_apply, host_devices_read, leases_apply, networks_gone
 from storage.models import StoragePool
 from storage.sync import volumes_apply
 from virt.connection import pool
@@ -90,7 +91,7 @@ def apply_diff(model: type[models.Model], host: Host, summaries: Iterable[Any], 
             if values[position] is None and uuid in cached:
                 reported[uuid] = (*values[:position], cached[uuid][1][position], *values[position + 1:])
     gone = [pk for uuid, (pk, _values) in cached.items() if uuid not in reported]
-    model.objects.filter(pk__in=gone).delete()
+    _forget(model, gone)
     new = [model(host=host, uuid=uuid, synced_at=now, **dict(zip(columns, values)))
            for uuid, values in reported.items() if uuid not in cached]
     model.objects.bulk_create(new, batch_size=500, ignore_conflicts=True)  # a racing reconcile got there first
@@ -104,6 +105,17 @@ def apply_diff(model: type[models.Model], host: Host, summaries: Iterable[Any], 
     # whole inventory was last confirmed. Rewriting every row each time would double the cost.
     return Diff(new=len(new), gone=len(gone), changed=changed, total=len(reported),
                 new_uuids=tuple(row.uuid for row in new))
+
+
+def _forget(model: type[models.Model], pks: list[int]) -> None:
+    """Rows whose object is gone from the host: a VM's row may move with its VM, and a VM or a
+    network leaves a tombstone for its old page (domains.identity, tombstones)."""
+    if model is Domain:
+        domains_gone(pks)
+    elif model is VirtualNetwork:
+        networks_gone(pks)
+    else:
+        model.objects.filter(pk__in=pks).delete()
 
 
 def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:

@@ -104,7 +104,9 @@ def _rounded(name: str, value: float | None) -> float | int:
 def series(*, host_id: int, domain_id: int | None, since, fields: tuple[str, ...]) -> dict[str, list]:
     """Points since `since`: per-minute ones older than an hour, then the fine ones, in time order,
     as columns ({"t": [unix seconds...], field: [...]}) ready for the chart."""
-    rows = (Sample.objects.filter(host_id=host_id, domain_id=domain_id, at__gt=since)
+    # A VM's series is its own wherever it ran (its row moves with it when it migrates).
+    owner = {"domain_id": domain_id} if domain_id is not None else {"host_id": host_id, "domain_id": None}
+    rows = (Sample.objects.filter(at__gt=since, **owner)
             .order_by("at", "resolution").values_list("resolution", "at", *fields))
     fine_from = timezone.now() - FINE_KEPT
     columns: dict[str, list] = {"t": [], **{field: [] for field in fields}}

@@ -37,7 +37,7 @@ class DomainSeriesView(Access, View):
 
     def get(self, request: HttpRequest, pk: int) -> JsonResponse:
         domain = self.access_object
-        return JsonResponse({"interval": settings.GRAPH_SAMPLE_SECONDS, "series": series(
+        return JsonResponse({"interval": settings.GRAPH_SAMPLE_SECONDS, "host": domain.host_id, "series": series(
             host_id=domain.host_id, domain_id=domain.pk, since=_since(request), fields=DOMAIN_FIELDS)})
 
 

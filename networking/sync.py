@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from hosts.models import Host
 from networking.models import HostInterface, Lease, NetworkFilter, VirtualNetwork
+from tombstones.services import tombstone_record
 from virt import interfaces as virt_interfaces
 from virt import networks as virt_networks
 from virt import nwfilters as virt_nwfilters
@@ -59,7 +60,7 @@ def _replace_leases(network_id: int, leases: Iterable[LeaseInfo]) -> None:
 def network_apply_state(*, host: Host, uuid: str, state: NetworkState | None) -> VirtualNetwork | None:
     """Store one network as libvirt has it now; None means it is gone from its host."""
     if state is None:
-        VirtualNetwork.objects.filter(host=host, uuid=uuid).delete()
+        networks_gone(VirtualNetwork.objects.filter(host=host, uuid=uuid).values_list("pk", flat=True))
         return None
     values = {"name": state.name, "active": state.active, "autostart": state.autostart,
               "persistent": state.persistent, "mode": state.mode, "bridge": state.bridge, "details": state.details,
@@ -125,3 +126,10 @@ def filters_apply(*, host: Host, summaries: list) -> None:
     apply_diff(NetworkFilter, host, summaries,
                {"name": "name", "chain": "chain", "rule_count": "rule_count", "references": "references",
                 "xml": "xml"}, timezone.now())
+
+
+def networks_gone(pks: Iterable[int]) -> None:
+    """These networks are gone from their hosts: each leaves a tombstone for its old page."""
+    for network in VirtualNetwork.objects.filter(pk__in=list(pks)).select_related("host"):
+        tombstone_record(obj=network)
+        network.delete()

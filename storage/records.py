@@ -83,3 +83,12 @@ def records_follow_vm(*, vm_uuid: str | uuid_module.UUID, source: Host, destinat
                       "cloud_init_seed": record.cloud_init_seed})
         carried += 1
     return carried
+
+
+def records_left_behind(*, vm_uuid: str | uuid_module.UUID, host: Host, keys: Iterable[str]) -> int:
+    """The source's copies of a migrated VM's disks, kept on request: they stay the VM's, so that
+    the pool page can say whose copies they are (storage.selectors.left_behind)."""
+    keys = list(keys)
+    for key in keys:
+        VolumeRecord.objects.get_or_create(host=host, key=key, defaults={"format": "raw", "owner_uuid": vm_uuid})
+    return VolumeRecord.objects.filter(host=host, key__in=keys, owner_uuid__isnull=True).update(owner_uuid=vm_uuid)

@@ -7,7 +7,7 @@ from django.db.models import Q, QuerySet
 
 from domains.models import Domain
 from hosts.models import Host
-from storage.models import StoragePool, Volume, VolumeGift
+from storage.models import StoragePool, Volume, VolumeGift, VolumeRecord
 
 
 def pool_list(*, host_id: int | None = None) -> QuerySet[StoragePool]:
@@ -104,3 +104,18 @@ def delete_with_vm_plan(domain: Domain) -> list[tuple[str, str]]:
         else:
             plan.append((source, "deleted"))
     return plan
+
+
+def left_behind(pool: StoragePool, volumes: list[Volume]) -> dict[int, Domain]:
+    """Volumes of this pool that are the source copies of a VM's disks kept after it migrated away
+    with copy-storage: still owned by the VM (records_left_behind), which now runs on another host.
+    Volume id -> the VM's row. Who may see the VM is the caller's question (accounts.access)."""
+    owners = dict(VolumeRecord.objects.filter(host_id=pool.host_id, key__in=[v.key for v in volumes],
+                                              owner_uuid__isnull=False).values_list("key", "owner_uuid"))
+    if not owners:
+        return {}
+    here = set(Domain.objects.filter(host_id=pool.host_id, uuid__in=owners.values()).values_list("uuid", flat=True))
+    away = {row.uuid: row for row in Domain.objects.filter(uuid__in=set(owners.values()) - here)
+            .exclude(host_id=pool.host_id).select_related("host")}
+    return {volume.pk: away[owners[volume.key]] for volume in volumes
+            if volume.key in owners and owners[volume.key] in away}

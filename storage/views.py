@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 
 from accounts import audit
 from accounts.access import (
-    ADMIN, OPERATE, download_refusal, hosts_for, may_give_volume, may_mark_shareable, operations_for,
+    ADMIN, OPERATE, VIEW, download_refusal, hosts_for, may, may_give_volume, may_mark_shareable, operations_for,
     volume_record,
 )
 from accounts.mixins import Access
@@ -52,8 +52,13 @@ class PoolDetailView(Access, DetailView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        volumes = selectors.pool_volumes(self.object)
+        left = selectors.left_behind(self.object, [volume for volume, _users in volumes])
+        for volume, _users in volumes:  # a kept source copy names its VM only to those who may see it
+            volume.left_by = left.get(volume.pk)
+            volume.left_by_visible = volume.left_by is not None and may(self.request.user, VIEW, volume.left_by)
         context.update(
-            volumes=selectors.pool_volumes(self.object),
+            volumes=volumes,
             operations=_operations(self.request.user, "storagepool", self.object.pk),
             busy=services.busy_with(self.object),
             type_label=POOL_TYPE_LABELS.get(self.object.pool_type, self.object.pool_type),

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import libvirt
 
 from virt.errors import OperationInvalid, VirtError
+from virt.migration_checks import (SNAPSHOTS_IN_COPIED_DISKS, SavedSnapshot, cpu_mode, cpu_refusal, host_cpu,
+                                   local_devices, passthrough_refusal, snapshots_redefine, snapshots_take_away)
+from virt.snapshots import read_tree
 from virt.storage import create_volume
 from virt.xml.domain import summarize_domain
 from virt.xml.storage import PoolXML, VolumeXML
@@ -43,6 +46,10 @@ class DestinationLacksEmulator(MigrationFailed):
     pass
 
 
+class MigrationBlocked(MigrationFailed):
+    """Found before anything moved: what the VM has that cannot go (or not this way)."""
+
+
 @dataclass(frozen=True)
 class MigrationOptions:
     live: bool = True
@@ -52,6 +59,14 @@ class MigrationOptions:
     bandwidth_mib: int | None = None  # MiB/s; None: no limit
     auto_converge: bool = False
     postcopy: bool = False
+    move_snapshots: bool = False  # redefine the snapshots' metadata on the destination
+    keep_source_disks: bool = False  # after copy-storage: leave the source's copies of the disks
+
+
+@dataclass(frozen=True)
+class MigrationResult:
+    message: str
+    kept_source_disks: tuple[str, ...] = ()  # paths of copied disks left on the source host
 
 
 @dataclass(frozen=True)
@@ -93,15 +108,93 @@ def migrate(
     running = bool(domain.isActive())
     flags = migration_flags(options, running=running)
     params = migration_params(destination_address, options, domain_name=domain.name())
+    preflight(source_conn, domain, destination_conn, options, running=running)
+    stays_defined = bool(domain.isPersistent()) and not options.undefine_source
     created_volumes = prepare_destination_storage(source_conn, domain, destination_conn) if options.copy_storage else []
+    copied = [volume.path() for volume in created_volumes]
+    saved = snapshots_take_away(domain, [s.name for s in read_tree(domain)]) if options.move_snapshots else []
     try:
         migrated, last = _run_and_watch(domain, destination_conn, params, flags, options, progress, cancel_requested)
     except BaseException:
         _delete_quietly(created_volumes)
+        snapshots_redefine(domain, saved)  # they stay where the VM stays
         raise
+    notes = _snapshots_follow(destination_conn, domain, saved, stays_defined=stays_defined)
+    kept: tuple[str, ...] = ()
+    if copied:
+        kept, note = _source_copies(source_conn, copied, stays_defined=stays_defined, keep=options.keep_source_disks)
+        notes.append(note)
     if not running:
-        return "Moved the shut off VM's definition" + ("" if options.undefine_source else " (kept on the source too)")
-    return _summary(migrated, last, copied=len(created_volumes), options=options)
+        message = "Moved the shut off VM's definition" + ("" if options.undefine_source else " (kept on the source too)")
+    else:
+        message = _summary(migrated, last, copied=len(created_volumes), options=options)
+    return MigrationResult(message="; ".join([message, *notes]), kept_source_disks=kept)
+
+
+def preflight(source_conn: libvirt.virConnect, domain: libvirt.virDomain, destination_conn: libvirt.virConnect,
+              options: MigrationOptions, *, running: bool) -> None:
+    """Refuse, in words and before anything moves, what libvirt would refuse late or what would
+    lose data (see virt.migration_checks)."""
+    xml = domain.XMLDesc(0)
+    devices = local_devices(xml)
+    if devices:
+        raise MigrationBlocked(f"{domain.name()} uses {', '.join(devices)}, which cannot follow it to another host: "
+                               "remove it first.")
+    snapshots = domain.snapshotNum(0)
+    if snapshots and not options.move_snapshots:
+        raise MigrationBlocked(f"{domain.name()} has {snapshots} snapshot{'s' if snapshots > 1 else ''}, and libvirt "
+                               "cannot migrate a VM with snapshots: tick \"Move its snapshots\" to move their "
+                               "metadata with it, or delete them first.")
+    if snapshots and options.copy_storage:
+        raise MigrationBlocked(SNAPSHOTS_IN_COPIED_DISKS)
+    if not running:
+        return  # a shut off VM gets its CPU when it starts on the destination
+    if cpu_mode(xml) == "host-passthrough":
+        refusal = passthrough_refusal(source_cpu=host_cpu(source_conn), destination_cpu=host_cpu(destination_conn))
+        if refusal:
+            raise MigrationBlocked(refusal)
+    try:
+        refusal = cpu_refusal(destination_conn, xml)
+    except libvirt.libvirtError as exc:  # the destination cannot even be asked (no usable emulator...)
+        raise explain_failure(exc.get_error_code(), exc.get_error_message() or str(exc)) from exc
+    if refusal:
+        raise DestinationLacksCPU("The destination host cannot run this VM's CPU model: pick a destination with the "
+                                  f"same or a newer CPU, or give the VM a CPU model both hosts support ({refusal})")
+
+
+
+
+def _snapshots_follow(destination_conn: libvirt.virConnect, domain: libvirt.virDomain, saved: list[SavedSnapshot],
+                      *, stays_defined: bool) -> list[str]:
+    if not saved:
+        return []
+    moved = destination_conn.lookupByUUIDString(domain.UUIDString())
+    failed = snapshots_redefine(moved, saved)
+    if stays_defined:
+        snapshots_redefine(domain, saved)  # the source keeps the VM, so its snapshots too
+    if failed:
+        return [f"{len(saved) - len(failed)} of {len(saved)} snapshots moved; not redefined: {', '.join(failed)}"]
+    return [f"{len(saved)} snapshot{'s' if len(saved) > 1 else ''} moved"]
+
+
+def _source_copies(source_conn: libvirt.virConnect, paths: list[str], *, stays_defined: bool,
+                   keep: bool) -> tuple[tuple[str, ...], str]:
+    """After a copy-storage migration: remove the source's copies of the disks, unless asked to
+    keep them or the source still defines the VM (its definition uses them)."""
+    if stays_defined:
+        return tuple(paths), "the source's disk copies are kept: its definition of the VM still uses them"
+    if keep:
+        return tuple(paths), f"the source's copies of {len(paths)} disk{'s' if len(paths) > 1 else ''} are kept, as asked"
+    failed = {}
+    for path in paths:
+        try:
+            source_conn.storageVolLookupByPath(path).delete(0)
+        except libvirt.libvirtError as exc:
+            failed[path] = exc.get_error_message()
+    if failed:
+        return tuple(failed), "could not remove the source copies: " + ", ".join(
+            f"{path} ({reason})" for path, reason in failed.items())
+    return (), f"the source copies were removed ({len(paths)} disk{'s' if len(paths) > 1 else ''})"
 
 
 def migration_flags(options: MigrationOptions, *, running: bool) -> int:

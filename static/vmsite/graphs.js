@@ -4,8 +4,9 @@
   "use strict";
   const root = document.getElementById("graphs");
   if (!root || !window.uPlot || !window.vmsiteUnits) return;
-  const url = root.dataset.graphsUrl;
-  const hostId = Number(root.dataset.graphsHost);
+  let url = root.dataset.graphsUrl;
+  let hostId = Number(root.dataset.graphsHost);
+  let stopped = false;  // the VM is gone: no more requests into 404s
   const kind = root.dataset.graphsKind;
   const RANGE_SECONDS = { "1h": 3600, "6h": 21600, "24h": 86400 };
   const perSecond = window.vmsiteUnits.perSecond; // binary units, as every page (units.js)
@@ -90,15 +91,28 @@
     charts.forEach(function (chart) { chart.plot.setData(dataFor(chart.spec)); });
   }
 
+  async function stop(response) {
+    stopped = true;
+    const body = await response.json().catch(function () { return {}; });
+    const empty = document.getElementById("graphs-empty");
+    empty.textContent = body.error || "No more points: this is gone from its host.";
+    empty.hidden = false;
+  }
+
   async function load(incremental) {
-    if (loading) return;
+    if (loading || stopped) return;
     loading = true;
     try {
       const last = incremental && columns && columns.t.length ? columns.t[columns.t.length - 1] : null;
       const query = "?range=" + range + (last !== null ? "&since=" + last : "");
       const response = await fetch(url + query, { credentials: "same-origin" });
+      if (response.status === 404 || response.status === 410) return stop(response);
       if (!response.ok) return;
-      const fresh = (await response.json()).series;
+      // A VM whose old id forwards (it moved): follow it, and its new host's sample messages.
+      if (response.redirected) url = new URL(response.url).pathname;
+      const body = await response.json();
+      if (body.host) hostId = body.host;
+      const fresh = body.series;
       if (last === null || !columns) {
         columns = fresh;
       } else {

@@ -80,8 +80,8 @@
     } catch (error) {
       return; // the server is away: the socket's reconnect brings a snapshot
     }
-    if (response.status === 404) {
-      region.replaceChildren(goneNotice());
+    if (response.status === 404 || response.status === 410) {
+      region.replaceChildren(goneNotice(response.status === 410 ? await response.text() : ""));
       delete region.dataset.liveTopics;
       return;
     }
@@ -107,11 +107,14 @@
     document.dispatchEvent(new CustomEvent("live:refreshed", { detail: { id: id } }));
   }
 
-  function goneNotice() {
+  function goneNotice(tombstonePage) {
     const notice = document.createElement("div");
     notice.className = "alert alert-secondary";
     notice.id = "live-gone";
-    notice.textContent = "This no longer exists on its host (deleted, or moved away).";
+    // A 410 is a tombstone's page: what happened and a link back to the list (tombstones/views.py).
+    const told = tombstonePage && new DOMParser().parseFromString(tombstonePage, "text/html").getElementById("tombstone");
+    if (told) notice.replaceChildren(...told.childNodes);
+    else notice.textContent = "This no longer exists on its host (deleted, or moved away).";
     return notice;
   }
 

@@ -185,8 +185,10 @@ def test_it_copies_a_qcow2_disk_with_the_vm_and_reports_progress(registered, two
     follow_to(guests, destination, guest)
     domain = cached(source_host, guest)
 
-    # 1 MiB/s keeps the copy going for a few seconds, long enough to watch it.
-    operation = migrated(admin_client, domain, destination_host, live="on", copy_storage="on", bandwidth_mib="1")
+    # 1 MiB/s keeps the copy going for a few seconds, long enough to watch it. The source copy is
+    # kept (as the admin may ask) so that both can be compared.
+    operation = migrated(admin_client, domain, destination_host, live="on", copy_storage="on", bandwidth_mib="1",
+                         keep_source_disks="on")
     messages = watch(operation)
     assert operation.state == OperationState.SUCCEEDED, operation.error
     progress = [m for m in messages if "MiB processed" in m and "MiB remaining" in m]
@@ -204,10 +206,36 @@ def test_it_copies_a_qcow2_disk_with_the_vm_and_reports_progress(registered, two
     assert same.returncode == 0, same.stdout + same.stderr
     domain.refresh_from_db()
     assert domain.host == destination_host
+    assert "the source's copies of 1 disk are kept, as asked" in operation.message
+    # The kept copy is listed on the source pool as the VM's, with a link to it.
+    from storage.models import StoragePool
+
+    pool = StoragePool.objects.get(host=source_host, target_path=IMAGES)
+    page = admin_client.get(reverse("storage:pool", args=[pool.pk])).content.decode()
+    assert "Source copy kept when" in page and reverse("domains:detail", args=[domain.pk]) in page
 
 
-def test_the_vms_own_grants_follow_it_even_when_its_row_is_replaced(registered, two_hosts, guests, admin_client,
-                                                                     django_user_model):
+def test_a_copy_storage_migration_removes_the_source_copies(registered, two_hosts, guests, admin_client, tmp_path):
+    source_host, destination_host = registered
+    source, destination = two_hosts
+    name = f"{TEST_GUEST_PREFIX}{uuid.uuid4().hex[:8]}.qcow2"
+    volume = volume_with_data(images_pool(source.tcp_uri), name, fmt="qcow2", capacity_mib=16,
+                              content=qcow2_image(tmp_path, capacity_mib=16, data_mib=1))
+    path = volume.path()
+    guest = define_guest(guests, source, disk_path=path)
+    follow_to(guests, destination, guest)
+    domain = cached(source_host, guest)
+    operation = migrated(admin_client, domain, destination_host, live="on", copy_storage="on")
+    watch(operation)
+    assert operation.state == OperationState.SUCCEEDED, operation.error
+    assert "the source copies were removed (1 disk)" in operation.message
+    assert name not in images_pool(source.tcp_uri).listVolumes()
+    assert not (source.state_dir / "lib/images" / name).exists()
+    assert images_pool(destination.tcp_uri).storageVolLookupByName(name).path() == path
+
+
+def test_the_vm_keeps_its_row_and_grants_even_when_the_destination_made_one(registered, two_hosts, guests,
+                                                                             admin_client, django_user_model):
     source_host, destination_host = registered
     source, destination = two_hosts
     guest = define_guest(guests, source, start=False)
@@ -221,8 +249,9 @@ def test_the_vms_own_grants_follow_it_even_when_its_row_is_replaced(registered, 
     watch(operation)
     assert operation.state == OperationState.SUCCEEDED, operation.error
     moved = Domain.objects.get(host=destination_host, uuid=domain.uuid)
-    assert moved.pk != domain.pk and Grant.objects.get(user=alice).domain == moved
+    assert moved.pk == domain.pk and Grant.objects.get(user=alice).domain == moved  # one row: one page
     assert Grant.objects.get(user=alice).role == Role.OPERATOR
+    assert Operation.objects.get(pk=operation.pk).target_id == domain.pk
 
 
 def test_it_moves_a_shut_off_vm_offline(registered, two_hosts, guests, admin_client):
@@ -266,6 +295,97 @@ def test_it_cancels_a_slow_migration_and_the_vm_stays_on_its_source(registered, 
     assert name not in images_pool(destination.tcp_uri).listVolumes()  # the disk made for it is gone again
     domain.refresh_from_db()
     assert domain.host == source_host and domain.state == DomainState.RUNNING
+
+
+@pytest.fixture
+def shared_storage(two_hosts):
+    """A folder both harness hosts see (it is outside their private /var/lib/libvirt), as a dir pool
+    on each: storage both hosts share, as NFS would be."""
+    import shutil
+
+    path = f"/var/tmp/{TEST_GUEST_PREFIX}shared-{uuid.uuid4().hex[:8]}"
+    os.makedirs(path, mode=0o755)
+    pools = []
+    for host in two_hosts:
+        spec = etree.Element("pool", type="dir")
+        etree.SubElement(spec, "name").text = f"{TEST_GUEST_PREFIX}shared"
+        etree.SubElement(etree.SubElement(spec, "target"), "path").text = path
+        pools.append(libvirt.open(host.tcp_uri).storagePoolCreateXML(etree.tostring(spec, encoding="unicode"), 0))
+    yield pools[0]
+    for pool in pools:
+        pool.destroy()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def cached_pools(host: Host) -> None:
+    from hosts.reconcile import host_reconcile
+
+    host_reconcile(host=host)
+
+
+def guest_with_a_snapshot(guests, harness_host, pool, tmp_path, *, start: bool = True) -> libvirt.virDomain:
+    name = f"{TEST_GUEST_PREFIX}{uuid.uuid4().hex[:8]}.qcow2"
+    volume = volume_with_data(pool, name, fmt="qcow2", capacity_mib=16,
+                              content=qcow2_image(tmp_path, capacity_mib=16, data_mib=1))
+    guest = define_guest(guests, harness_host, disk_path=volume.path(), start=start)
+    guest.snapshotCreateXML("<domainsnapshot><name>before-upgrade</name></domainsnapshot>", 0)  # internal
+    return guest
+
+
+def test_the_worker_refuses_snapshots_it_was_not_told_of_before_anything_moves(
+        registered, two_hosts, shared_storage, guests, admin_client, tmp_path):
+    source_host, destination_host = registered
+    source, destination = two_hosts
+    guest = guest_with_a_snapshot(guests, source, shared_storage, tmp_path)
+    follow_to(guests, destination, guest)
+    domain = cached(source_host, guest)
+    cached_pools(destination_host)
+    Domain.objects.filter(pk=domain.pk).update(snapshots=[])  # taken outside vmsite: not known yet
+    operation = migrated(admin_client, domain, destination_host, live="on")
+    watch(operation)
+    assert operation.state == OperationState.FAILED
+    assert "has 1 snapshot, and libvirt cannot migrate a VM with snapshots" in operation.error, operation.error
+    assert on_host(source, guest).snapshotNum(0) == 1 and on_host(destination, guest) is None
+
+
+def test_it_moves_the_snapshots_metadata_with_the_vm(registered, two_hosts, shared_storage, guests, admin_client,
+                                                     tmp_path):
+    # Shut off: libvirt calls a running VM's migration over this machine's local folder unsafe (it
+    # trusts only NFS and such to be shared); a shut off VM moves its definition, as it would there.
+    source_host, destination_host = registered
+    source, destination = two_hosts
+    guest = guest_with_a_snapshot(guests, source, shared_storage, tmp_path, start=False)
+    follow_to(guests, destination, guest)
+    domain = cached(source_host, guest)
+    cached_pools(destination_host)
+    Domain.objects.filter(pk=domain.pk).update(snapshots=[{"name": "before-upgrade", "depth": 0}])
+    refused = post_migrate(admin_client, domain, destination_host)
+    assert refused.status_code == 400 and "move_snapshots" in refused.context["form"].errors
+
+    operation = migrated(admin_client, domain, destination_host, move_snapshots="on")
+    watch(operation)
+    assert operation.state == OperationState.SUCCEEDED, operation.error
+    assert "1 snapshot moved" in operation.message
+    moved = on_host(destination, guest)
+    assert moved.snapshotListNames(0) == ["before-upgrade"] and moved.hasCurrentSnapshot(0)
+    assert on_host(source, guest) is None
+    # The snapshot works there: its data was in the shared image all along.
+    moved.revertToSnapshot(moved.snapshotLookupByName("before-upgrade", 0), 0)
+    moved.snapshotLookupByName("before-upgrade", 0).delete(0)  # the image's own snapshot goes too
+
+
+def test_the_destination_says_when_it_cannot_give_the_vms_cpu(two_hosts, guests):
+    # The real destination libvirtd answers, on a running guest's CPU as libvirt expanded it; then
+    # on the same CPU asking for AMD's XOP as well, which this Intel machine lacks.
+    from virt.migration_checks import cpu_refusal
+
+    source, destination = two_hosts
+    xml = etree.fromstring(define_guest(guests, source).XMLDesc(0))
+    assert xml.find("cpu/model") is not None
+    assert cpu_refusal(libvirt.open(destination.tcp_uri), etree.tostring(xml, encoding="unicode")) is None
+    etree.SubElement(xml.find("cpu"), "feature", policy="require", name="xop")
+    refusal = cpu_refusal(libvirt.open(destination.tcp_uri), etree.tostring(xml, encoding="unicode"))
+    assert refusal and "xop" in refusal, refusal
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,3 +530,98 @@ def test_it_cancels_only_what_can_be_cancelled(admin_client, made_up):
     pending.refresh_from_db()
     assert pending.state == OperationState.CANCELLED
     assert admin_client.get(reverse("operations:cancel", args=[pending.pk])).status_code == 405
+
+
+# ---------------------------------------------------------------------------------------------
+# What blocks a migration, said before anything is queued (issue 16, bug 5). Rows by hand.
+
+DISK = {"target": "vda", "device": "disk", "source": "/var/lib/libvirt/images/web.qcow2", "format": "qcow2",
+        "bus": "virtio"}
+
+
+def pool_row(host: Host, *, pool_type: str = "dir", path: str = IMAGES, active: bool = True):
+    from storage.models import StoragePool
+
+    return StoragePool.objects.create(host=host, uuid=uuid.uuid4(), name=f"images-{host.name}", pool_type=pool_type,
+                                      target_path=path, active=active, synced_at=timezone.now())
+
+
+def passthrough_xml(name: str) -> str:
+    return (f"<domain type='kvm'><name>{name}</name><cpu mode='host-passthrough'/><devices>"
+            "<hostdev mode='subsystem' type='pci'><source><address domain='0' bus='3' slot='0' function='0'/>"
+            "</source></hostdev></devices></domain>")
+
+
+@pytest.fixture
+def blocked(made_up):
+    running = made_up["running"]
+    Domain.objects.filter(pk=running.pk).update(details={"disks": [DISK]})
+    running.refresh_from_db()
+    return {**made_up, "running": running}
+
+
+@pytest.mark.parametrize("setup, fields, field, message", [
+    ("snapshots", {"live": "on"}, "move_snapshots",
+     "running has 2 snapshots (before-upgrade, after-upgrade), and libvirt cannot migrate a VM with snapshots"),
+    ("snapshots", {"live": "on", "move_snapshots": "on", "copy_storage": "on"}, "copy_storage",
+     "a copy-storage migration copies only their current state: the snapshots would be lost"),
+    ("shared_pool", {"live": "on", "keep_source_disks": "on"}, "keep_source_disks",
+     "Only a copy-storage migration leaves copies behind"),
+    ("no_pool_there", {"live": "on", "copy_storage": "on"}, "copy_storage",
+     "other has no active storage pool at /var/lib/libvirt/images for the disk /var/lib/libvirt/images/web.qcow2"),
+    ("inactive_pool_there", {"live": "on", "copy_storage": "on"}, "copy_storage", "other has no active storage pool"),
+    ("other_type_there", {"live": "on", "copy_storage": "on"}, "copy_storage",
+     "is in a dir pool here, and the pool at /var/lib/libvirt/images on other is netfs"),
+    ("no_pool_there", {"live": "on"}, "copy_storage",
+     "The disk /var/lib/libvirt/images/web.qcow2 is not copied, so other must see it at the same path"),
+    ("passthrough", {"live": "on", "copy_storage": "on"}, "destination",
+     "Its CPU is host-passthrough: the guest sees this host's exact CPU (AMD EPYC-Rome), and the destination's is "
+     "Intel Skylake-Server"),
+    ("passthrough", {"live": "on", "copy_storage": "on"}, "__all__",
+     "uses a host device passed through (pci), which cannot follow it to another host"),
+])
+def test_it_says_what_blocks_a_migration_before_queueing(admin_client, blocked, setup, fields, field, message):
+    domain, own, other = blocked["running"], blocked["own"], blocked["other"]
+    pool_row(own)
+    if setup == "snapshots":
+        domain.snapshots = [{"name": "before-upgrade", "depth": 0}, {"name": "after-upgrade", "depth": 1}]
+        domain.details = {"disks": []}
+    if setup == "shared_pool":
+        from storage.models import StoragePool
+
+        StoragePool.objects.filter(host=own).update(pool_type="netfs")
+        pool_row(other, pool_type="netfs")
+    if setup == "inactive_pool_there":
+        pool_row(other, active=False)
+    if setup == "other_type_there":
+        pool_row(other, pool_type="netfs")
+    if setup == "passthrough":
+        pool_row(other)
+        domain.xml_live = passthrough_xml(domain.name)
+        Host.objects.filter(pk=own.pk).update(capabilities={"cpu_vendor": "AMD", "cpu_model": "EPYC-Rome"})
+        Host.objects.filter(pk=other.pk).update(capabilities={"cpu_vendor": "Intel", "cpu_model": "Skylake-Server"})
+    domain.save()
+    response = post_migrate(admin_client, domain, other, **fields)
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert any(message in error for error in errors.get(field, [])), errors
+    assert not Operation.objects.exists()
+
+
+def test_it_queues_a_vm_with_snapshots_when_their_metadata_moves(admin_client, blocked):
+    domain, other = blocked["running"], blocked["other"]
+    Domain.objects.filter(pk=domain.pk).update(snapshots=[{"name": "s1", "depth": 0}], details={"disks": []})
+    response = post_migrate(admin_client, domain, other, live="on", move_snapshots="on")
+    assert response.status_code == 302
+    assert Operation.objects.get(kind="domain.migrate").arguments["move_snapshots"] is True
+
+
+def test_the_api_says_what_blocks_a_migration_too(admin_client, blocked):
+    domain, other = blocked["running"], blocked["other"]
+    Domain.objects.filter(pk=domain.pk).update(snapshots=[{"name": "s1", "depth": 0}], details={"disks": []})
+    response = admin_client.post(reverse("api:vm_migrate", args=[domain.pk]),
+                                 {"destination": other.pk, "live": True, "persist_destination": True},
+                                 content_type="application/json")
+    assert response.status_code == 400, response.content
+    assert "libvirt cannot migrate a VM with snapshots" in response.content.decode()
+    assert not Operation.objects.exists()
