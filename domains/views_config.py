@@ -67,6 +67,10 @@ class AttachDiskView(ConfigFormView):
     title = "Add a disk"
     offers_volumes = True
 
+    def arguments(self, data: dict) -> dict:
+        return {name: data[name] for name in ("source", "pool", "volume", "bus", "readonly", "live", "persistent",
+                                              "new_size", "new_format") if name in data}
+
 
 class DetachDiskView(ConfigFormView):
     form_class = forms_config.DetachDiskForm
