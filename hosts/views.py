@@ -8,10 +8,11 @@ from accounts.audit import audit
 from accounts.mixins import Access
 from accounts.models import AuditAction
 from hosts import host_keys, selectors, services
-from hosts.choices import Transport
+from hosts.choices import HostStatus, Transport
 from hosts.forms import HostForm, PageHostForm
 from hosts.models import Host
 from hosts.ssh import SSHMaterialError, host_key_fingerprints
+from operations.choices import OperationState
 
 
 class HostListView(Access, ListView):
@@ -35,18 +36,30 @@ class HostDetailView(Access, DetailView):
         host = self.object
         selectors.mark_watched([host])
         domains = list(domains_for(self.request.user).filter(host=host))
+        operations = list(operations_for(self.request.user).filter(host=host).select_related("user")[:10])
         context.update(
             domains=domains,
             operable=operable_ids(self.request.user, domains),
             pools=host.pools.all(),
             networks=host.networks.all(),
-            operations=operations_for(self.request.user).filter(host=host).select_related("user")[:10],
+            operations=operations,
+            banners=_still_news(host, operations),
             can_operate_host=may(self.request.user, OPERATE, host),
             host_key_fingerprints=host_key_fingerprints(host.ssh_host_keys),
             host_key_changed=host.transport == Transport.SSH and host.status_reason.startswith("host key changed"),
             caps=host.capabilities or {},
         )
         return context
+
+
+def _still_news(host: Host, operations) -> list:
+    """The host's operations, less the failed connects and syncs the host has since recovered from
+    (it is online and was seen after they failed): their red boxes would contradict its status."""
+    def outdated(operation) -> bool:
+        return (operation.kind in ("host.connect", "host.sync") and operation.state == OperationState.FAILED
+                and host.status == HostStatus.ONLINE and host.last_seen is not None
+                and operation.finished_at is not None and operation.finished_at <= host.last_seen)
+    return [operation for operation in operations if not outdated(operation)]
 
 
 class HostFormMixin(Access):
