@@ -81,3 +81,35 @@ def test_folded_operations_stay_open_across_a_live_refresh(logged_in, asgi_serve
     expect(page.locator(f"#operation-{boxes[0].pk}")).to_be_visible()  # and the disclosure stayed open
     page.click("#operations-folded summary")
     expect(page.locator(f"#operation-{boxes[0].pk}")).not_to_be_visible()  # collapsible again
+
+
+def test_add_disk_makes_a_new_volume_from_the_vms_page(logged_in, asgi_server, celery_worker, guests, scratch_pool):
+    from hosts.reconcile import host_reconcile
+    from tests.domains.helpers import cached
+    from tests.domains.test_config import define_guest
+
+    page = logged_in
+    host, _ = host_register_local()
+    guest = define_guest(guests)
+    host_reconcile(host=host)
+    domain = cached(host, guest)
+    page.goto(f"{asgi_server}/vms/{domain.pk}/")
+    page.click("[data-action=attach_disk]")
+    expect(page.locator("#row-volume")).to_be_visible()
+    expect(page.locator("#row-new_name")).to_be_hidden()  # until "a new volume" is chosen
+    page.check("#id_source_new")
+    expect(page.locator("#row-volume")).to_be_hidden()
+    page.select_option("#id_pool", scratch_pool.name)
+    page.fill("#id_new_name", "from-page.qcow2")
+    page.fill("#id_new_size_0", "0")
+    page.select_option("#id_new_size_1", "MiB")
+    page.uncheck("#id_live")
+    page.click("#config-form button[type=submit]")
+    expect(page.locator("#row-new_size .invalid-feedback")).to_have_text("A new volume needs at least 1 MiB.")
+    expect(page.locator("#row-new_name")).to_be_visible()  # the choice and what was typed are kept
+    expect(page.locator("#id_new_name")).to_have_value("from-page.qcow2")
+    page.fill("#id_new_size_0", "64")
+    page.click("#config-form button[type=submit]")
+    expect(page.locator(".operation-status [data-operation-state]").first).to_have_text("Succeeded", timeout=30_000)
+    expect(page.locator("#domain-disks")).to_contain_text("from-page.qcow2")
+    assert "from-page.qcow2" in scratch_pool.pool.listVolumes()
