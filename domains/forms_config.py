@@ -125,9 +125,10 @@ def split_offered_volume(form: DomainForm, data: dict) -> None:
 
 def offered_volume_choices(form: DomainForm) -> list[tuple[str, str]]:
     """The volumes the user may put into this VM (accounts.access decides), as "pool/volume"."""
+    form.volume_offers = volume_offers(form.user, form.domain)  # the page's table shows them too
     return [(f"{volume.pool.name}/{volume.name}",
              f"{volume.pool.name}/{volume.name} ({volume.recorded_format}, {binary_size(volume.capacity)})")
-            for volume, refusal in volume_offers(form.user, form.domain) if not refusal]
+            for volume, refusal in form.volume_offers if not refusal]
 
 
 def binary_size(size: int) -> str:
