@@ -246,3 +246,21 @@ def may_see_tombstone(user: AbstractBaseUser, tombstone) -> bool:
     if user.pk in tombstone.viewer_ids:
         return True
     return tombstone.host_id is not None and hosts_for(user, VIEW).filter(pk=tombstone.host_id).exists()
+
+
+def new_volume_refusal(user: AbstractBaseUser, domain: Domain, pool: Model) -> str | None:
+    """Why the user may not make a new volume for this VM in this pool (None: they may). A host operator
+    (or an administrator) may use any pool of the VM's host; the VM's own operators only the pools that
+    already hold a volume made for it (its disks stay where the host's operators put them). The new
+    volume is the VM's own."""
+    if not may(user, OPERATE, domain):
+        return "Your role does not allow changes to this VM."
+    if pool.host_id != domain.host_id:
+        return "A new disk is made in a pool of the VM's own host."
+    if may(user, OPERATE, domain.host):
+        return None
+    if VolumeRecord.objects.filter(host_id=domain.host_id, owner_uuid=domain.uuid,
+                                   key__in=Volume.objects.filter(pool=pool).values("key")).exists():
+        return None
+    return (f"Your grant is on this VM only: it may make new disks only in a pool that holds one of its own "
+            f"volumes, and {pool.name} holds none. Ask a host operator.")

@@ -51,6 +51,8 @@ def _describe(field: forms.Field, *, write_only: bool) -> serializers.Field:
               "write_only": write_only}
     if isinstance(field, forms.BooleanField):
         return serializers.BooleanField(**{**common, "required": False})
+    if isinstance(field, forms.MultiValueField):  # a size: an amount, and its unit in <name>_unit
+        return serializers.FloatField(**{**common, "help_text": f"{field.label}: an amount in <name>_unit (default GiB)."})
     if isinstance(field, forms.ModelMultipleChoiceField):
         return serializers.ListField(child=serializers.IntegerField(), **common)
     if isinstance(field, forms.ModelChoiceField):

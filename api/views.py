@@ -23,7 +23,9 @@ from domains.forms import DeleteForm, RenameForm
 from domains.forms_create import CreateDomainForm, create_arguments
 from domains.migration import MigrateForm, domain_migrate_enqueue
 from domains.models import Domain
+from hosts import host_keys
 from hosts import services as host_services
+from hosts.ssh import SSHMaterialError
 from hosts.forms import TLS_FILES, HostForm
 from hosts.models import Host
 from operations.choices import OperationState
@@ -51,6 +53,21 @@ def _host_form(request, host: Host | None) -> HostForm:
     return HostForm(data, api_forms.pem_files(data, HOST_SECRETS), instance=host)
 
 
+def _with_expected_host_key(form: HostForm) -> dict:
+    """The host's fields; given an expected fingerprint, the host is scanned now and only its key with
+    that fingerprint is pinned (without one, the key the host presents at first connection is)."""
+    fields = form.host_fields()
+    expected = form.cleaned_data.get("ssh_host_key_fingerprint")
+    if not expected or fields["transport"] != "ssh":
+        return fields
+    try:
+        fields["ssh_host_keys"] = host_keys.host_keys_matching(
+            host_keys.host_keys_scan(fields["address"], fields["port"]), expected)
+    except (host_keys.HostKeyRefused, SSHMaterialError) as exc:
+        raise ValidationError({"ssh_host_key_fingerprint": [str(exc)]}) from None
+    return fields
+
+
 class HostList(ApiListView):
     need = {"GET": VIEW, "POST": ADMIN}
     serializer_class = HostSerializer
@@ -67,7 +84,7 @@ class HostList(ApiListView):
     def post(self, request):
         form = _host_form(request, None)
         api_forms.valid(form)
-        host, operation = host_services.host_create(user=request.user, **form.host_fields())
+        host, operation = host_services.host_create(user=request.user, **_with_expected_host_key(form))
         audit(request, AuditAction.HOST_ADDED, target=host.name, detail=f"{host.transport} (API)")
         return Response({"host": HostSerializer(host).data, "operation": operation.pk}, status=status.HTTP_201_CREATED)
 
@@ -82,7 +99,7 @@ class HostDetail(ApiDetailView):
         host = self.get_object()
         form = _host_form(request, host)
         api_forms.valid(form)
-        operation = host_services.host_update(host=host, user=request.user, **form.host_fields())
+        operation = host_services.host_update(host=host, user=request.user, **_with_expected_host_key(form))
         audit(request, AuditAction.HOST_CHANGED, target=host.name, detail="changed by the API: "
               + (", ".join(form.changed_data) or "no field"))
         return queued(operation)

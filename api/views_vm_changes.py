@@ -10,6 +10,7 @@ from api.serializers import queues
 from domains import views_config, views_snapshots
 from domains.models import Domain
 from domains.services import DomainBusy
+from storage.forms import SizeField
 
 # API route under /api/v1/vms/<id>/ -> the page view it stands for.
 PAGE_VIEWS = {
@@ -36,12 +37,24 @@ class VMChange(ApiView):
         domain = self.get_object()
         page = self.page_view()
         extra = page.form_kwargs(request) if hasattr(page, "form_kwargs") else {"user": request.user}
-        form = self.page_view.form_class(api_forms.body(request), domain=domain, **extra)
+        form = self.page_view.form_class(_with_sizes(api_forms.body(request), self.page_view.form_class), domain=domain,
+                                         **extra)
         api_forms.valid(form)
         if hasattr(page, "enqueue"):  # the snapshot and clone pages queue through a method
             return enqueue(lambda: page.enqueue(request, domain, form), DomainBusy)
         arguments = page.arguments(form.cleaned_data)
         return enqueue(lambda: type(page).service(domain=domain, user=request.user, **arguments), DomainBusy)
+
+
+def _with_sizes(data, form_class: type) -> dict:
+    """A size is one number in the API (`new_size: 10`, `new_size_unit: "GiB"`, the default) and two
+    fields in the form (new_size_0, new_size_1)."""
+    data = dict(data.items())
+    for name, field in form_class.base_fields.items():
+        if isinstance(field, SizeField) and name in data:
+            data[f"{name}_0"] = data.pop(name)
+            data[f"{name}_1"] = data.pop(f"{name}_unit", "GiB")
+    return data
 
 
 def _api_view(page_view: type) -> type[VMChange]:

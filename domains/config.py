@@ -12,9 +12,12 @@ User = AbstractBaseUser | None
 
 
 def domain_disk_attach(*, domain: Domain, user: User, pool: str, volume: str, bus: str, readonly: bool,
-                       live: bool, persistent: bool) -> Operation:
+                       live: bool, persistent: bool, source: str = "existing", new_size: int | None = None,
+                       new_format: str = "qcow2") -> Operation:
+    """Attach pool/volume; with source "new", make it first (new_size bytes, new_format), as the VM's own."""
+    new = {"new": {"capacity": new_size, "format": new_format}} if source == "new" else {}
     return _enqueue(domain, user, "attach_disk", pool=pool, volume=volume, bus=bus, readonly=readonly,
-                    live=live, persistent=persistent)
+                    live=live, persistent=persistent, **new)
 
 
 def domain_disk_detach(*, domain: Domain, user: User, target: str, live: bool, persistent: bool) -> Operation:

@@ -19,9 +19,10 @@ from domains.models import Domain
 from networking.models import VirtualNetwork
 from networking.selectors import mac_in_use
 from networking.validators import clean_mac
-from accounts.access import volume_use_refusal
+from accounts.access import new_volume_refusal, volume_use_refusal
+from storage.forms import SizeField
 from storage.models import StoragePool, Volume
-from storage.selectors import volume_users
+from storage.selectors import volume_offers, volume_users
 from virt.xml.base import XMLRejected, check_xml_text, parse_trusted, parse_untrusted
 from virt.xml.policy import HostContext, check_domain_xml, nvram_path, volume_paths
 
@@ -30,6 +31,8 @@ VOLUME_RULE = "Give a volume's name in the pool (letters, digits, '.', '_', '+' 
 BUSES = [("virtio", "virtio"), ("sata", "SATA"), ("scsi", "SCSI"), ("usb", "USB")]
 # NIC models that are conventional PCI devices: a q35 VM's PCIe root ports do not take them live.
 CONVENTIONAL_PCI_NIC_MODELS = ("e1000", "rtl8139")
+DISK_SOURCES = [("existing", "An existing volume"), ("new", "A new volume")]
+NEW_DISK_FORMATS = [("qcow2", "qcow2 (thin)"), ("raw", "raw")]
 BOOT_DEVICES = [("hd", "Hard disk"), ("cdrom", "CD-ROM"), ("network", "Network (PXE)"), ("fd", "Floppy")]
 MAC_TAKEN = "The MAC {mac} is already used by another VM on this host: choose another, or leave it empty."
 HOST_OPERATOR_NETWORK = ("Moving a NIC to another network needs an operator's right on the host: "
@@ -105,27 +108,141 @@ def clean_volume_name(value: str) -> str:
     return value
 
 
+def split_offered_volume(form: DomainForm, data: dict) -> None:
+    """The page's select sends "pool/volume"; the API may send the pool and the name apart."""
+    value = data.get("volume") or ""
+    pool_name, slash, name = value.partition("/")
+    if not slash:
+        return
+    if pool_name not in dict(_pool_choices(form.domain)) or "/" in name:
+        form.add_error("volume", "Paths typed by hand are not accepted: pick a pool and give the volume's name in it.")
+        return
+    try:
+        data["pool"], data["volume"] = pool_name, clean_volume_name(name)
+    except ValidationError as exc:
+        form.add_error("volume", exc)
+
+
+def offered_volume_choices(form: DomainForm) -> list[tuple[str, str]]:
+    """The volumes the user may put into this VM (accounts.access decides), as "pool/volume"."""
+    form.volume_offers = volume_offers(form.user, form.domain)  # the page's table shows them too
+    return [(f"{volume.pool.name}/{volume.name}",
+             f"{volume.pool.name}/{volume.name} ({volume.recorded_format}, {binary_size(volume.capacity)})")
+            for volume, refusal in form.volume_offers if not refusal]
+
+
+def binary_size(size: int) -> str:
+    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2)):
+        if size >= factor:
+            return f"{size / factor:.1f} {unit}".replace(".0 ", " ")
+    return f"{size} bytes"
+
+
 class AttachDiskForm(ScopedForm):
-    pool = forms.ChoiceField(label="Storage pool", error_messages={
+    """An existing volume (offered in a list), or a new one made in a pool and attached in one operation."""
+
+    source = forms.ChoiceField(choices=DISK_SOURCES, required=False, initial="existing", label="Disk",
+                               widget=forms.RadioSelect)
+    volume = forms.CharField(max_length=300, required=False, strip=False, label="Volume",
+                             widget=forms.Select, help_text="The volumes you may attach to this VM.")
+    pool = forms.ChoiceField(required=False, label="Storage pool (new volume)", error_messages={
         "invalid_choice": "%(value)s is not an active storage pool of this VM's host."})
-    volume = forms.CharField(max_length=300, strip=False, help_text=VOLUME_RULE)
+    new_name = forms.CharField(max_length=300, required=False, strip=False, label="Name (new volume)",
+                               help_text=VOLUME_RULE)
+    new_size = SizeField(required=False, label="Size (new volume)")
+    new_format = forms.ChoiceField(choices=NEW_DISK_FORMATS, initial="qcow2", required=False,
+                                   label="Format (new volume)", help_text="qcow2 is thin and takes snapshots.")
     bus = forms.ChoiceField(choices=BUSES, initial="virtio",
                             help_text="USB disks unplug at once; virtio and SCSI ones need the guest OS to let go.")
     readonly = forms.BooleanField(required=False, label="Read-only")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["pool"].choices = _pool_choices(self.domain)
-
-    def clean_volume(self) -> str:
-        return clean_volume_name(self.cleaned_data["volume"])
+        self.fields["pool"].choices = [("", "—"), *_pool_choices(self.domain)]
+        self.fields["volume"].choices = [("", "—"), *offered_volume_choices(self)]
+        self.fields["volume"].widget.choices = self.fields["volume"].choices
 
     def clean(self) -> dict:
         data = super().clean()
-        refuse_unusable_volume(self, data)
+        data["source"] = data.get("source") or "existing"
+        if data["source"] == "new":
+            self._clean_new(data)
+        else:
+            self._clean_existing(data)
         if data.get("bus") == "virtio":  # a PCIe device of its own; SATA, SCSI and USB disks join a controller
             check_hotplug_room(self, data, "a virtio disk")
         return data
+
+    def _clean_existing(self, data: dict) -> None:
+        if not data.get("volume"):
+            self.add_error("volume", "Pick a volume, or choose a new volume.")
+            return
+        split_offered_volume(self, data)
+        if "volume" in self.errors:
+            return
+        if not data.get("pool"):
+            if "pool" not in self.errors:
+                self.add_error("pool", "Pick the pool that holds the volume.")
+            return
+        try:
+            clean_volume_name(data["volume"])
+        except ValidationError as exc:
+            self.add_error("volume", exc)
+            return
+        refuse_unusable_volume(self, data)
+
+    def _clean_new(self, data: dict) -> None:
+        pool = self._new_volume_pool(data)
+        name = self._new_volume_name(data, pool)
+        size = data.get("new_size")
+        if size is None:
+            self.add_error("new_size", "Give the new volume's size, like 10 GiB.")
+        elif size < 1024**2:
+            self.add_error("new_size", "A new volume needs at least 1 MiB.")
+        elif pool is not None:
+            self._check_room(pool, size, data.get("new_format") or "qcow2")
+        data["volume"] = name
+        data["new_format"] = data.get("new_format") or "qcow2"
+
+    def _new_volume_pool(self, data: dict) -> StoragePool | None:
+        if "pool" in self.errors:
+            return None
+        pool = StoragePool.objects.filter(host=self.domain.host, active=True, name=data.get("pool") or "").first()
+        if pool is None:
+            self.add_error("pool", "Pick the pool to make the new volume in.")
+            return None
+        refusal = new_volume_refusal(self.user, self.domain, pool)
+        if refusal:
+            self.add_error("pool", refusal)
+            return None
+        return pool
+
+    def _new_volume_name(self, data: dict, pool: StoragePool | None) -> str:
+        name = data.get("new_name") or ""
+        if not name:
+            self.add_error("new_name", "Give the new volume a name.")
+            return ""
+        try:
+            clean_volume_name(name)
+        except ValidationError as exc:
+            self.add_error("new_name", exc)
+            return ""
+        if pool is not None and Volume.objects.filter(pool=pool, name=name).exists():
+            self.add_error("new_name", f"The pool {pool.name} already has a volume named {name!r}: choose another "
+                                       "name, or attach that volume.")
+        return name
+
+    def _check_room(self, pool: StoragePool, size: int, fmt: str) -> None:
+        """A raw volume takes its whole size at once; a qcow2 one grows as it is written (thin)."""
+        if pool.available < 1024**2:
+            self.add_error("new_size", f"The pool {pool.name} is full ({binary_size(pool.available)} free): free "
+                                       "space in it, or choose another pool.")
+        elif fmt == "raw" and size > pool.available:
+            self.add_error("new_size", f"The pool {pool.name} has {binary_size(pool.available)} free: a raw volume "
+                                       f"of {binary_size(size)} does not fit. Choose a smaller size, or qcow2 (thin).")
+        elif size > pool.capacity:
+            self.add_error("new_size", f"{binary_size(size)} is more than the whole pool {pool.name} "
+                                       f"({binary_size(pool.capacity)}).")
 
 
 def _disk_choices(domain: Domain, devices: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -378,23 +495,29 @@ class MemoryForm(ScopedForm):
 class MediaForm(ScopedForm):
     target = forms.ChoiceField(label="Drive", error_messages={
         "invalid_choice": "The VM has no CD-ROM or floppy drive %(value)s."})
-    pool = forms.ChoiceField(required=False, label="Storage pool", error_messages={
+    volume = forms.CharField(required=False, max_length=300, strip=False, label="Medium", widget=forms.Select,
+                             help_text="The volumes you may use in this VM; none ejects the medium.")
+    pool = forms.ChoiceField(required=False, widget=forms.HiddenInput, error_messages={
         "invalid_choice": "%(value)s is not an active storage pool of this VM's host."})
-    volume = forms.CharField(required=False, max_length=300, strip=False,
-                             help_text="Leave the volume empty to eject the medium.")
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["target"].choices = _disk_choices(self.domain, ("cdrom", "floppy"))
         self.fields["pool"].choices = [("", "—"), *_pool_choices(self.domain)]
-
-    def clean_volume(self) -> str:
-        volume = self.cleaned_data["volume"]
-        return clean_volume_name(volume) if volume else ""
+        self.fields["volume"].choices = [("", "(none: eject)"), *offered_volume_choices(self)]
+        self.fields["volume"].widget.choices = self.fields["volume"].choices
 
     def clean(self) -> dict:
         data = super().clean()
-        if data.get("volume") and not data.get("pool"):
+        split_offered_volume(self, data)
+        if not data.get("volume") or "volume" in self.errors:
+            return data
+        try:
+            clean_volume_name(data["volume"])
+        except ValidationError as exc:
+            self.add_error("volume", exc)
+            return data
+        if not data.get("pool") and "pool" not in self.errors:
             self.add_error("pool", "Pick the pool that holds the volume.")
         refuse_unusable_volume(self, data)
         return data

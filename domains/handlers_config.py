@@ -10,8 +10,13 @@ from domains.models import Domain
 from operations.models import Operation
 from operations.registry import Report, operation_handler
 from storage.disks import sharing, vetted_volume
+from storage.models import StoragePool
+from storage.records import records_forget, volume_record_made
+from storage.sync import pool_refresh_row
 from virt import devices
-from virt.types import Connection, DomainHandle
+from virt.errors import translated
+from virt.types import Connection, DomainHandle, VolumeHandle
+from virt.volumes import create_volume, delete_volume, volume_key
 
 Change = Callable[[Connection, DomainHandle, dict, Domain], str]
 
@@ -21,11 +26,37 @@ def _scope(args: dict) -> dict:
 
 
 def _attach_disk(conn: Connection, dom: DomainHandle, args: dict, domain: Domain) -> str:
-    volume, record = vetted_volume(conn, host=domain.host, pool_name=args["pool"], volume_name=args["volume"])
-    readonly = bool(args.get("readonly"))
-    shareable = sharing(conn, volume=volume, record=record, domain_uuid=str(domain.uuid), readonly=readonly)
-    return devices.attach_disk(conn, dom, volume=volume, bus=args["bus"], readonly=readonly, shareable=shareable,
-                               **_scope(args))
+    made = _make_new_volume(conn, args, domain) if args.get("new") else None
+    try:
+        volume, record = vetted_volume(conn, host=domain.host, pool_name=args["pool"], volume_name=args["volume"])
+        readonly = bool(args.get("readonly"))
+        shareable = sharing(conn, volume=volume, record=record, domain_uuid=str(domain.uuid), readonly=readonly)
+        attached = devices.attach_disk(conn, dom, volume=volume, bus=args["bus"], readonly=readonly,
+                                       shareable=shareable, **_scope(args))
+    except Exception:
+        if made is not None:  # nothing half-made is left behind
+            records_forget(host=domain.host, keys=[volume_key(made)])
+            delete_volume(made)
+        raise
+    finally:
+        if made is not None:
+            _refresh_pool_row(conn, domain, args["pool"])
+    return f"Created {args['volume']} ({args['new']['format']}); {attached[0].lower()}{attached[1:]}" if made else attached
+
+
+def _make_new_volume(conn: Connection, args: dict, domain: Domain) -> VolumeHandle:
+    """The new disk's volume, recorded as the VM's own (its owner's users may use it, and it goes with the VM)."""
+    fmt = args["new"]["format"]
+    with translated():
+        made = create_volume(conn, args["pool"], args["volume"], capacity_bytes=int(args["new"]["capacity"]), fmt=fmt)
+    volume_record_made(host=domain.host, key=volume_key(made), format=fmt, owner_uuid=domain.uuid)
+    return made
+
+
+def _refresh_pool_row(conn: Connection, domain: Domain, pool_name: str) -> None:
+    pool = StoragePool.objects.filter(host=domain.host, name=pool_name).first()
+    if pool is not None:
+        pool_refresh_row(conn, pool)
 
 
 def _change_media(conn: Connection, dom: DomainHandle, args: dict, domain: Domain) -> str:

@@ -6,6 +6,7 @@ from django.views.generic import DetailView, ListView
 
 from accounts.access import OPERATE, domains_for, may, may_rewire_nics, operable_ids, operations_for
 from accounts.mixins import Access
+from operations.selectors import status_banners
 
 from domains import selectors, services
 from domains.actions import ACTIONS, BULK_ACTIONS, available_actions
@@ -58,6 +59,7 @@ class DomainDetailView(Access, DetailView):
         context["actions"] = available_actions(self.object)
         context["operations"] = operations_for(self.request.user).filter(
             target_type="domain", target_id=self.object.pk).select_related("user")[:10]
+        context["banners"], context["folded_banners"] = status_banners(context["operations"])
         context["can_operate"] = may(self.request.user, OPERATE, self.object)
         context["can_rewire_nics"] = may_rewire_nics(self.request.user, self.object)
         context["busy"] = services.domain_busy_with(self.object)

@@ -57,7 +57,8 @@ class ConfigFormView(Access, View):
     def render_form(self, request, domain: Domain, form, status: int | None = None):
         context = {"domain": domain, "form": form, "title": self.title, "submit_label": self.submit_label}
         if getattr(self, "offers_volumes", False):
-            context["volume_offers"] = volume_offers(request.user, domain)
+            context["volume_offers"] = (form.volume_offers if hasattr(form, "volume_offers")
+                                        else volume_offers(request.user, domain))
         return render(request, self.template_name, context, status=status or (400 if form.is_bound else 200))
 
 
@@ -66,6 +67,10 @@ class AttachDiskView(ConfigFormView):
     service = config.domain_disk_attach
     title = "Add a disk"
     offers_volumes = True
+
+    def arguments(self, data: dict) -> dict:
+        return {name: data[name] for name in ("source", "pool", "volume", "bus", "readonly", "live", "persistent",
+                                              "new_size", "new_format") if name in data}
 
 
 class DetachDiskView(ConfigFormView):

@@ -15,6 +15,7 @@ from hosts.services import INSTALLATION_KEY_NAME
 from hosts.ssh import SSHMaterialError, load_private_key
 from hosts.uri import validate_address, validate_test_driver_path, validate_username
 
+FINGERPRINT_RE = re.compile(r"\A(SHA256:)?[A-Za-z0-9+/]{43}=?\Z")
 NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MAX_UPLOAD = 64 * 1024
 TLS_FILES = {"tls_ca_cert": "cacert.pem", "tls_client_cert": "clientcert.pem", "tls_client_key": "clientkey.pem"}
@@ -36,6 +37,10 @@ class HostForm(forms.Form):
     test_driver_file = forms.CharField(max_length=300, required=False, label="Test driver file",
                                        help_text="'default' or the absolute path of a libvirt test driver XML file.")
     enabled = forms.BooleanField(required=False, initial=True, help_text="Disabled hosts are not synced.")
+    # The API's way to confirm the host key (the pages show the scanned key and ask instead).
+    ssh_host_key_fingerprint = forms.CharField(
+        required=False, max_length=100, label="Expected SSH host key fingerprint",
+        help_text="SHA256:... as ssh-keygen -l prints it: only a key with this fingerprint is pinned.")
 
     def __init__(self, *args, instance: Host | None = None, **kwargs) -> None:
         self.instance = instance
@@ -101,6 +106,12 @@ class HostForm(forms.Form):
             raise ValidationError("That file is not a PEM private key.") from None
         return data
 
+    def clean_ssh_host_key_fingerprint(self) -> str:
+        value = self.cleaned_data["ssh_host_key_fingerprint"].strip()
+        if value and not FINGERPRINT_RE.match(value):
+            raise ValidationError("Give the fingerprint as ssh-keygen -l prints it, like SHA256:<43 characters>.")
+        return value
+
     def clean(self) -> dict:
         data = super().clean()
         transport = data.get("transport")
@@ -164,6 +175,14 @@ class HostForm(forms.Form):
             "tls_files": {TLS_FILES[f]: data[f] for f in TLS_FILES if data.get(f)} if transport == Transport.TLS else None,
             "private_key": data.get("ssh_private_key") if transport == Transport.SSH else None,
         }
+
+
+class PageHostForm(HostForm):
+    """The pages' form: they scan the host's key and ask the administrator to confirm what they see."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        del self.fields["ssh_host_key_fingerprint"]
 
 
 def _initial(host: Host) -> dict:

@@ -7,11 +7,12 @@ from accounts.access import ADMIN, OPERATE, domains_for, hosts_for, may, operabl
 from accounts.audit import audit
 from accounts.mixins import Access
 from accounts.models import AuditAction
-from hosts import selectors, services
-from hosts.choices import Transport
-from hosts.forms import HostForm
+from hosts import host_keys, selectors, services
+from hosts.choices import HostStatus, Transport
+from hosts.forms import HostForm, PageHostForm
 from hosts.models import Host
-from hosts.ssh import host_key_fingerprints
+from hosts.ssh import SSHMaterialError, host_key_fingerprints
+from operations.choices import OperationState
 
 
 class HostListView(Access, ListView):
@@ -35,18 +36,30 @@ class HostDetailView(Access, DetailView):
         host = self.object
         selectors.mark_watched([host])
         domains = list(domains_for(self.request.user).filter(host=host))
+        operations = list(operations_for(self.request.user).filter(host=host).select_related("user")[:10])
         context.update(
             domains=domains,
             operable=operable_ids(self.request.user, domains),
             pools=host.pools.all(),
             networks=host.networks.all(),
-            operations=operations_for(self.request.user).filter(host=host).select_related("user")[:10],
+            operations=operations,
+            banners=_still_news(host, operations),
             can_operate_host=may(self.request.user, OPERATE, host),
             host_key_fingerprints=host_key_fingerprints(host.ssh_host_keys),
             host_key_changed=host.transport == Transport.SSH and host.status_reason.startswith("host key changed"),
             caps=host.capabilities or {},
         )
         return context
+
+
+def _still_news(host: Host, operations) -> list:
+    """The host's operations, less the failed connects and syncs the host has since recovered from
+    (it is online and was seen after they failed): their red boxes would contradict its status."""
+    def outdated(operation) -> bool:
+        return (operation.kind in ("host.connect", "host.sync") and operation.state == OperationState.FAILED
+                and host.status == HostStatus.ONLINE and host.last_seen is not None
+                and operation.finished_at is not None and operation.finished_at <= host.last_seen)
+    return [operation for operation in operations if not outdated(operation)]
 
 
 class HostFormMixin(Access):
@@ -57,17 +70,59 @@ class HostFormMixin(Access):
         context = {"form": form, "host": host, "public_key": services.installation_ssh_key().public_key}
         return render(request, self.template_name, context, status=400 if form.is_bound else 200)
 
+    def confirm_host_key(self, request, form: HostForm, fields: dict, host: Host | None = None):
+        """Trust on first use, made visible: the first POST scans the host's SSH keys and shows them to
+        confirm; the second (with the token) pins exactly those, if the host still presents them.
+        Returns a page to show, or None once `fields` carry the confirmed keys."""
+        token = request.POST.get("host_key_token", "")
+        if not token:
+            try:
+                scanned = host_keys.host_keys_scan(fields["address"], fields["port"])
+            except SSHMaterialError as exc:
+                form.add_error("address", f"vmsite could not read this host's SSH key ({exc}): check the address, "
+                                          "the port and that sshd runs there. Nothing was saved.")
+                return self.render_form(request, form, host)
+            offer = host_keys.host_key_offer(address=fields["address"], port=fields["port"], known_hosts=scanned,
+                                             private_key=fields["private_key"])
+            return render(request, "hosts/host_confirm_key.html", {
+                "form": form, "host": host, "keys": host_keys.host_keys_of(scanned), "token": offer,
+                "endpoint": f"{fields['address']}:{fields['port'] or 22}"})
+        try:
+            known_hosts, private_key = host_keys.host_key_confirmed(token, address=fields["address"],
+                                                                    port=fields["port"])
+        except host_keys.HostKeyRefused as exc:
+            form.add_error(None, str(exc))
+            return self.render_form(request, form, host)
+        fields["ssh_host_keys"] = known_hosts
+        fields["private_key"] = fields["private_key"] or private_key
+        return None
+
+
+def _needs_key_confirmed(fields: dict, host: Host | None) -> bool:
+    """A new SSH host, or one whose endpoint changes (another machine, maybe). An edit that keeps the
+    endpoint keeps what is pinned (a host registered by the API or the command line without a
+    fingerprint still pins at its first connection), so that a host that is down can still be edited."""
+    if fields["transport"] != Transport.SSH:
+        return False
+    return (host is None or host.transport != Transport.SSH
+            or (fields["address"], fields["port"]) != (host.address, host.port))
+
 
 class HostCreateView(HostFormMixin, View):
 
     def get(self, request):
-        return self.render_form(request, HostForm())
+        return self.render_form(request, PageHostForm())
 
     def post(self, request):
-        form = HostForm(request.POST, request.FILES)
+        form = PageHostForm(request.POST, request.FILES)
         if not form.is_valid():
             return self.render_form(request, form)
-        host, operation = services.host_create(user=request.user, **form.host_fields())
+        fields = form.host_fields()
+        if _needs_key_confirmed(fields, None):
+            page = self.confirm_host_key(request, form, fields)
+            if page is not None:
+                return page
+        host, operation = services.host_create(user=request.user, **fields)
         audit(request, AuditAction.HOST_ADDED, target=f"{host.name} ({host.uri})")
         messages.info(request, f"Host {host} registered; connecting (operation #{operation.pk}).")
         return redirect("hosts:detail", pk=host.pk)
@@ -78,14 +133,19 @@ class HostUpdateView(HostFormMixin, View):
 
     def get(self, request, pk: int):
         host = get_object_or_404(Host, pk=pk)
-        return self.render_form(request, HostForm(instance=host), host)
+        return self.render_form(request, PageHostForm(instance=host), host)
 
     def post(self, request, pk: int):
         host = get_object_or_404(Host, pk=pk)
-        form = HostForm(request.POST, request.FILES, instance=host)
+        form = PageHostForm(request.POST, request.FILES, instance=host)
         if not form.is_valid():
             return self.render_form(request, form, host)
-        operation = services.host_update(host=host, user=request.user, **form.host_fields())
+        fields = form.host_fields()
+        if _needs_key_confirmed(fields, host):
+            page = self.confirm_host_key(request, form, fields, host)
+            if page is not None:
+                return page
+        operation = services.host_update(host=host, user=request.user, **fields)
         audit(request, AuditAction.HOST_CHANGED, target=f"{host.name} ({host.uri})",
               detail="changed: " + ", ".join(form.changed_data) if form.changed_data else "no field changed")
         messages.info(request, f"Host {host} saved; connecting (operation #{operation.pk}).")

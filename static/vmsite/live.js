@@ -70,6 +70,10 @@
     });
   }
 
+  function openedDisclosures(region) {
+    return new Set(Array.from(region.querySelectorAll("details[id][open]")).map(function (details) { return details.id; }));
+  }
+
   async function refresh(id) {
     const region = document.getElementById(id);
     if (!region) return;
@@ -91,6 +95,7 @@
     const current = document.getElementById(id);
     if (!fresh || !current) return;
     const checked = checkedBoxes(current);
+    const opened = openedDisclosures(current);
     // Parts that scripts keep alive (a screenshot fed by its own socket) stay as they are.
     fresh.querySelectorAll("[data-live-keep][id]").forEach(function (placeholder) {
       const kept = current.querySelector("#" + CSS.escape(placeholder.id));
@@ -99,6 +104,9 @@
     current.replaceWith(fresh);
     fresh.querySelectorAll("input[type=checkbox]").forEach(function (box) {
       if (checked.includes(box.name + "=" + box.value)) box.checked = true;
+    });
+    fresh.querySelectorAll("details[id]").forEach(function (details) {
+      if (opened.has(details.id)) details.open = true; // a disclosure the user opened stays open
     });
     if (window.htmx) window.htmx.process(fresh);
     if (fresh.dataset.finished === "1" || fresh.querySelector("[data-finished='1']")) {

@@ -113,12 +113,36 @@ def test_it_keeps_what_was_typed_when_it_refuses(admin_client):
 
 
 def test_it_saves_a_valid_host_and_queues_its_connect_operation(admin_client):
-    response = post(admin_client, port="2222")
+    response = post(admin_client, transport="tcp", port="16599")
     host = Host.objects.get()
     assert response.status_code == 302
-    assert host.uri == "qemu+ssh://root@kvm1.example.org:2222/system"
+    assert host.uri == "qemu+tcp://kvm1.example.org:16599/system"
     assert Operation.objects.get().kind == "host.connect"
-    assert host.ssh_key is not None and host.ssh_key.name == "vmsite"
+
+
+def test_it_refuses_an_ssh_host_whose_key_it_cannot_read_and_keeps_what_was_typed(admin_client):
+    response = post(admin_client, address="127.0.0.201", port="2222", name="no-sshd")  # nothing listens there
+    assert response.status_code == 400
+    assert errors_of(response, "address") == ("vmsite could not read this host's SSH key (refused: 127.0.0.201:2222: "
+                                              "Connection refused): check the address, the port and that sshd runs "
+                                              "there. Nothing was saved.")
+    assert 'value="no-sshd"' in response.content.decode()
+    assert not Host.objects.exists() and not Operation.objects.exists()
+
+
+def test_the_api_refuses_a_fingerprint_that_is_not_one(admin_client):
+    from django.contrib.auth import get_user_model
+
+    from tests.api.conftest import token_client
+
+    admin = get_user_model().objects.create_superuser("api-admin", password=None)
+    response = token_client(admin).post(reverse("api:hosts"), {
+        "name": "kvm1", "transport": "ssh", "address": "127.0.0.201", "ssh_host_key_fingerprint": "MD5:aa:bb"},
+        format="json")
+    assert response.status_code == 400
+    assert response.json()["ssh_host_key_fingerprint"] == [
+        "Give the fingerprint as ssh-keygen -l prints it, like SHA256:<43 characters>."]
+    assert not Host.objects.exists()
 
 
 def test_it_lets_only_administrators_register_hosts(client, db):

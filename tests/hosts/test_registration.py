@@ -1,7 +1,9 @@
 """Registering real libvirt hosts (harness hosts in their own namespaces) over TCP and SSH."""
+import subprocess
 import time
 
 import pytest
+from lxml import html
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -9,6 +11,7 @@ from domains.choices import DomainState
 from domains.models import Domain
 from hosts.models import Host
 from hosts.services import host_register_local, host_sync_enqueue, installation_ssh_key
+from tests.api.conftest import token_client
 from operations.choices import OperationState
 from operations.models import Operation
 from tests import stack
@@ -29,8 +32,25 @@ def finished(operation: Operation, timeout: float = 40) -> Operation:
 def register(admin_client, files=None, **fields) -> Host:
     data = {"enabled": "on", **fields, **(files or {})}
     response = admin_client.post(reverse("hosts:add"), data)
+    if fields.get("transport") == "ssh":  # the page shows the host's key first: confirm it
+        response = admin_client.post(reverse("hosts:add"), confirmation(response))
     assert response.status_code == 302, response.context["form"].errors if response.context else response
     return Host.objects.get(name=fields["name"])
+
+
+def confirmation(response) -> dict:
+    """What the key confirmation page posts when its button is pressed."""
+    assert response.status_code == 200 and "host_key_token" in response.content.decode(), (
+        response.context["form"].errors if response.context else response)
+    page = html.fromstring(response.content)
+    return {field.get("name"): field.get("value") for field in page.xpath("//form[@id='host-key-confirm']//input")}
+
+
+def keygen_fingerprint(public_key: str, tmp_path) -> str:
+    """The fingerprint as `ssh-keygen -l` prints it."""
+    (tmp_path / "key.pub").write_text(public_key + "\n")
+    return subprocess.run(["ssh-keygen", "-l", "-E", "sha256", "-f", str(tmp_path / "key.pub")], check=True,
+                          capture_output=True, text=True).stdout.split()[1]
 
 
 def connect_result(host: Host) -> Operation:
@@ -153,3 +173,72 @@ def test_it_fails_a_call_to_a_host_that_hangs_after_connecting(celery_worker, ad
         assert host.status == "offline"
     finally:
         harness_host.kill_libvirtd(signal.SIGCONT)
+
+
+def test_it_shows_the_host_key_fingerprint_and_pins_only_what_the_admin_confirmed(celery_worker, admin_client,
+                                                                                   harness, tmp_path):
+    ssh_host = harness()
+    ssh_host.authorize_ssh_key(installation_ssh_key().public_key)
+    fields = {"name": "confirmed", "transport": "ssh", "address": ssh_host.address, "username": "root",
+              "enabled": "on"}
+    shown = admin_client.post(reverse("hosts:add"), fields)
+    page = html.fromstring(shown.content)
+    key_type, fingerprint = ssh_host.ssh_host_public_key.split()[0], keygen_fingerprint(ssh_host.ssh_host_public_key,
+                                                                                          tmp_path)
+    assert [(row.xpath("string(td[1])"), row.xpath("string(td[2])")) for row in page.xpath("//table[@id='host-keys']"
+                                                                                            "/tbody/tr")] == [
+        (key_type, fingerprint)]
+    assert page.xpath("//button[@data-copy='#fingerprint-1']")
+    assert not Host.objects.exists() and not Operation.objects.exists()  # nothing pinned before the confirmation
+
+    response = admin_client.post(reverse("hosts:add"), confirmation(shown))
+    assert response.status_code == 302
+    host = Host.objects.get(name="confirmed")
+    assert host.ssh_host_keys == f"{ssh_host.address} {ssh_host.ssh_host_public_key}\n"  # pinned at once
+    assert connect_result(host).state == OperationState.SUCCEEDED
+    assert "Pinning" not in connect_result(host).message
+
+
+def test_it_refuses_a_confirmation_when_the_host_presents_another_key_or_the_token_was_altered(admin_client,
+                                                                                               harness):
+    ssh_host = harness()
+    fields = {"name": "swapped", "transport": "ssh", "address": ssh_host.address, "username": "root"}
+    confirm = confirmation(admin_client.post(reverse("hosts:add"), fields))
+
+    token = confirm["host_key_token"]
+    altered = token[:40] + ("A" if token[40] != "A" else "B") + token[41:]
+    response = admin_client.post(reverse("hosts:add"), {**confirm, "host_key_token": altered})
+    assert response.status_code == 400
+    assert response.context["form"].non_field_errors() == [
+        "The confirmation has expired or was altered: check the host's key again."]
+    response = admin_client.post(reverse("hosts:add"), {**confirm, "port": "2222"})
+    assert response.context["form"].non_field_errors() == [
+        "The address or port changed after the key was shown: check the host's key again."]
+
+    ssh_host.replace_ssh_host_key()  # someone else answers at that address now
+    response = admin_client.post(reverse("hosts:add"), confirm)
+    assert response.status_code == 400
+    assert response.context["form"].non_field_errors() == [
+        "The host now presents another SSH key than the one you confirmed: nothing was registered. Someone may be "
+        "impersonating it; check the host and try again."]
+    assert 'value="swapped"' in response.content.decode()  # what was typed is kept
+    assert not Host.objects.exists() and not Operation.objects.exists()
+
+
+def test_the_api_pins_only_a_key_with_the_expected_fingerprint(admin_client, harness, tmp_path):
+    from django.contrib.auth import get_user_model
+
+    ssh_host = harness()
+    api = token_client(get_user_model().objects.create_superuser("api-admin", password=None))
+    fingerprint = keygen_fingerprint(ssh_host.ssh_host_public_key, tmp_path)
+    wrong = "SHA256:" + "A" * 43
+    body = {"name": "by-api", "transport": "ssh", "address": ssh_host.address, "username": "root"}
+    response = api.post(reverse("api:hosts"), {**body, "ssh_host_key_fingerprint": wrong}, format="json")
+    assert response.status_code == 400
+    assert response.json()["ssh_host_key_fingerprint"] == [
+        f"The host presents {ssh_host.ssh_host_public_key.split()[0]} {fingerprint}, not the expected {wrong}: "
+        "nothing was registered."]
+    assert not Host.objects.exists()
+    response = api.post(reverse("api:hosts"), {**body, "ssh_host_key_fingerprint": fingerprint}, format="json")
+    assert response.status_code == 201, response.content
+    assert Host.objects.get(name="by-api").ssh_host_keys == f"{ssh_host.address} {ssh_host.ssh_host_public_key}\n"

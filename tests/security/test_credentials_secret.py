@@ -150,10 +150,31 @@ def admin_browser(db) -> Client:
 
 
 def register(client: Client, **fields) -> Host:
+    """Through the form; an SSH host's key is shown first, and confirmed (the page must not echo the key)."""
+    secrets = [line for data in fields.get("files", {}).values() for line in key_lines(data)]
     files = {name: SimpleUploadedFile(f"{name}.pem", data) for name, data in fields.pop("files", {}).items()}
     response = client.post(reverse("hosts:add"), {"enabled": "on", **fields, **files}, follow=True)
+    if fields["transport"] == "ssh":
+        assert_nowhere(secrets, {"the key confirmation page": response.content.decode()})
+        confirm = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', response.content.decode()))
+        response = client.post(reverse("hosts:add"), {name: html.unescape(value) for name, value in confirm.items()},
+                               follow=True)
     assert response.status_code == 200, response.content[:2000]
     return Host.objects.get(name=fields["name"])
+
+
+def register_unreachable_ssh(client: Client, tmp_path: Path, *, name: str, key: bytes) -> Host:
+    """An SSH host that does not answer: the form refuses it (it cannot show its key), without echoing
+    the uploaded key; the command line registers it, pinning at first connection as before."""
+    response = client.post(reverse("hosts:add"), {"enabled": "on", "name": name, "transport": "ssh",
+                                                  "address": NOTHING_LISTENS, "username": "root",
+                                                  "ssh_private_key": SimpleUploadedFile("id", key)})
+    assert response.status_code == 400 and "could not read this host's SSH key" in html.unescape(response.content.decode())
+    assert_nowhere(key_lines(key), {"the refused form": response.content.decode()})
+    (tmp_path / "id").write_bytes(key)
+    call_command("host_add", name, "--transport", "ssh", "--address", NOTHING_LISTENS,
+                 "--ssh-private-key", str(tmp_path / "id"), stdout=io.StringIO())
+    return Host.objects.get(name=name)
 
 
 def connect_now(host: Host) -> Operation:
@@ -202,11 +223,10 @@ def assert_nowhere(secrets: list[str], places: dict[str, str]) -> None:
 
 @pytest.mark.integration  # reaches a libvirtd or Redis
 def test_it_keeps_ssh_and_tls_keys_out_of_pages_logs_errors_and_the_database(
-        admin_browser, everything_logged, tls_dropper, objects):
+        admin_browser, everything_logged, tls_dropper, objects, tmp_path):
     ssh_key, tls = ssh_private_key(), TLSMaterial()
     secrets = key_lines(ssh_key) + key_lines(tls.key_pem)
-    ssh = register(admin_browser, name="ssh-unreachable", transport="ssh", address=NOTHING_LISTENS, username="root",
-                   files={"ssh_private_key": ssh_key})
+    ssh = register_unreachable_ssh(admin_browser, tmp_path, name="ssh-unreachable", key=ssh_key)
     tls_host = register(admin_browser, name="tls-drops", transport="tls", address=DROPS_TLS,
                         files={"tls_ca_cert": tls.ca_pem, "tls_client_cert": tls.client_pem,
                                "tls_client_key": tls.key_pem})
@@ -247,10 +267,10 @@ def test_a_refused_form_does_not_echo_an_uploaded_key(admin_browser, everything_
 
 
 @pytest.mark.integration  # reaches a libvirtd or Redis
-def test_the_edit_form_keeps_stored_keys_when_left_empty_and_never_shows_them(admin_browser, everything_logged):
+def test_the_edit_form_keeps_stored_keys_when_left_empty_and_never_shows_them(admin_browser, everything_logged,
+                                                                             tmp_path):
     ssh_key, tls = ssh_private_key(), TLSMaterial()
-    ssh = register(admin_browser, name="ssh-kept", transport="ssh", address=NOTHING_LISTENS, username="root",
-                   files={"ssh_private_key": ssh_key})
+    ssh = register_unreachable_ssh(admin_browser, tmp_path, name="ssh-kept", key=ssh_key)
     tls_host = register(admin_browser, name="tls-kept", transport="tls", address=DROPS_TLS,
                         files={"tls_ca_cert": tls.ca_pem, "tls_client_cert": tls.client_pem,
                                "tls_client_key": tls.key_pem})
@@ -263,14 +283,19 @@ def test_the_edit_form_keeps_stored_keys_when_left_empty_and_never_shows_them(ad
     assert_nowhere(key_lines(ssh_key) + key_lines(tls.key_pem), {f"the edit form of {name}": page
                                                                   for name, page in form_pages.items()})
 
-    for host, fields in ((ssh, {"transport": "ssh", "address": NOTHING_LISTENS, "username": "root", "port": "2222"}),
+    for host, fields in ((ssh, {"transport": "ssh", "address": NOTHING_LISTENS, "username": "root", "enabled": "on"}),
                          (tls_host, {"transport": "tls", "address": DROPS_TLS, "port": "16515"})):
         response = admin_browser.post(reverse("hosts:edit", args=[host.pk]), {"name": host.name, "enabled": "on",
                                                                               **fields})
         assert response.status_code == 302, response.content[:2000]
     ssh.refresh_from_db()
     tls_host.refresh_from_db()
-    assert ssh.ssh_key == stored_key and ssh.port == 2222
+    assert ssh.ssh_key == stored_key
+    response = admin_browser.post(reverse("hosts:edit", args=[ssh.pk]), {  # a new endpoint: its key is read first
+        "name": ssh.name, "transport": "ssh", "address": NOTHING_LISTENS, "username": "root", "port": "2222"})
+    assert response.status_code == 400 and "could not read this host's SSH key" in html.unescape(response.content.decode())
+    ssh.refresh_from_db()
+    assert ssh.ssh_key == stored_key and ssh.port is None
     assert Path(tls_host.tls_dir) == stored_tls and (stored_tls / "clientkey.pem").read_bytes() == tls.key_pem
 
 

@@ -440,3 +440,25 @@ def test_it_keeps_a_migrated_vms_volumes_its_own_on_the_destination(stub):
     seen_there.refresh_from_db()
     assert (seen_there.owner_uuid, seen_there.format) == (stub["mine"].uuid, "raw")
     assert not VolumeRecord.objects.filter(host=destination, key="/p/boot.img").exists()  # another VM's
+
+
+def test_a_new_disk_through_the_api_follows_the_same_rule_as_the_page(stub):
+    """accounts.access.new_volume_refusal: a VM's own operator only where its own volumes are; viewers never."""
+    StoragePool.objects.filter(pk=stub["pool"].pk).update(capacity=10 * 2**30, available=10 * 2**30)
+    StoragePool.objects.create(host=stub["host"], uuid=uuid.uuid4(), name="q", pool_type="dir", target_path="/q",
+                               active=True, synced_at=timezone.now(), capacity=10 * 2**30, available=10 * 2**30)
+    url = reverse("api:vm_disks_add", args=[stub["mine"].pk])
+    body = {"source": "new", "new_name": "api-disk.qcow2", "new_size": 1, "new_format": "qcow2", "bus": "virtio",
+            "persistent": True}
+    vm_operator, _client = user_with(Role.OPERATOR, domain=stub["mine"])
+    response = token_client(vm_operator).post(url, {**body, "pool": "q"}, format="json")
+    assert response.status_code == 400
+    assert "may make new disks only in a pool that holds one of its own volumes" in response.json()["pool"][0]
+    viewer, _client = user_with(Role.VIEWER, host=stub["host"])
+    assert token_client(viewer).post(url, {**body, "pool": "p"}, format="json").status_code == 403
+    stranger, _client = user_with(Role.OPERATOR, domain=stub["theirs"])
+    assert token_client(stranger).post(url, {**body, "pool": "p"}, format="json").status_code == 404
+    assert not Operation.objects.exists()
+    response = token_client(vm_operator).post(url, {**body, "pool": "p", "new_size_unit": "MiB"}, format="json")
+    assert response.status_code == 202, response.content
+    assert Operation.objects.get().arguments["new"] == {"capacity": 2**20, "format": "qcow2"}
