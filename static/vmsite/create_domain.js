@@ -35,8 +35,8 @@
 
   // A host with no pool or network: the offer queues the host's default one, waits for its
   // operation, then adds it to the selects in place, so nothing typed in the form is lost.
-  const POLL_MS = 1000;
-  const POLL_LIMIT = 300;
+  const POLL_MS = 2000;
+  const POLL_LIMIT = 150;
   const OFFERED = {
     pool: { lists: "pools", selects: ["disk_pool", "cdrom_pool"], chosen: "disk_pool", kind: "disk_source", on: "new", none: "none" },
     network: { lists: "networks", selects: ["nic_network"], chosen: "nic_network", kind: "nic_kind", on: "network", none: "none" },
@@ -70,9 +70,19 @@
     update();
   }
 
+  // The next look at the operation: when the live socket says it moved (live.js), or after POLL_MS.
+  function moved(operationId) {
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(timer); document.removeEventListener("live:message", onMessage); resolve(); };
+      const onMessage = (event) => { if (event.detail.type === "operation" && event.detail.id === operationId) done(); };
+      const timer = setTimeout(done, POLL_MS);
+      document.addEventListener("live:message", onMessage);
+    });
+  }
+
   async function waitFor(what, offer, operation) {
     for (let tries = 0; tries < POLL_LIMIT; tries += 1) {
-      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      await moved(operation.operation);
       let choices;
       try {
         const response = await fetch(form.dataset.choicesUrl + "?operation=" + operation.operation, { credentials: "same-origin" });

@@ -58,6 +58,9 @@ def login(page, server: str, username: str, password: str) -> None:
 def test_an_administrator_makes_the_default_pool_and_network_from_the_wizard(page, asgi_server, bare, bare_host,
                                                                              admin_user):
     assert str(free_subnet(bare_host)) == "192.168.123.0/24"
+    problems = []
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("response", lambda response: response.status >= 400 and problems.append(f"{response.status} {response.url}"))
     login(page, asgi_server, "admin", "password")
     page.goto(f"{asgi_server}{reverse('domains:create', args=[bare_host.pk])}")
     page.fill("#id_name", "typed-before")
@@ -92,6 +95,7 @@ def test_an_administrator_makes_the_default_pool_and_network_from_the_wizard(pag
     page.goto(f"{asgi_server}{reverse('domains:create', args=[bare_host.pk])}")
     expect(page.locator("#id_disk_pool")).to_have_value("default")
     assert page.locator("[data-offer]").count() == 0
+    assert problems == []
 
 
 def test_a_stopped_default_network_is_started_rather_than_made_again(bare, bare_host, admin_client):

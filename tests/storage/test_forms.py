@@ -215,3 +215,12 @@ def test_upload_form_refuses_empty_files_too_large_files_and_taken_names(pool, v
     assert "is larger than taken.qcow2" in errors(volume=str(volume.pk), size=str(2 * GIB))
     assert "not both" in errors(volume=str(volume.pk), name="other.img", size="10")
     assert UploadForm({"name": "new.img", "size": "10"}, pool=pool).is_valid()
+
+
+def test_an_api_body_that_leaves_build_out_builds_only_folder_pools():
+    from storage.forms import pool_define_defaults
+
+    assert pool_define_defaults("dir", {"name": "a"})["build"] is True
+    assert pool_define_defaults("netfs", {})["build"] is True
+    assert pool_define_defaults("dir", {"build": False})["build"] is False
+    assert pool_define_defaults("logical", {})["build"] is False and pool_define_defaults("disk", {})["build"] is False

@@ -40,6 +40,7 @@ def test_the_browser_helper_gives_the_same_text_as_the_pages():
     assert json.loads(answer.stdout) == [binary_size(value) for value in SAMPLES]
 
 
+@pytest.mark.integration  # the host page asks Redis whether the host is watched
 @pytest.mark.django_db
 def test_the_storage_and_host_pages_write_binary_units(admin_client):
     import re
