@@ -1,12 +1,14 @@
-// The dashboard's busiest-VMs part reads the graphs' samples, which change every few seconds
-// without a live message worth reloading for: fetch it again every data-refresh-seconds.
+// Some of the dashboard changes with no live message worth reloading for: the busiest VMs (graph
+// samples, every few seconds) and what time alone changes (a failed operation leaving the last
+// hour). Each part marked data-refresh-seconds is fetched again that often, by its id.
 (function () {
   "use strict";
-  const ID = "dashboard-busiest";
-  const region = document.getElementById(ID);
-  if (!region || !window.vmsiteLive) return;
-  const seconds = parseInt(region.dataset.refreshSeconds, 10) || 10;
-  setInterval(function () {
-    if (!document.hidden) window.vmsiteLive.refresh(ID);
-  }, seconds * 1000);
+  if (!window.vmsiteLive) return;
+  document.querySelectorAll("[data-refresh-seconds][id]").forEach(function (region) {
+    const id = region.id;
+    const seconds = parseInt(region.dataset.refreshSeconds, 10) || 60;
+    setInterval(function () {
+      if (!document.hidden) window.vmsiteLive.refresh(id);
+    }, seconds * 1000);
+  });
 })();

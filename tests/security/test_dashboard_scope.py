@@ -83,7 +83,7 @@ def test_a_grant_on_one_vm_shows_that_vms_figures_and_nothing_of_its_host(world)
     assert [row.net_text for row in columns["net"]] == ["2 KiB/s"]
     attention = response.context["attention"]  # their VM's failure, under no host name
     assert [(item.host, item.reasons) for item in attention] == [(None, [(4, "1 failed operation in the last hour")])]
-    assert "93" not in page  # the host's load
+    assert "93%" not in page and "host busy" not in page  # the host's load
 
     fragment = logged_in(world["tenant"]).get(reverse("dashboard_busiest")).content.decode()
     assert SECRET not in fragment and "mine" in fragment
@@ -111,3 +111,12 @@ def test_no_grant_sees_an_empty_dashboard_and_anonymous_is_sent_to_log_in(world)
         response = Client().get(url)
         assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
     assert token_client(world["tenant"]).get(reverse("dashboard_busiest")).status_code == 302  # pages: sessions only
+
+
+def test_scoped_figures_cost_no_more_queries_than_an_administrators(world, admin_client,
+                                                                    django_assert_max_num_queries):
+    for client in (logged_in(world["tenant"]), logged_in(world["viewer"]), admin_client):
+        with django_assert_max_num_queries(10):
+            assert client.get(reverse("dashboard")).status_code == 200
+        with django_assert_max_num_queries(4):
+            assert client.get(reverse("dashboard_busiest")).status_code == 200
