@@ -12,7 +12,6 @@ from operations.choices import OperationState
 from operations.models import Operation
 from domains.models import Domain
 from storage.models import StoragePool, Volume, VolumeRecord
-from storage.records import volume_record_made
 from tests.domains.helpers import cached
 from tests.domains.test_config import CONFIG, define_guest, refused, submit, succeeded, xml_of
 from tests.security.test_volumes import stub, user_with  # noqa: F401 (a fixture)
@@ -43,7 +42,8 @@ def test_it_offers_the_volumes_in_a_list_and_attaches_the_one_picked(celery_work
     operation = succeeded(submit(admin_client, "domains:config_disk_attach", domain,
                                  {"source": "existing", "volume": f"{scratch_pool.name}/data.qcow2", "pool": "",
                                   "bus": "virtio", "persistent": "on"}))
-    assert operation.message == f"Attached {scratch_pool.name}/data.qcow2 as vda (virtio), persistently (from the next start)"
+    assert operation.message == (f"Attached {scratch_pool.name}/data.qcow2 as vda (virtio), persistently "
+                                 "(from the next start)")
 
 
 def test_it_makes_a_new_volume_and_attaches_it_in_one_operation(celery_worker, vm, scratch_pool, admin_client):
