@@ -20,6 +20,7 @@ from networking.models import VirtualNetwork
 from networking.selectors import mac_in_use
 from networking.validators import clean_mac
 from accounts.access import new_volume_refusal, volume_use_refusal
+from storage.choices import FILE_POOL_TYPES
 from storage.forms import SizeField
 from storage.models import StoragePool, Volume
 from storage.selectors import volume_offers, volume_users
@@ -234,7 +235,10 @@ class AttachDiskForm(ScopedForm):
 
     def _check_room(self, pool: StoragePool, size: int, fmt: str) -> None:
         """A raw volume takes its whole size at once; a qcow2 one grows as it is written (thin)."""
-        if pool.available < 1024**2:
+        if fmt != "raw" and pool.pool_type not in FILE_POOL_TYPES:
+            self.add_error("new_format", f"The pool {pool.name} holds logical volumes or partitions, not image "
+                                         "files: choose raw.")
+        elif pool.available < 1024**2:
             self.add_error("new_size", f"The pool {pool.name} is full ({binary_size(pool.available)} free): free "
                                        "space in it, or choose another pool.")
         elif fmt == "raw" and size > pool.available:

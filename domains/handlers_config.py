@@ -41,7 +41,9 @@ def _attach_disk(conn: Connection, dom: DomainHandle, args: dict, domain: Domain
     finally:
         if made is not None:
             _refresh_pool_row(conn, domain, args["pool"])
-    return f"Created {args['volume']} ({args['new']['format']}); {attached[0].lower()}{attached[1:]}" if made else attached
+    if made is None:
+        return attached
+    return f"Created {args['volume']} ({args['new']['format']}); {attached[0].lower()}{attached[1:]}"
 
 
 def _make_new_volume(conn: Connection, args: dict, domain: Domain) -> VolumeHandle:

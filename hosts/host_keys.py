@@ -80,7 +80,8 @@ def host_key_confirmed(token: str, *, address: str, port: int | None) -> tuple[s
     try:
         now = host_keys_scan(address, port)
     except SSHMaterialError as exc:
-        raise HostKeyRefused(f"vmsite could not read the host's SSH key again ({exc}): nothing was registered.") from None
+        raise HostKeyRefused(f"vmsite could not read the host's SSH key again ({exc}): nothing was "
+                             "registered.") from None
     if sorted(now.splitlines()) != sorted(payload["keys"].splitlines()):
         raise HostKeyRefused("The host now presents another SSH key than the one you confirmed: nothing was "
                              "registered. Someone may be impersonating it; check the host and try again.")

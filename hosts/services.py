@@ -130,10 +130,11 @@ def host_pin_ssh_keys(*, host: Host) -> str:
     return lines
 
 
-def host_accept_new_host_key(*, host: Host, user: AbstractBaseUser | None) -> Operation:
-    """An administrator trusts the host's new SSH key (after a reinstall): re-pin, then connect."""
-    Host.objects.filter(pk=host.pk).update(ssh_host_keys="")
-    host.ssh_host_keys = ""
+def host_accept_new_host_key(*, host: Host, user: AbstractBaseUser | None, known_hosts: str = "") -> Operation:
+    """An administrator trusts the host's new SSH key (after a reinstall): pin the keys they confirmed
+    (none given: those the host presents at the connection), then connect."""
+    Host.objects.filter(pk=host.pk).update(ssh_host_keys=known_hosts)
+    host.ssh_host_keys = known_hosts
     host_ssh_files_ensure(host)  # the old key is trusted no more, from now on
     return host_connect_enqueue(host=host, user=user)
 

@@ -182,15 +182,38 @@ class HostEnableView(Access, View):
 
 
 class HostAcceptKeyView(Access, View):
+    """After a reinstall: the first POST shows the key the host presents now, the second (with the
+    token) pins exactly that key, if the host still presents it."""
+
     need, kind = ADMIN, Host
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
         host = get_object_or_404(Host, pk=pk, transport=Transport.SSH)
-        operation = services.host_accept_new_host_key(host=host, user=request.user)
-        audit(request, AuditAction.HOST_KEY_ACCEPTED, target=host.name)
-        messages.warning(request, f"Accepting the new SSH key of {host} (operation #{operation.pk}).")
+        token = request.POST.get("host_key_token", "")
+        if not token:
+            return self.show_key(request, host)
+        try:
+            known_hosts, _key = host_keys.host_key_confirmed(token, address=host.address, port=host.port)
+        except host_keys.HostKeyRefused as exc:
+            messages.error(request, str(exc))
+            return redirect("hosts:detail", pk=host.pk)
+        operation = services.host_accept_new_host_key(host=host, user=request.user, known_hosts=known_hosts)
+        audit(request, AuditAction.HOST_KEY_ACCEPTED, target=host.name,
+              detail=", ".join(host_key_fingerprints(known_hosts)))
+        messages.warning(request, f"Pinned the new SSH key of {host}; connecting (operation #{operation.pk}).")
         return redirect("hosts:detail", pk=host.pk)
+
+    def show_key(self, request, host: Host):
+        try:
+            scanned = host_keys.host_keys_scan(host.address, host.port)
+        except SSHMaterialError as exc:
+            messages.error(request, f"vmsite could not read the SSH key of {host} ({exc}): nothing changed.")
+            return redirect("hosts:detail", pk=host.pk)
+        offer = host_keys.host_key_offer(address=host.address, port=host.port, known_hosts=scanned, private_key=None)
+        return render(request, "hosts/host_confirm_key.html", {
+            "host": host, "keys": host_keys.host_keys_of(scanned), "token": offer, "accepting": True,
+            "endpoint": f"{host.address}:{host.port or 22}"})
 
 
 class HostSyncView(Access, View):

@@ -8,10 +8,11 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from domains.models import Domain
-from events.publish import publish_domain
+from events.publish import publish_domain, publish_host
 from hosts.models import Host
 from hosts.services import host_mark_unreachable, host_register_local, host_sync_enqueue, installation_ssh_key
 from operations.choices import OperationState
+from hosts.ssh import fingerprint_of_blob
 from operations.models import Operation
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -61,6 +62,22 @@ def test_the_copy_buttons_copy_the_public_key(logged_in, asgi_server):
     page.click("#copy-public-key")
     expect(page.locator("#copy-public-key")).to_contain_text("Copied")
     assert page.evaluate("navigator.clipboard.readText()") == installation_ssh_key().public_key
+
+
+def test_the_pinned_fingerprint_has_a_copy_button_that_survives_a_live_refresh(logged_in, asgi_server):
+    page = logged_in
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=asgi_server)
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    host = Host.objects.create(name="pinned", transport="ssh", address="127.0.0.201", username="root",
+                               ssh_host_keys=f"127.0.0.201 {key}\n")
+    page.goto(f"{asgi_server}/hosts/{host.pk}/")
+    page.wait_for_timeout(500)  # the live socket is connected
+    Host.objects.filter(pk=host.pk).update(status_reason="refused: a test")
+    publish_host(host_id=host.pk)
+    expect(page.locator("#host-status-reason")).to_contain_text("refused: a test")  # the region was replaced
+    page.click("[data-copy='#pinned-key-1']")
+    expect(page.locator("[data-copy='#pinned-key-1']")).to_contain_text("Copied")
+    assert page.evaluate("navigator.clipboard.readText()") == f"ssh-ed25519 {fingerprint_of_blob(key.split()[1])}"
 
 
 def test_folded_operations_stay_open_across_a_live_refresh(logged_in, asgi_server):

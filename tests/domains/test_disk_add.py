@@ -12,7 +12,6 @@ from operations.choices import OperationState
 from operations.models import Operation
 from domains.models import Domain
 from storage.models import StoragePool, Volume, VolumeRecord
-from storage.records import volume_record_made
 from tests.domains.helpers import cached
 from tests.domains.test_config import CONFIG, define_guest, refused, submit, succeeded, xml_of
 from tests.security.test_volumes import stub, user_with  # noqa: F401 (a fixture)
@@ -43,7 +42,8 @@ def test_it_offers_the_volumes_in_a_list_and_attaches_the_one_picked(celery_work
     operation = succeeded(submit(admin_client, "domains:config_disk_attach", domain,
                                  {"source": "existing", "volume": f"{scratch_pool.name}/data.qcow2", "pool": "",
                                   "bus": "virtio", "persistent": "on"}))
-    assert operation.message == f"Attached {scratch_pool.name}/data.qcow2 as vda (virtio), persistently (from the next start)"
+    assert operation.message == (f"Attached {scratch_pool.name}/data.qcow2 as vda (virtio), persistently "
+                                 "(from the next start)")
 
 
 def test_it_makes_a_new_volume_and_attaches_it_in_one_operation(celery_worker, vm, scratch_pool, admin_client):
@@ -189,3 +189,15 @@ def test_the_media_form_offers_a_list_too(stub, admin_client):
     assert admin_client.post(url, {"target": "hdc", "volume": "p/own.img", "persistent": "on"}).status_code == 302
     arguments = Operation.objects.get().arguments
     assert (arguments["pool"], arguments["volume"], arguments["target"]) == ("p", "own.img", "hdc")
+
+
+def test_it_refuses_an_image_format_in_a_pool_of_logical_volumes(stub, admin_client):
+    StoragePool.objects.create(host=stub["host"], uuid="00000000-0000-0000-0000-0000000000bb", name="vg",
+                               pool_type="logical", target_path="/dev/vg", active=True, synced_at=stub["pool"].synced_at,
+                               capacity=10 * 1024**3, available=10 * 1024**3)
+    url = reverse("domains:config_disk_attach", args=[stub["mine"].pk])
+    response = admin_client.post(url, new_disk("vg", "lv1"))
+    assert response.status_code == 400
+    assert response.context["form"].errors["new_format"] == [
+        "The pool vg holds logical volumes or partitions, not image files: choose raw."]
+    assert admin_client.post(url, new_disk("vg", "lv1", fmt="raw")).status_code == 302

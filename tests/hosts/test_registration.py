@@ -93,7 +93,8 @@ def test_it_connects_with_an_uploaded_private_key(celery_worker, admin_client, h
     assert oct(__import__("os").stat(host.ssh_key.private_key_path).st_mode & 0o777) == "0o600"
 
 
-def test_it_refuses_a_changed_ssh_host_key_until_an_admin_accepts_it(celery_worker, admin_client, harness):
+def test_it_refuses_a_changed_ssh_host_key_until_an_admin_accepts_it(celery_worker, admin_client, harness,
+                                                                     tmp_path):
     ssh_host = harness()
     ssh_host.authorize_ssh_key(installation_ssh_key().public_key)
     host = register(admin_client, name="rekeyed", transport="ssh", address=ssh_host.address, username="root")
@@ -111,10 +112,23 @@ def test_it_refuses_a_changed_ssh_host_key_until_an_admin_accepts_it(celery_work
     assert host.status == "error" and host.ssh_host_keys == pinned
     assert "Accept the host's new SSH key" in admin_client.get(reverse("hosts:detail", args=[host.pk])).content.decode()
 
-    admin_client.post(reverse("hosts:accept_host_key", args=[host.pk]))
+    shown = admin_client.post(reverse("hosts:accept_host_key", args=[host.pk]))  # the new key, to confirm
+    assert shown.status_code == 200
+    page = html.fromstring(shown.content)
+    assert page.xpath("string(//table[@id='host-keys']//td[2])") == keygen_fingerprint(new_key, tmp_path)
+    host.refresh_from_db()
+    assert host.ssh_host_keys == pinned and not Operation.objects.filter(host=host, kind="host.connect",
+                                                                         state="pending").exists()
+    confirm = confirmation(shown)
+    altered = confirm["host_key_token"][:-5] + "AAAAA"
+    admin_client.post(reverse("hosts:accept_host_key", args=[host.pk]), {**confirm, "host_key_token": altered})
+    host.refresh_from_db()
+    assert host.ssh_host_keys == pinned  # a token that was changed pins nothing
+
+    admin_client.post(reverse("hosts:accept_host_key", args=[host.pk]), confirm)
     assert connect_result(host).state == OperationState.SUCCEEDED
     host.refresh_from_db()
-    assert new_key in host.ssh_host_keys and host.status == "online"
+    assert host.ssh_host_keys == f"{ssh_host.address} {new_key}\n" and host.status == "online"
 
 
 def test_it_fails_an_unreachable_host_in_bounded_time_without_holding_up_others(celery_worker, admin_client,
