@@ -26,6 +26,7 @@ from storage.models import StoragePool, Volume
 from storage.selectors import volume_offers, volume_users
 from virt.xml.base import XMLRejected, check_xml_text, parse_trusted, parse_untrusted
 from virt.xml.policy import HostContext, check_domain_xml, nvram_path, volume_paths
+from vmsite.units import binary_size
 
 VOLUME_NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+-]{0,254}\Z")
 VOLUME_RULE = "Give a volume's name in the pool (letters, digits, '.', '_', '+' or '-'), not a path."
@@ -130,13 +131,6 @@ def offered_volume_choices(form: DomainForm) -> list[tuple[str, str]]:
     return [(f"{volume.pool.name}/{volume.name}",
              f"{volume.pool.name}/{volume.name} ({volume.recorded_format}, {binary_size(volume.capacity)})")
             for volume, refusal in form.volume_offers if not refusal]
-
-
-def binary_size(size: int) -> str:
-    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2)):
-        if size >= factor:
-            return f"{size / factor:.1f} {unit}".replace(".0 ", " ")
-    return f"{size} bytes"
 
 
 class AttachDiskForm(ScopedForm):

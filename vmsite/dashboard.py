@@ -20,6 +20,7 @@ from hosts.selectors import host_list, mark_watched
 from metrics.models import Resolution, Sample
 from operations.choices import OperationState
 from storage.models import StoragePool
+from vmsite.units import binary_size
 
 POOL_NEARLY_FULL_PERCENT = 90
 FAILED_WINDOW = timedelta(hours=1)
@@ -55,15 +56,6 @@ class Gauge:
         return min(100, round(100 * self.used / self.total)) if self.total else 0
 
 
-def binary(nbytes: float) -> str:
-    """Bytes in binary units: 512 MiB, 1.5 GiB, 2 TiB."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(nbytes) < 1024 or unit == "TiB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" or nbytes >= 100 else f"{nbytes:.1f} {unit}".replace(".0 ", " ")
-        nbytes /= 1024
-    return ""
-
-
 def capacity(host: Host) -> dict[str, Gauge | None]:
     """A host's CPU, memory and storage, used against what it has (None: not known yet). Needs the
     attributes dashboard_figures sets."""
@@ -72,13 +64,13 @@ def capacity(host: Host) -> dict[str, Gauge | None]:
         note = f"host busy {host.cpu_percent_now:.0f}% now" if host.cpu_percent_now is not None else ""
         cpu = Gauge(host.vcpus_in_use or 0, host.cpu_count, f"{host.vcpus_in_use or 0} / {host.cpu_count} vCPUs", note)
     if host.memory_kib:
-        note = (f"{binary(host.memory_used_kib_now * 1024)} in use on the host now"
+        note = (f"{binary_size(host.memory_used_kib_now * 1024)} in use on the host now"
                 if host.memory_used_kib_now is not None else "")
         used = (host.memory_in_use_kib or 0) * 1024
-        memory = Gauge(used, host.memory_kib * 1024, f"{binary(used)} / {binary(host.memory_kib * 1024)}", note)
+        memory = Gauge(used, host.memory_kib * 1024, f"{binary_size(used)} / {binary_size(host.memory_kib * 1024)}", note)
     if host.storage_capacity:
         storage = Gauge(host.storage_allocation, host.storage_capacity,
-                        f"{binary(host.storage_allocation)} / {binary(host.storage_capacity)}")
+                        f"{binary_size(host.storage_allocation)} / {binary_size(host.storage_capacity)}")
     return {"cpu": cpu, "memory": memory, "storage": storage}
 
 
@@ -92,11 +84,11 @@ class Busy:
 
     @property
     def disk_text(self) -> str:
-        return f"{binary(self.disk_bps)}/s"
+        return f"{binary_size(self.disk_bps)}/s"
 
     @property
     def net_text(self) -> str:
-        return f"{binary(self.net_bps)}/s"
+        return f"{binary_size(self.net_bps)}/s"
 
 
 def dashboard_figures(user: AbstractBaseUser, *, now: datetime | None = None) -> dict:

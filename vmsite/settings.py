@@ -153,7 +153,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"SizeUnitEnum": ["MiB", "GiB", "TiB"],
                             "BootDeviceEnum": ["hd", "cdrom", "network", "fd"],
-                            "MacvtapModeEnum": ["bridge", "private", "vepa", "passthrough"]},
+                            "MacvtapModeEnum": ["bridge", "private", "vepa", "passthrough"],
+                            "NicModelEnum": "domains.choices.DEFAULT_NIC_MODELS",
+                            "NewDiskFormatEnum": ["qcow2", "raw"], "PartitionTableEnum": ["gpt", "dos"]},
 }
 
 LANGUAGE_CODE = "en-us"

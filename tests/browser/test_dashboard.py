@@ -58,7 +58,7 @@ def test_the_dashboard_follows_hosts_live_and_refreshes_the_busiest_vms(page, as
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
     expect(page.locator("#capacity tr[data-host-id='%d'] .gauge-cpu" % alpha.pk)).to_contain_text("6 / 8 vCPUs")
-    expect(page.locator("#capacity tr[data-host-id='%d'] .gauge-memory" % alpha.pk)).to_contain_text("6 GiB / 16 GiB")
+    expect(page.locator("#capacity tr[data-host-id='%d'] .gauge-memory" % alpha.pk)).to_contain_text("6.0 GiB / 16 GiB")
     expect(page.locator("#attention > li")).to_have_count(1)
     expect(page.locator("#attention > li")).to_contain_text("beta")
     expect(page.locator("#attention > li")).to_contain_text("Pool crowded is 97% full")

@@ -127,10 +127,10 @@ def test_it_refuses_a_name_taken_a_full_pool_and_a_volume_in_use_and_keeps_what_
     assert 'value="big.img"' in page and 'name="new_size_0"' in page and 'value="100"' in page  # nothing lost
     errors = refused(admin_client, "domains:config_disk_attach", domain,
                      new_disk(scratch_pool.name, "huge.qcow2", "1", "GiB"))
-    assert errors["new_size"] == [f"1 GiB is more than the whole pool {scratch_pool.name} (128 MiB)."]
+    assert errors["new_size"] == [f"1.0 GiB is more than the whole pool {scratch_pool.name} (128 MiB)."]
     StoragePool.objects.filter(pk=pool.pk).update(available=0)
     errors = refused(admin_client, "domains:config_disk_attach", domain, new_disk(scratch_pool.name, "x.qcow2"))
-    assert errors["new_size"] == [f"The pool {scratch_pool.name} is full (0 bytes free): free space in it, or "
+    assert errors["new_size"] == [f"The pool {scratch_pool.name} is full (0 B free): free space in it, or "
                                   "choose another pool."]
 
 

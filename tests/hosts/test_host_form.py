@@ -130,6 +130,7 @@ def test_it_refuses_an_ssh_host_whose_key_it_cannot_read_and_keeps_what_was_type
     assert not Host.objects.exists() and not Operation.objects.exists()
 
 
+@pytest.mark.usefixtures("redis_ready")  # a token's use is counted in Redis
 def test_the_api_refuses_a_fingerprint_that_is_not_one(admin_client):
     from django.contrib.auth import get_user_model
 

@@ -80,7 +80,7 @@ def test_a_grant_on_one_vm_shows_that_vms_figures_and_nothing_of_its_host(world)
     assert response.context["domain_total"] == 1 and response.context["state_counts"] == [("Running", "success", 1)]
     columns = {column: rows for _, rows, column in response.context["busiest_columns"]}
     assert [row.name for row in columns["cpu"]] == ["mine"] and columns["disk"] == []
-    assert [row.net_text for row in columns["net"]] == ["2 KiB/s"]
+    assert [row.net_text for row in columns["net"]] == ["2.0 KiB/s"]
     attention = response.context["attention"]  # their VM's failure, under no host name
     assert [(item.host, item.reasons) for item in attention] == [(None, [(4, "1 failed operation in the last hour")])]
     assert "93%" not in page and "host busy" not in page  # the host's load

@@ -83,7 +83,7 @@ def test_it_shows_each_hosts_capacity_against_what_it_has(admin_client, leases):
     assert (gauges["cpu"].used, gauges["cpu"].total, gauges["cpu"].percent) == (3, 8, 38)
     assert gauges["cpu"].text == "3 / 8 vCPUs" and gauges["cpu"].note == "host busy 37% now"
     assert gauges["memory"].text == "1.5 GiB / 16 GiB" and gauges["memory"].percent == 9
-    assert gauges["memory"].note == "3 GiB in use on the host now"
+    assert gauges["memory"].note == "3.0 GiB in use on the host now"
     assert gauges["storage"].text == "40 GiB / 100 GiB" and gauges["storage"].percent == 40
     page = response.content.decode()
     assert "3 / 8 vCPUs" in page and "40 GiB / 100 GiB" in page
@@ -163,13 +163,13 @@ def test_the_busiest_vms_come_from_each_hosts_newest_samples(admin_client, lease
     response = admin_client.get(reverse("dashboard"))
     columns = {column: rows for _, rows, column in response.context["busiest_columns"]}
     assert [row.name for row in columns["cpu"]] == ["hot", "far", "warm"]
-    assert [(row.name, row.disk_text) for row in columns["disk"]] == [("warm", "3 MiB/s"), ("hot", "2 KiB/s")]
-    assert [(row.name, row.net_text) for row in columns["net"]] == [("far", "1 MiB/s"), ("warm", "2 KiB/s"),
+    assert [(row.name, row.disk_text) for row in columns["disk"]] == [("warm", "3.0 MiB/s"), ("hot", "2.0 KiB/s")]
+    assert [(row.name, row.net_text) for row in columns["net"]] == [("far", "1.0 MiB/s"), ("warm", "2.0 KiB/s"),
                                                                     ("hot", "10 B/s")]
     fragment = admin_client.get(reverse("dashboard_busiest"))
     assert fragment.status_code == 200
     page = fragment.content.decode()
-    assert page.lstrip().startswith('<div id="dashboard-busiest"') and "3 MiB/s" in page and "Capacity" not in page
+    assert page.lstrip().startswith('<div id="dashboard-busiest"') and "3.0 MiB/s" in page and "Capacity" not in page
 
 
 def test_samples_older_than_a_minute_are_not_now(admin_client, leases):
