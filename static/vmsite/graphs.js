@@ -53,6 +53,17 @@
   let charts = [];
   let loading = false;
 
+  // One line per tick, 24-hour clock: uPlot's default adds a second line of dates that overlap
+  // each other when a graph spans a minute or two.
+  function timeLabel(seconds, step) {
+    const at = new Date(seconds * 1000);
+    const pad = function (n) { return String(n).padStart(2, "0"); };
+    const clock = pad(at.getHours()) + ":" + pad(at.getMinutes());
+    if (step < 60) return clock + ":" + pad(at.getSeconds());
+    if (step < 86400) return clock;
+    return at.getFullYear() + "-" + pad(at.getMonth() + 1) + "-" + pad(at.getDate());
+  }
+
   function build() {
     const holder = document.getElementById("graphs-charts");
     holder.replaceChildren();
@@ -66,7 +77,7 @@
         series: [{}].concat(spec.fields.map(function (field, index) {
           return { label: field[1], stroke: COLOURS[index], width: 1.5, value: function (u, v) { return spec.format(v); } };
         })),
-        axes: [{}, {
+        axes: [{ values: function (u, ticks, axisIndex, space, step) { return ticks.map(function (t) { return timeLabel(t, step); }); } }, {
           values: function (u, values, axisIndex, space, step) {
             return values.map(function (value) { return spec.axis ? spec.axis(value, step) : spec.format(value); });
           },

@@ -1,4 +1,5 @@
 """The graphs as Chromium draws them: a sane time axis with one sample, tick labels that differ."""
+import re
 from datetime import timedelta
 
 import pytest
@@ -35,6 +36,7 @@ def test_it_draws_one_sample_on_a_time_axis_of_a_minute_not_years(page, asgi_ser
         assert low <= at.timestamp() <= high and high - low <= 120, (chart_id, low, high)
         labels = chart(page, chart_id, "cell.uplot.axes[0]._values")
         assert not any(str(year) in label for label in labels for year in range(2027, 2031)), labels
+        assert labels and all(re.fullmatch(r"\d\d:\d\d(:\d\d)?", label) for label in labels), labels  # one line each
 
 
 def test_it_labels_small_disk_iops_with_the_decimals_they_need(page, asgi_server):
