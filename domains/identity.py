@@ -80,8 +80,12 @@ def domain_move(*, domain: Domain, destination_id: int) -> None:
         domain_absorb(keep=domain, other=other)
         return
     Domain.objects.filter(pk=domain.pk).update(host_id=destination_id, seq=F("seq") + 1)
+    moved = Domain.objects.get(pk=domain.pk)
     for host_id in {domain.host_id, destination_id}:
-        transaction.on_commit(lambda host_id=host_id: publish_host(host_id=host_id))
+        transaction.on_commit(lambda host_id=host_id: publish_host(host_id=host_id))  # sockets re-read scopes
+    # Open pages of the VM refetch it: the same id, now on its new host.
+    transaction.on_commit(lambda: publish_domain(domain_id=moved.pk, host_id=destination_id, seq=moved.seq,
+                                                 state=moved.state, change="changed"))
 
 
 def _migrating(row: Domain) -> bool:
