@@ -47,8 +47,9 @@ def gone_response(request: HttpRequest, model: type[Model], pk) -> HttpResponse 
     if now is not None and request.method in ("GET", "HEAD"):
         return HttpResponseRedirect(_same_view_for(request, now.pk))
     if _wants_json(request):
+        # moved_to: this same route for the VM's row now (a console's token URL: Reconnect retries there).
         return JsonResponse({"error": describe(tombstone, now), "gone": True,
-                             "moved_to": reverse("domains:detail", args=[now.pk]) if now else None}, status=410)
+                             "moved_to": _same_view_for(request, now.pk) if now else None}, status=410)
     list_url, list_label = LISTS[kind]
     return render(request, "tombstones/gone.html", {
         "tombstone": tombstone, "noun": NOUNS[kind], "now": now, "description": describe(tombstone, now),

@@ -121,7 +121,7 @@ def test_a_vm_migrated_outside_vmsite_forwards_to_its_new_row(pair, admin_client
     assert response.status_code == 302 and response.url == reverse("domains:detail", args=[later.pk])
     # A console's Reconnect (a script's POST) is told where the VM is now.
     token = admin_client.post(reverse("consoles:token", args=[vm.pk]), HTTP_X_CSRFTOKEN="x")
-    assert token.status_code == 410 and token.json()["moved_to"] == reverse("domains:detail", args=[later.pk])
+    assert token.status_code == 410 and token.json()["moved_to"] == reverse("consoles:token", args=[later.pk])
 
 
 def test_a_deleted_networks_page_says_so(pair, admin_client):
