@@ -62,7 +62,7 @@ def domain_absorb(*, keep: Domain, other: Domain) -> None:
         for user_id, role in Grant.objects.filter(domain=other).values_list("user_id", "role"):
             Grant.objects.get_or_create(user_id=user_id, domain=keep, defaults={"role": role})
         values = {name: getattr(other, name) for name in _CACHED}
-        tombstone_record(obj=other, viewer_ids=[])  # its id forwards (same UUID)
+        tombstone_record(obj=other, viewer_ids=[], how="its row was folded into the VM's older one")  # forwards
         other.delete()
         Domain.objects.filter(pk=keep.pk).update(host_id=other.host_id, seq=F("seq") + other.seq + 1, **values)
     keep.refresh_from_db()

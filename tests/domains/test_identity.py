@@ -74,6 +74,7 @@ def test_it_moves_the_row_to_where_the_vm_is_now_and_keeps_its_history(pair, adm
     assert page.status_code == 200 and "dst" in page.content.decode()
     series = admin_client.get(reverse("metrics:domain_series", args=[vm.pk])).json()
     assert len(series["series"]["t"]) == 2 and series["host"] == destination.pk
+    assert Tombstone.objects.get(object_id=there.pk).how == "its row was folded into the VM's older one"
     forwarded = admin_client.get(reverse("domains:detail", args=[there.pk]))
     assert forwarded.status_code == 302 and forwarded.url == reverse("domains:detail", args=[vm.pk])
     graphs = admin_client.get(reverse("metrics:domain_series", args=[there.pk]) + "?range=1h")
