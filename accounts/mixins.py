@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from django.contrib.auth.mixins import AccessMixin
 from django.db.models import Model
-from django.http import Http404
 
 from accounts.access import VIEW, authorise
-from tombstones.views import gone_response
 
 
 class Access(AccessMixin):
@@ -22,11 +20,5 @@ class Access(AccessMixin):
         if not user.is_authenticated:
             return self.handle_no_permission()
         objects = self.kind.objects.all() if self.kind is not None else None
-        try:
-            self.access_object = authorise(user, self.need, objects, kwargs.get(self.pk_kwarg), self.host_need)
-        except Http404:
-            gone = gone_response(request, self.kind, kwargs.get(self.pk_kwarg)) if self.kind is not None else None
-            if gone is None:
-                raise
-            return gone  # a deleted or moved VM or network: its tombstone answers
+        self.access_object = authorise(user, self.need, objects, kwargs.get(self.pk_kwarg), self.host_need)
         return super().dispatch(request, *args, **kwargs)

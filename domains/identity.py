@@ -62,7 +62,7 @@ def domain_absorb(*, keep: Domain, other: Domain) -> None:
         for user_id, role in Grant.objects.filter(domain=other).values_list("user_id", "role"):
             Grant.objects.get_or_create(user_id=user_id, domain=keep, defaults={"role": role})
         values = {name: getattr(other, name) for name in _CACHED}
-        tombstone_record(obj=other, viewer_ids=[])  # its id forwards (same UUID)
+        tombstone_record(obj=other, viewer_ids=[], how="its row was folded into the VM's older one")  # forwards
         other.delete()
         Domain.objects.filter(pk=keep.pk).update(host_id=other.host_id, seq=F("seq") + other.seq + 1, **values)
     keep.refresh_from_db()
@@ -80,8 +80,12 @@ def domain_move(*, domain: Domain, destination_id: int) -> None:
         domain_absorb(keep=domain, other=other)
         return
     Domain.objects.filter(pk=domain.pk).update(host_id=destination_id, seq=F("seq") + 1)
+    moved = Domain.objects.get(pk=domain.pk)
     for host_id in {domain.host_id, destination_id}:
-        transaction.on_commit(lambda host_id=host_id: publish_host(host_id=host_id))
+        transaction.on_commit(lambda host_id=host_id: publish_host(host_id=host_id))  # sockets re-read scopes
+    # Open pages of the VM refetch it: the same id, now on its new host.
+    transaction.on_commit(lambda: publish_domain(domain_id=moved.pk, host_id=destination_id, seq=moved.seq,
+                                                 state=moved.state, change="changed"))
 
 
 def _migrating(row: Domain) -> bool:

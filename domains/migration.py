@@ -79,6 +79,22 @@ class MigrateForm(forms.Form):
         self.fields["live"].initial = domain.is_active
         self.destination_hosts = migration_destinations(domain, user)
 
+    def notices(self) -> list[str]:
+        """What the page says before any destination is chosen: what this VM has that needs a choice
+        (the same checks refuse the form if it is not made)."""
+        said = []
+        count = len(self.domain.snapshots or [])
+        if count:
+            said.append(f"{self.domain.name} has {count} snapshot{'s' if count > 1 else ''}: libvirt cannot migrate "
+                        "a VM with snapshots. Tick \"Move its snapshots\" (over storage both hosts share), or "
+                        "delete them first.")
+        xml = self.domain.xml_live or self.domain.xml_inactive
+        if xml and local_devices(xml):
+            said.append(f"{self.domain.name} uses {', '.join(local_devices(xml))}: remove it before migrating.")
+        if xml and self.domain.is_active and cpu_mode(xml) == "host-passthrough":
+            said.append("Its CPU is host-passthrough: it can move live only to a host with the same CPU.")
+        return said
+
     def clean_destination(self) -> Host:
         host = self.cleaned_data["destination"]
         if host.pk == self.domain.host_id:

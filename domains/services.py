@@ -9,6 +9,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from domains.actions import ACTIONS, FORM_ACTIONS
+from domains.identity import domain_gone
 from domains.models import Domain
 from events.publish import publish_domain
 from operations.choices import OperationState
@@ -69,8 +70,6 @@ def domain_apply_state(*, domain_id: int, live: LiveState | None) -> None:
         return
     host_id, seq = row
     if live is None:
-        from domains.identity import domain_gone  # identity publishes through events, which imports this module
-
         domain_gone(domain_id)
         return
     Domain.objects.filter(pk=domain_id).update(

@@ -1,10 +1,13 @@
 """The answer of an old VM or network URL: a moved VM's id forwards to its row, a deleted object's
 page says what happened (410) and links back to the list. Only for users who could see the object;
-everyone else gets the same 404 as for an id that never existed."""
+everyone else gets the same 404 as for an id that never existed.
+
+`TombstoneMiddleware` turns the 404 of a view that declares a VM or network (`kind`, checked by
+accounts.mixins.Access) into that answer, so that no view has to know of tombstones."""
 from __future__ import annotations
 
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 
@@ -15,6 +18,21 @@ from tombstones.services import tombstone_of
 
 LISTS = {"domain": ("domains:list", "VMs"), "virtualnetwork": ("networking:list", "networks")}
 NOUNS = {"domain": "VM", "virtualnetwork": "network"}
+
+
+class TombstoneMiddleware:
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        match = request.resolver_match
+        model = getattr(getattr(match.func, "view_class", None), "kind", None) if match else None
+        if not isinstance(exception, Http404) or model is None or not request.user.is_authenticated:
+            return None
+        return gone_response(request, model, match.kwargs.get(getattr(match.func.view_class, "pk_kwarg", "pk")))
 
 
 def gone_response(request: HttpRequest, model: type[Model], pk) -> HttpResponse | None:
@@ -29,8 +47,9 @@ def gone_response(request: HttpRequest, model: type[Model], pk) -> HttpResponse 
     if now is not None and request.method in ("GET", "HEAD"):
         return HttpResponseRedirect(_same_view_for(request, now.pk))
     if _wants_json(request):
+        # moved_to: this same route for the VM's row now (a console's token URL: Reconnect retries there).
         return JsonResponse({"error": describe(tombstone, now), "gone": True,
-                             "moved_to": reverse("domains:detail", args=[now.pk]) if now else None}, status=410)
+                             "moved_to": _same_view_for(request, now.pk) if now else None}, status=410)
     list_url, list_label = LISTS[kind]
     return render(request, "tombstones/gone.html", {
         "tombstone": tombstone, "noun": NOUNS[kind], "now": now, "description": describe(tombstone, now),

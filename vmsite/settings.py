@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "accounts.middleware.RequireSecondFactorForAdmins",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "tombstones.views.TombstoneMiddleware",
 ]
 
 ROOT_URLCONF = "vmsite.urls"

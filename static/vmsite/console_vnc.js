@@ -46,6 +46,10 @@ async function connect() {
     return;
   }
   const body = await response.json().catch(() => ({}));
+  if (response.status === 410 && body.moved_to && body.moved_to !== root.dataset.tokenUrl) {
+    root.dataset.tokenUrl = body.moved_to;  // the VM is known under another id now: follow it
+    return connect();
+  }
   if (!response.ok) {
     setStatus("unavailable", "Not connected", "secondary");
     showMessage(body.error || `vmsite refused the console (${response.status}).`);

@@ -74,6 +74,7 @@ def test_it_moves_the_row_to_where_the_vm_is_now_and_keeps_its_history(pair, adm
     assert page.status_code == 200 and "dst" in page.content.decode()
     series = admin_client.get(reverse("metrics:domain_series", args=[vm.pk])).json()
     assert len(series["series"]["t"]) == 2 and series["host"] == destination.pk
+    assert Tombstone.objects.get(object_id=there.pk).how == "its row was folded into the VM's older one"
     forwarded = admin_client.get(reverse("domains:detail", args=[there.pk]))
     assert forwarded.status_code == 302 and forwarded.url == reverse("domains:detail", args=[vm.pk])
     graphs = admin_client.get(reverse("metrics:domain_series", args=[there.pk]) + "?range=1h")
@@ -121,7 +122,7 @@ def test_a_vm_migrated_outside_vmsite_forwards_to_its_new_row(pair, admin_client
     assert response.status_code == 302 and response.url == reverse("domains:detail", args=[later.pk])
     # A console's Reconnect (a script's POST) is told where the VM is now.
     token = admin_client.post(reverse("consoles:token", args=[vm.pk]), HTTP_X_CSRFTOKEN="x")
-    assert token.status_code == 410 and token.json()["moved_to"] == reverse("domains:detail", args=[later.pk])
+    assert token.status_code == 410 and token.json()["moved_to"] == reverse("consoles:token", args=[later.pk])
 
 
 def test_a_deleted_networks_page_says_so(pair, admin_client):

@@ -608,12 +608,28 @@ def test_it_says_what_blocks_a_migration_before_queueing(admin_client, blocked, 
     assert not Operation.objects.exists()
 
 
+def test_the_page_says_what_needs_a_choice_before_a_destination_is_chosen(admin_client, blocked):
+    domain = blocked["running"]
+    url = reverse("domains:migrate", args=[domain.pk])
+    assert "migrate-notice" not in admin_client.get(url).content.decode()
+    Domain.objects.filter(pk=domain.pk).update(snapshots=[{"name": "s1", "depth": 0}],
+                                               xml_live=passthrough_xml(domain.name))
+    page = admin_client.get(url).content.decode()
+    assert "running has 1 snapshot: libvirt cannot migrate a VM with snapshots" in page
+    assert "uses a host device passed through (pci): remove it before migrating" in page
+    assert "Its CPU is host-passthrough: it can move live only to a host with the same CPU" in page
+
+
 def test_it_queues_a_vm_with_snapshots_when_their_metadata_moves(admin_client, blocked):
     domain, other = blocked["running"], blocked["other"]
     Domain.objects.filter(pk=domain.pk).update(snapshots=[{"name": "s1", "depth": 0}], details={"disks": []})
-    response = post_migrate(admin_client, domain, other, live="on", move_snapshots="on")
-    assert response.status_code == 302
-    assert Operation.objects.get(kind="domain.migrate").arguments["move_snapshots"] is True
+    from django.db import transaction
+
+    with transaction.atomic():  # rolled back: the task is queued on commit only, and nothing runs it here
+        response = post_migrate(admin_client, domain, other, live="on", move_snapshots="on")
+        queued = Operation.objects.get(kind="domain.migrate").arguments
+        transaction.set_rollback(True)
+    assert response.status_code == 302 and queued["move_snapshots"] is True
 
 
 def test_the_api_says_what_blocks_a_migration_too(admin_client, blocked):

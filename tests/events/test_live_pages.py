@@ -74,7 +74,11 @@ def test_the_vm_page_shows_progress_and_the_result_and_says_when_the_vm_is_gone(
     virsh("qemu:///system", "destroy", guest.name())
     virsh("qemu:///system", "undefine", guest.name())
     expect(page.locator("#live-gone")).to_be_visible(timeout=5_000)
+    # Its tombstone's words (issue 16, bug 3): what happened, and the way back to the list.
+    expect(page.locator("#live-gone")).to_contain_text(f"The VM {guest.name()} is gone from {host.name}")
+    expect(page.locator("#live-gone #back-to-list")).to_have_attribute("href", "/vms/")
     assert_not_reloaded(page)
+    assert page.request.get(f"{asgi_server}/vms/{domain.pk}/").status == 410
 
 
 def test_a_new_guest_appears_and_a_removed_one_vanishes_from_the_host_page(page, asgi_server, listener, guests):

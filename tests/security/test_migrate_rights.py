@@ -46,6 +46,7 @@ def world():
     return {"source": source, "destination": destination, "vm": vm}
 
 
+@pytest.mark.integration  # the token check reads its lockout from Redis
 def test_a_vm_operator_is_told_its_vms_blockers_and_nothing_else(world):
     client, user = user_client("vm-operator-r", domain=world["vm"], role=Role.OPERATOR)
     Grant.objects.create(user=user, host=world["destination"], role=Role.OPERATOR)
@@ -63,6 +64,7 @@ def test_a_vm_operator_is_told_its_vms_blockers_and_nothing_else(world):
     assert not Operation.objects.exists()
 
 
+@pytest.mark.integration  # the token check reads its lockout from Redis
 @pytest.mark.parametrize("grant", ["vm_viewer", "host_viewer"])
 def test_a_viewer_may_not_migrate(world, grant):
     target = {"domain": world["vm"]} if grant == "vm_viewer" else {"host": world["source"]}

@@ -84,6 +84,7 @@ def test_a_moved_vm_forwards_only_to_a_row_the_user_may_see(gone):
     assert moved.status_code == 404  # it could not see the VM where it was
 
 
+@pytest.mark.integration  # the token check reads its lockout from Redis
 def test_anonymous_and_token_clients_learn_nothing(gone, client):
     response = client.get(reverse("domains:detail", args=[gone["vm"].pk]))
     assert response.status_code == 302 and "/login/" in response.url
