@@ -257,7 +257,8 @@ def test_an_admins_day(page, asgi_server, console_proxy, celery_worker, listener
     page.click("#domain-actions [data-action=delete]")
     page.check("#id_with_volumes")
     page.fill("#id_confirm_name", VM)
-    watch.expect(410, "GET", reverse("domains:detail", args=[domain.pk]))  # the VM page says it is gone
+    watch.expect(410, "GET", reverse("domains:detail", args=[domain.pk]))  # the VM page says it is gone,
+    watch.expect(410, "GET", reverse("metrics:domain_series", args=[domain.pk]))  # and its graphs stop asking
     page.click("#confirm-delete")
     last_operation("domain.delete", target_id=domain.pk)
     expect(page.get_by_role("heading", name=f"{VM} is gone")).to_be_visible(timeout=15_000)  # says what happened

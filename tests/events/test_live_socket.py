@@ -180,8 +180,8 @@ def closed_by_server(sock: websocket.WebSocket, *, timeout: float) -> bool:
             opcode, _frame = sock.recv_data_frame(True)
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 return True
-    except websocket.WebSocketConnectionClosedException:
-        return True
+    except (websocket.WebSocketConnectionClosedException, ConnectionResetError, BrokenPipeError):
+        return True  # closed, or reset before our echo of its close frame got out
     except websocket.WebSocketTimeoutException:
         return False
 

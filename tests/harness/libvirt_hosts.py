@@ -128,7 +128,8 @@ class HarnessHost:
         os.kill(sshd_pid, signal.SIGHUP)  # sshd re-executes itself and reads its host keys again
         key_type, key_b64 = Path(f"{hostkey}.pub").read_text().split()[:2]
         self.ssh_host_public_key = f"{key_type} {key_b64}"
-        _wait_until(lambda: _port_open(self.address, SSH_PORT), START_TIMEOUT, f"sshd of {self.hostname} back")
+        # The old listener may still accept for a moment after the signal: wait for the new key itself.
+        _wait_until(lambda: _presents_key(self.address, key_b64), START_TIMEOUT, f"sshd of {self.hostname} back")
         return self.ssh_host_public_key
 
     def run_in_ns(self, argv: list[str], timeout: float = 60,
@@ -531,6 +532,12 @@ def _port_open(address: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex((address, port)) == 0
+
+
+def _presents_key(address: str, key_b64: str) -> bool:
+    scan = subprocess.run(["ssh-keyscan", "-T", "2", "-t", "ed25519", "-p", str(SSH_PORT), address],
+                          capture_output=True, text=True, env=CHILD_ENV, stdin=subprocess.DEVNULL)
+    return key_b64 in scan.stdout
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
