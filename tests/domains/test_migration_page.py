@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 
 from domains.models import Domain
 from tests.domains.test_migration import cached, define_guest, follow_to, registered, two_hosts  # noqa: F401
-from tests.events.live import make_user
+from tests.events.test_live_pages import log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -22,14 +22,7 @@ def test_the_open_vm_page_follows_its_vm_to_the_new_host(page, asgi_server, regi
     page.on("response", lambda response: failed.append(f"{response.status} {response.url}")
             if response.status >= 400 else None)
     page.on("pageerror", lambda error: failed.append(f"page error: {error}"))
-    user = make_user("mover", superuser=True)
-    user.set_password("a long enough password")
-    user.save()
-    page.goto(f"{asgi_server}/login/")
-    page.fill("#id_username", "mover")
-    page.fill("#id_password", "a long enough password")
-    page.click("button[type=submit]")
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    log_in(page, asgi_server)
 
     detail = f"{asgi_server}{reverse('domains:detail', args=[domain.pk])}"
     page.goto(f"{asgi_server}{reverse('domains:migrate', args=[domain.pk])}")
