@@ -19,6 +19,7 @@ from typing import Awaitable, Callable, Protocol
 
 import redis
 import redis.asyncio
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -115,6 +116,9 @@ class LiveHub:
             try:
                 if socket.wants(message):
                     await socket.send_live(text)
+            except Disconnected:  # the page went away while the message was on its way (daphne's word for it)
+                self.sockets.discard(socket)
+                logger.debug("live socket closed before a message reached it")
             except Exception:  # one broken socket must not keep the message from the others
                 logger.exception("live message not delivered to a socket")
 

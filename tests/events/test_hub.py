@@ -1,0 +1,39 @@
+"""The live hub's fan-out, with sockets that stand in for consumers (no daemon needed)."""
+import asyncio
+import json
+import logging
+
+from autobahn.exception import Disconnected
+
+from events.hub import LiveHub
+
+
+class Socket:
+    everything = True
+    scope_by_host: dict = {}
+
+    def __init__(self, *, closed: bool = False):
+        self.closed = closed
+        self.received: list[str] = []
+
+    def wants(self, message: dict) -> bool:
+        return True
+
+    async def send_live(self, text: str) -> None:
+        if self.closed:
+            raise Disconnected("Attempt to send on a closed protocol")
+        self.received.append(text)
+
+    async def close_live(self, code: int) -> None:
+        self.closed = True
+
+
+def test_a_socket_that_closed_on_the_way_is_dropped_quietly_and_the_others_get_the_message(caplog):
+    hub, gone, open_ = LiveHub(), Socket(closed=True), Socket()
+    hub.sockets = {gone, open_}
+    message = json.dumps({"type": "domain", "host": 1, "domain": 2}).encode()
+    with caplog.at_level(logging.DEBUG, logger="events.hub"):
+        asyncio.run(hub._deliver(message))
+    assert open_.received == [message.decode()]
+    assert hub.sockets == {open_}
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
