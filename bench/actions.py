@@ -12,7 +12,7 @@ What it measures (TESTING.md, Benchmarks), side by side in one run on one diskle
 * overhead = total through vmsite - the direct call, per cycle, the two paths taking turns at going
   first; qemu's own start/teardown times vary too much for this pairing to be more than a check.
 
-Run:  cd /work/main && .venv/bin/python bench/actions.py [--cycles 100]
+Run:  .venv/bin/python bench/actions.py [--cycles 100]
 Needs root and the main libvirtd (qemu:///system); it defines one guest of its own (bench-actions-*)
 and removes it, and uses Redis database 14 so that no other worker takes its tasks.
 """

@@ -11,7 +11,7 @@ administrator (the view called in-process: context, queries and template, no HTT
 
 Each line gives p50/p95 in ms and the queries of one render; `ratio` = naive p50 / dashboard p50.
 
-Run:  cd /work/main && .venv/bin/python bench/dashboard.py [--hosts 20 --vms 500 --minutes 60 --requests 30]
+Run:  .venv/bin/python bench/dashboard.py [--hosts 20 --vms 500 --minutes 60 --requests 30]
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ copy of the code (e.g. `git archive main | tar -x -C DIR`): listener and daphne 
 everything else (host, guests, database, clients) is shared, so before/after is measured in one
 run on the same machine load. Lines then carry `"code": "current"` or `"code": "baseline"`.
 
-Run:  cd /work/main && .venv/bin/python bench/events.py [--clients 1,50,200 --processes 10 --events 40]
+Run:  .venv/bin/python bench/events.py [--clients 1,50,200 --processes 10 --events 40]
 Needs root; starts a harness libvirt host (`--index`), its own redis-server on a free loopback port,
 the listener and daphne, with a throwaway SQLite database (DATABASE_URL is honoured when set);
 stops everything it started, by pid.

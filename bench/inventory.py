@@ -16,7 +16,7 @@ throwaway database (SQLite in a temporary ``VMSITE_DATA_DIR``, or ``DATABASE_URL
 and stops everything it started, by pid, at the end. Needs root, libvirtd, qemu and sshd.
 Only loopback is used; the main host's guests (qemu:///system) are never touched.
 
-Run:  cd /work/main && .venv/bin/python bench/inventory.py [--hosts 3 --guests 1000 --requests 50]
+Run:  .venv/bin/python bench/inventory.py [--hosts 3 --guests 1000 --requests 50]
 
 Output: one JSON line per measurement on stdout, then one line per target (met or not).
 Progress goes to stderr.

@@ -9,7 +9,7 @@ What it measures, on a throwaway SQLite database (or DATABASE_URL's, whose rows 
 * `store_round`: one sampling round's insert for --vms VMs (bulk_create), p50/p95;
 * `compact`: turning an hour of one minute's fine samples into per-minute ones for --vms VMs.
 
-Run:  cd /work/main && .venv/bin/python bench/metrics.py [--vms 200]
+Run:  .venv/bin/python bench/metrics.py [--vms 200]
 """
 from __future__ import annotations
 

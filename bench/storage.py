@@ -16,7 +16,7 @@ Figures are MiB/s (median over the rounds) and vmsite / virsh; the target is >= 
 How: one harness libvirt host (tests/harness, index --index on 127.0.0.N) reached over TCP, a
 dir pool on it, daphne on a free loopback port, a throwaway SQLite database, a random file.
 Everything it started is stopped by pid at the end. Needs root, libvirtd and qemu.
-Run:  cd /work/main && .venv/bin/python bench/storage.py [--mib 256 --rounds 5]
+Run:  .venv/bin/python bench/storage.py [--mib 256 --rounds 5]
 """
 from __future__ import annotations
 
