@@ -5,12 +5,14 @@ stopped by pid (group) by whoever started it.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,3 +156,9 @@ def _wait_for(predicate, process: StackProcess, timeout: float, what: str) -> No
         time.sleep(0.1)
     process.stop()
     raise RuntimeError(f"{process.name}: no {what} after {timeout} s:\n{process.log()[-3000:]}")
+
+
+def in_own_loop(coroutine):
+    """asyncio.run in a thread of its own: the browser tests leave an event loop in this one."""
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()

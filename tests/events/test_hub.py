@@ -1,11 +1,11 @@
 """The live hub's fan-out, with sockets that stand in for consumers (no daemon needed)."""
-import asyncio
 import json
 import logging
 
 from autobahn.exception import Disconnected
 
 from events.hub import LiveHub
+from tests.stack import in_own_loop
 
 
 class Socket:
@@ -33,7 +33,7 @@ def test_a_socket_that_closed_on_the_way_is_dropped_quietly_and_the_others_get_t
     hub.sockets = {gone, open_}
     message = json.dumps({"type": "domain", "host": 1, "domain": 2}).encode()
     with caplog.at_level(logging.DEBUG, logger="events.hub"):
-        asyncio.run(hub._deliver(message))
+        in_own_loop(hub._deliver(message))
     assert open_.received == [message.decode()]
     assert hub.sockets == {open_}
     assert not [record for record in caplog.records if record.levelno >= logging.WARNING]

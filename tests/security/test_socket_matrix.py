@@ -3,9 +3,6 @@ operator of another host, a viewer, an operator (grants on the VM's host) and an
 the handshake; nothing a viewer can open lets them change anything (the live socket only listens)."""
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 from channels.testing import WebsocketCommunicator
 from django.test import Client
@@ -13,6 +10,7 @@ from django.test import Client
 from operations.models import Operation
 from tests.security.test_permissions import make_user
 from tests.security.test_urlconf import objects  # noqa: F401  (fixture)
+from tests.stack import in_own_loop
 from vmsite.asgi import application
 from vmsite.routing import websocket_urlpatterns
 
@@ -50,12 +48,6 @@ async def handshake(path: str, cookie: str) -> bool:
     connected, _code = await communicator.connect(timeout=10)
     await communicator.disconnect()
     return connected
-
-
-def in_own_loop(coroutine):
-    """asyncio.run in a thread of its own: the browser tests leave an event loop in this one."""
-    with ThreadPoolExecutor(max_workers=1) as thread:
-        return thread.submit(asyncio.run, coroutine).result()
 
 
 def test_every_socket_route_lets_in_exactly_the_declared_roles(objects):  # noqa: F811
