@@ -12,7 +12,7 @@ from accounts.mixins import Access
 from accounts.models import AuditAction
 from accounts.views_account import AccountView
 from api.models import ApiToken
-from api.tokens import TokenRefused, token_issue
+from api.tokens import TokenRefused, api_token_issue
 
 
 class TokenCreateView(AccountView):
@@ -22,7 +22,7 @@ class TokenCreateView(AccountView):
         form = TokenForm(request.POST, user=request.user)
         if form.is_valid():
             try:
-                row, token = token_issue(user=request.user, name=form.cleaned_data["name"],
+                row, token = api_token_issue(user=request.user, name=form.cleaned_data["name"],
                                          days=form.cleaned_data["days"])
             except TokenRefused as exc:
                 form.add_error(None, str(exc))
