@@ -118,3 +118,45 @@ def test_the_state_is_read_under_the_lock_not_from_the_callers_copy(host):
 
     with pytest.raises(ActionNotAllowed, match="while web1 is running"):
         domain_action_enqueue(domain=stale, action="start", user=None)
+
+
+@pytest.fixture
+def busy_volume(host):
+    """An active pool, a volume in it, and an unfinished wipe of that volume."""
+    from storage.models import Volume
+
+    pool = StoragePool.objects.create(host=host, uuid=uuid.uuid4(), name="images", pool_type="dir", active=True,
+                                      available=1 << 30, synced_at=timezone.now())
+    volume = Volume.objects.create(host=host, pool=pool, key="/images/disk.raw", name="disk.raw", format="raw",
+                                   capacity=1 << 20, synced_at=timezone.now())
+    wipe = storage_services.volume_action_enqueue(volume=volume, action="wipe", user=None)
+    return pool, volume, wipe
+
+
+def test_an_upload_into_a_busy_volume_is_refused_on_the_page(busy_volume, admin_client):
+    pool, volume, wipe = busy_volume
+    response = admin_client.post(reverse("storage:upload", args=[pool.pk]), {"volume": volume.pk, "size": 1024})
+    assert response.status_code == 409
+    assert response.json()["errors"]["__all__"] == [f"{volume} is busy: volume.wipe #{wipe.pk} is pending; "
+                                                    "try again when it has finished"]
+    assert list(Operation.objects.all()) == [wipe]
+
+
+def test_an_upload_into_a_busy_volume_is_refused_through_the_api(busy_volume, admin_user, redis_ready):
+    pool, volume, wipe = busy_volume
+    _row, token = token_issue(user=admin_user, name="tests", days=None)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = api.post(reverse("api:upload_start", args=[pool.pk]), {"volume": volume.pk, "size": 1024},
+                        format="json")
+    assert response.status_code == 409
+    assert response.json()["detail"] == f"busy: volume.wipe #{wipe.pk} is pending; try again when it has finished"
+    assert list(Operation.objects.all()) == [wipe]
+
+
+def test_uploads_of_new_volumes_into_one_pool_run_side_by_side(busy_volume, admin_client):
+    pool, _volume, _wipe = busy_volume
+    for name in ("a.iso", "b.iso"):
+        response = admin_client.post(reverse("storage:upload", args=[pool.pk]), {"name": name, "size": 1024})
+        assert response.status_code == 200, response.content
+    assert Operation.objects.filter(kind="volume.upload").count() == 2
