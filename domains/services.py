@@ -51,7 +51,7 @@ def domain_action_enqueue(*, domain: Domain, action: str, user: AbstractBaseUser
 
 def domain_bulk_enqueue(*, domains: list[Domain], action: str, user: AbstractBaseUser | None
                         ) -> tuple[list[Operation], list[str]]:
-    """One operation per VM; VMs that are busy are skipped and named."""
+    """One operation per VM; VMs that are busy, or whose state refuses the action, are skipped and named."""
     queued, skipped = [], []
     for domain in domains:
         try:
