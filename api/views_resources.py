@@ -14,7 +14,7 @@ from accounts.access import ADMIN, OPERATE, VIEW, hosts_for
 from accounts.forms_users import GrantForm
 from accounts.models import Grant
 from api import forms as api_forms
-from api.base import ApiDetailView, ApiListView, ApiView, enqueue, filtered
+from api.base import ApiDetailView, ApiListView, ApiView, Busy, enqueue, filtered
 from api.serializers import (
     REFUSED, ErrorSerializer, GrantSerializer, NetworkSerializer, PoolSerializer, VolumeSerializer, queues,
 )
@@ -195,12 +195,15 @@ class UploadStart(ApiView):
     serializer_class = UploadBody
     queryset = StoragePool.objects.select_related("host")
 
-    @extend_schema(request=UploadBody, responses={202: UploadStarted, **REFUSED})
+    @extend_schema(request=UploadBody, responses={202: UploadStarted, 409: ErrorSerializer, **REFUSED})
     def post(self, request, pk: int):
         pool = self.get_object()
         data = api_forms.valid(UploadForm(api_forms.body(request), pool=pool))
-        operation = upload_begin(pool=pool, volume=data.get("volume"), name=data.get("name") or "",
-                                 size=data["size"], user=request.user, fmt=data["format"])
+        try:
+            operation = upload_begin(pool=pool, volume=data.get("volume"), name=data.get("name") or "",
+                                     size=data["size"], user=request.user, fmt=data["format"])
+        except storage_services.StorageBusy as exc:
+            raise Busy(str(exc)) from None
         return Response({"operation": operation.pk, "url": reverse("api:operation", args=[operation.pk]),
                          "socket": f"/ws/storage/uploads/{operation.pk}/"}, status=status.HTTP_202_ACCEPTED)
 

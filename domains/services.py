@@ -1,6 +1,7 @@
 """Writes on VMs: queuing their operations (one at a time per VM), and storing what libvirt says."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -12,48 +13,45 @@ from domains.actions import ACTIONS, FORM_ACTIONS
 from domains.identity import domain_gone
 from domains.models import Domain
 from events.publish import publish_domain
-from operations.choices import OperationState
 from operations.models import Operation
-from operations.services import operation_enqueue
+from operations.services import OperationBusy, operation_enqueue
 from virt.domains import LiveDomain
 
 
-class DomainBusy(Exception):
-    """Another operation on this VM has not finished yet."""
+# One rule for every kind of object: the name stays for the callers that catch it.
+DomainBusy = OperationBusy
 
 
 class ActionNotAllowed(Exception):
     pass
 
 
-def domain_busy_with(domain: Domain) -> Operation | None:
-    return (Operation.objects.filter(target_type="domain", target_id=domain.pk,
-                                     state__in=[OperationState.PENDING, OperationState.RUNNING])
-            .order_by("created_at").first())
+def _allowed_in_state(action: str) -> Callable[[Domain], None]:
+    """The refusal of an action the VM's current state does not offer (the same buttons the page shows)."""
+    def check(domain: Domain) -> None:
+        offered = ACTIONS.get(action)
+        if offered is not None and domain.state not in offered.states:
+            raise ActionNotAllowed(f"{offered.label} is not possible while {domain.name} is "
+                                   f"{domain.get_state_display().lower()}.")
+    return check
 
 
 @transaction.atomic
 def domain_action_enqueue(*, domain: Domain, action: str, user: AbstractBaseUser | None,
                           arguments: dict[str, Any] | None = None) -> Operation:
-    """Queue one lifecycle action. Refused while another operation on the VM is unfinished."""
+    """Queue one lifecycle action. Refused while another operation on the VM is unfinished, and when
+    the VM's state does not allow the action."""
     if action not in ACTIONS and action not in FORM_ACTIONS:
         raise ActionNotAllowed(f"Unknown action {action!r}.")
     if action in ("start", "start_paused") and domain.is_template:
         raise ActionNotAllowed(f"{domain.name} is a template: unmark it before starting it, or create a VM from it.")
-    # Lock the VM's row (PostgreSQL; SQLite serialises writers anyway) so that two requests
-    # cannot both find it idle.
-    Domain.objects.select_for_update().filter(pk=domain.pk).first()
-    busy = domain_busy_with(domain)
-    if busy is not None:
-        raise DomainBusy(f"busy: {busy.kind} #{busy.pk} is {busy.get_state_display().lower()}; "
-                         "try again when it has finished")
     return operation_enqueue(kind=f"domain.{action}", target=domain, host=domain.host, user=user,
-                             arguments=arguments or {})
+                             arguments=arguments or {}, exclusive=True, check=_allowed_in_state(action))
 
 
 def domain_bulk_enqueue(*, domains: list[Domain], action: str, user: AbstractBaseUser | None
                         ) -> tuple[list[Operation], list[str]]:
-    """One operation per VM; VMs that are busy are skipped and named."""
+    """One operation per VM; VMs that are busy, or whose state refuses the action, are skipped and named."""
     queued, skipped = [], []
     for domain in domains:
         try:

@@ -16,6 +16,7 @@ from domains.models import Domain
 from storage.selectors import delete_with_vm_plan
 from hosts.models import Host
 from networking.selectors import domain_nics
+from operations.services import operation_busy_with
 
 PAGE_SIZE = 100
 
@@ -62,7 +63,7 @@ class DomainDetailView(Access, DetailView):
         context["banners"], context["folded_banners"] = status_banners(context["operations"])
         context["can_operate"] = may(self.request.user, OPERATE, self.object)
         context["can_rewire_nics"] = may_rewire_nics(self.request.user, self.object)
-        context["busy"] = services.domain_busy_with(self.object)
+        context["busy"] = operation_busy_with(self.object)
         context["nics"] = domain_nics(self.object)
         return context
 

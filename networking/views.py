@@ -11,6 +11,7 @@ from accounts.access import ADMIN, hosts_for, operations_for
 from accounts.mixins import Access
 from networking import forms, selectors, services
 from networking.models import VirtualNetwork
+from operations.services import operation_busy_with
 
 # Buttons on a network's page: (action, label, icon, style, shown when)
 BUTTONS = [
@@ -61,7 +62,7 @@ class NetworkDetailView(Access, DetailView):
             attached=selectors.attached_nics(network),
             operations=operations_for(self.request.user).filter(target_type="virtualnetwork", target_id=network.pk)
             .select_related("user")[:10],
-            busy=services.network_busy_with(network),
+            busy=operation_busy_with(network),
             buttons=[button for button in BUTTONS if button[4](network)],
         )
         context.setdefault("lease_form", forms.StaticLeaseForm(network=network))

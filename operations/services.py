@@ -3,6 +3,7 @@ late duplicate delivery and the sweep can race and still leave one consistent an
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -22,6 +23,22 @@ logger = logging.getLogger(__name__)
 MESSAGE_LIMIT = Operation._meta.get_field("message").max_length
 
 
+class OperationBusy(Exception):
+    """Another operation on the same object has not finished yet (one at a time per object)."""
+
+    def __init__(self, busy: Operation, target: models.Model) -> None:
+        super().__init__(f"busy: {busy.kind} #{busy.pk} is {busy.get_state_display().lower()}; "
+                         "try again when it has finished")
+        self.operation, self.target = busy, target
+
+
+def operation_busy_with(target: models.Model) -> Operation | None:
+    """The oldest unfinished operation on `target`, if any."""
+    return (Operation.objects.filter(target_type=target._meta.model_name, target_id=target.pk,
+                                     state__in=[OperationState.PENDING, OperationState.RUNNING])
+            .order_by("created_at").first())
+
+
 def operation_enqueue(
     *,
     kind: str,
@@ -29,25 +46,45 @@ def operation_enqueue(
     user: AbstractBaseUser | None,
     host=None,
     arguments: dict[str, Any] | None = None,
+    exclusive: bool = False,
+    check: Callable[[Any], None] | None = None,
+    label: str | None = None,
+    queue: bool = True,
 ) -> Operation:
-    """Save the operation, then queue its task once the row is committed."""
-    handler_for(kind)  # an unknown kind is a programming error: fail before anything is saved
-    operation = Operation.objects.create(
-        kind=kind,
-        target_type=target._meta.model_name,
-        target_id=target.pk,
-        target_label=str(target)[:255],
-        host=host,
-        user=user if user is not None and user.is_authenticated else None,
-        arguments=arguments or {},
-    )
-    from operations.tasks import run_operation
+    """Save the operation, then queue its task once the row is committed.
 
-    queue = settings.OPERATIONS_QUEUE
+    exclusive: refuse (OperationBusy) while another operation on `target` is unfinished; the
+    target's row is locked first, so two requests cannot both find it idle. `check` then gets the
+    row as read under that lock and raises to refuse what its current state does not allow.
+    queue=False: the web process claims and runs the operation itself (uploads)."""
+    if queue:
+        handler_for(kind)  # an unknown kind is a programming error: fail before anything is saved
+    with transaction.atomic():
+        if exclusive:
+            # PostgreSQL locks the row; SQLite runs IMMEDIATE transactions, one writer at a time.
+            locked = type(target).objects.select_for_update().filter(pk=target.pk).first()
+            busy = operation_busy_with(target)
+            if busy is not None:
+                raise OperationBusy(busy, target)
+            if check is not None:
+                check(locked if locked is not None else target)
+        operation = Operation.objects.create(
+            kind=kind,
+            target_type=target._meta.model_name,
+            target_id=target.pk,
+            target_label=(label or str(target))[:255],
+            host=host,
+            user=user if user is not None and user.is_authenticated else None,
+            arguments=arguments or {},
+        )
     # Announced before it is queued: a quick worker could otherwise claim it first, and the
     # "pending" message would read the row as running (two messages with one sequence number).
     transaction.on_commit(lambda: announce(operation.pk))
-    transaction.on_commit(lambda: run_operation.apply_async((operation.pk,), queue=queue))
+    if queue:
+        from operations.tasks import run_operation
+
+        queue_name = settings.OPERATIONS_QUEUE
+        transaction.on_commit(lambda: run_operation.apply_async((operation.pk,), queue=queue_name))
     logger.info("operation %s queued: %s on %s", operation.pk, kind, operation.target_label)
     return operation
 

@@ -7,9 +7,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from hosts.models import Host
-from operations.choices import OperationState
 from operations.models import Operation
-from operations.services import operation_enqueue
+from operations.services import OperationBusy, operation_enqueue
 from storage.choices import UploadState
 from storage.models import StoragePool, Volume
 from virt.xml.storage import PoolXML
@@ -19,23 +18,14 @@ POOL_ACTIONS = {"build": "Build", "start": "Start", "stop": "Stop", "autostart_o
 VOLUME_ACTIONS = {"clone", "resize", "wipe", "delete", "checksum"}
 
 
-class StorageBusy(Exception):
-    """Another operation on this pool or volume has not finished yet."""
-
-
-def busy_with(target: StoragePool | Volume) -> Operation | None:
-    return (Operation.objects.filter(target_type=target._meta.model_name, target_id=target.pk,
-                                     state__in=[OperationState.PENDING, OperationState.RUNNING])
-            .order_by("created_at").first())
+# One rule for every kind of object: the name stays for the callers that catch it.
+StorageBusy = OperationBusy
 
 
 def _enqueue(*, kind: str, target, host: Host, user: AbstractBaseUser | None, arguments: dict[str, Any]) -> Operation:
-    if not isinstance(target, Host):
-        busy = busy_with(target)
-        if busy is not None:
-            raise StorageBusy(f"{target} is busy: {busy.kind} #{busy.pk} is {busy.get_state_display().lower()}; "
-                              "try again when it has finished")
-    return operation_enqueue(kind=kind, target=target, host=host, user=user, arguments=arguments)
+    """One operation at a time per pool or volume; operations that create one on a host run side by side."""
+    return operation_enqueue(kind=kind, target=target, host=host, user=user, arguments=arguments,
+                             exclusive=not isinstance(target, Host))
 
 
 @transaction.atomic

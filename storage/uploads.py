@@ -73,9 +73,11 @@ def upload_begin(*, pool: StoragePool, volume: Volume | None, name: str, size: i
                              created_at__lt=timezone.now() - STALE_AFTER).update(
         state=OperationState.CANCELLED, message="The browser never started sending", finished_at=timezone.now())
     target = volume if volume is not None else pool
-    return Operation.objects.create(
-        kind=KIND, target_type=target._meta.model_name, target_id=target.pk,
-        target_label=str(volume) if volume is not None else f"{pool.name}/{name}", host=pool.host, user=user,
+    # Into an existing volume: one operation at a time on it, as for every other change. A new
+    # volume has no row yet, and several uploads into one pool may run side by side.
+    return operations.operation_enqueue(
+        kind=KIND, target=target, label=str(volume) if volume is not None else f"{pool.name}/{name}",
+        host=pool.host, user=user, exclusive=volume is not None, queue=False,
         arguments={"pool_id": pool.pk, "volume_id": volume.pk if volume else None,
                    "name": volume.name if volume else name, "size": size, "new": volume is None,
                    "format": fmt})

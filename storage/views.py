@@ -16,6 +16,7 @@ from accounts.access import (
 from accounts.mixins import Access
 from hosts.models import Host
 from operations.models import Operation
+from operations.services import operation_busy_with
 from storage import selectors, services
 from storage.choices import POOL_TYPE_LABELS
 from storage.config import pool_config
@@ -60,7 +61,7 @@ class PoolDetailView(Access, DetailView):
         context.update(
             volumes=volumes,
             operations=_operations(self.request.user, "storagepool", self.object.pk),
-            busy=services.busy_with(self.object),
+            busy=operation_busy_with(self.object),
             type_label=POOL_TYPE_LABELS.get(self.object.pool_type, self.object.pool_type),
         )
         return context
@@ -193,7 +194,7 @@ class VolumeDetailView(Access, DetailView):
                             if may_mark_shareable(user) else None),
             users=selectors.volume_users(self.object),
             operations=_operations(self.request.user, "volume", self.object.pk),
-            busy=services.busy_with(self.object),
+            busy=operation_busy_with(self.object),
             clone_form=VolumeCloneForm(volume=self.object),
             resize_form=VolumeResizeForm(volume=self.object),
         )
@@ -355,9 +356,12 @@ class UploadView(Access, View):
             return JsonResponse({"errors": {field: [str(e) for e in errors] for field, errors in form.errors.items()}},
                                 status=400)
         volume = form.cleaned_data.get("volume")
-        operation = upload_begin(pool=pool, volume=volume, name=form.cleaned_data.get("name") or "",
-                                 size=form.cleaned_data["size"], user=request.user,
-                                 fmt=form.cleaned_data["format"])
+        try:
+            operation = upload_begin(pool=pool, volume=volume, name=form.cleaned_data.get("name") or "",
+                                     size=form.cleaned_data["size"], user=request.user,
+                                     fmt=form.cleaned_data["format"])
+        except services.StorageBusy as exc:
+            return JsonResponse({"errors": {"__all__": [f"{exc.target} is {exc}"]}}, status=409)
         return JsonResponse({"operation": operation.pk, "socket": f"/ws/storage/uploads/{operation.pk}/",
                              "status": f"/operations/{operation.pk}/"})
 
@@ -379,7 +383,7 @@ def _enqueue(request, enqueue, label: str) -> bool:
     try:
         operation = enqueue()
     except services.StorageBusy as exc:
-        messages.error(request, str(exc))
+        messages.error(request, f"{exc.target} is {exc}")
         return False
     messages.info(request, f"{label}: operation #{operation.pk} queued.")
     return True

@@ -488,11 +488,11 @@ def test_it_refuses_a_migration_while_the_vm_is_busy(admin_client, made_up):
 
     domain = made_up["running"]
     with transaction.atomic():  # the first stays pending: its task is only queued on commit
-        first = domain_action_enqueue(domain=domain, action="start", user=None)
+        first = domain_action_enqueue(domain=domain, action="shutdown", user=None)  # one its state allows
         response = post_migrate(admin_client, domain, made_up["other"], live="on")
         transaction.set_rollback(True)
     assert response.status_code == 409
-    assert f"busy: domain.start #{first.pk} is pending" in response.content.decode()
+    assert f"busy: domain.shutdown #{first.pk} is pending" in response.content.decode()
 
 
 def test_it_offers_only_other_enabled_hosts_and_live_by_default_when_running(admin_client, made_up):
