@@ -11,7 +11,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import Grant, Role
-from api.tokens import token_issue
+from api.tokens import api_token_issue
 from domains.choices import DomainState
 from domains.models import Domain
 from hosts.models import Host
@@ -89,7 +89,7 @@ def test_a_running_vm_is_not_started_again_through_the_api(host, django_user_mod
     domain = running_vm(host)
     operator = django_user_model.objects.create_user("op", password="x")
     Grant.objects.create(user=operator, domain=domain, role=Role.OPERATOR)
-    _row, token = token_issue(user=operator, name="tests", days=None)
+    _row, token = api_token_issue(user=operator, name="tests", days=None)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     response = api.post(reverse("api:vm_action", args=[domain.pk]), {"action": "start"}, format="json")
@@ -148,7 +148,7 @@ def test_an_upload_into_a_busy_volume_is_refused_on_the_page(busy_volume, admin_
 
 def test_an_upload_into_a_busy_volume_is_refused_through_the_api(busy_volume, admin_user, redis_ready):
     pool, volume, wipe = busy_volume
-    _row, token = token_issue(user=admin_user, name="tests", days=None)
+    _row, token = api_token_issue(user=admin_user, name="tests", days=None)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     response = api.post(reverse("api:upload_start", args=[pool.pk]), {"volume": volume.pk, "size": 1024},
