@@ -99,9 +99,10 @@ def test_an_administrator_makes_the_default_pool_and_network_from_the_wizard(pag
 
 
 def test_a_stopped_default_network_is_started_rather_than_made_again(bare, bare_host, admin_client):
-    libvirt.open(bare.tcp_uri).networkDefineXML("<network><name>default</name><bridge name='vmsiteoffer1'/>"
-                                                "<forward mode='nat'/><ip address='192.168.124.1' prefix='24'/>"
-                                                "</network>")
+    # Bridge and subnet of this harness host's own (its index): nothing another test or run left can hold them.
+    libvirt.open(bare.tcp_uri).networkDefineXML(
+        f"<network><name>default</name><bridge name='vmsiteoffer{bare.index}'/><forward mode='nat'/>"
+        f"<ip address='10.253.{bare.index}.1' prefix='24'/></network>")
     host_reconcile(host=bare_host)
     assert not VirtualNetwork.objects.get(host=bare_host, name="default").active
     response = admin_client.post(reverse("domains:create_default", args=[bare_host.pk, "network"]))
