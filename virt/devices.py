@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from virt.errors import InvalidArgument, NotFound, OperationInvalid
+from virt.errors import InvalidArgument, NotFound, OperationInvalid, lookup_or_none, tolerating
 from virt.volumes import find_volume
 from virt.xml.base import parse_trusted, parse_untrusted
 from virt.xml.domain import Disk, Domain, Interface
@@ -223,14 +223,10 @@ def other_domain_descriptions(conn: libvirt.virConnect, *, except_uuid: str | No
     for other in conn.listAllDomains():
         if other.UUIDString() == except_uuid:
             continue
-        try:
+        with tolerating(libvirt.VIR_ERR_NO_DOMAIN):  # gone since the listing
             descriptions.append(other.XMLDesc(0))
             if other.isPersistent() and other.isActive():
                 descriptions.append(other.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                continue  # gone since the listing
-            raise
     return descriptions
 
 
@@ -286,12 +282,8 @@ def detach_nic(domain: libvirt.virDomain, *, mac: str, live: bool, persistent: b
 
 
 def require_network(conn: libvirt.virConnect, network: str) -> None:
-    try:
-        conn.networkLookupByName(network)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-            raise NotFound(f"The host has no network named {network!r}.") from exc
-        raise
+    if lookup_or_none(conn.networkLookupByName, network) is None:
+        raise NotFound(f"The host has no network named {network!r}.", code=libvirt.VIR_ERR_NO_NETWORK)
 
 
 # Keeps the filter as it is (None means: remove it).

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from virt.errors import NotFound, OperationInvalid, translated
+from virt.errors import NotFound, OperationInvalid, lookup_or_none, translated
 from virt.xml.base import parse_trusted
 from virt.xml.domain import summarize_domain
 
@@ -38,12 +38,10 @@ class DomainState:
 
 
 def lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
-    try:
-        return conn.lookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            raise NotFound(f"The VM {uuid} no longer exists on this host.") from exc
-        raise
+    domain = lookup_or_none(conn.lookupByUUIDString, uuid)
+    if domain is None:
+        raise NotFound(f"The VM {uuid} no longer exists on this host.", code=libvirt.VIR_ERR_NO_DOMAIN)
+    return domain
 
 
 def read_state(domain: libvirt.virDomain) -> DomainState:
@@ -72,12 +70,10 @@ def agent_addresses(domain: libvirt.virDomain, xml: str) -> dict[str, list[str]]
     Asked only when the live XML says the agent is connected, so a VM without one costs nothing."""
     if "org.qemu.guest_agent.0" not in xml or parse_trusted(xml).find(_AGENT_CONNECTED) is None:
         return None
-    try:
-        interfaces = domain.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in _AGENT_UNAVAILABLE:
-            return None
-        raise
+    interfaces = lookup_or_none(domain.interfaceAddresses, libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0,
+                                missing=_AGENT_UNAVAILABLE)
+    if interfaces is None:
+        return None
     return {(interface.get("hwaddr") or "").lower(): [f"{address['addr']}/{address['prefix']}"
                                                        for address in interface.get("addrs") or []]
             for interface in interfaces.values() if interface.get("hwaddr")}
@@ -95,41 +91,26 @@ def describe_domain(conn: libvirt.virConnect, uuid: str) -> tuple[dict, bool]:
     """The XML summary of one domain as plain data, and whether vmsite marked it a template."""
     from virt.clone import is_template_xml
 
-    try:
-        xml = lookup(conn, uuid).XMLDesc(0)
-        return _jsonable(summarize_domain(xml)), is_template_xml(xml)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            raise NotFound(f"The VM {uuid} no longer exists on this host.") from exc
-        raise
+    xml = lookup_or_none(lambda: lookup(conn, uuid).XMLDesc(0), missing=(libvirt.VIR_ERR_NO_DOMAIN,))
+    if xml is None:  # also when it is undefined between the lookup and the read
+        raise NotFound(f"The VM {uuid} no longer exists on this host.", code=libvirt.VIR_ERR_NO_DOMAIN)
+    return _jsonable(summarize_domain(xml)), is_template_xml(xml)
 
 
 def refetch(conn: libvirt.virConnect, uuid: str) -> DomainState | None:
     """The domain's state now, or None when it is gone from the host."""
-    with translated():
-        try:
-            return read_state(lookup(conn, uuid))
-        except NotFound:
-            return None
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:  # gone between two of the calls
-                return None
-            raise
+    # None also when it is gone between two of the calls
+    return lookup_or_none(lambda: read_state(lookup(conn, uuid)), missing=(libvirt.VIR_ERR_NO_DOMAIN,))
 
 
 def refetch_run_state(conn: libvirt.virConnect, uuid: str) -> tuple[int, int] | None:
     """Only the domain's run state and its reason (two round trips instead of read_state's six), or
     None when it is gone: all that a pause or a resume changes."""
-    with translated():
-        try:
-            state, reason = lookup(conn, uuid).state()
-            return state, reason
-        except NotFound:
-            return None
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise
+    found = lookup_or_none(lambda: lookup(conn, uuid).state(), missing=(libvirt.VIR_ERR_NO_DOMAIN,))
+    if found is None:
+        return None
+    state, reason = found
+    return state, reason
 
 
 def is_persistent(domain: libvirt.virDomain) -> bool:
@@ -314,15 +295,11 @@ def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes:
 
 
 def find_disk_volume(conn: libvirt.virConnect, source: str) -> libvirt.virStorageVol | None:
-    try:
-        if not source.startswith("/"):  # pool/volume
-            pool_name, _, volume_name = source.partition("/")
-            return conn.storagePoolLookupByName(pool_name).storageVolLookupByName(volume_name)
-        return conn.storageVolLookupByPath(source)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
-            return None
-        raise
+    if source.startswith("/"):
+        return lookup_or_none(conn.storageVolLookupByPath, source)
+    pool_name, _, volume_name = source.partition("/")
+    pool = lookup_or_none(conn.storagePoolLookupByName, pool_name)
+    return lookup_or_none(pool.storageVolLookupByName, volume_name) if pool is not None else None
 
 
 def _require_running(domain: libvirt.virDomain, action: str) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import libvirt
 from lxml import etree
 
-from virt.errors import InvalidArgument, NotFound, OperationInvalid, translated
+from virt.errors import InvalidArgument, NotFound, OperationInvalid, VirtError, has_code, lookup_or_none, translated
 from virt.xml.base import parse_trusted
 
 # Interfaces have no UUID in libvirt; vmsite names each by one derived from its name.
@@ -45,12 +45,10 @@ def list_interfaces(conn: libvirt.virConnect) -> list[InterfaceSummary]:
     devices = _net_devices(conn)
     summaries = {}
     for interface in conn.listAllInterfaces(0):
-        try:
-            summary = _summary(interface, devices.get(interface.name(), {}))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_INTERFACE:  # removed while we looked
-                raise
-            continue
+        summary = lookup_or_none(_summary, interface, devices.get(interface.name(), {}),
+                                 missing=(libvirt.VIR_ERR_NO_INTERFACE,))
+        if summary is None:
+            continue  # removed while we looked
         summaries[summary.name] = summary
     for name, device in devices.items():
         if name not in summaries:
@@ -61,12 +59,10 @@ def list_interfaces(conn: libvirt.virConnect) -> list[InterfaceSummary]:
 
 
 def _net_devices(conn: libvirt.virConnect) -> dict[str, dict]:
-    try:
-        devices = conn.listAllDevices(libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
-            return {}
-        raise
+    devices = lookup_or_none(conn.listAllDevices, libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET,
+                             missing=(libvirt.VIR_ERR_NO_SUPPORT,))
+    if devices is None:
+        return {}
     found = {}
     for device in devices:
         capability = parse_trusted(device.XMLDesc(0)).find("capability[@type='net']")
@@ -117,11 +113,12 @@ def changes_supported(conn: libvirt.virConnect) -> bool:
     """Whether the host's interface driver can define interfaces: begin a change transaction and
     roll it straight back (nothing changed in between). udev-based drivers refuse the begin."""
     try:
-        conn.changeBegin(0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+        with translated():
+            conn.changeBegin(0)
+    except VirtError as exc:
+        if has_code(exc, libvirt.VIR_ERR_NO_SUPPORT):
             return False
-        if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
+        if has_code(exc, libvirt.VIR_ERR_OPERATION_INVALID):
             return True  # another transaction is open (someone's change, or a concurrent probe): supported
         raise
     conn.changeRollback(0)
@@ -181,7 +178,7 @@ def in_transaction(conn: libvirt.virConnect, change) -> str:
         try:
             conn.changeBegin(0)
         except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+            if has_code(exc, libvirt.VIR_ERR_NO_SUPPORT):
                 raise OperationInvalid(READ_ONLY_MESSAGE) from exc
             raise
         try:
@@ -220,12 +217,9 @@ def _enslaved(conn: libvirt.virConnect) -> set[str]:
 
 def delete_interface(conn: libvirt.virConnect, name: str) -> str:
     def change(conn: libvirt.virConnect) -> str:
-        try:
-            interface = conn.interfaceLookupByName(name)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_INTERFACE:
-                raise NotFound(f"The host has no interface {name!r}.") from exc
-            raise
+        interface = lookup_or_none(conn.interfaceLookupByName, name)
+        if interface is None:
+            raise NotFound(f"The host has no interface {name!r}.", code=libvirt.VIR_ERR_NO_INTERFACE)
         if interface.isActive():
             interface.destroy(0)
         interface.undefine()

@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import libvirt
 
+from virt.errors import lookup_or_none, tolerating
 from virt.interfaces import changes_supported
 from virt.networks import jsonable, read_leases
 from virt.xml.capabilities import Capabilities, DomainCapabilities
@@ -122,11 +123,8 @@ def list_pools(conn: libvirt.virConnect) -> list[PoolSummary]:
     autostart = _uuids(conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART))
     summaries = []
     for pool in conn.listAllStoragePools():
-        try:
+        with tolerating(libvirt.VIR_ERR_NO_STORAGE_POOL):  # undefined while we looked
             summaries.append(pool_summary(pool, active, autostart))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:  # undefined while we looked
-                raise
     return summaries
 
 
@@ -152,18 +150,19 @@ def list_networks(conn: libvirt.virConnect) -> list[NetworkSummary]:
     summaries = []
     for network in conn.listAllNetworks():
         uuid = network.UUIDString()
-        try:
-            description = summarize_network(network.XMLDesc(0))
-            leases = read_leases(network) if uuid in active else []
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:  # undefined while we looked
-                raise
-            continue
+        read = lookup_or_none(_description_and_leases, network, uuid in active, missing=(libvirt.VIR_ERR_NO_NETWORK,))
+        if read is None:
+            continue  # undefined while we looked
+        description, leases = read
         summaries.append(NetworkSummary(
             uuid=uuid_module.UUID(uuid), name=network.name(), active=uuid in active, autostart=uuid in autostart,
             persistent=uuid not in transient, mode=description.mode, bridge=description.bridge or "",
             details=jsonable(description), leases=leases))
     return summaries
+
+
+def _description_and_leases(network: libvirt.virNetwork, active: bool):
+    return summarize_network(network.XMLDesc(0)), read_leases(network) if active else []
 
 
 def host_facts(conn: libvirt.virConnect) -> HostFacts:
@@ -210,13 +209,11 @@ def _preferred_guest(caps: Capabilities):
 def _domain_capabilities(conn: libvirt.virConnect, guest, virt_type: str) -> dict:
     if guest is None:
         return {}
-    try:
-        document = conn.getDomainCapabilities(guest.emulator, guest.arch, None, virt_type, 0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG,
-                                    libvirt.VIR_ERR_CONFIG_UNSUPPORTED):
-            return {}  # the test driver, or an emulator libvirt cannot probe: show what we have
-        raise
+    document = lookup_or_none(conn.getDomainCapabilities, guest.emulator, guest.arch, None, virt_type, 0,
+                              missing=(libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG,
+                                       libvirt.VIR_ERR_CONFIG_UNSUPPORTED))
+    if document is None:
+        return {}  # the test driver, or an emulator libvirt cannot probe: show what we have
     domain_caps = DomainCapabilities.from_xml(document)
     return {
         "emulator": domain_caps.emulator, "max_vcpus": domain_caps.max_vcpus,

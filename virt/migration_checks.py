@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import libvirt
 from lxml import etree
 
+from virt.errors import has_code, translate
 from virt.xml.capabilities import Capabilities
 
 logger = logging.getLogger(__name__)
@@ -91,9 +92,9 @@ def cpu_refusal(destination_conn: libvirt.virConnect, domain_xml: str) -> str | 
             os_type.get("machine") if os_type is not None else None, root.get("type"),
             etree.tostring(cpu, encoding="unicode"), libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE)
     except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_CPU_INCOMPATIBLE:
+        if has_code(exc, libvirt.VIR_ERR_CPU_INCOMPATIBLE):
             return exc.get_error_message()
-        raise
+        raise translate(exc) from exc
     return "the destination's CPU is incompatible" if result == libvirt.VIR_CPU_COMPARE_INCOMPATIBLE else None
 
 

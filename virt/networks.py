@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import libvirt
 
-from virt.errors import AlreadyExists, InvalidArgument, NotFound, OperationInvalid, translated
+from virt.errors import AlreadyExists, InvalidArgument, NotFound, OperationInvalid, lookup_or_none, translated
 from virt.xml.network import DHCPHost, DHCPRange, DNSHost, Network, NetworkDescription, PortGroup
 
 MODES = ("nat", "route", "open", "isolated", "bridge", "macvtap")
@@ -205,22 +205,15 @@ class NetworkState:
 
 
 def lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virNetwork:
-    try:
-        return conn.networkLookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-            raise NotFound(f"The network {uuid} no longer exists on this host.") from exc
-        raise
+    network = lookup_or_none(conn.networkLookupByUUIDString, uuid)
+    if network is None:
+        raise NotFound(f"The network {uuid} no longer exists on this host.", code=libvirt.VIR_ERR_NO_NETWORK)
+    return network
 
 
 def require_free_name(conn: libvirt.virConnect, name: str) -> None:
-    try:
-        conn.networkLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-            return
-        raise
-    raise AlreadyExists(f"The host already has a network named {name!r}.")
+    if lookup_or_none(conn.networkLookupByName, name) is not None:
+        raise AlreadyExists(f"The host already has a network named {name!r}.")
 
 
 def define(conn: libvirt.virConnect, document: Network, *, autostart: bool = False,
@@ -292,12 +285,10 @@ class NetworkEdit:
 
 def definition(network: libvirt.virNetwork) -> Network:
     """The persistent definition (what the next start uses)."""
-    try:
-        return Network.from_libvirt(network.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:  # the test driver knows no flags
-            raise
-        return Network.from_libvirt(network.XMLDesc(0))
+    xml = lookup_or_none(network.XMLDesc, libvirt.VIR_NETWORK_XML_INACTIVE,
+                         missing=(libvirt.VIR_ERR_INVALID_ARG,))  # the test driver knows no flags
+    with translated():
+        return Network.from_libvirt(xml if xml is not None else network.XMLDesc(0))
 
 
 def edit(conn: libvirt.virConnect, network: libvirt.virNetwork, changes: NetworkEdit) -> str:
@@ -388,16 +379,8 @@ def read_state(network: libvirt.virNetwork) -> NetworkState:
 
 
 def refetch(conn: libvirt.virConnect, uuid: str) -> NetworkState | None:
-    """The network as it is now, or None when it is gone from the host."""
-    with translated():
-        try:
-            return read_state(lookup(conn, uuid))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:  # undefined while we read it
-                return None
-            raise
-        except NotFound:
-            return None
+    """The network as it is now, or None when it is gone from the host (or undefined while we read it)."""
+    return lookup_or_none(lambda: read_state(lookup(conn, uuid)), missing=(libvirt.VIR_ERR_NO_NETWORK,))
 
 
 def jsonable(description: NetworkDescription) -> dict:
@@ -413,12 +396,9 @@ def jsonable(description: NetworkDescription) -> dict:
 
 def read_leases(network: libvirt.virNetwork) -> list[LeaseInfo] | None:
     """The network's current DHCP leases; None where the driver cannot tell (the test driver)."""
-    try:
-        raw = network.DHCPLeases()
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_OPERATION_INVALID):
-            return None
-        raise
+    raw = lookup_or_none(network.DHCPLeases, missing=(libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_OPERATION_INVALID))
+    if raw is None:
+        return None
     return [
         LeaseInfo(
             mac=(lease.get("mac") or "").lower(), ip=lease.get("ipaddr") or "", prefix=lease.get("prefix"),

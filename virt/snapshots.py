@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import libvirt
 
 from virt.domains import is_running
-from virt.errors import AlreadyExists, NotFound, OperationInvalid
+from virt.errors import AlreadyExists, NotFound, OperationInvalid, lookup_or_none
 from virt.xml.domain import Disk
 from virt.xml.domain import Domain as DomainXML
 from virt.xml.snapshot import DomainSnapshot, SnapshotDisk
@@ -130,9 +130,7 @@ def delete(domain: libvirt.virDomain, *, name: str, with_children: bool) -> str:
 
 
 def _lookup(domain: libvirt.virDomain, name: str) -> libvirt.virDomainSnapshot:
-    try:
-        return domain.snapshotLookupByName(name, 0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
-            raise NotFound(f"The VM has no snapshot named {name!r} (any more).") from exc
-        raise
+    snapshot = lookup_or_none(domain.snapshotLookupByName, name, 0)
+    if snapshot is None:
+        raise NotFound(f"The VM has no snapshot named {name!r} (any more).", code=libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT)
+    return snapshot

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import libvirt
 from lxml import etree
 
-from virt.errors import AlreadyExists, InvalidArgument, NotFound, OperationInvalid, translated
+from virt.errors import AlreadyExists, InvalidArgument, NotFound, OperationInvalid, lookup_or_none, tolerating, translated
 from virt.inventory import PoolSummary, pool_summary
 from virt.xml.base import parse_trusted
 from virt.xml.domain import summarize_domain
@@ -45,24 +45,22 @@ class VolumeUser(NamedTuple):
 
 
 def lookup_pool(conn: libvirt.virConnect, uuid: str) -> libvirt.virStoragePool:
-    try:
-        return conn.storagePoolLookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-            raise NotFound(f"The storage pool {uuid} no longer exists on this host.") from exc
-        raise
+    pool = lookup_or_none(conn.storagePoolLookupByUUIDString, uuid)
+    if pool is None:
+        raise NotFound(f"The storage pool {uuid} no longer exists on this host.",
+                       code=libvirt.VIR_ERR_NO_STORAGE_POOL)
+    return pool
 
 
 def lookup_volume(conn: libvirt.virConnect, pool_uuid: str, name: str) -> libvirt.virStorageVol:
     pool = lookup_pool(conn, pool_uuid)
     if not pool.isActive():
         raise OperationInvalid(f"The storage pool {pool.name()!r} is not active: start it first.")
-    try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-            raise NotFound(f"The pool {pool.name()!r} has no volume named {name!r}.") from exc
-        raise
+    volume = lookup_or_none(pool.storageVolLookupByName, name)
+    if volume is None:
+        raise NotFound(f"The pool {pool.name()!r} has no volume named {name!r}.",
+                       code=libvirt.VIR_ERR_NO_STORAGE_VOL)
+    return volume
 
 
 def refetch_pool(conn: libvirt.virConnect, uuid: str) -> tuple[PoolSummary, list[VolumeSummary]] | None:
@@ -82,11 +80,9 @@ def list_all_volumes(conn: libvirt.virConnect) -> list[VolumeSummary]:
     per volume (libvirt has no bulk call for volumes)."""
     volumes = []
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
-        try:
+        # a pool stopped or undefined while we looked is simply skipped
+        with tolerating(libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_OPERATION_INVALID):
             volumes.extend(list_volumes(pool))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() not in (libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_OPERATION_INVALID):
-                raise  # a pool stopped or undefined while we looked is simply skipped
     return volumes
 
 
@@ -95,11 +91,8 @@ def list_volumes(pool: libvirt.virStoragePool) -> list[VolumeSummary]:
     pool_uuid = uuid_module.UUID(pool.UUIDString())
     volumes = []
     for volume in pool.listAllVolumes(0):
-        try:
+        with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):  # deleted while we looked
             volumes.append(volume_summary(pool_uuid, volume))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:  # deleted while we looked
-                raise
     return volumes
 
 
@@ -117,17 +110,19 @@ def volume_users(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> lis
     names = {volume.path(), f"{pool_name}/{volume.name()}"}
     users = []
     for domain in conn.listAllDomains(0):
-        try:
-            xml = domain.XMLDesc(0)
-            inactive = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if domain.isPersistent() else xml
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                continue
-            raise
+        described = lookup_or_none(_live_and_inactive_xml, domain, missing=(libvirt.VIR_ERR_NO_DOMAIN,))
+        if described is None:
+            continue  # gone since the listing
+        xml, inactive = described
         disks = {disk.target: disk for text in (xml, inactive) for disk in summarize_domain(text).disks}
         users.extend(VolumeUser(domain.UUIDString(), domain.name(), target, bool(domain.isActive()))
                      for target, disk in disks.items() if disk.source in names)
     return users
+
+
+def _live_and_inactive_xml(domain: libvirt.virDomain) -> tuple[str, str]:
+    xml = domain.XMLDesc(0)
+    return xml, domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if domain.isPersistent() else xml
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,12 +131,7 @@ def volume_users(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> lis
 
 def define_pool(conn: libvirt.virConnect, xml: PoolXML) -> str:
     """Define a persistent pool; returns its UUID."""
-    try:
-        conn.storagePoolLookupByName(xml.name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-            raise
-    else:
+    if lookup_or_none(conn.storagePoolLookupByName, xml.name) is not None:
         raise AlreadyExists(f"The host already has a storage pool named {xml.name!r}.")
     return conn.storagePoolDefineXML(xml.to_xml(), 0).UUIDString()
 
@@ -256,11 +246,8 @@ def wipe_volume(volume: libvirt.virStorageVol) -> str:
 
 
 def delete_volume(volume: libvirt.virStorageVol) -> str:
-    try:
+    with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
         volume.delete(0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-            raise
     return "Deleted"
 
 

@@ -4,27 +4,24 @@ from __future__ import annotations
 import libvirt
 from lxml import etree
 
-from virt.errors import AlreadyExists, NotFound, OperationInvalid
+from virt.errors import AlreadyExists, NotFound, OperationInvalid, lookup_or_none, tolerating
 from virt.xml.base import parse_trusted
 
 
 def find_volume(conn: libvirt.virConnect, pool_name: str, volume_name: str) -> libvirt.virStorageVol:
     """A volume of one of the host's pools, by name: a path is never taken from a user."""
-    try:
-        pool = conn.storagePoolLookupByName(pool_name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-            raise NotFound(f"The storage pool {pool_name!r} does not exist on this host.") from exc
-        raise
+    pool = lookup_or_none(conn.storagePoolLookupByName, pool_name)
+    if pool is None:
+        raise NotFound(f"The storage pool {pool_name!r} does not exist on this host.",
+                       code=libvirt.VIR_ERR_NO_STORAGE_POOL)
     if not pool.isActive():
         raise OperationInvalid(f"The storage pool {pool_name!r} is not active: start it first.")
     pool.refresh(0)  # a volume created outside libvirt since the pool was started
-    try:
-        return pool.storageVolLookupByName(volume_name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-            raise NotFound(f"The pool {pool_name!r} has no volume named {volume_name!r}.") from exc
-        raise
+    volume = lookup_or_none(pool.storageVolLookupByName, volume_name)
+    if volume is None:
+        raise NotFound(f"The pool {pool_name!r} has no volume named {volume_name!r}.",
+                       code=libvirt.VIR_ERR_NO_STORAGE_VOL)
+    return volume
 
 
 def create_volume(conn: libvirt.virConnect, pool_name: str, volume_name: str, *, capacity_bytes: int,
@@ -73,18 +70,10 @@ def volume_format(volume: libvirt.virStorageVol) -> str:
 
 
 def delete_volume(volume: libvirt.virStorageVol) -> None:
-    try:
+    with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
         volume.delete(0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-            raise
 
 
 def require_free_domain_name(conn: libvirt.virConnect, name: str) -> None:
-    try:
-        conn.lookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return
-        raise
-    raise AlreadyExists(f"The host already has a VM named {name!r}.")
+    if lookup_or_none(conn.lookupByName, name) is not None:
+        raise AlreadyExists(f"The host already has a VM named {name!r}.")
