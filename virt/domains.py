@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from virt.errors import NotFound, OperationInvalid, lookup_or_none, translated
+from virt.errors import NotFound, OperationInvalid, lookup_or_none, raises_typed, translated
 from virt.xml.base import parse_trusted
 from virt.xml.domain import summarize_domain
 
@@ -37,6 +37,7 @@ class DomainState:
     details: dict  # the XML summary (disks, NICs, graphics...), never a password
 
 
+@raises_typed
 def lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
     domain = lookup_or_none(conn.lookupByUUIDString, uuid)
     if domain is None:
@@ -44,6 +45,7 @@ def lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
     return domain
 
 
+@raises_typed
 def read_state(domain: libvirt.virDomain) -> DomainState:
     """Everything the database keeps of one domain, refetched after a change (five round trips)."""
     state, reason = domain.state()
@@ -65,6 +67,7 @@ _AGENT_UNAVAILABLE = {libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_AGENT_
                       libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED}
 
 
+@raises_typed
 def agent_addresses(domain: libvirt.virDomain, xml: str) -> dict[str, list[str]] | None:
     """The guest's addresses by MAC as its guest agent reports them; None without a connected agent.
     Asked only when the live XML says the agent is connected, so a VM without one costs nothing."""
@@ -87,6 +90,7 @@ def _with_agent_addresses(details: dict, domain: libvirt.virDomain, xml: str) ->
     return details
 
 
+@raises_typed
 def describe_domain(conn: libvirt.virConnect, uuid: str) -> tuple[dict, bool]:
     """The XML summary of one domain as plain data, and whether vmsite marked it a template."""
     from virt.clone import is_template_xml
@@ -97,12 +101,14 @@ def describe_domain(conn: libvirt.virConnect, uuid: str) -> tuple[dict, bool]:
     return _jsonable(summarize_domain(xml)), is_template_xml(xml)
 
 
+@raises_typed
 def refetch(conn: libvirt.virConnect, uuid: str) -> DomainState | None:
     """The domain's state now, or None when it is gone from the host."""
     # None also when it is gone between two of the calls
     return lookup_or_none(lambda: read_state(lookup(conn, uuid)), missing=(libvirt.VIR_ERR_NO_DOMAIN,))
 
 
+@raises_typed
 def refetch_run_state(conn: libvirt.virConnect, uuid: str) -> tuple[int, int] | None:
     """Only the domain's run state and its reason (two round trips instead of read_state's six), or
     None when it is gone: all that a pause or a resume changes."""
@@ -113,11 +119,13 @@ def refetch_run_state(conn: libvirt.virConnect, uuid: str) -> tuple[int, int] | 
     return state, reason
 
 
+@raises_typed
 def is_persistent(domain: libvirt.virDomain) -> bool:
     with translated():
         return bool(domain.isPersistent())
 
 
+@raises_typed
 def define(conn: libvirt.virConnect, xml: str, *, autostart: bool) -> libvirt.virDomain:
     """Define a new domain from XML built by virt.builder, optionally starting with its host."""
     with translated():
@@ -133,10 +141,12 @@ def _jsonable(description) -> dict:
     return data
 
 
+@raises_typed
 def is_running(domain: libvirt.virDomain) -> bool:
     return domain.state()[0] in RUNNING_STATES
 
 
+@raises_typed
 def start(domain: libvirt.virDomain, *, paused: bool = False) -> str:
     if is_running(domain):
         return "Already running"
@@ -147,6 +157,7 @@ def start(domain: libvirt.virDomain, *, paused: bool = False) -> str:
     return "Started paused" if paused else "Started"
 
 
+@raises_typed
 def shutdown(domain: libvirt.virDomain, *, timeout: float, progress: Progress) -> str:
     """Ask the guest to power off (ACPI) and wait for it, up to `timeout` seconds."""
     if not is_running(domain):
@@ -165,6 +176,7 @@ def shutdown(domain: libvirt.virDomain, *, timeout: float, progress: Progress) -
     )
 
 
+@raises_typed
 def force_off(domain: libvirt.virDomain) -> str:
     if not is_running(domain):
         return "Already off"
@@ -172,18 +184,21 @@ def force_off(domain: libvirt.virDomain) -> str:
     return "Forced off"
 
 
+@raises_typed
 def reboot(domain: libvirt.virDomain) -> str:
     _require_running(domain, "reboot")
     domain.reboot(0)
     return "Reboot requested (ACPI)"
 
 
+@raises_typed
 def reset(domain: libvirt.virDomain) -> str:
     _require_running(domain, "reset")
     domain.reset(0)
     return "Reset"
 
 
+@raises_typed
 def pause(domain: libvirt.virDomain) -> str:
     state = domain.state()[0]
     if state == libvirt.VIR_DOMAIN_PAUSED:
@@ -193,6 +208,7 @@ def pause(domain: libvirt.virDomain) -> str:
     return "Paused"
 
 
+@raises_typed
 def resume(domain: libvirt.virDomain) -> str:
     if domain.state()[0] != libvirt.VIR_DOMAIN_PAUSED:
         _require_running(domain, "resume")
@@ -201,6 +217,7 @@ def resume(domain: libvirt.virDomain) -> str:
     return "Resumed"
 
 
+@raises_typed
 def managed_save(domain: libvirt.virDomain) -> str:
     _require_running(domain, "save")
     if not domain.isPersistent():
@@ -209,6 +226,7 @@ def managed_save(domain: libvirt.virDomain) -> str:
     return "Saved; starting the VM restores it"
 
 
+@raises_typed
 def remove_managed_save(domain: libvirt.virDomain) -> str:
     if not domain.hasManagedSaveImage(0):
         return "No saved state"
@@ -216,6 +234,7 @@ def remove_managed_save(domain: libvirt.virDomain) -> str:
     return "Saved state discarded"
 
 
+@raises_typed
 def set_autostart(domain: libvirt.virDomain, *, enabled: bool) -> str:
     if not domain.isPersistent():
         raise OperationInvalid("A transient VM cannot start with its host: define it first.")
@@ -223,6 +242,7 @@ def set_autostart(domain: libvirt.virDomain, *, enabled: bool) -> str:
     return "Autostart on" if enabled else "Autostart off"
 
 
+@raises_typed
 def rename(domain: libvirt.virDomain, *, new_name: str) -> str:
     if is_running(domain):
         raise OperationInvalid("Shut the VM off before renaming it.")
@@ -245,6 +265,7 @@ class DeletePlan:
 VolumeFilter = Callable[[libvirt.virStorageVol], bool]
 
 
+@raises_typed
 def delete_plan(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes: bool,
                 deletable: VolumeFilter) -> DeletePlan:
     """What deleting would remove, found before anything is removed. deletable: whether a pool
@@ -265,6 +286,7 @@ def delete_plan(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_vol
     )
 
 
+@raises_typed
 def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes: bool, progress: Progress,
            deletable: VolumeFilter) -> str:
     """Undefine the VM with its saved state, NVRAM and snapshot metadata; optionally its disk images
@@ -294,6 +316,7 @@ def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes:
     return " ".join(parts)
 
 
+@raises_typed
 def find_disk_volume(conn: libvirt.virConnect, source: str) -> libvirt.virStorageVol | None:
     if source.startswith("/"):
         return lookup_or_none(conn.storageVolLookupByPath, source)

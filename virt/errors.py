@@ -1,9 +1,10 @@
 """libvirt's error codes, turned into a few typed exceptions at the boundary."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 import libvirt
 
@@ -41,6 +42,7 @@ class PermissionDenied(VirtError):
 
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _NOT_FOUND = {
     libvirt.VIR_ERR_NO_DOMAIN,
@@ -172,3 +174,12 @@ def tolerating(*codes: int) -> Iterator[None]:
     except VirtError as exc:
         if exc.code not in codes:
             raise
+
+
+def raises_typed(function: Callable[P, T]) -> Callable[P, T]:
+    """For a public function of virt/: a libvirt error raised inside leaves as a typed VirtError."""
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        with translated():
+            return function(*args, **kwargs)
+    return wrapper

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import libvirt
 from lxml import etree
 
-from virt.errors import InvalidArgument, NotFound, OperationInvalid, VirtError, has_code, lookup_or_none, translated
+from virt.errors import (InvalidArgument, NotFound, OperationInvalid, VirtError, has_code, lookup_or_none,
+                         raises_typed, translated)
 from virt.xml.base import parse_trusted
 
 # Interfaces have no UUID in libvirt; vmsite names each by one derived from its name.
@@ -39,6 +40,7 @@ def interface_uuid(name: str) -> uuid_module.UUID:
     return uuid_module.uuid5(_NAMESPACE, name)
 
 
+@raises_typed
 def list_interfaces(conn: libvirt.virConnect) -> list[InterfaceSummary]:
     """Every interface the interface API knows, completed and extended by the node devices of
     capability 'net' (which also list interfaces the interface driver leaves out)."""
@@ -109,6 +111,7 @@ def _summary(interface: libvirt.virInterface, device: dict) -> InterfaceSummary:
                             active=bool(interface.isActive()), details=details)
 
 
+@raises_typed
 def changes_supported(conn: libvirt.virConnect) -> bool:
     """Whether the host's interface driver can define interfaces: begin a change transaction and
     roll it straight back (nothing changed in between). udev-based drivers refuse the begin."""
@@ -172,6 +175,7 @@ def build_interface(spec: InterfaceSpec) -> str:
     return etree.tostring(root, encoding="unicode") + "\n"
 
 
+@raises_typed
 def in_transaction(conn: libvirt.virConnect, change) -> str:
     """Run change(conn) between changeBegin and changeCommit; on any failure, roll back and re-raise."""
     with translated():
@@ -190,6 +194,7 @@ def in_transaction(conn: libvirt.virConnect, change) -> str:
         return message
 
 
+@raises_typed
 def define_interface(conn: libvirt.virConnect, spec: InterfaceSpec, *, start: bool = True) -> str:
     """Define (or redefine, for an existing name) and optionally start an interface, in a transaction."""
     def change(conn: libvirt.virConnect) -> str:
@@ -215,6 +220,7 @@ def _enslaved(conn: libvirt.virConnect) -> set[str]:
     return names
 
 
+@raises_typed
 def delete_interface(conn: libvirt.virConnect, name: str) -> str:
     def change(conn: libvirt.virConnect) -> str:
         interface = lookup_or_none(conn.interfaceLookupByName, name)

@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import libvirt
 
-from virt.errors import lookup_or_none, tolerating
+from virt.errors import lookup_or_none, raises_typed, tolerating
 from virt.interfaces import changes_supported
 from virt.networks import jsonable, read_leases
 from virt.xml.capabilities import Capabilities, DomainCapabilities
@@ -76,6 +76,7 @@ class Inventory:
     volumes: list = field(default_factory=list)  # virt.storage.VolumeSummary of the active pools
 
 
+@raises_typed
 def read_inventory(conn: libvirt.virConnect, *, with_facts: bool = True) -> Inventory:
     """Everything a host has. Host facts and capabilities change only with the host's software or
     hardware, which means a restarted libvirtd and so a new connection: read them on (re)connect,
@@ -86,6 +87,7 @@ def read_inventory(conn: libvirt.virConnect, *, with_facts: bool = True) -> Inve
                      pools=list_pools(conn), networks=list_networks(conn), volumes=list_all_volumes(conn))
 
 
+@raises_typed
 def list_domains(conn: libvirt.virConnect) -> list[DomainSummary]:
     """Every domain with its state, vCPUs and memory: one stats call plus two filtered lists."""
     stats = conn.getAllDomainStats(DOMAIN_STATS)
@@ -117,6 +119,7 @@ def _domain_summary(domain: libvirt.virDomain, record: dict, transient: set[byte
     )
 
 
+@raises_typed
 def list_pools(conn: libvirt.virConnect) -> list[PoolSummary]:
     """Storage pools: hosts have few, so one description per pool is fine here."""
     active = _uuids(conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE))
@@ -128,6 +131,7 @@ def list_pools(conn: libvirt.virConnect) -> list[PoolSummary]:
     return summaries
 
 
+@raises_typed
 def pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set[str]) -> PoolSummary:
     from virt.xml.storage import PoolXML
 
@@ -141,6 +145,7 @@ def pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set[
     )
 
 
+@raises_typed
 def list_networks(conn: libvirt.virConnect) -> list[NetworkSummary]:
     """Networks with their subnets and leases: hosts have few, so one description (and one lease
     read per active network) is fine here, and the subnet overlap check needs them all."""
@@ -165,6 +170,7 @@ def _description_and_leases(network: libvirt.virNetwork, active: bool):
     return summarize_network(network.XMLDesc(0)), read_leases(network) if active else []
 
 
+@raises_typed
 def host_facts(conn: libvirt.virConnect) -> HostFacts:
     _model, memory_mib, cpus, *_rest = conn.getInfo()
     return HostFacts(
@@ -182,6 +188,7 @@ def _version(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
 
 
+@raises_typed
 def host_capabilities(conn: libvirt.virConnect) -> dict:
     """What the host can run, as plain data for the database: CPU, NUMA, KVM, machines, firmware."""
     caps = Capabilities.from_xml(conn.getCapabilities())

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from virt.errors import OperationInvalid, VirtError, has_code, lookup_or_none
+from virt.errors import OperationInvalid, VirtError, has_code, lookup_or_none, raises_typed
 from virt.migration_checks import (SNAPSHOTS_IN_COPIED_DISKS, SavedSnapshot, cpu_mode, cpu_refusal, host_cpu,
                                    local_devices, passthrough_refusal, snapshots_redefine, snapshots_take_away)
 from virt.snapshots import read_tree
@@ -93,6 +93,7 @@ Progress = Callable[[MigrationProgress], None]
 CancelRequested = Callable[[], bool]
 
 
+@raises_typed
 def migrate(
     source_conn: libvirt.virConnect,
     domain: libvirt.virDomain,
@@ -131,6 +132,7 @@ def migrate(
     return MigrationResult(message="; ".join([message, *notes]), kept_source_disks=kept)
 
 
+@raises_typed
 def preflight(source_conn: libvirt.virConnect, domain: libvirt.virDomain, destination_conn: libvirt.virConnect,
               options: MigrationOptions, *, running: bool) -> None:
     """Refuse, in words and before anything moves, what libvirt would refuse late or what would
@@ -248,6 +250,7 @@ class _VolumeSpec:
     format: str | None
 
 
+@raises_typed
 def prepare_destination_storage(source_conn: libvirt.virConnect, domain: libvirt.virDomain,
                                 destination_conn: libvirt.virConnect) -> list[libvirt.virStorageVol]:
     """Create, in the destination pool at the same folder, an empty volume like each of the VM's
@@ -266,9 +269,11 @@ def prepare_destination_storage(source_conn: libvirt.virConnect, domain: libvirt
         for spec in specs:
             created.append(create_volume(pools[spec.pool_path], name=spec.name, capacity=spec.capacity,
                                          allocation=None, fmt=spec.format))
-    except libvirt.libvirtError as exc:
+    except VirtError as exc:
+        if not isinstance(exc.__cause__, libvirt.libvirtError):
+            raise  # vmsite's own refusal (the name is taken...), already in words
         _delete_quietly(created)
-        raise MigrationFailed(f"Could not create the disk on the destination: {exc.get_error_message()}") from exc
+        raise MigrationFailed(f"Could not create the disk on the destination: {exc}") from exc
     return created
 
 

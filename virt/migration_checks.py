@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import libvirt
 from lxml import etree
 
-from virt.errors import has_code, translate
+from virt.errors import has_code, raises_typed, translate
 from virt.xml.capabilities import Capabilities
 
 logger = logging.getLogger(__name__)
@@ -71,11 +71,13 @@ def passthrough_refusal(*, source_cpu: str, destination_cpu: str) -> str | None:
             "off and move it offline, or give it a host-model or named CPU first.")
 
 
+@raises_typed
 def host_cpu(conn: libvirt.virConnect) -> str:
     caps = Capabilities.from_xml(conn.getCapabilities())
     return " ".join(part for part in (caps.cpu_vendor, caps.cpu_model) if part)
 
 
+@raises_typed
 def cpu_refusal(destination_conn: libvirt.virConnect, domain_xml: str) -> str | None:
     """Ask the destination whether its hypervisor can give this VM's CPU (the running VM's
     definition, where host-model is already expanded into a model and features). None: it can,
@@ -98,6 +100,7 @@ def cpu_refusal(destination_conn: libvirt.virConnect, domain_xml: str) -> str | 
     return "the destination's CPU is incompatible" if result == libvirt.VIR_CPU_COMPARE_INCOMPATIBLE else None
 
 
+@raises_typed
 def snapshots_take_away(domain: libvirt.virDomain, names_in_order: list[str]) -> list[SavedSnapshot]:
     """Keep each snapshot's definition (parents first), then delete its metadata only (children
     first), leaving the disks' snapshot data where it is. Returns what to redefine elsewhere."""
@@ -117,6 +120,7 @@ def snapshots_take_away(domain: libvirt.virDomain, names_in_order: list[str]) ->
     return saved
 
 
+@raises_typed
 def snapshots_redefine(domain: libvirt.virDomain, saved: list[SavedSnapshot]) -> list[str]:
     """Define the saved snapshots on `domain` (parents first). Returns the names that failed, each
     with libvirt's reason; the others are defined."""

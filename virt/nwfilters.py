@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from virt.errors import InvalidArgument, NotFound, OperationInvalid, has_code, lookup_or_none, translated
+from virt.errors import InvalidArgument, NotFound, OperationInvalid, has_code, lookup_or_none, raises_typed, translated
 from virt.xml.base import parse_untrusted
 from virt.xml.network import NWFilter
 
@@ -29,6 +29,7 @@ class FilterSummary:
     xml: str
 
 
+@raises_typed
 def list_filters(conn: libvirt.virConnect) -> list[FilterSummary] | None:
     """Every filter with its XML; None when the driver has no filters at all (the test driver)."""
     filters = lookup_or_none(conn.listAllNWFilters, 0, missing=(libvirt.VIR_ERR_NO_SUPPORT,))
@@ -76,6 +77,7 @@ def _root(text: str):
     return root
 
 
+@raises_typed
 def define_filter(conn: libvirt.virConnect, xml: str) -> str:
     try:
         document = check_filter_xml(xml)
@@ -90,6 +92,7 @@ def _exists(conn: libvirt.virConnect, name: str) -> bool:
     return lookup_or_none(conn.nwfilterLookupByName, name) is not None
 
 
+@raises_typed
 def delete_filter(conn: libvirt.virConnect, uuid: str) -> str:
     item = lookup_or_none(conn.nwfilterLookupByUUIDString, uuid)
     if item is None:

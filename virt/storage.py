@@ -12,7 +12,8 @@ from typing import NamedTuple
 import libvirt
 from lxml import etree
 
-from virt.errors import AlreadyExists, InvalidArgument, NotFound, OperationInvalid, lookup_or_none, tolerating, translated
+from virt.errors import (AlreadyExists, InvalidArgument, NotFound, OperationInvalid, lookup_or_none, raises_typed,
+                         tolerating, translated)
 from virt.inventory import PoolSummary, pool_summary
 from virt.xml.base import parse_trusted
 from virt.xml.domain import summarize_domain
@@ -44,6 +45,7 @@ class VolumeUser(NamedTuple):
 # Reading
 
 
+@raises_typed
 def lookup_pool(conn: libvirt.virConnect, uuid: str) -> libvirt.virStoragePool:
     pool = lookup_or_none(conn.storagePoolLookupByUUIDString, uuid)
     if pool is None:
@@ -52,6 +54,7 @@ def lookup_pool(conn: libvirt.virConnect, uuid: str) -> libvirt.virStoragePool:
     return pool
 
 
+@raises_typed
 def lookup_volume(conn: libvirt.virConnect, pool_uuid: str, name: str) -> libvirt.virStorageVol:
     pool = lookup_pool(conn, pool_uuid)
     if not pool.isActive():
@@ -63,6 +66,7 @@ def lookup_volume(conn: libvirt.virConnect, pool_uuid: str, name: str) -> libvir
     return volume
 
 
+@raises_typed
 def refetch_pool(conn: libvirt.virConnect, uuid: str) -> tuple[PoolSummary, list[VolumeSummary]] | None:
     """One pool as libvirt has it now, with its volumes; None when it is gone."""
     with translated():
@@ -75,6 +79,7 @@ def refetch_pool(conn: libvirt.virConnect, uuid: str) -> tuple[PoolSummary, list
         return summary, list_volumes(pool) if active else []
 
 
+@raises_typed
 def list_all_volumes(conn: libvirt.virConnect) -> list[VolumeSummary]:
     """The volumes of every active pool of the host: per pool, one listing and one description
     per volume (libvirt has no bulk call for volumes)."""
@@ -86,6 +91,7 @@ def list_all_volumes(conn: libvirt.virConnect) -> list[VolumeSummary]:
     return volumes
 
 
+@raises_typed
 def list_volumes(pool: libvirt.virStoragePool) -> list[VolumeSummary]:
     """The volumes of an active pool: one listing plus one description each."""
     pool_uuid = uuid_module.UUID(pool.UUIDString())
@@ -96,6 +102,7 @@ def list_volumes(pool: libvirt.virStoragePool) -> list[VolumeSummary]:
     return volumes
 
 
+@raises_typed
 def volume_summary(pool_uuid: uuid_module.UUID, volume: libvirt.virStorageVol) -> VolumeSummary:
     xml = VolumeXML.from_libvirt(volume.XMLDesc(0))
     return VolumeSummary(pool_uuid=pool_uuid, key=xml.key or volume.key(), name=xml.name or volume.name(),
@@ -104,6 +111,7 @@ def volume_summary(pool_uuid: uuid_module.UUID, volume: libvirt.virStorageVol) -
                          backing_path=xml.backing_path or "")
 
 
+@raises_typed
 def volume_users(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> list[VolumeUser]:
     """The VMs (defined or running) whose disks point at the volume, by path or pool/name."""
     pool_name = volume.storagePoolLookupByVolume().name()
@@ -129,6 +137,7 @@ def _live_and_inactive_xml(domain: libvirt.virDomain) -> tuple[str, str]:
 # Pools
 
 
+@raises_typed
 def define_pool(conn: libvirt.virConnect, xml: PoolXML) -> str:
     """Define a persistent pool; returns its UUID."""
     if lookup_or_none(conn.storagePoolLookupByName, xml.name) is not None:
@@ -136,6 +145,7 @@ def define_pool(conn: libvirt.virConnect, xml: PoolXML) -> str:
     return conn.storagePoolDefineXML(xml.to_xml(), 0).UUIDString()
 
 
+@raises_typed
 def build_pool(pool: libvirt.virStoragePool, *, overwrite: bool = False) -> str:
     """Make the pool's storage: its folder, a volume group on its devices, a partition table."""
     if pool.isActive():
@@ -144,6 +154,7 @@ def build_pool(pool: libvirt.virStoragePool, *, overwrite: bool = False) -> str:
     return "Built"
 
 
+@raises_typed
 def start_pool(pool: libvirt.virStoragePool) -> str:
     if pool.isActive():
         return "Already active"
@@ -151,6 +162,7 @@ def start_pool(pool: libvirt.virStoragePool) -> str:
     return "Started"
 
 
+@raises_typed
 def stop_pool(pool: libvirt.virStoragePool) -> str:
     if not pool.isActive():
         return "Already inactive"
@@ -158,11 +170,13 @@ def stop_pool(pool: libvirt.virStoragePool) -> str:
     return "Stopped"
 
 
+@raises_typed
 def set_pool_autostart(pool: libvirt.virStoragePool, *, enabled: bool) -> str:
     pool.setAutostart(1 if enabled else 0)
     return "Autostart on" if enabled else "Autostart off"
 
 
+@raises_typed
 def refresh_pool(pool: libvirt.virStoragePool) -> str:
     if not pool.isActive():
         raise OperationInvalid("Start the pool before refreshing it.")
@@ -170,6 +184,7 @@ def refresh_pool(pool: libvirt.virStoragePool) -> str:
     return "Refreshed"
 
 
+@raises_typed
 def undefine_pool(pool: libvirt.virStoragePool) -> str:
     """Forget the pool's definition; its storage and volumes stay where they are."""
     if pool.isActive():
@@ -179,6 +194,7 @@ def undefine_pool(pool: libvirt.virStoragePool) -> str:
     return "Undefined (the storage itself is kept)"
 
 
+@raises_typed
 def delete_pool(pool: libvirt.virStoragePool) -> str:
     """Destroy the pool's storage (an empty folder, a volume group), then forget it."""
     if pool.isActive():
@@ -191,6 +207,7 @@ def delete_pool(pool: libvirt.virStoragePool) -> str:
     return "Deleted with its storage"
 
 
+@raises_typed
 def find_pool_sources(conn: libvirt.virConnect, pool_type: str, host: str) -> list[dict]:
     """What a server offers: NFS exports (netfs) or iSCSI targets (iscsi), by libvirt's discovery."""
     query = PoolXML.new()
@@ -210,6 +227,7 @@ def find_pool_sources(conn: libvirt.virConnect, pool_type: str, host: str) -> li
 # Volumes
 
 
+@raises_typed
 def create_volume(pool: libvirt.virStoragePool, *, name: str, capacity: int, allocation: int | None, fmt: str | None,
                   backing: libvirt.virStorageVol | None = None) -> libvirt.virStorageVol:
     """fmt None: the pool's own kind of volume (a logical volume, a partition)."""
@@ -230,6 +248,7 @@ def create_volume(pool: libvirt.virStoragePool, *, name: str, capacity: int, all
     return pool.createXML(xml.to_xml(), 0)
 
 
+@raises_typed
 def resize_volume(volume: libvirt.virStorageVol, *, capacity: int, shrink: bool) -> str:
     _type, current, _allocation = volume.info()
     if capacity == current:
@@ -240,16 +259,19 @@ def resize_volume(volume: libvirt.virStorageVol, *, capacity: int, shrink: bool)
     return f"Resized to {capacity} bytes"
 
 
+@raises_typed
 def wipe_volume(volume: libvirt.virStorageVol) -> str:
     volume.wipe(0)
     return "Wiped (filled with zeros)"
 
 
+@raises_typed
 def delete_volume(volume: libvirt.virStorageVol) -> str:
     with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
         volume.delete(0)
     return "Deleted"
 
 
+@raises_typed
 def volume_pool_uuid(volume: libvirt.virStorageVol) -> str:
     return volume.storagePoolLookupByVolume().UUIDString()

@@ -4,10 +4,11 @@ from __future__ import annotations
 import libvirt
 from lxml import etree
 
-from virt.errors import AlreadyExists, NotFound, OperationInvalid, lookup_or_none, tolerating
+from virt.errors import AlreadyExists, NotFound, OperationInvalid, lookup_or_none, raises_typed, tolerating
 from virt.xml.base import parse_trusted
 
 
+@raises_typed
 def find_volume(conn: libvirt.virConnect, pool_name: str, volume_name: str) -> libvirt.virStorageVol:
     """A volume of one of the host's pools, by name: a path is never taken from a user."""
     pool = lookup_or_none(conn.storagePoolLookupByName, pool_name)
@@ -24,6 +25,7 @@ def find_volume(conn: libvirt.virConnect, pool_name: str, volume_name: str) -> l
     return volume
 
 
+@raises_typed
 def create_volume(conn: libvirt.virConnect, pool_name: str, volume_name: str, *, capacity_bytes: int,
                   fmt: str) -> libvirt.virStorageVol:
     pool = conn.storagePoolLookupByName(pool_name)
@@ -36,6 +38,7 @@ def create_volume(conn: libvirt.virConnect, pool_name: str, volume_name: str, *,
     return pool.createXML(etree.tostring(volume, encoding="unicode"), 0)
 
 
+@raises_typed
 def upload_bytes(conn: libvirt.virConnect, volume: libvirt.virStorageVol, data: bytes) -> None:
     """Write data into a volume through libvirt's storage stream: works on remote hosts too."""
     stream = conn.newStream(0)
@@ -50,30 +53,36 @@ def upload_bytes(conn: libvirt.virConnect, volume: libvirt.virStorageVol, data: 
         raise
 
 
+@raises_typed
 def volume_path(volume: libvirt.virStorageVol) -> str:
     return volume.path()
 
 
+@raises_typed
 def volume_key(volume: libvirt.virStorageVol) -> str:
     """libvirt's identity of a volume on its host (the path, for file volumes)."""
     return volume.key()
 
 
+@raises_typed
 def volume_label(volume: libvirt.virStorageVol) -> str:
     return f"{volume.storagePoolLookupByVolume().name()}/{volume.name()}"
 
 
+@raises_typed
 def volume_format(volume: libvirt.virStorageVol) -> str:
     """The image format (qcow2, raw, ...) as the pool reports it."""
     target_format = parse_trusted(volume.XMLDesc(0)).find("target/format")
     return target_format.get("type", "raw") if target_format is not None else "raw"
 
 
+@raises_typed
 def delete_volume(volume: libvirt.virStorageVol) -> None:
     with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
         volume.delete(0)
 
 
+@raises_typed
 def require_free_domain_name(conn: libvirt.virConnect, name: str) -> None:
     if lookup_or_none(conn.lookupByName, name) is not None:
         raise AlreadyExists(f"The host already has a VM named {name!r}.")

@@ -99,3 +99,26 @@ def test_public_functions_that_leaked_a_raw_libvirt_error_raise_the_typed_one(co
     # The messages users see for a missing object stay vmsite's own.
     with pytest.raises(NotFound, match="The network 00000000-0000-0000-0000-000000000000 no longer exists"):
         networks.lookup(conn, "00000000-0000-0000-0000-000000000000")
+
+
+def test_a_public_function_that_let_libvirts_refusal_out_raises_the_typed_error(read_only):
+    # domains.force_off called domain.destroy() bare: a read-only connection's refusal escaped as libvirtError.
+    with pytest.raises(PermissionDenied, match="read only access prevents virDomainDestroy") as caught:
+        domains.force_off(read_only.lookupByName("test"))
+    assert caught.value.code == libvirt.VIR_ERR_OPERATION_DENIED
+    with pytest.raises(PermissionDenied, match="read only access"):
+        storage.stop_pool(read_only.storagePoolLookupByName("default-pool"))
+
+
+def test_raises_typed_keeps_the_functions_name_and_lets_vmsites_own_errors_through(conn):
+    assert domains.force_off.__name__ == "force_off" and domains.force_off.__doc__ == domains.__dict__[
+        "force_off"].__wrapped__.__doc__
+    with pytest.raises(OperationInvalid, match="transient VM"):
+        domains.set_autostart(conn.createXML(_transient_xml(conn), 0), enabled=True)
+
+
+def _transient_xml(conn: libvirt.virConnect) -> str:
+    import re
+    xml = conn.lookupByName("test").XMLDesc(0)
+    xml = re.sub(r"<uuid>.*</uuid>", "", xml)
+    return xml.replace("<name>test</name>", "<name>passing</name>")
