@@ -1,6 +1,6 @@
 from django.urls import path
 
-from accounts import views
+from accounts import views_audit as views
 
 app_name = "accounts"
 urlpatterns = [

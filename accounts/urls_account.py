@@ -1,7 +1,6 @@
 from django.urls import path
 
-from accounts import views_account as views
-from api import views_tokens
+from accounts import views_account as views, views_tokens
 
 app_name = "account"
 urlpatterns = [

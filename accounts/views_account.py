@@ -17,6 +17,7 @@ from django.views import View
 from accounts.addresses import request_address
 from accounts.audit import audit
 from accounts.forms import LockoutAuthenticationForm
+from accounts.forms_tokens import TokenForm
 from accounts.lockout import login_completed, second_factor_attempt
 from accounts.mixins import Access
 from accounts.models import AuditAction
@@ -111,8 +112,6 @@ class AccountView(Access, View):
 
     def page(self, request, *, code_form=None, disable_form=None, token_form=None, new_token: str = "",
              status=200):
-        from api.views_tokens import TokenForm  # the API's part of this page
-
         device = device_for(request.user)
         context = {"device": device, "code_form": code_form or CodeForm(), "disable_form": disable_form or DisableForm(),
                    "qr": qr_svg(device) if device and not device.confirmed else "",

@@ -63,7 +63,7 @@ def may_hold_tokens(user: AbstractBaseUser) -> bool:
     return not (settings.REQUIRE_TOTP_FOR_ADMINS and is_admin(user) and not has_second_factor(user))
 
 
-def token_issue(*, user: AbstractBaseUser, name: str, days: int | None) -> tuple[ApiToken, str]:
+def api_token_issue(*, user: AbstractBaseUser, name: str, days: int | None) -> tuple[ApiToken, str]:
     """A new token for the user: the row, and the token text (shown once, never stored)."""
     if not may_hold_tokens(user):
         raise TokenRefused("Administrators need a second factor before they can make API tokens.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 
 from consoles.selectors import console_allowed, domain_graphics_types
-from consoles.tokens import ConsoleGrant, hash_secret, token_issue
+from consoles.tokens import ConsoleGrant, hash_secret, token_store
 from domains.models import Domain
 from hosts.choices import Transport
 
@@ -27,7 +27,7 @@ def console_token_issue(*, user: AbstractBaseUser, domain: Domain, session_key: 
     console_check_available(domain=domain, graphics=graphics)
     grant = ConsoleGrant(user_id=user.pk, session_hash=hash_secret(session_key), domain_id=domain.pk,
                          domain_uuid=str(domain.uuid), host_id=domain.host_id, graphics=graphics)
-    return token_issue(grant)
+    return token_store(grant)
 
 
 def console_check_available(*, domain: Domain, graphics: str) -> None:

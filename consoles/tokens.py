@@ -34,7 +34,9 @@ def hash_secret(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def token_issue(grant: ConsoleGrant) -> str:
+def token_store(grant: ConsoleGrant) -> str:
+    """Store the grant in Redis under a fresh one-time token and return the token (the low-level half of
+    `consoles.services.console_token_issue`, which checks the user first)."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     stored = _redis().set(KEY_PREFIX + hash_secret(token), json.dumps(asdict(grant)), ex=settings.CONSOLE_TOKEN_TTL, nx=True)
     if not stored:  # 256 random bits never collide; refuse rather than overwrite if they ever do

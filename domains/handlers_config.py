@@ -16,7 +16,7 @@ from storage.sync import pool_refresh_row
 from virt import devices
 from virt.errors import translated
 from virt.types import Connection, DomainHandle, VolumeHandle
-from virt.volumes import create_volume, delete_volume, volume_key
+from virt.volumes import delete_volume, guest_volume_create, volume_key
 
 Change = Callable[[Connection, DomainHandle, dict, Domain], str]
 
@@ -50,7 +50,8 @@ def _make_new_volume(conn: Connection, args: dict, domain: Domain) -> VolumeHand
     """The new disk's volume, recorded as the VM's own (its owner's users may use it, and it goes with the VM)."""
     fmt = args["new"]["format"]
     with translated():
-        made = create_volume(conn, args["pool"], args["volume"], capacity_bytes=int(args["new"]["capacity"]), fmt=fmt)
+        made = guest_volume_create(conn, args["pool"], args["volume"], capacity_bytes=int(args["new"]["capacity"]),
+                                   fmt=fmt)
     volume_record_made(host=domain.host, key=volume_key(made), format=fmt, owner_uuid=domain.uuid)
     return made
 

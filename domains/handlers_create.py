@@ -18,7 +18,7 @@ from virt.devices import require_free_macs
 from virt import domains as virt_domains
 from virt.types import Connection, VolumeHandle
 from virt.volumes import (
-    create_volume, delete_volume, require_free_domain_name, upload_bytes, volume_key, volume_path,
+    delete_volume, guest_volume_create, require_free_domain_name, upload_bytes, volume_key, volume_path,
 )
 
 GIB = 2**30
@@ -58,7 +58,7 @@ def _disks(conn: Connection, host: Host, args: dict, created: list, report: Repo
     bus, cache = args["disk_bus"], args["disk_cache"]
     if args["disk_source"] == "new":
         report(20, f"Creating a {args['disk_size_gib']} GiB {args['disk_format']} volume")
-        volume = create_volume(conn, args["disk_pool"], f"{args['name']}-disk0.{args['disk_format']}",
+        volume = guest_volume_create(conn, args["disk_pool"], f"{args['name']}-disk0.{args['disk_format']}",
                                capacity_bytes=args["disk_size_gib"] * GIB, fmt=args["disk_format"])
         created.append((volume, args["disk_format"], False))
         disks.append(DiskSpec(path=volume_path(volume), format=args["disk_format"], bus=bus, cache=cache))
@@ -85,7 +85,7 @@ def _seed_volume(conn: Connection, args: dict) -> VolumeHandle:
                           password_hash=args.get("ci_password_hash") or None)
     image = seed_iso(user_data_text=user_data(config, args.get("ci_user_data") or ""),
                      meta_data_text=meta_data(instance_id=str(uuid.uuid4()), hostname=hostname))
-    volume = create_volume(conn, args.get("disk_pool") or args["cdrom_pool"], f"{args['name']}-cidata.iso",
+    volume = guest_volume_create(conn, args.get("disk_pool") or args["cdrom_pool"], f"{args['name']}-cidata.iso",
                            capacity_bytes=len(image), fmt="raw")
     try:
         upload_bytes(conn, volume, image)

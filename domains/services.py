@@ -15,7 +15,7 @@ from events.publish import publish_domain
 from operations.choices import OperationState
 from operations.models import Operation
 from operations.services import operation_enqueue
-from virt.domains import DomainState as LiveState
+from virt.domains import LiveDomain
 
 
 class DomainBusy(Exception):
@@ -63,7 +63,7 @@ def domain_bulk_enqueue(*, domains: list[Domain], action: str, user: AbstractBas
     return queued, skipped
 
 
-def domain_apply_state(*, domain_id: int, live: LiveState | None) -> None:
+def domain_apply_state(*, domain_id: int, live: LiveDomain | None) -> None:
     """Store what libvirt says of one VM now (None: it is gone from its host), and tell open pages."""
     row = Domain.objects.filter(pk=domain_id).values_list("host_id", "seq").first()
     if row is None:

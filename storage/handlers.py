@@ -128,7 +128,7 @@ def create_volume(operation: Operation, report: Report) -> str:
             # Image files are thin unless asked (libvirt would allocate a raw one in full); a logical
             # volume or a partition is all there, and has no image format.
             allocation = args.get("allocation")
-            made = virt_storage.create_volume(
+            made = virt_storage.pool_volume_create(
                 handle, name=args["name"], capacity=args["capacity"],
                 allocation=allocation if allocation is not None else (0 if file_pool else None),
                 fmt=args["format"] if file_pool else None, backing=backing_handle)

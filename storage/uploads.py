@@ -104,9 +104,9 @@ class UploadSession:
             handle = virt_storage.lookup_pool(conn, str(self.pool.uuid))
             if self.args["new"]:
                 file_pool = self.pool.pool_type in FILE_POOL_TYPES
-                made = virt_storage.create_volume(handle, name=self.args["name"], capacity=self.size,
-                                                  allocation=0 if file_pool else None,
-                                                  fmt="raw" if file_pool else None)
+                made = virt_storage.pool_volume_create(handle, name=self.args["name"], capacity=self.size,
+                                                       allocation=0 if file_pool else None,
+                                                       fmt="raw" if file_pool else None)
                 self.created = True
                 # The declared format is the record from the start: a probe of the bytes never is.
                 self.format = self.args.get("format") or "raw"

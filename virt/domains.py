@@ -24,7 +24,9 @@ class ShutdownTimeout(OperationInvalid):
 
 
 @dataclass(frozen=True)
-class DomainState:
+class LiveDomain:
+    """A domain as libvirt reports it now: everything the database keeps of it (the stored state
+    and its labels are `domains.choices.DomainState`)."""
     uuid: str
     name: str
     state: int
@@ -46,13 +48,13 @@ def lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
 
 
 @raises_typed
-def read_state(domain: libvirt.virDomain) -> DomainState:
+def read_state(domain: libvirt.virDomain) -> LiveDomain:
     """Everything the database keeps of one domain, refetched after a change (five round trips)."""
     state, reason = domain.state()
     xml = domain.XMLDesc(0)
     description = summarize_domain(xml)
     persistent = bool(domain.isPersistent())
-    return DomainState(
+    return LiveDomain(
         uuid=domain.UUIDString(), name=domain.name(), state=state, reason=reason, vcpus=description.vcpus,
         memory_kib=description.current_memory_kib or description.memory_kib, persistent=persistent,
         autostart=bool(domain.autostart()) if persistent else False,
@@ -102,7 +104,7 @@ def describe_domain(conn: libvirt.virConnect, uuid: str) -> tuple[dict, bool]:
 
 
 @raises_typed
-def refetch(conn: libvirt.virConnect, uuid: str) -> DomainState | None:
+def refetch(conn: libvirt.virConnect, uuid: str) -> LiveDomain | None:
     """The domain's state now, or None when it is gone from the host."""
     # None also when it is gone between two of the calls
     return lookup_or_none(lambda: read_state(lookup(conn, uuid)), missing=(libvirt.VIR_ERR_NO_DOMAIN,))

@@ -19,7 +19,7 @@ from virt.errors import OperationInvalid, VirtError, has_code, lookup_or_none, r
 from virt.migration_checks import (SNAPSHOTS_IN_COPIED_DISKS, SavedSnapshot, cpu_mode, cpu_refusal, host_cpu,
                                    local_devices, passthrough_refusal, snapshots_redefine, snapshots_take_away)
 from virt.snapshots import read_tree
-from virt.storage import create_volume
+from virt.storage import pool_volume_create
 from virt.xml.domain import summarize_domain
 from virt.xml.storage import PoolXML, VolumeXML
 
@@ -267,8 +267,8 @@ def prepare_destination_storage(source_conn: libvirt.virConnect, domain: libvirt
     created = []
     try:
         for spec in specs:
-            created.append(create_volume(pools[spec.pool_path], name=spec.name, capacity=spec.capacity,
-                                         allocation=None, fmt=spec.format))
+            created.append(pool_volume_create(pools[spec.pool_path], name=spec.name, capacity=spec.capacity,
+                                              allocation=None, fmt=spec.format))
     except VirtError as exc:
         if not isinstance(exc.__cause__, libvirt.libvirtError):
             raise  # vmsite's own refusal (the name is taken...), already in words

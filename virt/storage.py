@@ -228,9 +228,10 @@ def find_pool_sources(conn: libvirt.virConnect, pool_type: str, host: str) -> li
 
 
 @raises_typed
-def create_volume(pool: libvirt.virStoragePool, *, name: str, capacity: int, allocation: int | None, fmt: str | None,
-                  backing: libvirt.virStorageVol | None = None) -> libvirt.virStorageVol:
-    """fmt None: the pool's own kind of volume (a logical volume, a partition)."""
+def pool_volume_create(pool: libvirt.virStoragePool, *, name: str, capacity: int, allocation: int | None,
+                       fmt: str | None, backing: libvirt.virStorageVol | None = None) -> libvirt.virStorageVol:
+    """A volume in a pool handle, as the storage app makes it (allocation, backing file).
+    fmt None: the pool's own kind of volume (a logical volume, a partition)."""
     if not pool.isActive():
         raise OperationInvalid(f"The storage pool {pool.name()!r} is not active: start it first.")
     if name in pool.listVolumes():

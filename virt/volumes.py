@@ -26,8 +26,10 @@ def find_volume(conn: libvirt.virConnect, pool_name: str, volume_name: str) -> l
 
 
 @raises_typed
-def create_volume(conn: libvirt.virConnect, pool_name: str, volume_name: str, *, capacity_bytes: int,
-                  fmt: str) -> libvirt.virStorageVol:
+def guest_volume_create(conn: libvirt.virConnect, pool_name: str, volume_name: str, *, capacity_bytes: int,
+                        fmt: str) -> libvirt.virStorageVol:
+    """A fully sized volume of one format for a VM being created or given a disk, pool by name
+    (`virt.storage.pool_volume_create` is the storage app's general one)."""
     pool = conn.storagePoolLookupByName(pool_name)
     if volume_name in pool.listVolumes():
         raise AlreadyExists(f"The pool {pool_name!r} already has a volume named {volume_name!r}.")

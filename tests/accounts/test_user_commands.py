@@ -5,14 +5,14 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import AuditAction, AuditEvent
 from api.models import ApiToken
-from api.tokens import token_issue
+from api.tokens import api_token_issue
 
 pytestmark = [pytest.mark.django_db]
 
 
 def test_it_sets_a_password_audited_and_revokes_the_users_tokens(monkeypatch, capsys):
     user = get_user_model().objects.create_user("shell-reset", password="an old long password")
-    token_issue(user=user, name="ci", days=None)
+    api_token_issue(user=user, name="ci", days=None)
     monkeypatch.setenv("VMSITE_NEW_PASSWORD", "a brand new long password")
     call_command("user_password", "shell-reset")
     user.refresh_from_db()

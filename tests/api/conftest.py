@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
 from accounts.models import Grant, Role
-from api.tokens import token_issue
+from api.tokens import api_token_issue
 
 
 @pytest.fixture(autouse=True)
@@ -12,7 +12,7 @@ def no_failures_left(login_failures_cleared):
 
 
 def token_client(user) -> APIClient:
-    _row, token = token_issue(user=user, name="tests", days=None)
+    _row, token = api_token_issue(user=user, name="tests", days=None)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     return client

@@ -8,7 +8,7 @@ import websocket
 from django.contrib.auth import get_user_model
 
 from accounts.models import AuditAction, AuditEvent
-from api.tokens import token_issue
+from api.tokens import api_token_issue
 from tests.storage.test_transfer import MIB, random_file, remote, remote_pool  # noqa: F401  (fixtures)
 from tests.storage.transfer import Script, file_chunks
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def script_for(asgi_server: str, *, admin: bool) -> Script:
     users = get_user_model()
     user = (users.objects.create_superuser if admin else users.objects.create_user)(f"s{os.urandom(3).hex()}")
-    return Script(asgi_server, token_issue(user=user, name="script", days=None)[1])
+    return Script(asgi_server, api_token_issue(user=user, name="script", days=None)[1])
 
 
 def test_a_script_uploads_and_downloads_a_volume_with_its_token(asgi_server, remote_pool, tmp_path):

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuditAction, AuditEvent
 from api.models import ApiToken
-from api.tokens import token_issue
+from api.tokens import api_token_issue
 
 pytestmark = [pytest.mark.django_db]
 
@@ -39,9 +39,9 @@ def test_a_token_is_shown_once_and_works(someone):
 
 
 def test_revoking_stops_the_token_and_only_its_owner_may(someone):
-    row, token = token_issue(user=someone.user, name="ci", days=None)
+    row, token = api_token_issue(user=someone.user, name="ci", days=None)
     other = get_user_model().objects.create_user("other", password="x")
-    other_row, _ = token_issue(user=other, name="theirs", days=None)
+    other_row, _ = api_token_issue(user=other, name="theirs", days=None)
     assert someone.post(f"/account/tokens/{other_row.pk}/revoke/").status_code == 404
     assert ApiToken.objects.filter(pk=other_row.pk).exists()
     assert someone.post(f"/account/tokens/{row.pk}/revoke/").status_code == 302
@@ -67,7 +67,7 @@ def test_bad_token_input_is_refused_with_a_message(someone, data, message):
 
 
 def test_a_second_token_with_the_same_name_is_refused(someone):
-    token_issue(user=someone.user, name="ci", days=None)
+    api_token_issue(user=someone.user, name="ci", days=None)
     response = someone.post("/account/tokens/", {"name": "ci"})
     assert response.status_code == 400 and b"already have a token called" in response.content
 
@@ -82,7 +82,7 @@ def test_an_administrator_who_must_have_a_second_factor_gets_no_token_without_on
 
 
 def test_a_token_made_before_the_rule_stops_working_under_it(settings, admin_user):
-    _row, token = token_issue(user=admin_user, name="old", days=None)
+    _row, token = api_token_issue(user=admin_user, name="old", days=None)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
     assert api.get("/api/v1/hosts/").status_code == 200

@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.models import AuditAction, AuditEvent
 from consoles.proxy import origin_allowed
 from consoles.selectors import grant_revoked_reason
-from consoles.tokens import KEY_PREFIX, ConsoleGrant, hash_secret, token_issue, token_take
+from consoles.tokens import KEY_PREFIX, ConsoleGrant, hash_secret, token_store, token_take
 from domains.choices import DomainState
 from domains.models import Domain
 from hosts.models import Host
@@ -219,9 +219,9 @@ def test_a_ppm_screenshot_becomes_a_png():
     assert zlib.decompress(png[idat + 4:idat + 4 + length]) == b"\x00" + pixels[:6] + b"\x00" + pixels[6:]
 
 
-def test_a_token_issue_never_overwrites(redis_ready):
+def test_a_token_store_never_overwrites(redis_ready):
     grant = ConsoleGrant(user_id=1, session_hash="x", domain_id=1, domain_uuid="u", host_id=1, graphics="vnc")
-    tokens = {token_issue(grant) for _ in range(5)}
+    tokens = {token_store(grant) for _ in range(5)}
     assert len(tokens) == 5 and len(list(redis_ready.scan_iter(f"{KEY_PREFIX}*"))) == 5
 
 

@@ -18,7 +18,7 @@ from hosts.reconcile import host_reconcile
 from networking.models import VirtualNetwork
 from operations.choices import OperationState
 from operations.models import Operation
-from tests.hosts.test_registration import connect_result, register
+from tests.hosts.test_registration import connect_result, finished, register
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -106,7 +106,8 @@ def test_a_stopped_default_network_is_started_rather_than_made_again(bare, bare_
     assert not VirtualNetwork.objects.get(host=bare_host, name="default").active
     response = admin_client.post(reverse("domains:create_default", args=[bare_host.pk, "network"]))
     assert response.status_code == 202, response.content
-    assert Operation.objects.get(pk=response.json()["operation"]).kind == "network.start"
+    operation = finished(Operation.objects.get(pk=response.json()["operation"]))
+    assert operation.kind == "network.start" and operation.state == OperationState.SUCCEEDED, operation.error
 
 
 def test_others_are_told_whom_to_ask_and_cannot_make_defaults(bare_host, client, django_user_model):

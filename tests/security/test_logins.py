@@ -26,7 +26,7 @@ from accounts.addresses import client_address, scope_address
 from accounts.audit import audit
 from accounts.lockout import ADDRESS_LIMIT, SECOND_FACTOR_LIMIT, USER_LIMIT
 from accounts.models import AuditAction, AuditEvent, TOTPDevice
-from api.tokens import token_issue
+from api.tokens import api_token_issue
 from tests import stack
 
 PASSWORD = "a long enough password"
@@ -115,7 +115,7 @@ def test_it_checks_at_most_the_limits_worth_of_passwords_sent_side_by_side(trans
 def test_it_never_refuses_a_valid_token_because_passwords_failed_from_its_address(client):
     address = unique_address()
     user = get_user_model().objects.create_user(unique("scripted"), password=PASSWORD)
-    _row, token = token_issue(user=user, name="script", days=None)
+    _row, token = api_token_issue(user=user, name="script", days=None)
     for index in range(ADDRESS_LIMIT + 1):
         client.post("/login/", {"username": unique("guess"), "password": "wrong"}, REMOTE_ADDR=address)
     locked = client.post("/login/", {"username": user.get_username(), "password": PASSWORD}, REMOTE_ADDR=address)
@@ -260,8 +260,8 @@ def token_works(token: str) -> bool:
 def test_it_revokes_a_users_tokens_when_an_administrator_sets_their_password(admin_client):
     user = get_user_model().objects.create_user(unique("reset"), password=PASSWORD)
     bystander = get_user_model().objects.create_user(unique("bystander"), password=PASSWORD)
-    tokens = [token_issue(user=user, name=name, days=None)[1] for name in ("ci", "backup")]
-    kept = token_issue(user=bystander, name="ci", days=None)[1]
+    tokens = [api_token_issue(user=user, name=name, days=None)[1] for name in ("ci", "backup")]
+    kept = api_token_issue(user=bystander, name="ci", days=None)[1]
     assert all(token_works(token) for token in tokens)
     response = admin_client.post(f"/users/{user.pk}/password/", {"password": "another long password",
                                                                    "password2": "another long password"})
@@ -275,7 +275,7 @@ def test_it_revokes_a_users_tokens_when_an_administrator_sets_their_password(adm
 @pytest.mark.django_db
 def test_it_revokes_the_users_tokens_when_they_log_out_everywhere():
     user = get_user_model().objects.create_user(unique("leaving"), password=PASSWORD)
-    token = token_issue(user=user, name="laptop script", days=None)[1]
+    token = api_token_issue(user=user, name="laptop script", days=None)[1]
     browser = Client()
     browser.force_login(user)
     assert token_works(token)

@@ -11,7 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from accounts.models import Grant, Role
-from api.tokens import token_issue
+from api.tokens import api_token_issue
 from domains.models import Domain
 from hosts.models import Host
 from hosts.services import installation_ssh_key
@@ -48,7 +48,7 @@ def objects(db):
     volume = Volume.objects.create(host=host, pool=pool, key="/walked/v.img", name="v.img", synced_at=timezone.now())
     walked_user = get_user_model().objects.create_user("walked", password="x")
     grant = Grant.objects.create(user=walked_user, host=host, role=Role.VIEWER)
-    token, _text = token_issue(user=walked_user, name="walked", days=None)
+    token, _text = api_token_issue(user=walked_user, name="walked", days=None)
     return {"token": token, "host": host, "domain": domain, "operation": operation, "network": network, "interface": interface,
             "filter": nwfilter, "pool": pool, "volume": volume, "user": walked_user, "grant": grant}
 
