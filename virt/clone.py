@@ -18,7 +18,7 @@ from virt.connection import close_quietly, open_monitored
 from virt.devices import disk_format
 from virt.domains import find_disk_volume, is_running
 from virt.volumes import require_free_domain_name
-from virt.errors import AlreadyExists, OperationInvalid
+from virt.errors import AlreadyExists, OperationInvalid, raises_typed
 from virt.xml.base import parse_trusted
 from virt.xml.domain import Disk
 from virt.xml.domain import Domain as DomainXML
@@ -37,10 +37,12 @@ def is_template_xml(xml: str | bytes) -> bool:
     return root.find(f"./metadata/{{{METADATA_NS}}}{TEMPLATE_TAG}") is not None
 
 
+@raises_typed
 def is_template(domain: libvirt.virDomain) -> bool:
     return is_template_xml(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
 
 
+@raises_typed
 def mark_template(domain: libvirt.virDomain, *, template: bool) -> str:
     """Mark a shut-off, defined VM as a template, or unmark it."""
     if template:
@@ -74,6 +76,7 @@ class CloneResult:
     formats: list[str] = field(default_factory=list)  # the format each copy was made in
 
 
+@raises_typed
 def clone(conn: libvirt.virConnect, domain: libvirt.virDomain, *, uri: str, new_name: str, progress: Progress,
           vet: Callable[[libvirt.virStorageVol], str], poll_interval: float = 0.5) -> CloneResult:
     """Copy the shut-off VM's disks and define the clone; copies made before a failure are removed.
@@ -109,6 +112,7 @@ def clone(conn: libvirt.virConnect, domain: libvirt.virDomain, *, uri: str, new_
                        keys=[volume.key() for volume in made], formats=formats)
 
 
+@raises_typed
 def copy_volume(source: libvirt.virStorageVol, name: str, *, uri: str, progress: Callable[[float], None],
                 fmt: str, poll_interval: float = 0.5) -> libvirt.virStorageVol:
     """A full copy of source, in its pool, made in fmt (the caller's record of the source's format;

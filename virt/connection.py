@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import libvirt
 
-from virt.errors import connect_failure, is_connection_lost, translate
+from virt.errors import VirtError, connect_failure, is_connection_lost, translate
 from virt.eventloop import ensure_event_loop
 
 logger = logging.getLogger(__name__)
@@ -92,6 +92,10 @@ class ConnectionPool:
             if is_connection_lost(exc):
                 self.drop(uri)
             raise translate(exc) from exc
+        except VirtError as exc:  # translated inside virt/: the libvirt error it came from decides
+            if isinstance(exc.__cause__, libvirt.libvirtError) and is_connection_lost(exc.__cause__):
+                self.drop(uri)
+            raise
         finally:
             self._release(conn)
 

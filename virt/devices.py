@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from virt.errors import InvalidArgument, NotFound, OperationInvalid
+from virt.errors import InvalidArgument, NotFound, OperationInvalid, lookup_or_none, raises_typed, tolerating
 from virt.volumes import find_volume
 from virt.xml.base import parse_trusted, parse_untrusted
 from virt.xml.domain import Disk, Domain, Interface
@@ -31,6 +31,7 @@ _SCOPE_WORDS = {LIVE | CONFIG: "live and persistently", LIVE: "live only", CONFI
 # Where a change applies
 
 
+@raises_typed
 def affect_flags(domain: libvirt.virDomain, *, live: bool, persistent: bool) -> int:
     """The AFFECT flags for what the user ticked; live is dropped when the VM is not running."""
     flags = 0
@@ -78,6 +79,7 @@ class PoolVolume:
         return f"{self.pool}/{self.name}"
 
 
+@raises_typed
 def find_pool_volume(conn: libvirt.virConnect, *, pool_name: str, volume_name: str) -> PoolVolume:
     """A volume of one of the host's pools; a path is never taken from the user."""
     volume = find_volume(conn, pool_name, volume_name)
@@ -95,6 +97,7 @@ def disk_format(fmt: str) -> str:
     return fmt if fmt in IMAGE_FORMATS else "raw"
 
 
+@raises_typed
 def attach_disk(conn: libvirt.virConnect, domain: libvirt.virDomain, *, volume: PoolVolume, bus: str,
                 readonly: bool, live: bool, persistent: bool, shareable: bool = False) -> str:
     """Attach a volume found with find_pool_volume; its `format` is the one the disk is defined with."""
@@ -126,6 +129,7 @@ def _attach_device(domain: libvirt.virDomain, xml: str, flags: int) -> None:
         raise
 
 
+@raises_typed
 def detach_disk(domain: libvirt.virDomain, *, target_dev: str, live: bool, persistent: bool) -> str:
     return _detach(domain, live=live, persistent=persistent,
                    find=lambda document: _disk_by_target(document, target_dev),
@@ -152,6 +156,7 @@ def _detach(domain: libvirt.virDomain, *, live: bool, persistent: bool, find, mi
     return message
 
 
+@raises_typed
 def change_media(conn: libvirt.virConnect, domain: libvirt.virDomain, *, target_dev: str,
                  volume: PoolVolume | None, live: bool, persistent: bool) -> str:
     """Insert a pool volume (found with find_pool_volume) into a CD-ROM or floppy drive, or eject
@@ -216,6 +221,7 @@ def random_mac() -> str:
 MAC_TAKEN = "The MAC {mac} is already used by another VM on this host: choose another."
 
 
+@raises_typed
 def other_domain_descriptions(conn: libvirt.virConnect, *, except_uuid: str | None) -> list[str]:
     """The XML of every VM of the host but one: the live and the persistent definition of a running
     persistent VM (both may hold a device), the one definition of any other."""
@@ -223,17 +229,14 @@ def other_domain_descriptions(conn: libvirt.virConnect, *, except_uuid: str | No
     for other in conn.listAllDomains():
         if other.UUIDString() == except_uuid:
             continue
-        try:
+        with tolerating(libvirt.VIR_ERR_NO_DOMAIN):  # gone since the listing
             descriptions.append(other.XMLDesc(0))
             if other.isPersistent() and other.isActive():
                 descriptions.append(other.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                continue  # gone since the listing
-            raise
     return descriptions
 
 
+@raises_typed
 def macs_in_use(conn: libvirt.virConnect, *, except_uuid: str | None = None) -> set[str]:
     """Every MAC the host's VMs have, running or defined (both definitions of each), but one VM's."""
     macs: set[str] = set()
@@ -243,6 +246,7 @@ def macs_in_use(conn: libvirt.virConnect, *, except_uuid: str | None = None) -> 
     return macs
 
 
+@raises_typed
 def require_free_macs(conn: libvirt.virConnect, macs: list[str], *, except_uuid: str | None = None) -> None:
     """Refuse a MAC another VM of the host has, whether or not the asking user may see that VM
     (so the message names no VM)."""
@@ -252,6 +256,7 @@ def require_free_macs(conn: libvirt.virConnect, macs: list[str], *, except_uuid:
             raise OperationInvalid(MAC_TAKEN.format(mac=mac.lower()))
 
 
+@raises_typed
 def free_random_mac(conn: libvirt.virConnect) -> str:
     taken = macs_in_use(conn)
     while (mac := random_mac()) in taken:
@@ -259,6 +264,7 @@ def free_random_mac(conn: libvirt.virConnect) -> str:
     return mac
 
 
+@raises_typed
 def attach_nic(conn: libvirt.virConnect, domain: libvirt.virDomain, *, network: str, model: str, mac: str | None,
                boot_rom: bool, live: bool, persistent: bool) -> str:
     require_network(conn, network)
@@ -279,25 +285,24 @@ def attach_nic(conn: libvirt.virConnect, domain: libvirt.virDomain, *, network: 
     return f"Added a {model} NIC {mac} on {network}, {scope_words(flags)}"
 
 
+@raises_typed
 def detach_nic(domain: libvirt.virDomain, *, mac: str, live: bool, persistent: bool) -> str:
     return _detach(domain, live=live, persistent=persistent, find=lambda document: _nic_by_mac(document, mac),
                    missing=f"The VM has no NIC with the MAC {mac}.", done=f"Removed the NIC {mac}",
                    pending="; the running guest has not released it yet (PCI unplug needs the guest OS to answer)")
 
 
+@raises_typed
 def require_network(conn: libvirt.virConnect, network: str) -> None:
-    try:
-        conn.networkLookupByName(network)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-            raise NotFound(f"The host has no network named {network!r}.") from exc
-        raise
+    if lookup_or_none(conn.networkLookupByName, network) is None:
+        raise NotFound(f"The host has no network named {network!r}.", code=libvirt.VIR_ERR_NO_NETWORK)
 
 
 # Keeps the filter as it is (None means: remove it).
 KEEP = object()
 
 
+@raises_typed
 def update_nic(conn: libvirt.virConnect, domain: libvirt.virDomain, *, mac: str, network: str | None = None,
                model: str | None = None, link_state: str | None = None, filter_name=KEEP,
                filter_parameters: dict[str, str] | None = None, live: bool, persistent: bool) -> str:
@@ -343,6 +348,7 @@ def _nic_by_mac(document: Domain, mac: str) -> Interface | None:
 # vCPUs and memory
 
 
+@raises_typed
 def set_vcpus(domain: libvirt.virDomain, *, count: int, maximum: int | None, live: bool, persistent: bool) -> str:
     """Set the vCPU count within the VM's maximum; a new maximum applies to the definition only.
     Everything is checked before anything changes."""
@@ -362,6 +368,7 @@ def set_vcpus(domain: libvirt.virDomain, *, count: int, maximum: int | None, liv
     return f"vCPUs set to {count}{suffix}, {scope_words(flags)}"
 
 
+@raises_typed
 def set_memory(domain: libvirt.virDomain, *, memory_kib: int, maximum_kib: int | None, live: bool,
                persistent: bool) -> str:
     """Set the current memory within the VM's maximum; a new maximum applies to the definition only.
@@ -427,6 +434,7 @@ def _where(scope: int) -> str:
 # Boot order, title and description
 
 
+@raises_typed
 def set_boot_order(conn: libvirt.virConnect, domain: libvirt.virDomain, *, devices: list[str]) -> str:
     """Rewrite <os><boot dev=.../> in the definition. Per-device boot orders are removed, as libvirt
     refuses a definition that has both."""
@@ -440,6 +448,7 @@ def set_boot_order(conn: libvirt.virConnect, domain: libvirt.virDomain, *, devic
     return f"Boot order set to {', '.join(devices)} (from the next start)"
 
 
+@raises_typed
 def set_metadata(domain: libvirt.virDomain, *, title: str, description: str, live: bool, persistent: bool) -> str:
     """Set (or, when empty, remove) the title and the description."""
     flags = affect_flags(domain, live=live, persistent=persistent)
@@ -452,6 +461,7 @@ def set_metadata(domain: libvirt.virDomain, *, title: str, description: str, liv
 # XML
 
 
+@raises_typed
 def read_xml(domain: libvirt.virDomain) -> tuple[str, str]:
     """(inactive, live) XML, each empty when it does not exist; without passwords (no XML_SECURE)."""
     inactive = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if domain.isPersistent() else ""
@@ -459,6 +469,7 @@ def read_xml(domain: libvirt.virDomain) -> tuple[str, str]:
     return inactive, live
 
 
+@raises_typed
 def pool_paths(conn: libvirt.virConnect) -> dict[str, str]:
     """Every storage pool of the host by name, with its target path ('' for pools without one)."""
     paths = {}
@@ -467,6 +478,7 @@ def pool_paths(conn: libvirt.virConnect) -> dict[str, str]:
     return paths
 
 
+@raises_typed
 def host_context(conn: libvirt.virConnect, domain: libvirt.virDomain, *, emulator: str | None) -> HostContext:
     """What the allowlist compares a VM's edited XML with: the host's pools, the VM's own volumes and
     NVRAM file, and the volumes the host's other VMs use (both definitions of each)."""
@@ -481,6 +493,7 @@ def host_context(conn: libvirt.virConnect, domain: libvirt.virDomain, *, emulato
                        used_elsewhere=used_elsewhere)
 
 
+@raises_typed
 def define_xml(conn: libvirt.virConnect, domain: libvirt.virDomain, *, xml: str, emulator: str | None) -> str:
     """Define user-edited XML for this VM, once the allowlist accepts it against the host as it is now."""
     document = Domain(parse_untrusted(xml))

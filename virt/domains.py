@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from virt.errors import NotFound, OperationInvalid, translated
+from virt.errors import NotFound, OperationInvalid, lookup_or_none, raises_typed, translated
 from virt.xml.base import parse_trusted
 from virt.xml.domain import summarize_domain
 
@@ -39,15 +39,15 @@ class LiveDomain:
     details: dict  # the XML summary (disks, NICs, graphics...), never a password
 
 
+@raises_typed
 def lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virDomain:
-    try:
-        return conn.lookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            raise NotFound(f"The VM {uuid} no longer exists on this host.") from exc
-        raise
+    domain = lookup_or_none(conn.lookupByUUIDString, uuid)
+    if domain is None:
+        raise NotFound(f"The VM {uuid} no longer exists on this host.", code=libvirt.VIR_ERR_NO_DOMAIN)
+    return domain
 
 
+@raises_typed
 def read_state(domain: libvirt.virDomain) -> LiveDomain:
     """Everything the database keeps of one domain, refetched after a change (five round trips)."""
     state, reason = domain.state()
@@ -69,17 +69,16 @@ _AGENT_UNAVAILABLE = {libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_AGENT_
                       libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED}
 
 
+@raises_typed
 def agent_addresses(domain: libvirt.virDomain, xml: str) -> dict[str, list[str]] | None:
     """The guest's addresses by MAC as its guest agent reports them; None without a connected agent.
     Asked only when the live XML says the agent is connected, so a VM without one costs nothing."""
     if "org.qemu.guest_agent.0" not in xml or parse_trusted(xml).find(_AGENT_CONNECTED) is None:
         return None
-    try:
-        interfaces = domain.interfaceAddresses(libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in _AGENT_UNAVAILABLE:
-            return None
-        raise
+    interfaces = lookup_or_none(domain.interfaceAddresses, libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0,
+                                missing=_AGENT_UNAVAILABLE)
+    if interfaces is None:
+        return None
     return {(interface.get("hwaddr") or "").lower(): [f"{address['addr']}/{address['prefix']}"
                                                        for address in interface.get("addrs") or []]
             for interface in interfaces.values() if interface.get("hwaddr")}
@@ -93,52 +92,42 @@ def _with_agent_addresses(details: dict, domain: libvirt.virDomain, xml: str) ->
     return details
 
 
+@raises_typed
 def describe_domain(conn: libvirt.virConnect, uuid: str) -> tuple[dict, bool]:
     """The XML summary of one domain as plain data, and whether vmsite marked it a template."""
     from virt.clone import is_template_xml
 
-    try:
-        xml = lookup(conn, uuid).XMLDesc(0)
-        return _jsonable(summarize_domain(xml)), is_template_xml(xml)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            raise NotFound(f"The VM {uuid} no longer exists on this host.") from exc
-        raise
+    xml = lookup_or_none(lambda: lookup(conn, uuid).XMLDesc(0), missing=(libvirt.VIR_ERR_NO_DOMAIN,))
+    if xml is None:  # also when it is undefined between the lookup and the read
+        raise NotFound(f"The VM {uuid} no longer exists on this host.", code=libvirt.VIR_ERR_NO_DOMAIN)
+    return _jsonable(summarize_domain(xml)), is_template_xml(xml)
 
 
+@raises_typed
 def refetch(conn: libvirt.virConnect, uuid: str) -> LiveDomain | None:
     """The domain's state now, or None when it is gone from the host."""
-    with translated():
-        try:
-            return read_state(lookup(conn, uuid))
-        except NotFound:
-            return None
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:  # gone between two of the calls
-                return None
-            raise
+    # None also when it is gone between two of the calls
+    return lookup_or_none(lambda: read_state(lookup(conn, uuid)), missing=(libvirt.VIR_ERR_NO_DOMAIN,))
 
 
+@raises_typed
 def refetch_run_state(conn: libvirt.virConnect, uuid: str) -> tuple[int, int] | None:
     """Only the domain's run state and its reason (two round trips instead of read_state's six), or
     None when it is gone: all that a pause or a resume changes."""
-    with translated():
-        try:
-            state, reason = lookup(conn, uuid).state()
-            return state, reason
-        except NotFound:
-            return None
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                return None
-            raise
+    found = lookup_or_none(lambda: lookup(conn, uuid).state(), missing=(libvirt.VIR_ERR_NO_DOMAIN,))
+    if found is None:
+        return None
+    state, reason = found
+    return state, reason
 
 
+@raises_typed
 def is_persistent(domain: libvirt.virDomain) -> bool:
     with translated():
         return bool(domain.isPersistent())
 
 
+@raises_typed
 def define(conn: libvirt.virConnect, xml: str, *, autostart: bool) -> libvirt.virDomain:
     """Define a new domain from XML built by virt.builder, optionally starting with its host."""
     with translated():
@@ -154,10 +143,12 @@ def _jsonable(description) -> dict:
     return data
 
 
+@raises_typed
 def is_running(domain: libvirt.virDomain) -> bool:
     return domain.state()[0] in RUNNING_STATES
 
 
+@raises_typed
 def start(domain: libvirt.virDomain, *, paused: bool = False) -> str:
     if is_running(domain):
         return "Already running"
@@ -168,6 +159,7 @@ def start(domain: libvirt.virDomain, *, paused: bool = False) -> str:
     return "Started paused" if paused else "Started"
 
 
+@raises_typed
 def shutdown(domain: libvirt.virDomain, *, timeout: float, progress: Progress) -> str:
     """Ask the guest to power off (ACPI) and wait for it, up to `timeout` seconds."""
     if not is_running(domain):
@@ -186,6 +178,7 @@ def shutdown(domain: libvirt.virDomain, *, timeout: float, progress: Progress) -
     )
 
 
+@raises_typed
 def force_off(domain: libvirt.virDomain) -> str:
     if not is_running(domain):
         return "Already off"
@@ -193,18 +186,21 @@ def force_off(domain: libvirt.virDomain) -> str:
     return "Forced off"
 
 
+@raises_typed
 def reboot(domain: libvirt.virDomain) -> str:
     _require_running(domain, "reboot")
     domain.reboot(0)
     return "Reboot requested (ACPI)"
 
 
+@raises_typed
 def reset(domain: libvirt.virDomain) -> str:
     _require_running(domain, "reset")
     domain.reset(0)
     return "Reset"
 
 
+@raises_typed
 def pause(domain: libvirt.virDomain) -> str:
     state = domain.state()[0]
     if state == libvirt.VIR_DOMAIN_PAUSED:
@@ -214,6 +210,7 @@ def pause(domain: libvirt.virDomain) -> str:
     return "Paused"
 
 
+@raises_typed
 def resume(domain: libvirt.virDomain) -> str:
     if domain.state()[0] != libvirt.VIR_DOMAIN_PAUSED:
         _require_running(domain, "resume")
@@ -222,6 +219,7 @@ def resume(domain: libvirt.virDomain) -> str:
     return "Resumed"
 
 
+@raises_typed
 def managed_save(domain: libvirt.virDomain) -> str:
     _require_running(domain, "save")
     if not domain.isPersistent():
@@ -230,6 +228,7 @@ def managed_save(domain: libvirt.virDomain) -> str:
     return "Saved; starting the VM restores it"
 
 
+@raises_typed
 def remove_managed_save(domain: libvirt.virDomain) -> str:
     if not domain.hasManagedSaveImage(0):
         return "No saved state"
@@ -237,6 +236,7 @@ def remove_managed_save(domain: libvirt.virDomain) -> str:
     return "Saved state discarded"
 
 
+@raises_typed
 def set_autostart(domain: libvirt.virDomain, *, enabled: bool) -> str:
     if not domain.isPersistent():
         raise OperationInvalid("A transient VM cannot start with its host: define it first.")
@@ -244,6 +244,7 @@ def set_autostart(domain: libvirt.virDomain, *, enabled: bool) -> str:
     return "Autostart on" if enabled else "Autostart off"
 
 
+@raises_typed
 def rename(domain: libvirt.virDomain, *, new_name: str) -> str:
     if is_running(domain):
         raise OperationInvalid("Shut the VM off before renaming it.")
@@ -266,6 +267,7 @@ class DeletePlan:
 VolumeFilter = Callable[[libvirt.virStorageVol], bool]
 
 
+@raises_typed
 def delete_plan(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes: bool,
                 deletable: VolumeFilter) -> DeletePlan:
     """What deleting would remove, found before anything is removed. deletable: whether a pool
@@ -286,6 +288,7 @@ def delete_plan(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_vol
     )
 
 
+@raises_typed
 def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes: bool, progress: Progress,
            deletable: VolumeFilter) -> str:
     """Undefine the VM with its saved state, NVRAM and snapshot metadata; optionally its disk images
@@ -315,16 +318,13 @@ def delete(conn: libvirt.virConnect, domain: libvirt.virDomain, *, with_volumes:
     return " ".join(parts)
 
 
+@raises_typed
 def find_disk_volume(conn: libvirt.virConnect, source: str) -> libvirt.virStorageVol | None:
-    try:
-        if not source.startswith("/"):  # pool/volume
-            pool_name, _, volume_name = source.partition("/")
-            return conn.storagePoolLookupByName(pool_name).storageVolLookupByName(volume_name)
-        return conn.storageVolLookupByPath(source)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
-            return None
-        raise
+    if source.startswith("/"):
+        return lookup_or_none(conn.storageVolLookupByPath, source)
+    pool_name, _, volume_name = source.partition("/")
+    pool = lookup_or_none(conn.storagePoolLookupByName, pool_name)
+    return lookup_or_none(pool.storageVolLookupByName, volume_name) if pool is not None else None
 
 
 def _require_running(domain: libvirt.virDomain, action: str) -> None:

@@ -1,8 +1,10 @@
 """libvirt's error codes, turned into a few typed exceptions at the boundary."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 import libvirt
 
@@ -38,6 +40,9 @@ class OperationInvalid(VirtError):
 class PermissionDenied(VirtError):
     pass
 
+
+T = TypeVar("T")
+P = ParamSpec("P")
 
 _NOT_FOUND = {
     libvirt.VIR_ERR_NO_DOMAIN,
@@ -139,3 +144,42 @@ def translated() -> Iterator[None]:
         yield
     except libvirt.libvirtError as exc:
         raise translate(exc) from exc
+
+
+def has_code(exc: libvirt.libvirtError | VirtError, *codes: int) -> bool:
+    """Whether a raw or an already translated libvirt error carries one of `codes`."""
+    code = exc.get_error_code() if isinstance(exc, libvirt.libvirtError) else exc.code
+    return code in codes
+
+
+def lookup_or_none(call: Callable[..., T], *args: object, missing: Collection[int] = frozenset(_NOT_FOUND)) -> T | None:
+    """call(*args), or None when libvirt answers with one of the `missing` codes (by default: no
+    such object); any other libvirt error leaves as a typed VirtError."""
+    try:
+        with translated():
+            return call(*args)
+    except VirtError as exc:
+        if exc.code in missing:
+            return None
+        raise
+
+
+@contextmanager
+def tolerating(*codes: int) -> Iterator[None]:
+    """libvirt errors with one of `codes` end the block quietly (an object gone while we looked, a
+    driver that cannot); any other leaves as a typed VirtError."""
+    try:
+        with translated():
+            yield
+    except VirtError as exc:
+        if exc.code not in codes:
+            raise
+
+
+def raises_typed(function: Callable[P, T]) -> Callable[P, T]:
+    """For a public function of virt/: a libvirt error raised inside leaves as a typed VirtError."""
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        with translated():
+            return function(*args, **kwargs)
+    return wrapper

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import libvirt
 from lxml import etree
 
-from virt.errors import InvalidArgument, NotFound, OperationInvalid, translated
+from virt.errors import (InvalidArgument, NotFound, OperationInvalid, VirtError, has_code, lookup_or_none,
+                         raises_typed, translated)
 from virt.xml.base import parse_trusted
 
 # Interfaces have no UUID in libvirt; vmsite names each by one derived from its name.
@@ -39,18 +40,17 @@ def interface_uuid(name: str) -> uuid_module.UUID:
     return uuid_module.uuid5(_NAMESPACE, name)
 
 
+@raises_typed
 def list_interfaces(conn: libvirt.virConnect) -> list[InterfaceSummary]:
     """Every interface the interface API knows, completed and extended by the node devices of
     capability 'net' (which also list interfaces the interface driver leaves out)."""
     devices = _net_devices(conn)
     summaries = {}
     for interface in conn.listAllInterfaces(0):
-        try:
-            summary = _summary(interface, devices.get(interface.name(), {}))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_INTERFACE:  # removed while we looked
-                raise
-            continue
+        summary = lookup_or_none(_summary, interface, devices.get(interface.name(), {}),
+                                 missing=(libvirt.VIR_ERR_NO_INTERFACE,))
+        if summary is None:
+            continue  # removed while we looked
         summaries[summary.name] = summary
     for name, device in devices.items():
         if name not in summaries:
@@ -61,12 +61,10 @@ def list_interfaces(conn: libvirt.virConnect) -> list[InterfaceSummary]:
 
 
 def _net_devices(conn: libvirt.virConnect) -> dict[str, dict]:
-    try:
-        devices = conn.listAllDevices(libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
-            return {}
-        raise
+    devices = lookup_or_none(conn.listAllDevices, libvirt.VIR_CONNECT_LIST_NODE_DEVICES_CAP_NET,
+                             missing=(libvirt.VIR_ERR_NO_SUPPORT,))
+    if devices is None:
+        return {}
     found = {}
     for device in devices:
         capability = parse_trusted(device.XMLDesc(0)).find("capability[@type='net']")
@@ -113,15 +111,17 @@ def _summary(interface: libvirt.virInterface, device: dict) -> InterfaceSummary:
                             active=bool(interface.isActive()), details=details)
 
 
+@raises_typed
 def changes_supported(conn: libvirt.virConnect) -> bool:
     """Whether the host's interface driver can define interfaces: begin a change transaction and
     roll it straight back (nothing changed in between). udev-based drivers refuse the begin."""
     try:
-        conn.changeBegin(0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+        with translated():
+            conn.changeBegin(0)
+    except VirtError as exc:
+        if has_code(exc, libvirt.VIR_ERR_NO_SUPPORT):
             return False
-        if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
+        if has_code(exc, libvirt.VIR_ERR_OPERATION_INVALID):
             return True  # another transaction is open (someone's change, or a concurrent probe): supported
         raise
     conn.changeRollback(0)
@@ -175,13 +175,14 @@ def build_interface(spec: InterfaceSpec) -> str:
     return etree.tostring(root, encoding="unicode") + "\n"
 
 
+@raises_typed
 def in_transaction(conn: libvirt.virConnect, change) -> str:
     """Run change(conn) between changeBegin and changeCommit; on any failure, roll back and re-raise."""
     with translated():
         try:
             conn.changeBegin(0)
         except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
+            if has_code(exc, libvirt.VIR_ERR_NO_SUPPORT):
                 raise OperationInvalid(READ_ONLY_MESSAGE) from exc
             raise
         try:
@@ -193,6 +194,7 @@ def in_transaction(conn: libvirt.virConnect, change) -> str:
         return message
 
 
+@raises_typed
 def define_interface(conn: libvirt.virConnect, spec: InterfaceSpec, *, start: bool = True) -> str:
     """Define (or redefine, for an existing name) and optionally start an interface, in a transaction."""
     def change(conn: libvirt.virConnect) -> str:
@@ -218,14 +220,12 @@ def _enslaved(conn: libvirt.virConnect) -> set[str]:
     return names
 
 
+@raises_typed
 def delete_interface(conn: libvirt.virConnect, name: str) -> str:
     def change(conn: libvirt.virConnect) -> str:
-        try:
-            interface = conn.interfaceLookupByName(name)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_INTERFACE:
-                raise NotFound(f"The host has no interface {name!r}.") from exc
-            raise
+        interface = lookup_or_none(conn.interfaceLookupByName, name)
+        if interface is None:
+            raise NotFound(f"The host has no interface {name!r}.", code=libvirt.VIR_ERR_NO_INTERFACE)
         if interface.isActive():
             interface.destroy(0)
         interface.undefine()

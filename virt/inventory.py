@@ -7,6 +7,7 @@ from typing import NamedTuple
 
 import libvirt
 
+from virt.errors import lookup_or_none, raises_typed, tolerating
 from virt.interfaces import changes_supported
 from virt.networks import jsonable, read_leases
 from virt.xml.capabilities import Capabilities, DomainCapabilities
@@ -75,6 +76,7 @@ class Inventory:
     volumes: list = field(default_factory=list)  # virt.storage.VolumeSummary of the active pools
 
 
+@raises_typed
 def read_inventory(conn: libvirt.virConnect, *, with_facts: bool = True) -> Inventory:
     """Everything a host has. Host facts and capabilities change only with the host's software or
     hardware, which means a restarted libvirtd and so a new connection: read them on (re)connect,
@@ -85,6 +87,7 @@ def read_inventory(conn: libvirt.virConnect, *, with_facts: bool = True) -> Inve
                      pools=list_pools(conn), networks=list_networks(conn), volumes=list_all_volumes(conn))
 
 
+@raises_typed
 def list_domains(conn: libvirt.virConnect) -> list[DomainSummary]:
     """Every domain with its state, vCPUs and memory: one stats call plus two filtered lists."""
     stats = conn.getAllDomainStats(DOMAIN_STATS)
@@ -116,20 +119,19 @@ def _domain_summary(domain: libvirt.virDomain, record: dict, transient: set[byte
     )
 
 
+@raises_typed
 def list_pools(conn: libvirt.virConnect) -> list[PoolSummary]:
     """Storage pools: hosts have few, so one description per pool is fine here."""
     active = _uuids(conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE))
     autostart = _uuids(conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART))
     summaries = []
     for pool in conn.listAllStoragePools():
-        try:
+        with tolerating(libvirt.VIR_ERR_NO_STORAGE_POOL):  # undefined while we looked
             summaries.append(pool_summary(pool, active, autostart))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:  # undefined while we looked
-                raise
     return summaries
 
 
+@raises_typed
 def pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set[str]) -> PoolSummary:
     from virt.xml.storage import PoolXML
 
@@ -143,6 +145,7 @@ def pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set[
     )
 
 
+@raises_typed
 def list_networks(conn: libvirt.virConnect) -> list[NetworkSummary]:
     """Networks with their subnets and leases: hosts have few, so one description (and one lease
     read per active network) is fine here, and the subnet overlap check needs them all."""
@@ -152,13 +155,10 @@ def list_networks(conn: libvirt.virConnect) -> list[NetworkSummary]:
     summaries = []
     for network in conn.listAllNetworks():
         uuid = network.UUIDString()
-        try:
-            description = summarize_network(network.XMLDesc(0))
-            leases = read_leases(network) if uuid in active else []
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_NETWORK:  # undefined while we looked
-                raise
-            continue
+        read = lookup_or_none(_description_and_leases, network, uuid in active, missing=(libvirt.VIR_ERR_NO_NETWORK,))
+        if read is None:
+            continue  # undefined while we looked
+        description, leases = read
         summaries.append(NetworkSummary(
             uuid=uuid_module.UUID(uuid), name=network.name(), active=uuid in active, autostart=uuid in autostart,
             persistent=uuid not in transient, mode=description.mode, bridge=description.bridge or "",
@@ -166,6 +166,11 @@ def list_networks(conn: libvirt.virConnect) -> list[NetworkSummary]:
     return summaries
 
 
+def _description_and_leases(network: libvirt.virNetwork, active: bool):
+    return summarize_network(network.XMLDesc(0)), read_leases(network) if active else []
+
+
+@raises_typed
 def host_facts(conn: libvirt.virConnect) -> HostFacts:
     _model, memory_mib, cpus, *_rest = conn.getInfo()
     return HostFacts(
@@ -183,6 +188,7 @@ def _version(number: int) -> str:
     return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
 
 
+@raises_typed
 def host_capabilities(conn: libvirt.virConnect) -> dict:
     """What the host can run, as plain data for the database: CPU, NUMA, KVM, machines, firmware."""
     caps = Capabilities.from_xml(conn.getCapabilities())
@@ -210,13 +216,11 @@ def _preferred_guest(caps: Capabilities):
 def _domain_capabilities(conn: libvirt.virConnect, guest, virt_type: str) -> dict:
     if guest is None:
         return {}
-    try:
-        document = conn.getDomainCapabilities(guest.emulator, guest.arch, None, virt_type, 0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG,
-                                    libvirt.VIR_ERR_CONFIG_UNSUPPORTED):
-            return {}  # the test driver, or an emulator libvirt cannot probe: show what we have
-        raise
+    document = lookup_or_none(conn.getDomainCapabilities, guest.emulator, guest.arch, None, virt_type, 0,
+                              missing=(libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_INVALID_ARG,
+                                       libvirt.VIR_ERR_CONFIG_UNSUPPORTED))
+    if document is None:
+        return {}  # the test driver, or an emulator libvirt cannot probe: show what we have
     domain_caps = DomainCapabilities.from_xml(document)
     return {
         "emulator": domain_caps.emulator, "max_vcpus": domain_caps.max_vcpus,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from virt.errors import OperationInvalid, VirtError
+from virt.errors import OperationInvalid, VirtError, has_code, lookup_or_none, raises_typed
 from virt.migration_checks import (SNAPSHOTS_IN_COPIED_DISKS, SavedSnapshot, cpu_mode, cpu_refusal, host_cpu,
                                    local_devices, passthrough_refusal, snapshots_redefine, snapshots_take_away)
 from virt.snapshots import read_tree
@@ -93,6 +93,7 @@ Progress = Callable[[MigrationProgress], None]
 CancelRequested = Callable[[], bool]
 
 
+@raises_typed
 def migrate(
     source_conn: libvirt.virConnect,
     domain: libvirt.virDomain,
@@ -131,6 +132,7 @@ def migrate(
     return MigrationResult(message="; ".join([message, *notes]), kept_source_disks=kept)
 
 
+@raises_typed
 def preflight(source_conn: libvirt.virConnect, domain: libvirt.virDomain, destination_conn: libvirt.virConnect,
               options: MigrationOptions, *, running: bool) -> None:
     """Refuse, in words and before anything moves, what libvirt would refuse late or what would
@@ -155,8 +157,8 @@ def preflight(source_conn: libvirt.virConnect, domain: libvirt.virDomain, destin
             raise MigrationBlocked(refusal)
     try:
         refusal = cpu_refusal(destination_conn, xml)
-    except libvirt.libvirtError as exc:  # the destination cannot even be asked (no usable emulator...)
-        raise explain_failure(exc.get_error_code(), exc.get_error_message() or str(exc)) from exc
+    except VirtError as exc:  # the destination cannot even be asked (no usable emulator...)
+        raise explain_failure(exc.code, str(exc)) from exc.__cause__
     if refusal:
         raise DestinationLacksCPU("The destination host cannot run this VM's CPU model: pick a destination with the "
                                   f"same or a newer CPU, or give the VM a CPU model both hosts support ({refusal})")
@@ -248,6 +250,7 @@ class _VolumeSpec:
     format: str | None
 
 
+@raises_typed
 def prepare_destination_storage(source_conn: libvirt.virConnect, domain: libvirt.virDomain,
                                 destination_conn: libvirt.virConnect) -> list[libvirt.virStorageVol]:
     """Create, in the destination pool at the same folder, an empty volume like each of the VM's
@@ -266,9 +269,11 @@ def prepare_destination_storage(source_conn: libvirt.virConnect, domain: libvirt
         for spec in specs:
             created.append(pool_volume_create(pools[spec.pool_path], name=spec.name, capacity=spec.capacity,
                                               allocation=None, fmt=spec.format))
-    except libvirt.libvirtError as exc:
+    except VirtError as exc:
+        if not isinstance(exc.__cause__, libvirt.libvirtError):
+            raise  # vmsite's own refusal (the name is taken...), already in words
         _delete_quietly(created)
-        raise MigrationFailed(f"Could not create the disk on the destination: {exc.get_error_message()}") from exc
+        raise MigrationFailed(f"Could not create the disk on the destination: {exc}") from exc
     return created
 
 
@@ -278,14 +283,11 @@ def _disk_paths(domain: libvirt.virDomain) -> list[str]:
 
 
 def _volume_spec(conn: libvirt.virConnect, path: str) -> _VolumeSpec:
-    try:
-        volume = conn.storageVolLookupByPath(path)
-        pool = volume.storagePoolLookupByVolume()
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in (libvirt.VIR_ERR_NO_STORAGE_VOL, libvirt.VIR_ERR_NO_STORAGE_POOL):
-            raise MigrationFailed(f"The disk {path} is not a volume of a storage pool on the source host, so "
-                                  "vmsite cannot prepare it on the destination.") from exc
-        raise
+    volume = lookup_or_none(conn.storageVolLookupByPath, path)
+    pool = lookup_or_none(volume.storagePoolLookupByVolume) if volume is not None else None
+    if pool is None:
+        raise MigrationFailed(f"The disk {path} is not a volume of a storage pool on the source host, so "
+                              "vmsite cannot prepare it on the destination.")
     described = VolumeXML.from_libvirt(volume.XMLDesc(0))
     return _VolumeSpec(path=path, pool_path=PoolXML.from_libvirt(pool.XMLDesc(0)).target_path or "",
                        name=volume.name(), capacity=volume.info()[1], format=described.format)
@@ -297,13 +299,7 @@ def _pools_by_path(conn: libvirt.virConnect) -> dict[str, libvirt.virStoragePool
 
 
 def _volume_exists(conn: libvirt.virConnect, path: str) -> bool:
-    try:
-        conn.storageVolLookupByPath(path)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-            return False
-        raise
-    return True
+    return lookup_or_none(conn.storageVolLookupByPath, path, missing=(libvirt.VIR_ERR_NO_STORAGE_VOL,)) is not None
 
 
 def _delete_quietly(volumes: list[libvirt.virStorageVol]) -> None:
@@ -446,7 +442,7 @@ _EMULATOR_NEEDLES = ("QEMU binary", "No emulator found", "Emulator '")
 
 
 def _explain(exc: libvirt.libvirtError, *, aborted: bool) -> VirtError:
-    if aborted and exc.get_error_code() == libvirt.VIR_ERR_OPERATION_ABORTED:
+    if aborted and has_code(exc, libvirt.VIR_ERR_OPERATION_ABORTED):
         return MigrationCancelled("The migration was cancelled; the VM is still on its source host.",
                                   code=exc.get_error_code())
     return explain_failure(exc.get_error_code(), exc.get_error_message() or str(exc))

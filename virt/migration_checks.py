@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import libvirt
 from lxml import etree
 
+from virt.errors import has_code, raises_typed, translate
 from virt.xml.capabilities import Capabilities
 
 logger = logging.getLogger(__name__)
@@ -70,11 +71,13 @@ def passthrough_refusal(*, source_cpu: str, destination_cpu: str) -> str | None:
             "off and move it offline, or give it a host-model or named CPU first.")
 
 
+@raises_typed
 def host_cpu(conn: libvirt.virConnect) -> str:
     caps = Capabilities.from_xml(conn.getCapabilities())
     return " ".join(part for part in (caps.cpu_vendor, caps.cpu_model) if part)
 
 
+@raises_typed
 def cpu_refusal(destination_conn: libvirt.virConnect, domain_xml: str) -> str | None:
     """Ask the destination whether its hypervisor can give this VM's CPU (the running VM's
     definition, where host-model is already expanded into a model and features). None: it can,
@@ -91,12 +94,13 @@ def cpu_refusal(destination_conn: libvirt.virConnect, domain_xml: str) -> str | 
             os_type.get("machine") if os_type is not None else None, root.get("type"),
             etree.tostring(cpu, encoding="unicode"), libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE)
     except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_CPU_INCOMPATIBLE:
+        if has_code(exc, libvirt.VIR_ERR_CPU_INCOMPATIBLE):
             return exc.get_error_message()
-        raise
+        raise translate(exc) from exc
     return "the destination's CPU is incompatible" if result == libvirt.VIR_CPU_COMPARE_INCOMPATIBLE else None
 
 
+@raises_typed
 def snapshots_take_away(domain: libvirt.virDomain, names_in_order: list[str]) -> list[SavedSnapshot]:
     """Keep each snapshot's definition (parents first), then delete its metadata only (children
     first), leaving the disks' snapshot data where it is. Returns what to redefine elsewhere."""
@@ -116,6 +120,7 @@ def snapshots_take_away(domain: libvirt.virDomain, names_in_order: list[str]) ->
     return saved
 
 
+@raises_typed
 def snapshots_redefine(domain: libvirt.virDomain, saved: list[SavedSnapshot]) -> list[str]:
     """Define the saved snapshots on `domain` (parents first). Returns the names that failed, each
     with libvirt's reason; the others are defined."""

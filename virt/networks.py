@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import libvirt
 
-from virt.errors import AlreadyExists, InvalidArgument, NotFound, OperationInvalid, translated
+from virt.errors import (AlreadyExists, InvalidArgument, NotFound, OperationInvalid, lookup_or_none, raises_typed,
+                         translated)
 from virt.xml.network import DHCPHost, DHCPRange, DNSHost, Network, NetworkDescription, PortGroup
 
 MODES = ("nat", "route", "open", "isolated", "bridge", "macvtap")
@@ -163,6 +164,7 @@ def overlapping(candidate: list, others: dict[str, list]) -> list[str]:
     return clashes
 
 
+@raises_typed
 def require_free_subnets(conn: libvirt.virConnect, document: Network, *, except_uuid: str | None = None) -> None:
     """Refuse a network whose subnets overlap one of the host's networks as it is now."""
     others = {}
@@ -204,25 +206,21 @@ class NetworkState:
     leases: list[LeaseInfo] | None  # None: not readable (inactive, or the driver cannot say)
 
 
+@raises_typed
 def lookup(conn: libvirt.virConnect, uuid: str) -> libvirt.virNetwork:
-    try:
-        return conn.networkLookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-            raise NotFound(f"The network {uuid} no longer exists on this host.") from exc
-        raise
+    network = lookup_or_none(conn.networkLookupByUUIDString, uuid)
+    if network is None:
+        raise NotFound(f"The network {uuid} no longer exists on this host.", code=libvirt.VIR_ERR_NO_NETWORK)
+    return network
 
 
+@raises_typed
 def require_free_name(conn: libvirt.virConnect, name: str) -> None:
-    try:
-        conn.networkLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:
-            return
-        raise
-    raise AlreadyExists(f"The host already has a network named {name!r}.")
+    if lookup_or_none(conn.networkLookupByName, name) is not None:
+        raise AlreadyExists(f"The host already has a network named {name!r}.")
 
 
+@raises_typed
 def define(conn: libvirt.virConnect, document: Network, *, autostart: bool = False,
            start: bool = False) -> libvirt.virNetwork:
     """Define (after the checks against the host as it is now), then optionally set autostart and start."""
@@ -236,6 +234,7 @@ def define(conn: libvirt.virConnect, document: Network, *, autostart: bool = Fal
     return network
 
 
+@raises_typed
 def start(network: libvirt.virNetwork) -> str:
     if network.isActive():
         return "Already active"
@@ -243,6 +242,7 @@ def start(network: libvirt.virNetwork) -> str:
     return "Started"
 
 
+@raises_typed
 def stop(network: libvirt.virNetwork) -> str:
     if not network.isActive():
         return "Already stopped"
@@ -250,6 +250,7 @@ def stop(network: libvirt.virNetwork) -> str:
     return "Stopped"
 
 
+@raises_typed
 def set_autostart(network: libvirt.virNetwork, *, enabled: bool) -> str:
     if not network.isPersistent():
         raise OperationInvalid("The network is transient: it has no definition to start with the host.")
@@ -257,6 +258,7 @@ def set_autostart(network: libvirt.virNetwork, *, enabled: bool) -> str:
     return "Autostart on" if enabled else "Autostart off"
 
 
+@raises_typed
 def undefine(network: libvirt.virNetwork) -> str:
     """Stop the network if it runs, then remove its definition."""
     name = network.name()
@@ -267,6 +269,7 @@ def undefine(network: libvirt.virNetwork) -> str:
     return f"Deleted the network {name}"
 
 
+@raises_typed
 def redefine(conn: libvirt.virConnect, network: libvirt.virNetwork, document: Network) -> str:
     """Replace the definition; a running network keeps its old settings until it is restarted."""
     if not network.isPersistent():
@@ -290,16 +293,16 @@ class NetworkEdit:
     outbound_kbps: int | None
 
 
+@raises_typed
 def definition(network: libvirt.virNetwork) -> Network:
     """The persistent definition (what the next start uses)."""
-    try:
-        return Network.from_libvirt(network.XMLDesc(libvirt.VIR_NETWORK_XML_INACTIVE))
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:  # the test driver knows no flags
-            raise
-        return Network.from_libvirt(network.XMLDesc(0))
+    xml = lookup_or_none(network.XMLDesc, libvirt.VIR_NETWORK_XML_INACTIVE,
+                         missing=(libvirt.VIR_ERR_INVALID_ARG,))  # the test driver knows no flags
+    with translated():
+        return Network.from_libvirt(xml if xml is not None else network.XMLDesc(0))
 
 
+@raises_typed
 def edit(conn: libvirt.virConnect, network: libvirt.virNetwork, changes: NetworkEdit) -> str:
     """Change the definition; a running network takes its new DHCP range live (virNetworkUpdate),
     while the domain, MTU and QoS apply from its next start, and the message says which is which."""
@@ -368,12 +371,14 @@ def _replace_range_live(network: libvirt.virNetwork, old: tuple[str, str] | None
         network.update(libvirt.VIR_NETWORK_UPDATE_COMMAND_DELETE, section, index, _range_xml(*old), UPDATE_LIVE)
 
 
+@raises_typed
 def read_document(network: libvirt.virNetwork) -> Network:
     """The running configuration, or the definition of a network that is not running. Static hosts
     and DNS entries are changed in both at once, so either shows them."""
     return Network.from_libvirt(network.XMLDesc(0))
 
 
+@raises_typed
 def read_state(network: libvirt.virNetwork) -> NetworkState:
     xml = network.XMLDesc(0)
     description = Network.from_libvirt(xml).summary()
@@ -387,17 +392,10 @@ def read_state(network: libvirt.virNetwork) -> NetworkState:
     )
 
 
+@raises_typed
 def refetch(conn: libvirt.virConnect, uuid: str) -> NetworkState | None:
-    """The network as it is now, or None when it is gone from the host."""
-    with translated():
-        try:
-            return read_state(lookup(conn, uuid))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_NETWORK:  # undefined while we read it
-                return None
-            raise
-        except NotFound:
-            return None
+    """The network as it is now, or None when it is gone from the host (or undefined while we read it)."""
+    return lookup_or_none(lambda: read_state(lookup(conn, uuid)), missing=(libvirt.VIR_ERR_NO_NETWORK,))
 
 
 def jsonable(description: NetworkDescription) -> dict:
@@ -411,14 +409,12 @@ def jsonable(description: NetworkDescription) -> dict:
 # Leases
 
 
+@raises_typed
 def read_leases(network: libvirt.virNetwork) -> list[LeaseInfo] | None:
     """The network's current DHCP leases; None where the driver cannot tell (the test driver)."""
-    try:
-        raw = network.DHCPLeases()
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() in (libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_OPERATION_INVALID):
-            return None
-        raise
+    raw = lookup_or_none(network.DHCPLeases, missing=(libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_OPERATION_INVALID))
+    if raw is None:
+        return None
     return [
         LeaseInfo(
             mac=(lease.get("mac") or "").lower(), ip=lease.get("ipaddr") or "", prefix=lease.get("prefix"),
@@ -453,6 +449,7 @@ def _ip_index(document: Network, ip: str) -> int:
     raise InvalidArgument(f"{ip} is in none of the network's subnets.")
 
 
+@raises_typed
 def add_static_host(network: libvirt.virNetwork, host: StaticHostSpec) -> str:
     """Add a static lease to the running network and to its definition, without a restart."""
     document = read_document(network)
@@ -469,6 +466,7 @@ def add_static_host(network: libvirt.virNetwork, host: StaticHostSpec) -> str:
     return f"Added the static lease {host.mac} → {host.ip}, {scope}"
 
 
+@raises_typed
 def remove_static_host(network: libvirt.virNetwork, *, mac: str) -> str:
     document = read_document(network)
     for index, subnet in enumerate(document.ips):
@@ -481,6 +479,7 @@ def remove_static_host(network: libvirt.virNetwork, *, mac: str) -> str:
     raise NotFound(f"The network has no static lease for {mac}.")
 
 
+@raises_typed
 def add_dns_host(network: libvirt.virNetwork, *, ip: str, hostname: str) -> str:
     entry = DNSHost.new()
     entry.ip = ip
@@ -491,6 +490,7 @@ def add_dns_host(network: libvirt.virNetwork, *, ip: str, hostname: str) -> str:
     return f"Added the DNS entry {hostname} → {ip}, {scope}"
 
 
+@raises_typed
 def remove_dns_host(network: libvirt.virNetwork, *, ip: str) -> str:
     document = read_document(network)
     for entry in document.dns_hosts:

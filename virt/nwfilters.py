@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import libvirt
 
-from virt.errors import InvalidArgument, NotFound, OperationInvalid
+from virt.errors import InvalidArgument, NotFound, OperationInvalid, has_code, lookup_or_none, raises_typed, translated
 from virt.xml.base import parse_untrusted
 from virt.xml.network import NWFilter
 
@@ -29,22 +29,17 @@ class FilterSummary:
     xml: str
 
 
+@raises_typed
 def list_filters(conn: libvirt.virConnect) -> list[FilterSummary] | None:
     """Every filter with its XML; None when the driver has no filters at all (the test driver)."""
-    try:
-        filters = conn.listAllNWFilters(0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_SUPPORT:
-            return None
-        raise
+    filters = lookup_or_none(conn.listAllNWFilters, 0, missing=(libvirt.VIR_ERR_NO_SUPPORT,))
+    if filters is None:
+        return None
     summaries = []
     for item in filters:
-        try:
-            xml = item.XMLDesc(0)
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_NWFILTER:
-                raise
-            continue
+        xml = lookup_or_none(item.XMLDesc, 0, missing=(libvirt.VIR_ERR_NO_NWFILTER,))
+        if xml is None:
+            continue  # undefined while we looked
         document = NWFilter.from_libvirt(xml)
         summaries.append(FilterSummary(uuid=uuid_module.UUID(item.UUIDString()), name=item.name(),
                                        chain=document.chain or "root", rule_count=document.rule_count,
@@ -82,6 +77,7 @@ def _root(text: str):
     return root
 
 
+@raises_typed
 def define_filter(conn: libvirt.virConnect, xml: str) -> str:
     try:
         document = check_filter_xml(xml)
@@ -93,28 +89,22 @@ def define_filter(conn: libvirt.virConnect, xml: str) -> str:
 
 
 def _exists(conn: libvirt.virConnect, name: str) -> bool:
-    try:
-        conn.nwfilterLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_NWFILTER:
-            return False
-        raise
-    return True
+    return lookup_or_none(conn.nwfilterLookupByName, name) is not None
 
 
+@raises_typed
 def delete_filter(conn: libvirt.virConnect, uuid: str) -> str:
+    item = lookup_or_none(conn.nwfilterLookupByUUIDString, uuid)
+    if item is None:
+        raise NotFound(f"The filter {uuid} no longer exists on this host.", code=libvirt.VIR_ERR_NO_NWFILTER)
+    with translated():
+        name = item.name()
     try:
-        item = conn.nwfilterLookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_NWFILTER:
-            raise NotFound(f"The filter {uuid} no longer exists on this host.") from exc
-        raise
-    name = item.name()
-    try:
-        item.undefine()
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_OPERATION_INVALID:
-            raise OperationInvalid(f"The filter {name} is in use (by a NIC or another filter): "
-                                   f"{exc.get_error_message()}") from exc
+        with translated():
+            item.undefine()
+    except OperationInvalid as exc:
+        if has_code(exc, libvirt.VIR_ERR_OPERATION_INVALID):
+            raise OperationInvalid(f"The filter {name} is in use (by a NIC or another filter): {exc}",
+                                   code=exc.code) from exc.__cause__
         raise
     return f"Deleted the filter {name}"

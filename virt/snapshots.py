@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import libvirt
 
 from virt.domains import is_running
-from virt.errors import AlreadyExists, NotFound, OperationInvalid
+from virt.errors import AlreadyExists, NotFound, OperationInvalid, lookup_or_none, raises_typed
 from virt.xml.domain import Disk
 from virt.xml.domain import Domain as DomainXML
 from virt.xml.snapshot import DomainSnapshot, SnapshotDisk
@@ -33,6 +33,7 @@ class SnapshotInfo:
     depth: int
 
 
+@raises_typed
 def read_tree(domain: libvirt.virDomain) -> list[SnapshotInfo]:
     """Every snapshot of the domain, depth first: each parent before its children, oldest first."""
     parsed = [(DomainSnapshot.from_libvirt(snapshot.getXMLDesc(0)), bool(snapshot.isCurrent(0)))
@@ -54,10 +55,12 @@ def read_tree(domain: libvirt.virDomain) -> list[SnapshotInfo]:
     return tree
 
 
+@raises_typed
 def count(domain: libvirt.virDomain) -> int:
     return domain.snapshotNum(0)
 
 
+@raises_typed
 def check_supported(domain: libvirt.virDomain, *, with_memory: bool) -> list[Disk]:
     """The disks an internal snapshot would cover; raises OperationInvalid, in words, when libvirt
     could not take the snapshot asked for."""
@@ -89,12 +92,14 @@ def snapshot_refusal(*, running: bool, with_memory: bool,
     return None
 
 
+@raises_typed
 def snapshot_disks(domain: libvirt.virDomain) -> list[Disk]:
     """The writable disks (not CD-ROMs, not read-only ones), as the domain runs now."""
     xml = DomainXML.from_libvirt(domain.XMLDesc(0))
     return [disk for disk in xml.disks if disk.device in (None, "disk") and not disk.readonly]
 
 
+@raises_typed
 def create(domain: libvirt.virDomain, *, name: str, description: str = "", with_memory: bool) -> str:
     disks = check_supported(domain, with_memory=with_memory)
     if name in domain.snapshotListNames(0):
@@ -111,11 +116,13 @@ def create(domain: libvirt.virDomain, *, name: str, description: str = "", with_
     return f"Snapshot {name} taken ({'with memory' if with_memory else 'disks only'})"
 
 
+@raises_typed
 def revert(domain: libvirt.virDomain, *, name: str) -> str:
     domain.revertToSnapshot(_lookup(domain, name), 0)
     return f"Reverted to {name}: the VM is now {'running' if is_running(domain) else 'shut off'}"
 
 
+@raises_typed
 def delete(domain: libvirt.virDomain, *, name: str, with_children: bool) -> str:
     """Delete one snapshot; its children move up to its parent unless they go with it."""
     snapshot = _lookup(domain, name)
@@ -130,9 +137,7 @@ def delete(domain: libvirt.virDomain, *, name: str, with_children: bool) -> str:
 
 
 def _lookup(domain: libvirt.virDomain, name: str) -> libvirt.virDomainSnapshot:
-    try:
-        return domain.snapshotLookupByName(name, 0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT:
-            raise NotFound(f"The VM has no snapshot named {name!r} (any more).") from exc
-        raise
+    snapshot = lookup_or_none(domain.snapshotLookupByName, name, 0)
+    if snapshot is None:
+        raise NotFound(f"The VM has no snapshot named {name!r} (any more).", code=libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT)
+    return snapshot

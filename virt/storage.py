@@ -12,7 +12,8 @@ from typing import NamedTuple
 import libvirt
 from lxml import etree
 
-from virt.errors import AlreadyExists, InvalidArgument, NotFound, OperationInvalid, translated
+from virt.errors import (AlreadyExists, InvalidArgument, NotFound, OperationInvalid, lookup_or_none, raises_typed,
+                         tolerating, translated)
 from virt.inventory import PoolSummary, pool_summary
 from virt.xml.base import parse_trusted
 from virt.xml.domain import summarize_domain
@@ -44,27 +45,28 @@ class VolumeUser(NamedTuple):
 # Reading
 
 
+@raises_typed
 def lookup_pool(conn: libvirt.virConnect, uuid: str) -> libvirt.virStoragePool:
-    try:
-        return conn.storagePoolLookupByUUIDString(uuid)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-            raise NotFound(f"The storage pool {uuid} no longer exists on this host.") from exc
-        raise
+    pool = lookup_or_none(conn.storagePoolLookupByUUIDString, uuid)
+    if pool is None:
+        raise NotFound(f"The storage pool {uuid} no longer exists on this host.",
+                       code=libvirt.VIR_ERR_NO_STORAGE_POOL)
+    return pool
 
 
+@raises_typed
 def lookup_volume(conn: libvirt.virConnect, pool_uuid: str, name: str) -> libvirt.virStorageVol:
     pool = lookup_pool(conn, pool_uuid)
     if not pool.isActive():
         raise OperationInvalid(f"The storage pool {pool.name()!r} is not active: start it first.")
-    try:
-        return pool.storageVolLookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-            raise NotFound(f"The pool {pool.name()!r} has no volume named {name!r}.") from exc
-        raise
+    volume = lookup_or_none(pool.storageVolLookupByName, name)
+    if volume is None:
+        raise NotFound(f"The pool {pool.name()!r} has no volume named {name!r}.",
+                       code=libvirt.VIR_ERR_NO_STORAGE_VOL)
+    return volume
 
 
+@raises_typed
 def refetch_pool(conn: libvirt.virConnect, uuid: str) -> tuple[PoolSummary, list[VolumeSummary]] | None:
     """One pool as libvirt has it now, with its volumes; None when it is gone."""
     with translated():
@@ -77,32 +79,30 @@ def refetch_pool(conn: libvirt.virConnect, uuid: str) -> tuple[PoolSummary, list
         return summary, list_volumes(pool) if active else []
 
 
+@raises_typed
 def list_all_volumes(conn: libvirt.virConnect) -> list[VolumeSummary]:
     """The volumes of every active pool of the host: per pool, one listing and one description
     per volume (libvirt has no bulk call for volumes)."""
     volumes = []
     for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE):
-        try:
+        # a pool stopped or undefined while we looked is simply skipped
+        with tolerating(libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_OPERATION_INVALID):
             volumes.extend(list_volumes(pool))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() not in (libvirt.VIR_ERR_NO_STORAGE_POOL, libvirt.VIR_ERR_OPERATION_INVALID):
-                raise  # a pool stopped or undefined while we looked is simply skipped
     return volumes
 
 
+@raises_typed
 def list_volumes(pool: libvirt.virStoragePool) -> list[VolumeSummary]:
     """The volumes of an active pool: one listing plus one description each."""
     pool_uuid = uuid_module.UUID(pool.UUIDString())
     volumes = []
     for volume in pool.listAllVolumes(0):
-        try:
+        with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):  # deleted while we looked
             volumes.append(volume_summary(pool_uuid, volume))
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:  # deleted while we looked
-                raise
     return volumes
 
 
+@raises_typed
 def volume_summary(pool_uuid: uuid_module.UUID, volume: libvirt.virStorageVol) -> VolumeSummary:
     xml = VolumeXML.from_libvirt(volume.XMLDesc(0))
     return VolumeSummary(pool_uuid=pool_uuid, key=xml.key or volume.key(), name=xml.name or volume.name(),
@@ -111,41 +111,41 @@ def volume_summary(pool_uuid: uuid_module.UUID, volume: libvirt.virStorageVol) -
                          backing_path=xml.backing_path or "")
 
 
+@raises_typed
 def volume_users(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> list[VolumeUser]:
     """The VMs (defined or running) whose disks point at the volume, by path or pool/name."""
     pool_name = volume.storagePoolLookupByVolume().name()
     names = {volume.path(), f"{pool_name}/{volume.name()}"}
     users = []
     for domain in conn.listAllDomains(0):
-        try:
-            xml = domain.XMLDesc(0)
-            inactive = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if domain.isPersistent() else xml
-        except libvirt.libvirtError as exc:
-            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-                continue
-            raise
+        described = lookup_or_none(_live_and_inactive_xml, domain, missing=(libvirt.VIR_ERR_NO_DOMAIN,))
+        if described is None:
+            continue  # gone since the listing
+        xml, inactive = described
         disks = {disk.target: disk for text in (xml, inactive) for disk in summarize_domain(text).disks}
         users.extend(VolumeUser(domain.UUIDString(), domain.name(), target, bool(domain.isActive()))
                      for target, disk in disks.items() if disk.source in names)
     return users
 
 
+def _live_and_inactive_xml(domain: libvirt.virDomain) -> tuple[str, str]:
+    xml = domain.XMLDesc(0)
+    return xml, domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if domain.isPersistent() else xml
+
+
 # ---------------------------------------------------------------------------------------------
 # Pools
 
 
+@raises_typed
 def define_pool(conn: libvirt.virConnect, xml: PoolXML) -> str:
     """Define a persistent pool; returns its UUID."""
-    try:
-        conn.storagePoolLookupByName(xml.name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_POOL:
-            raise
-    else:
+    if lookup_or_none(conn.storagePoolLookupByName, xml.name) is not None:
         raise AlreadyExists(f"The host already has a storage pool named {xml.name!r}.")
     return conn.storagePoolDefineXML(xml.to_xml(), 0).UUIDString()
 
 
+@raises_typed
 def build_pool(pool: libvirt.virStoragePool, *, overwrite: bool = False) -> str:
     """Make the pool's storage: its folder, a volume group on its devices, a partition table."""
     if pool.isActive():
@@ -154,6 +154,7 @@ def build_pool(pool: libvirt.virStoragePool, *, overwrite: bool = False) -> str:
     return "Built"
 
 
+@raises_typed
 def start_pool(pool: libvirt.virStoragePool) -> str:
     if pool.isActive():
         return "Already active"
@@ -161,6 +162,7 @@ def start_pool(pool: libvirt.virStoragePool) -> str:
     return "Started"
 
 
+@raises_typed
 def stop_pool(pool: libvirt.virStoragePool) -> str:
     if not pool.isActive():
         return "Already inactive"
@@ -168,11 +170,13 @@ def stop_pool(pool: libvirt.virStoragePool) -> str:
     return "Stopped"
 
 
+@raises_typed
 def set_pool_autostart(pool: libvirt.virStoragePool, *, enabled: bool) -> str:
     pool.setAutostart(1 if enabled else 0)
     return "Autostart on" if enabled else "Autostart off"
 
 
+@raises_typed
 def refresh_pool(pool: libvirt.virStoragePool) -> str:
     if not pool.isActive():
         raise OperationInvalid("Start the pool before refreshing it.")
@@ -180,6 +184,7 @@ def refresh_pool(pool: libvirt.virStoragePool) -> str:
     return "Refreshed"
 
 
+@raises_typed
 def undefine_pool(pool: libvirt.virStoragePool) -> str:
     """Forget the pool's definition; its storage and volumes stay where they are."""
     if pool.isActive():
@@ -189,6 +194,7 @@ def undefine_pool(pool: libvirt.virStoragePool) -> str:
     return "Undefined (the storage itself is kept)"
 
 
+@raises_typed
 def delete_pool(pool: libvirt.virStoragePool) -> str:
     """Destroy the pool's storage (an empty folder, a volume group), then forget it."""
     if pool.isActive():
@@ -201,6 +207,7 @@ def delete_pool(pool: libvirt.virStoragePool) -> str:
     return "Deleted with its storage"
 
 
+@raises_typed
 def find_pool_sources(conn: libvirt.virConnect, pool_type: str, host: str) -> list[dict]:
     """What a server offers: NFS exports (netfs) or iSCSI targets (iscsi), by libvirt's discovery."""
     query = PoolXML.new()
@@ -220,6 +227,7 @@ def find_pool_sources(conn: libvirt.virConnect, pool_type: str, host: str) -> li
 # Volumes
 
 
+@raises_typed
 def pool_volume_create(pool: libvirt.virStoragePool, *, name: str, capacity: int, allocation: int | None,
                        fmt: str | None, backing: libvirt.virStorageVol | None = None) -> libvirt.virStorageVol:
     """A volume in a pool handle, as the storage app makes it (allocation, backing file).
@@ -241,6 +249,7 @@ def pool_volume_create(pool: libvirt.virStoragePool, *, name: str, capacity: int
     return pool.createXML(xml.to_xml(), 0)
 
 
+@raises_typed
 def resize_volume(volume: libvirt.virStorageVol, *, capacity: int, shrink: bool) -> str:
     _type, current, _allocation = volume.info()
     if capacity == current:
@@ -251,19 +260,19 @@ def resize_volume(volume: libvirt.virStorageVol, *, capacity: int, shrink: bool)
     return f"Resized to {capacity} bytes"
 
 
+@raises_typed
 def wipe_volume(volume: libvirt.virStorageVol) -> str:
     volume.wipe(0)
     return "Wiped (filled with zeros)"
 
 
+@raises_typed
 def delete_volume(volume: libvirt.virStorageVol) -> str:
-    try:
+    with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
         volume.delete(0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-            raise
     return "Deleted"
 
 
+@raises_typed
 def volume_pool_uuid(volume: libvirt.virStorageVol) -> str:
     return volume.storagePoolLookupByVolume().UUIDString()

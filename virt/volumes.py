@@ -4,29 +4,28 @@ from __future__ import annotations
 import libvirt
 from lxml import etree
 
-from virt.errors import AlreadyExists, NotFound, OperationInvalid
+from virt.errors import AlreadyExists, NotFound, OperationInvalid, lookup_or_none, raises_typed, tolerating
 from virt.xml.base import parse_trusted
 
 
+@raises_typed
 def find_volume(conn: libvirt.virConnect, pool_name: str, volume_name: str) -> libvirt.virStorageVol:
     """A volume of one of the host's pools, by name: a path is never taken from a user."""
-    try:
-        pool = conn.storagePoolLookupByName(pool_name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_POOL:
-            raise NotFound(f"The storage pool {pool_name!r} does not exist on this host.") from exc
-        raise
+    pool = lookup_or_none(conn.storagePoolLookupByName, pool_name)
+    if pool is None:
+        raise NotFound(f"The storage pool {pool_name!r} does not exist on this host.",
+                       code=libvirt.VIR_ERR_NO_STORAGE_POOL)
     if not pool.isActive():
         raise OperationInvalid(f"The storage pool {pool_name!r} is not active: start it first.")
     pool.refresh(0)  # a volume created outside libvirt since the pool was started
-    try:
-        return pool.storageVolLookupByName(volume_name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_STORAGE_VOL:
-            raise NotFound(f"The pool {pool_name!r} has no volume named {volume_name!r}.") from exc
-        raise
+    volume = lookup_or_none(pool.storageVolLookupByName, volume_name)
+    if volume is None:
+        raise NotFound(f"The pool {pool_name!r} has no volume named {volume_name!r}.",
+                       code=libvirt.VIR_ERR_NO_STORAGE_VOL)
+    return volume
 
 
+@raises_typed
 def guest_volume_create(conn: libvirt.virConnect, pool_name: str, volume_name: str, *, capacity_bytes: int,
                         fmt: str) -> libvirt.virStorageVol:
     """A fully sized volume of one format for a VM being created or given a disk, pool by name
@@ -41,6 +40,7 @@ def guest_volume_create(conn: libvirt.virConnect, pool_name: str, volume_name: s
     return pool.createXML(etree.tostring(volume, encoding="unicode"), 0)
 
 
+@raises_typed
 def upload_bytes(conn: libvirt.virConnect, volume: libvirt.virStorageVol, data: bytes) -> None:
     """Write data into a volume through libvirt's storage stream: works on remote hosts too."""
     stream = conn.newStream(0)
@@ -55,38 +55,36 @@ def upload_bytes(conn: libvirt.virConnect, volume: libvirt.virStorageVol, data: 
         raise
 
 
+@raises_typed
 def volume_path(volume: libvirt.virStorageVol) -> str:
     return volume.path()
 
 
+@raises_typed
 def volume_key(volume: libvirt.virStorageVol) -> str:
     """libvirt's identity of a volume on its host (the path, for file volumes)."""
     return volume.key()
 
 
+@raises_typed
 def volume_label(volume: libvirt.virStorageVol) -> str:
     return f"{volume.storagePoolLookupByVolume().name()}/{volume.name()}"
 
 
+@raises_typed
 def volume_format(volume: libvirt.virStorageVol) -> str:
     """The image format (qcow2, raw, ...) as the pool reports it."""
     target_format = parse_trusted(volume.XMLDesc(0)).find("target/format")
     return target_format.get("type", "raw") if target_format is not None else "raw"
 
 
+@raises_typed
 def delete_volume(volume: libvirt.virStorageVol) -> None:
-    try:
+    with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
         volume.delete(0)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() != libvirt.VIR_ERR_NO_STORAGE_VOL:
-            raise
 
 
+@raises_typed
 def require_free_domain_name(conn: libvirt.virConnect, name: str) -> None:
-    try:
-        conn.lookupByName(name)
-    except libvirt.libvirtError as exc:
-        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
-            return
-        raise
-    raise AlreadyExists(f"The host already has a VM named {name!r}.")
+    if lookup_or_none(conn.lookupByName, name) is not None:
+        raise AlreadyExists(f"The host already has a VM named {name!r}.")

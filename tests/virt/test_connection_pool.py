@@ -53,3 +53,28 @@ def test_threads_that_drop_and_use_one_uri_at_once_never_meet_a_closed_connectio
         thread.join(timeout=60)
     pool.close_all()
     assert errors == []
+
+
+def _rpc_failure() -> libvirt.libvirtError:
+    """What libvirt raises when the remote end goes away (code and domain as the RPC layer sets them):
+    losing a real remote connection needs a host to kill, the pool's rule needs only the error."""
+    exc = libvirt.libvirtError("End of file while reading data: Input/output error")
+    exc.err = (libvirt.VIR_ERR_SYSTEM_ERROR, libvirt.VIR_FROM_RPC, "End of file while reading data", 2,
+               None, None, None, 0, 0)
+    return exc
+
+
+@pytest.mark.parametrize("translated_inside", [False, True])
+def test_a_lost_connection_is_dropped_whether_or_not_virt_translated_the_error(translated_inside):
+    from virt.errors import HostUnavailable, translate
+
+    pool = ConnectionPool()
+    with pytest.raises(HostUnavailable):
+        with pool.session("test:///default") as lost:
+            exc = _rpc_failure()
+            if translated_inside:  # as a @raises_typed function of virt/ does
+                raise translate(exc) from exc
+            raise exc
+    with pool.session("test:///default") as fresh:
+        assert fresh is not lost
+    pool.close_all()
