@@ -15,6 +15,7 @@ from lxml import etree
 from virt.errors import (AlreadyExists, InvalidArgument, NotFound, OperationInvalid, lookup_or_none, raises_typed,
                          tolerating, translated)
 from virt.inventory import PoolSummary, pool_summary
+from virt.volumes import volume_of_active_pool
 from virt.xml.base import parse_trusted
 from virt.xml.domain import summarize_domain
 from virt.xml.storage import PoolXML, VolumeXML
@@ -56,14 +57,7 @@ def lookup_pool(conn: libvirt.virConnect, uuid: str) -> libvirt.virStoragePool:
 
 @raises_typed
 def lookup_volume(conn: libvirt.virConnect, pool_uuid: str, name: str) -> libvirt.virStorageVol:
-    pool = lookup_pool(conn, pool_uuid)
-    if not pool.isActive():
-        raise OperationInvalid(f"The storage pool {pool.name()!r} is not active: start it first.")
-    volume = lookup_or_none(pool.storageVolLookupByName, name)
-    if volume is None:
-        raise NotFound(f"The pool {pool.name()!r} has no volume named {name!r}.",
-                       code=libvirt.VIR_ERR_NO_STORAGE_VOL)
-    return volume
+    return volume_of_active_pool(lookup_pool(conn, pool_uuid), name)
 
 
 @raises_typed

@@ -15,13 +15,19 @@ def find_volume(conn: libvirt.virConnect, pool_name: str, volume_name: str) -> l
     if pool is None:
         raise NotFound(f"The storage pool {pool_name!r} does not exist on this host.",
                        code=libvirt.VIR_ERR_NO_STORAGE_POOL)
+    return volume_of_active_pool(pool, volume_name, refresh=True)
+
+
+@raises_typed
+def volume_of_active_pool(pool: libvirt.virStoragePool, name: str, *, refresh: bool = False) -> libvirt.virStorageVol:
+    """A volume of a started pool, by name (refresh: first look for volumes made outside libvirt)."""
     if not pool.isActive():
-        raise OperationInvalid(f"The storage pool {pool_name!r} is not active: start it first.")
-    pool.refresh(0)  # a volume created outside libvirt since the pool was started
-    volume = lookup_or_none(pool.storageVolLookupByName, volume_name)
+        raise OperationInvalid(f"The storage pool {pool.name()!r} is not active: start it first.")
+    if refresh:
+        pool.refresh(0)
+    volume = lookup_or_none(pool.storageVolLookupByName, name)
     if volume is None:
-        raise NotFound(f"The pool {pool_name!r} has no volume named {volume_name!r}.",
-                       code=libvirt.VIR_ERR_NO_STORAGE_VOL)
+        raise NotFound(f"The pool {pool.name()!r} has no volume named {name!r}.", code=libvirt.VIR_ERR_NO_STORAGE_VOL)
     return volume
 
 
