@@ -4,9 +4,9 @@
 
 # The suite runs in TEST_WORKERS pytest-xdist workers, each with its own database, Redis database,
 # data folder, ports and harness hosts (vmsite/settings_test.py, tests/harness/indices.py).
-# Measured on a clean clone, 2 cores: 4 workers 5 min 11 s of pytest against 6 min 04 s with 3 (README,
-# "Test suite"); most of a worker's time is waiting on daemons and guests, not CPU.
-TEST_WORKERS ?= 4
+# Measured on clean clones, 2 cores (README, "Test suite"): 5 workers 5 min 53 s of pytest against 6 min 46 s
+# with 4 and more with 3; most of a worker's time is waiting on daemons and guests, not CPU.
+TEST_WORKERS ?= 5
 FAST_WORKERS ?= 2
 
 run:
