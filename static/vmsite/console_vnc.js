@@ -119,9 +119,21 @@ document.getElementById("paste-send").addEventListener("click", () => {
 });
 document.getElementById("reconnect-button").addEventListener("click", connect);
 
+// noVNC is some forty modules: one request lost on a busy server must not cost the console.
+async function loadRFB(attempts = 3) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return (await import(root.dataset.rfbModule)).default;
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+    }
+  }
+}
+
 setStatus("loading", "Loading noVNC…", "info");
 try {
-  ({ default: RFB } = await import(root.dataset.rfbModule));
+  RFB = await loadRFB();
   if (root.dataset.unavailable) setStatus("unavailable", "Not connected", "secondary");
   else connect();
 } catch (error) {
