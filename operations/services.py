@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
@@ -19,6 +20,7 @@ from operations.models import Operation
 from operations.registry import handler_for
 
 logger = logging.getLogger(__name__)
+OPERATION_TASK = "operations.run"  # the one task that runs any kind (operations/tasks.py)
 
 MESSAGE_LIMIT = Operation._meta.get_field("message").max_length
 
@@ -80,11 +82,9 @@ def operation_enqueue(
     # Announced before it is queued: a quick worker could otherwise claim it first, and the
     # "pending" message would read the row as running (two messages with one sequence number).
     transaction.on_commit(lambda: announce(operation.pk))
-    if queue:
-        from operations.tasks import run_operation
-
+    if queue:  # by the task's name (operations/tasks.py), which imports this module
         queue_name = settings.OPERATIONS_QUEUE
-        transaction.on_commit(lambda: run_operation.apply_async((operation.pk,), queue=queue_name))
+        transaction.on_commit(lambda: current_app.send_task(OPERATION_TASK, (operation.pk,), queue=queue_name))
     logger.info("operation %s queued: %s on %s", operation.pk, kind, operation.target_label)
     return operation
 

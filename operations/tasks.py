@@ -18,7 +18,7 @@ from operations.registry import handler_for
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="operations.run", bind=True)
+@shared_task(name=services.OPERATION_TASK, bind=True)
 def run_operation(self, operation_id: int) -> None:
     worker = f"{self.request.hostname or socket.gethostname()} pid {os.getpid()}"
     if not services.operation_claim(operation_id=operation_id, worker=worker):
