@@ -25,7 +25,7 @@ from accounts.models import Grant, Role
 from domains.models import Domain
 from hosts.models import Host
 from operations.models import Operation
-from storage.models import Volume, VolumeGift, VolumeRecord
+from storage.models import StoragePool, Volume, VolumeGift, VolumeRecord
 
 VIEW = "view"
 OPERATE = "operate"
@@ -248,19 +248,28 @@ def may_see_tombstone(user: AbstractBaseUser, tombstone) -> bool:
     return tombstone.host_id is not None and hosts_for(user, VIEW).filter(pk=tombstone.host_id).exists()
 
 
+def pools_for_new_volume(user: AbstractBaseUser, domain: Domain) -> QuerySet[StoragePool]:
+    """The active pools of the VM's host the user may make a new disk for this VM in: all of them for a
+    host operator (or an administrator); for the VM's own operators only the pools that already hold a
+    volume made for it (its disks stay where the host's operators put them); none for a viewer. The
+    forms offer only these, so a VM's user never sees the names of the host's other pools."""
+    pools = StoragePool.objects.filter(host_id=domain.host_id, active=True)
+    if not may(user, OPERATE, domain):
+        return pools.none()
+    if may(user, OPERATE, domain.host):
+        return pools
+    own_keys = VolumeRecord.objects.filter(host_id=domain.host_id, owner_uuid=domain.uuid).values("key")
+    return pools.filter(volumes__key__in=own_keys).distinct()
+
+
 def new_volume_refusal(user: AbstractBaseUser, domain: Domain, pool: Model) -> str | None:
-    """Why the user may not make a new volume for this VM in this pool (None: they may). A host operator
-    (or an administrator) may use any pool of the VM's host; the VM's own operators only the pools that
-    already hold a volume made for it (its disks stay where the host's operators put them). The new
-    volume is the VM's own."""
+    """Why the user may not make a new volume for this VM in this pool (None: they may; the rule is
+    pools_for_new_volume's). The new volume is the VM's own."""
     if not may(user, OPERATE, domain):
         return "Your role does not allow changes to this VM."
     if pool.host_id != domain.host_id:
         return "A new disk is made in a pool of the VM's own host."
-    if may(user, OPERATE, domain.host):
-        return None
-    if VolumeRecord.objects.filter(host_id=domain.host_id, owner_uuid=domain.uuid,
-                                   key__in=Volume.objects.filter(pool=pool).values("key")).exists():
+    if pools_for_new_volume(user, domain).filter(pk=pool.pk).exists():
         return None
     return (f"Your grant is on this VM only: it may make new disks only in a pool that holds one of its own "
             f"volumes, and {pool.name} holds none. Ask a host operator.")

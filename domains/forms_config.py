@@ -19,7 +19,7 @@ from domains.models import Domain
 from networking.models import VirtualNetwork
 from networking.selectors import mac_in_use
 from networking.validators import clean_mac
-from accounts.access import new_volume_refusal, volume_use_refusal
+from accounts.access import new_volume_refusal, pools_for_new_volume, volume_use_refusal
 from storage.choices import FILE_POOL_TYPES
 from storage.forms import SizeField
 from storage.models import StoragePool, Volume
@@ -141,7 +141,9 @@ class AttachDiskForm(ScopedForm):
     volume = forms.CharField(max_length=300, required=False, strip=False, label="Volume",
                              widget=forms.Select, help_text="The volumes you may attach to this VM.")
     pool = forms.ChoiceField(required=False, label="Storage pool (new volume)", error_messages={
-        "invalid_choice": "%(value)s is not an active storage pool of this VM's host."})
+        "invalid_choice": "%(value)s is not a pool offered for this VM: a VM's own operators may make new disks "
+                          "only in a pool that holds one of its own volumes, host operators in any active pool "
+                          "of its host."})
     new_name = forms.CharField(max_length=300, required=False, strip=False, label="Name (new volume)",
                                help_text=VOLUME_RULE)
     new_size = SizeField(required=False, label="Size (new volume)")
@@ -153,9 +155,17 @@ class AttachDiskForm(ScopedForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["pool"].choices = [("", "—"), *_pool_choices(self.domain)]
         self.fields["volume"].choices = [("", "—"), *offered_volume_choices(self)]
         self.fields["volume"].widget.choices = self.fields["volume"].choices
+        self._offer_pools()
+
+    def _offer_pools(self) -> None:
+        """The select offers the pools a new disk may go in (accounts.access decides); the API may also
+        name the pool of an offered volume apart from its name. No other pool of the host is named."""
+        for_new = list(pools_for_new_volume(self.user, self.domain).order_by("name").values_list("name", flat=True))
+        of_offered = {volume.pool.name for volume, refusal in self.volume_offers if not refusal}
+        self.fields["pool"].choices = [("", "—"), *((name, name) for name in sorted(set(for_new) | of_offered))]
+        self.fields["pool"].widget.choices = [("", "—"), *((name, name) for name in for_new)]
 
     def clean(self) -> dict:
         data = super().clean()
