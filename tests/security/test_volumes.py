@@ -471,7 +471,7 @@ def test_a_vm_operator_is_offered_only_the_pools_its_new_disks_may_go_in(stub):
     url = reverse("domains:config_disk_attach", args=[stub["mine"].pk])
     _user, vm_operator = user_with(Role.OPERATOR, domain=stub["mine"])
     page = vm_operator.get(url).content.decode()
-    assert 'value="p"' in page and "secret-backups" not in page
+    assert '<option value="p"' in page and "secret-backups" not in page
     refused = vm_operator.post(url, {"source": "new", "pool": "secret-backups", "new_name": "x.qcow2",
                                      "new_size": "1", "new_size_unit": "GiB", "new_format": "qcow2", "bus": "virtio"})
     unknown = vm_operator.post(url, {"source": "new", "pool": "no-such-pool", "new_name": "x.qcow2",
@@ -479,6 +479,11 @@ def test_a_vm_operator_is_offered_only_the_pools_its_new_disks_may_go_in(stub):
     answers = [str(response.context["form"].errors["pool"]).replace(name, "NAME")
                for response, name in ((refused, "secret-backups"), (unknown, "no-such-pool"))]
     assert answers[0] == answers[1]  # an existing pool and a made-up name get the same answer
+    media = [vm_operator.post(reverse("domains:config_media", args=[stub["mine"].pk]),
+                              {"target": "hdc", "pool": name, "volume": "x.iso", "persistent": "on"})
+             .context["form"].errors.get("pool", ["(none)"])[0].replace(name, "NAME")
+             for name in ("secret-backups", "no-such-pool")]
+    assert media == ["NAME is not the pool of a volume offered for this VM."] * 2
     _host_operator, by_host = user_with(Role.OPERATOR, host=stub["host"])
-    assert "secret-backups" in by_host.get(url).content.decode()
+    assert '<option value="secret-backups"' in by_host.get(url).content.decode()
     assert not Operation.objects.exists()
