@@ -15,14 +15,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SKIP = {"tests", "bench", "scripts", "docs", "node_modules", "static", "templates"}
 
 
-def packages() -> list[str]:
-    return sorted(p.name for p in ROOT.iterdir()
+def packages(root: Path = ROOT) -> list[str]:
+    return sorted(p.name for p in root.iterdir()
                   if p.is_dir() and (p / "__init__.py").exists() and p.name not in SKIP)
 
 
-def source_files(package: str) -> Iterator[Path]:
+def source_files(package: str, root: Path = ROOT) -> Iterator[Path]:
     """The package's Python files, migrations left out."""
-    for path in sorted((ROOT / package).rglob("*.py")):
+    for path in sorted((root / package).rglob("*.py")):
         if "migrations" not in path.parts:
             yield path
 
@@ -51,14 +51,19 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+def module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def module_graph() -> dict[str, set[str]]:
+def module_files(root: Path = ROOT) -> dict[str, Path]:
+    """vmsite's own modules by dotted name (a package by its __init__.py)."""
+    return {module_name(path, root): path for package in packages(root) for path in source_files(package, root)}
+
+
+def module_graph(root: Path = ROOT) -> dict[str, set[str]]:
     """Which module (file) imports which, among vmsite's own modules."""
-    files = {module_name(path): path for package in packages() for path in source_files(package)}
+    files = module_files(root)
     graph: dict[str, set[str]] = collections.defaultdict(set)
     for module, path in files.items():
         for imported in imported_modules(ast.parse(path.read_text())):

@@ -295,6 +295,10 @@ class XMLObject:
         """From XML that libvirt produced (see parse_trusted)."""
         return cls(parse_trusted(text))
 
+    def copy(self) -> Self:
+        """A deep copy, detached from this object's document: to change without touching the original."""
+        return type(self)(copy.deepcopy(self.element))
+
     def to_xml(self) -> str:
         """This element as indented XML text; the object itself is left as it is."""
         element = copy.deepcopy(self.element)

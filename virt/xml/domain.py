@@ -183,6 +183,10 @@ class Graphics(XMLObject):
         """Only XML fetched with VIR_DOMAIN_XML_SECURE holds the password at all."""
         return self.element.get("passwd") is not None
 
+    def copy_password_from(self, other: Graphics) -> None:
+        """Give this console other's password (or none), without the password leaving the model."""
+        self.set_password(other.element.get("passwd"))
+
     def set_password(self, value: str | None) -> None:
         """Set the console password, or remove it with None."""
         if value is None:
