@@ -22,7 +22,6 @@ from virt.connection import pool as connection_pool
 from virt.devices import detach_disk
 from virt.domains import lookup as lookup_domain
 from virt.errors import OperationInvalid, VirtError, translated
-from virt.inventory import pool_summary
 from virt.streams import volume_sha256
 from virt.types import Connection
 from virt.volumes import volume_key
@@ -92,7 +91,7 @@ def define_pool(operation: Operation, report: Report) -> str:
                 virt_storage.undefine_pool(handle)
             raise
         active = {uuid} if handle.isActive() else set()
-        row = sync.pool_row_for(host=host, summary=pool_summary(handle, active, set()))
+        row = sync.pool_row_for(host=host, summary=virt_storage.pool_summary(handle, active, set()))
         sync.pool_refresh_row(conn, row)
     return f"Defined {config.name}" + (" and started it" if args.get("start") else "")
 
