@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from domains import config
+from domains import services_config
 from domains.handlers import act_on_domain
 from domains.models import Domain
 from operations.models import Operation
@@ -108,7 +108,7 @@ def run_domain_change(action: str, operation: Operation, report: Report) -> str:
 def store_xml(conn: Connection, dom: DomainHandle, domain: Domain) -> None:
     """The VM's inactive and live XML, as the XML pages show them."""
     inactive, live = devices.read_xml(dom)
-    config.domain_xml_store(domain_id=domain.pk, inactive=inactive, live=live)
+    services_config.domain_xml_store(domain_id=domain.pk, inactive=inactive, live=live)
 
 
 def config_label(action: str) -> str:
