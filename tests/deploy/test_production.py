@@ -280,6 +280,15 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
           f"{deployment.start_seconds:.1f} s after install.sh started")
     assert "warning" not in deployment.install_output, deployment.install_output  # vmsite reached libvirt
 
+    # The units install.sh wrote are units systemd accepts, sandboxed ("OK" is an exposure of 3.0).
+    units = deployment.base / "systemd"
+    for name in PROCESSES:
+        unit = units / f"vmsite-{name}.service"
+        analyse = {**os.environ, "SYSTEMD_UNIT_PATH": f"{units}:"}
+        verified = run(["systemd-analyze", "verify", "--man=no", str(unit)], env=analyse)
+        assert verified.stderr == "", verified.stderr
+        run(["systemd-analyze", "security", "--offline=yes", "--threshold=30", str(unit)], env=analyse)
+
     # Every process runs as the vmsite user, with no privileges to gain and none to keep.
     uid = pwd.getpwnam(SERVICE_USER).pw_uid
     for name in PROCESSES:
@@ -371,6 +380,7 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
         assert websocket_status(deployment, "/ws/live/", origin="https://evil.example", session=session) == 403
         assert websocket_status(deployment, "/websockify?token=x", origin="https://evil.example",
                                 session=session) == 403
+        assert "token=" not in (deployment.logs / "nginx-access.log").read_text()  # console tokens unlogged
     except BaseException:
         print(deployment.log_tail())
         raise
