@@ -269,7 +269,7 @@ local_libvirt() {
 
 start() {
     if ! with_systemd; then
-        say "Not started (START=$START, or systemd is not running): deploy/README in README.md, Production"
+        say "Not started (START=$START, or systemd is not running): README.md, Production, says what runs"
         return
     fi
     say "Starting vmsite and reloading nginx"

@@ -48,6 +48,7 @@ PROCESSES = ("web", "worker", "beat", "listener", "consoles")
 SERVICE_USER = "vmsite"
 ADMIN = "admin"
 MIB = 1024 * 1024
+WAIT = 30_000  # ms: the suite runs on 2 shared cores, often under a load of 10 and more
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -114,8 +115,10 @@ def let_libvirt_group_in(host) -> None:
     host.start_libvirtd()
 
 
-def install(deployment: Deployment, ports: dict[str, int], cert: Path, key: Path, db_name: str) -> str:
-    """deploy/install.sh, as root, in the libvirt host's mount namespace; START=no (no systemd)."""
+def install(deployment: Deployment, ports: dict[str, int], cert: Path, key: Path, db_name: str,
+            steps: tuple[str, ...] = ()) -> str:
+    """deploy/install.sh (all its steps, or those named), as root, in the libvirt host's mount
+    namespace; START=no (no systemd)."""
     base = deployment.base
     environment = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
@@ -128,10 +131,23 @@ def install(deployment: Deployment, ports: dict[str, int], cert: Path, key: Path
         "VMSITE_ADMIN_PASSWORD": deployment.admin_password,
     }
     result = subprocess.run(["nsenter", "-t", str(deployment.host.holder_pid), "-m", f"--wd={ROOT}", "--",
-                             "bash", "deploy/install.sh"], env=environment, capture_output=True, text=True,
+                             "bash", "deploy/install.sh", *steps], env=environment, capture_output=True, text=True,
                             stdin=subprocess.DEVNULL, timeout=240)
     assert result.returncode == 0, f"install.sh failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result.stdout
+
+
+def assert_install_keeps_its_secrets(deployment: Deployment, ports: dict[str, int], cert: Path, key: Path,
+                                     db_name: str) -> None:
+    """Run again (the steps that make secrets and files; the others are Django's own idempotent
+    commands), install.sh changes nothing: passwords, settings and certificate stay."""
+    base = deployment.base
+    made = [base / "etc" / "vmsite.env", base / "redis" / "redis-vmsite.conf", base / "etc" / "tls" / "vmsite.key",
+            base / "nginx" / "sites-available" / "vmsite", base / "systemd" / "vmsite-web.service"]
+    before = [path.read_bytes() for path in made]
+    install(deployment, ports, cert, key, db_name, steps=("public_address", "folders", "own_redis", "database",
+                                                           "environment_file", "certificate", "units", "nginx_site"))
+    assert [path.read_bytes() for path in made] == before
 
 
 def start_redis(deployment: Deployment) -> None:
@@ -242,6 +258,7 @@ def deployment(harness, guests, tmp_path):
         started = time.monotonic()
         deployment.install_output = install(deployment, ports, cert, key, db_name)
         deployment.install_seconds = time.monotonic() - started
+        assert_install_keeps_its_secrets(deployment, ports, cert, key, db_name)
         start_redis(deployment)
         start_units(deployment)
         start_nginx(deployment)
@@ -310,7 +327,7 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
         args=[*CHROMIUM_FLAGS, f"--host-resolver-rules=MAP {SERVER_NAME} [::1]"])
     context = browser.new_context(viewport={"width": 1280, "height": 900})  # no ignore_https_errors: the CA is trusted
     page = context.new_page()
-    page.set_default_timeout(15_000)
+    page.set_default_timeout(WAIT)
     try:
         # Log in; HSTS from Django, the static files from nginx's folder (daphne serves none here).
         static = page.goto(f"{deployment.url}/static/vmsite/console_vnc.js")
@@ -320,11 +337,11 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
         page.fill("#id_username", ADMIN)
         page.fill("#id_password", deployment.admin_password)
         page.click("button[type=submit]")
-        expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+        expect(page.get_by_role("heading", name="Dashboard")).to_be_visible(timeout=WAIT)
 
         # The audit log has the browser's address, as nginx saw it (::1), not nginx's (127.0.0.1).
         page.goto(f"{deployment.url}/audit/")
-        expect(page.locator("tr[data-action=login]").first).to_contain_text("::1")
+        expect(page.locator("tr[data-action=login]").first).to_contain_text("::1", timeout=WAIT)
 
         # The listener (as vmsite, through the libvirt group) has found the guest.
         page.goto(f"{deployment.url}/vms/?q={guest.name()}")
@@ -334,17 +351,18 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
                 break
             time.sleep(0.5)
             page.reload()
+        assert row.count(), "the listener never listed the guest"
         href = row.locator(f"a:text-is('{guest.name()}')").get_attribute("href")
 
         # A live page: started from a second tab (the worker, as vmsite), this one turns Running.
         page.goto(f"{deployment.url}{href}")
-        expect(page.locator("#domain-state")).to_have_text("Shut off")
-        expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+        expect(page.locator("#domain-state")).to_have_text("Shut off", timeout=WAIT)
+        expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live", timeout=WAIT)
         page.evaluate("window.__notReloaded = true")
         other = context.new_page()
         other.goto(f"{deployment.url}{href}")
         other.click("#domain-actions [data-action=start]")
-        expect(page.locator("#domain-state")).to_have_text("Running", timeout=30_000)
+        expect(page.locator("#domain-state")).to_have_text("Running", timeout=2 * WAIT)
         assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
         other.close()
 
@@ -353,7 +371,7 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
         console = context.new_page()
         console.on("websocket", lambda opened: sockets.append(opened.url))
         console.goto(f"{deployment.url}{href}console/")
-        expect(console.locator("#console-status")).to_have_attribute("data-state", "connected", timeout=20_000)
+        expect(console.locator("#console-status")).to_have_attribute("data-state", "connected", timeout=2 * WAIT)
         stack.wait_until(lambda: console.evaluate(LIT_PIXELS) > 500, timeout=30, message="the guest's screen")
         assert any(url.startswith(f"wss://{SERVER_NAME}:{deployment.https_port}/websockify?token=") for url in sockets)
         console.close()
