@@ -138,11 +138,16 @@ own_redis() {
     REDIS_PASSWORD="${REDIS_PASSWORD:-$(new_secret)}"
     say "Redis for vmsite: $REDIS_CONF (127.0.0.1:$REDIS_PORT, with a password)"
     install -d -m 0755 "$(dirname "$REDIS_CONF")"
+    local before; before="$(cat "$REDIS_CONF" 2>/dev/null || true)"
     render "$DEPLOY/redis/vmsite.conf" "$REDIS_CONF"
     chmod 0640 "$REDIS_CONF"
     ! getent group redis >/dev/null || chgrp redis "$REDIS_CONF"
     REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:$REDIS_PORT/0"
-    if with_systemd; then systemctl enable -q redis-server@vmsite && systemctl restart redis-server@vmsite; fi
+    if with_systemd; then
+        systemctl enable -q --now redis-server@vmsite
+        # Restarted only for a new configuration (open pages and consoles lose their sockets).
+        [ "$before" = "$(cat "$REDIS_CONF")" ] || systemctl restart redis-server@vmsite
+    fi
 }
 
 database() {
