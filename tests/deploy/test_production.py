@@ -306,6 +306,11 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
         assert verified.stderr == "", verified.stderr
         run(["systemd-analyze", "security", "--offline=yes", "--threshold=30", str(unit)], env=analyse)
 
+    # The group is the gate: a user outside it is turned away by the same libvirtd.
+    outsider = host.run_in_ns(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                               "virsh", "-c", "qemu:///system", "uri"])
+    assert outsider.returncode != 0 and "Permission denied" in outsider.stderr, outsider
+
     # Every process runs as the vmsite user, with no privileges to gain and none to keep.
     uid = pwd.getpwnam(SERVICE_USER).pw_uid
     for name in PROCESSES:
