@@ -14,9 +14,9 @@
 #   REDIS_URL         an existing Redis; else redis-server@vmsite on 127.0.0.1:$REDIS_PORT, with a password
 #   VMSITE_ADMIN_USER VMSITE_ADMIN_PASSWORD   the first administrator (password generated and shown if unset)
 #   START=no          write and prepare everything, start nothing (no systemd, or a test)
-# Arguments: the steps to run (default all, in order; see STEPS at the end).
 # and where things go: APP_DIR VENV DATA_DIR STATIC_ROOT ETC_DIR SYSTEMD_DIR NGINX_DIR REDIS_CONF,
 # ports HTTP_PORT WEB_PORT CONSOLE_PORT REDIS_PORT (defaults below).
+# Arguments: the steps to run (default all, in order; see STEPS at the end).
 set -euo pipefail
 umask 022
 shopt -u patsub_replacement 2>/dev/null || true  # bash 5.2: an & in a value stays an &
@@ -28,7 +28,8 @@ VENV="${VENV:-/usr/local/lib/vmsite/venv}"
 DATA_DIR="${DATA_DIR:-/var/lib/vmsite}"
 STATIC_ROOT="${STATIC_ROOT:-/var/www/vmsite/static}"
 ETC_DIR="${ETC_DIR:-/etc/vmsite}"
-ENV_FILE="$ETC_DIR/vmsite.env"
+ENV_FILE="$ETC_DIR/vmsite.env"      # written by this script
+LOCAL_ENV_FILE="$ETC_DIR/local.env"  # the admin's own settings: made once, never changed here
 SYSTEMD_DIR="${SYSTEMD_DIR:-/etc/systemd/system}"
 NGINX_DIR="${NGINX_DIR:-/etc/nginx}"
 REDIS_CONF="${REDIS_CONF:-/etc/redis/redis-vmsite.conf}"
@@ -69,8 +70,9 @@ public_address() {
 system_packages() {
     local wanted=(python3-venv python3-dev gcc pkg-config libvirt-dev libvirt-daemon-system polkitd nginx openssl
                   qemu-utils genisoimage openssh-client)
-    [ -n "${REDIS_URL:-$(previous REDIS_URL)}" ] || wanted+=(redis-server)
-    [ -n "${DATABASE_URL:-$(previous DATABASE_URL)}" ] || wanted+=(postgresql)
+    # vmsite's own Redis and database, unless given (now, or on the run that made the settings file).
+    [ -n "${REDIS_URL:-}" ] || [ "$(previous REDIS_OWN)" = no ] || wanted+=(redis-server)
+    [ -n "${DATABASE_URL:-}" ] || [ "$(previous DATABASE_OWN)" = no ] || wanted+=(postgresql)
     [ -d "$APP_DIR/node_modules" ] || { command -v npm >/dev/null || wanted+=(npm); }
     local missing=() package
     for package in "${wanted[@]}"; do
@@ -124,7 +126,7 @@ virtualenv() {
     fi
     # Compiled once here: the service user cannot write into the code's folder.
     local packages=("$APP_DIR"/*/__init__.py)
-    "$VENV/bin/python" -m compileall -q "$APP_DIR/manage.py" "${packages[@]%/__init__.py}" >/dev/null || true
+    "$VENV/bin/python" -m compileall -q "${packages[@]%/__init__.py}" >/dev/null || true
 }
 
 own_redis() {
@@ -172,12 +174,12 @@ SQL
 }
 
 environment_file() {
-    say "Settings: $ENV_FILE"
-    local worker_concurrency; worker_concurrency="$(previous WORKER_CONCURRENCY)"
+    say "Settings: $ENV_FILE, and yours in $LOCAL_ENV_FILE"
     cat > "$ENV_FILE.tmp" <<EOF
-# vmsite's settings, read by every unit (EnvironmentFile=) and by deploy/install.sh, which wrote
-# it and keeps the passwords in it when it runs again. One KEY=value a line, no quotes. The
-# settings and what they do: vmsite/settings.py and README ("Production").
+# vmsite's settings, read by every unit (EnvironmentFile=), written by deploy/install.sh, which
+# keeps the passwords in it when it runs again and rewrites the rest: put your own settings, or
+# other values for these, in $LOCAL_ENV_FILE (read after this file). One KEY=value a line,
+# no quotes. The settings and what they do: README, "Environment variables" and "Production".
 DJANGO_SETTINGS_MODULE=vmsite.settings
 VMSITE_URL=$VMSITE_URL
 VMSITE_DATA_DIR=$DATA_DIR
@@ -202,11 +204,20 @@ VMSITE_PORT=$WEB_PORT
 CONSOLE_PROXY_HOST=127.0.0.1
 CONSOLE_PROXY_PORT=$CONSOLE_PORT
 CONSOLE_PROXY_URL=/websockify
-WORKER_CONCURRENCY=${worker_concurrency:-4}
+WORKER_CONCURRENCY=4
 EOF
     chmod 0640 "$ENV_FILE.tmp"
     chgrp "$SERVICE_USER" "$ENV_FILE.tmp"
     mv "$ENV_FILE.tmp" "$ENV_FILE"
+    if [ ! -e "$LOCAL_ENV_FILE" ]; then
+        install -m 0640 -g "$SERVICE_USER" /dev/null "$LOCAL_ENV_FILE"
+        cat > "$LOCAL_ENV_FILE" <<EOF
+# Your settings for vmsite, read after $ENV_FILE (a value here wins), one KEY=value a line;
+# deploy/install.sh never changes this file. Then: systemctl restart vmsite.target. For example:
+# REQUIRE_TOTP_FOR_ADMINS=true
+# WORKER_CONCURRENCY=8
+EOF
+    fi
 }
 
 certificate() {
@@ -245,7 +256,8 @@ nginx_site() {
 }
 
 as_service_user() {  # a command as the service user, with the settings the units get
-    (cd "$APP_DIR" && set -a && . "$ENV_FILE" && set +a && exec runuser -u "$SERVICE_USER" -- "$@")
+    (cd "$APP_DIR" && set -a && . "$ENV_FILE" && . "$LOCAL_ENV_FILE" && set +a &&
+     exec runuser -u "$SERVICE_USER" -- "$@")
 }
 
 django() {

@@ -142,7 +142,8 @@ def assert_install_keeps_its_secrets(deployment: Deployment, ports: dict[str, in
     """Run again (the steps that make secrets and files; the others are Django's own idempotent
     commands), install.sh changes nothing: passwords, settings and certificate stay."""
     base = deployment.base
-    made = [base / "etc" / "vmsite.env", base / "redis" / "redis-vmsite.conf", base / "etc" / "tls" / "vmsite.key",
+    made = [base / "etc" / "vmsite.env", base / "etc" / "local.env", base / "redis" / "redis-vmsite.conf",
+            base / "etc" / "tls" / "vmsite.key",
             base / "nginx" / "sites-available" / "vmsite", base / "systemd" / "vmsite-web.service"]
     before = [path.read_bytes() for path in made]
     install(deployment, ports, cert, key, db_name, steps=("public_address", "folders", "own_redis", "database",
@@ -259,6 +260,8 @@ def deployment(harness, guests, tmp_path):
         deployment.install_output = install(deployment, ports, cert, key, db_name)
         deployment.install_seconds = time.monotonic() - started
         assert_install_keeps_its_secrets(deployment, ports, cert, key, db_name)
+        with open(base / "etc" / "local.env", "a") as local:  # the admin's own settings win (and spare the CPU)
+            local.write("WORKER_CONCURRENCY=2\n")
         start_redis(deployment)
         start_units(deployment)
         start_nginx(deployment)
@@ -310,6 +313,9 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
     outsider = host.run_in_ns(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
                                "virsh", "-c", "qemu:///system", "uri"])
     assert outsider.returncode != 0 and "Permission denied" in outsider.stderr, outsider
+
+    worker_argv = Path(f"/proc/{deployment.processes['worker'].pid}/cmdline").read_text().split("\0")
+    assert worker_argv[worker_argv.index("--concurrency") + 1] == "2"  # from local.env, read after vmsite.env
 
     # Every process runs as the vmsite user, with no privileges to gain and none to keep.
     uid = pwd.getpwnam(SERVICE_USER).pw_uid

@@ -47,8 +47,9 @@ def test_each_unit_runs_as_the_vmsite_user_in_a_read_only_system(process):
     assert service["User"] == ["vmsite"] and service["Group"] == ["vmsite"]
     expected = {"NoNewPrivileges": "yes", "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes",
                 "PrivateDevices": "yes", "CapabilityBoundingSet": "", "UMask": "0077",
-                "EnvironmentFile": "@ENV_FILE@", "WorkingDirectory": "@APP_DIR@"}
+                "WorkingDirectory": "@APP_DIR@"}
     assert {key: unit.value("Service", key) for key in expected} == expected
+    assert unit.values("Service", "EnvironmentFile") == ["@ENV_FILE@", "-@LOCAL_ENV_FILE@"]  # the admin's last
     assert unit.values("Service", "ReadWritePaths") == ["@DATA_DIR@"]  # the data folder, nothing else
 
 
