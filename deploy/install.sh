@@ -90,6 +90,12 @@ service_user() {
         say "Creating the user $SERVICE_USER"
         useradd --system --user-group --home-dir "$DATA_DIR" --shell /usr/sbin/nologin "$SERVICE_USER"
     fi
+    # Its home is the data folder (ssh and libvirt's client keep their files there). usermod refuses
+    # while the user has processes: then it is said, and the next run (services stopped) mends it.
+    if [ "$(getent passwd "$SERVICE_USER" | cut -d: -f6)" != "$DATA_DIR" ]; then
+        usermod -d "$DATA_DIR" "$SERVICE_USER" \
+            || echo "note: $SERVICE_USER's home is not $DATA_DIR; stop vmsite.target and run this again"
+    fi
     # The local libvirtd lets the libvirt group manage it (polkit's rule, or the socket's group).
     if getent group libvirt >/dev/null && ! id -nG "$SERVICE_USER" | tr ' ' '\n' | grep -qx libvirt; then
         usermod -a -G libvirt "$SERVICE_USER"
