@@ -7,8 +7,8 @@ from collections.abc import Callable
 from django.conf import settings
 
 from accounts.access import volume_keys_deletable_with
-from domains import services
 from domains.models import Domain
+from domains.sync import domain_refresh
 from hosts.connection import connect_uri
 from operations.models import Operation
 from operations.registry import Report, operation_handler
@@ -74,16 +74,7 @@ def act_on_domain(operation: Operation, report: Report, label: str, act: Act, *,
                                           milliseconds=(time.perf_counter() - started) * 1000)
             for store in stores:
                 _quietly(store, conn, dom, domain)
-            refresh_row(conn, domain)
-
-
-def refresh_row(conn: Connection, domain: Domain) -> None:
-    """The database shows the VM as libvirt has it now (its row goes if the VM is gone)."""
-    try:
-        live = virt_domains.refetch(conn, str(domain.uuid))
-    except VirtError:
-        return  # the host went away mid-action: the listener and the next reconcile catch up
-    services.domain_apply_state(domain_id=domain.pk, live=live)
+            domain_refresh(conn, domain)
 
 
 def _quietly(store: Store, conn: Connection, dom: DomainHandle, domain: Domain) -> None:
@@ -91,7 +82,7 @@ def _quietly(store: Store, conn: Connection, dom: DomainHandle, domain: Domain) 
         with translated():
             store(conn, dom, domain)
     except VirtError:
-        pass  # the VM or its host went away: refresh_row removes or keeps the row as it should
+        pass  # the VM or its host went away: domain_refresh removes or keeps the row as it should
 
 
 def _register(action: str) -> None:

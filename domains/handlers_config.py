@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from domains import services_config
 from domains.handlers import act_on_domain
 from domains.models import Domain
+from domains.sync import domain_xml_store
 from operations.models import Operation
 from operations.registry import Report, operation_handler
 from storage.disks import sharing, vetted_volume
@@ -108,7 +108,7 @@ def run_domain_change(action: str, operation: Operation, report: Report) -> str:
 def store_xml(conn: Connection, dom: DomainHandle, domain: Domain) -> None:
     """The VM's inactive and live XML, as the XML pages show them."""
     inactive, live = devices.read_xml(dom)
-    services_config.domain_xml_store(domain_id=domain.pk, inactive=inactive, live=live)
+    domain_xml_store(domain_id=domain.pk, inactive=inactive, live=live)
 
 
 def config_label(action: str) -> str:

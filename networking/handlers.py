@@ -11,7 +11,7 @@ from networking.models import VirtualNetwork
 from networking.sync import network_refresh
 from operations.models import Operation
 from operations.registry import Report, operation_handler
-from operations.services import operation_record_libvirt_time
+from operations.services import operation_record_libvirt_time, operation_record_result
 from virt import networks as virt_networks
 from virt.connection import pool
 from virt.errors import VirtError, translated
@@ -105,10 +105,15 @@ def create_network(operation: Operation, report: Report) -> str:
                         virt_networks.start(handle)
                     message += " and started it"
                 except VirtError as exc:  # a network that fails to start stays defined, and says why
-                    network_refresh(conn, host=host, uuid=uuid)
+                    _link_result(operation, network_refresh(conn, host=host, uuid=uuid))
                     raise type(exc)(f"Defined the network {args['name']}, but it did not start: {exc}") from exc
         finally:
             operation_record_libvirt_time(operation_id=operation.pk,
                                           milliseconds=(time.perf_counter() - started) * 1000)
-        network_refresh(conn, host=host, uuid=uuid)
+        _link_result(operation, network_refresh(conn, host=host, uuid=uuid))
     return message
+
+
+def _link_result(operation: Operation, network: VirtualNetwork | None) -> None:
+    if network is not None:
+        operation_record_result(operation_id=operation.pk, **network.result_link)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from domains.handlers import refresh_row as refresh_domain_row
 from domains.models import Domain
+from domains.sync import domain_refresh
 from hosts.connection import connect_uri
 from hosts.models import Host
 from operations.models import Operation
@@ -199,7 +199,7 @@ def delete_volume(operation: Operation, report: Report) -> str:
             domain = lookup_domain(conn, user.domain_uuid)
             detach_disk(domain, target_dev=user.target_dev, live=user.running, persistent=bool(domain.isPersistent()))
             for row in Domain.objects.select_related("host").filter(host=volume.host, uuid=user.domain_uuid):
-                refresh_domain_row(conn, row)
+                domain_refresh(conn, row)
         _refuse_if_used(conn, handle, "deleted")  # a running guest may not have released it yet
         report(80, f"Deleting {volume.name}")
         key = volume_key(handle)

@@ -1,12 +1,14 @@
-"""Operation handlers for hosts: they run in a Celery worker and talk to libvirt through virt/."""
+"""Operation handlers that read a host's whole inventory: they run in a Celery worker and talk to
+libvirt through virt/ (inventory/reconcile.py)."""
 from __future__ import annotations
 
 from hosts import services
 from hosts.choices import HostStatus, Transport
 from hosts.connection import host_ssh_files_ensure
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
 from hosts.ssh import SSHMaterialError, host_key_fingerprints
+from hosts.sync import host_mark_unreachable
+from inventory.reconcile import host_reconcile
 from operations.models import Operation
 from operations.registry import Report, operation_handler
 from virt.errors import HostUnavailableReason
@@ -44,5 +46,5 @@ def _pin(host: Host) -> None:
         services.host_pin_ssh_keys(host=host)
     except SSHMaterialError as exc:
         reason = str(exc).partition(":")[0]
-        services.host_mark_unreachable(host=host, reason=str(exc), status=HostStatus.OFFLINE)
+        host_mark_unreachable(host=host, reason=str(exc), status=HostStatus.OFFLINE)
         raise HostUnavailableReason(str(exc), reason=reason) from exc
