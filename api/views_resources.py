@@ -24,7 +24,7 @@ from networking import services as network_services
 from networking.models import VirtualNetwork
 from storage import selectors as storage_selectors
 from storage import services as storage_services
-from storage.config import pool_config
+from storage.designer import pool_config
 from storage.forms import (
     POOL_FIELDS, UNITS, PoolDefineForm, PoolDeleteForm, UploadForm, VolumeCloneForm, VolumeCreateForm,
     VolumeDeleteForm, VolumeResizeForm, pool_define_defaults,

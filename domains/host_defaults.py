@@ -17,7 +17,7 @@ from networking.forms import NetworkForm, host_subnets, network_arguments
 from networking.models import VirtualNetwork
 from operations.models import Operation
 from storage import services as storage_services
-from storage.config import pool_config
+from storage.designer import pool_config
 from storage.forms import PoolDefineForm
 from storage.models import StoragePool
 from virt.networks import overlapping

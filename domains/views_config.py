@@ -11,7 +11,7 @@ from django.views import View
 from accounts.access import ADMIN, OPERATE, VIEW
 from accounts.mixins import Access
 
-from domains import config, forms_config
+from domains import forms_config, services_config
 from domains.models import Domain
 from domains.services import DomainBusy
 from storage.selectors import volume_offers
@@ -64,7 +64,7 @@ class ConfigFormView(Access, View):
 
 class AttachDiskView(ConfigFormView):
     form_class = forms_config.AttachDiskForm
-    service = config.domain_disk_attach
+    service = services_config.domain_disk_attach
     title = "Add a disk"
     offers_volumes = True
 
@@ -75,20 +75,20 @@ class AttachDiskView(ConfigFormView):
 
 class DetachDiskView(ConfigFormView):
     form_class = forms_config.DetachDiskForm
-    service = config.domain_disk_detach
+    service = services_config.domain_disk_detach
     title = "Remove a disk"
 
 
 class AttachNicView(ConfigFormView):
     host_need = OPERATE  # a new NIC picks a network of the host (accounts.access.may_rewire_nics)
     form_class = forms_config.AttachNicForm
-    service = config.domain_nic_attach
+    service = services_config.domain_nic_attach
     title = "Add a network interface"
 
 
 class DetachNicView(ConfigFormView):
     form_class = forms_config.DetachNicForm
-    service = config.domain_nic_detach
+    service = services_config.domain_nic_detach
     title = "Remove a network interface"
 
 
@@ -103,45 +103,45 @@ class NicFormView(ConfigFormView):
 
 class NicLinkView(NicFormView):
     form_class = forms_config.NicLinkForm
-    service = config.domain_nic_link_set
+    service = services_config.domain_nic_link_set
     title = "Set a NIC's link state"
 
 
 class NicChangeView(NicFormView):
     form_class = forms_config.NicChangeForm
-    service = config.domain_nic_change
+    service = services_config.domain_nic_change
     title = "Change a network interface"
 
 
 class NicFilterView(NicFormView):
     host_need = OPERATE  # filters are the host's (accounts.access.may_rewire_nics)
     form_class = forms_config.NicFilterForm
-    service = config.domain_nic_filter_set
+    service = services_config.domain_nic_filter_set
     title = "Apply a network filter"
 
 
 class VcpusView(ConfigFormView):
     form_class = forms_config.VcpusForm
-    service = config.domain_vcpus_set
+    service = services_config.domain_vcpus_set
     title = "Set vCPUs"
 
 
 class MemoryView(ConfigFormView):
     form_class = forms_config.MemoryForm
-    service = config.domain_memory_set
+    service = services_config.domain_memory_set
     title = "Set memory"
 
 
 class MediaView(ConfigFormView):
     form_class = forms_config.MediaForm
-    service = config.domain_media_change
+    service = services_config.domain_media_change
     title = "Change CD-ROM media"
     offers_volumes = True
 
 
 class BootOrderView(ConfigFormView):
     form_class = forms_config.BootOrderForm
-    service = config.domain_boot_order_set
+    service = services_config.domain_boot_order_set
     title = "Set the boot order"
 
     def arguments(self, data: dict) -> dict:
@@ -150,7 +150,7 @@ class BootOrderView(ConfigFormView):
 
 class MetadataView(ConfigFormView):
     form_class = forms_config.MetadataForm
-    service = config.domain_metadata_set
+    service = services_config.domain_metadata_set
     title = "Set title and description"
 
 
@@ -174,7 +174,7 @@ class XMLRefreshView(Access, View):
     def post(self, request, pk: int):
         domain = _domain(pk)
         try:
-            operation = config.domain_xml_refresh(domain=domain, user=request.user)
+            operation = services_config.domain_xml_refresh(domain=domain, user=request.user)
         except DomainBusy as exc:
             messages.error(request, f"{domain.name} is {exc}.")
         else:
@@ -189,7 +189,7 @@ class XMLEditView(ConfigFormView):
 
     template_name = "domains/config_xml_edit.html"
     form_class = forms_config.XMLEditForm
-    service = config.domain_xml_define
+    service = services_config.domain_xml_define
     title = "Edit the XML"
     submit_label = "Define"
 

@@ -19,7 +19,7 @@ from operations.models import Operation
 from operations.services import operation_busy_with
 from storage import selectors, services
 from storage.choices import POOL_TYPE_LABELS
-from storage.config import pool_config
+from storage.designer import pool_config
 from storage.forms import (
     POOL_FIELDS, UNITS, DiscoverForm, PoolDefineForm, PoolDeleteForm, UploadForm, VolumeCloneForm, VolumeCreateForm,
     VolumeDeleteForm, VolumeGiveForm, VolumeResizeForm, VolumeShareableForm,

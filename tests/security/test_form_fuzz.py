@@ -28,7 +28,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domains.config import domain_xml_store
+from domains.services_config import domain_xml_store
 from domains.models import Domain
 from domains.snapshots import domain_snapshots_store
 from hosts.choices import HostStatus

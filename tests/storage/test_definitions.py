@@ -4,7 +4,7 @@ import pytest
 
 from hosts.models import Host
 from operations.registry import handler_for
-from storage.config import pool_config
+from storage.designer import pool_config
 from storage.forms import PoolDefineForm
 from storage.models import StoragePool
 from storage.services import pool_define_enqueue

@@ -4,7 +4,7 @@ Sizes are written in bytes; reading accepts any unit libvirt knows.
 """
 from __future__ import annotations
 
-from virt.xml.base import XMLObject, XMLProperty, XMLValueList, at_least, one_of
+from virt.xml.base import XMLChildList, XMLObject, XMLProperty, XMLValueList, at_least, one_of
 from virt.xml.units import _unit_bytes
 
 POOL_TYPES = ("dir", "fs", "netfs", "logical", "disk", "iscsi")
@@ -55,6 +55,26 @@ class PoolXML(XMLObject):
                 "source_dir": self.source_dir or "", "source_devices": self.source_devices,
                 "source_name": self.source_name or "", "source_format": self.source_format or "",
                 "initiator_iqn": self.initiator_iqn or ""}
+
+
+class PoolSource(XMLObject):
+    """<source> on its own: the question libvirt's source discovery (findStoragePoolSources) is
+    asked, and each of its answers."""
+
+    tag = "source"
+    child_order = {"source": PoolXML.child_order["source"]}
+
+    host = XMLProperty("./host/@name")
+    dir = XMLProperty("./dir/@path")
+    devices = XMLValueList("./device/@path")
+
+
+class PoolSourceList(XMLObject):
+    """<sources>: what source discovery found."""
+
+    tag = "sources"
+
+    sources = XMLChildList(PoolSource, "./source")
 
 
 class VolumeXML(XMLObject):
