@@ -21,6 +21,8 @@ from virt.xml.domain import summarize_domain
 from virt.xml.storage import PoolXML, VolumeXML
 
 Progress = Callable[[int, str], None]
+# qcow2 v3: libvirt would make v2 (0.10) images, which cannot hold the dirty bitmaps of incremental backups.
+QCOW2_COMPAT = "1.1"
 
 
 class VolumeSummary(NamedTuple):
@@ -237,6 +239,8 @@ def pool_volume_create(pool: libvirt.virStoragePool, *, name: str, capacity: int
         xml.allocation = allocation
     if fmt is not None:
         xml.format = fmt
+    if fmt == "qcow2":
+        xml.compat = QCOW2_COMPAT
     if backing is not None:
         xml.backing_path = backing.path()
         xml.backing_format = VolumeXML.from_libvirt(backing.XMLDesc(0)).format or "raw"

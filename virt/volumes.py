@@ -42,7 +42,10 @@ def guest_volume_create(conn: libvirt.virConnect, pool_name: str, volume_name: s
     volume = etree.Element("volume")
     etree.SubElement(volume, "name").text = volume_name
     etree.SubElement(volume, "capacity", unit="bytes").text = str(capacity_bytes)
-    etree.SubElement(etree.SubElement(volume, "target"), "format", type=fmt)
+    target = etree.SubElement(volume, "target")
+    etree.SubElement(target, "format", type=fmt)
+    if fmt == "qcow2":  # v3 (libvirt would make v2): incremental backups keep dirty bitmaps in it
+        etree.SubElement(target, "compat").text = "1.1"
     return pool.createXML(etree.tostring(volume, encoding="unicode"), 0)
 
 

@@ -61,7 +61,7 @@ class VolumeXML(XMLObject):
     tag = "volume"
     child_order = {"volume": ("name", "key", "source", "capacity", "allocation", "physical", "target",
                               "backingStore"),
-                   "target": ("path", "format", "permissions"),
+                   "target": ("path", "format", "permissions", "compat"),
                    "backingStore": ("path", "format")}
 
     type = XMLProperty("./@type")
@@ -72,5 +72,6 @@ class VolumeXML(XMLObject):
     physical = ByteSize("./physical")  # a file volume's size on disk (qcow2: not its capacity)
     path = XMLProperty("./target/path")
     format = XMLProperty("./target/format/@type")
+    compat = XMLProperty("./target/compat")  # qcow2's version: 0.10 (v2) or 1.1 (v3, which can hold bitmaps)
     backing_path = XMLProperty("./backingStore/path")
     backing_format = XMLProperty("./backingStore/format/@type")
