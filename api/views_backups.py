@@ -63,6 +63,7 @@ class VMBackupRestore(ApiView):
     """Restore one of the VM's restore points as a new VM on the host that holds its files."""
 
     need, kind = OPERATE, Domain
+    host_need = OPERATE  # a new VM on the host (the point's host is checked too: restore_refusal)
     queryset = Domain.objects.select_related("host")
     serializer_class = RestoreBody
 

@@ -50,6 +50,7 @@ class RestoreView(Access, View):
     """Restore a restore point as a new VM on the host that holds its files."""
 
     need, kind = OPERATE, Domain
+    host_need = OPERATE  # a new VM on the host (the point's host is checked too: restore_refusal)
     template_name = "backups/restore.html"
 
     def _point(self, request, pk: int, point_id: int) -> RestorePoint:
