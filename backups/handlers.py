@@ -1,4 +1,5 @@
-"""Operation handlers of the backups app: "back up now" and "restore as a new VM".
+"""Operation handlers of the backups app: "back up now" and "restore as a new VM", each in its
+frame (operations.frame).
 
 A backup continues the VM's chain (an incremental restore point) only when everything it rests on
 is still true: the previous point has a checkpoint, is on this host and in this pool, and the VM
@@ -15,10 +16,11 @@ from datetime import UTC, datetime
 from backups.manifest import disk_file_name, manifest_name, manifest_of
 from backups.models import RestorePoint
 from backups.services import restore_point_build, restore_point_save
-from domains.handlers import refresh_row
+from domains.handlers import DOMAIN
 from domains.models import Domain
-from hosts.connection import connect_uri
+from hosts.connection import host_session
 from hosts.reconcile import host_reconcile
+from operations.frame import Frame, Target, operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
 from storage.disks import vetted_copy_format
@@ -27,8 +29,10 @@ from storage.records import volume_record_made
 from storage.sync import pool_refresh_row
 from virt import backup as virt_backup
 from virt import domains as virt_domains
-from virt.connection import pool as connections
 from virt.types import Connection, DomainHandle
+
+RESTORE_POINT = Target[RestorePoint](rows=lambda: RestorePoint.objects.select_related("host"),
+                                     session=lambda point: host_session(point.host))
 
 
 @dataclass(frozen=True)
@@ -40,16 +44,15 @@ class Plan:
 
 @operation_handler("backup.create")
 def backup_create(operation: Operation, report: Report) -> str:
-    domain = Domain.objects.select_related("host").get(pk=operation.target_id)
     pool_name = operation.arguments["pool"]
     name = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    with connections().session(connect_uri(domain.host)) as conn:
-        dom = virt_domains.lookup(conn, str(domain.uuid))
-        try:
-            point, disks = _back_up(conn, dom, domain, operation, report, pool_name=pool_name, name=name)
-        finally:
-            refresh_row(conn, domain)
-        _refresh_pool_row(conn, domain, pool_name)
+
+    def store_pool(frame: Frame[Domain]) -> None:  # the backup's files, or none after a failure
+        _refresh_pool_row(frame.conn, frame.row, pool_name)
+
+    with operation_frame(operation, report, DOMAIN, stores=(store_pool,)) as frame:
+        point, disks = _back_up(frame.conn, frame.handle, frame.row, operation, frame.report, pool_name=pool_name,
+                                name=name)
     return _describe(point, disks)
 
 
@@ -146,21 +149,22 @@ def _describe(point: RestorePoint, disks) -> str:
 
 @operation_handler("backup.restore")
 def backup_restore(operation: Operation, report: Report) -> str:
-    point = RestorePoint.objects.select_related("host").get(pk=operation.target_id)
     new_name, target_pool = operation.arguments["name"], operation.arguments["pool"]
-    lineage = point.lineage()
-    chains = {disk.target: [virt_backup.ChainFile(volume=link_disk.volume, format=link_disk.format,
-                                                  sha256=link_disk.sha256)
-                            for link in lineage for link_disk in link.disks.filter(target=disk.target)]
-              for disk in point.disks.all()}
-    with connections().session(connect_uri(point.host)) as conn:
+    with operation_frame(operation, report, RESTORE_POINT) as frame:
+        point = frame.row
+        lineage = point.lineage()
+        chains = {disk.target: [virt_backup.ChainFile(volume=link_disk.volume, format=link_disk.format,
+                                                      sha256=link_disk.sha256)
+                                for link in lineage for link_disk in link.disks.filter(target=disk.target)]
+                  for disk in point.disks.all()}
         for index, (target, chain) in enumerate(sorted(chains.items())):
-            report(2 + 8 * index // len(chains), f"Checking the {len(chain)} file(s) of {target} against the catalogue")
-            virt_backup.verify_chain(conn, point.pool_name, chain)
+            frame.report(2 + 8 * index // len(chains),
+                         f"Checking the {len(chain)} file(s) of {target} against the catalogue")
+            virt_backup.verify_chain(frame.conn, point.pool_name, chain)
         new_uuid, restored = virt_backup.restore_as_new_vm(
-            conn, domain_xml=point.domain_xml, backup_pool=point.pool_name,
+            frame.conn, domain_xml=point.domain_xml, backup_pool=point.pool_name,
             tops={target: chain[-1].volume for target, chain in chains.items()}, target_pool=target_pool,
-            new_name=new_name, progress=report)
+            new_name=new_name, progress=frame.report)
     for disk in restored:  # the new VM's own volumes
         volume_record_made(host=point.host, key=disk.key, format=virt_backup.BACKUP_FORMAT, owner_uuid=new_uuid)
     report(95, f"Adding {new_name} to the inventory")
