@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "storage",
     "networking",
     "events",
+    "listener",
     "metrics",
     "consoles",
     "rest_framework",
@@ -89,7 +90,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "events.context.live_styles",
+                "domains.context.live_styles",
                 "accounts.context.access",
             ],
             "builtins": ["vmsite.units"],  # the binary_size filter on every page
