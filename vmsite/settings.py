@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "api",
     "tombstones",
     "backups",
+    "inventory",
 ]
 
 MIDDLEWARE = [
@@ -215,7 +216,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 60, minimum=5)
 CELERY_BEAT_SCHEDULE = {
     "operations-sweep": {"task": "operations.sweep", "schedule": env_int("SWEEP_INTERVAL", 30, minimum=1)},
-    "hosts-reconcile": {"task": "hosts.reconcile_all", "schedule": RECONCILE_INTERVAL},
+    "inventory-reconcile": {"task": "inventory.reconcile_all", "schedule": RECONCILE_INTERVAL},
 }
 
 # A running operation proves its worker alive this often; the sweep fails one silent for longer.
