@@ -3,7 +3,6 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.views import View
 from django.views.generic import DetailView
 
@@ -63,12 +62,18 @@ def console_page_policy(request) -> str:
 
 
 def console_proxy_origin(request) -> str:
+    """Where the page's websocket to the console proxy goes: CONSOLE_PROXY_URL's origin; the page's
+    own origin (as ws/wss) when that URL is a path (the proxy behind the same reverse proxy as the
+    pages); else the page's host name on CONSOLE_PROXY_PORT (`make run`)."""
+    scheme = "wss" if request.is_secure() else "ws"
+    if settings.CONSOLE_PROXY_URL.startswith("/"):
+        return f"{scheme}://{request.get_host()}"
     if settings.CONSOLE_PROXY_URL:
         parts = urlsplit(settings.CONSOLE_PROXY_URL)
         return f"{parts.scheme}://{parts.netloc}"
     hostname = urlsplit(f"//{request.get_host()}").hostname or "localhost"
     host = f"[{hostname}]" if ":" in hostname else hostname
-    return f"{'wss' if request.is_secure() else 'ws'}://{host}:{settings.CONSOLE_PROXY_PORT}"
+    return f"{scheme}://{host}:{settings.CONSOLE_PROXY_PORT}"
 
 
 class SerialConsoleView(ConsolePageMixin, DetailView):
@@ -80,10 +85,11 @@ class ConsoleTokenView(Access, View):
     """POST: a one-use token for the VM's VNC console, valid for 30 s (JSON)."""
 
     need, kind = OPERATE, Domain
+    queryset = Domain.objects.select_related("host")
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        domain = get_object_or_404(Domain.objects.select_related("host"), pk=pk)
+        domain = self.object
         try:
             token = services.console_token_issue(user=request.user, domain=domain,
                                                  session_key=request.session.session_key)
@@ -101,9 +107,10 @@ class SpiceFileView(Access, View):
     """A .vv file for remote-viewer, from the VM's cached SPICE endpoint (never a password)."""
 
     need, kind = OPERATE, Domain
+    queryset = Domain.objects.select_related("host")
 
     def get(self, request, pk: int):
-        domain = get_object_or_404(Domain.objects.select_related("host"), pk=pk)
+        domain = self.object
         try:
             services.console_check_available(domain=domain, graphics="spice")
             body = spice_file(domain, domain_graphics(domain, "spice"))

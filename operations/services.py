@@ -157,7 +157,7 @@ def operation_cancel(*, operation: Operation) -> bool:
 
 
 # Kinds whose handler polls `cancel_requested` while it runs and stops midway.
-CANCELLABLE_KINDS = frozenset({"domain.migrate"})
+CANCELLABLE_KINDS = frozenset({"domain.migrate", "backup.create"})
 
 
 def operation_request_cancel(*, operation: Operation, user: AbstractBaseUser | None) -> bool:

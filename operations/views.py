@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.views import View
 from django.views.generic import DetailView, ListView
 
@@ -78,7 +78,7 @@ class OperationCancelView(Access, View):
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        operation = get_object_or_404(Operation, pk=pk)
+        operation = self.object
         if operation_request_cancel(operation=operation, user=request.user):
             messages.info(request, f"Operation #{operation.pk}: cancel requested.")
         else:

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from domains.choices import DomainState
 from domains.models import Domain
-from events.lease import lease_key
+from events.watching import lease_key
 from events.publish import flush
 from hosts.models import Host
 from hosts.sync import host_mark_unreachable

@@ -2,7 +2,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
-from events.listener import Listener
+from listener.listener import Listener
 
 
 class Command(BaseCommand):

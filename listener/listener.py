@@ -1,7 +1,7 @@
 """The long-running process that keeps a live connection to every host it owns, and turns libvirt's
 events into fresh rows and live messages.
 
-Hosts are shared among running listeners through leases in Redis (events/lease.py). A lost
+Hosts are shared among running listeners through leases in Redis (listener/lease.py). A lost
 connection marks the host offline at once (libvirt's close callback, or keepalive for a host that
 hangs); the listener reconnects with backoff, registers its event callbacks on the new connection
 (once), and, because events during an outage are lost, runs a full reconcile.
@@ -28,7 +28,7 @@ from django.core.exceptions import ValidationError
 from django.db import close_old_connections
 
 from domains.sync import domain_apply_run_state, domain_apply_state, domain_id_for, domain_store_new
-from events.lease import ROUND_SECONDS, HostLeases, new_listener_id
+from listener.lease import ROUND_SECONDS, HostLeases, new_listener_id
 from events.publish import flush, publish_host
 from hosts.choices import HostStatus, Transport
 from hosts.connection import connect_uri, host_ssh_files_ensure
