@@ -11,7 +11,7 @@ _spec = importlib.util.spec_from_file_location("import_graph", ROOT / "scripts" 
 import_graph = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(import_graph)
 
-OBJECT_APPS = {"hosts", "domains", "storage", "networking", "consoles", "metrics", "tombstones"}
+OBJECT_APPS = {"hosts", "domains", "storage", "networking", "consoles", "metrics", "tombstones", "backups"}
 
 
 def imports_of(package: str) -> dict[str, set[str]]:
