@@ -29,7 +29,7 @@ class ApiAccess:
     kind: type[Model] | None = None
     pk_kwarg = "pk"
     permission_classes = [Declared]
-    access_object = None
+    object = None  # the object the permission check found and allowed
 
     @classmethod
     def as_view(cls, **initkwargs):
@@ -44,7 +44,7 @@ class ApiAccess:
 
     def get_object(self):
         """The object the permission check found (and allowed), through the view's queryset."""
-        return self.access_object
+        return self.object
 
 
 class ApiView(ApiAccess, GenericAPIView):

@@ -118,7 +118,7 @@ class HostSync(ApiView):
 
     @extend_schema(request=None, responses={202: QueuedSerializer, 403: ErrorSerializer, 404: ErrorSerializer})
     def post(self, request, pk: int):
-        return queued(host_services.host_sync_enqueue(host=self.access_object, user=request.user))
+        return queued(host_services.host_sync_enqueue(host=self.object, user=request.user))
 
 
 class DomainList(ApiListView):
@@ -234,7 +234,7 @@ class DomainCreate(ApiView):
 
     @queues(CreateVM)
     def post(self, request, host_pk: int):
-        host = self.access_object
+        host = self.object
         if not host.enabled:
             raise ValidationError({"non_field_errors": [f"{host.name} is disabled: enable it first."]})
         form = CreateDomainForm(api_forms.body(request), host=host, user=request.user)

@@ -114,10 +114,10 @@ class PoolDefineView(ApiView):
         pool_type = data.get("pool_type")
         if pool_type not in POOL_FIELDS:
             raise ValidationError({"pool_type": [f"One of: {', '.join(POOL_FIELDS)}."]})
-        cleaned = api_forms.valid(PoolDefineForm(pool_define_defaults(pool_type, data), host=self.access_object,
+        cleaned = api_forms.valid(PoolDefineForm(pool_define_defaults(pool_type, data), host=self.object,
                                                  pool_type=pool_type))
         return enqueue(lambda: storage_services.pool_define_enqueue(
-            host=self.access_object, config=pool_config(pool_type=pool_type, data=cleaned),
+            host=self.object, config=pool_config(pool_type=pool_type, data=cleaned),
             build=cleaned.get("build", False), start=cleaned["start"], autostart=cleaned["autostart"],
             user=request.user), storage_services.StorageBusy)
 

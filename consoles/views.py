@@ -3,7 +3,6 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.views import View
 from django.views.generic import DetailView
 
@@ -86,10 +85,11 @@ class ConsoleTokenView(Access, View):
     """POST: a one-use token for the VM's VNC console, valid for 30 s (JSON)."""
 
     need, kind = OPERATE, Domain
+    queryset = Domain.objects.select_related("host")
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        domain = get_object_or_404(Domain.objects.select_related("host"), pk=pk)
+        domain = self.object
         try:
             token = services.console_token_issue(user=request.user, domain=domain,
                                                  session_key=request.session.session_key)
@@ -107,9 +107,10 @@ class SpiceFileView(Access, View):
     """A .vv file for remote-viewer, from the VM's cached SPICE endpoint (never a password)."""
 
     need, kind = OPERATE, Domain
+    queryset = Domain.objects.select_related("host")
 
     def get(self, request, pk: int):
-        domain = get_object_or_404(Domain.objects.select_related("host"), pk=pk)
+        domain = self.object
         try:
             services.console_check_available(domain=domain, graphics="spice")
             body = spice_file(domain, domain_graphics(domain, "spice"))

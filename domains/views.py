@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
 
@@ -70,25 +70,27 @@ class DomainDetailView(Access, DetailView):
 
 class DomainActionView(Access, View):
     need, kind = OPERATE, Domain
+    queryset = Domain.objects.select_related("host")
     http_method_names = ["post"]
 
     def post(self, request, pk: int, action: str):
         if action not in ACTIONS:
             raise Http404("No such action")
-        domain = get_object_or_404(Domain.objects.select_related("host"), pk=pk)
+        domain = self.object
         _enqueue(request, domain, action)
         return redirect("domains:detail", pk=domain.pk)
 
 
 class DomainRenameView(Access, View):
     need, kind = OPERATE, Domain
+    queryset = Domain.objects.select_related("host")
 
     def get(self, request, pk: int):
-        domain = get_object_or_404(Domain.objects.select_related("host"), pk=pk)
+        domain = self.object
         return _render_form(request, "domains/domain_rename.html", domain, RenameForm(domain=domain))
 
     def post(self, request, pk: int):
-        domain = get_object_or_404(Domain.objects.select_related("host"), pk=pk)
+        domain = self.object
         form = RenameForm(request.POST, domain=domain)
         if not form.is_valid():
             return _render_form(request, "domains/domain_rename.html", domain, form)
@@ -98,13 +100,14 @@ class DomainRenameView(Access, View):
 
 class DomainDeleteView(Access, View):
     need, kind = OPERATE, Domain
+    queryset = Domain.objects.select_related("host")
 
     def get(self, request, pk: int):
-        domain = get_object_or_404(Domain.objects.select_related("host"), pk=pk)
+        domain = self.object
         return _render_form(request, "domains/domain_delete.html", domain, DeleteForm(domain=domain))
 
     def post(self, request, pk: int):
-        domain = get_object_or_404(Domain.objects.select_related("host"), pk=pk)
+        domain = self.object
         form = DeleteForm(request.POST, domain=domain)
         if not form.is_valid():
             return _render_form(request, "domains/domain_delete.html", domain, form)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views import View
 
 from accounts.access import ADMIN, OPERATE, VIEW
@@ -17,14 +17,11 @@ from domains.services import DomainBusy
 from storage.selectors import volume_offers
 
 
-def _domain(pk: int) -> Domain:
-    return get_object_or_404(Domain.objects.select_related("host"), pk=pk)
-
-
 class ConfigFormView(Access, View):
     """GET shows the form; POST validates it and queues the change through `service`."""
 
     need, kind = OPERATE, Domain
+    queryset = Domain.objects.select_related("host")
     template_name = "domains/config_form.html"
     form_class: type[forms_config.DomainForm]
     service: Callable
@@ -32,11 +29,11 @@ class ConfigFormView(Access, View):
     submit_label = "Queue the change"
 
     def get(self, request, pk: int):
-        domain = _domain(pk)
+        domain = self.object
         return self.render_form(request, domain, self.form_class(domain=domain, **self.form_kwargs(request)))
 
     def post(self, request, pk: int):
-        domain = _domain(pk)
+        domain = self.object
         form = self.form_class(request.POST, domain=domain, **self.form_kwargs(request))
         if not form.is_valid():
             return self.render_form(request, domain, form)
@@ -96,7 +93,7 @@ class NicFormView(ConfigFormView):
     """A form about one NIC: ?mac= picks it (the VM page's links)."""
 
     def get(self, request, pk: int):
-        domain = _domain(pk)
+        domain = self.object
         return self.render_form(request, domain, self.form_class(domain=domain, **self.form_kwargs(request),
                                                                  initial={"mac": request.GET.get("mac", "")}))
 
@@ -158,9 +155,10 @@ class XMLView(Access, View):
     """Whoever may see the VM may read its XML, as last stored (it holds no passwords)."""
 
     need, kind = VIEW, Domain
+    queryset = Domain.objects.select_related("host")
 
     def get(self, request, pk: int):
-        domain = _domain(pk)
+        domain = self.object
         return render(request, "domains/config_xml.html", {"domain": domain})
 
 
@@ -168,11 +166,11 @@ class XMLRefreshView(Access, View):
     """Queue a read of the VM's state and XML; it changes nothing on the host."""
 
     need, kind = OPERATE, Domain
-
+    queryset = Domain.objects.select_related("host")
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        domain = _domain(pk)
+        domain = self.object
         try:
             operation = services_config.domain_xml_refresh(domain=domain, user=request.user)
         except DomainBusy as exc:
@@ -194,6 +192,6 @@ class XMLEditView(ConfigFormView):
     submit_label = "Define"
 
     def get(self, request, pk: int):
-        domain = _domain(pk)
+        domain = self.object
         return self.render_form(request, domain, self.form_class(domain=domain, **self.form_kwargs(request),
                                                                  initial={"xml": domain.xml_inactive}))

@@ -1,5 +1,5 @@
 from django.http import Http404, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
 
@@ -31,19 +31,26 @@ class CreateDomainView(Access, View):
     need, kind, pk_kwarg = OPERATE, Host, "host_pk"
 
     def get(self, request, host_pk: int):
-        host = get_object_or_404(Host, pk=host_pk, enabled=True)
+        host = self.enabled_host()
         # The ISO library links here with its image as the CD-ROM; the form validates it on POST.
         initial = {name: request.GET[name] for name in ("cdrom_pool", "cdrom_volume") if name in request.GET}
         return self._render(request, CreateDomainForm(host=host, user=request.user, initial=initial))
 
     def post(self, request, host_pk: int):
-        host = get_object_or_404(Host, pk=host_pk, enabled=True)
+        host = self.enabled_host()
         form = CreateDomainForm(request.POST, host=host, user=request.user)
         if not form.is_valid():
             return self._render(request, form)
         operation = operation_enqueue(kind="domain.create", target=host, host=host, user=request.user,
                                       arguments=create_arguments(form))
         return redirect("operations:detail", pk=operation.pk)
+
+    def enabled_host(self) -> Host:
+        """A disabled host takes no new VM: its wizard is not found (after the access check, which
+        answers first, as for any host)."""
+        if not self.object.enabled:
+            raise Http404("No such host.")
+        return self.object
 
     def _render(self, request, form: CreateDomainForm):
         return render(request, "domains/create.html",
@@ -64,7 +71,7 @@ class CreateDomainDefaultView(Access, View):
     def post(self, request, host_pk: int, what: str):
         if what not in DEFAULT_MAKERS:
             raise Http404("No such default.")
-        host = self.access_object
+        host = self.object
         if not may_define_pools_and_networks(request.user, host):
             return JsonResponse({"error": f"Only an administrator may define pools and networks on {host.name}."},
                                 status=403)
@@ -82,7 +89,7 @@ class CreateDomainChoicesView(Access, View):
     need, kind, pk_kwarg = OPERATE, Host, "host_pk"
 
     def get(self, request, host_pk: int):
-        form = CreateDomainForm(host=self.access_object, user=request.user)
+        form = CreateDomainForm(host=self.object, user=request.user)
         answer = {"pools": [name for name, _label in form.fields["disk_pool"].choices if name],
                   "networks": [name for name, _label in form.fields["nic_network"].choices if name]}
         wanted = request.GET.get("operation", "")

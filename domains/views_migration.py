@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views import View
 
 from accounts.access import OPERATE, hosts_for
@@ -17,13 +17,14 @@ TEMPLATE = "domains/migrate.html"
 
 class DomainMigrateView(Access, View):
     need, kind = OPERATE, Domain
+    queryset = Domain.objects.select_related("host")
 
     def get(self, request, pk: int):
-        domain = _domain(pk)
+        domain = self.object
         return _render(request, domain, MigrateForm(domain=domain, user=request.user))
 
     def post(self, request, pk: int):
-        domain = _domain(pk)
+        domain = self.object
         form = MigrateForm(request.POST, domain=domain, user=request.user)
         if not form.is_valid():
             return _render(request, domain, form, status=400)
@@ -39,10 +40,6 @@ class DomainMigrateView(Access, View):
             return _render(request, domain, form, status=409)
         messages.info(request, f"{domain.name}: operation #{operation.pk} (migrate to {destination.name}) queued.")
         return redirect("domains:detail", pk=domain.pk)
-
-
-def _domain(pk: int) -> Domain:
-    return get_object_or_404(Domain.objects.select_related("host"), pk=pk)
 
 
 def _render(request, domain: Domain, form: MigrateForm, status: int = 200):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views import View
 
 from accounts.access import OPERATE
@@ -19,14 +19,11 @@ from domains.services import DomainBusy
 from operations.models import Operation
 
 
-def _domain(pk: int) -> Domain:
-    return get_object_or_404(Domain.objects.select_related("host"), pk=pk)
-
-
 class _DomainFormView(Access, View):
     """GET shows the form, POST validates it and queues the operation."""
 
     need, kind = OPERATE, Domain
+    queryset = Domain.objects.select_related("host")
     template_name: str
     form_class: type[forms.Form]
 
@@ -34,11 +31,11 @@ class _DomainFormView(Access, View):
         raise NotImplementedError
 
     def get(self, request, pk: int):
-        domain = _domain(pk)
+        domain = self.object
         return self.render(request, domain, self.form_class(domain=domain, initial=request.GET.dict()))
 
     def post(self, request, pk: int):
-        domain = _domain(pk)
+        domain = self.object
         form = self.form_class(request.POST, domain=domain)
         if not form.is_valid():
             return self.render(request, domain, form, status=400)
@@ -93,6 +90,7 @@ class _DomainButtonView(Access, View):
     """A button on the VM's page: POST only; errors come back as messages on that page."""
 
     need, kind = OPERATE, Domain
+    queryset = Domain.objects.select_related("host")
     http_method_names = ["post"]
     form_class: type[forms.Form] | None = None
 
@@ -100,7 +98,7 @@ class _DomainButtonView(Access, View):
         raise NotImplementedError
 
     def post(self, request, pk: int):
-        domain = _domain(pk)
+        domain = self.object
         form = self.form_class(request.POST, domain=domain) if self.form_class else None
         if form is not None and not form.is_valid():
             for error in form.non_field_errors():

@@ -1,5 +1,6 @@
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import Http404
+from django.shortcuts import redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
 
@@ -27,9 +28,7 @@ class HostDetailView(Access, DetailView):
     kind = Host
     template_name = "hosts/host_detail.html"
     context_object_name = "host"
-
-    def get_queryset(self):
-        return selectors.host_list()
+    queryset = selectors.host_list()
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -132,11 +131,11 @@ class HostUpdateView(HostFormMixin, View):
     kind = Host
 
     def get(self, request, pk: int):
-        host = get_object_or_404(Host, pk=pk)
+        host = self.object
         return self.render_form(request, PageHostForm(instance=host), host)
 
     def post(self, request, pk: int):
-        host = get_object_or_404(Host, pk=pk)
+        host = self.object
         form = PageHostForm(request.POST, request.FILES, instance=host)
         if not form.is_valid():
             return self.render_form(request, form, host)
@@ -154,13 +153,14 @@ class HostUpdateView(HostFormMixin, View):
 
 class HostRemoveView(Access, View):
     need, kind = ADMIN, Host
+    queryset = selectors.host_list()  # the page says how many VMs the host has
 
     def get(self, request, pk: int):
-        host = get_object_or_404(selectors.host_list(), pk=pk)
+        host = self.object
         return render(request, "hosts/host_confirm_remove.html", {"host": host})
 
     def post(self, request, pk: int):
-        host = get_object_or_404(Host, pk=pk)
+        host = self.object
         name = host.name
         services.host_remove(host=host)
         audit(request, AuditAction.HOST_REMOVED, target=name)
@@ -173,7 +173,7 @@ class HostEnableView(Access, View):
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        host = get_object_or_404(Host, pk=pk)
+        host = self.object
         enabled = request.POST.get("enabled") == "1"
         services.host_set_enabled(host=host, enabled=enabled)
         audit(request, AuditAction.HOST_CHANGED, target=host.name, detail="enabled" if enabled else "disabled")
@@ -189,7 +189,9 @@ class HostAcceptKeyView(Access, View):
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        host = get_object_or_404(Host, pk=pk, transport=Transport.SSH)
+        host = self.object
+        if host.transport != Transport.SSH:
+            raise Http404("Only an SSH host has a host key.")
         token = request.POST.get("host_key_token", "")
         if not token:
             return self.show_key(request, host)
@@ -221,7 +223,7 @@ class HostSyncView(Access, View):
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        host = get_object_or_404(Host, pk=pk)
+        host = self.object
         operation = services.host_sync_enqueue(host=host, user=request.user)
         messages.info(request, f"Sync of {host} queued as operation #{operation.pk}.")
         return redirect("hosts:detail", pk=host.pk)

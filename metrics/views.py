@@ -36,7 +36,7 @@ class DomainSeriesView(Access, View):
     http_method_names = ["get"]
 
     def get(self, request: HttpRequest, pk: int) -> JsonResponse:
-        domain = self.access_object
+        domain = self.object
         return JsonResponse({"interval": settings.GRAPH_SAMPLE_SECONDS, "host": domain.host_id, "series": series(
             host_id=domain.host_id, domain_id=domain.pk, since=_since(request), fields=DOMAIN_FIELDS)})
 
@@ -46,6 +46,6 @@ class HostSeriesView(Access, View):
     http_method_names = ["get"]
 
     def get(self, request: HttpRequest, pk: int) -> JsonResponse:
-        host = self.access_object
+        host = self.object
         return JsonResponse({"interval": settings.GRAPH_SAMPLE_SECONDS, "memory_total_kib": host.memory_kib or 0, "series": series(
             host_id=host.pk, domain_id=None, since=_since(request), fields=HOST_FIELDS)})

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
 
@@ -22,10 +22,6 @@ BUTTONS = [
     ("refresh", "Refresh", "arrow-repeat", "outline-secondary", lambda n: True),
 ]
 SIMPLE_ACTIONS = {button[0] for button in BUTTONS}
-
-
-def _network(pk: int) -> VirtualNetwork:
-    return get_object_or_404(VirtualNetwork.objects.select_related("host"), pk=pk)
 
 
 class NetworkListView(Access, ListView):
@@ -103,26 +99,28 @@ def _enqueue(request, network: VirtualNetwork, action: str, arguments: dict | No
 
 class NetworkActionView(Access, View):
     need, kind = ADMIN, VirtualNetwork
+    queryset = VirtualNetwork.objects.select_related("host")
     http_method_names = ["post"]
 
     def post(self, request, pk: int, action: str):
         if action not in SIMPLE_ACTIONS:
             raise Http404("No such action")
-        network = _network(pk)
+        network = self.object
         _enqueue(request, network, action)
         return redirect("networking:detail", pk=network.pk)
 
 
 class NetworkDeleteView(Access, View):
     need, kind = ADMIN, VirtualNetwork
+    queryset = VirtualNetwork.objects.select_related("host")
 
     def get(self, request, pk: int):
-        network = _network(pk)
+        network = self.object
         return render(request, "networking/network_delete.html", {"network": network,
                                                                    "attached": selectors.attached_nics(network)})
 
     def post(self, request, pk: int):
-        network = _network(pk)
+        network = self.object
         if request.POST.get("confirm_name") != network.name:
             messages.error(request, f"Type the network's name, {network.name}, to confirm.")
             return render(request, "networking/network_delete.html",
@@ -133,14 +131,15 @@ class NetworkDeleteView(Access, View):
 
 class NetworkEditView(Access, View):
     need, kind = ADMIN, VirtualNetwork
+    queryset = VirtualNetwork.objects.select_related("host")
 
     def get(self, request, pk: int):
-        network = _network(pk)
+        network = self.object
         form = forms.NetworkEditForm(network=network, initial=forms.NetworkEditForm.initial_for(network))
         return self._render(request, network, form)
 
     def post(self, request, pk: int):
-        network = _network(pk)
+        network = self.object
         form = forms.NetworkEditForm(request.POST, network=network)
         if not form.is_valid():
             return self._render(request, network, form)
@@ -160,13 +159,14 @@ class NetworkFormPostView(Access, View):
     """A small form on the network's page: valid, it queues `action`; invalid, the page shows why."""
 
     need, kind = ADMIN, VirtualNetwork
+    queryset = VirtualNetwork.objects.select_related("host")
     http_method_names = ["post"]
     form_class: type[forms.NetworkFormBase]
     action: str
     context_name: str | None = None
 
     def post(self, request, pk: int):
-        network = _network(pk)
+        network = self.object
         form = self.form_class(request.POST, network=network)
         if not form.is_valid():
             view = NetworkDetailView(request=request, kwargs={"pk": pk}, object=network)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views import View
 from django.views.generic import DetailView, ListView
 
@@ -34,7 +34,7 @@ class DevicesRefreshView(Access, View):
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        host = get_object_or_404(Host, pk=pk)
+        host = self.object
         operation = operation_enqueue(kind="network.devices_refresh", target=host, host=host, user=request.user)
         messages.info(request, f"{host}: operation #{operation.pk} (read interfaces and filters) queued.")
         return redirect("networking:filters" if request.POST.get("next") == "filters" else "networking:interfaces")
@@ -78,10 +78,11 @@ def interface_initial(interface: HostInterface) -> dict:
 
 class InterfaceDeleteView(Access, View):
     need, kind = ADMIN, HostInterface
+    queryset = HostInterface.objects.select_related("host")
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        interface = get_object_or_404(HostInterface.objects.select_related("host"), pk=pk)
+        interface = self.object
         if (interface.host.capabilities or {}).get("interface_define") is False:
             messages.error(request, READ_ONLY_MESSAGE)
             return redirect("networking:interfaces")
@@ -133,10 +134,11 @@ class FilterCreateView(Access, View):
 
 class FilterDeleteView(Access, View):
     need, kind = ADMIN, NetworkFilter
+    queryset = NetworkFilter.objects.select_related("host")
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        item = get_object_or_404(NetworkFilter.objects.select_related("host"), pk=pk)
+        item = self.object
         operation = operation_enqueue(kind="network.filter_delete", target=item, host=item.host, user=request.user)
         messages.info(request, f"{item.name}: operation #{operation.pk} (delete) queued.")
         return redirect("networking:filters")

@@ -1,8 +1,9 @@
 """Operation kinds and the functions that carry them out.
 
-A handler takes the claimed Operation and a `report(progress, message)` callback, does the work
-through `virt/`, and returns a short result message or raises. Handlers live in the app that owns
-the target (hosts/operations_handlers.py, ...) and are registered with `@operation_handler(kind)`.
+A handler takes the claimed Operation and a `report(progress, message)` callback, does its work
+through `virt/` inside the frame of operations/frame.py, and returns a short result message or
+raises. Handlers live in the app that owns the target (hosts/handlers.py, storage/handlers.py,
+domains/handlers_*.py, ...) and are registered with `@operation_handler(kind)`.
 """
 from __future__ import annotations
 

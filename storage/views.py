@@ -1,6 +1,6 @@
 from django.contrib import messages
 from django.http import Http404, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 from django.views import View
@@ -71,14 +71,14 @@ class PoolDefineView(Access, View):
     need, kind, pk_kwarg = ADMIN, Host, "host_pk"
 
     def get(self, request, host_pk: int, pool_type: str = ""):
-        host = get_object_or_404(Host, pk=host_pk)
+        host = self.object
         # A discovered export or target fills the form in; the form validates it on POST.
         initial = {name: request.GET[name] for name in DISCOVERED_FIELDS if name in request.GET}
         form = PoolDefineForm(host=host, pool_type=pool_type, initial=initial) if pool_type in POOL_FIELDS else None
         return render_define_page(request, host, pool_type, form)
 
     def post(self, request, host_pk: int, pool_type: str = ""):
-        host = get_object_or_404(Host, pk=host_pk)
+        host = self.object
         if pool_type not in POOL_FIELDS:
             raise Http404("No such pool type")
         form = PoolDefineForm(request.POST, host=host, pool_type=pool_type)
@@ -111,7 +111,7 @@ class PoolDiscoverView(Access, View):
     http_method_names = ["post"]
 
     def post(self, request, host_pk: int, pool_type: str):
-        host = get_object_or_404(Host, pk=host_pk)
+        host = self.object
         if pool_type not in ("netfs", "iscsi"):
             raise Http404("No discovery for this pool type")
         form = DiscoverForm(request.POST)
@@ -126,12 +126,13 @@ class PoolDiscoverView(Access, View):
 
 class PoolActionView(Access, View):
     need, kind = ADMIN, StoragePool
+    queryset = StoragePool.objects.select_related("host")
     http_method_names = ["post"]
 
     def post(self, request, pk: int, action: str):
         if action not in services.POOL_ACTIONS or action == "delete":
             raise Http404("No such action")
-        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        pool = self.object
         _enqueue(request, lambda: services.pool_action_enqueue(pool=pool, action=action, user=request.user),
                  f"{pool.name}: {services.POOL_ACTIONS[action].lower()}")
         if action == "undefine":
@@ -141,14 +142,15 @@ class PoolActionView(Access, View):
 
 class PoolDeleteView(Access, View):
     need, kind = ADMIN, StoragePool
+    queryset = StoragePool.objects.select_related("host")
     template_name = "storage/pool_delete.html"
 
     def get(self, request, pk: int):
-        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        pool = self.object
         return _render(request, self.template_name, {"pool": pool}, PoolDeleteForm(pool=pool))
 
     def post(self, request, pk: int):
-        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        pool = self.object
         form = PoolDeleteForm(request.POST, pool=pool)
         if form.is_valid() and _enqueue(
                 request, lambda: services.pool_action_enqueue(pool=pool, action="delete", user=request.user),
@@ -159,14 +161,15 @@ class PoolDeleteView(Access, View):
 
 class VolumeCreateView(Access, View):
     need, kind = ADMIN, StoragePool
+    queryset = StoragePool.objects.select_related("host")
     template_name = "storage/volume_create.html"
 
     def get(self, request, pk: int):
-        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        pool = self.object
         return _render(request, self.template_name, {"pool": pool}, VolumeCreateForm(pool=pool))
 
     def post(self, request, pk: int):
-        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        pool = self.object
         form = VolumeCreateForm(request.POST, pool=pool)
         if form.is_valid() and _enqueue(
                 request, lambda: services.volume_create_enqueue(pool=pool, arguments=form.arguments(), user=request.user),
@@ -240,7 +243,7 @@ class VolumeGiveView(Access, View):
     queryset = Volume.objects.select_related("pool", "host", "record")
 
     def post(self, request, pk: int):
-        volume = get_object_or_404(self.queryset, pk=pk)
+        volume = self.object
         done, errors = volume_give_apply(request, volume, request.POST)
         for field_errors in errors.values():
             for error in field_errors:
@@ -254,9 +257,10 @@ class VolumeShareableView(Access, View):
     """POST: mark the volume shareable or not (administrators)."""
 
     need, kind = ADMIN, Volume
+    queryset = Volume.objects.select_related("pool", "host")
 
     def post(self, request, pk: int):
-        volume = get_object_or_404(Volume.objects.select_related("pool", "host"), pk=pk)
+        volume = self.object
         messages.success(request, volume_shareable_apply(request, volume, request.POST))
         return redirect("storage:volume", pk=volume.pk)
 
@@ -265,16 +269,17 @@ class VolumeFormView(Access, View):
     """A volume action with a form: clone, resize, delete."""
 
     need, kind = ADMIN, Volume
+    queryset = Volume.objects.select_related("pool", "host")
     action = ""
     form_class = None
     template_name = ""
 
     def get(self, request, pk: int):
-        volume = self._volume(pk)
+        volume = self.object
         return _render(request, self.template_name, self._context(volume), self._form(volume))
 
     def post(self, request, pk: int):
-        volume = self._volume(pk)
+        volume = self.object
         form = self._form(volume, request.POST)
         if form.is_valid() and _enqueue(
                 request, lambda: services.volume_action_enqueue(volume=volume, action=self.action, user=request.user,
@@ -282,9 +287,6 @@ class VolumeFormView(Access, View):
                 f"{volume.name}: {self.action}"):
             return redirect("storage:volume", pk=volume.pk)
         return _render(request, self.template_name, self._context(volume), form)
-
-    def _volume(self, pk: int) -> Volume:
-        return get_object_or_404(Volume.objects.select_related("pool", "host"), pk=pk)
 
     def _context(self, volume: Volume) -> dict:
         return {"volume": volume, "users": selectors.volume_users(volume), "action": self.action}
@@ -324,12 +326,13 @@ class VolumeActionView(Access, View):
     """Actions without a form: wipe (it asks for confirmation in the page) and checksum."""
 
     need, kind = ADMIN, Volume
+    queryset = Volume.objects.select_related("pool", "host")
     http_method_names = ["post"]
 
     def post(self, request, pk: int, action: str):
         if action not in ("wipe", "checksum"):
             raise Http404("No such action")
-        volume = get_object_or_404(Volume.objects.select_related("pool", "host"), pk=pk)
+        volume = self.object
         if action == "wipe" and selectors.volume_users(volume):
             messages.error(request, f"{volume.name} is in use by a VM: it is not wiped.")
         else:
@@ -342,15 +345,16 @@ class UploadView(Access, View):
     """GET: the upload page. POST (from its script): validate, and start an upload session."""
 
     need, kind = ADMIN, StoragePool
+    queryset = StoragePool.objects.select_related("host")
     template_name = "storage/upload.html"
 
     def get(self, request, pk: int):
-        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        pool = self.object
         form = UploadForm(pool=pool, initial={"volume": request.GET.get("volume")})
         return render(request, self.template_name, {"pool": pool, "form": form, "chunk": CHUNK, "window": WINDOW})
 
     def post(self, request, pk: int):
-        pool = get_object_or_404(StoragePool.objects.select_related("host"), pk=pk)
+        pool = self.object
         form = UploadForm(request.POST, pool=pool)
         if not form.is_valid():
             return JsonResponse({"errors": {field: [str(e) for e in errors] for field, errors in form.errors.items()}},

@@ -95,7 +95,7 @@ def clone(conn: libvirt.virConnect, domain: libvirt.virDomain, *, uri: str, new_
             made.append(copy)
             _point_at(planned.disk, copy, formats[index])
         progress(92, f"Defining {new_name}")
-        _make_distinct(xml, new_name)
+        make_distinct(xml, new_name)
         new = conn.defineXML(xml.to_xml())
     except BaseException:
         for volume in made:
@@ -188,7 +188,7 @@ def _point_at(disk: Disk, copy: libvirt.virStorageVol, fmt: str) -> None:
         disk.source_file = copy.path()
 
 
-def _make_distinct(xml: DomainXML, new_name: str) -> None:
+def make_distinct(xml: DomainXML, new_name: str) -> None:
     """New name; no UUID and no MACs, so libvirt generates fresh ones; no template mark."""
     xml.name = new_name
     xml.uuid = None

@@ -328,3 +328,8 @@ def find_disk_volume(conn: libvirt.virConnect, source: str) -> libvirt.virStorag
 def _require_running(domain: libvirt.virDomain, action: str) -> None:
     if not is_running(domain):
         raise OperationInvalid(f"The VM is not running, so it cannot {action}.")
+
+
+@raises_typed
+def domain_uuid(domain: libvirt.virDomain) -> str:
+    return domain.UUIDString()

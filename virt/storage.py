@@ -16,7 +16,7 @@ from virt.errors import (AlreadyExists, InvalidArgument, NotFound, OperationInva
                          tolerating, translated)
 from virt.volumes import volume_of_active_pool
 from virt.xml.domain import summarize_domain
-from virt.xml.storage import PoolSource, PoolSourceList, PoolXML, VolumeXML
+from virt.xml.storage import QCOW2_COMPAT, PoolSource, PoolSourceList, PoolXML, VolumeXML
 
 Progress = Callable[[int, str], None]
 
@@ -268,6 +268,8 @@ def pool_volume_create(pool: libvirt.virStoragePool, *, name: str, capacity: int
         xml.allocation = allocation
     if fmt is not None:
         xml.format = fmt
+    if fmt == "qcow2":
+        xml.compat = QCOW2_COMPAT
     if backing is not None:
         xml.backing_path = backing.path()
         xml.backing_format = VolumeXML.from_libvirt(backing.XMLDesc(0)).format or "raw"

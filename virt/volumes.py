@@ -4,7 +4,7 @@ from __future__ import annotations
 import libvirt
 
 from virt.errors import AlreadyExists, NotFound, OperationInvalid, lookup_or_none, raises_typed, tolerating
-from virt.xml.storage import VolumeXML
+from virt.xml.storage import QCOW2_COMPAT, VolumeXML
 
 
 @raises_typed
@@ -42,6 +42,8 @@ def guest_volume_create(conn: libvirt.virConnect, pool_name: str, volume_name: s
     volume.name = volume_name
     volume.capacity = capacity_bytes
     volume.format = fmt
+    if fmt == "qcow2":  # v3 (libvirt would make v2): incremental backups keep dirty bitmaps in it
+        volume.compat = QCOW2_COMPAT
     return pool.createXML(volume.to_xml(), 0)
 
 

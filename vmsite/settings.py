@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "storage",
     "networking",
     "events",
+    "listener",
     "metrics",
     "consoles",
     "rest_framework",
@@ -59,6 +60,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "api",
     "tombstones",
+    "backups",
+    "inventory",
 ]
 
 MIDDLEWARE = [
@@ -88,7 +91,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "events.context.live_styles",
+                "domains.context.live_styles",
                 "accounts.context.access",
             ],
             "builtins": ["vmsite.units"],  # the binary_size filter on every page
@@ -221,7 +224,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 60, minimum=5)
 CELERY_BEAT_SCHEDULE = {
     "operations-sweep": {"task": "operations.sweep", "schedule": env_int("SWEEP_INTERVAL", 30, minimum=1)},
-    "hosts-reconcile": {"task": "hosts.reconcile_all", "schedule": RECONCILE_INTERVAL},
+    "inventory-reconcile": {"task": "inventory.reconcile_all", "schedule": RECONCILE_INTERVAL},
 }
 
 # A running operation proves its worker alive this often; the sweep fails one silent for longer.

@@ -123,7 +123,12 @@
     try {
       const last = incremental && columns && columns.t.length ? columns.t[columns.t.length - 1] : null;
       const query = "?range=" + range + (last !== null ? "&since=" + last : "");
-      const response = await fetch(url + query, { credentials: "same-origin" });
+      let response;
+      try {
+        response = await fetch(url + query, { credentials: "same-origin" });
+      } catch (error) {
+        return; // the server is away, or the page is being left: the next sample message asks again
+      }
       if (response.status === 404 || response.status === 410) return stop(response);
       if (!response.ok) return;
       // A VM whose old id forwards (it moved): follow it, and its new host's sample messages.

@@ -3,6 +3,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -55,3 +56,20 @@ def test_it_labels_small_steps_with_the_decimals_they_need(page, asgi_server):
     for chart_id in ("iops", "cpu", "memory"):  # memory: 50, 50.25 and 50.5 MiB do not all read "50 MiB"
         labels = chart(page, chart_id, "cell.uplot.axes[1]._values")
         assert len(labels) >= 3 and len(set(labels)) == len(labels), (chart_id, labels)
+
+
+def test_a_graph_request_that_fails_on_the_network_leaves_no_page_error(page, asgi_server):
+    """A fetch cut off (the server away, the page being left) is not an uncaught error: the next sample asks again."""
+    host, _ = host_register_local()
+    domain = Domain.objects.create(host=host, uuid="0b4e28ba-2fa1-41d2-883f-0016d3cca4ab", name="graph-cut",
+                                   synced_at=timezone.now())
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(page, asgi_server)
+    series = reverse("metrics:domain_series", args=[domain.pk])
+    asked: list[str] = []
+    page.route(f"**{series}*", lambda route: (asked.append(route.request.url), route.abort("failed")))
+    page.goto(f"{asgi_server}/vms/{domain.pk}/")
+    stack.wait_until(lambda: asked, timeout=10, message="the graphs asking for their series")
+    page.wait_for_timeout(300)
+    assert errors == []

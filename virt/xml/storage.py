@@ -11,6 +11,9 @@ POOL_TYPES = ("dir", "fs", "netfs", "logical", "disk", "iscsi")
 VOLUME_FORMATS = ("raw", "qcow2", "vmdk", "iso")
 
 
+# qcow2 v3 ("1.1"; libvirt would make v2, "0.10"): only v3 holds the dirty bitmaps incremental backups need.
+QCOW2_COMPAT = "1.1"
+
 class ByteSize(XMLProperty):
     """A size in bytes, whatever unit the XML holds; written back with unit='bytes'."""
 
@@ -81,7 +84,7 @@ class VolumeXML(XMLObject):
     tag = "volume"
     child_order = {"volume": ("name", "key", "source", "capacity", "allocation", "physical", "target",
                               "backingStore"),
-                   "target": ("path", "format", "permissions"),
+                   "target": ("path", "format", "permissions", "compat"),
                    "backingStore": ("path", "format")}
 
     type = XMLProperty("./@type")
@@ -92,5 +95,6 @@ class VolumeXML(XMLObject):
     physical = ByteSize("./physical")  # a file volume's size on disk (qcow2: not its capacity)
     path = XMLProperty("./target/path")
     format = XMLProperty("./target/format/@type")
+    compat = XMLProperty("./target/compat")  # qcow2's version: 0.10 (v2) or 1.1 (v3, which can hold bitmaps)
     backing_path = XMLProperty("./backingStore/path")
     backing_format = XMLProperty("./backingStore/format/@type")
