@@ -36,6 +36,7 @@ from playwright.sync_api import expect
 from tests import stack
 from tests.consoles.test_console_pages import LIT_PIXELS
 from tests.deploy.units import read_unit, service_command
+from tests.harness.libvirt_hosts import HarnessHost
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
@@ -61,7 +62,7 @@ class Deployment:
     admin_password: str
     ca: Path
     nss_home: Path
-    host: object  # the harness host that is "this machine's libvirt"
+    host: HarnessHost  # "this machine's libvirt"
     logs: Path
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
     install_output: str = ""
