@@ -343,12 +343,13 @@ def _active_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
 
 
 @raises_typed
-def drop_checkpoints(domain: libvirt.virDomain) -> int:
-    """Remove vmsite's checkpoints (and their bitmaps) before a new chain starts; how many went.
-    Ones whose bitmaps are already gone lose their metadata only."""
+def drop_checkpoints(domain: libvirt.virDomain, *, keep: frozenset[str] = frozenset()) -> int:
+    """Remove vmsite's checkpoints (and their bitmaps) but those named in keep: all of them before a
+    new chain starts, or the ones an interrupted backup left. How many went. Ones whose bitmaps are
+    already gone lose their metadata only."""
     dropped = 0
     for checkpoint in domain.listAllCheckpoints(libvirt.VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL)[::-1]:
-        if not checkpoint.getName().startswith(CHECKPOINT_PREFIX):
+        if not checkpoint.getName().startswith(CHECKPOINT_PREFIX) or checkpoint.getName() in keep:
             continue
         try:
             with translated():
@@ -360,8 +361,41 @@ def drop_checkpoints(domain: libvirt.virDomain) -> int:
     return dropped
 
 
+@raises_typed
+def abort_stale_job(domain: libvirt.virDomain, *, owns: Callable[[str], bool], poll_interval: float = 0.2,
+                    timeout: float = 120) -> bool:
+    """Abort a backup job that a worker which died left running, if its files are ones `owns`
+    (a path -> bool) recognises; whether there was one. Another tool's backup job is left alone."""
+    if not is_running(domain):
+        return False  # QEMU is gone, and its job with it
+    stats = domain.jobStats(0)
+    if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) == libvirt.VIR_DOMAIN_JOB_NONE:
+        return False
+    if stats.get("operation") != libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP:
+        return False
+    running = lookup_or_none(domain.backupGetXMLDesc, 0, missing=(libvirt.VIR_ERR_NO_DOMAIN_BACKUP,))
+    if running is None or not any(owns(disk.target_file or "") for disk in BackupXML.from_libvirt(running).disks):
+        return False
+    with tolerating(libvirt.VIR_ERR_OPERATION_INVALID):  # it ended meanwhile
+        domain.abortJob()
+    deadline = time.monotonic() + timeout
+    while domain.jobStats(0).get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE:
+        if time.monotonic() > deadline:
+            raise OperationInvalid("A backup job left by an interrupted backup does not stop: try again later.")
+        time.sleep(poll_interval)
+    return True
+
+
 # ---------------------------------------------------------------------------------------------
 # Files of the backup pool
+
+
+@raises_typed
+def file_names(conn: libvirt.virConnect, pool_name: str, *, prefix: str) -> list[str]:
+    """The names of the pool's volumes that start with prefix, as the pool holds them now."""
+    pool = _active_pool(conn, pool_name)
+    pool.refresh(0)
+    return sorted(name for name in pool.listVolumes() if name.startswith(prefix))
 
 
 @raises_typed
