@@ -20,7 +20,7 @@ from backups.services import cleanup_enqueue, restore_point_build, restore_point
 from domains.handlers import DOMAIN
 from domains.models import Domain
 from hosts.connection import host_session
-from hosts.reconcile import host_reconcile
+from domains.sync import host_vms_and_disks_reconcile
 from operations.frame import Frame, Target, operation_frame
 from operations.models import Operation
 from operations.registry import Report, after_sweep, operation_handler
@@ -224,7 +224,7 @@ def backup_restore(operation: Operation, report: Report) -> str:
     for disk in restored:  # the new VM's own volumes
         volume_record_made(host=point.host, key=disk.key, format=virt_backup.BACKUP_FORMAT, owner_uuid=new_uuid)
     report(95, f"Adding {new_name} to the inventory")
-    host_reconcile(host=point.host)
+    host_vms_and_disks_reconcile(host=point.host)
     files = sum(len(chain) for chain in chains.values())
     return (f"Restored {point.domain_name}'s {point.kind} backup {point.name} as {new_name}: "
             f"{len(restored)} disk(s) into {target_pool}, from {files} file(s) whose checksums matched the catalogue")

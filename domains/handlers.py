@@ -7,32 +7,22 @@ from collections.abc import Callable
 from django.conf import settings
 
 from accounts.access import volume_keys_deletable_with
-from domains import services
 from domains.models import Domain
+from domains.sync import domain_refresh
 from hosts.connection import host_session
 from operations.frame import Frame, Target, operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
 from virt import domains as virt_domains
 from virt import storage as virt_storage
-from virt.errors import VirtError
 from virt.types import Connection, VolumeHandle
 from virt.volumes import volume_key
-
-
-def refresh_row(conn: Connection, domain: Domain) -> None:
-    """The database shows the VM as libvirt has it now (its row goes if the VM is gone)."""
-    try:
-        live = virt_domains.refetch(conn, str(domain.uuid))
-    except VirtError:
-        return  # the host went away mid-action: the listener and the next reconcile catch up
-    services.domain_apply_state(domain_id=domain.pk, live=live)
 
 
 DOMAIN = Target[Domain](
     rows=lambda: Domain.objects.select_related("host"), session=lambda domain: host_session(domain.host),
     find=lambda conn, domain: virt_domains.lookup(conn, str(domain.uuid)),
-    store=lambda frame: refresh_row(frame.conn, frame.row))
+    store=lambda frame: domain_refresh(frame.conn, frame.row))
 
 # An action: the frame of its VM -> message.
 Act = Callable[[Frame[Domain]], str]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from domains import services_config
 from domains.handlers import DOMAIN
 from domains.models import Domain
+from domains.sync import domain_xml_store
 from operations.frame import Frame, operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
@@ -105,7 +105,7 @@ def run_domain_change(action: str, operation: Operation, report: Report) -> str:
 def store_xml(frame: Frame[Domain]) -> None:
     """The VM's inactive and live XML, as the XML pages show them."""
     inactive, live = devices.read_xml(frame.handle)
-    services_config.domain_xml_store(domain_id=frame.row.pk, inactive=inactive, live=live)
+    domain_xml_store(domain_id=frame.row.pk, inactive=inactive, live=live)
 
 
 def config_label(action: str) -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 import uuid
 
 from domains.cloudinit import cloud_config, meta_data, seed_iso, user_data
+from domains.models import Domain
+from domains.sync import host_vms_and_disks_reconcile
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
 from hosts.targets import CONNECTED_HOST
 from operations.frame import operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
+from operations.services import operation_record_result
 from storage.disks import sharing, vetted_volume
 from storage.records import volume_record_made
 from virt.builder import DiskSpec, DomainSpec, NicSpec, build_domain_xml
@@ -47,7 +49,10 @@ def create_domain(operation: Operation, report: Report) -> str:
                                cloud_init_seed=seed)
         if args.get("start_now"):  # a VM that fails to start stays defined, with its disks
             virt_domains.start(dom)
-    host_reconcile(host=host)
+    host_vms_and_disks_reconcile(host=host)
+    created_row = Domain.objects.filter(host=host, uuid=vm_uuid).first()
+    if created_row is not None:
+        operation_record_result(operation_id=operation.pk, **created_row.result_link)
     return f"Created {args['name']}" + (" and started it" if args.get("start_now") else "")
 
 

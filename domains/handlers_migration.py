@@ -1,5 +1,5 @@
 """The migration of a VM to another host, run by a worker: migrate through virt/, with progress and
-cancel, then re-read both hosts so that the inventory shows the VM where it is now."""
+cancel, then re-read both hosts' VMs and disks so that the inventory shows the VM where it is now."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,9 +11,9 @@ from storage.records import records_follow_vm, records_left_behind
 from domains.handlers import DOMAIN
 from domains.identity import domain_move
 from domains.models import Domain
+from domains.sync import host_vms_and_disks_reconcile
 from hosts.connection import host_session
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
 from hosts.uri import validate_address
 from operations.frame import Frame, operation_frame
 from operations.models import Operation
@@ -90,8 +90,8 @@ def _reconcile(frame: Frame[Domain], *hosts: Host) -> None:
     frame.report(END, "Reading both hosts' inventories")
     for host in hosts:
         try:
-            host_reconcile(host=host)
-        except HostUnavailable as exc:  # marked offline by the reconcile; the listener catches up later
+            host_vms_and_disks_reconcile(host=host)
+        except HostUnavailable as exc:  # the listener marks it offline, and catches up later
             logger.warning("after a migration, %s could not be re-read: %s", host.name, exc)
 
 

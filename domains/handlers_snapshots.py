@@ -6,9 +6,8 @@ from collections.abc import Callable
 
 from domains.handlers import DOMAIN
 from domains.models import Domain
-from domains.snapshots import domain_snapshots_store, domain_template_store
+from domains.sync import domain_snapshots_store, domain_template_store, host_vms_and_disks_reconcile
 from hosts.connection import connect_uri
-from hosts.reconcile import host_reconcile
 from operations.frame import Frame, operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
@@ -75,6 +74,6 @@ def clone(operation: Operation, report: Report) -> str:
     for key, fmt in zip(result.keys, result.formats):  # the copies are the clone's
         volume_record_made(host=domain.host, key=key, format=fmt, owner_uuid=result.uuid)
     report(95, f"Adding {result.name} to the inventory")
-    host_reconcile(host=domain.host)
+    host_vms_and_disks_reconcile(host=domain.host)
     copies = f"{len(result.volumes)} disk(s) copied" if result.volumes else "no disks to copy"
     return f"Cloned to {result.name} ({copies})"

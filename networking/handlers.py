@@ -12,6 +12,7 @@ from networking.sync import network_refresh
 from operations.frame import Target, operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
+from operations.services import operation_record_result
 from virt import networks as virt_networks
 from virt.errors import VirtError
 from virt.networks import NetworkEdit, NetworkSpec, PortGroupSpec, StaticHostSpec, SubnetSpec
@@ -91,5 +92,10 @@ def create_network(operation: Operation, report: Report) -> str:
                 except VirtError as exc:  # a network that fails to start stays defined, and says why
                     raise type(exc)(f"Defined the network {args['name']}, but it did not start: {exc}") from exc
         finally:
-            network_refresh(conn, host=host, uuid=uuid)
+            _link_result(operation, network_refresh(conn, host=host, uuid=uuid))
     return f"Defined the network {args['name']}" + (" and started it" if args.get("start_now") else "")
+
+
+def _link_result(operation: Operation, network: VirtualNetwork | None) -> None:
+    if network is not None:
+        operation_record_result(operation_id=operation.pk, **network.result_link)

@@ -16,6 +16,10 @@ class Operation(models.Model):
     target_type = models.CharField(max_length=32)
     target_id = models.PositiveBigIntegerField()
     target_label = models.CharField(max_length=255)
+    # The page that shows what the operation made or acted on, and the words of the link to it
+    # ("vm1", "the network default"), recorded by the app that owns it: operations/ knows no object app.
+    result_url = models.CharField(max_length=255, blank=True)
+    result_label = models.CharField(max_length=255, blank=True)
     host = models.ForeignKey("hosts.Host", null=True, blank=True, on_delete=models.SET_NULL, related_name="operations")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     arguments = models.JSONField(default=dict, blank=True)

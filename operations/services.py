@@ -51,6 +51,8 @@ def operation_enqueue(
     exclusive: bool = False,
     check: Callable[[Any], None] | None = None,
     label: str | None = None,
+    result_url: str = "",
+    result_label: str = "",
     queue: bool = True,
 ) -> Operation:
     """Save the operation, then queue its task once the row is committed.
@@ -58,6 +60,7 @@ def operation_enqueue(
     exclusive: refuse (OperationBusy) while another operation on `target` is unfinished; the
     target's row is locked first, so two requests cannot both find it idle. `check` then gets the
     row as read under that lock and raises to refuse what its current state does not allow.
+    result_url, result_label: the page the operation's page links to (operation_record_result).
     queue=False: the web process claims and runs the operation itself (uploads)."""
     if queue:
         handler_for(kind)  # an unknown kind is a programming error: fail before anything is saved
@@ -75,6 +78,8 @@ def operation_enqueue(
             target_type=target._meta.model_name,
             target_id=target.pk,
             target_label=(label or str(target))[:255],
+            result_url=result_url,
+            result_label=result_label[:255],
             host=host,
             user=user if user is not None and user.is_authenticated else None,
             arguments=arguments or {},
@@ -110,6 +115,12 @@ def operation_report(*, operation_id: int, progress: int, message: str = "") -> 
 
 def operation_record_libvirt_time(*, operation_id: int, milliseconds: float) -> None:
     Operation.objects.filter(pk=operation_id).update(libvirt_ms=max(0, round(milliseconds)))
+
+
+def operation_record_result(*, operation_id: int, result_url: str, result_label: str) -> None:
+    """The operation's page links to `result_url` ("Open <result_label>"): what it made, once that
+    has a page."""
+    Operation.objects.filter(pk=operation_id).update(result_url=result_url, result_label=result_label[:255])
 
 
 def operation_heartbeat(*, operation_id: int) -> None:

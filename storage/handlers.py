@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
-from domains.handlers import refresh_row as refresh_domain_row
 from domains.models import Domain
+from domains.sync import domain_refresh
 from hosts.connection import connect_uri, host_session
 from hosts.targets import CONNECTED_HOST
 from operations.frame import Frame, Target, operation_frame
@@ -187,7 +187,7 @@ def _detach_from(frame: Frame[Volume], user: virt_storage.VolumeUser) -> None:
     domain = virt_domains.lookup(frame.conn, user.domain_uuid)
     detach_disk(domain, target_dev=user.target_dev, live=user.running, persistent=virt_domains.is_persistent(domain))
     for row in Domain.objects.select_related("host").filter(host=frame.row.host, uuid=user.domain_uuid):
-        refresh_domain_row(frame.conn, row)
+        domain_refresh(frame.conn, row)
 
 
 def _refuse_if_used(conn: Connection, handle, what: str) -> None:

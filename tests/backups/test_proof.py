@@ -17,7 +17,7 @@ from django.urls import reverse
 from backups.manifest import MANIFEST_SUFFIX, catalogue_rebuild
 from backups.models import RestorePoint
 from domains.models import Domain
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.models import Operation
 from tests import stack

@@ -15,7 +15,7 @@ from domains.models import Domain
 from events.watching import lease_key
 from events.publish import flush
 from hosts.models import Host
-from hosts.services import host_mark_unreachable
+from hosts.sync import host_mark_unreachable
 from metrics.models import Sample
 from storage.models import StoragePool
 

@@ -10,7 +10,7 @@ from lxml import etree
 
 from accounts.models import Grant, Role
 from domains.models import Domain
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.models import Operation
 from tests.domains.helpers import LOCAL, cached

@@ -7,10 +7,10 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import Role
-from hosts.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.models import Operation
 from domains.models import Domain
+from inventory.reconcile import host_reconcile
 from storage.models import StoragePool, Volume, VolumeRecord
 from tests.domains.helpers import cached
 from tests.domains.test_config import CONFIG, define_guest, refused, submit, succeeded, xml_of

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from hosts.targets import CONNECTED_HOST, HOST
 from operations import services
 from operations.choices import OperationState

@@ -23,8 +23,8 @@ from lxml import etree
 from accounts.models import Grant, Role
 from domains.models import Domain
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
 from hosts.services import host_register_local
+from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.models import Operation
 from storage.models import StoragePool, Volume, VolumeRecord

@@ -1,14 +1,15 @@
-"""Operation handlers for hosts: they run in a Celery worker, in the host's frame (operations.frame);
-the reconcile they run opens its own connection."""
+"""Operation handlers that read a host's whole inventory: they run in a Celery worker, in the host's
+frame (operations.frame); the reconcile they run (inventory/reconcile.py) opens its own connection."""
 from __future__ import annotations
 
 from hosts import services
 from hosts.choices import HostStatus, Transport
 from hosts.connection import host_ssh_files_ensure
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
 from hosts.ssh import SSHMaterialError, host_key_fingerprints
+from hosts.sync import host_mark_unreachable
 from hosts.targets import HOST
+from inventory.reconcile import host_reconcile
 from operations.frame import operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
@@ -50,5 +51,5 @@ def _pin(host: Host) -> None:
         services.host_pin_ssh_keys(host=host)
     except SSHMaterialError as exc:
         reason = str(exc).partition(":")[0]
-        services.host_mark_unreachable(host=host, reason=str(exc), status=HostStatus.OFFLINE)
+        host_mark_unreachable(host=host, reason=str(exc), status=HostStatus.OFFLINE)
         raise HostUnavailableReason(str(exc), reason=reason) from exc
