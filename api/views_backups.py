@@ -48,11 +48,11 @@ class VMBackups(ApiListView):
     serializer_class = RestorePointSerializer
 
     def get_queryset(self):
-        return restore_points_list(user=self.request.user, domain=self.access_object)
+        return restore_points_list(user=self.request.user, domain=self.object)
 
     @queues(BackupBody)
     def post(self, request, pk: int):
-        domain = self.access_object
+        domain = self.object
         form = BackupNowForm(api_forms.body(request), domain=domain, user=request.user)
         pool = api_forms.valid(form)["pool"]
         return enqueue(lambda: backup_enqueue(domain=domain, user=request.user, pool=pool), OperationBusy,
@@ -69,7 +69,7 @@ class VMBackupRestore(ApiView):
 
     @queues(RestoreBody)
     def post(self, request, pk: int, point_id: int):
-        domain = self.access_object
+        domain = self.object
         point = restore_point_of(request.user, domain, point_id)
         refusal = restore_refusal(request.user, domain, point)
         if refusal:

@@ -22,7 +22,7 @@ class BackupNowView(Access, View):
     http_method_names = ["post"]
 
     def post(self, request, pk: int):
-        domain = self.access_object
+        domain = self.object
         form = BackupNowForm(request.POST, domain=domain, user=request.user)
         if not form.is_valid():
             for errors in form.errors.values():
@@ -54,8 +54,8 @@ class RestoreView(Access, View):
     template_name = "backups/restore.html"
 
     def _point(self, request, pk: int, point_id: int) -> RestorePoint:
-        point = restore_point_of(request.user, self.access_object, point_id)
-        refusal = restore_refusal(request.user, self.access_object, point)
+        point = restore_point_of(request.user, self.object, point_id)
+        refusal = restore_refusal(request.user, self.object, point)
         if refusal:
             raise PermissionDenied(refusal)
         return point
@@ -77,8 +77,8 @@ class RestoreView(Access, View):
             form.add_error(None, f"The backup {point.name} is {exc}")
             return self.render(request, point, form, status=409)
         messages.info(request, f"{point}: operation #{operation.pk} (restore as {form.cleaned_data['name']}) queued.")
-        return redirect("domains:detail", pk=self.access_object.pk)
+        return redirect("domains:detail", pk=self.object.pk)
 
     def render(self, request, point: RestorePoint, form, status: int = 200):
-        return render(request, self.template_name, {"domain": self.access_object, "point": point, "form": form},
+        return render(request, self.template_name, {"domain": self.object, "point": point, "form": form},
                       status=status)

@@ -127,7 +127,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     setup_django({**django_env(work / "data"), "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")})
     from backups.models import RestorePoint
     from domains.models import Domain
-    from hosts.reconcile import host_reconcile
+    from inventory.reconcile import host_reconcile
     from hosts.services import host_register_local
     from operations.services import operation_enqueue
     from tests.guests import GuestFactory, ScratchPool

@@ -21,7 +21,7 @@ from backups.manifest import point_stem
 from backups.models import RestorePoint
 from backups.services import backup_enqueue
 from domains.models import Domain
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from operations import services as operation_services
 from operations.choices import OperationState
 from operations.models import Operation
@@ -59,6 +59,7 @@ def small_pool(local_libvirt, tmp_path):
     folder.mkdir(mode=0o755)
     subprocess.run(["mount", "-o", "loop", str(image), str(folder)], check=True, capture_output=True)
     try:
+        (folder / "lost+found").rmdir()  # mkfs's, not a volume
         pool = ScratchPool(local_libvirt, str(folder))
         yield pool
         pool.remove()
