@@ -220,7 +220,8 @@ def backup_restore(operation: Operation, report: Report) -> str:
         new_uuid, restored = virt_backup.restore_as_new_vm(
             frame.conn, domain_xml=point.domain_xml, backup_pool=point.pool_name,
             tops={target: chain[-1].volume for target, chain in chains.items()}, target_pool=target_pool,
-            new_name=new_name, progress=frame.report)
+            new_name=new_name, progress=frame.report, untrusted=point.definition_from_manifest,
+            emulator=(point.host.capabilities or {}).get("emulator"))
     for disk in restored:  # the new VM's own volumes
         volume_record_made(host=point.host, key=disk.key, format=virt_backup.BACKUP_FORMAT, owner_uuid=new_uuid)
     report(95, f"Adding {new_name} to the inventory")
