@@ -10,19 +10,21 @@ no file, no checkpoint and no row.
 """
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from backups.manifest import disk_file_name, manifest_name, manifest_of
+from backups.manifest import MANIFEST_SUFFIX, disk_file_name, manifest_name, manifest_of, point_stem
 from backups.models import RestorePoint
-from backups.services import restore_point_build, restore_point_save
+from backups.services import cleanup_enqueue, restore_point_build, restore_point_save
 from domains.handlers import DOMAIN
 from domains.models import Domain
 from hosts.connection import host_session
 from domains.sync import host_vms_and_disks_reconcile
 from operations.frame import Frame, Target, operation_frame
 from operations.models import Operation
-from operations.registry import Report, operation_handler
+from operations.registry import Report, after_sweep, operation_handler
+from operations.services import OperationBusy
 from storage.disks import vetted_copy_format
 from storage.models import StoragePool
 from storage.records import volume_record_made
@@ -58,6 +60,7 @@ def backup_create(operation: Operation, report: Report) -> str:
 
 def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Operation, report: Report, *,
              pool_name: str, name: str):
+    cleared = _clear_leftovers(conn, dom, domain, pool_name)
     running = virt_domains.is_running(dom)
     volume_names = {disk.target: disk_file_name(domain.uuid, name, disk.target)
                     for disk in virt_backup.source_disks(dom)}
@@ -67,10 +70,15 @@ def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Ope
         if since is None and plan.checkpoint:
             virt_backup.drop_checkpoints(dom)  # a new chain: the old bitmaps would only cost writes
         report(3, f"{'Incremental' if since else 'Full'} backup of {domain.name} into {pool_name}")
-        outcome = virt_backup.back_up_running(
-            conn, dom, pool_name=pool_name, volume_names=volume_names,
-            checkpoint=virt_backup.CHECKPOINT_PREFIX + name if plan.checkpoint else None, since=since,
-            progress=report, cancelled=lambda: _cancel_requested(operation))
+        try:
+            outcome = virt_backup.back_up_running(
+                conn, dom, pool_name=pool_name, volume_names=volume_names,
+                checkpoint=virt_backup.CHECKPOINT_PREFIX + name if plan.checkpoint else None, since=since,
+                progress=report, cancelled=lambda: _cancel_requested(operation))
+        except virt_backup.BackupCancelled as exc:
+            operation.refresh_from_db(fields=["arguments"])
+            by = operation.arguments.get("cancel_requested_by", "a user")
+            raise virt_backup.BackupCancelled(f"Cancelled by {by}: {exc}") from exc
         parent, note = plan.since, plan.note
     else:
         report(3, f"Copying the disks of {domain.name} (shut off) into {pool_name}")
@@ -79,6 +87,7 @@ def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Ope
                                                vet=lambda volume: vetted_copy_format(conn, host=domain.host,
                                                                                      volume=volume))
         parent, note = None, "The VM was shut off: its disks were copied whole, with no checkpoint to continue from."
+    note = " ".join(part for part in (cleared, note) if part)
     manifest = manifest_name(domain.uuid, name)
     point, disks = restore_point_build(domain=domain, name=name, pool_name=pool_name, manifest=manifest,
                                        parent=parent, outcome=outcome, note=note)
@@ -91,6 +100,28 @@ def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Ope
     for disk in outcome.disks:  # nobody's volumes: only host operators and administrators reach them
         volume_record_made(host=domain.host, key=disk.key, format=disk.format)
     return point, disks
+
+
+def _clear_leftovers(conn: Connection, dom: DomainHandle, domain: Domain, pool_name: str) -> str:
+    """What a backup of this VM that never finished (its worker killed) left: its job, still
+    running in QEMU; its files in the pool; its checkpoint. A restore point exists once its manifest
+    is in the pool, so files with no manifest beside them and checkpoints of no point are its
+    leftovers. Removed before the new backup starts; says what went ("" when nothing)."""
+    prefix = point_stem(domain.uuid, "")
+    aborted = virt_backup.abort_stale_job(dom, owns=lambda path: posixpath.basename(path).startswith(prefix))
+    names = virt_backup.file_names(conn, pool_name, prefix=prefix)
+    points = {name.removeprefix(prefix).removesuffix(MANIFEST_SUFFIX) for name in names
+              if name.endswith(MANIFEST_SUFFIX)}
+    partial = [name for name in names if not any(name.startswith(point_stem(domain.uuid, point) + "-")
+                                                 or name == manifest_name(domain.uuid, point) for point in points)]
+    virt_backup.delete_files(conn, pool_name, partial)
+    points |= set(RestorePoint.objects.filter(domain_uuid=domain.uuid).values_list("name", flat=True))
+    dropped = virt_backup.drop_checkpoints(
+        dom, keep=frozenset(virt_backup.CHECKPOINT_PREFIX + point for point in points))
+    if not (aborted or partial or dropped):
+        return ""
+    return (f"An interrupted backup was cleaned up first ({'its job aborted, ' if aborted else ''}"
+            f"{len(partial)} partial file(s) and {dropped} checkpoint(s) removed).")
 
 
 def _plan(dom: DomainHandle, domain: Domain, pool_name: str) -> Plan:
@@ -147,6 +178,31 @@ def _describe(point: RestorePoint, disks) -> str:
     return f"{text}. {point.note}" if point.note else text
 
 
+@operation_handler("backup.cleanup")
+def backup_cleanup(operation: Operation, report: Report) -> str:
+    """After the sweep failed a backup whose worker died: its job, files and checkpoint go."""
+    pool_name = operation.arguments["pool"]
+
+    def store_pool(frame: Frame[Domain]) -> None:
+        _refresh_pool_row(frame.conn, frame.row, pool_name)
+
+    with operation_frame(operation, report, DOMAIN, stores=(store_pool,)) as frame:
+        cleared = _clear_leftovers(frame.conn, frame.handle, frame.row, pool_name)
+    return cleared or "The interrupted backup had left nothing behind."
+
+
+@after_sweep("backup.create")
+def backup_swept(operation: Operation) -> None:
+    """A backup whose worker died is cleaned up at once, not only when the VM's next backup starts."""
+    domain = Domain.objects.filter(pk=operation.target_id).select_related("host").first()
+    if domain is None:
+        return
+    try:
+        cleanup_enqueue(domain=domain, pool_name=operation.arguments["pool"])
+    except OperationBusy:
+        pass  # something else runs on the VM now; its next backup clears the leftovers first
+
+
 @operation_handler("backup.restore")
 def backup_restore(operation: Operation, report: Report) -> str:
     new_name, target_pool = operation.arguments["name"], operation.arguments["pool"]
@@ -164,7 +220,8 @@ def backup_restore(operation: Operation, report: Report) -> str:
         new_uuid, restored = virt_backup.restore_as_new_vm(
             frame.conn, domain_xml=point.domain_xml, backup_pool=point.pool_name,
             tops={target: chain[-1].volume for target, chain in chains.items()}, target_pool=target_pool,
-            new_name=new_name, progress=frame.report)
+            new_name=new_name, progress=frame.report, untrusted=point.definition_from_manifest,
+            emulator=(point.host.capabilities or {}).get("emulator"))
     for disk in restored:  # the new VM's own volumes
         volume_record_made(host=point.host, key=disk.key, format=virt_backup.BACKUP_FORMAT, owner_uuid=new_uuid)
     report(95, f"Adding {new_name} to the inventory")

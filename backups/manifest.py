@@ -98,7 +98,7 @@ def catalogue_rebuild(*, host: Host, pool_name: str, manifests: dict[str, bytes]
             kind=document["kind"], parent=parent, chain=document["chain"], checkpoint=document["checkpoint"],
             pool_name=pool_name, manifest=manifest_name(vm_uuid, document["name"]),
             consistency=document["consistency"], note=document["note"], seconds=document["seconds"],
-            domain_xml=document["domain_xml"], created_at=datetime.fromisoformat(document["created_at"]))
+            domain_xml=document["domain_xml"], definition_from_manifest=True, created_at=datetime.fromisoformat(document["created_at"]))
         RestorePointDisk.objects.bulk_create(RestorePointDisk(point=point, **disk) for disk in document["disks"])
         added.append(point)
     return added, skipped

@@ -32,7 +32,10 @@ class RestorePoint(models.Model):
     manifest = models.CharField(max_length=255)  # the manifest's volume name in that pool
     consistency = models.CharField(max_length=255)  # frozen by the agent, crash-consistent, or shut off
     note = models.TextField(blank=True)  # why a full backup was made where an incremental was asked
-    domain_xml = models.TextField()  # the VM's definition, to define a restored copy from
+    domain_xml = models.TextField()  # the VM's definition (with console passwords), to define a restored copy from
+    # True when the point came back from a manifest file (catalogue_rebuild): its definition is then
+    # checked against the hand-edit allowlist before a restore defines anything from it.
+    definition_from_manifest = models.BooleanField(default=False)
     seconds = models.FloatField(default=0)
     state = models.CharField(max_length=16, choices=State.choices, default=State.READY)
     created_at = models.DateTimeField(default=timezone.now)

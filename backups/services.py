@@ -43,6 +43,13 @@ def backup_enqueue(*, domain: Domain, user: AbstractBaseUser | None, pool: Stora
                              label=f"{domain.name}: back up into {pool.name}")
 
 
+def cleanup_enqueue(*, domain: Domain, pool_name: str) -> Operation:
+    """Queue the removal of what an interrupted backup of the VM left (its job, files, checkpoint)."""
+    return operation_enqueue(kind="backup.cleanup", target=domain, host=domain.host, user=None,
+                             arguments={"pool": pool_name}, exclusive=True,
+                             label=f"{domain.name}: clean up an interrupted backup in {pool_name}")
+
+
 def restore_enqueue(*, point: RestorePoint, user: AbstractBaseUser | None, name: str,
                       pool: StoragePool) -> Operation:
     """Queue a restore of the point into a new VM named `name`, its disks in `pool` (of the point's host)."""

@@ -36,6 +36,23 @@ def handler_for(kind: str) -> Handler:
         raise LookupError(f"no handler for operation kind {kind!r}") from None
 
 
+# Kind -> what to do once the sweep has failed an operation of that kind whose worker died midway
+# (undo what the handler could not: a backup's partial files). Called with the swept row.
+_AFTER_SWEEP: dict[str, Callable[..., None]] = {}
+
+
+def after_sweep(kind: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    def register(func: Callable[..., None]) -> Callable[..., None]:
+        _AFTER_SWEEP[kind] = func
+        return func
+
+    return register
+
+
+def after_sweep_for(kind: str) -> Callable[..., None] | None:
+    return _AFTER_SWEEP.get(kind)
+
+
 def known_kinds() -> list[str]:
     return sorted(_HANDLERS)
 

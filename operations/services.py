@@ -17,7 +17,7 @@ from django.utils import timezone
 from events.publish import publish_operation
 from operations.choices import OperationState
 from operations.models import Operation
-from operations.registry import handler_for
+from operations.registry import after_sweep_for, handler_for
 
 logger = logging.getLogger(__name__)
 OPERATION_TASK = "operations.run"  # the one task that runs any kind (operations/tasks.py)
@@ -194,6 +194,9 @@ def operations_sweep(*, now=None) -> int:
             announce(operation.pk)
             logger.warning("operation %s swept: %s", operation.pk, error)
             swept += 1
+            follow_up = after_sweep_for(operation.kind)
+            if follow_up is not None:
+                follow_up(operation)
     return swept
 
 

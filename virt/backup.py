@@ -14,6 +14,7 @@ named CHECKPOINT_PREFIX + the restore point's name; others' checkpoints are left
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,9 @@ import libvirt
 
 from virt.clone import make_distinct
 from virt.domains import find_disk_volume, is_running
-from virt.errors import (AlreadyExists, NotFound, OperationInvalid, VirtError, lookup_or_none, raises_typed,
-                         tolerating, translated)
+from virt.devices import other_domain_descriptions, pool_paths
+from virt.errors import (AlreadyExists, InvalidArgument, NotFound, OperationInvalid, VirtError, lookup_or_none,
+                         raises_typed, tolerating, translated)
 from virt.images import read_header, references
 from virt.storage import QCOW2_COMPAT, pool_volume_create
 from virt.volumes import require_free_domain_name, upload_bytes
@@ -31,7 +33,8 @@ from virt.xml.backup import BackupXML, CheckpointXML
 from virt.xml.base import parse_trusted
 from virt.xml.domain import Disk
 from virt.xml.domain import Domain as DomainXML
-from virt.xml.storage import VolumeXML
+from virt.xml.policy import HostContext, PolicyViolation, require_allowed, volume_paths
+from virt.xml.storage import PoolXML, VolumeXML
 
 Progress = Callable[[int, str], None]
 Cancelled = Callable[[], bool]
@@ -175,7 +178,7 @@ def back_up_running(conn: libvirt.virConnect, domain: libvirt.virDomain, *, pool
     started = time.monotonic()
     disks = source_disks(domain)
     pool = _active_pool(conn, pool_name)
-    domain_xml = domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if domain.isPersistent() else domain.XMLDesc(0)
+    domain_xml = saved_definition(domain)
     made: list[libvirt.virStorageVol] = []
     try:
         backup = BackupXML.new()
@@ -242,7 +245,17 @@ def back_up_shut_off(conn: libvirt.virConnect, domain: libvirt.virDomain, *, poo
         written.append(_written(conn, pool, described, volume))
     return BackupOutcome(kind="full", checkpoint="", consistency="shut off: its disks were copied whole",
                          disks=written, seconds=time.monotonic() - started,
-                         domain_xml=domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+                         domain_xml=saved_definition(domain))
+
+
+def saved_definition(domain: libvirt.virDomain) -> str:
+    """The definition a restore point keeps, to define a restored copy from: the persistent one,
+    with its console passwords (XML_SECURE), which the restored VM keeps. It stays in the worker,
+    the catalogue and the manifest: pages and the API never show it."""
+    flags = libvirt.VIR_DOMAIN_XML_SECURE
+    if domain.isPersistent():
+        flags |= libvirt.VIR_DOMAIN_XML_INACTIVE
+    return domain.XMLDesc(flags)
 
 
 def _checkpoint_xml(name: str, disks: list[SourceDisk]) -> CheckpointXML:
@@ -343,12 +356,13 @@ def _active_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
 
 
 @raises_typed
-def drop_checkpoints(domain: libvirt.virDomain) -> int:
-    """Remove vmsite's checkpoints (and their bitmaps) before a new chain starts; how many went.
-    Ones whose bitmaps are already gone lose their metadata only."""
+def drop_checkpoints(domain: libvirt.virDomain, *, keep: frozenset[str] = frozenset()) -> int:
+    """Remove vmsite's checkpoints (and their bitmaps) but those named in keep: all of them before a
+    new chain starts, or the ones an interrupted backup left. How many went. Ones whose bitmaps are
+    already gone lose their metadata only."""
     dropped = 0
     for checkpoint in domain.listAllCheckpoints(libvirt.VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL)[::-1]:
-        if not checkpoint.getName().startswith(CHECKPOINT_PREFIX):
+        if not checkpoint.getName().startswith(CHECKPOINT_PREFIX) or checkpoint.getName() in keep:
             continue
         try:
             with translated():
@@ -360,8 +374,41 @@ def drop_checkpoints(domain: libvirt.virDomain) -> int:
     return dropped
 
 
+@raises_typed
+def abort_stale_job(domain: libvirt.virDomain, *, owns: Callable[[str], bool], poll_interval: float = 0.2,
+                    timeout: float = 120) -> bool:
+    """Abort a backup job that a worker which died left running, if its files are ones `owns`
+    (a path -> bool) recognises; whether there was one. Another tool's backup job is left alone."""
+    if not is_running(domain):
+        return False  # QEMU is gone, and its job with it
+    stats = domain.jobStats(0)
+    if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) == libvirt.VIR_DOMAIN_JOB_NONE:
+        return False
+    if stats.get("operation") != libvirt.VIR_DOMAIN_JOB_OPERATION_BACKUP:
+        return False
+    running = lookup_or_none(domain.backupGetXMLDesc, 0, missing=(libvirt.VIR_ERR_NO_DOMAIN_BACKUP,))
+    if running is None or not any(owns(disk.target_file or "") for disk in BackupXML.from_libvirt(running).disks):
+        return False
+    with tolerating(libvirt.VIR_ERR_OPERATION_INVALID):  # it ended meanwhile
+        domain.abortJob()
+    deadline = time.monotonic() + timeout
+    while domain.jobStats(0).get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE:
+        if time.monotonic() > deadline:
+            raise OperationInvalid("A backup job left by an interrupted backup does not stop: try again later.")
+        time.sleep(poll_interval)
+    return True
+
+
 # ---------------------------------------------------------------------------------------------
 # Files of the backup pool
+
+
+@raises_typed
+def file_names(conn: libvirt.virConnect, pool_name: str, *, prefix: str) -> list[str]:
+    """The names of the pool's volumes that start with prefix, as the pool holds them now."""
+    pool = _active_pool(conn, pool_name)
+    pool.refresh(0)
+    return sorted(name for name in pool.listVolumes() if name.startswith(prefix))
 
 
 @raises_typed
@@ -471,28 +518,30 @@ def verify_chain(conn: libvirt.virConnect, pool_name: str, chain: list[ChainFile
 
 @raises_typed
 def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool: str, tops: dict[str, str],
-                      target_pool: str, new_name: str, progress: Progress) -> tuple[str, list[RestoredDisk]]:
+                      target_pool: str, new_name: str, progress: Progress, untrusted: bool = False,
+                      emulator: str | None = None) -> tuple[str, list[RestoredDisk]]:
     """Define a new VM (new name, UUID and MACs) from a restore point's saved definition, each backed
     up disk a flat copy of its chain's top file (tops: disk target -> volume name) in target_pool.
-    Writable disks that were not backed up are left out. Returns the new VM's UUID and its disks;
-    on failure, the copies made are removed."""
+    Writable disks that were not backed up are left out. untrusted: the definition was read from a
+    manifest file, which anyone who can write into the pool could have written, so it must pass the
+    allowlist for hand-edited XML (virt/xml/policy.py, against this host, emulator its own) before
+    anything is copied. Returns the new VM's UUID and its disks; on failure, the copies are removed."""
     require_free_domain_name(conn, new_name)
     source_pool = _active_pool(conn, backup_pool)
     destination = _active_pool(conn, target_pool)
-    xml = DomainXML.from_libvirt(domain_xml)
+    xml = DomainXML.from_xml(domain_xml) if untrusted else DomainXML.from_libvirt(domain_xml)
+    planned = _plan_restored_disks(xml, tops, new_name, PoolXML.from_libvirt(destination.XMLDesc(0)).target_path)
+    make_distinct(xml, new_name)
+    if untrusted:
+        _require_restorable(conn, xml, emulator)
     made: list[libvirt.virStorageVol] = []
     restored = []
     try:
-        disks = _writable_disks(xml)
-        for index, disk in enumerate(disks):
-            if disk.target_dev not in tops:
-                disk.element.getparent().remove(disk.element)
-                continue
-            progress(10 + 70 * index // len(disks), f"Copying {disk.target_dev} into {target_pool}")
-            name = f"{new_name}-{disk.target_dev}.qcow2"
+        for index, (target, name, path) in enumerate(planned):
+            progress(10 + 70 * index // len(planned), f"Copying {target} into {target_pool}")
             if lookup_or_none(destination.storageVolLookupByName, name) is not None:
                 raise AlreadyExists(f"The pool {target_pool!r} already has a volume named {name!r}.")
-            top = source_pool.storageVolLookupByName(tops[disk.target_dev])
+            top = source_pool.storageVolLookupByName(tops[target])
             copy = VolumeXML.new()
             copy.name = name
             copy.capacity = top.info()[1]
@@ -500,10 +549,11 @@ def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool:
             copy.compat = QCOW2_COMPAT
             volume = destination.createXMLFrom(copy.to_xml(), top, 0)
             made.append(volume)
-            _point_disk_at(disk, volume.path())
-            restored.append(RestoredDisk(target=disk.target_dev, volume=name, path=volume.path(), key=volume.key()))
+            if volume.path() != path:
+                raise OperationInvalid(f"The pool {target_pool!r} put {name} at {volume.path()}, not at {path}.")
+            _require_flat_copy(conn, volume, capacity=copy.capacity)
+            restored.append(RestoredDisk(target=target, volume=name, path=path, key=volume.key()))
         progress(85, f"Defining {new_name}")
-        make_distinct(xml, new_name)
         new = conn.defineXML(xml.to_xml())
     except BaseException:
         for volume in made:
@@ -511,6 +561,51 @@ def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool:
                 volume.delete(0)
         raise
     return new.UUIDString(), restored
+
+
+def _require_flat_copy(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, capacity: int) -> None:
+    """The written image reads as what was asked: a qcow2 file of the disk's size naming no other file."""
+    written = VolumeXML.from_libvirt(volume.XMLDesc(0))
+    found = references(read_header(conn, volume), BACKUP_FORMAT)
+    if (written.format or "raw") != BACKUP_FORMAT or written.capacity != capacity or found:
+        raise OperationInvalid(f"The restored copy {volume.name()} is not a flat qcow2 image of {capacity} bytes "
+                               f"(it reads as {written.format}, {written.capacity} bytes"
+                               f"{', naming ' + found[0].name if found else ''}). Nothing was restored.")
+
+
+def _plan_restored_disks(xml: DomainXML, tops: dict[str, str], new_name: str,
+                         pool_path: str | None) -> list[tuple[str, str, str]]:
+    """Point each backed-up disk at the volume its copy will be (target, volume name, path); drop
+    the writable disks that were not backed up."""
+    if not pool_path:
+        raise OperationInvalid("A restored disk goes into a pool with a folder (a dir, fs or NFS pool).")
+    planned = []
+    for disk in _writable_disks(xml):
+        if disk.target_dev not in tops:
+            disk.element.getparent().remove(disk.element)
+            continue
+        name = f"{new_name}-{disk.target_dev}.qcow2"
+        path = posixpath.join(pool_path, name)
+        _point_disk_at(disk, path)
+        planned.append((disk.target_dev, name, path))
+    return planned
+
+
+def _require_restorable(conn: libvirt.virConnect, xml: DomainXML, emulator: str | None) -> None:
+    """A definition read from a manifest, with its disks pointed at their restored copies, against
+    the allowlist as the new VM of this host: what a user could not define by hand, a file cannot."""
+    pools = pool_paths(conn)
+    used_elsewhere: dict[str, bool] = {}
+    for description in other_domain_descriptions(conn, except_uuid=None):
+        for path, writes in volume_paths(parse_trusted(description), pools).items():
+            used_elsewhere[path] = used_elsewhere.get(path, False) or writes
+    context = HostContext(uuid="", pools=pools, emulator=emulator, name=xml.name,
+                          own_paths=frozenset(volume_paths(xml.element, pools)), used_elsewhere=used_elsewhere)
+    try:
+        require_allowed(xml.element, context)
+    except PolicyViolation as exc:
+        raise InvalidArgument(f"Refused, nothing was restored: the VM definition in this restore point's manifest "
+                              f"breaks the rules for a new VM: {exc}") from None
 
 
 def _point_disk_at(disk: Disk, path: str) -> None:
