@@ -33,6 +33,7 @@ bench:
 	.venv/bin/python bench/storage.py
 	.venv/bin/python bench/events.py
 	.venv/bin/python bench/dashboard.py
+	.venv/bin/python bench/backups.py
 
 clean:
 	rm -rf .testdata

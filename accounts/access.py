@@ -22,10 +22,11 @@ from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
 from accounts.models import Grant, Role
+from backups.models import RestorePoint
 from domains.models import Domain
 from hosts.models import Host
 from operations.models import Operation
-from storage.models import Volume, VolumeGift, VolumeRecord
+from storage.models import StoragePool, Volume, VolumeGift, VolumeRecord
 
 VIEW = "view"
 OPERATE = "operate"
@@ -248,19 +249,65 @@ def may_see_tombstone(user: AbstractBaseUser, tombstone) -> bool:
     return tombstone.host_id is not None and hosts_for(user, VIEW).filter(pk=tombstone.host_id).exists()
 
 
+def pools_for_new_volume(user: AbstractBaseUser, domain: Domain) -> QuerySet[StoragePool]:
+    """The active pools of the VM's host the user may make a new disk for this VM in: all of them for a
+    host operator (or an administrator); for the VM's own operators only the pools that already hold a
+    volume made for it (its disks stay where the host's operators put them); none for a viewer. The
+    forms offer only these, so a VM's user never sees the names of the host's other pools."""
+    pools = StoragePool.objects.filter(host_id=domain.host_id, active=True)
+    if not may(user, OPERATE, domain):
+        return pools.none()
+    if may(user, OPERATE, domain.host):
+        return pools
+    own_keys = VolumeRecord.objects.filter(host_id=domain.host_id, owner_uuid=domain.uuid).values("key")
+    return pools.filter(volumes__key__in=own_keys).distinct()
+
+
 def new_volume_refusal(user: AbstractBaseUser, domain: Domain, pool: Model) -> str | None:
-    """Why the user may not make a new volume for this VM in this pool (None: they may). A host operator
-    (or an administrator) may use any pool of the VM's host; the VM's own operators only the pools that
-    already hold a volume made for it (its disks stay where the host's operators put them). The new
-    volume is the VM's own."""
+    """Why the user may not make a new volume for this VM in this pool (None: they may; the rule is
+    pools_for_new_volume's). The new volume is the VM's own."""
     if not may(user, OPERATE, domain):
         return "Your role does not allow changes to this VM."
     if pool.host_id != domain.host_id:
         return "A new disk is made in a pool of the VM's own host."
-    if may(user, OPERATE, domain.host):
-        return None
-    if VolumeRecord.objects.filter(host_id=domain.host_id, owner_uuid=domain.uuid,
-                                   key__in=Volume.objects.filter(pool=pool).values("key")).exists():
+    if pools_for_new_volume(user, domain).filter(pk=pool.pk).exists():
         return None
     return (f"Your grant is on this VM only: it may make new disks only in a pool that holds one of its own "
             f"volumes, and {pool.name} holds none. Ask a host operator.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Backups (issue 18): a VM's viewers see its restore points; its operators back it up now, into a
+# file pool they may make its volumes in; restoring makes a new VM, so it needs an operator's right
+# on the host that holds the restore point's files too (as a clone does).
+
+BACKUP_POOL_TYPES = ("dir", "fs", "netfs")  # a backup is a file (and a chain of qcow2 overlays)
+
+
+def restore_points_for(user: AbstractBaseUser, domain: Domain) -> QuerySet[RestorePoint]:
+    """The VM's restore points, for whoever may see the VM."""
+    if not may(user, VIEW, domain):
+        return RestorePoint.objects.none()
+    return RestorePoint.objects.filter(domain_uuid=domain.uuid)
+
+
+def backup_pools_for(user: AbstractBaseUser, domain: Domain) -> QuerySet[StoragePool]:
+    """The pools a backup of the VM may be written to: the file pools among those the user may make
+    the VM's new volumes in (pools_for_new_volume: all of the host's for a host operator)."""
+    return pools_for_new_volume(user, domain).filter(pool_type__in=BACKUP_POOL_TYPES)
+
+
+def restore_refusal(user: AbstractBaseUser, domain: Domain, point: RestorePoint) -> str | None:
+    """Why the user may not restore this restore point of the VM as a new VM (None: they may)."""
+    if not may(user, OPERATE, domain):
+        return "Your role does not allow changes to this VM."
+    if not may(user, OPERATE, point.host):
+        return (f"Restoring makes a new VM on {point.host}, where the backup's files are: that needs an operator's "
+                f"right on the host, not only on {domain.name}. Ask a host operator.")
+    return None
+
+
+def restore_pools_for(user: AbstractBaseUser, point: RestorePoint) -> QuerySet[StoragePool]:
+    """The active file pools of the restore point's host a restored VM's disks may go in: a host operator's."""
+    pools = StoragePool.objects.filter(host_id=point.host_id, active=True, pool_type__in=BACKUP_POOL_TYPES)
+    return pools if may(user, OPERATE, point.host) else pools.none()

@@ -124,7 +124,7 @@ def run(cycles: int, work_dir: Path) -> None:
     env = {**django_env(work_dir / "data"), "REDIS_URL": "redis://127.0.0.1:6379/14"}
     setup_django(env)
     from domains.models import Domain
-    from hosts.reconcile import host_reconcile
+    from inventory.reconcile import host_reconcile
     from hosts.services import host_register_local
 
     host, _ = host_register_local()

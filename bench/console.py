@@ -203,7 +203,7 @@ def run(connections: int, updates: int, work_dir: Path) -> None:
     env = {**django_env(work_dir / "data"), "REDIS_URL": "redis://127.0.0.1:6379/13"}
     setup_django(env)
     from domains.models import Domain
-    from hosts.reconcile import host_reconcile
+    from inventory.reconcile import host_reconcile
     from hosts.services import host_register_local
 
     host, _ = host_register_local()

@@ -2,7 +2,7 @@
 
 What it measures (TESTING.md, Benchmarks), each figure next to the naive way in the same run:
 
-* reconcile of one host with N persistent guests (vmsite's ``hosts.reconcile.host_reconcile``:
+* reconcile of one host with N persistent guests (vmsite's ``inventory.reconcile.host_reconcile``:
   bulk libvirt read plus a diff applied to the database), the first run (N inserts, and the
   host's capabilities read once) apart from the steady state; against the raw bulk libvirt
   calls alone (target: reconcile <= 2x raw) and against the naive read, ``info()`` and
@@ -219,7 +219,7 @@ def bench_reconcile(hosts: list[HarnessHost], rows: list[Any], runs: int) -> Hos
     """Each run does, per host and side by side: raw bulk calls, vmsite's reconcile, the naive read."""
     from hosts.connection import connect_uri
     from hosts.models import Host
-    from hosts.reconcile import host_reconcile
+    from inventory.reconcile import host_reconcile
     from virt.connection import pool
     from virt.inventory import DOMAIN_STATS
 

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     env = django_env(work / "data")
     setup_django(env)
     from hosts.models import Host
-    from hosts.reconcile import host_reconcile
+    from inventory.reconcile import host_reconcile
     from storage.models import StoragePool, Volume
     from virt.storage import build_pool, define_pool, start_pool
     from virt.xml.storage import PoolXML

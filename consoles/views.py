@@ -62,12 +62,18 @@ def console_page_policy(request) -> str:
 
 
 def console_proxy_origin(request) -> str:
+    """Where the page's websocket to the console proxy goes: CONSOLE_PROXY_URL's origin; the page's
+    own origin (as ws/wss) when that URL is a path (the proxy behind the same reverse proxy as the
+    pages); else the page's host name on CONSOLE_PROXY_PORT (`make run`)."""
+    scheme = "wss" if request.is_secure() else "ws"
+    if settings.CONSOLE_PROXY_URL.startswith("/"):
+        return f"{scheme}://{request.get_host()}"
     if settings.CONSOLE_PROXY_URL:
         parts = urlsplit(settings.CONSOLE_PROXY_URL)
         return f"{parts.scheme}://{parts.netloc}"
     hostname = urlsplit(f"//{request.get_host()}").hostname or "localhost"
     host = f"[{hostname}]" if ":" in hostname else hostname
-    return f"{'wss' if request.is_secure() else 'ws'}://{host}:{settings.CONSOLE_PROXY_PORT}"
+    return f"{scheme}://{host}:{settings.CONSOLE_PROXY_PORT}"
 
 
 class SerialConsoleView(ConsolePageMixin, DetailView):

@@ -19,7 +19,7 @@ from domains.models import Domain
 from networking.models import VirtualNetwork
 from networking.selectors import mac_in_use
 from networking.validators import clean_mac
-from accounts.access import new_volume_refusal, volume_use_refusal
+from accounts.access import new_volume_refusal, pools_for_new_volume, volume_use_refusal
 from storage.choices import FILE_POOL_TYPES
 from storage.forms import SizeField
 from storage.models import StoragePool, Volume
@@ -83,9 +83,13 @@ def check_hotplug_room(form: ScopedForm, data: dict, what: str) -> None:
                              "made by vmsite's wizard have 14 ports.")
 
 
-def _pool_choices(domain: Domain) -> list[tuple[str, str]]:
-    return [(name, name) for name in StoragePool.objects.filter(host=domain.host, active=True)
-            .order_by("name").values_list("name", flat=True)]
+def pools_named_to(form: DomainForm) -> list[str]:
+    """The pools a volume form may name to its user: where a new disk of theirs may go, and the pools of
+    the volumes offered to them (offered_volume_choices first). Any other name is refused with the same
+    words whether or not the host has such a pool."""
+    for_new = pools_for_new_volume(form.user, form.domain).values_list("name", flat=True)
+    of_offered = {volume.pool.name for volume, refusal in form.volume_offers if not refusal}
+    return sorted(set(for_new) | of_offered)
 
 
 def refuse_unusable_volume(form: DomainForm, data: dict, *, pool_field: str = "pool",
@@ -116,7 +120,7 @@ def split_offered_volume(form: DomainForm, data: dict) -> None:
     pool_name, slash, name = value.partition("/")
     if not slash:
         return
-    if pool_name not in dict(_pool_choices(form.domain)) or "/" in name:
+    if pool_name not in pools_named_to(form) or "/" in name:
         form.add_error("volume", "Paths typed by hand are not accepted: pick a pool and give the volume's name in it.")
         return
     try:
@@ -141,7 +145,9 @@ class AttachDiskForm(ScopedForm):
     volume = forms.CharField(max_length=300, required=False, strip=False, label="Volume",
                              widget=forms.Select, help_text="The volumes you may attach to this VM.")
     pool = forms.ChoiceField(required=False, label="Storage pool (new volume)", error_messages={
-        "invalid_choice": "%(value)s is not an active storage pool of this VM's host."})
+        "invalid_choice": "%(value)s is not a pool offered for this VM: a VM's own operators may make new disks "
+                          "only in a pool that holds one of its own volumes, host operators in any active pool "
+                          "of its host."})
     new_name = forms.CharField(max_length=300, required=False, strip=False, label="Name (new volume)",
                                help_text=VOLUME_RULE)
     new_size = SizeField(required=False, label="Size (new volume)")
@@ -153,9 +159,16 @@ class AttachDiskForm(ScopedForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["pool"].choices = [("", "—"), *_pool_choices(self.domain)]
         self.fields["volume"].choices = [("", "—"), *offered_volume_choices(self)]
         self.fields["volume"].widget.choices = self.fields["volume"].choices
+        self._offer_pools()
+
+    def _offer_pools(self) -> None:
+        """The select offers the pools a new disk may go in (accounts.access decides); the API may also
+        name the pool of an offered volume apart from its name."""
+        for_new = pools_for_new_volume(self.user, self.domain).order_by("name").values_list("name", flat=True)
+        self.fields["pool"].choices = [("", "—"), *((name, name) for name in pools_named_to(self))]
+        self.fields["pool"].widget.choices = [("", "—"), *((name, name) for name in for_new)]
 
     def clean(self) -> dict:
         data = super().clean()
@@ -496,13 +509,13 @@ class MediaForm(ScopedForm):
     volume = forms.CharField(required=False, max_length=300, strip=False, label="Medium", widget=forms.Select,
                              help_text="The volumes you may use in this VM; none ejects the medium.")
     pool = forms.ChoiceField(required=False, widget=forms.HiddenInput, error_messages={
-        "invalid_choice": "%(value)s is not an active storage pool of this VM's host."})
+        "invalid_choice": "%(value)s is not the pool of a volume offered for this VM."})
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["target"].choices = _disk_choices(self.domain, ("cdrom", "floppy"))
-        self.fields["pool"].choices = [("", "—"), *_pool_choices(self.domain)]
         self.fields["volume"].choices = [("", "(none: eject)"), *offered_volume_choices(self)]
+        self.fields["pool"].choices = [("", "—"), *((name, name) for name in pools_named_to(self))]
         self.fields["volume"].widget.choices = self.fields["volume"].choices
 
     def clean(self) -> dict:

@@ -1,48 +1,51 @@
-"""Operation handlers for VM lifecycle actions: load, act through virt/, store the new state."""
+"""Operation handlers for VM lifecycle actions: their own work through virt/, inside the frame that
+finds the VM and stores its state as libvirt has it now (operations.frame)."""
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from django.conf import settings
 
 from accounts.access import volume_keys_deletable_with
-from domains import services
 from domains.models import Domain
-from hosts.connection import connect_uri
+from domains.sync import domain_refresh
+from hosts.connection import host_session
+from operations.frame import Frame, Target, operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
-from operations.services import operation_record_libvirt_time
 from virt import domains as virt_domains
 from virt import storage as virt_storage
-from virt.connection import pool
-from virt.errors import VirtError, translated
-from virt.types import Connection, DomainHandle, VolumeHandle
+from virt.types import Connection, VolumeHandle
 from virt.volumes import volume_key
 
-# An action: (connection, libvirt handle, operation arguments, progress report, cached row) -> message.
-Act = Callable[[Connection, DomainHandle, dict, Report, Domain], str]
-# A store: records something more of the VM after an action (its XML, its snapshot tree).
-Store = Callable[[Connection, DomainHandle, Domain], None]
+
+DOMAIN = Target[Domain](
+    rows=lambda: Domain.objects.select_related("host"), session=lambda domain: host_session(domain.host),
+    find=lambda conn, domain: virt_domains.lookup(conn, str(domain.uuid)),
+    store=lambda frame: domain_refresh(frame.conn, frame.row))
+
+# An action: the frame of its VM -> message.
+Act = Callable[[Frame[Domain]], str]
 
 _ACTS: dict[str, Act] = {
-    "start": lambda conn, dom, args, report, row: virt_domains.start(dom),
-    "start_paused": lambda conn, dom, args, report, row: virt_domains.start(dom, paused=True),
-    "shutdown": lambda conn, dom, args, report, row: virt_domains.shutdown(
-        dom, timeout=float(args.get("timeout", settings.DOMAIN_SHUTDOWN_TIMEOUT)), progress=report),
-    "force_off": lambda conn, dom, args, report, row: virt_domains.force_off(dom),
-    "reboot": lambda conn, dom, args, report, row: virt_domains.reboot(dom),
-    "reset": lambda conn, dom, args, report, row: virt_domains.reset(dom),
-    "pause": lambda conn, dom, args, report, row: virt_domains.pause(dom),
-    "resume": lambda conn, dom, args, report, row: virt_domains.resume(dom),
-    "save": lambda conn, dom, args, report, row: virt_domains.managed_save(dom),
-    "discard_save": lambda conn, dom, args, report, row: virt_domains.remove_managed_save(dom),
-    "autostart_on": lambda conn, dom, args, report, row: virt_domains.set_autostart(dom, enabled=True),
-    "autostart_off": lambda conn, dom, args, report, row: virt_domains.set_autostart(dom, enabled=False),
-    "rename": lambda conn, dom, args, report, row: virt_domains.rename(dom, new_name=args["name"]),
-    "delete": lambda conn, dom, args, report, row: virt_domains.delete(
-        conn, dom, with_volumes=bool(args.get("with_volumes")), progress=report,
-        deletable=lambda volume: deletable_with(conn, row, volume)),
+    "start": lambda frame: virt_domains.start(frame.handle),
+    "start_paused": lambda frame: virt_domains.start(frame.handle, paused=True),
+    "shutdown": lambda frame: virt_domains.shutdown(
+        frame.handle, timeout=float(frame.arguments.get("timeout", settings.DOMAIN_SHUTDOWN_TIMEOUT)),
+        progress=frame.report),
+    "force_off": lambda frame: virt_domains.force_off(frame.handle),
+    "reboot": lambda frame: virt_domains.reboot(frame.handle),
+    "reset": lambda frame: virt_domains.reset(frame.handle),
+    "pause": lambda frame: virt_domains.pause(frame.handle),
+    "resume": lambda frame: virt_domains.resume(frame.handle),
+    "save": lambda frame: virt_domains.managed_save(frame.handle),
+    "discard_save": lambda frame: virt_domains.remove_managed_save(frame.handle),
+    "autostart_on": lambda frame: virt_domains.set_autostart(frame.handle, enabled=True),
+    "autostart_off": lambda frame: virt_domains.set_autostart(frame.handle, enabled=False),
+    "rename": lambda frame: virt_domains.rename(frame.handle, new_name=frame.arguments["name"]),
+    "delete": lambda frame: virt_domains.delete(
+        frame.conn, frame.handle, with_volumes=bool(frame.arguments.get("with_volumes")), progress=frame.report,
+        deletable=lambda volume: deletable_with(frame.conn, frame.row, volume)),
 }
 
 
@@ -55,43 +58,8 @@ def deletable_with(conn: Connection, domain: Domain, volume: VolumeHandle) -> bo
 
 
 def run_domain_action(action: str, operation: Operation, report: Report) -> str:
-    return act_on_domain(operation, report, action.replace("_", " ").capitalize(), _ACTS[action])
-
-
-def act_on_domain(operation: Operation, report: Report, label: str, act: Act, *, stores: tuple[Store, ...] = ()
-                  ) -> str:
-    """The frame of every action on one VM: find it, act, time the libvirt work, then, whatever
-    happened, store what the action may have changed and the VM's state as libvirt has it now."""
-    domain = Domain.objects.select_related("host").get(pk=operation.target_id)
-    with pool().session(connect_uri(domain.host)) as conn:
-        dom = virt_domains.lookup(conn, str(domain.uuid))
-        report(10, f"{label}: {domain.name}")
-        started = time.perf_counter()
-        try:
-            return act(conn, dom, operation.arguments, report, domain)
-        finally:
-            operation_record_libvirt_time(operation_id=operation.pk,
-                                          milliseconds=(time.perf_counter() - started) * 1000)
-            for store in stores:
-                _quietly(store, conn, dom, domain)
-            refresh_row(conn, domain)
-
-
-def refresh_row(conn: Connection, domain: Domain) -> None:
-    """The database shows the VM as libvirt has it now (its row goes if the VM is gone)."""
-    try:
-        live = virt_domains.refetch(conn, str(domain.uuid))
-    except VirtError:
-        return  # the host went away mid-action: the listener and the next reconcile catch up
-    services.domain_apply_state(domain_id=domain.pk, live=live)
-
-
-def _quietly(store: Store, conn: Connection, dom: DomainHandle, domain: Domain) -> None:
-    try:
-        with translated():
-            store(conn, dom, domain)
-    except VirtError:
-        pass  # the VM or its host went away: refresh_row removes or keeps the row as it should
+    with operation_frame(operation, report, DOMAIN, label=action.replace("_", " ").capitalize()) as frame:
+        return _ACTS[action](frame)
 
 
 def _register(action: str) -> None:

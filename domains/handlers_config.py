@@ -1,12 +1,14 @@
-"""Operation handlers that change a VM's devices and settings: load the VM, act through
-virt.devices, then store its new state and XML whatever happened."""
+"""Operation handlers that change a VM's devices and settings: their own work through
+virt.devices, inside the VM's frame (operations.frame), which also stores its XML whatever
+happened."""
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from domains import services_config
-from domains.handlers import act_on_domain
+from domains.handlers import DOMAIN
 from domains.models import Domain
+from domains.sync import domain_xml_store
+from operations.frame import Frame, operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
 from storage.disks import sharing, vetted_volume
@@ -14,11 +16,10 @@ from storage.models import StoragePool
 from storage.records import records_forget, volume_record_made
 from storage.sync import pool_refresh_row
 from virt import devices
-from virt.errors import translated
 from virt.types import Connection, DomainHandle, VolumeHandle
 from virt.volumes import delete_volume, guest_volume_create, volume_key
 
-Change = Callable[[Connection, DomainHandle, dict, Domain], str]
+Change = Callable[[Connection, DomainHandle, dict, Domain], str]  # (connection, VM, arguments, row) -> message
 
 
 def _scope(args: dict) -> dict:
@@ -49,9 +50,7 @@ def _attach_disk(conn: Connection, dom: DomainHandle, args: dict, domain: Domain
 def _make_new_volume(conn: Connection, args: dict, domain: Domain) -> VolumeHandle:
     """The new disk's volume, recorded as the VM's own (its owner's users may use it, and it goes with the VM)."""
     fmt = args["new"]["format"]
-    with translated():
-        made = guest_volume_create(conn, args["pool"], args["volume"], capacity_bytes=int(args["new"]["capacity"]),
-                                   fmt=fmt)
+    made = guest_volume_create(conn, args["pool"], args["volume"], capacity_bytes=int(args["new"]["capacity"]), fmt=fmt)
     volume_record_made(host=domain.host, key=volume_key(made), format=fmt, owner_uuid=domain.uuid)
     return made
 
@@ -99,16 +98,14 @@ _CHANGES: dict[str, Change] = {
 
 
 def run_domain_change(action: str, operation: Operation, report: Report) -> str:
-    change = _CHANGES[action]
-    return act_on_domain(operation, report, config_label(action),
-                         lambda conn, dom, args, report, domain: change(conn, dom, args, domain),
-                         stores=(store_xml,))
+    with operation_frame(operation, report, DOMAIN, label=config_label(action), stores=(store_xml,)) as frame:
+        return _CHANGES[action](frame.conn, frame.handle, frame.arguments, frame.row)
 
 
-def store_xml(conn: Connection, dom: DomainHandle, domain: Domain) -> None:
+def store_xml(frame: Frame[Domain]) -> None:
     """The VM's inactive and live XML, as the XML pages show them."""
-    inactive, live = devices.read_xml(dom)
-    services_config.domain_xml_store(domain_id=domain.pk, inactive=inactive, live=live)
+    inactive, live = devices.read_xml(frame.handle)
+    domain_xml_store(domain_id=frame.row.pk, inactive=inactive, live=live)
 
 
 def config_label(action: str) -> str:

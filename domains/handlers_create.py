@@ -3,17 +3,18 @@ from __future__ import annotations
 
 import uuid
 
-
 from domains.cloudinit import cloud_config, meta_data, seed_iso, user_data
-from hosts.connection import connect_uri
+from domains.models import Domain
+from domains.sync import host_vms_and_disks_reconcile
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
+from hosts.targets import CONNECTED_HOST
+from operations.frame import operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
+from operations.services import operation_record_result
 from storage.disks import sharing, vetted_volume
 from storage.records import volume_record_made
 from virt.builder import DiskSpec, DomainSpec, NicSpec, build_domain_xml
-from virt.connection import pool
 from virt.devices import require_free_macs
 from virt import domains as virt_domains
 from virt.types import Connection, VolumeHandle
@@ -26,28 +27,32 @@ GIB = 2**30
 
 @operation_handler("domain.create")
 def create_domain(operation: Operation, report: Report) -> str:
-    host = Host.objects.get(pk=operation.target_id)
     args = operation.arguments
     created: list[tuple[VolumeHandle, str, bool]] = []  # (volume, its format, a cloud-init seed?)
-    with pool().session(connect_uri(host)) as conn:
+    with operation_frame(operation, report, CONNECTED_HOST) as frame:
+        conn, host = frame.conn, frame.row
         require_free_domain_name(conn, args["name"])
         if args.get("nic_mac") and args.get("nic_kind") != "none":
             require_free_macs(conn, [args["nic_mac"]])
         try:
-            disks = _disks(conn, host, args, created, report)
-            report(70, "Defining the VM" + (" and starting it" if args.get("start_now") else ""))
+            disks = _disks(conn, host, args, created, frame.report)
+            frame.report(70, "Defining the VM" + (" and starting it" if args.get("start_now") else ""))
             dom = virt_domains.define(conn, build_domain_xml(_spec(host, args, disks)),
                                       autostart=bool(args.get("autostart")))
         except Exception:
             for volume, _fmt, _seed in created:  # nothing half-made is left behind
                 delete_volume(volume)
             raise
+        vm_uuid = virt_domains.domain_uuid(dom)
         for volume, fmt, seed in created:  # the volumes made for the VM are the VM's
-            volume_record_made(host=host, key=volume_key(volume), format=fmt, owner_uuid=dom.UUIDString(),
+            volume_record_made(host=host, key=volume_key(volume), format=fmt, owner_uuid=vm_uuid,
                                cloud_init_seed=seed)
         if args.get("start_now"):  # a VM that fails to start stays defined, with its disks
             virt_domains.start(dom)
-    host_reconcile(host=host)
+    host_vms_and_disks_reconcile(host=host)
+    created_row = Domain.objects.filter(host=host, uuid=vm_uuid).first()
+    if created_row is not None:
+        operation_record_result(operation_id=operation.pk, **created_row.result_link)
     return f"Created {args['name']}" + (" and started it" if args.get("start_now") else "")
 
 

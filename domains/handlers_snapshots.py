@@ -1,37 +1,35 @@
-"""Operation handlers for snapshots, clones and templates: load the VM, act through virt/, then
-store the snapshot tree or template mark and refresh the VM's row like every domain handler."""
+"""Operation handlers for snapshots, clones and templates: their own work through virt/, inside the
+VM's frame (operations.frame), which also stores the snapshot tree and template mark."""
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from domains.handlers import act_on_domain, refresh_row
+from domains.handlers import DOMAIN
 from domains.models import Domain
-from domains.snapshots import domain_snapshots_store, domain_template_store
+from domains.sync import domain_snapshots_store, domain_template_store, host_vms_and_disks_reconcile
 from hosts.connection import connect_uri
-from hosts.reconcile import host_reconcile
+from operations.frame import Frame, operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
 from storage.disks import vetted_copy_format
 from storage.records import volume_record_made
 from virt import clone as virt_clone
-from virt import domains as virt_domains
 from virt import snapshots as virt_snapshots
-from virt.connection import pool
-from virt.types import Connection, DomainHandle
+from virt.types import DomainHandle
 
 Act = Callable[[DomainHandle, dict, Report], str]
 
 
 def _run(operation: Operation, report: Report, label: str, act: Act) -> str:
     """Act on the operation's VM; whatever happens, store its snapshot tree and state afterwards."""
-    return act_on_domain(operation, report, label, lambda conn, dom, args, report, domain: act(dom, args, report),
-                         stores=(_store_snapshots,))
+    with operation_frame(operation, report, DOMAIN, label=label, stores=(_store_snapshots,)) as frame:
+        return act(frame.handle, frame.arguments, frame.report)
 
 
-def _store_snapshots(conn: Connection, dom: DomainHandle, domain: Domain) -> None:
+def _store_snapshots(frame: Frame[Domain]) -> None:
     """The snapshot tree and the template mark (from the XML: it survives a re-register)."""
-    domain_snapshots_store(domain_id=domain.pk, snapshots=virt_snapshots.read_tree(dom))
-    domain_template_store(domain_id=domain.pk, is_template=virt_clone.is_template(dom))
+    domain_snapshots_store(domain_id=frame.row.pk, snapshots=virt_snapshots.read_tree(frame.handle))
+    domain_template_store(domain_id=frame.row.pk, is_template=virt_clone.is_template(frame.handle))
 
 
 @operation_handler("domain.snapshot_create")
@@ -67,19 +65,15 @@ def mark_template(operation: Operation, report: Report) -> str:
 
 @operation_handler("domain.clone")
 def clone(operation: Operation, report: Report) -> str:
-    domain = Domain.objects.select_related("host").get(pk=operation.target_id)
-    with pool().session(connect_uri(domain.host)) as conn:
-        dom = virt_domains.lookup(conn, str(domain.uuid))
-        report(5, f"Checking the disks of {domain.name}")
-        try:
-            result = virt_clone.clone(conn, dom, uri=connect_uri(domain.host), new_name=operation.arguments["name"],
-                                      progress=report,
-                                      vet=lambda volume: vetted_copy_format(conn, host=domain.host, volume=volume))
-        finally:
-            refresh_row(conn, domain)
+    with operation_frame(operation, report, DOMAIN) as frame:
+        domain = frame.row
+        frame.report(5, f"Checking the disks of {domain.name}")
+        result = virt_clone.clone(frame.conn, frame.handle, uri=connect_uri(domain.host),
+                                  new_name=frame.arguments["name"], progress=frame.report,
+                                  vet=lambda volume: vetted_copy_format(frame.conn, host=domain.host, volume=volume))
     for key, fmt in zip(result.keys, result.formats):  # the copies are the clone's
         volume_record_made(host=domain.host, key=key, format=fmt, owner_uuid=result.uuid)
     report(95, f"Adding {result.name} to the inventory")
-    host_reconcile(host=domain.host)
+    host_vms_and_disks_reconcile(host=domain.host)
     copies = f"{len(result.volumes)} disk(s) copied" if result.volumes else "no disks to copy"
     return f"Cloned to {result.name} ({copies})"

@@ -21,9 +21,9 @@ from operations.models import Operation
 from tombstones.services import tombstone_record
 
 KEPT, MOVED, DELETED = "kept", "moved", "deleted"
-# The columns a row takes from the one it absorbs: what its new host says of the VM now.
-_CACHED = ("name", "state", "state_reason", "vcpus", "memory_kib", "persistent", "autostart", "has_managed_save",
-           "details", "xml_inactive", "xml_live", "is_template", "snapshots", "synced_at")
+# The columns a row takes from the one it absorbs: all that its new host says of the VM now, which
+# is every column but the row's identity (its id, host and UUID) and its sequence number.
+_CACHED = tuple(field.name for field in Domain._meta.concrete_fields if field.name not in ("id", "host", "uuid", "seq"))
 
 
 def domains_gone(pks: Iterable[int]) -> dict[int, str]:

@@ -1,4 +1,5 @@
 from django.db import models
+from django.urls import reverse
 
 from domains.choices import ACTIVE_STATES, DOMAIN_STATE_COLOURS, DomainState
 from hosts.cached import CachedHostObject
@@ -30,6 +31,14 @@ class Domain(CachedHostObject):
         constraints = [models.UniqueConstraint(fields=["host", "uuid"], name="domain_unique_uuid_per_host")]
         indexes = [models.Index(fields=["name"]), models.Index(fields=["state", "name"]),
                    models.Index(fields=["host", "name"])]
+
+    def get_absolute_url(self) -> str:
+        return reverse("domains:detail", args=[self.pk])
+
+    @property
+    def result_link(self) -> dict[str, str]:
+        """How an operation's page links to the VM it acted on or made (operations know no VM)."""
+        return {"result_url": self.get_absolute_url(), "result_label": self.name}
 
     @property
     def state_colour(self) -> str:

@@ -1,4 +1,5 @@
-"""Writes on VMs: queuing their operations (one at a time per VM), and storing what libvirt says."""
+"""Writes on VMs: queuing their operations (one at a time per VM). What libvirt says of a VM is
+stored by domains/sync.py."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -6,16 +7,11 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
 from domains.actions import ACTIONS, FORM_ACTIONS
-from domains.identity import domain_gone
 from domains.models import Domain
-from events.publish import publish_domain
 from operations.models import Operation
 from operations.services import OperationBusy, operation_enqueue
-from virt.domains import LiveDomain
 
 
 # One rule for every kind of object: the name stays for the callers that catch it.
@@ -45,8 +41,9 @@ def domain_action_enqueue(*, domain: Domain, action: str, user: AbstractBaseUser
         raise ActionNotAllowed(f"Unknown action {action!r}.")
     if action in ("start", "start_paused") and domain.is_template:
         raise ActionNotAllowed(f"{domain.name} is a template: unmark it before starting it, or create a VM from it.")
+    link = {} if action == "delete" else domain.result_link  # a deleted VM's page is its tombstone
     return operation_enqueue(kind=f"domain.{action}", target=domain, host=domain.host, user=user,
-                             arguments=arguments or {}, exclusive=True, check=_allowed_in_state(action))
+                             arguments=arguments or {}, exclusive=True, check=_allowed_in_state(action), **link)
 
 
 def domain_bulk_enqueue(*, domains: list[Domain], action: str, user: AbstractBaseUser | None
@@ -59,37 +56,3 @@ def domain_bulk_enqueue(*, domains: list[Domain], action: str, user: AbstractBas
         except (DomainBusy, ActionNotAllowed) as exc:
             skipped.append(f"{domain.name}: {exc}")
     return queued, skipped
-
-
-def domain_apply_state(*, domain_id: int, live: LiveDomain | None) -> None:
-    """Store what libvirt says of one VM now (None: it is gone from its host), and tell open pages."""
-    row = Domain.objects.filter(pk=domain_id).values_list("host_id", "seq").first()
-    if row is None:
-        return
-    host_id, seq = row
-    if live is None:
-        domain_gone(domain_id)
-        return
-    Domain.objects.filter(pk=domain_id).update(
-        name=live.name, state=live.state, state_reason=live.reason, vcpus=live.vcpus, memory_kib=live.memory_kib,
-        persistent=live.persistent, autostart=live.autostart, has_managed_save=live.has_managed_save,
-        details=live.details, synced_at=timezone.now(), seq=F("seq") + 1,
-    )
-    # The row's seq may have moved on meanwhile; a page that sees a jump fetches a fresh copy anyway.
-    publish_domain(domain_id=domain_id, host_id=host_id, seq=seq + 1, state=live.state, change="changed")
-
-
-def domain_apply_run_state(*, domain_id: int, state: int, reason: int) -> None:
-    """Store a VM's new run state alone (after a pause or a resume, nothing else changed), and tell
-    open pages."""
-    row = Domain.objects.filter(pk=domain_id).values_list("host_id", "seq").first()
-    if row is None:
-        return
-    host_id, seq = row
-    Domain.objects.filter(pk=domain_id).update(state=state, state_reason=reason, synced_at=timezone.now(),
-                                               seq=F("seq") + 1)
-    publish_domain(domain_id=domain_id, host_id=host_id, seq=seq + 1, state=state, change="changed")
-
-
-def domain_id_for(*, host_id: int, uuid: str) -> int | None:
-    return Domain.objects.filter(host_id=host_id, uuid=uuid).values_list("pk", flat=True).first()

@@ -87,10 +87,5 @@ def domain_xml_refresh(*, domain: Domain, user: User) -> Operation:
     return _enqueue(domain, user, "refresh")
 
 
-def domain_xml_store(*, domain_id: int, inactive: str, live: str) -> None:
-    """Keep the XML libvirt gave (never with passwords) for the XML page."""
-    Domain.objects.filter(pk=domain_id).update(xml_inactive=inactive, xml_live=live)
-
-
 def _enqueue(domain: Domain, user: User, action: str, **arguments) -> Operation:
     return domain_action_enqueue(domain=domain, action=action, user=user, arguments=arguments)

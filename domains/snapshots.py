@@ -1,20 +1,13 @@
 """Writes for snapshots, clones and templates: queuing their operations through
-`domain_action_enqueue` (so a VM still runs one operation at a time), and storing what the
-handlers read back from libvirt."""
+`domain_action_enqueue` (so a VM still runs one operation at a time). What the handlers read back
+from libvirt is stored by domains/sync.py."""
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import asdict
-from datetime import UTC, datetime
-
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import F
-from django.utils import timezone
 
 from domains.models import Domain
 from domains.services import domain_action_enqueue
 from operations.models import Operation
-from virt.snapshots import SnapshotInfo
 
 
 def snapshot_create(*, domain: Domain, user: AbstractBaseUser | None, name: str, description: str = "",
@@ -48,14 +41,3 @@ def domain_template_mark(*, domain: Domain, user: AbstractBaseUser | None, templ
     """Queue marking the VM as a template (template=True) or unmarking it."""
     return domain_action_enqueue(domain=domain, action="mark_template", user=user,
                                  arguments={"template": template})
-
-
-def domain_snapshots_store(*, domain_id: int, snapshots: Iterable[SnapshotInfo]) -> None:
-    rows = [asdict(snapshot) | {"taken_at": f"{datetime.fromtimestamp(snapshot.created, UTC):%Y-%m-%d %H:%M:%S} UTC"}
-            for snapshot in snapshots]
-    Domain.objects.filter(pk=domain_id).update(snapshots=rows, synced_at=timezone.now(), seq=F("seq") + 1)
-
-
-def domain_template_store(*, domain_id: int, is_template: bool) -> None:
-    Domain.objects.filter(pk=domain_id).update(is_template=is_template, synced_at=timezone.now(),
-                                               seq=F("seq") + 1)

@@ -3,7 +3,8 @@
 The ASGI router in front (vmsite/asgi.py) already refuses a foreign or missing Origin; this
 consumer refuses a socket without a logged-in session and computes, once, which hosts and VMs its
 user may see; the hub re-reads that on every `host` message (a host or a grant came or went), so a
-socket never receives messages about a host its user may not see.
+socket never receives messages about a host its user may not see. The hub sends each message's one
+prebuilt ASGI event straight to the server (`send_live`, see KeepServerSend).
 """
 from __future__ import annotations
 
@@ -18,6 +19,22 @@ from events.hub import CLOSE_LIVE_UNAVAILABLE, live_hub
 CLOSE_NOT_LOGGED_IN = 4401
 HELLO = json.dumps({"type": "hello"})
 PONG = json.dumps({"type": "pong"})
+SERVER_SEND = "vmsite.server_send"
+
+
+class KeepServerSend:
+    """ASGI middleware, outermost on the websocket side (vmsite/asgi.py): puts the server's own `send`
+    in the scope, so that the live socket sends its messages past Channels' session middleware.
+
+    That middleware wraps `send` to save the session and set its cookie on an HTTP response; a
+    websocket message never does either, yet each one paid for the check (the lazy session read
+    twice, the settings) on every socket, for every message of every process's hub."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        return await self.inner({**scope, SERVER_SEND: send}, receive, send)
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -29,6 +46,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_LOGGED_IN)  # before accept: the handshake is refused (403)
             return
         self.user_id = user.pk
+        self.send_live = self.scope.get(SERVER_SEND, self.base_send)
         await self.accept()
         self.hub = live_hub()
         if not await self.hub.join(self, lambda: database_sync_to_async(live_scopes)(user)):
@@ -51,9 +69,6 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     def wants(self, message: dict) -> bool:
         return socket_wants(message, everything=self.everything, scope_by_host=self.scope_by_host)
-
-    async def send_live(self, text: str) -> None:
-        await self.send(text_data=text)
 
     async def close_live(self, code: int) -> None:
         await self.close(code=code)

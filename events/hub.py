@@ -1,9 +1,10 @@
 """One Redis subscription per web process, fanned out to the process's live sockets.
 
 A message is published once (events/publish.py) and arrives here once per process, as the JSON
-text every socket will be sent. The hub reads the few fields the access rule needs once, and then,
-for each socket, only looks up the host (and VM) in the scope that socket computed at connect: no
-database work and no serialisation per socket. A `host` message (a host came or went, a grant
+text every socket will be sent. The hub reads the few fields the access rule needs once, builds the
+one ASGI event all sockets are sent, and then, for each socket, only looks up the host (and VM) in
+the scope that socket computed at connect and hands the event to the server: no database work, no
+serialisation and no Channels layer per socket. A `host` message (a host came or went, a grant
 changed) first makes every socket re-read its user's scope (one read per user, not per socket),
 and only then is it, or any later message, delivered: a grant removed stops the next message.
 
@@ -43,7 +44,7 @@ class LiveSocket(Protocol):
 
     def wants(self, message: dict) -> bool: ...
 
-    async def send_live(self, text: str) -> None: ...
+    async def send_live(self, event: dict) -> None: ...  # an ASGI `websocket.send` event, shared by all sockets
 
     async def close_live(self, code: int) -> None: ...
 
@@ -101,7 +102,7 @@ class LiveHub:
     async def _deliver(self, data: bytes) -> None:
         try:
             message = json.loads(data)
-            text = data.decode()
+            event = {"type": "websocket.send", "text": data.decode()}
         except ValueError:
             logger.warning("live message not JSON: %r", data[:200])
             return
@@ -115,7 +116,7 @@ class LiveHub:
         for socket in list(self.sockets):
             try:
                 if socket.wants(message):
-                    await socket.send_live(text)
+                    await socket.send_live(event)
             except Disconnected:  # the page went away while the message was on its way (daphne's word for it)
                 self.sockets.discard(socket)
                 logger.debug("live socket closed before a message reached it")

@@ -7,7 +7,9 @@ process receives it once and hands it to those of its sockets whose user may see
 sequence number" and fetch what they show from the server, so no message needs to carry a page.
 
 Sending never blocks the caller: messages go to one thread per process, in order; a burst is
-published in one round trip.
+published in one round trip. The listener, whose worker threads may wait a moment for Redis, sends
+on the calling thread instead (`publish_on_calling_thread`): one thread hop fewer between a libvirt
+event and the pages.
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ BATCH = 500  # messages published in one round trip at most
 
 
 class _Publisher:
-    def __init__(self) -> None:
+    def __init__(self, *, on_calling_thread: bool = False) -> None:
+        self.on_calling_thread = on_calling_thread
         self.queue: queue.Queue[str] = queue.Queue()
         self.client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
         self.channel = settings.LIVE_CHANNEL
@@ -36,7 +39,13 @@ class _Publisher:
         self.thread.start()
 
     def send(self, text: str) -> None:
-        self.queue.put(text)
+        if not self.on_calling_thread:
+            self.queue.put(text)
+            return
+        try:
+            self.client.publish(self.channel, text)
+        except redis.RedisError as exc:
+            logger.warning("live message not sent: %s", exc)
 
     def _run(self) -> None:
         while True:
@@ -65,16 +74,28 @@ class _Publisher:
 _publisher: _Publisher | None = None
 _publisher_lock = threading.Lock()
 _publisher_pid: int | None = None
+_on_calling_thread = False
 
 
 def _get_publisher() -> _Publisher:
     global _publisher, _publisher_pid
     with _publisher_lock:
         if _publisher is None or _publisher_pid != os.getpid():  # a forked worker child needs its own
-            _publisher = _Publisher()
+            _publisher = _Publisher(on_calling_thread=_on_calling_thread)
             _publisher_pid = os.getpid()
             atexit.register(_publisher.flush)
         return _publisher
+
+
+def publish_on_calling_thread() -> None:
+    """From now on, this process's messages are published by the thread that sends them (for the
+    listener: a web request must never wait for Redis, a listener's worker thread may)."""
+    global _on_calling_thread, _publisher
+    with _publisher_lock:
+        _on_calling_thread = True
+        if _publisher is not None:
+            _publisher.flush()
+            _publisher.on_calling_thread = True
 
 
 def publish(host_id: int | None, message: dict[str, Any]) -> None:

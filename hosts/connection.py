@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import AbstractContextManager
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -17,6 +18,8 @@ from django.conf import settings
 from hosts.choices import Transport
 from hosts.models import Host
 from hosts.ssh import ssh_command_script
+from virt.connection import pool
+from virt.types import Connection
 
 
 def host_files_dir(host: Host) -> Path:
@@ -84,3 +87,8 @@ def _write_if_changed(path: Path, data: bytes, *, mode: int) -> bool:
         Path(temporary).unlink(missing_ok=True)
         raise
     return True
+
+
+def host_session(host: Host) -> AbstractContextManager[Connection]:
+    """The host's pooled connection for the length of a `with` block; libvirt errors leave typed."""
+    return pool().session(connect_uri(host))

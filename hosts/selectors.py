@@ -24,7 +24,7 @@ def mark_watched(hosts: list[Host]) -> list[Host]:
     import redis
     from django.conf import settings
 
-    from events.lease import lease_holders
+    from events.watching import lease_holders
 
     try:
         holders = lease_holders(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1),

@@ -1,4 +1,4 @@
-"""Writes on hosts: registration, SSH material, status, and queuing their operations."""
+"""Writes on hosts: registration, SSH material, and queuing their operations (its status: hosts/sync.py)."""
 from __future__ import annotations
 
 import shutil
@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from events.publish import publish_host
-from hosts.choices import HostStatus, Transport
+from hosts.choices import Transport
 from hosts.connection import host_files_dir, host_ssh_files_ensure
 from hosts.models import Host, SSHKey
 from hosts.ssh import generate_key_pair, load_private_key, public_line, fingerprint_of_key, scan_host_keys, ssh_dir, \
@@ -145,9 +145,3 @@ def host_connect_enqueue(*, host: Host, user: AbstractBaseUser | None) -> Operat
 
 def host_sync_enqueue(*, host: Host, user: AbstractBaseUser | None) -> Operation:
     return operation_enqueue(kind="host.sync", target=host, host=host, user=user)
-
-
-def host_mark_unreachable(*, host: Host, reason: str, status: str = HostStatus.OFFLINE) -> None:
-    if Host.objects.filter(pk=host.pk).exclude(status=status, status_reason=reason[:500]).update(
-            status=status, status_reason=reason[:500]):
-        publish_host(host_id=host.pk)

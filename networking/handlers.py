@@ -1,22 +1,27 @@
-"""Operation handlers for virtual networks: act through virt.networks, then store the network as
-libvirt has it now (networking.sync.network_refresh), whatever happened."""
+"""Operation handlers for virtual networks: their own work through virt.networks, inside the frame
+that finds the network and stores it as libvirt has it now (networking.sync.network_refresh),
+whatever happened (operations.frame)."""
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-from hosts.connection import connect_uri
-from hosts.models import Host
+from hosts.connection import host_session
+from hosts.targets import CONNECTED_HOST
 from networking.models import VirtualNetwork
 from networking.sync import network_refresh
+from operations.frame import Target, operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
-from operations.services import operation_record_libvirt_time
+from operations.services import operation_record_result
 from virt import networks as virt_networks
-from virt.connection import pool
-from virt.errors import VirtError, translated
+from virt.errors import VirtError
 from virt.networks import NetworkEdit, NetworkSpec, PortGroupSpec, StaticHostSpec, SubnetSpec
 from virt.types import Connection, NetworkHandle
+
+NETWORK = Target[VirtualNetwork](
+    rows=lambda: VirtualNetwork.objects.select_related("host"), session=lambda network: host_session(network.host),
+    find=lambda conn, network: virt_networks.lookup(conn, str(network.uuid)),
+    store=lambda frame: network_refresh(frame.conn, host=frame.row.host, uuid=str(frame.row.uuid)))
 
 Act = Callable[[Connection, NetworkHandle, dict], str]  # (connection, network, arguments) -> message
 
@@ -38,29 +43,13 @@ _ACTS: dict[str, Act] = {
 }
 
 
-def act_on_network(operation: Operation, report: Report, act: Act) -> str:
-    network = VirtualNetwork.objects.select_related("host").get(pk=operation.target_id)
-    with pool().session(connect_uri(network.host)) as conn:
-        handle = virt_networks.lookup(conn, str(network.uuid))
-        report(10, f"{operation.kind.partition('.')[2].replace('_', ' ').capitalize()}: {network.name}")
-        started = time.perf_counter()
-        try:
-            return act(conn, handle, operation.arguments)
-        finally:
-            operation_record_libvirt_time(operation_id=operation.pk,
-                                          milliseconds=(time.perf_counter() - started) * 1000)
-            _refresh_quietly(conn, network)
-
-
-def _refresh_quietly(conn: Connection, network: VirtualNetwork) -> None:
-    try:
-        network_refresh(conn, host=network.host, uuid=str(network.uuid))
-    except VirtError:
-        pass  # the host went away mid-action: the next reconcile catches up
+def run_network_action(action: str, operation: Operation, report: Report) -> str:
+    with operation_frame(operation, report, NETWORK, label=action.replace("_", " ").capitalize()) as frame:
+        return _ACTS[action](frame.conn, frame.handle, frame.arguments)
 
 
 def _register(action: str) -> None:
-    operation_handler(f"network.{action}")(lambda operation, report: act_on_network(operation, report, _ACTS[action]))
+    operation_handler(f"network.{action}")(lambda operation, report: run_network_action(action, operation, report))
 
 
 for _action in _ACTS:
@@ -88,27 +77,25 @@ def network_spec(args: dict) -> NetworkSpec:
 
 @operation_handler("network.create")
 def create_network(operation: Operation, report: Report) -> str:
-    host = Host.objects.get(pk=operation.target_id)
     args = operation.arguments
     document = virt_networks.build_network(network_spec(args))
-    with pool().session(connect_uri(host)) as conn:
-        report(20, f"Defining the network {args['name']}")
-        started = time.perf_counter()
+    with operation_frame(operation, report, CONNECTED_HOST) as frame:
+        conn, host = frame.conn, frame.row
+        frame.report(20, f"Defining the network {args['name']}")
+        network = virt_networks.define(conn, document, autostart=bool(args.get("autostart")))
+        uuid = virt_networks.network_uuid(network)
         try:
-            handle = virt_networks.define(conn, document, autostart=bool(args.get("autostart")))
-            uuid = handle.UUIDString()
-            message = f"Defined the network {args['name']}"
             if args.get("start_now"):
-                report(60, "Starting it")
+                frame.report(60, "Starting it")
                 try:
-                    with translated():
-                        virt_networks.start(handle)
-                    message += " and started it"
+                    virt_networks.start(network)
                 except VirtError as exc:  # a network that fails to start stays defined, and says why
-                    network_refresh(conn, host=host, uuid=uuid)
                     raise type(exc)(f"Defined the network {args['name']}, but it did not start: {exc}") from exc
         finally:
-            operation_record_libvirt_time(operation_id=operation.pk,
-                                          milliseconds=(time.perf_counter() - started) * 1000)
-        network_refresh(conn, host=host, uuid=uuid)
-    return message
+            _link_result(operation, network_refresh(conn, host=host, uuid=uuid))
+    return f"Defined the network {args['name']}" + (" and started it" if args.get("start_now") else "")
+
+
+def _link_result(operation: Operation, network: VirtualNetwork | None) -> None:
+    if network is not None:
+        operation_record_result(operation_id=operation.pk, **network.result_link)

@@ -1,4 +1,5 @@
 from django.db import models
+from django.urls import reverse
 
 from hosts.cached import CachedHostObject
 
@@ -26,6 +27,14 @@ class VirtualNetwork(CachedHostObject):
 
     class Meta(CachedHostObject.Meta):
         constraints = [models.UniqueConstraint(fields=["host", "uuid"], name="network_unique_uuid_per_host")]
+
+    def get_absolute_url(self) -> str:
+        return reverse("networking:detail", args=[self.pk])
+
+    @property
+    def result_link(self) -> dict[str, str]:
+        """How an operation's page links to the network it acted on or made (operations know no network)."""
+        return {"result_url": self.get_absolute_url(), "result_label": f"the network {self.name}"}
 
     @property
     def mode_label(self) -> str:

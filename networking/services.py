@@ -32,5 +32,6 @@ def network_action_enqueue(*, network: VirtualNetwork, action: str, user: User,
                            arguments: dict[str, Any] | None = None) -> Operation:
     if action not in NETWORK_ACTIONS:
         raise ValueError(f"Unknown network action {action!r}.")
+    link = {} if action == "delete" else network.result_link  # a deleted network's page is its tombstone
     return operation_enqueue(kind=f"network.{action}", target=network, host=network.host, user=user,
-                             arguments=arguments or {}, exclusive=True)
+                             arguments=arguments or {}, exclusive=True, **link)

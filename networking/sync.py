@@ -1,32 +1,52 @@
-"""Storing what libvirt says of networks, leases, host interfaces and filters.
-
-`network_refresh` is the one function that re-reads one network from libvirt and updates its row
-(and its leases); operations call it after every change, and the event listener may call it from
-a network event. The reconcile of a whole host goes through hosts/reconcile.py, which calls
-`leases_apply` for the leases it read.
+"""Storing what libvirt says of networks, leases, host interfaces and filters in their cached rows,
+for every writer: the handlers (one network after each change: network_refresh; the host's
+interfaces and filters: host_devices_sync) and the reconcile of a whole host
+(inventory/reconcile.py: networks_apply, host_devices_read and host_devices_apply).
+`NETWORK_COLUMNS`, `LEASE_COLUMNS`, `INTERFACE_COLUMNS` and `FILTER_COLUMNS` are the one list of
+what a row keeps of libvirt's answer.
 """
 from __future__ import annotations
 
 import uuid as uuid_module
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from hosts.cached import ColumnMap, Diff, apply_diff
 from hosts.models import Host
 from networking.models import HostInterface, Lease, NetworkFilter, VirtualNetwork
 from tombstones.services import tombstone_record
 from virt import interfaces as virt_interfaces
 from virt import networks as virt_networks
 from virt import nwfilters as virt_nwfilters
+from virt.inventory import NetworkSummary
 from virt.networks import LeaseInfo, NetworkState
 from virt.types import Connection
 
+# A bulk read's NetworkSummary and one network's NetworkState tell the same columns.
+NETWORK_COLUMNS = ColumnMap(VirtualNetwork, {name: name for name in (
+    "name", "active", "autostart", "persistent", "mode", "bridge", "details")})
+LEASE_COLUMNS = ColumnMap(Lease, {name: name for name in (
+    "mac", "ip", "prefix", "hostname", "expiry", "kind", "client_id")})
+INTERFACE_COLUMNS = ColumnMap(HostInterface, {name: name for name in ("name", "kind", "mac", "active", "details")})
+FILTER_COLUMNS = ColumnMap(NetworkFilter, {name: name for name in (
+    "name", "chain", "rule_count", "references", "xml")})
 
-def _lease_key(lease) -> tuple:
-    return (lease.mac, lease.ip, lease.prefix, lease.hostname, lease.expiry, lease.kind, lease.client_id)
+
+def networks_apply(*, host: Host, summaries: list[NetworkSummary], now: datetime) -> Diff:
+    """Make the host's network rows, and the leases of those whose leases were read, equal to a
+    list of its networks; a network gone from its host leaves a tombstone."""
+    diff = apply_diff(NETWORK_COLUMNS, host=host, reports=summaries, now=now, forget=networks_gone)
+    leases_apply(host=host, leases={network.uuid: network.leases for network in summaries})
+    return diff
+
+
+def _lease_key(lease: LeaseInfo | Lease) -> tuple:
+    return tuple(LEASE_COLUMNS.values(lease).values())
 
 
 def leases_apply(*, host: Host, leases: dict[uuid_module.UUID, list[LeaseInfo] | None]) -> int:
@@ -49,11 +69,8 @@ def leases_apply(*, host: Host, leases: dict[uuid_module.UUID, list[LeaseInfo] |
 
 def _replace_leases(network_id: int, leases: Iterable[LeaseInfo]) -> None:
     Lease.objects.filter(network_id=network_id).delete()
-    Lease.objects.bulk_create([
-        Lease(network_id=network_id, mac=lease.mac, ip=lease.ip, prefix=lease.prefix, hostname=lease.hostname,
-              expiry=lease.expiry, kind=lease.kind, client_id=lease.client_id)
-        for lease in leases if lease.ip
-    ])
+    Lease.objects.bulk_create([Lease(network_id=network_id, **LEASE_COLUMNS.values(lease))
+                               for lease in leases if lease.ip])
 
 
 @transaction.atomic
@@ -62,9 +79,7 @@ def network_apply_state(*, host: Host, uuid: str, state: NetworkState | None) ->
     if state is None:
         networks_gone(VirtualNetwork.objects.filter(host=host, uuid=uuid).values_list("pk", flat=True))
         return None
-    values = {"name": state.name, "active": state.active, "autostart": state.autostart,
-              "persistent": state.persistent, "mode": state.mode, "bridge": state.bridge, "details": state.details,
-              "synced_at": timezone.now()}
+    values = {**NETWORK_COLUMNS.values(state), "synced_at": timezone.now()}
     # get_or_create survives a reconcile that inserts the same network at the same moment.
     row, created = VirtualNetwork.objects.get_or_create(host=host, uuid=state.uuid, defaults=values)
     if not created:
@@ -113,19 +128,11 @@ def host_devices_sync(conn: Connection, *, host: Host) -> str:
 
 def interfaces_apply(*, host: Host, summaries: list) -> None:
     """The host's interfaces as virt.interfaces listed them (the whole list each time)."""
-    from hosts.reconcile import apply_diff  # here: hosts.reconcile imports this module
-
-    apply_diff(HostInterface, host, summaries,
-               {"name": "name", "kind": "kind", "mac": "mac", "active": "active", "details": "details"},
-               timezone.now())
+    apply_diff(INTERFACE_COLUMNS, host=host, reports=summaries, now=timezone.now())
 
 
 def filters_apply(*, host: Host, summaries: list) -> None:
-    from hosts.reconcile import apply_diff
-
-    apply_diff(NetworkFilter, host, summaries,
-               {"name": "name", "chain": "chain", "rule_count": "rule_count", "references": "references",
-                "xml": "xml"}, timezone.now())
+    apply_diff(FILTER_COLUMNS, host=host, reports=summaries, now=timezone.now())
 
 
 def networks_gone(pks: Iterable[int]) -> None:

@@ -16,6 +16,10 @@ class Operation(models.Model):
     target_type = models.CharField(max_length=32)
     target_id = models.PositiveBigIntegerField()
     target_label = models.CharField(max_length=255)
+    # The page that shows what the operation made or acted on, and the words of the link to it
+    # ("vm1", "the network default"), recorded by the app that owns it: operations/ knows no object app.
+    result_url = models.CharField(max_length=255, blank=True)
+    result_label = models.CharField(max_length=255, blank=True)
     host = models.ForeignKey("hosts.Host", null=True, blank=True, on_delete=models.SET_NULL, related_name="operations")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     arguments = models.JSONField(default=dict, blank=True)
@@ -59,7 +63,15 @@ class Operation(models.Model):
         return OPERATION_STATE_COLOURS[self.state]
 
     @property
-    def duration(self):
-        if self.started_at and self.finished_at:
-            return self.finished_at - self.started_at
-        return None
+    def duration(self) -> str:
+        """How long it ran, as people read it ("0.43 s", "12 s", "3 min 05 s", "1 h 02 min"); "" if it has not."""
+        if not (self.started_at and self.finished_at):
+            return ""
+        seconds = (self.finished_at - self.started_at).total_seconds()
+        if seconds < 10:
+            return f"{seconds:.2f} s"
+        minutes, whole_seconds = divmod(round(seconds), 60)
+        hours, minutes = divmod(minutes, 60)
+        if hours:
+            return f"{hours} h {minutes:02d} min"
+        return f"{minutes} min {whole_seconds:02d} s" if minutes else f"{whole_seconds} s"

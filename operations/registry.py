@@ -1,8 +1,9 @@
 """Operation kinds and the functions that carry them out.
 
-A handler takes the claimed Operation and a `report(progress, message)` callback, does the work
-through `virt/`, and returns a short result message or raises. Handlers live in the app that owns
-the target (hosts/operations_handlers.py, ...) and are registered with `@operation_handler(kind)`.
+A handler takes the claimed Operation and a `report(progress, message)` callback, does its work
+through `virt/` inside the frame of operations/frame.py, and returns a short result message or
+raises. Handlers live in the app that owns the target (hosts/handlers.py, storage/handlers.py,
+domains/handlers_*.py, ...) and are registered with `@operation_handler(kind)`.
 """
 from __future__ import annotations
 
@@ -33,6 +34,23 @@ def handler_for(kind: str) -> Handler:
         return _HANDLERS[kind]
     except KeyError:
         raise LookupError(f"no handler for operation kind {kind!r}") from None
+
+
+# Kind -> what to do once the sweep has failed an operation of that kind whose worker died midway
+# (undo what the handler could not: a backup's partial files). Called with the swept row.
+_AFTER_SWEEP: dict[str, Callable[..., None]] = {}
+
+
+def after_sweep(kind: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    def register(func: Callable[..., None]) -> Callable[..., None]:
+        _AFTER_SWEEP[kind] = func
+        return func
+
+    return register
+
+
+def after_sweep_for(kind: str) -> Callable[..., None] | None:
+    return _AFTER_SWEEP.get(kind)
 
 
 def known_kinds() -> list[str]:

@@ -17,7 +17,7 @@ from django.utils import timezone
 from events.publish import publish_operation
 from operations.choices import OperationState
 from operations.models import Operation
-from operations.registry import handler_for
+from operations.registry import after_sweep_for, handler_for
 
 logger = logging.getLogger(__name__)
 OPERATION_TASK = "operations.run"  # the one task that runs any kind (operations/tasks.py)
@@ -51,6 +51,8 @@ def operation_enqueue(
     exclusive: bool = False,
     check: Callable[[Any], None] | None = None,
     label: str | None = None,
+    result_url: str = "",
+    result_label: str = "",
     queue: bool = True,
 ) -> Operation:
     """Save the operation, then queue its task once the row is committed.
@@ -58,6 +60,7 @@ def operation_enqueue(
     exclusive: refuse (OperationBusy) while another operation on `target` is unfinished; the
     target's row is locked first, so two requests cannot both find it idle. `check` then gets the
     row as read under that lock and raises to refuse what its current state does not allow.
+    result_url, result_label: the page the operation's page links to (operation_record_result).
     queue=False: the web process claims and runs the operation itself (uploads)."""
     if queue:
         handler_for(kind)  # an unknown kind is a programming error: fail before anything is saved
@@ -75,6 +78,8 @@ def operation_enqueue(
             target_type=target._meta.model_name,
             target_id=target.pk,
             target_label=(label or str(target))[:255],
+            result_url=result_url,
+            result_label=result_label[:255],
             host=host,
             user=user if user is not None and user.is_authenticated else None,
             arguments=arguments or {},
@@ -112,6 +117,12 @@ def operation_record_libvirt_time(*, operation_id: int, milliseconds: float) -> 
     Operation.objects.filter(pk=operation_id).update(libvirt_ms=max(0, round(milliseconds)))
 
 
+def operation_record_result(*, operation_id: int, result_url: str, result_label: str) -> None:
+    """The operation's page links to `result_url` ("Open <result_label>"): what it made, once that
+    has a page."""
+    Operation.objects.filter(pk=operation_id).update(result_url=result_url, result_label=result_label[:255])
+
+
 def operation_heartbeat(*, operation_id: int) -> None:
     Operation.objects.filter(pk=operation_id, state=OperationState.RUNNING).update(heartbeat_at=timezone.now())
 
@@ -146,7 +157,7 @@ def operation_cancel(*, operation: Operation) -> bool:
 
 
 # Kinds whose handler polls `cancel_requested` while it runs and stops midway.
-CANCELLABLE_KINDS = frozenset({"domain.migrate"})
+CANCELLABLE_KINDS = frozenset({"domain.migrate", "backup.create"})
 
 
 def operation_request_cancel(*, operation: Operation, user: AbstractBaseUser | None) -> bool:
@@ -183,6 +194,9 @@ def operations_sweep(*, now=None) -> int:
             announce(operation.pk)
             logger.warning("operation %s swept: %s", operation.pk, error)
             swept += 1
+            follow_up = after_sweep_for(operation.kind)
+            if follow_up is not None:
+                follow_up(operation)
     return swept
 
 

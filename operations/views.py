@@ -53,32 +53,8 @@ class OperationDetailView(Access, LiveFragments, DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         operation, user = self.object, self.request.user
-        # Lazy: each live part of the page runs only the queries its own template needs.
-        context["result_domain"] = SimpleLazyObject(lambda: _result_domain(operation))
-        context["result_network"] = SimpleLazyObject(lambda: _result_network(operation))
-        context["can_operate"] = SimpleLazyObject(lambda: may(user, OPERATE, operation))
+        context["can_operate"] = SimpleLazyObject(lambda: may(user, OPERATE, operation))  # only if a part asks
         return context
-
-
-def _result_domain(operation: Operation):
-    """The VM an operation is about, or that it created, for a link on its page."""
-    from domains.models import Domain
-
-    if operation.target_type == "domain":
-        return Domain.objects.filter(pk=operation.target_id).first()
-    name = operation.arguments.get("name") if operation.kind == "domain.create" else None
-    return Domain.objects.filter(host_id=operation.host_id, name=name).first() if name else None
-
-
-def _result_network(operation: Operation):
-    """The virtual network an operation is about, or that it created."""
-    from networking.models import VirtualNetwork
-
-    if operation.target_type == "virtualnetwork":
-        return VirtualNetwork.objects.filter(pk=operation.target_id).first()
-    if operation.kind == "network.create":
-        return VirtualNetwork.objects.filter(host_id=operation.host_id, name=operation.arguments.get("name")).first()
-    return None
 
 
 class OperationStatusView(Access, DetailView):

@@ -16,7 +16,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 system_packages() {
     local wanted=(python3-venv python3-dev gcc pkg-config libvirt-dev libvirt-daemon-system qemu-system-x86
                   qemu-utils redis-server genisoimage dnsmasq-base)
-    [ "$MODE" = test ] && wanted+=(chromium openssh-server openssh-client lvm2 parted)
+    [ "$MODE" = test ] && wanted+=(chromium openssh-server openssh-client lvm2 parted nginx libnss3-tools postgresql)
     # Node.js may come from elsewhere (NodeSource ships npm inside nodejs); only add it when absent.
     command -v node >/dev/null || wanted+=(nodejs)
     command -v npm >/dev/null || wanted+=(npm)
@@ -39,6 +39,19 @@ start_redis() {
         redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
             --dir /var/lib/redis --logfile /var/log/redis/vmsite.log
         for _ in $(seq 50); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 0.1; done
+    fi
+}
+
+start_postgresql() {
+    # The production stack's test (tests/deploy) makes a database of its own on the machine's PostgreSQL.
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        say "Starting PostgreSQL"
+        if [ -d /run/systemd/system ]; then
+            systemctl start postgresql
+        else
+            pg_ctlcluster "$(ls /etc/postgresql | sort -V | tail -n1)" main start
+        fi
+        for _ in $(seq 100); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.1; done
     fi
 }
 
@@ -88,6 +101,13 @@ test_guest() {
     say "Test guest: $("$PYTHON" scripts/test_guest/build.py)"
 }
 
+deployment_venv() {
+    # tests/deploy/test_production.py runs the stack as deploy/ installs it, as the vmsite user, who
+    # cannot run this .venv's Python: deploy/install.sh builds the deployment's virtualenv (Debian's
+    # python3, the runtime packages) into /var/cache/vmsite, again only when requirements.txt changes.
+    VENV=/var/cache/vmsite/deploy-venv bash deploy/install.sh virtualenv
+}
+
 dashboard_database() {
     "$VENV/bin/python" manage.py private_data_dir  # made 0700, or mended from an older install
     "$VENV/bin/python" manage.py migrate --noinput -v0
@@ -100,8 +120,10 @@ system_packages
 if [ "$MODE" = fast ]; then python_packages; exit 0; fi
 start_redis
 start_libvirtd
+[ "$MODE" = test ] && start_postgresql
 python_packages
 npm_packages
 [ "$MODE" = run ] && dashboard_database
 [ "$MODE" = test ] && test_guest
+[ "$MODE" = test ] && deployment_venv
 exit 0

@@ -1,25 +1,47 @@
-"""Keeping the cached pool and volume rows equal to what libvirt says: the whole host's volumes
-on reconcile, and one pool (with its volumes) after each change. pool_refresh_row is the one
-function per pool that re-reads it; event callbacks can call it too."""
+"""Storing what libvirt says of pools and volumes in their cached rows, for every writer: the
+handlers (one pool, with its volumes, after each change: pool_refresh_row), the domain handlers
+that make disks (pools_reconcile), and the reconcile of a whole host (inventory/reconcile.py).
+`POOL_COLUMNS` and `VOLUME_COLUMNS` are the one list of what a row keeps of libvirt's answer."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from events.publish import publish_inventory
+from hosts.cached import ColumnMap, Diff, apply_diff
 from hosts.models import Host
 from storage.models import StoragePool, Volume
 from storage.records import records_for, records_forget
 from virt.errors import VirtError
-from virt.inventory import PoolSummary
-from virt.storage import VolumeSummary, refetch_pool
+from virt.storage import PoolSummary, VolumeSummary, list_all_volumes, list_pools, refetch_pool
 from virt.types import Connection
 
-_VOLUME_FIELDS = ("name", "path", "vol_type", "format", "capacity", "allocation", "backing_path")
-POOL_FIELDS = ("name", "pool_type", "target_path", "active", "autostart", "capacity", "allocation", "available",
-               "details")
+POOL_COLUMNS = ColumnMap(StoragePool, {name: name for name in (
+    "name", "pool_type", "target_path", "active", "autostart", "capacity", "allocation", "available", "details")})
+# Volumes are keyed by their libvirt key, not a UUID: volumes_apply is their diff.
+VOLUME_COLUMNS = ColumnMap(Volume, {name: name for name in (
+    "name", "path", "vol_type", "format", "capacity", "allocation", "backing_path")})
+
+
+def pools_apply(*, host: Host, summaries: Iterable[PoolSummary], now: datetime) -> Diff:
+    """Make the host's pool rows equal to a list of its pools (their volumes: volumes_apply)."""
+    return apply_diff(POOL_COLUMNS, host=host, reports=summaries, now=now)
+
+
+def pools_reconcile(conn: Connection, *, host: Host) -> Diff:
+    """The host's pools and volumes alone, after an operation that makes or moves disks (a VM's
+    create, clone or migration): its VMs and networks are the whole reconcile's."""
+    with transaction.atomic():
+        now = timezone.now()
+        diff = pools_apply(host=host, summaries=list_pools(conn), now=now)
+        volumes_changed = volumes_apply(host=host, summaries=list_all_volumes(conn), now=now)
+        if diff.any_change or volumes_changed:
+            transaction.on_commit(lambda: publish_inventory(host_id=host.pk))
+    return diff
 
 
 def volumes_apply(*, host: Host, summaries: Iterable[VolumeSummary], pools: Iterable[StoragePool] | None = None,
@@ -31,7 +53,7 @@ def volumes_apply(*, host: Host, summaries: Iterable[VolumeSummary], pools: Iter
     pool_ids = {row.uuid: row.pk for row in pool_rows}
     reported = {summary.key: summary for summary in summaries if summary.pool_uuid in pool_ids}
     cached = {row[0]: row[1:] for row in Volume.objects.filter(host=host, pool_id__in=pool_ids.values())
-              .values_list("key", "pk", "pool_id", *_VOLUME_FIELDS)}
+              .values_list("key", "pk", "pool_id", *VOLUME_COLUMNS.columns.values())}
     gone = [values[0] for key, values in cached.items() if key not in reported]
     Volume.objects.filter(pk__in=gone).delete()
     active_pools = set(StoragePool.objects.filter(pk__in=pool_ids.values(), active=True).values_list("pk", flat=True))
@@ -44,7 +66,7 @@ def volumes_apply(*, host: Host, summaries: Iterable[VolumeSummary], pools: Iter
     for key in unlinked & records.keys():  # rows cached before vmsite kept records
         Volume.objects.filter(host=host, key=key).update(record_id=records[key])
     new = [Volume(host=host, pool_id=pool_ids[summary.pool_uuid], key=key, synced_at=now, record_id=records.get(key),
-                  **_columns(summary))
+                  **VOLUME_COLUMNS.values(summary))
            for key, summary in reported.items() if key not in cached]
     Volume.objects.bulk_create(new, ignore_conflicts=True)
     changed = 0
@@ -52,16 +74,12 @@ def volumes_apply(*, host: Host, summaries: Iterable[VolumeSummary], pools: Iter
         if key not in cached:
             continue
         pk, pool_id, *values = cached[key]
-        columns = _columns(summary)
+        columns = VOLUME_COLUMNS.values(summary)
         if pool_id != pool_ids[summary.pool_uuid] or tuple(values) != tuple(columns.values()):
             Volume.objects.filter(pk=pk).update(pool_id=pool_ids[summary.pool_uuid], synced_at=now,
                                                 seq=F("seq") + 1, **columns)
             changed += 1
     return len(gone) + len(new) + changed
-
-
-def _columns(summary: VolumeSummary) -> dict:
-    return {name: getattr(summary, name) for name in _VOLUME_FIELDS}
 
 
 @transaction.atomic
@@ -72,7 +90,7 @@ def pool_apply_state(*, pool: StoragePool, live: tuple[PoolSummary, list[VolumeS
         return
     summary, volumes = live
     StoragePool.objects.filter(pk=pool.pk).update(synced_at=timezone.now(), seq=F("seq") + 1,
-                                                  **{name: getattr(summary, name) for name in POOL_FIELDS})
+                                                  **POOL_COLUMNS.values(summary))
     volumes_apply(host=pool.host, summaries=volumes, pools=[pool])
 
 
@@ -89,5 +107,5 @@ def pool_row_for(*, host: Host, summary: PoolSummary) -> StoragePool:
     """The row of a pool just defined, made at once so that the user can be sent to its page."""
     row, _created = StoragePool.objects.get_or_create(
         host=host, uuid=summary.uuid,
-        defaults={"synced_at": timezone.now(), **{name: getattr(summary, name) for name in POOL_FIELDS}})
+        defaults={"synced_at": timezone.now(), **POOL_COLUMNS.values(summary)})
     return row

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lxml import etree
-
 from virt.xml.domain import Domain
 
 TARGET_PREFIX = {"virtio": "vd", "sata": "sd", "scsi": "sd", "ide": "hd"}
@@ -102,12 +100,10 @@ def _os(domain: Domain, spec: DomainSpec) -> None:
     domain.boot_devices = spec.boot
     if spec.firmware in ("efi", "efi-secure"):
         domain.firmware = "efi"
-        os_element = domain.element.find("os")
-        firmware = etree.SubElement(os_element, "firmware")
-        secure = "yes" if spec.firmware == "efi-secure" else "no"
-        etree.SubElement(firmware, "feature", enabled=secure, name="secure-boot")
-        etree.SubElement(firmware, "feature", enabled=secure, name="enrolled-keys")
-        os_element.insert(1, os_element[-1])  # <firmware> right after <type>, where libvirt wants it
+        for name in ("secure-boot", "enrolled-keys"):
+            feature = domain.firmware_features.add()
+            feature.enabled = spec.firmware == "efi-secure"
+            feature.name = name
 
 
 def _cpu(domain: Domain, spec: DomainSpec) -> None:
@@ -116,9 +112,10 @@ def _cpu(domain: Domain, spec: DomainSpec) -> None:
         domain.cpu_match = "exact"
         domain.cpu_model = spec.cpu_model
         domain.cpu_model_fallback = "forbid"
-    cpu = domain.element.find("cpu")
     for name in spec.cpu_disabled_features:
-        etree.SubElement(cpu, "feature", policy="disable", name=name)
+        feature = domain.cpu.features.add()
+        feature.policy = "disable"
+        feature.name = name
 
 
 def _pcie_root_ports(domain: Domain, count: int) -> None:

@@ -12,29 +12,22 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import libvirt
-from lxml import etree
 
 from virt.connection import close_quietly, open_monitored
 from virt.devices import disk_format
 from virt.domains import find_disk_volume, is_running
 from virt.volumes import require_free_domain_name
 from virt.errors import AlreadyExists, OperationInvalid, raises_typed
-from virt.xml.base import parse_trusted
-from virt.xml.domain import Disk
+from virt.xml.domain import METADATA_NS, METADATA_PREFIX, Disk, TemplateMark
 from virt.xml.domain import Domain as DomainXML
+from virt.xml.storage import VolumeXML
 
 Progress = Callable[[int, str], None]
 
-# The template mark: <metadata><vmsite:template/></metadata>, kept by libvirt with the definition,
-# so that it survives a re-register of the host (and a dump and re-define of the XML).
-METADATA_NS = "http://vmsite.local/xmlns/domain/1.0"
-METADATA_PREFIX = "vmsite"
-TEMPLATE_TAG = "template"
-
 
 def is_template_xml(xml: str | bytes) -> bool:
-    root = parse_trusted(xml)
-    return root.find(f"./metadata/{{{METADATA_NS}}}{TEMPLATE_TAG}") is not None
+    """Whether the domain XML carries vmsite's template mark (`DomainXML.is_template`)."""
+    return DomainXML.from_libvirt(xml).is_template
 
 
 @raises_typed
@@ -50,7 +43,7 @@ def mark_template(domain: libvirt.virDomain, *, template: bool) -> str:
             raise OperationInvalid("Only a defined (persistent) VM can be a template.")
         if is_running(domain):
             raise OperationInvalid("Shut the VM off before marking it as a template.")
-        mark = etree.tostring(etree.Element(TEMPLATE_TAG), encoding="unicode")
+        mark = TemplateMark.new().to_xml()
         domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, mark, METADATA_PREFIX, METADATA_NS,
                            libvirt.VIR_DOMAIN_AFFECT_CONFIG)
         return "Marked as a template"
@@ -102,7 +95,7 @@ def clone(conn: libvirt.virConnect, domain: libvirt.virDomain, *, uri: str, new_
             made.append(copy)
             _point_at(planned.disk, copy, formats[index])
         progress(92, f"Defining {new_name}")
-        _make_distinct(xml, new_name)
+        make_distinct(xml, new_name)
         new = conn.defineXML(xml.to_xml())
     except BaseException:
         for volume in made:
@@ -124,11 +117,10 @@ def copy_volume(source: libvirt.virStorageVol, name: str, *, uri: str, progress:
     The copy runs on a private connection to uri: a connection answers one call at a time, so on
     source's own connection every allocation query would wait for the whole copy."""
     pool = source.storagePoolLookupByVolume()
-    source_xml = parse_trusted(source.XMLDesc(0))
-    volume = etree.Element("volume")
-    etree.SubElement(volume, "name").text = name
-    etree.SubElement(volume, "capacity", unit="bytes").text = source_xml.findtext("./capacity")
-    etree.SubElement(etree.SubElement(volume, "target"), "format", type=fmt)
+    volume = VolumeXML.new()
+    volume.name = name
+    volume.capacity = VolumeXML.from_libvirt(source.XMLDesc(0)).capacity
+    volume.format = fmt
     _type, capacity, allocation = source.info()
     total = allocation or capacity or 1
     outcome: dict = {}
@@ -139,7 +131,7 @@ def copy_volume(source: libvirt.virStorageVol, name: str, *, uri: str, progress:
         try:
             copy_pool = copier.storagePoolLookupByName(pool.name())
             copier_source = copier.storageVolLookupByKey(source.key())
-            copy_pool.createXMLFrom(etree.tostring(volume, encoding="unicode"), copier_source, 0)
+            copy_pool.createXMLFrom(volume.to_xml(), copier_source, 0)
         except BaseException as exc:  # handed to the caller's thread below
             outcome["error"] = exc
 
@@ -196,17 +188,14 @@ def _point_at(disk: Disk, copy: libvirt.virStorageVol, fmt: str) -> None:
         disk.source_file = copy.path()
 
 
-def _make_distinct(xml: DomainXML, new_name: str) -> None:
+def make_distinct(xml: DomainXML, new_name: str) -> None:
     """New name; no UUID and no MACs, so libvirt generates fresh ones; no template mark."""
     xml.name = new_name
     xml.uuid = None
     for nic in xml.interfaces:
         nic.mac = None
-    for mark in xml.element.findall(f"./metadata/{{{METADATA_NS}}}{TEMPLATE_TAG}"):
-        mark.getparent().remove(mark)
-    # libvirt makes a fresh NVRAM file from the firmware's template for the new name.
-    for nvram in xml.element.findall("./os/nvram"):
-        nvram.getparent().remove(nvram)
+    xml.is_template = False
+    xml.nvram = None  # libvirt makes a fresh NVRAM file from the firmware's template for the new name
     for graphics in xml.graphics:
         if graphics.autoport is False:  # a fixed console port would clash with the original's
             graphics.port = None

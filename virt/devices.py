@@ -6,7 +6,6 @@ change is only made when the VM is running. Device XML is built with the virt.xm
 """
 from __future__ import annotations
 
-import copy
 import secrets
 import time
 from dataclasses import dataclass
@@ -14,9 +13,10 @@ from dataclasses import dataclass
 import libvirt
 
 from virt.errors import InvalidArgument, NotFound, OperationInvalid, lookup_or_none, raises_typed, tolerating
-from virt.volumes import find_volume
+from virt.volumes import find_volume, volume_format
 from virt.xml.base import parse_trusted, parse_untrusted
 from virt.xml.domain import Disk, Domain, Interface
+from virt.xml.storage import PoolXML
 from virt.xml.policy import HostContext, PolicyViolation, nvram_path, require_allowed, volume_paths
 
 LIVE = libvirt.VIR_DOMAIN_AFFECT_LIVE
@@ -86,9 +86,7 @@ def find_pool_volume(conn: libvirt.virConnect, *, pool_name: str, volume_name: s
     kind = volume.info()[0]
     if kind not in (libvirt.VIR_STORAGE_VOL_FILE, libvirt.VIR_STORAGE_VOL_BLOCK):
         raise InvalidArgument(f"{pool_name}/{volume_name} is not a file or block volume, so it cannot be a disk.")
-    format_element = parse_trusted(volume.XMLDesc(0)).find("target/format")
-    fmt = format_element.get("type") if format_element is not None else None
-    return PoolVolume(pool=pool_name, name=volume_name, path=volume.path(), format=fmt or "raw",
+    return PoolVolume(pool=pool_name, name=volume_name, path=volume.path(), format=volume_format(volume),
                       is_block=kind == libvirt.VIR_STORAGE_VOL_BLOCK, key=volume.key(), handle=volume)
 
 
@@ -174,7 +172,7 @@ def change_media(conn: libvirt.virConnect, domain: libvirt.virDomain, *, target_
 
 
 def _with_media(drive: Disk, volume: PoolVolume | None) -> Disk:
-    changed = Disk(copy.deepcopy(drive.element))
+    changed = drive.copy()
     for attribute in ("source_file", "source_dev", "source_pool", "source_volume"):
         setattr(changed, attribute, None)
     if volume is None:
@@ -316,7 +314,7 @@ def update_nic(conn: libvirt.virConnect, domain: libvirt.virDomain, *, mac: str,
         nic = _nic_by_mac(_document(domain, scope), mac)
         if nic is None:
             raise NotFound(f"The VM has no NIC with the MAC {mac}" + (" while it runs." if scope == LIVE else "."))
-        changed = Interface(copy.deepcopy(nic.element))
+        changed = nic.copy()
         if model and model != nic.model:
             if scope == LIVE:
                 raise OperationInvalid(f"A running VM's NIC cannot change model ({nic.model} to {model}): choose "
@@ -474,7 +472,7 @@ def pool_paths(conn: libvirt.virConnect) -> dict[str, str]:
     """Every storage pool of the host by name, with its target path ('' for pools without one)."""
     paths = {}
     for pool in conn.listAllStoragePools(0):
-        paths[pool.name()] = (parse_trusted(pool.XMLDesc(0)).findtext("target/path") or "").strip()
+        paths[pool.name()] = (PoolXML.from_libvirt(pool.XMLDesc(0)).target_path or "").strip()
     return paths
 
 
@@ -516,8 +514,7 @@ def _secure_inactive_xml(domain: libvirt.virDomain) -> str:
 
 def _keep_passwords(document: Domain, current: Domain) -> None:
     """The XML users see has no console passwords; a console of the same type keeps its password."""
-    passwords = {graphics.type: graphics.element.get("passwd") for graphics in current.graphics
-                 if graphics.has_password}
+    protected = {graphics.type: graphics for graphics in current.graphics if graphics.has_password}
     for graphics in document.graphics:
-        if not graphics.has_password and graphics.type in passwords:
-            graphics.set_password(passwords[graphics.type])
+        if not graphics.has_password and graphics.type in protected:
+            graphics.copy_password_from(protected[graphics.type])

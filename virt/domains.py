@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import libvirt
 
 from virt.errors import NotFound, OperationInvalid, lookup_or_none, raises_typed, translated
-from virt.xml.base import parse_trusted
-from virt.xml.domain import summarize_domain
+from virt.xml.domain import GUEST_AGENT_CHANNEL, summarize_domain
+from virt.xml.domain import Domain as DomainXML
 
 Progress = Callable[[int, str], None]
 
@@ -63,7 +63,6 @@ def read_state(domain: libvirt.virDomain) -> LiveDomain:
     )
 
 
-_AGENT_CONNECTED = "devices/channel/target[@name='org.qemu.guest_agent.0'][@state='connected']"
 _AGENT_UNAVAILABLE = {libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_AGENT_UNSYNCED,
                       libvirt.VIR_ERR_OPERATION_INVALID, libvirt.VIR_ERR_OPERATION_UNSUPPORTED,
                       libvirt.VIR_ERR_NO_SUPPORT, libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED}
@@ -73,7 +72,7 @@ _AGENT_UNAVAILABLE = {libvirt.VIR_ERR_AGENT_UNRESPONSIVE, libvirt.VIR_ERR_AGENT_
 def agent_addresses(domain: libvirt.virDomain, xml: str) -> dict[str, list[str]] | None:
     """The guest's addresses by MAC as its guest agent reports them; None without a connected agent.
     Asked only when the live XML says the agent is connected, so a VM without one costs nothing."""
-    if "org.qemu.guest_agent.0" not in xml or parse_trusted(xml).find(_AGENT_CONNECTED) is None:
+    if GUEST_AGENT_CHANNEL not in xml or not DomainXML.from_libvirt(xml).guest_agent_connected:
         return None
     interfaces = lookup_or_none(domain.interfaceAddresses, libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0,
                                 missing=_AGENT_UNAVAILABLE)
@@ -95,12 +94,11 @@ def _with_agent_addresses(details: dict, domain: libvirt.virDomain, xml: str) ->
 @raises_typed
 def describe_domain(conn: libvirt.virConnect, uuid: str) -> tuple[dict, bool]:
     """The XML summary of one domain as plain data, and whether vmsite marked it a template."""
-    from virt.clone import is_template_xml
-
     xml = lookup_or_none(lambda: lookup(conn, uuid).XMLDesc(0), missing=(libvirt.VIR_ERR_NO_DOMAIN,))
     if xml is None:  # also when it is undefined between the lookup and the read
         raise NotFound(f"The VM {uuid} no longer exists on this host.", code=libvirt.VIR_ERR_NO_DOMAIN)
-    return _jsonable(summarize_domain(xml)), is_template_xml(xml)
+    document = DomainXML.from_libvirt(xml)
+    return _jsonable(document.summary()), document.is_template
 
 
 @raises_typed
@@ -330,3 +328,8 @@ def find_disk_volume(conn: libvirt.virConnect, source: str) -> libvirt.virStorag
 def _require_running(domain: libvirt.virDomain, action: str) -> None:
     if not is_running(domain):
         raise OperationInvalid(f"The VM is not running, so it cannot {action}.")
+
+
+@raises_typed
+def domain_uuid(domain: libvirt.virDomain) -> str:
+    return domain.UUIDString()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import libvirt
 
 from virt.errors import OperationInvalid, translated
-from virt.xml.base import parse_trusted
+from virt.xml.storage import PoolXML
 
 HEADER_BYTES = 2 * 1024 * 1024
 _QCOW_MAGIC = b"QFI\xfb"
@@ -173,4 +173,4 @@ def require_contained(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *
 def pool_path_of(volume: libvirt.virStorageVol) -> str:
     """The folder (or device directory) of the volume's pool, as its definition gives it."""
     with translated():
-        return parse_trusted(volume.storagePoolLookupByVolume().XMLDesc(0)).findtext("./target/path") or ""
+        return PoolXML.from_libvirt(volume.storagePoolLookupByVolume().XMLDesc(0)).target_path or ""

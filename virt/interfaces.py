@@ -10,11 +10,11 @@ import uuid as uuid_module
 from dataclasses import dataclass, field
 
 import libvirt
-from lxml import etree
 
 from virt.errors import (InvalidArgument, NotFound, OperationInvalid, VirtError, has_code, lookup_or_none,
                          raises_typed, translated)
-from virt.xml.base import parse_trusted
+from virt.xml.base import ChildList
+from virt.xml.host_interface import HostInterfaceXML, InterfaceMember, NetDeviceXML
 
 # Interfaces have no UUID in libvirt; vmsite names each by one derived from its name.
 _NAMESPACE = uuid_module.UUID("1b0e7a8e-6c1f-4f0a-9d55-2f1c4a3b9e10")
@@ -67,47 +67,37 @@ def _net_devices(conn: libvirt.virConnect) -> dict[str, dict]:
         return {}
     found = {}
     for device in devices:
-        capability = parse_trusted(device.XMLDesc(0)).find("capability[@type='net']")
-        if capability is None or not capability.findtext("interface"):
+        net = NetDeviceXML.from_libvirt(device.XMLDesc(0))
+        if not net.interface:
             continue
-        link = capability.find("link")
-        found[capability.findtext("interface")] = {
-            "mac": (capability.findtext("address") or "").lower(),
-            "speed": _speed(link), "state": link.get("state") if link is not None else None,
-            "device": device.name(),
-        }
+        found[net.interface] = {"mac": (net.address or "").lower(), "speed": _speed(net.link_speed),
+                                "state": net.link_state, "device": device.name()}
     return found
 
 
-def _speed(link: etree._Element | None) -> int | None:
-    if link is None or link.get("speed") is None:
-        return None
-    speed = int(link.get("speed"))
-    return None if speed in (_UNKNOWN_SPEED, 0) else speed
+def _speed(reported: int | None) -> int | None:
+    return None if reported in (_UNKNOWN_SPEED, 0) else reported
 
 
 def _summary(interface: libvirt.virInterface, device: dict) -> InterfaceSummary:
-    root = parse_trusted(interface.XMLDesc(0))
-    kind = root.get("type", "ethernet")
-    link = root.find("link")
+    xml = HostInterfaceXML.from_libvirt(interface.XMLDesc(0))
+    kind = xml.type or "ethernet"
     details = {
-        "mtu": int(root.find("mtu").get("size")) if root.find("mtu") is not None else None,
-        "speed": _speed(link) or device.get("speed"),
-        "state": (link.get("state") if link is not None else None) or device.get("state"),
-        "start": root.find("start").get("mode") if root.find("start") is not None else None,
-        "addresses": [f"{ip.get('address')}/{ip.get('prefix')}" for ip in root.iterfind("protocol/ip")],
-        "dhcp": [protocol.get("family") for protocol in root.iterfind("protocol") if protocol.find("dhcp") is not None],
-        "members": [member.get("name") for member in root.iterfind(f"{kind}/interface")] if kind in ("bridge", "bond")
-        else [],
+        "mtu": xml.mtu,
+        "speed": _speed(xml.link_speed) or device.get("speed"),
+        "state": xml.link_state or device.get("state"),
+        "start": xml.start_mode,
+        "addresses": [f"{ip.address}/{ip.prefix}" for protocol in xml.protocols for ip in protocol.addresses],
+        "dhcp": [protocol.family for protocol in xml.protocols if protocol.dhcp],
+        "members": xml.members,
     }
-    if kind == "bond" and root.find("bond") is not None:
-        details["bond_mode"] = root.find("bond").get("mode")
-    if kind == "vlan" and root.find("vlan") is not None:
-        details["vlan"] = int(root.find("vlan").get("tag"))
-        details["parent"] = root.find("vlan/interface").get("name") if root.find("vlan/interface") is not None else None
-    mac = root.find("mac")
+    if kind == "bond" and xml.bond_mode is not None:
+        details["bond_mode"] = xml.bond_mode
+    if kind == "vlan" and xml.vlan_tag is not None:
+        details["vlan"] = xml.vlan_tag
+        details["parent"] = xml.vlan_parent
     return InterfaceSummary(uuid=interface_uuid(interface.name()), name=interface.name(), kind=kind,
-                            mac=(mac.get("address") if mac is not None else device.get("mac", "")) or "",
+                            mac=(xml.mac if xml.mac is not None else device.get("mac", "")) or "",
                             active=bool(interface.isActive()), details=details)
 
 
@@ -149,30 +139,44 @@ class InterfaceSpec:
 def build_interface(spec: InterfaceSpec) -> str:
     if spec.kind not in KINDS:
         raise InvalidArgument(f"{spec.kind!r} is not an interface kind ({', '.join(KINDS)}).")
-    root = etree.Element("interface", type=spec.kind, name=spec.name)
-    etree.SubElement(root, "start", mode=spec.start_mode)
+    xml = HostInterfaceXML.new()
+    xml.type = spec.kind
+    xml.name = spec.name
+    xml.start_mode = spec.start_mode
     if spec.mtu:
-        etree.SubElement(root, "mtu", size=str(spec.mtu))
+        xml.mtu = spec.mtu
     if spec.ipv4:
-        protocol = etree.SubElement(root, "protocol", family="ipv4")
-        if spec.ipv4 == "dhcp":
-            etree.SubElement(protocol, "dhcp")
-        else:
-            address, _slash, prefix = spec.ipv4.partition("/")
-            etree.SubElement(protocol, "ip", address=address, prefix=prefix)
+        _ipv4(xml, spec.ipv4)
     if spec.kind == "bridge":
-        bridge = etree.SubElement(root, "bridge", stp="on" if spec.stp else "off", delay="0")
-        for member in spec.members:
-            etree.SubElement(bridge, "interface", type="ethernet", name=member)
+        xml.bridge_stp = "on" if spec.stp else "off"
+        xml.bridge_delay = "0"
+        _add_members(xml.bridge_members, spec.members)
     elif spec.kind == "bond":
-        bond = etree.SubElement(root, "bond", mode=spec.bond_mode)
-        for member in spec.members:
-            etree.SubElement(bond, "interface", type="ethernet", name=member)
+        xml.bond_mode = spec.bond_mode
+        _add_members(xml.bond_members, spec.members)
     else:
-        vlan = etree.SubElement(root, "vlan", tag=str(spec.vlan))
-        etree.SubElement(vlan, "interface", name=spec.parent or "")
-    etree.indent(root)
-    return etree.tostring(root, encoding="unicode") + "\n"
+        xml.vlan_tag = spec.vlan
+        xml.vlan_parent = spec.parent or ""
+    return xml.to_xml()
+
+
+def _ipv4(xml: HostInterfaceXML, ipv4: str) -> None:
+    protocol = xml.protocols.add()
+    protocol.family = "ipv4"
+    if ipv4 == "dhcp":
+        protocol.dhcp = True
+    else:
+        address, _slash, prefix = ipv4.partition("/")
+        ip = protocol.addresses.add()
+        ip.address = address
+        ip.prefix = int(prefix)
+
+
+def _add_members(members: ChildList[InterfaceMember], names: tuple[str, ...]) -> None:
+    for name in names:
+        member = members.add()
+        member.type = "ethernet"
+        member.name = name
 
 
 @raises_typed
@@ -214,9 +218,8 @@ def _enslaved(conn: libvirt.virConnect) -> set[str]:
     """Interfaces inside a bridge or bond: some drivers list only the bridge or bond itself."""
     names = set()
     for interface in conn.listAllInterfaces(0):
-        root = parse_trusted(interface.XMLDesc(0))
-        names.update(member.get("name") for member in root.iterfind("bridge/interface"))
-        names.update(member.get("name") for member in root.iterfind("bond/interface"))
+        xml = HostInterfaceXML.from_libvirt(interface.XMLDesc(0))
+        names.update(member.name for member in [*xml.bridge_members, *xml.bond_members])
     return names
 
 

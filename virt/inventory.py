@@ -7,9 +7,10 @@ from typing import NamedTuple
 
 import libvirt
 
-from virt.errors import lookup_or_none, raises_typed, tolerating
+from virt.errors import lookup_or_none, raises_typed
 from virt.interfaces import changes_supported
 from virt.networks import jsonable, read_leases
+from virt.storage import PoolSummary, VolumeSummary, list_all_volumes, list_pools
 from virt.xml.capabilities import Capabilities, DomainCapabilities
 from virt.xml.network import summarize_network
 
@@ -27,20 +28,6 @@ class DomainSummary(NamedTuple):
     memory_kib: int | None
     persistent: bool = True
     autostart: bool = False
-
-
-@dataclass(frozen=True)
-class PoolSummary:
-    uuid: uuid_module.UUID
-    name: str
-    pool_type: str
-    target_path: str
-    active: bool
-    autostart: bool
-    capacity: int
-    allocation: int
-    available: int
-    details: dict = field(default_factory=dict, compare=False)  # source host, folder, devices, VG
 
 
 @dataclass(frozen=True)
@@ -73,7 +60,7 @@ class Inventory:
     domains: list[DomainSummary]
     pools: list[PoolSummary]
     networks: list[NetworkSummary]
-    volumes: list = field(default_factory=list)  # virt.storage.VolumeSummary of the active pools
+    volumes: list[VolumeSummary] = field(default_factory=list)  # of the active pools
 
 
 @raises_typed
@@ -81,8 +68,6 @@ def read_inventory(conn: libvirt.virConnect, *, with_facts: bool = True) -> Inve
     """Everything a host has. Host facts and capabilities change only with the host's software or
     hardware, which means a restarted libvirtd and so a new connection: read them on (re)connect,
     not on every periodic reconcile, where each round trip counts."""
-    from virt.storage import list_all_volumes
-
     return Inventory(facts=host_facts(conn) if with_facts else None, domains=list_domains(conn),
                      pools=list_pools(conn), networks=list_networks(conn), volumes=list_all_volumes(conn))
 
@@ -116,32 +101,6 @@ def _domain_summary(domain: libvirt.virDomain, record: dict, transient: set[byte
         memory_kib,
         raw_uuid not in transient,
         raw_uuid in autostart,
-    )
-
-
-@raises_typed
-def list_pools(conn: libvirt.virConnect) -> list[PoolSummary]:
-    """Storage pools: hosts have few, so one description per pool is fine here."""
-    active = _uuids(conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE))
-    autostart = _uuids(conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART))
-    summaries = []
-    for pool in conn.listAllStoragePools():
-        with tolerating(libvirt.VIR_ERR_NO_STORAGE_POOL):  # undefined while we looked
-            summaries.append(pool_summary(pool, active, autostart))
-    return summaries
-
-
-@raises_typed
-def pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set[str]) -> PoolSummary:
-    from virt.xml.storage import PoolXML
-
-    document = PoolXML.from_libvirt(pool.XMLDesc(0))
-    uuid = pool.UUIDString()
-    _state, capacity, allocation, available = pool.info()
-    return PoolSummary(
-        uuid=uuid_module.UUID(uuid), name=pool.name(), pool_type=document.element.get("type", ""),
-        target_path=document.target_path or "", active=uuid in active, autostart=uuid in autostart,
-        capacity=capacity, allocation=allocation, available=available, details=document.summary(),
     )
 
 

@@ -11,18 +11,12 @@ import logging
 from dataclasses import dataclass
 
 import libvirt
-from lxml import etree
 
 from virt.errors import has_code, raises_typed, translate
 from virt.xml.capabilities import Capabilities
+from virt.xml.domain import Domain as DomainXML
 
 logger = logging.getLogger(__name__)
-
-# Devices that bind a VM to the hardware or the files of its host, as libvirt refuses them.
-_LOCAL_DEVICES = {
-    "hostdev": "a host device passed through ({detail})",
-    "filesystem": "a folder of the host shared into the guest ({detail})",
-}
 
 
 SNAPSHOTS_IN_COPIED_DISKS = (
@@ -40,25 +34,25 @@ class SavedSnapshot:
 
 
 def local_devices(domain_xml: str) -> list[str]:
-    """The VM's devices that cannot follow it to another host, in words."""
-    root = _parse(domain_xml)
-    found = []
-    for tag, words in _LOCAL_DEVICES.items():
-        for device in root.iterfind(f"./devices/{tag}"):
-            detail = device.get("type") or device.get("mode") or tag
-            source = device.find("./source")
-            if source is not None and source.get("dir"):
-                detail = source.get("dir")
-            found.append(words.format(detail=detail))
-    return found
+    """The VM's devices that bind it to the hardware or the files of its host (libvirt refuses
+    to migrate them), in words."""
+    document = DomainXML.from_libvirt(domain_xml)
+    return ([f"a host device passed through ({device.type or device.mode or 'hostdev'})"
+             for device in document.hostdevs]
+            + [f"a folder of the host shared into the guest ({share.source_dir or share.type or 'filesystem'})"
+               for share in document.filesystems])
 
 
 def cpu_mode(domain_xml: str) -> str:
     """The VM's CPU mode: host-passthrough, host-model, custom, or "" when it has no <cpu>."""
-    cpu = _parse(domain_xml).find("./cpu")
+    return _cpu_mode(DomainXML.from_libvirt(domain_xml))
+
+
+def _cpu_mode(document: DomainXML) -> str:
+    cpu = document.cpu
     if cpu is None:
         return ""
-    return cpu.get("mode") or ("custom" if cpu.find("./model") is not None else "")
+    return cpu.mode or ("custom" if cpu.model is not None else "")
 
 
 def passthrough_refusal(*, source_cpu: str, destination_cpu: str) -> str | None:
@@ -82,17 +76,14 @@ def cpu_refusal(destination_conn: libvirt.virConnect, domain_xml: str) -> str | 
     """Ask the destination whether its hypervisor can give this VM's CPU (the running VM's
     definition, where host-model is already expanded into a model and features). None: it can,
     or the VM names no CPU (QEMU's default model, which every host has)."""
-    root = _parse(domain_xml)
-    cpu = root.find("./cpu")
-    if cpu is None or cpu_mode(domain_xml) != "custom" or cpu.find("./model") is None:
+    document = DomainXML.from_libvirt(domain_xml)
+    cpu = document.cpu
+    if cpu is None or _cpu_mode(document) != "custom" or cpu.model is None:
         return None
-    os_type = root.find("./os/type")
-    emulator = root.findtext("./devices/emulator")
     try:
         result = destination_conn.compareHypervisorCPU(
-            emulator, os_type.get("arch") if os_type is not None else None,
-            os_type.get("machine") if os_type is not None else None, root.get("type"),
-            etree.tostring(cpu, encoding="unicode"), libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE)
+            document.emulator, document.arch, document.machine, document.type,
+            cpu.to_xml(), libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE)
     except libvirt.libvirtError as exc:
         if has_code(exc, libvirt.VIR_ERR_CPU_INCOMPATIBLE):
             return exc.get_error_message()
@@ -136,7 +127,3 @@ def snapshots_redefine(domain: libvirt.virDomain, saved: list[SavedSnapshot]) ->
             failed.append(f"{snapshot.name} ({exc.get_error_message()})")
     return failed
 
-
-def _parse(domain_xml: str) -> etree._Element:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    return etree.fromstring(domain_xml.encode(), parser)

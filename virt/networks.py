@@ -500,3 +500,8 @@ def remove_dns_host(network: libvirt.virNetwork, *, ip: str) -> str:
                            entry.to_xml(), flags)
             return f"Removed the DNS entry for {ip}, {scope}"
     raise NotFound(f"The network has no DNS entry for {ip}.")
+
+
+@raises_typed
+def network_uuid(network: libvirt.virNetwork) -> str:
+    return network.UUIDString()

@@ -7,20 +7,32 @@ from __future__ import annotations
 
 import uuid as uuid_module
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import libvirt
-from lxml import etree
 
 from virt.errors import (AlreadyExists, InvalidArgument, NotFound, OperationInvalid, lookup_or_none, raises_typed,
                          tolerating, translated)
-from virt.inventory import PoolSummary, pool_summary
 from virt.volumes import volume_of_active_pool
-from virt.xml.base import parse_trusted
 from virt.xml.domain import summarize_domain
-from virt.xml.storage import PoolXML, VolumeXML
+from virt.xml.storage import QCOW2_COMPAT, PoolSource, PoolSourceList, PoolXML, VolumeXML
 
 Progress = Callable[[int, str], None]
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    uuid: uuid_module.UUID
+    name: str
+    pool_type: str
+    target_path: str
+    active: bool
+    autostart: bool
+    capacity: int
+    allocation: int
+    available: int
+    details: dict = field(default_factory=dict, compare=False)  # source host, folder, devices, VG
 
 
 class VolumeSummary(NamedTuple):
@@ -58,6 +70,44 @@ def lookup_pool(conn: libvirt.virConnect, uuid: str) -> libvirt.virStoragePool:
 @raises_typed
 def lookup_volume(conn: libvirt.virConnect, pool_uuid: str, name: str) -> libvirt.virStorageVol:
     return volume_of_active_pool(lookup_pool(conn, pool_uuid), name)
+
+
+@raises_typed
+def list_pools(conn: libvirt.virConnect) -> list[PoolSummary]:
+    """Storage pools: hosts have few, so one description per pool is fine here."""
+    active = {pool.UUIDString() for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE)}
+    autostart = {pool.UUIDString()
+                 for pool in conn.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_AUTOSTART)}
+    summaries = []
+    for pool in conn.listAllStoragePools():
+        with tolerating(libvirt.VIR_ERR_NO_STORAGE_POOL):  # undefined while we looked
+            summaries.append(pool_summary(pool, active, autostart))
+    return summaries
+
+
+# The largest size a database's signed 64-bit column holds. libvirt reports sizes as unsigned 64-bit
+# numbers; while the backups suite filled a small pool, a reconcile of that host stored a pool size
+# beyond it and failed ("Python int too large to convert to SQLite INTEGER"). No real size is that
+# large (8 EiB): such a number reads as 0.
+MAX_SIZE = 2**63 - 1
+
+
+def sane_size(value: int | None) -> int:
+    """A size libvirt reported, or 0 for none or a wrapped-around one."""
+    return value if value is not None and 0 <= value <= MAX_SIZE else 0
+
+
+@raises_typed
+def pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set[str]) -> PoolSummary:
+    document = PoolXML.from_libvirt(pool.XMLDesc(0))
+    uuid = pool.UUIDString()
+    _state, capacity, allocation, available = pool.info()
+    return PoolSummary(
+        uuid=uuid_module.UUID(uuid), name=pool.name(), pool_type=document.type or "",
+        target_path=document.target_path or "", active=uuid in active, autostart=uuid in autostart,
+        capacity=sane_size(capacity), allocation=sane_size(allocation), available=sane_size(available),
+        details=document.summary(),
+    )
 
 
 @raises_typed
@@ -101,7 +151,7 @@ def volume_summary(pool_uuid: uuid_module.UUID, volume: libvirt.virStorageVol) -
     xml = VolumeXML.from_libvirt(volume.XMLDesc(0))
     return VolumeSummary(pool_uuid=pool_uuid, key=xml.key or volume.key(), name=xml.name or volume.name(),
                          path=xml.path or "", vol_type=xml.type or "file", format=xml.format or "raw",
-                         capacity=xml.capacity or 0, allocation=xml.allocation or 0,
+                         capacity=sane_size(xml.capacity), allocation=sane_size(xml.allocation),
                          backing_path=xml.backing_path or "")
 
 
@@ -204,17 +254,11 @@ def delete_pool(pool: libvirt.virStoragePool) -> str:
 @raises_typed
 def find_pool_sources(conn: libvirt.virConnect, pool_type: str, host: str) -> list[dict]:
     """What a server offers: NFS exports (netfs) or iSCSI targets (iscsi), by libvirt's discovery."""
-    query = PoolXML.new()
-    query.source_host = host
-    spec = etree.tostring(query.element.find("source"), encoding="unicode")
-    answer = parse_trusted(conn.findStoragePoolSources(pool_type, spec, 0))
-    found = []
-    for source in answer.iter("source"):
-        wrapper = PoolXML.new()
-        wrapper.element.append(source)
-        found.append({"host": wrapper.source_host or host, "dir": wrapper.source_dir or "",
-                      "device": (wrapper.source_devices or [""])[0]})
-    return found
+    query = PoolSource.new()
+    query.host = host
+    answer = PoolSourceList.from_libvirt(conn.findStoragePoolSources(pool_type, query.to_xml(), 0))
+    return [{"host": source.host or host, "dir": source.dir or "", "device": (source.devices or [""])[0]}
+            for source in answer.sources]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -237,6 +281,8 @@ def pool_volume_create(pool: libvirt.virStoragePool, *, name: str, capacity: int
         xml.allocation = allocation
     if fmt is not None:
         xml.format = fmt
+    if fmt == "qcow2":
+        xml.compat = QCOW2_COMPAT
     if backing is not None:
         xml.backing_path = backing.path()
         xml.backing_format = VolumeXML.from_libvirt(backing.XMLDesc(0)).format or "raw"

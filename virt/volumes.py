@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import libvirt
-from lxml import etree
 
 from virt.errors import AlreadyExists, NotFound, OperationInvalid, lookup_or_none, raises_typed, tolerating
-from virt.xml.base import parse_trusted
+from virt.xml.storage import QCOW2_COMPAT, VolumeXML
 
 
 @raises_typed
@@ -39,11 +38,13 @@ def guest_volume_create(conn: libvirt.virConnect, pool_name: str, volume_name: s
     pool = conn.storagePoolLookupByName(pool_name)
     if volume_name in pool.listVolumes():
         raise AlreadyExists(f"The pool {pool_name!r} already has a volume named {volume_name!r}.")
-    volume = etree.Element("volume")
-    etree.SubElement(volume, "name").text = volume_name
-    etree.SubElement(volume, "capacity", unit="bytes").text = str(capacity_bytes)
-    etree.SubElement(etree.SubElement(volume, "target"), "format", type=fmt)
-    return pool.createXML(etree.tostring(volume, encoding="unicode"), 0)
+    volume = VolumeXML.new()
+    volume.name = volume_name
+    volume.capacity = capacity_bytes
+    volume.format = fmt
+    if fmt == "qcow2":  # v3 (libvirt would make v2): incremental backups keep dirty bitmaps in it
+        volume.compat = QCOW2_COMPAT
+    return pool.createXML(volume.to_xml(), 0)
 
 
 @raises_typed
@@ -80,8 +81,7 @@ def volume_label(volume: libvirt.virStorageVol) -> str:
 @raises_typed
 def volume_format(volume: libvirt.virStorageVol) -> str:
     """The image format (qcow2, raw, ...) as the pool reports it."""
-    target_format = parse_trusted(volume.XMLDesc(0)).find("target/format")
-    return target_format.get("type", "raw") if target_format is not None else "raw"
+    return VolumeXML.from_libvirt(volume.XMLDesc(0)).format or "raw"
 
 
 @raises_typed

@@ -21,12 +21,15 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from api.transfer_auth import TokenSocketAuth  # noqa: E402
+from events.consumers import KeepServerSend  # noqa: E402
 from vmsite.origins import SiteOriginValidator  # noqa: E402
 from vmsite.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": ASGIStaticFilesHandler(django_http) if settings.SERVE_STATIC else django_http,
-        "websocket": SiteOriginValidator(AuthMiddlewareStack(TokenSocketAuth(URLRouter(websocket_urlpatterns)))),
+        "websocket": SiteOriginValidator(
+            KeepServerSend(AuthMiddlewareStack(TokenSocketAuth(URLRouter(websocket_urlpatterns))))
+        ),
     }
 )

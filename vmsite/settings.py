@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "storage",
     "networking",
     "events",
+    "listener",
     "metrics",
     "consoles",
     "rest_framework",
@@ -59,6 +60,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "api",
     "tombstones",
+    "backups",
+    "inventory",
 ]
 
 MIDDLEWARE = [
@@ -88,7 +91,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "events.context.live_styles",
+                "domains.context.live_styles",
                 "accounts.context.access",
             ],
             "builtins": ["vmsite.units"],  # the binary_size filter on every page
@@ -165,7 +168,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT = env_path("STATIC_ROOT", DATA_DIR / "static")
 # Files Django writes (collectstatic into the data folder) are as private as everything else there.
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
@@ -181,6 +184,14 @@ STATICFILES_DIRS = [
 ]
 # The ASGI server serves the collected static files itself unless a proxy in front does.
 SERVE_STATIC = env_bool("SERVE_STATIC", True)
+# Static files are public (the login page needs them). Collected into a folder of their own outside
+# the private data folder, for a proxy to serve (deploy/), they are readable by everyone.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage",
+                    "OPTIONS": {} if STATIC_ROOT.is_relative_to(DATA_DIR) else
+                    {"file_permissions_mode": 0o644, "directory_permissions_mode": 0o755}},
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # channels_redis blocks up to 5 s in each read of an idle channel (BZPOPMIN); redis-py's default
@@ -212,7 +223,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 60, minimum=5)
 CELERY_BEAT_SCHEDULE = {
     "operations-sweep": {"task": "operations.sweep", "schedule": env_int("SWEEP_INTERVAL", 30, minimum=1)},
-    "hosts-reconcile": {"task": "hosts.reconcile_all", "schedule": RECONCILE_INTERVAL},
+    "inventory-reconcile": {"task": "inventory.reconcile_all", "schedule": RECONCILE_INTERVAL},
 }
 
 # A running operation proves its worker alive this often; the sweep fails one silent for longer.
@@ -232,7 +243,8 @@ LIBVIRT_LOCAL_URI = "qemu:///system"
 DOMAIN_SHUTDOWN_TIMEOUT = env_int("DOMAIN_SHUTDOWN_TIMEOUT", 120, minimum=1)
 
 # The VNC console proxy (manage.py consoleproxy): where it listens, and the websocket URL pages use
-# for it ("" means the page's own host name on CONSOLE_PROXY_PORT; behind a proxy, its public URL).
+# for it ("" means the page's own host name on CONSOLE_PROXY_PORT; behind a proxy, its public URL, or
+# a path such as /websockify when the proxy carries it on the pages' own origin: deploy/nginx).
 CONSOLE_PROXY_HOST = env_str("CONSOLE_PROXY_HOST", "127.0.0.1")
 CONSOLE_PROXY_PORT = env_int("CONSOLE_PROXY_PORT", 6080, minimum=1)
 CONSOLE_PROXY_URL = env_str("CONSOLE_PROXY_URL", "")

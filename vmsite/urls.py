@@ -15,6 +15,7 @@ urlpatterns = [
     path("hosts/", include("hosts.urls")),
     path("vms/", include("consoles.urls")),
     path("vms/", include("domains.urls")),
+    path("vms/", include("backups.urls")),
     path("networks/", include("networking.urls")),
     path("storage/", include("storage.urls")),
     path("operations/", include("operations.urls")),

@@ -25,9 +25,13 @@ function showMessage(text) {
   message.classList.toggle("d-none", !text);
 }
 
+// CONSOLE_PROXY_URL: a whole URL, or a path on the page's own origin (behind nginx: /websockify);
+// unset, the page's host on CONSOLE_PROXY_PORT (`make run`).
 function proxyUrl(token) {
-  const base = root.dataset.proxyUrl
-    || `${location.protocol === "https:" ? "wss" : "ws"}://${location.hostname}:${root.dataset.proxyPort}/`;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const configured = root.dataset.proxyUrl;
+  const base = configured.startsWith("/") ? `${scheme}://${location.host}${configured}`
+    : configured || `${scheme}://${location.hostname}:${root.dataset.proxyPort}/`;
   return `${base}?token=${encodeURIComponent(token)}`;
 }
 

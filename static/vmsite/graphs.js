@@ -13,12 +13,19 @@
   const kib = window.vmsiteUnits.kib;
   const percent = function (value) { return value === null || value === undefined ? "" : value.toFixed(1) + " %"; };
   const iops = function (value) { return value === null || value === undefined ? "" : value.toFixed(value && Math.abs(value) < 10 ? 1 : 0) + " IOPS"; };
-  // Axis labels: as many decimals as the step between ticks needs, so that 0, 0.2 and 0.4 do not
-  // all read "0".
-  const decimalsFor = function (step) { return step > 0 && step < 1 ? Math.min(3, Math.ceil(-Math.log10(step) - 1e-9)) : 0; };
+  // Axis labels, given all the ticks of an axis and the step between them (units.js: the decimals the
+  // step needs, one unit per axis).
+  const decimalsFor = window.vmsiteUnits.decimalsFor;
   const stepped = function (unit) {
-    return function (value, step) { return value === null || value === undefined ? "" : value.toFixed(decimalsFor(step)) + unit; };
+    return function (values, step) {
+      return values.map(function (value) { return value === null || value === undefined ? "" : value.toFixed(decimalsFor(step)) + unit; });
+    };
   };
+  const sizes = function (values, step) { return window.vmsiteUnits.byteTicks(values, step, ""); };
+  const kibSizes = function (values, step) {
+    return sizes(values.map(function (value) { return value === null || value === undefined ? value : value * 1024; }), step * 1024);
+  };
+  const sizesPerSecond = function (values, step) { return window.vmsiteUnits.byteTicks(values, step, "/s"); };
   // A time axis needs a span: given one point, uPlot makes one of 86400/1e-3 seconds (2027 to 2029);
   // points a few seconds apart fill the width. Below a minute of data, show the last minute.
   const MIN_SPAN_SECONDS = 60;
@@ -35,16 +42,16 @@
   const CHARTS = {
     vm: [
       { id: "cpu", title: "CPU", format: percent, axis: stepped(" %"), fields: [["cpu_percent", "CPU"]] },
-      { id: "memory", title: "Memory", format: kib, fields: [["memory_kib", "Memory"]] },
-      { id: "disk", title: "Disk", format: perSecond, fields: [["disk_read_bps", "Read"], ["disk_write_bps", "Write"]] },
+      { id: "memory", title: "Memory", format: kib, axis: kibSizes, fields: [["memory_kib", "Memory"]] },
+      { id: "disk", title: "Disk", format: perSecond, axis: sizesPerSecond, fields: [["disk_read_bps", "Read"], ["disk_write_bps", "Write"]] },
       { id: "iops", title: "Disk IOPS", format: iops, axis: stepped(" IOPS"), fields: [["disk_read_iops", "Read"], ["disk_write_iops", "Write"]] },
-      { id: "net", title: "Network", format: perSecond, fields: [["net_rx_bps", "Received"], ["net_tx_bps", "Sent"]] },
+      { id: "net", title: "Network", format: perSecond, axis: sizesPerSecond, fields: [["net_rx_bps", "Received"], ["net_tx_bps", "Sent"]] },
     ],
     host: [
       { id: "cpu", title: "CPU", format: percent, axis: stepped(" %"), fields: [["cpu_percent", "Host"], ["vms_cpu_percent", "Sum of its VMs (% of one vCPU each)"]] },
-      { id: "memory", title: "Memory", format: kib, fields: [["memory_kib", "Host in use"], ["vms_memory_kib", "Its VMs"]] },
-      { id: "disk", title: "Disk (its VMs)", format: perSecond, fields: [["disk_read_bps", "Read"], ["disk_write_bps", "Write"]] },
-      { id: "net", title: "Network (its VMs)", format: perSecond, fields: [["net_rx_bps", "Received"], ["net_tx_bps", "Sent"]] },
+      { id: "memory", title: "Memory", format: kib, axis: kibSizes, fields: [["memory_kib", "Host in use"], ["vms_memory_kib", "Its VMs"]] },
+      { id: "disk", title: "Disk (its VMs)", format: perSecond, axis: sizesPerSecond, fields: [["disk_read_bps", "Read"], ["disk_write_bps", "Write"]] },
+      { id: "net", title: "Network (its VMs)", format: perSecond, axis: sizesPerSecond, fields: [["net_rx_bps", "Received"], ["net_tx_bps", "Sent"]] },
     ],
   }[kind];
   const COLOURS = ["#0d6efd", "#fd7e14", "#198754", "#6f42c1"];
@@ -79,7 +86,7 @@
         })),
         axes: [{ values: function (u, ticks, axisIndex, space, step) { return ticks.map(function (t) { return timeLabel(t, step); }); } }, {
           values: function (u, values, axisIndex, space, step) {
-            return values.map(function (value) { return spec.axis ? spec.axis(value, step) : spec.format(value); });
+            return spec.axis(values, step);
           },
           size: 70,
         }],
@@ -116,7 +123,12 @@
     try {
       const last = incremental && columns && columns.t.length ? columns.t[columns.t.length - 1] : null;
       const query = "?range=" + range + (last !== null ? "&since=" + last : "");
-      const response = await fetch(url + query, { credentials: "same-origin" });
+      let response;
+      try {
+        response = await fetch(url + query, { credentials: "same-origin" });
+      } catch (error) {
+        return; // the server is away, or the page is being left: the next sample message asks again
+      }
       if (response.status === 404 || response.status === 410) return stop(response);
       if (!response.ok) return;
       // A VM whose old id forwards (it moved): follow it, and its new host's sample messages.

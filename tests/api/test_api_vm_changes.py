@@ -74,7 +74,7 @@ def test_each_change_route_keeps_the_pages_rules(api_as, vm):
 def test_a_vm_is_created_through_the_api_with_the_wizards_fields(celery_worker, scratch_pool, guests, api_as):
     import libvirt
 
-    from hosts.reconcile import host_reconcile
+    from inventory.reconcile import host_reconcile
     from hosts.services import host_register_local
     from tests.domains.test_create import LOCAL, new_name, valid_data
 

@@ -10,7 +10,8 @@ from playwright.sync_api import expect
 from domains.models import Domain
 from events.publish import publish_domain, publish_host
 from hosts.models import Host
-from hosts.services import host_mark_unreachable, host_register_local, host_sync_enqueue, installation_ssh_key
+from hosts.services import host_register_local, host_sync_enqueue, installation_ssh_key
+from hosts.sync import host_mark_unreachable
 from operations.choices import OperationState
 from hosts.ssh import fingerprint_of_blob
 from operations.models import Operation
@@ -101,7 +102,7 @@ def test_folded_operations_stay_open_across_a_live_refresh(logged_in, asgi_serve
 
 
 def test_add_disk_makes_a_new_volume_from_the_vms_page(logged_in, asgi_server, celery_worker, guests, scratch_pool):
-    from hosts.reconcile import host_reconcile
+    from inventory.reconcile import host_reconcile
     from tests.domains.helpers import cached
     from tests.domains.test_config import define_guest
 

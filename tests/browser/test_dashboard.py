@@ -12,10 +12,10 @@ from playwright.sync_api import expect
 
 from domains.choices import DomainState
 from domains.models import Domain
-from events.lease import lease_key
+from events.watching import lease_key
 from events.publish import flush
 from hosts.models import Host
-from hosts.services import host_mark_unreachable
+from hosts.sync import host_mark_unreachable
 from metrics.models import Sample
 from storage.models import StoragePool
 

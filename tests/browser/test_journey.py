@@ -121,7 +121,7 @@ def create_vm_with_the_offers(page: Page, server: str, host: Host) -> Domain:
     page.fill("#id_disk_size_gib", "1")
     page.click("#create-button")
     expect(page.locator(".operation-status [data-operation-state]")).to_have_text("Succeeded", timeout=120_000)
-    page.click("#result-domain")
+    page.click("#result-link")
     expect(page.locator("#domain-state")).to_have_text("Running", timeout=30_000)
     return Domain.objects.get(host=host, name=VM)
 

@@ -43,8 +43,8 @@ def test_it_creates_a_network_from_the_nav_and_adds_a_static_lease(page, asgi_se
     page.fill("#id_ipv4_dhcp_start", "10.251.41.100")
     page.fill("#id_ipv4_dhcp_end", "10.251.41.150")
     page.click("#network-form button[type=submit]")
-    expect(page.locator("#result-network")).to_be_visible(timeout=30_000)
-    page.click("#result-network")
+    expect(page.locator("#result-link")).to_be_visible(timeout=30_000)
+    page.click("#result-link")
     expect(page.locator("#network-facts")).to_contain_text("10.251.41.1/24")
     expect(page.locator("#network-state")).to_contain_text("active")
 

@@ -16,8 +16,8 @@ from lxml import etree
 from domains.models import Domain
 from accounts.models import Grant, Role
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
 from hosts.services import host_register_local
+from inventory.reconcile import host_reconcile
 from tests import stack
 from tests.guests import small_guest_xml
 

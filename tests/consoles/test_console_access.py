@@ -262,3 +262,15 @@ def test_without_a_site_policy_the_console_page_sets_none(host, alice):
     domain = make_domain(host)
     response = logged_in(alice).client.get(reverse("consoles:vnc", args=[domain.pk]))
     assert "Content-Security-Policy" not in response
+
+
+@override_settings(CONTENT_SECURITY_POLICY="default-src 'self'", CONSOLE_PROXY_URL="/websockify",
+                   ALLOWED_HOSTS=["vmsite.example.org"])
+def test_a_proxy_path_puts_the_console_on_the_pages_own_origin(host, alice):
+    """Behind nginx (deploy/): the proxy is a path of the site, so the socket goes to the page's own
+    origin, port included, and the page builds the URL from where it was loaded."""
+    domain = make_domain(host)
+    response = logged_in(alice).client.get(reverse("consoles:vnc", args=[domain.pk]),
+                                           HTTP_HOST="vmsite.example.org:8443", secure=True)
+    assert response["Content-Security-Policy"] == "default-src 'self'; connect-src 'self' wss://vmsite.example.org:8443"
+    assert 'data-proxy-url="/websockify"' in response.content.decode()

@@ -3,7 +3,7 @@ import libvirt
 
 from domains.models import Domain
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 
 LOCAL = "qemu:///system"
 # Names every VM-naming form must refuse (the domains issue's bad-input list).

@@ -10,7 +10,7 @@ from lxml import etree
 
 from accounts.models import Grant, Role
 from domains.models import Domain
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.models import Operation
 from tests.domains.helpers import LOCAL, cached
@@ -344,7 +344,7 @@ def test_it_refuses_disk_paths_typed_by_hand(shut_off_vm, admin_client, scratch_
 def test_it_refuses_a_pool_the_host_does_not_have(shut_off_vm, admin_client):
     errors = refused(admin_client, "domains:config_disk_attach", shut_off_vm,
                      {"pool": "/var/lib/libvirt/images", "volume": "x.qcow2", "bus": "virtio", "persistent": "on"})
-    assert errors["pool"] == ["/var/lib/libvirt/images is not an active storage pool of this VM's host."]
+    assert errors["pool"][0].startswith("/var/lib/libvirt/images is not a pool offered for this VM")
 
 
 @pytest.mark.parametrize(("mac", "message"), [

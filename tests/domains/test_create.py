@@ -8,8 +8,8 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from domains.models import Domain
-from hosts.reconcile import host_reconcile
 from hosts.services import host_register_local
+from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.models import Operation
 from tests import stack
@@ -71,7 +71,7 @@ def test_it_creates_a_running_vm_from_the_wizard_in_chromium(page, asgi_server, 
     page.fill("#id_disk_size_gib", "1")
     page.click("#create-button")
     expect(page.locator(".operation-status [data-operation-state]")).to_have_text("Succeeded", timeout=60_000)
-    page.click("#result-domain")
+    page.click("#result-link")
     expect(page.locator("#domain-state")).to_have_text("Running")
 
     guest = libvirt.open(LOCAL).lookupByName(name)

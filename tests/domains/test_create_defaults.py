@@ -14,7 +14,7 @@ from accounts.models import Grant, Role
 from domains.models import Domain
 from domains.host_defaults import free_subnet
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from networking.models import VirtualNetwork
 from operations.choices import OperationState
 from operations.models import Operation

@@ -59,7 +59,7 @@ def registered(two_hosts, celery_worker, admin_client):
 
 
 def cached(host: Host, guest: libvirt.virDomain) -> Domain:
-    from hosts.reconcile import host_reconcile
+    from inventory.reconcile import host_reconcile
 
     host_reconcile(host=host)
     return Domain.objects.get(host=host, uuid=guest.UUIDString())
@@ -318,7 +318,7 @@ def shared_storage(two_hosts):
 
 
 def cached_pools(host: Host) -> None:
-    from hosts.reconcile import host_reconcile
+    from inventory.reconcile import host_reconcile
 
     host_reconcile(host=host)
 

@@ -9,6 +9,7 @@ from accounts.models import Grant, Role
 from domains import snapshots
 from domains.choices import DomainState
 from domains.models import Domain
+from domains.sync import domain_snapshots_store
 from operations.choices import OperationState
 from operations.models import Operation
 from tests.domains.helpers import BAD_NAMES, LOCAL, cached
@@ -157,7 +158,7 @@ def test_it_refuses_a_snapshot_name_the_vm_already_has_and_an_unknown_one(local_
     guest = qcow2_guest(guests, scratch_pool)
     guest.snapshotCreateXML("<domainsnapshot><name>base</name></domainsnapshot>", 0)
     domain = cached(local_host, guest)
-    snapshots.domain_snapshots_store(domain_id=domain.pk, snapshots=read_tree(guest))
+    domain_snapshots_store(domain_id=domain.pk, snapshots=read_tree(guest))
     response = post(admin_client, "snapshot_create", domain, {"name": "base", "mode": "disk"})
     assert "already has a snapshot named 'base'" in response.context["form"].errors["name"][0]
     for view in ["snapshot_revert", "snapshot_delete"]:

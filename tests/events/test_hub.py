@@ -19,10 +19,11 @@ class Socket:
     def wants(self, message: dict) -> bool:
         return True
 
-    async def send_live(self, text: str) -> None:
+    async def send_live(self, event: dict) -> None:
         if self.closed:
             raise Disconnected("Attempt to send on a closed protocol")
-        self.received.append(text)
+        assert event["type"] == "websocket.send"
+        self.received.append(event["text"])
 
     async def close_live(self, code: int) -> None:
         self.closed = True

@@ -144,7 +144,7 @@ def test_the_operation_page_fills_in_started_and_finished_without_a_reload(page,
 
 
 def test_the_not_watched_badge_goes_when_a_listener_takes_the_host(page, asgi_server, stack_log_dir):
-    from hosts.reconcile import host_reconcile
+    from inventory.reconcile import host_reconcile
 
     host, _ = host_register_local()
     host_reconcile(host=host, fresh=True)  # online and in step: the listener's own reconcile changes nothing

@@ -96,8 +96,11 @@ def test_a_guest_started_with_virsh_reaches_the_database_and_the_socket(asgi_ser
     host, _ = host_register_local()
     guest = guests.define("qemu:///system")
     sock = open_socket(asgi_server, cookie=session_cookie(make_user("root", superuser=True)))
-    # The listener's reconcile on connect lists the guest first.
+    # The listener's reconcile on connect lists the guest, or (when that reconcile listed the host's guests
+    # just before the define) the define event adds it right after.
     receive_until(sock, lambda m: m.get("type") == "inventory" and m["host"] == host.pk, timeout=20)
+    stack.wait_until(lambda: Domain.objects.filter(host=host, uuid=guest.UUIDString()).exists(), timeout=10,
+                     message="the guest defined with virsh in the database")
     domain = Domain.objects.get(host=host, uuid=guest.UUIDString())
     receive_all(sock, seconds=0.5)
 

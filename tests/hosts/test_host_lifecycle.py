@@ -9,8 +9,8 @@ from django.urls import reverse
 from domains.choices import DomainState
 from domains.models import Domain
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
-from hosts.tasks import reconcile_all_hosts
+from inventory.reconcile import host_reconcile
+from inventory.tasks import reconcile_all_hosts
 from networking.models import VirtualNetwork
 from operations.models import Operation
 from storage.models import StoragePool

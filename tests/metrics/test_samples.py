@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from domains.models import Domain
-from hosts.reconcile import host_reconcile
 from hosts.services import host_register_local
+from inventory.reconcile import host_reconcile
 from metrics.models import Resolution, Sample
 from metrics.sampler import HostSampler, compact, series
 

@@ -8,8 +8,8 @@ import libvirt
 import pytest
 
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
 from hosts.services import host_register_local
+from inventory.reconcile import host_reconcile
 
 SAMPLES = Path(__file__).parent / "samples"
 

@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils.html import escape
 
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from networking.models import HostInterface
 from operations.models import Operation
 from tests.networking.helpers import wait_for

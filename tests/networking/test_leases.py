@@ -14,7 +14,7 @@ import pytest
 from django.urls import reverse
 
 from domains.models import Domain
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from networking.models import Lease, VirtualNetwork
 from tests.networking.helpers import LOCAL, NetworkCleanup, define_guest, unique_name
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 from lxml import etree
 
 from domains.models import Domain
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from networking.models import Lease, VirtualNetwork
 from operations.choices import OperationState
 from operations.models import Operation

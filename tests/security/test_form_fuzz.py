@@ -28,13 +28,12 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domains.services_config import domain_xml_store
 from domains.models import Domain
-from domains.snapshots import domain_snapshots_store
+from domains.sync import domain_snapshots_store, domain_xml_store
 from hosts.choices import HostStatus
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
 from hosts.uri import build_uri, validate_address
+from inventory.reconcile import host_reconcile
 from networking.models import NetworkFilter, VirtualNetwork
 from storage.models import StoragePool, Volume
 from tests.security.hostile_input import MISSING, hostile_text, ids, posts

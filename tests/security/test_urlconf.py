@@ -11,6 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from accounts.models import Grant, Role
+from backups.models import RestorePoint
 from api.tokens import api_token_issue
 from domains.models import Domain
 from hosts.models import Host
@@ -49,7 +50,10 @@ def objects(db):
     walked_user = get_user_model().objects.create_user("walked", password="x")
     grant = Grant.objects.create(user=walked_user, host=host, role=Role.VIEWER)
     token, _text = api_token_issue(user=walked_user, name="walked", days=None)
-    return {"token": token, "host": host, "domain": domain, "operation": operation, "network": network, "interface": interface,
+    point = RestorePoint.objects.create(host=host, domain_uuid=domain.uuid, domain_name=domain.name, name="walked",
+                                        kind="full", chain="6695eb01-f6a4-8304-79aa-97f2502e1944", pool_name="walked-pool",
+                                        manifest="walked.manifest.json", consistency="walked", domain_xml="<domain/>")
+    return {"token": token, "point": point, "host": host, "domain": domain, "operation": operation, "network": network, "interface": interface,
             "filter": nwfilter, "pool": pool, "volume": volume, "user": walked_user, "grant": grant}
 
 
@@ -75,6 +79,8 @@ OBJECT_FOR = {
     ("api", "network"): "network", ("api", "network_action"): "network", ("api", "grant"): "grant",
     ("api", "*"): "domain",  # the VM changes (api/views_vm_changes.py)
     ("domains", "create_default"): "host", ("domains", "create_choices"): "host",
+    ("backups", "*"): "domain", ("backups", "restore", "point_id"): "point",
+    ("api", "vm_backup_restore", "point_id"): "point",
 }
 TEXT_FOR = {"action": "start", "pool_type": "netfs", "what": "pool"}
 

@@ -23,8 +23,8 @@ from lxml import etree
 from accounts.models import Grant, Role
 from domains.models import Domain
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
 from hosts.services import host_register_local
+from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.models import Operation
 from storage.models import StoragePool, Volume, VolumeRecord
@@ -462,3 +462,28 @@ def test_a_new_disk_through_the_api_follows_the_same_rule_as_the_page(stub):
     response = token_client(vm_operator).post(url, {**body, "pool": "p", "new_size_unit": "MiB"}, format="json")
     assert response.status_code == 202, response.content
     assert Operation.objects.get().arguments["new"] == {"capacity": 2**20, "format": "qcow2"}
+
+
+def test_a_vm_operator_is_offered_only_the_pools_its_new_disks_may_go_in(stub):
+    """The Add disk page names no pool of the host beyond those the VM's user may use (accounts.access)."""
+    StoragePool.objects.create(host=stub["host"], uuid=uuid.uuid4(), name="secret-backups", pool_type="dir",
+                               target_path="/q", active=True, synced_at=timezone.now())
+    url = reverse("domains:config_disk_attach", args=[stub["mine"].pk])
+    _user, vm_operator = user_with(Role.OPERATOR, domain=stub["mine"])
+    page = vm_operator.get(url).content.decode()
+    assert '<option value="p"' in page and "secret-backups" not in page
+    refused = vm_operator.post(url, {"source": "new", "pool": "secret-backups", "new_name": "x.qcow2",
+                                     "new_size": "1", "new_size_unit": "GiB", "new_format": "qcow2", "bus": "virtio"})
+    unknown = vm_operator.post(url, {"source": "new", "pool": "no-such-pool", "new_name": "x.qcow2",
+                                     "new_size": "1", "new_size_unit": "GiB", "new_format": "qcow2", "bus": "virtio"})
+    answers = [str(response.context["form"].errors["pool"]).replace(name, "NAME")
+               for response, name in ((refused, "secret-backups"), (unknown, "no-such-pool"))]
+    assert answers[0] == answers[1]  # an existing pool and a made-up name get the same answer
+    media = [vm_operator.post(reverse("domains:config_media", args=[stub["mine"].pk]),
+                              {"target": "hdc", "pool": name, "volume": "x.iso", "persistent": "on"})
+             .context["form"].errors.get("pool", ["(none)"])[0].replace(name, "NAME")
+             for name in ("secret-backups", "no-such-pool")]
+    assert media == ["NAME is not the pool of a volume offered for this VM."] * 2
+    _host_operator, by_host = user_with(Role.OPERATOR, host=stub["host"])
+    assert '<option value="secret-backups"' in by_host.get(url).content.decode()
+    assert not Operation.objects.exists()

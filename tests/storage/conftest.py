@@ -10,8 +10,8 @@ from pathlib import Path
 import libvirt
 import pytest
 
-from hosts.reconcile import host_reconcile
 from hosts.services import host_register_local
+from inventory.reconcile import host_reconcile
 from operations.models import Operation
 from storage.models import StoragePool, Volume
 from tests import stack

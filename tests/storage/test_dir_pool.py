@@ -5,7 +5,7 @@ import libvirt
 import pytest
 from django.urls import reverse
 
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
 from storage.models import StoragePool, Volume
 from tests.domains.helpers import cached

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 
 from accounts.models import Grant, Role
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from operations.models import Operation
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

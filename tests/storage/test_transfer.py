@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.models import Operation
 from storage.models import StoragePool, Volume

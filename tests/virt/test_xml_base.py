@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from virt.xml import XMLChildList, XMLFlag, XMLObject, XMLProperty, XMLValueList
+from virt.xml import XMLChild, XMLChildList, XMLFlag, XMLObject, XMLProperty, XMLValueList
 from virt.xml.base import at_least
 
 
@@ -130,3 +130,37 @@ def test_it_refuses_a_path_it_cannot_create():
         XMLProperty("./devices//disk")
     with pytest.raises(ValueError, match="must start with"):
         XMLProperty("name")
+
+
+class Marked(XMLObject):
+    tag = "thing"
+
+    mark = XMLFlag("./metadata/app:mark", namespaces={"app": "https://example.org/app"})
+    first_item = XMLChild(Item, "./items/item")
+
+
+def test_a_flag_in_a_namespace_is_found_by_its_uri_and_written_with_its_prefix():
+    thing = Marked.from_xml("<thing><metadata><x:mark xmlns:x='https://example.org/app'/><mark/></metadata></thing>")
+    assert thing.mark
+    thing.mark = False
+    assert etree.tostring(thing.element) == b"<thing><metadata><mark/></metadata></thing>"
+    thing.mark = True
+    assert '<app:mark xmlns:app="https://example.org/app"/>' in thing.to_xml()
+    with pytest.raises(ValueError, match="prefix 'other' has no namespace"):
+        XMLFlag("./other:mark")
+
+
+def test_a_child_is_wrapped_or_none_and_cannot_be_replaced():
+    thing = Marked.from_xml("<thing/>")
+    assert thing.first_item is None
+    Thing(thing.element).items.add().label = "a"
+    assert thing.first_item.label == "a"
+    with pytest.raises(AttributeError, match="read-only"):
+        thing.first_item = None
+
+
+def test_a_copy_changes_without_touching_the_original():
+    thing = _thing("<thing><name>a</name></thing>")
+    changed = thing.copy()
+    changed.name = "b"
+    assert (thing.name, changed.name) == ("a", "b")

@@ -7,6 +7,7 @@ import pytest
 from lxml import etree
 
 from virt.xml import Disk, Domain, Interface, summarize_domain, to_kib
+from virt.xml.domain import METADATA_NS, METADATA_PREFIX, TemplateMark
 from tests.virt.helpers import canonical, sample
 
 WEB1_UUID = uuid.UUID("6695eb01-f6a4-8304-79aa-97f2502e193f")
@@ -248,3 +249,43 @@ def test_it_writes_a_direct_kernel_boot_an_agent_channel_and_a_balloon_that_libv
     assert [child.tag for child in again.element.find("os")][:4] == ["type", "kernel", "initrd", "cmdline"]
     with pytest.raises(ValueError, match="memballoon_model"):
         again.memballoon_model = "xen"
+
+
+def test_the_template_mark_set_through_libvirts_metadata_is_read_and_removed(test_conn):
+    guest = test_conn.lookupByName("web1")
+    assert not _web1(test_conn, libvirt.VIR_DOMAIN_XML_INACTIVE).is_template
+    guest.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, TemplateMark.new().to_xml(), METADATA_PREFIX, METADATA_NS,
+                      libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    marked = _web1(test_conn, libvirt.VIR_DOMAIN_XML_INACTIVE)
+    assert marked.is_template
+    marked.is_template = False
+    assert not Domain.from_libvirt(marked.to_xml()).is_template and METADATA_NS not in marked.to_xml()
+
+
+def test_it_writes_firmware_and_cpu_features_where_libvirt_wants_them():
+    domain = Domain.new()
+    domain.os_type, domain.boot_devices = "hvm", ["hd"]
+    domain.firmware = "efi"
+    for name in ("secure-boot", "enrolled-keys"):
+        feature = domain.firmware_features.add()
+        feature.enabled, feature.name = True, name
+    domain.cpu_mode, domain.cpu_model = "custom", "qemu64"
+    feature = domain.cpu.features.add()
+    feature.policy, feature.name = "disable", "svm"
+    assert [child.tag for child in domain.element.find("os")][:2] == ["type", "firmware"]
+    assert canonical(domain.cpu.to_xml()) == canonical(
+        "<cpu mode='custom'><model>qemu64</model><feature policy='disable' name='svm'/></cpu>")
+    assert [(f.name, f.enabled) for f in domain.firmware_features] == [("secure-boot", True), ("enrolled-keys", True)]
+
+
+def test_it_reads_host_bound_devices_the_agent_channel_and_the_nvram():
+    domain = Domain.from_libvirt(
+        "<domain><os><type>hvm</type><nvram>/var/lib/libvirt/qemu/nvram/a_VARS.fd</nvram></os><devices>"
+        "<hostdev mode='subsystem' type='pci'/><filesystem type='mount'><source dir='/srv/share'/></filesystem>"
+        "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0' state='connected'/></channel>"
+        "</devices></domain>")
+    assert [(d.mode, d.type) for d in domain.hostdevs] == [("subsystem", "pci")]
+    assert [(f.type, f.source_dir) for f in domain.filesystems] == [("mount", "/srv/share")]
+    assert domain.guest_agent_connected and domain.cpu is None
+    domain.nvram = None
+    assert domain.nvram is None and domain.os_type == "hvm"

@@ -1,7 +1,8 @@
 """The pool and volume XML model: what libvirt writes is read, what vmsite writes libvirt reads."""
 import pytest
 
-from virt.xml.storage import PoolXML, VolumeXML
+from tests.virt.helpers import canonical
+from virt.xml.storage import PoolSource, PoolSourceList, PoolXML, VolumeXML
 
 LIBVIRT_VOLUME = """<volume type='file'>
   <name>disk.qcow2</name>
@@ -59,3 +60,14 @@ def test_a_pool_summary_holds_what_the_pool_page_shows():
                               "source_format": "lvm2", "initiator_iqn": ""}
     with pytest.raises(ValueError, match="is not one of"):
         pool.type = "rbd"
+
+
+def test_a_pool_source_is_a_discovery_question_and_its_answers_are_read():
+    query = PoolSource.new()
+    query.host = "nfs.example.org"
+    assert canonical(query.to_xml()) == canonical("<source><host name='nfs.example.org'/></source>")
+    answer = PoolSourceList.from_libvirt("""<sources>
+      <source><host name='nfs.example.org'/><dir path='/export/a'/><format type='nfs'/></source>
+      <source><host name='san'/><device path='iqn.2004-04.org.example:t1'/></source></sources>""")
+    assert [(source.host, source.dir, source.devices) for source in answer.sources] == [
+        ("nfs.example.org", "/export/a", []), ("san", None, ["iqn.2004-04.org.example:t1"])]

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from domains.choices import DomainState
 from domains.models import Domain
-from events.lease import lease_key
+from events.watching import lease_key
 from hosts.models import Host
 from metrics.models import Resolution, Sample
 from operations.models import Operation

@@ -40,6 +40,16 @@ def test_the_browser_helper_gives_the_same_text_as_the_pages():
     assert json.loads(answer.stdout) == [binary_size(value) for value in SAMPLES]
 
 
+def test_a_graph_axis_of_sizes_has_one_unit_and_the_decimals_its_step_needs():
+    cases = [([49 * 2**20, 49.5 * 2**20, 50 * 2**20], 0.5 * 2**20, ""), ([0, 50, 100], 50, "/s"),
+             ([0, 512 * 1024, 1024 * 1024, 1536 * 1024], 512 * 1024, "/s"), ([None, 2 * 2**30], 2**30, "")]
+    script = (f"require({json.dumps(str(UNITS_JS))});"
+              f"console.log(JSON.stringify({json.dumps(cases)}.map(c => globalThis.vmsiteUnits.byteTicks(...c))));")
+    answer = subprocess.run(["node", "-e", script], capture_output=True, text=True, timeout=30, check=True)
+    assert json.loads(answer.stdout) == [["49.0 MiB", "49.5 MiB", "50.0 MiB"], ["0 B/s", "50 B/s", "100 B/s"],
+                                         ["0.0 MiB/s", "0.5 MiB/s", "1.0 MiB/s", "1.5 MiB/s"], ["", "2 GiB"]]
+
+
 @pytest.mark.integration  # the host page asks Redis whether the host is watched
 @pytest.mark.django_db
 def test_the_storage_and_host_pages_write_binary_units(admin_client):

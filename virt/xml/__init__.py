@@ -3,7 +3,7 @@
 Plain lxml, no Django and no libvirt calls: callers pass in the XML libvirt gave them.
 """
 from virt.xml.base import (
-    MAX_XML_BYTES, ChildList, XMLChildList, XMLFlag, XMLObject, XMLProperty, XMLRejected,
+    MAX_XML_BYTES, ChildList, XMLChild, XMLChildList, XMLFlag, XMLObject, XMLProperty, XMLRejected,
     XMLValueList, check_xml_text, parse_trusted, parse_untrusted,
 )
 from virt.xml.capabilities import (
@@ -23,7 +23,7 @@ __all__ = [
     "MAX_XML_BYTES", "CPUModel", "CPUTopology", "Capabilities", "Channel", "ChildList", "Console", "Controller", "Disk",
     "DiskSummary", "Domain", "DomainCapabilities", "DomainDescription", "Graphics", "GraphicsSummary",
     "GuestCapabilities", "Interface", "InterfaceSummary", "MachineType", "MemoryProperty",
-    "NUMACell", "Serial", "XMLChildList", "XMLFlag", "XMLObject", "XMLProperty", "XMLRejected",
+    "NUMACell", "Serial", "XMLChild", "XMLChildList", "XMLFlag", "XMLObject", "XMLProperty", "XMLRejected",
     "XMLValueList", "check_xml_text", "parse_trusted", "parse_untrusted", "summarize_domain",
     "to_kib", "DHCPHost", "DHCPRange", "DNSHost", "Network", "NetworkDescription", "NetworkIP", "NWFilter",
     "PortGroup", "summarize_network",

@@ -124,21 +124,24 @@ def _from_text(text: str, kind: type) -> Any:
 
 # ---------------------------------------------------------------------------------------------
 # Paths: "./a/b[@type='x']/@attr", relative to an object's element. A small subset of XPath
-# that can be created as well as found.
+# that can be created as well as found. A step may name its element with a prefix ("app:mark")
+# that the descriptor's `namespaces` maps to a namespace URI.
 
 # Where a new child goes, by its parent's tag, e.g. {"os": ("type", "loader", "boot")}. libvirt
 # reads children in any order; this keeps what the model writes in the order libvirt writes.
 ChildOrder = Mapping[str, tuple[str, ...]]
 
-_STEP = re.compile(r"([A-Za-z_][\w.-]*)((?:\[@[\w.-]+='[^'/]*'\])*)")
+_STEP = re.compile(r"(?:([A-Za-z_][\w.-]*):)?([A-Za-z_][\w.-]*)((?:\[@[\w.-]+='[^'/]*'\])*)")
 _PREDICATE = re.compile(r"\[@([\w.-]+)='([^'/]*)'\]")
 _ATTRIBUTE = re.compile(r"@([A-Za-z_][\w.-]*)")
 
 
 @dataclass(frozen=True)
 class _Step:
-    tag: str
+    tag: str  # "{uri}name" for a name in a namespace
     attrs: tuple[tuple[str, str], ...]
+    prefix: str | None = None  # the prefix a new element is written with
+    namespace: str | None = None
 
     def matches(self, element: etree._Element) -> bool:
         return all(element.get(name) == value for name, value in self.attrs)
@@ -150,7 +153,8 @@ class _Step:
         return next(iter(self.children(parent)), None)
 
     def create(self) -> etree._Element:
-        return etree.Element(self.tag, dict(self.attrs))
+        nsmap = {self.prefix: self.namespace} if self.namespace else None
+        return etree.Element(self.tag, dict(self.attrs), nsmap=nsmap)
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,7 @@ class _Path:
     attribute: str | None
 
     @classmethod
-    def parse(cls, xpath: str) -> _Path:
+    def parse(cls, xpath: str, namespaces: Mapping[str, str] | None = None) -> _Path:
         if xpath != "." and not xpath.startswith("./"):
             raise ValueError(f"path {xpath!r} must start with './'")
         parts = xpath.split("/")[1:]
@@ -167,7 +171,7 @@ class _Path:
         if parts and (match := _ATTRIBUTE.fullmatch(parts[-1])):
             attribute = match.group(1)
             parts = parts[:-1]
-        return cls(tuple(_parse_step(part, xpath) for part in parts), attribute)
+        return cls(tuple(_parse_step(part, xpath, namespaces or {}) for part in parts), attribute)
 
     @property
     def parent(self) -> _Path:
@@ -224,11 +228,17 @@ class _Path:
         _prune_empty(node, root)
 
 
-def _parse_step(part: str, xpath: str) -> _Step:
+def _parse_step(part: str, xpath: str, namespaces: Mapping[str, str]) -> _Step:
     match = _STEP.fullmatch(part)
     if not match:
         raise ValueError(f"path {xpath!r}: step {part!r} is not supported")
-    return _Step(match.group(1), tuple(_PREDICATE.findall(match.group(2))))
+    prefix, name, predicates = match.groups()
+    attrs = tuple(_PREDICATE.findall(predicates))
+    if prefix is None:
+        return _Step(name, attrs)
+    if prefix not in namespaces:
+        raise ValueError(f"path {xpath!r}: prefix {prefix!r} has no namespace")
+    return _Step(f"{{{namespaces[prefix]}}}{name}", attrs, prefix, namespaces[prefix])
 
 
 def insert_child(parent: etree._Element, child: etree._Element,
@@ -285,6 +295,10 @@ class XMLObject:
         """From XML that libvirt produced (see parse_trusted)."""
         return cls(parse_trusted(text))
 
+    def copy(self) -> Self:
+        """A deep copy, detached from this object's document: to change without touching the original."""
+        return type(self)(copy.deepcopy(self.element))
+
     def to_xml(self) -> str:
         """This element as indented XML text; the object itself is left as it is."""
         element = copy.deepcopy(self.element)
@@ -299,8 +313,9 @@ class XMLObject:
 class _Descriptor:
     """A property bound to a path below its object's element; errors name the property."""
 
-    def __init__(self, xpath: str, validate: Callable[[Any], None] | None = None) -> None:
-        self.path = _Path.parse(xpath)
+    def __init__(self, xpath: str, validate: Callable[[Any], None] | None = None,
+                 namespaces: Mapping[str, str] | None = None) -> None:
+        self.path = _Path.parse(xpath, namespaces)
         self.validate = validate
         self.name = xpath
 
@@ -356,8 +371,8 @@ class XMLProperty(_Descriptor):
 class XMLFlag(_Descriptor):
     """An element whose presence is the value, like <readonly/>."""
 
-    def __init__(self, xpath: str) -> None:
-        super().__init__(xpath)
+    def __init__(self, xpath: str, *, namespaces: Mapping[str, str] | None = None) -> None:
+        super().__init__(xpath, namespaces=namespaces)
         if self.path.attribute or not self.path.steps:
             raise ValueError(f"flag path {xpath!r} must name an element")
 
@@ -402,6 +417,24 @@ class XMLValueList(_Descriptor):
 
 
 XO = TypeVar("XO", bound=XMLObject)
+
+
+class XMLChild(_Descriptor, Generic[XO]):
+    """The one child element at a path wrapped in child_class, or None when there is none,
+    e.g. ./cpu. Read-only: set its properties, or those of the parent."""
+
+    def __init__(self, child_class: type[XO], xpath: str) -> None:
+        super().__init__(xpath)
+        if self.path.attribute or not self.path.steps or self.path.steps[-1].tag != child_class.tag:
+            raise ValueError(f"child path {xpath!r} must end in <{child_class.tag}>")
+        self.child_class = child_class
+
+    def read(self, obj: XMLObject) -> XO | None:
+        element = self.path.find(obj.element)
+        return None if element is None else self.child_class(element)
+
+    def __set__(self, obj: XMLObject, value: Any) -> None:
+        raise AttributeError(f"{type(obj).__name__}.{self.name} is read-only")
 
 
 class XMLChildList(_Descriptor, Generic[XO]):

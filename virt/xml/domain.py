@@ -11,9 +11,15 @@ from dataclasses import dataclass
 from lxml import etree
 
 from virt.xml.base import (
-    XMLChildList, XMLFlag, XMLObject, XMLProperty, XMLValueList, at_least, check_xml_text, one_of,
+    XMLChild, XMLChildList, XMLFlag, XMLObject, XMLProperty, XMLValueList, at_least, check_xml_text, one_of,
 )
 from virt.xml.units import to_kib
+
+# vmsite's own metadata in a domain's XML: <metadata><vmsite:template/></metadata> marks a template.
+# libvirt keeps it with the definition, so it survives a re-register of the host.
+METADATA_NS = "http://vmsite.local/xmlns/domain/1.0"
+METADATA_PREFIX = "vmsite"
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
 
 _MAC = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", re.IGNORECASE)
 _UUID = re.compile(r"[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}", re.IGNORECASE)
@@ -126,10 +132,7 @@ class Interface(XMLObject):
     portgroup = XMLProperty("./source/@portgroup")
     target_dev = XMLProperty("./target/@dev")
 
-    @property
-    def filterref(self) -> FilterRef | None:
-        element = self.element.find("filterref")
-        return None if element is None else FilterRef(element)
+    filterref = XMLChild(FilterRef, "./filterref")
 
     def set_filter(self, name: str | None, parameters: dict[str, str] | None = None) -> None:
         """Apply the nwfilter `name` with its parameters (like IP), or remove the filter with None."""
@@ -180,6 +183,10 @@ class Graphics(XMLObject):
         """Only XML fetched with VIR_DOMAIN_XML_SECURE holds the password at all."""
         return self.element.get("passwd") is not None
 
+    def copy_password_from(self, other: Graphics) -> None:
+        """Give this console other's password (or none), without the password leaving the model."""
+        self.set_password(other.element.get("passwd"))
+
     def set_password(self, value: str | None) -> None:
         """Set the console password, or remove it with None."""
         if value is None:
@@ -224,6 +231,60 @@ class Channel(_CharDevice):
 
     target_type = XMLProperty("./target/@type")  # virtio, guestfwd, xen
     target_name = XMLProperty("./target/@name")
+    target_state = XMLProperty("./target/@state")  # of a running VM: connected or disconnected
+
+
+class HostDevice(XMLObject):
+    """<hostdev>: a device of the host passed through to the guest."""
+
+    tag = "hostdev"
+
+    mode = XMLProperty("./@mode")  # subsystem or capabilities
+    type = XMLProperty("./@type")  # pci, usb, scsi, mdev, ...
+
+
+class Filesystem(XMLObject):
+    """<filesystem>: a folder of the host shared into the guest."""
+
+    tag = "filesystem"
+
+    type = XMLProperty("./@type")  # mount, file, block, ...
+    source_dir = XMLProperty("./source/@dir")
+
+
+class CPUFeature(XMLObject):
+    """<feature policy='disable' name='vmx'/> inside <cpu>."""
+
+    tag = "feature"
+
+    policy = XMLProperty("./@policy", validate=one_of("force", "require", "optional", "disable", "forbid"))
+    name = XMLProperty("./@name")
+
+
+class CPU(XMLObject):
+    """<cpu>: the guest's CPU. On its own it is what a host is asked whether it can give."""
+
+    tag = "cpu"
+    child_order = {"cpu": ("model", "vendor", "topology", "feature")}
+
+    mode = XMLProperty("./@mode", validate=one_of("custom", "host-model", "host-passthrough", "maximum"))
+    model = XMLProperty("./model")
+    features = XMLChildList(CPUFeature, "./feature")
+
+
+class FirmwareFeature(XMLObject):
+    """<feature enabled='yes' name='secure-boot'/> inside <os><firmware>: what the firmware must have."""
+
+    tag = "feature"
+
+    enabled = XMLProperty("./@enabled", bool)
+    name = XMLProperty("./@name")
+
+
+class TemplateMark(XMLObject):
+    """<template/>: the element libvirt's setMetadata stores, in METADATA_NS, to mark a template."""
+
+    tag = "template"
 
 
 @dataclass(frozen=True)
@@ -309,6 +370,8 @@ class Domain(XMLObject):
     arch = XMLProperty("./os/type/@arch")
     machine = XMLProperty("./os/type/@machine")
     firmware = XMLProperty("./os/@firmware", validate=one_of("bios", "efi"))
+    firmware_features = XMLChildList(FirmwareFeature, "./os/firmware/feature")
+    nvram = XMLProperty("./os/nvram")  # the VM's own copy of the firmware's variables: a path on the host
     kernel = XMLProperty("./os/kernel")  # direct kernel boot: a path on the host
     initrd = XMLProperty("./os/initrd")
     cmdline = XMLProperty("./os/cmdline")
@@ -318,6 +381,7 @@ class Domain(XMLObject):
     cpu_model = XMLProperty("./cpu/model")
     cpu_match = XMLProperty("./cpu/@match", validate=one_of("minimum", "exact", "strict"))
     cpu_model_fallback = XMLProperty("./cpu/model/@fallback", validate=one_of("allow", "forbid"))
+    cpu = XMLChild(CPU, "./cpu")
     acpi = XMLFlag("./features/acpi")
     apic = XMLFlag("./features/apic")
     emulator = XMLProperty("./devices/emulator")
@@ -329,6 +393,15 @@ class Domain(XMLObject):
     serials = XMLChildList(Serial, "./devices/serial")
     consoles = XMLChildList(Console, "./devices/console")
     controllers = XMLChildList(Controller, "./devices/controller")
+    hostdevs = XMLChildList(HostDevice, "./devices/hostdev")
+    filesystems = XMLChildList(Filesystem, "./devices/filesystem")
+    is_template = XMLFlag(f"./metadata/{METADATA_PREFIX}:template", namespaces={METADATA_PREFIX: METADATA_NS})
+
+    @property
+    def guest_agent_connected(self) -> bool:
+        """Whether a running VM's guest agent is connected (live XML only)."""
+        return any(channel.target_name == GUEST_AGENT_CHANNEL and channel.target_state == "connected"
+                   for channel in self.channels)
 
     @property
     def is_pcie_machine(self) -> bool:

@@ -4,12 +4,15 @@ Sizes are written in bytes; reading accepts any unit libvirt knows.
 """
 from __future__ import annotations
 
-from virt.xml.base import XMLObject, XMLProperty, XMLValueList, at_least, one_of
+from virt.xml.base import XMLChildList, XMLObject, XMLProperty, XMLValueList, at_least, one_of
 from virt.xml.units import _unit_bytes
 
 POOL_TYPES = ("dir", "fs", "netfs", "logical", "disk", "iscsi")
 VOLUME_FORMATS = ("raw", "qcow2", "vmdk", "iso")
 
+
+# qcow2 v3 ("1.1"; libvirt would make v2, "0.10"): only v3 holds the dirty bitmaps incremental backups need.
+QCOW2_COMPAT = "1.1"
 
 class ByteSize(XMLProperty):
     """A size in bytes, whatever unit the XML holds; written back with unit='bytes'."""
@@ -57,11 +60,31 @@ class PoolXML(XMLObject):
                 "initiator_iqn": self.initiator_iqn or ""}
 
 
+class PoolSource(XMLObject):
+    """<source> on its own: the question libvirt's source discovery (findStoragePoolSources) is
+    asked, and each of its answers."""
+
+    tag = "source"
+    child_order = {"source": PoolXML.child_order["source"]}
+
+    host = XMLProperty("./host/@name")
+    dir = XMLProperty("./dir/@path")
+    devices = XMLValueList("./device/@path")
+
+
+class PoolSourceList(XMLObject):
+    """<sources>: what source discovery found."""
+
+    tag = "sources"
+
+    sources = XMLChildList(PoolSource, "./source")
+
+
 class VolumeXML(XMLObject):
     tag = "volume"
     child_order = {"volume": ("name", "key", "source", "capacity", "allocation", "physical", "target",
                               "backingStore"),
-                   "target": ("path", "format", "permissions"),
+                   "target": ("path", "format", "permissions", "compat"),
                    "backingStore": ("path", "format")}
 
     type = XMLProperty("./@type")
@@ -72,5 +95,6 @@ class VolumeXML(XMLObject):
     physical = ByteSize("./physical")  # a file volume's size on disk (qcow2: not its capacity)
     path = XMLProperty("./target/path")
     format = XMLProperty("./target/format/@type")
+    compat = XMLProperty("./target/compat")  # qcow2's version: 0.10 (v2) or 1.1 (v3, which can hold bitmaps)
     backing_path = XMLProperty("./backingStore/path")
     backing_format = XMLProperty("./backingStore/format/@type")

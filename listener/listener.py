@@ -1,7 +1,7 @@
 """The long-running process that keeps a live connection to every host it owns, and turns libvirt's
 events into fresh rows and live messages.
 
-Hosts are shared among running listeners through leases in Redis (events/lease.py). A lost
+Hosts are shared among running listeners through leases in Redis (listener/lease.py). A lost
 connection marks the host offline at once (libvirt's close callback, or keepalive for a host that
 hangs); the listener reconnects with backoff, registers its event callbacks on the new connection
 (once), and, because events during an outage are lost, runs a full reconcile.
@@ -27,16 +27,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import close_old_connections
 
-from domains.services import domain_apply_run_state, domain_apply_state, domain_id_for
-from events.lease import ROUND_SECONDS, HostLeases, new_listener_id
+from domains.sync import domain_apply_run_state, domain_apply_state, domain_id_for, domain_store_new
+from listener.lease import ROUND_SECONDS, HostLeases, new_listener_id
 from events.publish import flush, publish_host
 from hosts.choices import HostStatus, Transport
 from hosts.connection import connect_uri, host_ssh_files_ensure
 from hosts.models import Host
-from hosts.reconcile import (
-    CREDENTIAL_FAILURES, host_reconcile, host_reconcile_pools_and_networks, host_store_new_domain,
-)
-from hosts.services import host_mark_unreachable
+from hosts.sync import host_mark_unreachable, unreachable_status
+from inventory.reconcile import host_reconcile, host_reconcile_pools_and_networks
 from metrics.sampler import HostSampler, compact
 from virt.connection import close_quietly, open_monitored
 from virt.domains import refetch, refetch_run_state
@@ -355,7 +353,7 @@ class Listener:
                 logger.debug("host %s: VM %s refreshed: state %s", host_id, uuid, live.state if live else "gone")
             elif live is not None:
                 host = Host.objects.filter(pk=host_id).first()
-                if host is not None and host_store_new_domain(host=host, conn=conn, uuid=uuid):
+                if host is not None and domain_store_new(host=host, conn=conn, uuid=uuid):
                     logger.debug("host %s: new VM %s stored", host_id, uuid)
         except VirtError as exc:
             logger.info("host %s: refresh of VM %s failed (%s); the next reconcile catches up", host_id, uuid, exc)
@@ -373,8 +371,7 @@ class Listener:
     def _schedule_retry(self, watch: Watch, reason: str) -> None:
         host = Host.objects.filter(pk=watch.host_id).first()
         if host is not None:
-            status = HostStatus.ERROR if is_credential_failure(reason) else HostStatus.OFFLINE
-            host_mark_unreachable(host=host, reason=reason, status=status)
+            host_mark_unreachable(host=host, reason=reason, status=unreachable_status(reason))
         watch.next_attempt = time.monotonic() + watch.backoff
         watch.backoff = min(watch.backoff * 2, BACKOFF_MAX)
 
@@ -415,8 +412,3 @@ class Listener:
         if watch.conn is not None:
             close_quietly(watch.conn)
             watch.conn = None
-
-
-def is_credential_failure(message: str) -> bool:
-    """True when the failure is about credentials (an admin must act), not reachability."""
-    return message.startswith(tuple(CREDENTIAL_FAILURES))

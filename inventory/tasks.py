@@ -9,13 +9,13 @@ from django.conf import settings
 
 from hosts.choices import Transport
 from hosts.models import Host
-from hosts.reconcile import host_reconcile
+from inventory.reconcile import host_reconcile
 from virt.errors import VirtError
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="hosts.reconcile_all")
+@shared_task(name="inventory.reconcile_all")
 def reconcile_all_hosts() -> int:
     hosts = Host.objects.filter(enabled=True).exclude(transport=Transport.SSH, ssh_host_keys="")
     queued = 0
@@ -27,7 +27,7 @@ def reconcile_all_hosts() -> int:
     return queued
 
 
-@shared_task(name="hosts.reconcile")
+@shared_task(name="inventory.reconcile")
 def reconcile_host(host_id: int) -> None:
     try:
         host = Host.objects.filter(pk=host_id, enabled=True).first()

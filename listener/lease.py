@@ -1,9 +1,9 @@
 """Which listener watches which host: leases in Redis, shared out evenly among live listeners.
 
 Each listener announces itself in a sorted set (score: its last beat) and holds one key per host
-it owns (`SET NX PX`, renewed only by its holder, through a compare-and-set script). Each round it
-drops listeners that stopped beating, works out its fair share (hosts / live listeners, rounded
-up), gives back leases above it and takes free ones up to it. A listener that dies stops renewing:
+it owns (`SET NX PX`, the key named by events/watching.py, renewed only by its holder, through a
+compare-and-set script). Each round it drops listeners that stopped beating, works out its fair
+share (hosts / live listeners, rounded up), gives back leases above it and takes free ones up to it. A listener that dies stops renewing:
 its leases expire after LEASE_SECONDS and the others take them on their next round.
 """
 from __future__ import annotations
@@ -16,10 +16,11 @@ import uuid
 
 import redis
 
+from events.watching import lease_key
+
 LEASE_SECONDS = 9.0
 ROUND_SECONDS = 2.0  # a lost host is taken over within LEASE_SECONDS + ROUND_SECONDS
 LISTENERS_KEY = "vmsite:listeners"
-LEASE_PREFIX = "vmsite:lease:host:"
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -29,10 +30,6 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-def lease_key(host_id: int) -> str:
-    return f"{LEASE_PREFIX}{host_id}"
 
 
 def new_listener_id() -> str:
@@ -81,8 +78,3 @@ class HostLeases:
         pipe.zcard(LISTENERS_KEY)
         return int(pipe.execute()[-1])
 
-
-def lease_holders(client: redis.Redis, host_ids: list[int]) -> dict[int, str | None]:
-    """Who holds each host's lease now (for tests and the hosts page)."""
-    values = client.mget([lease_key(host_id) for host_id in host_ids]) if host_ids else []
-    return {host_id: value.decode() if value else None for host_id, value in zip(host_ids, values)}

@@ -9,8 +9,8 @@ import pytest
 import redis
 from django.conf import settings
 
-from events.lease import lease_holders
-from events.listener import SETTLING_DELAY, Listener
+from events.watching import lease_holders
+from listener.listener import SETTLING_DELAY, Listener
 from hosts.models import Host
 from tests import stack
 from virt.events import EventRecord

@@ -1,0 +1,104 @@
+"""The manifest written next to each restore point's files in its backup pool: everything the
+catalogue keeps of the point, so that the catalogue can be rebuilt from the pool alone
+(`catalogue_rebuild`). The files' names are made here too."""
+from __future__ import annotations
+
+import json
+import uuid as uuid_module
+from datetime import datetime
+
+from django.db import transaction
+
+from backups.models import RestorePoint, RestorePointDisk
+from hosts.models import Host
+
+MANIFEST_FORMAT = "vmsite-restore-point"
+MANIFEST_VERSION = 1
+MANIFEST_SUFFIX = ".manifest.json"
+FILE_PREFIX = "vmsite-backup-"
+DISK_FIELDS = ("target", "source", "volume", "path", "format", "capacity", "size", "sha256")
+
+
+class ManifestInvalid(ValueError):
+    pass
+
+
+def point_stem(domain_uuid: str | uuid_module.UUID, point_name: str) -> str:
+    return f"{FILE_PREFIX}{domain_uuid}-{point_name}"
+
+
+def disk_file_name(domain_uuid: str | uuid_module.UUID, point_name: str, target: str) -> str:
+    return f"{point_stem(domain_uuid, point_name)}-{target}.qcow2"
+
+
+def manifest_name(domain_uuid: str | uuid_module.UUID, point_name: str) -> str:
+    return point_stem(domain_uuid, point_name) + MANIFEST_SUFFIX
+
+
+def manifest_of(point: RestorePoint, disks: list[RestorePointDisk]) -> bytes:
+    document = {
+        "format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
+        "vm": {"uuid": str(point.domain_uuid), "name": point.domain_name},
+        "name": point.name, "kind": point.kind, "parent": point.parent.name if point.parent_id else None,
+        "chain": str(point.chain), "checkpoint": point.checkpoint, "created_at": point.created_at.isoformat(),
+        "consistency": point.consistency, "note": point.note, "seconds": point.seconds,
+        "domain_xml": point.domain_xml,
+        "disks": [{name: getattr(disk, name) for name in DISK_FIELDS} for disk in disks],
+    }
+    return json.dumps(document, indent=1, sort_keys=True).encode()
+
+
+def parse_manifest(data: bytes) -> dict:
+    try:
+        document = json.loads(data.rstrip(b"\x00").decode())
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ManifestInvalid(f"not JSON: {exc}") from None
+    if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
+        raise ManifestInvalid("not a vmsite restore point manifest")
+    if document.get("version") != MANIFEST_VERSION:
+        raise ManifestInvalid(f"manifest version {document.get('version')!r} is not one this vmsite reads")
+    try:
+        uuid_module.UUID(document["vm"]["uuid"])
+        uuid_module.UUID(document["chain"])
+        datetime.fromisoformat(document["created_at"])
+        if document["kind"] not in RestorePoint.Kind.values or not document["disks"]:
+            raise ManifestInvalid("no kind or no disks")
+        for disk in document["disks"]:
+            if set(disk) != set(DISK_FIELDS):
+                raise ManifestInvalid(f"a disk with fields {sorted(disk)}")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ManifestInvalid(f"incomplete manifest: {exc}") from None
+    return document
+
+
+@transaction.atomic
+def catalogue_rebuild(*, host: Host, pool_name: str, manifests: dict[str, bytes]) -> tuple[list[RestorePoint], list[str]]:
+    """Add to the catalogue the restore points whose manifests (name -> bytes, as read from the pool)
+    it lacks, parents before children. Returns the points added, and a line per manifest skipped."""
+    documents, skipped = [], []
+    for name, data in sorted(manifests.items()):
+        try:
+            documents.append(parse_manifest(data))
+        except ManifestInvalid as exc:
+            skipped.append(f"{name}: {exc}")
+    added = []
+    for document in sorted(documents, key=lambda doc: doc["created_at"]):
+        vm_uuid = document["vm"]["uuid"]
+        if RestorePoint.objects.filter(domain_uuid=vm_uuid, name=document["name"]).exists():
+            continue
+        parent = None
+        if document["parent"]:
+            parent = RestorePoint.objects.filter(domain_uuid=vm_uuid, name=document["parent"]).first()
+            if parent is None:
+                skipped.append(f"{document['name']} of {document['vm']['name']}: its parent {document['parent']} "
+                               "has no manifest, so the chain is broken")
+                continue
+        point = RestorePoint.objects.create(
+            host=host, domain_uuid=vm_uuid, domain_name=document["vm"]["name"], name=document["name"],
+            kind=document["kind"], parent=parent, chain=document["chain"], checkpoint=document["checkpoint"],
+            pool_name=pool_name, manifest=manifest_name(vm_uuid, document["name"]),
+            consistency=document["consistency"], note=document["note"], seconds=document["seconds"],
+            domain_xml=document["domain_xml"], definition_from_manifest=True, created_at=datetime.fromisoformat(document["created_at"]))
+        RestorePointDisk.objects.bulk_create(RestorePointDisk(point=point, **disk) for disk in document["disks"])
+        added.append(point)
+    return added, skipped

@@ -1,0 +1,81 @@
+"""The backup catalogue: restore points and the file each of their disks is in.
+
+A restore point belongs to a VM by UUID (it outlives the VM's row: a deleted VM's backups stay) and
+to the host whose backup pool holds its files. An incremental point's files are qcow2 overlays of
+its parent's, so a point is restorable while its chain back to a full one is. Each point also has a
+manifest file next to its files (backups/manifest.py), from which the catalogue can be rebuilt.
+"""
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+
+class RestorePoint(models.Model):
+    class Kind(models.TextChoices):
+        FULL = "full", "full"
+        INCREMENTAL = "incremental", "incremental"
+
+    class State(models.TextChoices):
+        READY = "ready", "ready"  # written and checksummed (a failed backup leaves no point at all)
+        MISSING = "missing", "files missing"  # a file of it was not found where the catalogue says
+
+    host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="restore_points")
+    domain_uuid = models.UUIDField(db_index=True)
+    domain_name = models.CharField(max_length=255)  # when it was taken
+    name = models.CharField(max_length=64)  # a UTC time stamp, unique per VM: 20261204-131500
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    chain = models.UUIDField()  # the same for a full point and every incremental point after it
+    checkpoint = models.CharField(max_length=128, blank=True)  # empty: none (a shut-off copy, raw disks)
+    pool_name = models.CharField(max_length=255)  # the backup pool on `host` that holds its files
+    manifest = models.CharField(max_length=255)  # the manifest's volume name in that pool
+    consistency = models.CharField(max_length=255)  # frozen by the agent, crash-consistent, or shut off
+    note = models.TextField(blank=True)  # why a full backup was made where an incremental was asked
+    domain_xml = models.TextField()  # the VM's definition (with console passwords), to define a restored copy from
+    # True when the point came back from a manifest file (catalogue_rebuild): its definition is then
+    # checked against the hand-edit allowlist before a restore defines anything from it.
+    definition_from_manifest = models.BooleanField(default=False)
+    seconds = models.FloatField(default=0)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.READY)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["domain_uuid", "name"], name="restore_point_unique_name")]
+        indexes = [models.Index(fields=["domain_uuid", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.domain_name} {self.kind} backup {self.name}"
+
+    @property
+    def size(self) -> int:
+        return sum(disk.size for disk in self.disks.all())
+
+    def lineage(self) -> list[RestorePoint]:
+        """The chain this point needs, its full point first and itself last."""
+        points = [self]
+        while points[-1].parent_id is not None:
+            points.append(points[-1].parent)
+        return points[::-1]
+
+
+class RestorePointDisk(models.Model):
+    """One disk of a restore point: the file it is in, as written."""
+
+    point = models.ForeignKey(RestorePoint, on_delete=models.CASCADE, related_name="disks")
+    target = models.CharField(max_length=32)  # vda, sdb...
+    source = models.CharField(max_length=1024)  # the disk's image when the point was taken
+    volume = models.CharField(max_length=255)  # the file's volume name in the point's pool
+    path = models.CharField(max_length=1024)
+    format = models.CharField(max_length=16)
+    capacity = models.PositiveBigIntegerField()  # the disk's size as the guest sees it
+    size = models.PositiveBigIntegerField()  # the file's size
+    sha256 = models.CharField(max_length=64)
+
+    class Meta:
+        ordering = ["target"]
+        constraints = [models.UniqueConstraint(fields=["point", "target"], name="restore_point_disk_unique_target")]
+
+    def __str__(self) -> str:
+        return f"{self.target} of {self.point}"

@@ -1,0 +1,30 @@
+"""{% backups_panel %}: the VM page's Backups panel, from the page's `domain`, `can_operate` and
+`busy` (domain_detail.html includes it with one line, so the VM page's view stays as it is)."""
+from __future__ import annotations
+
+from django import template
+
+from accounts.access import OPERATE, may, restore_refusal
+from backups.forms import BackupNowForm, no_backup_pool_refusal
+from backups.selectors import restore_points_list
+from backups.services import backup_state_refusal
+
+register = template.Library()
+
+
+@register.inclusion_tag("backups/_panel_backups.html", takes_context=True)
+def backups_panel(context) -> dict:
+    domain, user = context["domain"], context["request"].user
+    can_operate = bool(context.get("can_operate"))
+    points = list(restore_points_list(user=user, domain=domain)[:50])
+    panel = {"domain": domain, "points": points, "can_operate": can_operate, "busy": context.get("busy"),
+             "last_pool": points[0].pool_name if points else ""}
+    if can_operate:
+        panel["backup_form"] = BackupNowForm(domain=domain, user=user)
+        panel["no_pool_refusal"] = no_backup_pool_refusal(domain)
+        panel["backup_refusal"] = backup_state_refusal(domain)
+        hosts = {point.host for point in points}
+        panel["restorable_hosts"] = {host.pk for host in hosts if may(user, OPERATE, host)}
+        refused = next((point for point in points if point.host_id not in panel["restorable_hosts"]), None)
+        panel["restore_refusal"] = restore_refusal(user, domain, refused) if refused else ""
+    return panel

@@ -1,0 +1,162 @@
+"""virt/backup.py against the real libvirtd: push-mode full and incremental backups of a running
+guest into a dir pool, a chain that breaks when its checkpoint goes, a shut-off VM's copy, the
+restore of a chain into a new VM, and a damaged file refused. The guest is the small one (it stays
+in SeaBIOS and writes nothing); what a real guest wrote comes back is tests/backups/test_proof.py."""
+from __future__ import annotations
+
+import subprocess
+
+import libvirt
+import pytest
+
+from tests.guests import TEST_GUEST_PREFIX
+from virt import backup as virt_backup
+from virt.errors import OperationInvalid
+from virt.storage import pool_volume_create
+from virt.xml.backup import BackupXML, CheckpointXML
+
+LOCAL = "qemu:///system"
+pytestmark = pytest.mark.integration
+
+
+def test_backup_and_checkpoint_xml_read_back():
+    backup = BackupXML.new()
+    backup.mode = "push"
+    backup.incremental = "vmsite-1"
+    backup.add_file_disk(name="vda", target_file="/pool/a.qcow2", driver_type="qcow2")
+    backup.skip_disk("vdb")
+    again = BackupXML.from_xml(backup.to_xml())
+    assert again.incremental == "vmsite-1" and again.mode == "push"
+    assert [(disk.name, disk.backup, disk.target_file) for disk in again.disks] == [
+        ("vda", True, "/pool/a.qcow2"), ("vdb", False, None)]
+    checkpoint = CheckpointXML.new()
+    checkpoint.name = "vmsite-2"
+    checkpoint.add_disk("vda", bitmap=True)
+    assert CheckpointXML.from_xml(checkpoint.to_xml()).disk("vda").checkpoint == "bitmap"
+
+
+@pytest.fixture
+def backup_pool(local_libvirt):
+    from pathlib import Path
+    import shutil
+    import uuid
+
+    from tests.guests import ScratchPool
+
+    folder = Path("/var/lib/libvirt/images") / f"vmsite-test-bk-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(mode=0o755)
+    pool = ScratchPool(local_libvirt, str(folder))
+    yield pool
+    pool.remove()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def running_guest(guests, scratch_pool):
+    disk = pool_volume_create(scratch_pool.pool, name="disk.qcow2", capacity=16 * 2**20, allocation=None, fmt="qcow2")
+    domain = guests.define(LOCAL, disk_path=disk.path(), start=True)
+    yield domain
+    if domain.isActive():
+        domain.destroy()
+    for checkpoint in domain.listAllCheckpoints(0):
+        checkpoint.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
+
+
+def _names(domain, stamp):
+    return {disk.target: f"bk-{stamp}-{disk.target}.qcow2" for disk in virt_backup.source_disks(domain)}
+
+
+def _back_up(conn, domain, pool, stamp, since=None):
+    return virt_backup.back_up_running(conn, domain, pool_name=pool.name, volume_names=_names(domain, stamp),
+                                       checkpoint=virt_backup.CHECKPOINT_PREFIX + stamp, since=since,
+                                       progress=lambda *_: None, cancelled=lambda: False, poll_interval=0.05)
+
+
+def _link(outcome):
+    return virt_backup.ChainLink(checkpoint=outcome.checkpoint, volumes={d.target: d.volume for d in outcome.disks},
+                                 sources={d.target: d.source for d in outcome.disks})
+
+
+def test_a_full_then_an_incremental_backup_make_a_chain_that_restores_flat(running_guest, backup_pool):
+    conn = libvirt.open(LOCAL)
+    domain = running_guest
+    full = _back_up(conn, domain, backup_pool, "1")
+    assert full.kind == "full" and full.checkpoint == "vmsite-1"
+    assert "crash-consistent" in full.consistency  # the small guest has no agent
+    [disk] = full.disks
+    assert disk.target == "vda" and disk.capacity == 16 * 2**20 and len(disk.sha256) == 64
+    assert virt_backup.chain_break(domain, _link(full), virt_backup.source_disks(domain)) is None
+
+    incremental = _back_up(conn, domain, backup_pool, "2", since=_link(full))
+    assert incremental.kind == "incremental"
+    chain = [virt_backup.ChainFile(volume=d.volume, format=d.format, sha256=d.sha256)
+             for d in (full.disks[0], incremental.disks[0])]
+    virt_backup.verify_chain(conn, backup_pool.name, chain)
+    info = subprocess.run(["qemu-img", "info", "-U", "-f", "qcow2", incremental.disks[0].path], capture_output=True,
+                          text=True, check=True).stdout
+    assert f"backing file: {full.disks[0].path}" in info
+    assert sorted(c.getName() for c in domain.listAllCheckpoints(0)) == ["vmsite-1", "vmsite-2"]
+
+    name = f"{TEST_GUEST_PREFIX}restored-{domain.name()[-8:]}"
+    new_uuid, restored = virt_backup.restore_as_new_vm(
+        conn, domain_xml=incremental.domain_xml, backup_pool=backup_pool.name,
+        tops={"vda": incremental.disks[0].volume}, target_pool=backup_pool.name, new_name=name,
+        progress=lambda *_: None)
+    try:
+        new = conn.lookupByUUIDString(new_uuid)
+        assert new.name() == name and new_uuid != domain.UUIDString()
+        flat = restored[0].path
+        info = subprocess.run(["qemu-img", "info", "-f", "qcow2", flat], capture_output=True, text=True,
+                              check=True).stdout
+        assert "backing file" not in info
+        compare = subprocess.run(["qemu-img", "compare", "-U", "-f", "qcow2", "-F", "qcow2", flat,
+                                  incremental.disks[0].path], capture_output=True, text=True)
+        assert compare.returncode == 0, compare.stdout + compare.stderr
+        assert flat in new.XMLDesc(0)
+    finally:
+        conn.lookupByUUIDString(new_uuid).undefine()
+
+
+def test_a_chain_breaks_when_its_checkpoint_is_gone_and_a_damaged_file_is_refused(running_guest, backup_pool):
+    conn = libvirt.open(LOCAL)
+    domain = running_guest
+    full = _back_up(conn, domain, backup_pool, "1")
+    assert virt_backup.drop_checkpoints(domain) == 1
+    reason = virt_backup.chain_break(domain, _link(full), virt_backup.source_disks(domain))
+    assert "no checkpoint vmsite-1" in reason
+    moved = virt_backup.ChainLink(checkpoint="vmsite-1", volumes={}, sources={"vda": "/elsewhere.qcow2"})
+    assert "another image" in virt_backup.chain_break(domain, moved, virt_backup.source_disks(domain))
+
+    damaged = virt_backup.ChainFile(volume=full.disks[0].volume, format="qcow2", sha256="0" * 64)
+    with pytest.raises(OperationInvalid, match="damaged"):
+        virt_backup.verify_chain(conn, backup_pool.name, [damaged])
+
+
+def test_a_failed_backup_leaves_no_file_and_no_checkpoint(running_guest, backup_pool):
+    conn = libvirt.open(LOCAL)
+    domain = running_guest
+    full = _back_up(conn, domain, backup_pool, "1")
+    before = sorted(backup_pool.pool.listVolumes())
+    wrong_base = virt_backup.ChainLink(checkpoint="vmsite-none", volumes=_link(full).volumes,
+                                       sources=_link(full).sources)
+    with pytest.raises(Exception):
+        _back_up(conn, domain, backup_pool, "2", since=wrong_base)
+    assert sorted(backup_pool.pool.listVolumes()) == before
+    assert [c.getName() for c in domain.listAllCheckpoints(0)] == ["vmsite-1"]
+
+
+def test_a_shut_off_vm_is_copied_whole(running_guest, backup_pool):
+    conn = libvirt.open(LOCAL)
+    domain = running_guest
+    domain.destroy()
+    outcome = virt_backup.back_up_shut_off(conn, domain, pool_name=backup_pool.name,
+                                           volume_names=_names(domain, "3"), progress=lambda *_: None,
+                                           vet=lambda volume: "qcow2")
+    assert outcome.kind == "full" and outcome.checkpoint == "" and "shut off" in outcome.consistency
+    assert outcome.disks[0].capacity == 16 * 2**20
+
+
+def test_small_files_go_into_a_pool_and_come_back(backup_pool):
+    conn = libvirt.open(LOCAL)
+    virt_backup.write_file(conn, backup_pool.name, "x.manifest.json", b'{"a": 1}')
+    assert virt_backup.read_files(conn, backup_pool.name, suffix=".manifest.json") == {"x.manifest.json": b'{"a": 1}'}
