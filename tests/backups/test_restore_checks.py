@@ -24,6 +24,7 @@ from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.tasks import run_operation
 from storage.models import StoragePool
+from tests.backups.test_interrupted import wait_for
 from tests.guests import TEST_GUEST_PREFIX, ScratchPool
 from virt import backup as virt_backup
 from virt.storage import pool_volume_create
@@ -58,12 +59,18 @@ def guest(guests, scratch_pool):
         checkpoint.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
 
 
+def run_until_finished(operation) -> None:
+    """Run it here; a suite's Celery worker started by an earlier test of this process may claim it
+    first (then this run is a no-op), so wait for it to finish whoever runs it."""
+    run_operation(operation.pk)
+    wait_for(operation, lambda op: op.is_finished, f"operation {operation.pk} to finish")
+
+
 def backed_up(local_host, domain: libvirt.virDomain, pool: ScratchPool) -> RestorePoint:
     host_reconcile(host=local_host)
     row = Domain.objects.select_related("host").get(host=local_host, uuid=domain.UUIDString())
     operation = backup_enqueue(domain=row, user=None, pool=StoragePool.objects.get(host=local_host, name=pool.name))
-    run_operation(operation.pk)
-    operation.refresh_from_db()
+    run_until_finished(operation)
     assert operation.state == OperationState.SUCCEEDED, operation.error
     return RestorePoint.objects.get(domain_uuid=row.uuid)
 
@@ -74,8 +81,7 @@ def restored(local_host, point: RestorePoint, pool: ScratchPool, guests) -> tupl
     guests.created.append((LOCAL, name))
     operation = restore_enqueue(point=point, user=None, name=name,
                                 pool=StoragePool.objects.get(host=local_host, name=pool.name))
-    run_operation(operation.pk)
-    operation.refresh_from_db()
+    run_until_finished(operation)
     return operation.state, operation.error, name
 
 
