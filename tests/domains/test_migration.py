@@ -53,7 +53,8 @@ def registered(two_hosts, celery_worker, admin_client):
     for role, harness_host in (("source", source), ("destination", destination)):
         host = register(admin_client, name=f"{role}-{harness_host.index}", transport="tcp",
                         address=harness_host.address)
-        assert connect_result(host).state == OperationState.SUCCEEDED
+        connected = connect_result(host)
+        assert connected.state == OperationState.SUCCEEDED, connected.error
         rows.append(host)
     return rows
 
