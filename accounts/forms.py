@@ -9,6 +9,7 @@ from accounts.addresses import request_address
 from accounts.audit import audit
 from accounts.lockout import password_accepted, password_attempt
 from accounts.models import AuditAction
+from vmsite.outages import ServiceUnavailable
 
 
 class LockoutAuthenticationForm(AuthenticationForm):
@@ -20,12 +21,18 @@ class LockoutAuthenticationForm(AuthenticationForm):
         if not (self.cleaned_data.get("username") and self.cleaned_data.get("password")):
             return super().clean()  # the field errors say what is missing; no password is checked
         address = request_address(self.request)
-        wait = password_attempt(username, address)
+        try:
+            wait = password_attempt(username, address)
+        except ServiceUnavailable as exc:  # nothing can be counted, so no password is checked
+            raise forms.ValidationError(str(exc), code="unavailable") from exc
         if wait:
             audit(self.request, AuditAction.LOGIN_LOCKED, username=username, result="refused",
                   detail=f"{wait} s left")
             raise forms.ValidationError(
                 f"Too many failed logins. Try again in {math.ceil(wait / 60)} minute(s).", code="locked")
         cleaned = super().clean()  # a wrong password raises here, and stays counted
-        password_accepted(username, address)
+        try:
+            password_accepted(username, address)
+        except ServiceUnavailable as exc:
+            raise forms.ValidationError(str(exc), code="unavailable") from exc
         return cleaned
