@@ -20,19 +20,18 @@ class LockoutAuthenticationForm(AuthenticationForm):
         username = (self.data.get("username") or "")[:150]
         if not (self.cleaned_data.get("username") and self.cleaned_data.get("password")):
             return super().clean()  # the field errors say what is missing; no password is checked
-        address = request_address(self.request)
         try:
-            wait = password_attempt(username, address)
-        except ServiceUnavailable as exc:  # nothing can be counted, so no password is checked
+            return self._counted_clean(username, request_address(self.request))
+        except ServiceUnavailable as exc:  # nothing can be counted (accounts/lockout.py): refused, unchecked
             raise forms.ValidationError(str(exc), code="unavailable") from exc
+
+    def _counted_clean(self, username: str, address: str | None):
+        wait = password_attempt(username, address)
         if wait:
             audit(self.request, AuditAction.LOGIN_LOCKED, username=username, result="refused",
                   detail=f"{wait} s left")
             raise forms.ValidationError(
                 f"Too many failed logins. Try again in {math.ceil(wait / 60)} minute(s).", code="locked")
         cleaned = super().clean()  # a wrong password raises here, and stays counted
-        try:
-            password_accepted(username, address)
-        except ServiceUnavailable as exc:
-            raise forms.ValidationError(str(exc), code="unavailable") from exc
+        password_accepted(username, address)
         return cleaned
