@@ -9,6 +9,7 @@ from accounts.addresses import request_address
 from accounts.audit import audit
 from accounts.lockout import password_accepted, password_attempt
 from accounts.models import AuditAction
+from vmsite.outages import ServiceUnavailable
 
 
 class LockoutAuthenticationForm(AuthenticationForm):
@@ -19,7 +20,12 @@ class LockoutAuthenticationForm(AuthenticationForm):
         username = (self.data.get("username") or "")[:150]
         if not (self.cleaned_data.get("username") and self.cleaned_data.get("password")):
             return super().clean()  # the field errors say what is missing; no password is checked
-        address = request_address(self.request)
+        try:
+            return self._counted_clean(username, request_address(self.request))
+        except ServiceUnavailable as exc:  # nothing can be counted (accounts/lockout.py): refused, unchecked
+            raise forms.ValidationError(str(exc), code="unavailable") from exc
+
+    def _counted_clean(self, username: str, address: str | None):
         wait = password_attempt(username, address)
         if wait:
             audit(self.request, AuditAction.LOGIN_LOCKED, username=username, result="refused",

@@ -7,11 +7,20 @@ limit's worth of passwords or codes is ever checked in a window. A success takes
 back off the address's count, so people logging in do not use up their address's allowance.
 
 API tokens have their own per-address counter: a valid token is never refused because passwords
-failed from its address."""
+failed from its address.
+
+Without Redis nothing can be counted, so nothing is checked: every function here then raises
+vmsite.outages.ServiceUnavailable, and the login (or the token) is refused with those words."""
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import redis
 from django.conf import settings
+
+from vmsite.outages import redis_down
 
 USER_LIMIT = 5  # password attempts for one user name within the window
 ADDRESS_LIMIT = 20  # failed attempts from one address, whatever the user names
@@ -26,8 +35,25 @@ return 0
 """
 
 
+STORE_DOWN = "logins and API tokens are refused while the lockout store cannot count attempts."
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
+
+
+def _counted(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """A Redis outage in `function` becomes ServiceUnavailable: never let an attempt through unchecked."""
+    @functools.wraps(function)
+    def counted(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return function(*args, **kwargs)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise redis_down(STORE_DOWN) from exc
+    return counted
 
 
 def _user_key(username: str) -> str:
@@ -64,6 +90,7 @@ def _uncount(address: str | None) -> None:
         _client().eval(_UNCOUNT, 1, _address_key(address))
 
 
+@_counted
 def password_attempt(username: str, address: str | None) -> int:
     """Counts a password attempt for the user name and the address; seconds to wait, or 0 to check it."""
     keys = [(_user_key(username), USER_LIMIT)]
@@ -72,12 +99,14 @@ def password_attempt(username: str, address: str | None) -> int:
     return _attempt(keys)
 
 
+@_counted
 def password_accepted(username: str, address: str | None) -> None:
     """The password was right: the user name's count starts again (the second factor's does not)."""
     _client().delete(_user_key(username))
     _uncount(address)
 
 
+@_counted
 def second_factor_attempt(username: str, address: str | None) -> int:
     """Counts a second-factor code for the user name and the address; seconds to wait, or 0 to check it."""
     keys = [(_second_factor_key(username), SECOND_FACTOR_LIMIT)]
@@ -86,12 +115,14 @@ def second_factor_attempt(username: str, address: str | None) -> int:
     return _attempt(keys)
 
 
+@_counted
 def login_completed(username: str, address: str | None) -> None:
     """Password and code were right: only a complete login resets the second factor's count."""
     _client().delete(_user_key(username), _second_factor_key(username))
     _uncount(address)
 
 
+@_counted
 def token_locked_for(address: str | None) -> int:
     """Seconds until this address may send tokens again after too many wrong ones."""
     if not address:
@@ -101,6 +132,7 @@ def token_locked_for(address: str | None) -> int:
     return max(client.ttl(key), 1) if int(client.get(key) or 0) >= TOKEN_ADDRESS_LIMIT else 0
 
 
+@_counted
 def record_token_failure(address: str | None) -> None:
     if address:
         key = _token_key(address)

@@ -50,6 +50,12 @@ class LoginView(auth_views.LoginView):
     authentication_form = LockoutAuthenticationForm
     redirect_authenticated_user = True
 
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.has_error("__all__", code="unavailable"):  # the lockout store is down (accounts/lockout.py)
+            response.status_code = 503
+        return response
+
     def form_valid(self, form):
         user = form.get_user()
         if not has_second_factor(user):

@@ -27,7 +27,7 @@ def mark_watched(hosts: list[Host]) -> list[Host]:
     from events.watching import lease_holders
 
     try:
-        holders = lease_holders(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1),
+        holders = lease_holders(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1),
                                 [host.pk for host in hosts])
     except redis.RedisError:
         holders = {}

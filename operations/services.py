@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import current_app
+from kombu.exceptions import OperationalError as QueueError
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import models, transaction
@@ -18,6 +19,7 @@ from events.publish import publish_operation
 from operations.choices import OperationState
 from operations.models import Operation
 from operations.registry import after_sweep_for, handler_for
+from vmsite.outages import redis_down
 
 logger = logging.getLogger(__name__)
 OPERATION_TASK = "operations.run"  # the one task that runs any kind (operations/tasks.py)
@@ -87,11 +89,34 @@ def operation_enqueue(
     # Announced before it is queued: a quick worker could otherwise claim it first, and the
     # "pending" message would read the row as running (two messages with one sequence number).
     transaction.on_commit(lambda: announce(operation.pk))
-    if queue:  # by the task's name (operations/tasks.py), which imports this module
-        queue_name = settings.OPERATIONS_QUEUE
-        transaction.on_commit(lambda: current_app.send_task(OPERATION_TASK, (operation.pk,), queue=queue_name))
-    logger.info("operation %s queued: %s on %s", operation.pk, kind, operation.target_label)
+    if queue:
+        transaction.on_commit(lambda: operation_queue(operation_id=operation.pk))
+    logger.info("operation %s saved: %s on %s", operation.pk, kind, operation.target_label)
     return operation
+
+
+NOT_QUEUED = "Not queued: Redis was unreachable, nothing was done"
+
+
+def operation_queue(*, operation_id: int) -> None:
+    """Hand the operation's task to the queue and note when. If the queue cannot take it, the
+    operation is cancelled (it never ran, and no one is told it was accepted) and
+    ServiceUnavailable says why: an action is reported accepted only once it is queued."""
+    try:
+        _send(operation_id)
+    except QueueError as exc:
+        logger.warning("operation %s not queued: %s", operation_id, exc)
+        if Operation.objects.filter(pk=operation_id, state=OperationState.PENDING).update(
+                state=OperationState.CANCELLED, message=NOT_QUEUED, error=str(exc), finished_at=timezone.now(),
+                seq=F("seq") + 1):
+            announce(operation_id)
+        raise redis_down("the action was not queued and nothing was done; try again when Redis is back.") from exc
+    Operation.objects.filter(pk=operation_id, state=OperationState.PENDING).update(queued_at=timezone.now())
+
+
+def _send(operation_id: int) -> None:
+    # By the task's name (operations/tasks.py), which imports this module.
+    current_app.send_task(OPERATION_TASK, (operation_id,), queue=settings.OPERATIONS_QUEUE)
 
 
 def operation_claim(*, operation_id: int, worker: str) -> bool:
@@ -198,6 +223,26 @@ def operations_sweep(*, now=None) -> int:
             if follow_up is not None:
                 follow_up(operation)
     return swept
+
+
+def operations_requeue_lost(*, now=None) -> int:
+    """Send again the task of each operation still pending OPERATION_REQUEUE_AFTER seconds after
+    its message was sent: the message may be lost (Redis restarted, a worker died holding it).
+    Each resend is claimed first by a conditional UPDATE of queued_at, so two sweeps never both
+    send; a message that was not lost after all does no harm, as only one delivery wins the claim
+    (operation_claim) and runs it. Rows never sent (queued_at None: the web process runs it
+    itself, or its send failed and cancelled it) are not this function's."""
+    now = now or timezone.now()
+    deadline = now - timedelta(seconds=settings.OPERATION_REQUEUE_AFTER)
+    requeued = 0
+    for operation_id, queued_at in Operation.objects.filter(
+            state=OperationState.PENDING, queued_at__lt=deadline).values_list("pk", "queued_at"):
+        if Operation.objects.filter(pk=operation_id, state=OperationState.PENDING, queued_at=queued_at).update(
+                queued_at=now):
+            _send(operation_id)  # the queue answers now (this runs in a task): an error is the sweep's
+            logger.warning("operation %s queued again: not claimed since %s", operation_id, queued_at)
+            requeued += 1
+    return requeued
 
 
 def announce(operation_id: int) -> None:

@@ -39,7 +39,8 @@ def run_operation(self, operation_id: int) -> None:
 
 @shared_task(name="operations.sweep")
 def sweep_operations() -> int:
-    return services.operations_sweep()
+    """Fail operations whose worker went silent, and send again those whose message was lost."""
+    return services.operations_sweep() + services.operations_requeue_lost()
 
 
 def _reporter(operation_id: int):

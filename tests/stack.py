@@ -92,10 +92,10 @@ def start_process(name: str, argv: list[str], *, log_dir: Path, env: dict[str, s
 
 
 def start_worker(name: str, *, log_dir: Path, queues: str = "vmsite", concurrency: int = 2,
-                 ready_timeout: float = 30) -> StackProcess:
+                 ready_timeout: float = 30, env: dict[str, str] | None = None) -> StackProcess:
     argv = [str(VENV_BIN / "celery"), "-A", "vmsite", "worker", "--loglevel", "INFO", "--concurrency", str(concurrency),
             "--hostname", f"{name}@%h", "--queues", queues, "--without-gossip", "--without-mingle"]
-    worker = start_process(name, argv, log_dir=log_dir, env=stack_env())
+    worker = start_process(name, argv, log_dir=log_dir, env=env or stack_env())
     _wait_for(lambda: "ready." in worker.log(), worker, ready_timeout, "worker ready")
     return worker
 

@@ -237,6 +237,9 @@ LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1)
 # Administrators must set up a second factor (TOTP) before they can do anything else.
 REQUIRE_TOTP_FOR_ADMINS = env_bool("REQUIRE_TOTP_FOR_ADMINS", False)
 OPERATION_HEARTBEAT_TIMEOUT = env_int("OPERATION_HEARTBEAT_TIMEOUT", 60, minimum=2)
+# A queued operation no worker has claimed this many seconds after its message was sent is sent
+# again by the sweep (a Redis restart loses the queue); the claim lets only one delivery run it.
+OPERATION_REQUEUE_AFTER = env_int("OPERATION_REQUEUE_AFTER", 300, minimum=10)
 
 LIBVIRT_LOCAL_URI = "qemu:///system"
 # Seconds a "shut down" waits for the guest to power off before it reports that it did not.

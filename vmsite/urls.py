@@ -5,6 +5,9 @@ from django.urls import include, path
 from accounts.views_account import LoginView
 from vmsite.views import DashboardBusiestView, DashboardView, FaviconView
 
+# Redis (or another service) unreachable: 503 saying what is down (vmsite/outages.py).
+handler500 = "vmsite.outages.server_error"
+
 urlpatterns = [
     path("", DashboardView.as_view(), name="dashboard"),
     path("dashboard/busiest/", DashboardBusiestView.as_view(), name="dashboard_busiest"),

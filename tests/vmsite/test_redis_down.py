@@ -1,0 +1,158 @@
+"""Redis going away under a running web process (issue 19): a redis-server of the test's own is
+stopped and started again under a real daphne. Pages that only read the database still answer;
+what needs Redis answers 503 saying that Redis is unreachable (JSON for the API); a login is
+refused rather than let through unchecked; an action is never reported accepted unless queued;
+and when Redis is back everything works again without restarting anything."""
+from __future__ import annotations
+
+import re
+import subprocess
+from datetime import timedelta
+
+import pytest
+import requests
+
+from django.utils import timezone
+
+from api.tokens import api_token_issue
+from domains.models import Domain
+from hosts.models import Host
+from operations.choices import OperationState
+from operations.models import Operation
+from operations.services import NOT_QUEUED
+from tests import stack
+from tests.events.live import make_user
+from tests.redis_server import OwnRedis
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+REDIS_DOWN = "Redis is unreachable"
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = OwnRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def site(own_redis, django_db_setup, stack_log_dir):
+    """daphne with the test settings, its Redis the test's own."""
+    port = stack.free_port()
+    server = stack.start_process("asgi-redis-down", stack.daphne_argv(port), log_dir=stack_log_dir,
+                                 env=own_redis_env(own_redis))
+    stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=30, message="daphne listening")
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+def own_redis_env(own_redis: OwnRedis) -> dict[str, str]:
+    """The stack's environment with the test's Redis (settings_test reads the suite's base first)."""
+    return stack.stack_env(REDIS_URL=own_redis.url, VMSITE_SUITE_REDIS_URL=own_redis.url)
+
+
+def log_in(base: str, username: str, password: str = "x") -> tuple[requests.Session, requests.Response]:
+    browser = requests.Session()
+    form = browser.get(f"{base}/login/", timeout=30)
+    csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+    answer = browser.post(f"{base}/login/", data={"username": username, "password": password,
+                                                   "csrfmiddlewaretoken": csrf}, allow_redirects=False, timeout=30)
+    return browser, answer
+
+
+def api(base: str, token: str, path: str, method: str = "GET") -> requests.Response:
+    return requests.request(method, f"{base}/api/v1/{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def test_with_redis_down_reads_still_answer_and_the_rest_is_refused_in_words(own_redis, site):
+    make_user("admin", superuser=True)
+    host = Host.objects.create(name="h1", transport="test", address="default")
+    vm = Domain.objects.create(host=host, uuid="0e6f5d8a-1111-4222-8333-444455556666", name="vm1",
+                               synced_at=timezone.now())
+    _row, token = api_token_issue(user=make_user("script", superuser=True), name="script", days=None)
+    browser, answer = log_in(site, "admin")
+    assert answer.status_code == 302
+    assert api(site, token, "hosts/").status_code == 200
+
+    own_redis.stop()
+    hosts_page = browser.get(f"{site}/hosts/", timeout=30)
+    assert hosts_page.status_code == 200
+    assert "watched: unknown (Redis unreachable)" in hosts_page.text
+    host_page = browser.get(f"{site}/hosts/{host.pk}/", timeout=30)
+    assert host_page.status_code == 200 and "watched: unknown (Redis unreachable)" in host_page.text
+    for read_only in ("/", "/vms/", f"/vms/{vm.pk}/", "/operations/"):
+        assert browser.get(f"{site}{read_only}", timeout=30).status_code == 200, read_only
+    assert browser.get(f"{site}/api/v1/hosts/", timeout=30).status_code == 200  # the session's reads: database only
+
+    refused = api(site, token, "hosts/")  # a token cannot be checked against the lockout store
+    assert refused.status_code == 503
+    assert refused.json()["error"].startswith(f"{REDIS_DOWN}: logins and API tokens are refused")
+
+    csrf = browser.cookies["csrftoken"]
+    page_action = browser.post(f"{site}/hosts/{host.pk}/sync/", data={"csrfmiddlewaretoken": csrf},
+                               allow_redirects=False, timeout=60)
+    assert page_action.status_code == 503
+    assert f"{REDIS_DOWN}: the action was not queued and nothing was done" in page_action.text
+    api_action = browser.post(f"{site}/api/v1/hosts/{host.pk}/sync/", headers={"X-CSRFToken": csrf}, timeout=60)
+    assert api_action.status_code == 503
+    assert api_action.json()["error"].startswith(f"{REDIS_DOWN}: the action was not queued")
+    not_queued = Operation.objects.filter(kind="host.sync")
+    assert [(op.state, op.message) for op in not_queued] == [(OperationState.CANCELLED, NOT_QUEUED)] * 2
+
+    stranger, login = log_in(site, "admin")
+    assert login.status_code == 503
+    assert f"{REDIS_DOWN}: logins and API tokens are refused" in login.text
+    assert stranger.get(f"{site}/hosts/", allow_redirects=False, timeout=30).status_code == 302  # to the login page
+
+    own_redis.start()  # the same web process, not restarted
+    stack.wait_until(lambda: api(site, token, "hosts/").status_code == 200, timeout=30, message="the API again")
+    _browser, login = log_in(site, "admin")
+    assert login.status_code == 302
+    hosts_page = browser.get(f"{site}/hosts/", timeout=30)
+    assert "Redis unreachable" not in hosts_page.text and "not watched" in hosts_page.text
+    accepted = api(site, token, f"hosts/{host.pk}/sync/", method="POST")
+    assert accepted.status_code == 202
+    operation = Operation.objects.get(pk=accepted.json()["operation"])
+    assert operation.state == OperationState.PENDING and operation.queued_at is not None
+    assert own_redis.client().llen("vmsite") == 1
+
+
+def sweep(own_redis: OwnRedis) -> str:
+    """The beat's sweep task, run once in a process of its own pointed at the test's Redis."""
+    command = "from operations.tasks import sweep_operations; print(sweep_operations())"
+    done = subprocess.run([str(stack.VENV_BIN / "python"), "manage.py", "shell", "-c", command], cwd=stack.ROOT,
+                          env=own_redis_env(own_redis), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]  # after the shell's own words
+
+
+def test_an_operation_whose_message_was_lost_is_queued_again_and_runs_once(own_redis, site, stack_log_dir):
+    host = Host.objects.create(name="h2", transport="test", address="default")
+    _row, token = api_token_issue(user=make_user("script", superuser=True), name="script", days=None)
+    accepted = api(site, token, f"hosts/{host.pk}/sync/", method="POST")
+    assert accepted.status_code == 202
+    operation = Operation.objects.get(pk=accepted.json()["operation"])
+
+    own_redis.stop()
+    own_redis.start()  # no persistence: the queued message is gone
+    assert own_redis.client().llen("vmsite") == 0
+    assert sweep(own_redis) == "0"  # sent just now: it may only be waiting for a worker
+
+    for _ in range(2):  # long enough unclaimed: sent again, and a second time (two deliveries now)
+        Operation.objects.filter(pk=operation.pk).update(queued_at=operation.queued_at - timedelta(hours=1))
+        operation.refresh_from_db()
+        assert sweep(own_redis) == "1"
+    assert own_redis.client().llen("vmsite") == 2
+
+    worker = stack.start_worker("redis-down-worker", log_dir=stack_log_dir, concurrency=1,
+                                env=own_redis_env(own_redis))
+    try:
+        stack.wait_until(lambda: Operation.objects.get(pk=operation.pk).state == OperationState.SUCCEEDED,
+                         timeout=60, message="the operation to succeed")
+        stack.wait_until(lambda: "already claimed or finished" in worker.log(), timeout=30,
+                         message="the second delivery to be dropped")
+    finally:
+        worker.stop()
+    assert worker.log().count("already claimed or finished") == 1
