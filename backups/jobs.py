@@ -91,7 +91,7 @@ class JobRun:
     skipped: list[str]  # "<vm>: why"
 
     def describe(self) -> str:
-        text = f"{len(self.queued)} backup(s) queued"
+        text = f"{len(self.queued)} backup(s) queued" if self.queued or self.skipped else "no VM is selected now"
         return f"{text}; skipped: {'; '.join(self.skipped)}" if self.skipped else text
 
 
@@ -111,8 +111,6 @@ def backup_job_run(job: BackupJob, *, user: AbstractBaseUser | None = None) -> J
             run.queued.append(backup_enqueue(domain=domain, user=user, pool=pool, job=job, full_reason=full_reason))
         except (OperationBusy, BackupRefused) as exc:
             run.skipped.append(f"{domain.name}: {exc}")
-    if not domains:
-        run.skipped.append(f"no VM of {job.host} is selected now")
     BackupJob.objects.filter(pk=job.pk).update(runs=job.runs + 1, last_run_at=timezone.now(),
-                                               last_run_note=run.describe()[:10000])
+                                               last_run_note=run.describe()[:10000], last_run_skipped=run.skipped)
     return run

@@ -104,6 +104,7 @@ class BackupJob(models.Model):
     runs = models.PositiveIntegerField(default=0)
     last_run_at = models.DateTimeField(null=True, blank=True)
     last_run_note = models.TextField(blank=True)
+    last_run_skipped = models.JSONField(default=list, blank=True)  # ["<vm>: why", ...]: on the dashboard until the next run
     periodic_task = models.OneToOneField("django_celery_beat.PeriodicTask", null=True, blank=True,
                                          on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
-from accounts.access import operations_for, restore_points_for
-from backups.models import RestorePoint, RestorePointDisk
+from accounts.access import backup_jobs_for, operations_for, restore_points_for
+from backups.models import BackupJob, RestorePoint, RestorePointDisk
 from domains.models import Domain
 from operations.choices import OperationState
 from operations.models import Operation
@@ -29,3 +29,8 @@ def failed_job_backups(user) -> list[Operation]:
     for operation in failed:
         latest.setdefault(operation.target_id, operation)
     return sorted(latest.values(), key=lambda operation: operation.target_label)
+
+
+def jobs_that_skipped(user) -> QuerySet[BackupJob]:
+    """The jobs the user may see whose last run skipped a VM (busy, or in a state no backup is taken in)."""
+    return backup_jobs_for(user).exclude(last_run_skipped=[]).filter(enabled=True)

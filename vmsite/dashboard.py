@@ -13,7 +13,7 @@ from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from accounts.access import domains_for, hosts_for, operations_for
-from backups.selectors import failed_job_backups
+from backups.selectors import failed_job_backups, jobs_that_skipped
 from domains.choices import DOMAIN_STATE_COLOURS, DomainState
 from hosts.choices import HostStatus
 from hosts.models import Host
@@ -187,6 +187,10 @@ def attention_list(user: AbstractBaseUser, hosts: list[Host], *, now: datetime) 
         items.setdefault(key, Attention(None)).reasons.append(
             (FAILED_BACKUPS, f"Backup of {vm} by the job {operation.arguments.get('job_name', '?')} failed: "
                              f"{operation.error[:200]}"))
+    for job in jobs_that_skipped(user):  # until the job's next run
+        key = job.host_id if job.host_id in shown else None
+        items.setdefault(key, Attention(None)).reasons.append(
+            (FAILED_BACKUPS, f"The job {job.name} skipped at its last run: {'; '.join(job.last_run_skipped)[:300]}"))
     listed = [item for item in items.values() if item.reasons]
     for item in listed:
         item.reasons.sort()

@@ -267,3 +267,23 @@ def test_the_api_refuses_bad_input_with_the_forms_messages(site):
     assert refused.status_code == 400 and "has 4 field(s)" in refused.json()["schedule"][0]
     run = api.post(job_urls(saved_job(site))["api_run"])
     assert run.status_code == 202 and len(run.json()["operations"]) == 2 and run.json()["skipped"] == []
+
+
+def test_a_vm_a_run_skipped_needs_attention_until_the_next_run(site):
+    user = admin()
+    job = saved_job(site)
+    Domain.objects.filter(pk=site["web-2"].pk).update(state=DomainState.CRASHED)
+    backup_job_run(job)
+
+    def reasons(who=user):
+        return [text for item in attention_list(who, [], now=timezone.now()) for _, text in item.reasons
+                if text.startswith("The job")]
+
+    assert reasons() == ["The job nightly skipped at its last run: web-2: web-2 is crashed: a backup is taken of a "
+                         "running, paused or shut-off VM."]
+    assert reasons(user_with("viewer", host=site["other_host"]).user) == []
+    Domain.objects.filter(pk=site["web-2"].pk).update(state=DomainState.RUNNING)
+    Operation.objects.filter(kind="backup.create").update(state=OperationState.SUCCEEDED)
+    job.refresh_from_db()
+    backup_job_run(job)
+    assert reasons() == []
