@@ -10,7 +10,7 @@ from accounts.access import BACKUP_POOL_TYPES, backup_job_hosts_for, backup_pool
 from backups.jobs import CRON_RULE, validate_schedule
 from backups.models import BackupJob, RestorePoint
 from backups.services import backup_state_refusal
-from domains.forms import NAME_RULE, validate_domain_name
+from domains.forms import NAME_RULE, IdsField, validate_domain_name
 from domains.models import Domain
 from storage.models import StoragePool
 
@@ -84,7 +84,7 @@ class BackupJobForm(forms.ModelForm):
 
     name = forms.CharField(max_length=64, validators=[JOB_NAME])
     host = forms.ModelChoiceField(queryset=None, help_text="The job backs up VMs of this host, into a pool of it.")
-    domains = forms.ModelMultipleChoiceField(queryset=None, required=False, label="VMs",
+    domains = IdsField(queryset=None, required=False, label="VMs",
                                              help_text="For “the chosen VMs”: VMs of the job's host.")
     pattern = forms.CharField(max_length=255, required=False, label="Name pattern",
                               help_text="For “VMs whose name matches”: shell-style, e.g. web-* or db-?? (case-sensitive).")

@@ -287,3 +287,24 @@ def test_a_vm_a_run_skipped_needs_attention_until_the_next_run(site):
     job.refresh_from_db()
     backup_job_run(job)
     assert reasons() == []
+
+
+def test_the_pages_make_change_and_delete_a_job(site):
+    client = Client()
+    client.force_login(admin())
+    form = client.get(reverse("backup_jobs:create")).content.decode()
+    assert 'id="job-form"' in form and "web-1 (job-host)" in form and "elsewhere (job-other)" in form
+    refused = client.post(reverse("backup_jobs:create"), good(site, schedule="every night"))
+    assert refused.status_code == 400 and "has 2 field(s)" in refused.content.decode()
+    chosen = good(site, selection="chosen", pattern=None, domains=[site["web-2"].pk, site["db-1"].pk])
+    assert client.post(reverse("backup_jobs:create"), chosen).status_code == 302
+    job = BackupJob.objects.get()
+    assert sorted(job.domains.values_list("name", flat=True)) == ["db-1", "web-2"]
+    edit = client.get(reverse("backup_jobs:edit", args=[job.pk])).content.decode()
+    assert f'<option value="{site["web-2"].pk}" selected>' in edit and f'<option value="{site["web-1"].pk}" >' in edit
+    listed = client.get(reverse("backup_jobs:list")).content.decode()
+    assert "db-1, web-2" in listed and "<code>30 2 * * *</code>" in listed
+    ran = client.post(reverse("backup_jobs:run", args=[job.pk]), follow=True).content.decode()
+    assert "2 backup(s) queued" in ran
+    assert client.post(reverse("backup_jobs:delete", args=[job.pk])).status_code == 302
+    assert not BackupJob.objects.exists() and not PeriodicTask.objects.filter(task="backups.job_run").exists()
