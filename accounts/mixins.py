@@ -1,4 +1,7 @@
-"""Views declare what they need (`need`) on which object (`kind`, the id in `pk_kwarg`); this mixin
+"""What every page view mixes in: the access check (Access) and, for pages with live parts, the
+partial refresh (LiveFragments).
+
+Views declare what they need (`need`) on which object (`kind`, the id in `pk_kwarg`); this mixin
 enforces it before the view runs. An object the user may not even see answers 404, one they may
 see but not change answers 403. The route walk in tests/security checks that every view declares.
 
@@ -8,7 +11,11 @@ never fetches its object a second time; `get_object()` (DetailView's question) r
 from __future__ import annotations
 
 from django.contrib.auth.mixins import AccessMixin
+from django.core.exceptions import BadRequest
 from django.db.models import Model, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
 
 from accounts.access import VIEW, authorise
 
@@ -39,3 +46,50 @@ class Access(AccessMixin):
 
     def get_object(self, queryset=None) -> Model | None:
         return self.object
+
+
+FRAGMENT_HEADER = "X-Live-Fragment"
+
+
+def requested_fragment(request: HttpRequest) -> str | None:
+    """The id of the page part a live refresh asks for (static/vmsite/live.js), or None for the page."""
+    return request.headers.get(FRAGMENT_HEADER) or None
+
+
+def fragment_template(request: HttpRequest, page_template: str, fragments: dict[str, str]) -> str:
+    """The template that answers this request: the page's, or the one part's that the request asks for.
+    An id the page does not have is a bad request (400), not the whole page."""
+    fragment = requested_fragment(request)
+    if fragment is None:
+        return page_template
+    if fragment not in fragments:
+        raise BadRequest(f"This page has no live part {fragment!r}.")
+    return fragments[fragment]
+
+
+def render_page(request: HttpRequest, template: str, context: dict, fragments: dict[str, str], *,
+                status: int | None = None) -> HttpResponse:
+    """render() for a page with live parts, for views that render by hand."""
+    response = render(request, fragment_template(request, template, fragments), context, status=status)
+    patch_vary_headers(response, [FRAGMENT_HEADER])
+    return response
+
+
+class LiveFragments:
+    """A page whose parts refresh themselves (static/vmsite/live.js): `fragments` maps the id of each
+    live part to the template that renders that part alone, which the page includes. A request with
+    the header X-Live-Fragment: <id> is answered with that template only, after the same access
+    check as the page (Access runs first). The context is the page's; what costs a query in it is
+    lazy (a queryset, or a SimpleLazyObject), so a part runs only the queries its template uses."""
+
+    fragments: dict[str, str] = {}
+
+    def get_template_names(self) -> list[str]:
+        if requested_fragment(self.request) is None:
+            return super().get_template_names()
+        return [fragment_template(self.request, "", self.fragments)]
+
+    def render_to_response(self, context, **response_kwargs):
+        response = super().render_to_response(context, **response_kwargs)
+        patch_vary_headers(response, [FRAGMENT_HEADER])
+        return response

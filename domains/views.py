@@ -5,7 +5,7 @@ from django.views import View
 from django.views.generic import DetailView, ListView
 
 from accounts.access import OPERATE, domains_for, may, may_rewire_nics, operable_ids, operations_for
-from accounts.mixins import Access
+from accounts.mixins import Access, LiveFragments
 from operations.selectors import status_banners
 
 from domains import selectors, services
@@ -21,8 +21,9 @@ from operations.services import operation_busy_with
 PAGE_SIZE = 100
 
 
-class DomainListView(Access, ListView):
+class DomainListView(Access, LiveFragments, ListView):
     template_name = "domains/domain_list.html"
+    fragments = {"domain-list-live": "domains/_domain_list_live.html"}
     context_object_name = "domains"
     paginate_by = PAGE_SIZE
 
@@ -49,9 +50,10 @@ class DomainListView(Access, ListView):
         return context
 
 
-class DomainDetailView(Access, DetailView):
+class DomainDetailView(Access, LiveFragments, DetailView):
     kind = Domain
     template_name = "domains/domain_detail.html"
+    fragments = {"domain-live": "domains/_domain_live.html", "domain-page": "domains/_domain_page.html"}
     context_object_name = "domain"
     queryset = Domain.objects.select_related("host")
 

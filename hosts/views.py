@@ -1,12 +1,13 @@
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.functional import SimpleLazyObject
 from django.views import View
 from django.views.generic import DetailView, ListView
 
 from accounts.access import ADMIN, OPERATE, domains_for, hosts_for, may, operable_ids, operations_for
 from accounts.audit import audit
-from accounts.mixins import Access
+from accounts.mixins import Access, LiveFragments
 from accounts.models import AuditAction
 from hosts import host_keys, selectors, services
 from hosts.choices import HostStatus, Transport
@@ -16,17 +17,19 @@ from hosts.ssh import SSHMaterialError, host_key_fingerprints
 from operations.choices import OperationState
 
 
-class HostListView(Access, ListView):
+class HostListView(Access, LiveFragments, ListView):
     template_name = "hosts/host_list.html"
+    fragments = {"host-list-live": "hosts/_host_list_live.html"}
     context_object_name = "hosts"
 
     def get_queryset(self):
         return selectors.mark_watched(list(selectors.host_list().filter(pk__in=hosts_for(self.request.user).values("pk"))))
 
 
-class HostDetailView(Access, DetailView):
+class HostDetailView(Access, LiveFragments, DetailView):
     kind = Host
     template_name = "hosts/host_detail.html"
+    fragments = {"host-live": "hosts/_host_live.html", "host-page": "hosts/_host_page.html"}
     context_object_name = "host"
     queryset = selectors.host_list()
 
@@ -43,7 +46,7 @@ class HostDetailView(Access, DetailView):
             networks=host.networks.all(),
             operations=operations,
             banners=_still_news(host, operations),
-            can_operate_host=may(self.request.user, OPERATE, host),
+            can_operate_host=SimpleLazyObject(lambda: may(self.request.user, OPERATE, host)),  # the header's alone
             host_key_fingerprints=host_key_fingerprints(host.ssh_host_keys),
             host_key_changed=host.transport == Transport.SSH and host.status_reason.startswith("host key changed"),
             caps=host.capabilities or {},

@@ -8,7 +8,7 @@ from django.views import View
 from django.views.generic import DetailView, ListView
 
 from accounts.access import ADMIN, hosts_for, operations_for
-from accounts.mixins import Access
+from accounts.mixins import Access, LiveFragments
 from networking import forms, selectors, services
 from networking.models import VirtualNetwork
 from operations.services import operation_busy_with
@@ -24,8 +24,9 @@ BUTTONS = [
 SIMPLE_ACTIONS = {button[0] for button in BUTTONS}
 
 
-class NetworkListView(Access, ListView):
+class NetworkListView(Access, LiveFragments, ListView):
     template_name = "networking/network_list.html"
+    fragments = {"network-list-live": "networking/_network_list_live.html"}
     context_object_name = "networks"
     paginate_by = 100
 
@@ -44,9 +45,10 @@ class NetworkListView(Access, ListView):
         return context
 
 
-class NetworkDetailView(Access, DetailView):
+class NetworkDetailView(Access, LiveFragments, DetailView):
     kind = VirtualNetwork
     template_name = "networking/network_detail.html"
+    fragments = {"network-head": "networking/_network_head.html", "network-page": "networking/_network_page.html"}
     context_object_name = "network"
     queryset = VirtualNetwork.objects.select_related("host")
 

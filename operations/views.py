@@ -1,10 +1,11 @@
 from django.contrib import messages
 from django.shortcuts import redirect
+from django.utils.functional import SimpleLazyObject
 from django.views import View
 from django.views.generic import DetailView, ListView
 
 from accounts.access import OPERATE, may, operations_for
-from accounts.mixins import Access
+from accounts.mixins import Access, LiveFragments
 
 from operations.choices import OperationState
 from operations.models import Operation
@@ -12,8 +13,9 @@ from operations.registry import known_kinds
 from operations.services import operation_request_cancel
 
 
-class OperationListView(Access, ListView):
+class OperationListView(Access, LiveFragments, ListView):
     template_name = "operations/operation_list.html"
+    fragments = {"operation-list-live": "operations/_operation_list_live.html"}
     context_object_name = "operations"
     paginate_by = 50
 
@@ -40,15 +42,18 @@ class OperationListView(Access, ListView):
         return context
 
 
-class OperationDetailView(Access, DetailView):
+class OperationDetailView(Access, LiveFragments, DetailView):
     kind = Operation
     template_name = "operations/operation_detail.html"
+    fragments = {"operation-result": "operations/_operation_result.html",
+                 "operation-facts": "operations/_operation_facts.html"}
     context_object_name = "operation"
     queryset = Operation.objects.select_related("user", "host")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        context["can_operate"] = may(self.request.user, OPERATE, self.object)
+        operation, user = self.object, self.request.user
+        context["can_operate"] = SimpleLazyObject(lambda: may(user, OPERATE, operation))  # only if a part asks
         return context
 
 
@@ -63,12 +68,6 @@ class OperationStatusView(Access, DetailView):
 
     def get_context_data(self, **kwargs):
         return {**super().get_context_data(**kwargs), "can_operate": may(self.request.user, OPERATE, self.object)}
-
-    def render_to_response(self, context, **kwargs):
-        response = super().render_to_response(context, **kwargs)
-        if self.object.is_finished:
-            response["HX-Trigger"] = "operation-finished"
-        return response
 
 
 class OperationCancelView(Access, View):

@@ -13,10 +13,9 @@ from accounts.access import (
     ADMIN, OPERATE, VIEW, download_refusal, hosts_for, may, may_give_volume, may_mark_shareable, operations_for,
     volume_record,
 )
-from accounts.mixins import Access
+from accounts.mixins import Access, LiveFragments, render_page
 from hosts.models import Host
 from operations.models import Operation
-from operations.services import operation_busy_with
 from storage import selectors, services
 from storage.choices import POOL_TYPE_LABELS
 from storage.designer import pool_config
@@ -29,10 +28,12 @@ from storage.models import StoragePool, Volume
 from storage.uploads import CHUNK, WINDOW, upload_begin
 
 DISCOVERED_FIELDS = ("source_host", "source_dir", "target_iqn")
+DEFINE_PAGE_FRAGMENTS = {"discovery": "storage/_discovery.html"}  # refreshed when the discovery finishes
 
 
-class PoolListView(Access, ListView):
+class PoolListView(Access, LiveFragments, ListView):
     template_name = "storage/pool_list.html"
+    fragments = {"pool-list-live": "storage/_pool_list_live.html"}
     context_object_name = "pools"
 
     def get_queryset(self):
@@ -45,9 +46,10 @@ class PoolListView(Access, ListView):
         return context
 
 
-class PoolDetailView(Access, DetailView):
+class PoolDetailView(Access, LiveFragments, DetailView):
     kind = StoragePool
     template_name = "storage/pool_detail.html"
+    fragments = {"pool-live": "storage/_pool_live.html", "pool-page": "storage/_pool_page.html"}
     context_object_name = "pool"
     queryset = StoragePool.objects.select_related("host")
 
@@ -61,7 +63,6 @@ class PoolDetailView(Access, DetailView):
         context.update(
             volumes=volumes,
             operations=_operations(self.request.user, "storagepool", self.object.pk),
-            busy=operation_busy_with(self.object),
             type_label=POOL_TYPE_LABELS.get(self.object.pool_type, self.object.pool_type),
         )
         return context
@@ -101,7 +102,8 @@ def render_define_page(request, host: Host, pool_type: str, form, discover_form=
                "discovery": discovery,
                "discover_form": discover_form or DiscoverForm(initial=form.initial if form else None)}
     bound = (form is not None and form.is_bound) or (discover_form is not None and discover_form.is_bound)
-    return render(request, "storage/pool_define.html", context, status=400 if bound else 200)
+    return render_page(request, "storage/pool_define.html", context, DEFINE_PAGE_FRAGMENTS,
+                       status=400 if bound else 200)
 
 
 class PoolDiscoverView(Access, View):
@@ -178,9 +180,10 @@ class VolumeCreateView(Access, View):
         return _render(request, self.template_name, {"pool": pool}, form)
 
 
-class VolumeDetailView(Access, DetailView):
+class VolumeDetailView(Access, LiveFragments, DetailView):
     kind = Volume
     template_name = "storage/volume_detail.html"
+    fragments = {"volume-page": "storage/_volume_page.html"}
     context_object_name = "volume"
     queryset = Volume.objects.select_related("pool", "host", "record")
 
@@ -197,7 +200,6 @@ class VolumeDetailView(Access, DetailView):
                             if may_mark_shareable(user) else None),
             users=selectors.volume_users(self.object),
             operations=_operations(self.request.user, "volume", self.object.pk),
-            busy=operation_busy_with(self.object),
             clone_form=VolumeCloneForm(volume=self.object),
             resize_form=VolumeResizeForm(volume=self.object),
         )

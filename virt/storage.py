@@ -85,6 +85,18 @@ def list_pools(conn: libvirt.virConnect) -> list[PoolSummary]:
     return summaries
 
 
+# The largest size a database's signed 64-bit column holds. libvirt reports sizes as unsigned 64-bit
+# numbers; while the backups suite filled a small pool, a reconcile of that host stored a pool size
+# beyond it and failed ("Python int too large to convert to SQLite INTEGER"). No real size is that
+# large (8 EiB): such a number reads as 0.
+MAX_SIZE = 2**63 - 1
+
+
+def sane_size(value: int | None) -> int:
+    """A size libvirt reported, or 0 for none or a wrapped-around one."""
+    return value if value is not None and 0 <= value <= MAX_SIZE else 0
+
+
 @raises_typed
 def pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set[str]) -> PoolSummary:
     document = PoolXML.from_libvirt(pool.XMLDesc(0))
@@ -93,7 +105,8 @@ def pool_summary(pool: libvirt.virStoragePool, active: set[str], autostart: set[
     return PoolSummary(
         uuid=uuid_module.UUID(uuid), name=pool.name(), pool_type=document.type or "",
         target_path=document.target_path or "", active=uuid in active, autostart=uuid in autostart,
-        capacity=capacity, allocation=allocation, available=available, details=document.summary(),
+        capacity=sane_size(capacity), allocation=sane_size(allocation), available=sane_size(available),
+        details=document.summary(),
     )
 
 
@@ -138,7 +151,7 @@ def volume_summary(pool_uuid: uuid_module.UUID, volume: libvirt.virStorageVol) -
     xml = VolumeXML.from_libvirt(volume.XMLDesc(0))
     return VolumeSummary(pool_uuid=pool_uuid, key=xml.key or volume.key(), name=xml.name or volume.name(),
                          path=xml.path or "", vol_type=xml.type or "file", format=xml.format or "raw",
-                         capacity=xml.capacity or 0, allocation=xml.allocation or 0,
+                         capacity=sane_size(xml.capacity), allocation=sane_size(xml.allocation),
                          backing_path=xml.backing_path or "")
 
 

@@ -178,7 +178,6 @@ STATICFILES_DIRS = [
     BASE_DIR / "static",
     ("vendor/bootstrap", BASE_DIR / "node_modules" / "bootstrap" / "dist"),
     ("vendor/bootstrap-icons", BASE_DIR / "node_modules" / "bootstrap-icons" / "font"),
-    ("vendor/htmx", BASE_DIR / "node_modules" / "htmx.org" / "dist"),
     ("vendor/uplot", BASE_DIR / "node_modules" / "uplot" / "dist"),
     ("vendor/novnc", BASE_DIR / "node_modules" / "@novnc" / "novnc"),
     ("vendor/xterm", BASE_DIR / "node_modules" / "@xterm" / "xterm"),

@@ -5,15 +5,16 @@ from django.views import View
 from django.views.decorators.cache import cache_control
 from django.views.generic import TemplateView
 
-from accounts.mixins import Access
+from accounts.mixins import Access, LiveFragments
 from vmsite.dashboard import busiest_vms, dashboard_figures
 
 
-class DashboardView(Access, TemplateView):
+class DashboardView(Access, LiveFragments, TemplateView):
     """The page an admin keeps open: capacity per host, VMs by state, what needs attention, the
     busiest VMs now and recent operations; all of it only over what the user may see."""
 
     template_name = "dashboard.html"
+    fragments = {"dashboard-live": "_dashboard_live.html"}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)

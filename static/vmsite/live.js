@@ -1,7 +1,12 @@
 // Live pages: one socket per page to /ws/live/. Each message says "this object changed, at this
 // sequence number"; the parts of the page that show it ([data-live-topics]) fetch a fresh copy of
 // themselves from the server (at most every THROTTLE_MS, the last change always included).
+// A part asks its page's URL for itself by id (header X-Live-Fragment), and the server renders that
+// part alone (accounts/mixins.py, LiveFragments); a part shared by many pages (an operation's
+// progress box) names a URL of its own in data-live-url.
 // A gap in an object's sequence numbers, or a reconnect, refreshes every live part of the page.
+// When an operation shown on the page finishes, the parts whose topics include
+// "operation-finished" refresh too: what the operation changed shows without a reload.
 // Elements marked data-live-keep (with an id) are carried over from the old copy untouched.
 (function () {
   "use strict";
@@ -80,7 +85,7 @@
     const url = region.dataset.liveUrl || window.location.href;
     let response;
     try {
-      response = await fetch(url, { credentials: "same-origin", headers: { "X-Live-Refresh": id } });
+      response = await fetch(url, { credentials: "same-origin", headers: { "X-Live-Fragment": id } });
     } catch (error) {
       return; // the server is away: the socket's reconnect brings a snapshot
     }
@@ -90,12 +95,14 @@
       return;
     }
     if (!response.ok) return;
-    const page = new DOMParser().parseFromString(await response.text(), "text/html");
-    const fresh = page.getElementById(id);
+    const holder = document.createElement("template");
+    holder.innerHTML = await response.text();
+    const fresh = holder.content.getElementById(id);
     const current = document.getElementById(id);
     if (!fresh || !current) return;
     const checked = checkedBoxes(current);
     const opened = openedDisclosures(current);
+    const finishedBefore = finishedOperations(current);
     // Parts that scripts keep alive (a screenshot fed by its own socket) stay as they are.
     fresh.querySelectorAll("[data-live-keep][id]").forEach(function (placeholder) {
       const kept = current.querySelector("#" + CSS.escape(placeholder.id));
@@ -108,11 +115,22 @@
     fresh.querySelectorAll("details[id]").forEach(function (details) {
       if (opened.has(details.id)) details.open = true; // a disclosure the user opened stays open
     });
-    if (window.htmx) window.htmx.process(fresh);
-    if (fresh.dataset.finished === "1" || fresh.querySelector("[data-finished='1']")) {
+    if (Array.from(finishedOperations(fresh)).some(function (operation) { return !finishedBefore.has(operation); })) {
       document.body.dispatchEvent(new CustomEvent("operation-finished", { bubbles: true }));
     }
     document.dispatchEvent(new CustomEvent("live:refreshed", { detail: { id: id } }));
+  }
+
+  // The ids of the finished operations' boxes in a part (the part itself may be one).
+  function finishedOperations(element) {
+    const boxes = Array.from(element.querySelectorAll("[data-finished='1'][id]"));
+    if (element.dataset.finished === "1") boxes.push(element);
+    return new Set(boxes.map(function (box) { return box.id; }));
+  }
+
+  function onOperationFinished() {
+    outermost(liveRegions().filter(function (region) { return wants(region, ["operation-finished"]); }))
+      .forEach(schedule);
   }
 
   function goneNotice(tombstonePage) {
@@ -184,6 +202,7 @@
     if (region) schedule(region);
   }
 
+  document.body.addEventListener("operation-finished", onOperationFinished);
   window.vmsiteLive = { refreshAll: refreshAll, refresh: refreshOne };
   if (liveRegions().length || indicator) connect();
 })();

@@ -82,7 +82,11 @@ def remove_checkpoints():
     yield domains.append
     for domain in domains:  # a guest with checkpoints cannot be undefined
         for checkpoint in domain.listAllCheckpoints(0):
-            checkpoint.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
+            try:
+                checkpoint.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
+            except libvirt.libvirtError as exc:  # a failed backup's own clean-up removed it meanwhile
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN_CHECKPOINT:
+                    raise
 
 
 def the_row(local_host, domain: libvirt.virDomain) -> Domain:

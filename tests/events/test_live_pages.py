@@ -161,3 +161,42 @@ def test_the_not_watched_badge_goes_when_a_listener_takes_the_host(page, asgi_se
     finally:
         listener.stop()
     expect(page.locator("#host-live .not-watched")).to_have_count(1, timeout=15_000)  # it let go on its way out
+
+
+def test_a_page_part_follows_the_operations_it_shows_when_they_finish(page, asgi_server):
+    """The volume's page has no live topic of its own: its body refreshes when an operation shown on
+    the page finishes (the "operation-finished" topic of static/vmsite/live.js), through the same
+    one-part refresh as every live part, without a reload."""
+    from django.utils import timezone
+
+    from events.publish import flush
+    from operations.models import Operation
+    from operations.services import operation_claim, operation_succeed
+    from storage.models import StoragePool, Volume
+
+    host, _ = host_register_local()
+    now = timezone.now()
+    pool = StoragePool.objects.create(host=host, uuid="6695eb01-f6a4-8304-79aa-97f2502e19a0", name="live-pool",
+                                      pool_type="dir", active=True, synced_at=now)
+    volume = Volume.objects.create(host=host, pool=pool, key="/live-pool/v.img", name="v.img", synced_at=now)
+    operation = Operation.objects.create(kind="volume.checksum", target_type="volume", target_id=volume.pk,
+                                         target_label=volume.name, host=host)
+    page.add_init_script("document.addEventListener('live:refreshed', function (event) {"
+                         " (window.__refreshed = window.__refreshed || []).push(event.detail.id); });")
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/storage/volumes/{volume.pk}/")
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    # The socket's first refresh of every part (on connect) is over before the volume changes.
+    stack.wait_until(lambda: "volume-page" in page.evaluate("window.__refreshed || []"), timeout=5,
+                     message="the refresh on connect")
+    page.evaluate("window.__refreshed = []")
+    mark_page(page)
+    expect(page.locator("#volume-sha256")).to_have_text("—")
+
+    Volume.objects.filter(pk=volume.pk).update(sha256="ab" * 32)  # what the checksum found; no message
+    assert operation_claim(operation_id=operation.pk, worker="test@here")
+    assert operation_succeed(operation_id=operation.pk, message="Checksummed")
+    flush()
+    expect(page.locator("#volume-sha256")).to_have_text("ab" * 32, timeout=5_000)
+    assert page.evaluate("window.__refreshed").count("volume-page") == 1
+    assert_not_reloaded(page)
