@@ -4,13 +4,17 @@ full backup every 2 runs and the last 2 points kept: full A, incremental B, full
 kept point, rests on it), incremental D (now A and B go, their files and manifests too)."""
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
 import libvirt
 import pytest
+from celery import current_app
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django_celery_beat.models import PeriodicTask
 
 from backups.manifest import MANIFEST_SUFFIX
 from backups.models import BackupJob, RestorePoint
@@ -72,8 +76,21 @@ def _run(api, job: BackupJob) -> RestorePoint:
     answer = api.post(reverse("api:backup_job_run", args=[job.pk]))
     assert answer.status_code == 202 and answer.json()["skipped"] == [], answer.json()
     (operation_id,) = answer.json()["operations"]
-    operation = Operation.objects.get(pk=operation_id)
+    return _finished_point(Operation.objects.get(pk=operation_id))
 
+
+def _run_as_beat_does(job: BackupJob) -> RestorePoint:
+    """The job's PeriodicTask sent to the worker, as beat sends it when the schedule is due."""
+    time.sleep(1.1)
+    before = Operation.objects.filter(kind="backup.create").count()
+    task = PeriodicTask.objects.get(pk=job.periodic_task_id)
+    current_app.send_task(task.task, json.loads(task.args), queue=settings.OPERATIONS_QUEUE)
+    stack.wait_until(lambda: Operation.objects.filter(kind="backup.create").count() > before, timeout=30,
+                     message="the job's task to queue a backup")
+    return _finished_point(Operation.objects.filter(kind="backup.create").order_by("-pk").first())
+
+
+def _finished_point(operation: Operation) -> RestorePoint:
     def done() -> bool:
         operation.refresh_from_db()
         return operation.is_finished
@@ -105,7 +122,7 @@ def test_a_job_backs_up_its_vm_on_each_run_and_prunes_without_breaking_a_chain(g
     assert "full backup every 2 run(s)" in c.note
     # Three points, two to keep (C, B): B rests on A, so A stays.
     assert set(RestorePoint.objects.values_list("name", flat=True)) == {a.name, b.name, c.name}
-    d = _run(api, job)
+    d = _run_as_beat_does(job)
     assert d.kind == "incremental" and d.parent_id == c.pk
     assert set(RestorePoint.objects.values_list("name", flat=True)) == {c.name, d.name}
     operation = Operation.objects.filter(kind="backup.create").order_by("-pk").first()
