@@ -32,6 +32,7 @@ from storage.records import volume_record_made
 from storage.sync import pool_refresh_row
 from virt import backup as virt_backup
 from virt import domains as virt_domains
+from virt.errors import VirtError
 from virt.types import Connection, DomainHandle
 
 RESTORE_POINT = Target[RestorePoint](rows=lambda: RestorePoint.objects.select_related("host"),
@@ -103,7 +104,10 @@ def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Ope
     for disk in outcome.disks:  # nobody's volumes: only host operators and administrators reach them
         volume_record_made(host=domain.host, key=disk.key, format=disk.format)
     if "keep_last" in operation.arguments:
-        point.pruned = _prune(conn, dom, point, keep=operation.arguments["keep_last"])
+        try:
+            point.pruned = _prune(conn, dom, point, keep=operation.arguments["keep_last"])
+        except VirtError as exc:  # the backup is whole: a failed pruning is said, and the next run tries again
+            point.note = f"{point.note} Pruning by the job's retention failed: {exc}".strip()
     return point, disks
 
 
