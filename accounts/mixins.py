@@ -56,12 +56,12 @@ def requested_fragment(request: HttpRequest) -> str | None:
     return request.headers.get(FRAGMENT_HEADER) or None
 
 
-def fragment_template(request: HttpRequest, page_template: str, fragments: dict[str, str]) -> str:
-    """The template that answers this request: the page's, or the one part's that the request asks for.
+def fragment_template(request: HttpRequest, fragments: dict[str, str]) -> str | None:
+    """The template of the one live part the request asks for, or None when it asks for the page.
     An id the page does not have is a bad request (400), not the whole page."""
     fragment = requested_fragment(request)
     if fragment is None:
-        return page_template
+        return None
     if fragment not in fragments:
         raise BadRequest(f"This page has no live part {fragment!r}.")
     return fragments[fragment]
@@ -70,7 +70,7 @@ def fragment_template(request: HttpRequest, page_template: str, fragments: dict[
 def render_page(request: HttpRequest, template: str, context: dict, fragments: dict[str, str], *,
                 status: int | None = None) -> HttpResponse:
     """render() for a page with live parts, for views that render by hand."""
-    response = render(request, fragment_template(request, template, fragments), context, status=status)
+    response = render(request, fragment_template(request, fragments) or template, context, status=status)
     patch_vary_headers(response, [FRAGMENT_HEADER])
     return response
 
@@ -79,15 +79,15 @@ class LiveFragments:
     """A page whose parts refresh themselves (static/vmsite/live.js): `fragments` maps the id of each
     live part to the template that renders that part alone, which the page includes. A request with
     the header X-Live-Fragment: <id> is answered with that template only, after the same access
-    check as the page (Access runs first). The context is the page's; what costs a query in it is
-    lazy (a queryset, or a SimpleLazyObject), so a part runs only the queries its template uses."""
+    check as the page (Access runs first). The context is the page's; a part runs only the queries
+    its own template makes, so what the page computes for other parts is best left lazy (querysets,
+    SimpleLazyObject)."""
 
     fragments: dict[str, str] = {}
 
     def get_template_names(self) -> list[str]:
-        if requested_fragment(self.request) is None:
-            return super().get_template_names()
-        return [fragment_template(self.request, "", self.fragments)]
+        part = fragment_template(self.request, self.fragments)
+        return [part] if part else super().get_template_names()
 
     def render_to_response(self, context, **response_kwargs):
         response = super().render_to_response(context, **response_kwargs)
