@@ -22,7 +22,7 @@ from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 
 from accounts.models import Grant, Role
-from backups.models import RestorePoint
+from backups.models import BackupJob, RestorePoint
 from domains.models import Domain
 from hosts.models import Host
 from operations.models import Operation
@@ -97,6 +97,8 @@ def may(user: AbstractBaseUser, need: str, obj: Model) -> bool:
         return hosts_for(user, need).filter(pk=obj.pk).exists()
     if isinstance(obj, Volume):
         return _may_volume(user, need, obj)
+    if isinstance(obj, BackupJob):  # a job reaches one host's VMs: its viewers see it, its operators manage it
+        return hosts_for(user, need).filter(pk=obj.host_id).exists()
     host_id = getattr(obj, "host_id", None)  # pools, networks, interfaces, filters: their host's grant;
     return need == VIEW and host_id is not None and hosts_for(user, VIEW).filter(pk=host_id).exists()  # changes: admins
 
@@ -311,3 +313,18 @@ def restore_pools_for(user: AbstractBaseUser, point: RestorePoint) -> QuerySet[S
     """The active file pools of the restore point's host a restored VM's disks may go in: a host operator's."""
     pools = StoragePool.objects.filter(host_id=point.host_id, active=True, pool_type__in=BACKUP_POOL_TYPES)
     return pools if may(user, OPERATE, point.host) else pools.none()
+
+
+# Backup jobs (issue 18): a job backs up VMs of one host into a pool of that host, so managing it
+# (make, change, delete, run now) is that host's operators' (and administrators'); the host's
+# viewers see it. may() answers for one job.
+
+
+def backup_jobs_for(user: AbstractBaseUser) -> QuerySet[BackupJob]:
+    """The jobs the user may see: those on hosts they may see."""
+    return BackupJob.objects.filter(host__in=hosts_for(user, VIEW))
+
+
+def backup_job_hosts_for(user: AbstractBaseUser) -> QuerySet[Host]:
+    """The hosts the user may make or move a backup job to."""
+    return hosts_for(user, OPERATE)

@@ -1,5 +1,5 @@
 from django.urls import path
-from api import views, views_backups, views_resources as resources, views_vm_changes
+from api import views, views_backup_jobs, views_backups, views_resources as resources, views_vm_changes
 from api.docs import Docs, Schema
 
 app_name = "api"
@@ -18,6 +18,7 @@ urlpatterns = [
     path("vms/<int:pk>/migrate/", views.DomainMigrate.as_view(), name="vm_migrate"),
     *views_vm_changes.urlpatterns(),
     *views_backups.urlpatterns(),
+    *views_backup_jobs.urlpatterns(),
     path("operations/", views.OperationList.as_view(), name="operations"),
     path("operations/<int:pk>/", views.OperationDetail.as_view(), name="operation"),
     path("operations/<int:pk>/cancel/", views.OperationCancel.as_view(), name="operation_cancel"),

@@ -1,15 +1,18 @@
-"""Input for "back up now" and "restore as a new VM", checked against what the user may reach
+"""Input for "back up now", "restore as a new VM" and backup jobs, checked against what the user may reach
 (accounts.access) and the VM as last seen; the worker checks libvirt's state again when it acts."""
 from __future__ import annotations
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 
-from accounts.access import backup_pools_for, restore_pools_for
-from backups.models import RestorePoint
+from accounts.access import BACKUP_POOL_TYPES, backup_job_hosts_for, backup_pools_for, restore_pools_for
+from backups.jobs import CRON_RULE, validate_schedule
+from backups.models import BackupJob, RestorePoint
 from backups.services import backup_state_refusal
-from domains.forms import NAME_RULE, validate_domain_name
+from domains.forms import NAME_RULE, IdsField, validate_domain_name
 from domains.models import Domain
+from storage.models import StoragePool
 
 
 class BackupNowForm(forms.Form):
@@ -64,3 +67,83 @@ class RestoreForm(forms.Form):
             raise ValidationError(f"The backup {self.point.name} is {self.point.get_state_display()}: it cannot be "
                                   "restored.")
         return cleaned
+
+
+JOB_NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$",
+                          "A job's name is 1 to 64 letters, digits, spaces, dots, dashes or underscores, starting "
+                          "with a letter or digit.")
+
+
+NO_JOB_HOST = ("Backup jobs are made by administrators and host operators: you operate no host. A VM's operator "
+               "backs it up with “Back up now” on its page.")
+
+
+class BackupJobForm(forms.ModelForm):
+    """A backup job, made or changed: its VMs, pool and schedule are checked against the host chosen
+    and what the user may reach (accounts.access); a run checks each VM's state again."""
+
+    name = forms.CharField(max_length=64, validators=[JOB_NAME])
+    host = forms.ModelChoiceField(queryset=None, help_text="The job backs up VMs of this host, into a pool of it.")
+    domains = IdsField(queryset=None, required=False, label="VMs",
+                                             help_text="For “the chosen VMs”: VMs of the job's host.")
+    pattern = forms.CharField(max_length=255, required=False, label="Name pattern",
+                              help_text="For “VMs whose name matches”: shell-style, e.g. web-* or db-?? (case-sensitive).")
+    pool_name = forms.CharField(max_length=255, label="Backup pool",
+                                help_text="An active dir, fs or netfs pool of the host; a chain stays in one pool.")
+    schedule = forms.CharField(max_length=100, help_text=CRON_RULE)
+    full_every = forms.IntegerField(min_value=1, max_value=1000, initial=7, label="Full backup every N runs",
+                                    help_text="1: every run is a full backup; else incrementals in between.")
+    keep_last = forms.IntegerField(min_value=1, max_value=1000, initial=7, label="Keep the last N restore points",
+                                   help_text="Per VM in the pool; older ones a kept point depends on stay too.")
+
+    class Meta:
+        model = BackupJob
+        fields = ["name", "host", "selection", "domains", "pattern", "pool_name", "schedule", "full_every",
+                  "keep_last", "enabled"]
+
+    def __init__(self, *args, user, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        hosts = backup_job_hosts_for(user)
+        self.fields["host"].queryset = hosts.order_by("name")
+        self.fields["domains"].queryset = Domain.objects.filter(host__in=hosts).select_related("host").order_by("name")
+        self.fields["selection"].label = "Which VMs"
+        if not hosts.exists():
+            self.fields["host"].help_text = NO_JOB_HOST
+
+
+    def clean_schedule(self) -> str:
+        return validate_schedule(self.cleaned_data["schedule"])
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        host, selection = cleaned.get("host"), cleaned.get("selection")
+        if not self.fields["host"].queryset.exists():
+            raise ValidationError(NO_JOB_HOST)
+        if host is None:
+            return cleaned
+        domains = cleaned.get("domains") or []
+        if selection == BackupJob.Selection.CHOSEN:
+            if not domains:
+                self.add_error("domains", "Choose at least one VM, or back up every VM of the host or those whose "
+                                          "name matches a pattern.")
+            elsewhere = sorted(domain.name for domain in domains if domain.host_id != host.pk)
+            if elsewhere:
+                self.add_error("domains", f"Not on {host.name}: {', '.join(elsewhere)}. A job backs up VMs of "
+                                          "one host.")
+        elif domains:
+            self.add_error("domains", "VMs are chosen only for “the chosen VMs”; leave them out.")
+        if selection == BackupJob.Selection.PATTERN and not cleaned.get("pattern", "").strip():
+            self.add_error("pattern", "Give the name pattern, e.g. web-*.")
+        elif selection != BackupJob.Selection.PATTERN and cleaned.get("pattern"):
+            self.add_error("pattern", "A pattern is used only for “VMs whose name matches a pattern”; leave it out.")
+        self._check_pool(host, cleaned.get("pool_name"))
+        return cleaned
+
+    def _check_pool(self, host, name: str | None) -> None:
+        if not name:
+            return
+        pools = StoragePool.objects.filter(host=host, active=True, pool_type__in=BACKUP_POOL_TYPES)
+        if not pools.filter(name=name).exists():
+            offered = ", ".join(pools.order_by("name").values_list("name", flat=True)) or "none"
+            self.add_error("pool_name", f"{host.name} has no active dir, fs or netfs pool named {name!r} "
+                                        f"(its backup pools: {offered}).")

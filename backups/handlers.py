@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from backups.manifest import MANIFEST_SUFFIX, disk_file_name, manifest_name, manifest_of, point_stem
 from backups.models import RestorePoint
+from backups.retention import points_to_prune
 from backups.services import cleanup_enqueue, restore_point_build, restore_point_save
 from domains.handlers import DOMAIN
 from domains.models import Domain
@@ -31,6 +32,7 @@ from storage.records import volume_record_made
 from storage.sync import pool_refresh_row
 from virt import backup as virt_backup
 from virt import domains as virt_domains
+from virt.errors import VirtError
 from virt.types import Connection, DomainHandle
 
 RESTORE_POINT = Target[RestorePoint](rows=lambda: RestorePoint.objects.select_related("host"),
@@ -66,6 +68,8 @@ def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Ope
                     for disk in virt_backup.source_disks(dom)}
     if running:
         plan = _plan(dom, domain, pool_name)
+        if plan.since is not None and operation.arguments.get("full_reason"):
+            plan = Plan(since=None, checkpoint=True, note=f"A new chain starts: {operation.arguments['full_reason']}.")
         since = _chain_link(plan.since) if plan.since else None
         if since is None and plan.checkpoint:
             virt_backup.drop_checkpoints(dom)  # a new chain: the old bitmaps would only cost writes
@@ -99,7 +103,29 @@ def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Ope
         raise
     for disk in outcome.disks:  # nobody's volumes: only host operators and administrators reach them
         volume_record_made(host=domain.host, key=disk.key, format=disk.format)
+    if "keep_last" in operation.arguments:
+        try:
+            point.pruned = _prune(conn, dom, point, keep=operation.arguments["keep_last"])
+        except VirtError as exc:  # the backup is whole: a failed pruning is said, and the next run tries again
+            point.note = f"{point.note} Pruning by the job's retention failed: {exc}".strip()
     return point, disks
+
+
+def _prune(conn: Connection, dom: DomainHandle, point: RestorePoint, *, keep: int) -> list[str]:
+    """A job's retention, after its new point is saved: the VM's older points in the same pool of the
+    same host beyond the newest `keep` go (files, manifest, row), except those a kept point rests
+    on; so do their checkpoints. Returns the names of the points removed."""
+    points = RestorePoint.objects.filter(domain_uuid=point.domain_uuid, host_id=point.host_id,
+                                         pool_name=point.pool_name).prefetch_related("disks")
+    pruned = points_to_prune(points, keep)
+    for old in pruned:  # newest first: an incremental goes before the point it rests on
+        files = [old.manifest] + [disk.volume for disk in old.disks.all()]  # the manifest first: then it is gone
+        old.delete()
+        virt_backup.delete_files(conn, point.pool_name, files)
+    if pruned:
+        remaining = RestorePoint.objects.filter(domain_uuid=point.domain_uuid).exclude(checkpoint="")
+        virt_backup.drop_checkpoints(dom, keep=frozenset(remaining.values_list("checkpoint", flat=True)))
+    return [old.name for old in pruned]
 
 
 def _clear_leftovers(conn: Connection, dom: DomainHandle, domain: Domain, pool_name: str) -> str:
@@ -175,7 +201,11 @@ def _describe(point: RestorePoint, disks) -> str:
     files = ", ".join(f"{disk.target} {disk.size / 2**20:.1f} MiB" for disk in disks)
     text = (f"{point.kind.capitalize()} backup {point.name}: {files} in {point.seconds:.1f} s ({rate:.0f} MiB/s); "
             f"{point.consistency}")
-    return f"{text}. {point.note}" if point.note else text
+    text = f"{text}. {point.note}" if point.note else text
+    pruned = getattr(point, "pruned", None)
+    if pruned:
+        text += f" Pruned by the job's retention: {', '.join(pruned)}."
+    return text
 
 
 @operation_handler("backup.cleanup")

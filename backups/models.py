@@ -79,3 +79,38 @@ class RestorePointDisk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.target} of {self.point}"
+
+
+class BackupJob(models.Model):
+    """Backups on a schedule: which VMs of one host (evaluated at each run), into which pool of that
+    host, when (a cron expression, run by celery beat through its PeriodicTask), how often a new
+    chain starts, and how many restore points per VM to keep (backups/retention.py)."""
+
+    class Selection(models.TextChoices):
+        CHOSEN = "chosen", "the chosen VMs"
+        HOST = "host", "every VM of the host"
+        PATTERN = "pattern", "VMs whose name matches a pattern"
+
+    name = models.CharField(max_length=64, unique=True)
+    host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="backup_jobs")
+    selection = models.CharField(max_length=16, choices=Selection.choices, default=Selection.CHOSEN)
+    domains = models.ManyToManyField("domains.Domain", blank=True, related_name="backup_jobs")
+    pattern = models.CharField(max_length=255, blank=True)  # shell-style (fnmatch), case-sensitive
+    pool_name = models.CharField(max_length=255)
+    schedule = models.CharField(max_length=100)  # cron: minute hour day-of-month month day-of-week
+    full_every = models.PositiveIntegerField(default=7)  # runs; 1: every run is a full backup
+    keep_last = models.PositiveIntegerField(default=7)  # restore points per VM (and what they depend on)
+    enabled = models.BooleanField(default=True)
+    runs = models.PositiveIntegerField(default=0)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    last_run_note = models.TextField(blank=True)
+    last_run_skipped = models.JSONField(default=list, blank=True)  # ["<vm>: why", ...]: on the dashboard until the next run
+    periodic_task = models.OneToOneField("django_celery_beat.PeriodicTask", null=True, blank=True,
+                                         on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"backup job {self.name}"

@@ -7,7 +7,7 @@ import uuid as uuid_module
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from backups.models import RestorePoint, RestorePointDisk
+from backups.models import BackupJob, RestorePoint, RestorePointDisk
 from domains.choices import DomainState
 from domains.models import Domain
 from operations.models import Operation
@@ -36,11 +36,19 @@ def _backup_allowed(domain: Domain) -> None:
         raise BackupRefused(refusal)
 
 
-def backup_enqueue(*, domain: Domain, user: AbstractBaseUser | None, pool: StoragePool) -> Operation:
-    """Queue a backup of the VM into the pool: incremental when its chain can go on there, else full."""
+def backup_enqueue(*, domain: Domain, user: AbstractBaseUser | None, pool: StoragePool, job: BackupJob | None = None,
+                   full_reason: str = "") -> Operation:
+    """Queue a backup of the VM into the pool: incremental when its chain can go on there, else full.
+    For a job's run: full_reason (not empty) asks for a new chain, and the point's older ones in the
+    pool are pruned by the job's retention once it is saved."""
+    arguments = {"pool": pool.name}
+    if job is not None:
+        arguments |= {"job": job.pk, "job_name": job.name, "keep_last": job.keep_last}
+    if full_reason:
+        arguments["full_reason"] = full_reason
     return operation_enqueue(kind="backup.create", target=domain, host=domain.host, user=user,
-                             arguments={"pool": pool.name}, exclusive=True, check=_backup_allowed,
-                             label=f"{domain.name}: back up into {pool.name}")
+                             arguments=arguments, exclusive=True, check=_backup_allowed,
+                             label=f"{domain.name}: back up into {pool.name}" + (f" ({job})" if job else ""))
 
 
 def cleanup_enqueue(*, domain: Domain, pool_name: str) -> Operation:

@@ -108,10 +108,16 @@ def source_disks(domain: libvirt.virDomain) -> list[SourceDisk]:
     for disk in _writable_disks(xml):
         capacity = domain.blockInfo(disk.target_dev, 0)[0]
         volume = find_disk_volume(conn, disk.source)
-        version = VolumeXML.from_libvirt(volume.XMLDesc(0)).compat if volume is not None else None
+        version = _qcow2_version(volume) if volume is not None and disk.driver_type == "qcow2" else None
         disks.append(SourceDisk(target=disk.target_dev, source=disk.source, format=disk.driver_type or "raw",
                                 capacity=capacity, qcow2_version=version))
     return disks
+
+
+def _qcow2_version(volume: libvirt.virStorageVol) -> str:
+    """libvirt writes <compat> only for a version 3 image (1.1); a qcow2 volume without it is version 2
+    (0.10), which is also what libvirt makes when a volume's XML names no compat."""
+    return VolumeXML.from_libvirt(volume.XMLDesc(0)).compat or "0.10"
 
 
 def _writable_disks(xml: DomainXML) -> list[Disk]:

@@ -13,6 +13,7 @@ from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from accounts.access import domains_for, hosts_for, operations_for
+from backups.selectors import failed_job_backups, jobs_that_skipped
 from domains.choices import DOMAIN_STATE_COLOURS, DomainState
 from hosts.choices import HostStatus
 from hosts.models import Host
@@ -27,7 +28,7 @@ FAILED_WINDOW = timedelta(hours=1)
 BUSIEST_COUNT = 5
 
 # Attention reasons, most urgent first: a host's place in the list is its most urgent reason's.
-OFFLINE, CREDENTIALS, NOT_WATCHED, POOL_FULL, FAILED_OPERATIONS = range(5)
+OFFLINE, CREDENTIALS, NOT_WATCHED, POOL_FULL, FAILED_OPERATIONS, FAILED_BACKUPS = range(6)
 
 
 @dataclass
@@ -180,6 +181,16 @@ def attention_list(user: AbstractBaseUser, hosts: list[Host], *, now: datetime) 
     for key, count in failed.items():
         items.setdefault(key, Attention(None)).reasons.append(
             (FAILED_OPERATIONS, f"{count} failed operation{'s' if count != 1 else ''} in the last hour"))
+    for operation in failed_job_backups(user):  # until the VM's next good backup
+        key = operation.host_id if operation.host_id in shown else None
+        vm = operation.target_label.split(":")[0]
+        items.setdefault(key, Attention(None)).reasons.append(
+            (FAILED_BACKUPS, f"Backup of {vm} by the job {operation.arguments.get('job_name', '?')} failed: "
+                             f"{operation.error[:200]}"))
+    for job in jobs_that_skipped(user):  # until the job's next run
+        key = job.host_id if job.host_id in shown else None
+        items.setdefault(key, Attention(None)).reasons.append(
+            (FAILED_BACKUPS, f"The job {job.name} skipped at its last run: {'; '.join(job.last_run_skipped)[:300]}"))
     listed = [item for item in items.values() if item.reasons]
     for item in listed:
         item.reasons.sort()

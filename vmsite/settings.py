@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "tombstones",
     "backups",
     "inventory",
+    "django_celery_beat",  # schedules kept in the database (backup jobs'); beat runs its DatabaseScheduler
 ]
 
 MIDDLEWARE = [

@@ -19,6 +19,7 @@ urlpatterns = [
     path("vms/", include("consoles.urls")),
     path("vms/", include("domains.urls")),
     path("vms/", include("backups.urls")),
+    path("backup-jobs/", include("backups.urls_jobs")),
     path("networks/", include("networking.urls")),
     path("storage/", include("storage.urls")),
     path("operations/", include("operations.urls")),

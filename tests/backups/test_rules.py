@@ -34,3 +34,42 @@ def test_a_manifest_is_read_only_when_it_is_whole():
             parse_manifest(json.dumps(broken).encode())
     with pytest.raises(ManifestInvalid):
         parse_manifest(b"\xff not json")
+
+
+def _chain(*spec):
+    """Points from ("A", None), ("B", "A")...: oldest first, each a minute after the previous."""
+    from datetime import datetime, timedelta, UTC
+
+    from backups.models import RestorePoint
+
+    points, by_name = [], {}
+    start = datetime(2026, 12, 4, tzinfo=UTC)
+    for index, (name, parent) in enumerate(spec, start=1):
+        point = RestorePoint(pk=index, name=name, parent_id=by_name[parent].pk if parent else None,
+                             created_at=start + timedelta(minutes=index))
+        by_name[name] = point
+        points.append(point)
+    return points
+
+
+def _pruned(points, keep):
+    from backups.retention import points_to_prune
+
+    return [point.name for point in points_to_prune(points, keep)]
+
+
+def test_retention_keeps_the_last_n_and_every_point_they_rest_on():
+    # A full <- B <- C, then a new chain D full <- E
+    points = _chain(("A", None), ("B", "A"), ("C", "B"), ("D", None), ("E", "D"))
+    assert _pruned(points, 1) == ["C", "B", "A"]  # E needs D: both stay
+    assert _pruned(points, 2) == ["C", "B", "A"]
+    assert _pruned(points, 3) == []  # C is kept, and with it B and A
+    assert _pruned(points, 0) == ["C", "B", "A"]  # never fewer than one point (and its chain)
+    assert _pruned(points[::-1], 1) == ["C", "B", "A"]  # any order in: newest first out
+
+
+def test_retention_removes_an_incremental_before_the_point_it_rests_on():
+    points = _chain(("A", None), ("B", "A"), ("C", "B"), ("D", None))
+    assert _pruned(points, 1) == ["C", "B", "A"]
+    only_fulls = _chain(("A", None), ("B", None), ("C", None))
+    assert _pruned(only_fulls, 2) == ["A"]

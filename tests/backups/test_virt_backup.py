@@ -160,3 +160,16 @@ def test_small_files_go_into_a_pool_and_come_back(backup_pool):
     conn = libvirt.open(LOCAL)
     virt_backup.write_file(conn, backup_pool.name, "x.manifest.json", b'{"a": 1}')
     assert virt_backup.read_files(conn, backup_pool.name, suffix=".manifest.json") == {"x.manifest.json": b'{"a": 1}'}
+
+
+def test_a_qcow2_v2_disk_is_seen_as_one_and_refused_for_bitmaps(guests, scratch_pool):
+    """libvirt makes a qcow2 volume whose XML names no compat as version 2, and reports no <compat>
+    for it: such a disk must be refused for checkpoints (a full backup), not fail in QEMU."""
+    volume = scratch_pool.pool.createXML("<volume><name>v2.qcow2</name><capacity unit='MiB'>16</capacity>"
+                                         "<target><format type='qcow2'/></target></volume>", 0)
+    version = subprocess.run(["qemu-img", "info", "--output=json", volume.path()], capture_output=True, text=True,
+                             check=True).stdout
+    assert '"compat": "0.10"' in version
+    domain = guests.define(LOCAL, disk_path=volume.path())
+    (disk,) = virt_backup.source_disks(domain)
+    assert disk.qcow2_version == "0.10" and "version 2 qcow2" in virt_backup.bitmap_refusal([disk])

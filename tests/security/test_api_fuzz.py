@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.django_db]
 
 # Which object a path's {id} names, by the path's first segment after /api/v1/.
 KIND_BY_SEGMENT = {"hosts": "host", "vms": "domain", "operations": "operation", "pools": "pool",
-                   "volumes": "volume", "networks": "network", "grants": "grant"}
+                   "volumes": "volume", "networks": "network", "grants": "grant", "backup-jobs": "job"}
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from django.urls import resolve
 from accounts.access import ADMIN, OPERATE, VIEW
 from accounts.mixins import Access
 from accounts.models import Grant, Role
+from backups.models import BackupJob
 from domains.models import Domain
 from hosts.models import Host
 from storage.models import Volume
@@ -73,7 +74,8 @@ def expected(role: str, need: str, kind: type | None) -> str:
     if need == VIEW:
         return "allowed"
     # A volume's operators: those of its host (and of the VM that owns it: tests/security/test_volumes.py).
-    return "allowed" if role == "operator" and kind in (Domain, Host, Volume) else "forbidden"
+    # A backup job's: those of its host (it backs up that host's VMs into its pool).
+    return "allowed" if role == "operator" and kind in (Domain, Host, Volume, BackupJob) else "forbidden"
 
 
 def answer(response) -> str:

@@ -11,7 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from accounts.models import Grant, Role
-from backups.models import RestorePoint
+from backups.models import BackupJob, RestorePoint
 from api.tokens import api_token_issue
 from domains.models import Domain
 from hosts.models import Host
@@ -53,7 +53,9 @@ def objects(db):
     point = RestorePoint.objects.create(host=host, domain_uuid=domain.uuid, domain_name=domain.name, name="walked",
                                         kind="full", chain="6695eb01-f6a4-8304-79aa-97f2502e1944", pool_name="walked-pool",
                                         manifest="walked.manifest.json", consistency="walked", domain_xml="<domain/>")
-    return {"token": token, "point": point, "host": host, "domain": domain, "operation": operation, "network": network, "interface": interface,
+    job = BackupJob.objects.create(name="walked", host=host, selection="host", pool_name="walked-pool",
+                                   schedule="0 2 * * *")
+    return {"token": token, "point": point, "job": job, "host": host, "domain": domain, "operation": operation, "network": network, "interface": interface,
             "filter": nwfilter, "pool": pool, "volume": volume, "user": walked_user, "grant": grant}
 
 
@@ -81,6 +83,7 @@ OBJECT_FOR = {
     ("domains", "create_default"): "host", ("domains", "create_choices"): "host",
     ("backups", "*"): "domain", ("backups", "restore", "point_id"): "point",
     ("api", "vm_backup_restore", "point_id"): "point",
+    ("backup_jobs", "*"): "job", ("api", "backup_job"): "job", ("api", "backup_job_run"): "job",
 }
 TEXT_FOR = {"action": "start", "pool_type": "netfs", "what": "pool"}
 
