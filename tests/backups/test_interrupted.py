@@ -6,7 +6,6 @@ The guest is the small one (it stays in SeaBIOS) with a qcow2 disk full of rando
 backup job has real data to copy and runs long enough to be caught midway."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import uuid
 from datetime import timedelta
@@ -36,16 +35,6 @@ from virt.xml.storage import PoolXML
 LOCAL = "qemu:///system"
 IMAGES = Path("/var/lib/libvirt/images")
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def backup_pool(local_libvirt):
-    folder = IMAGES / f"vmsite-test-bk-{uuid.uuid4().hex[:8]}"
-    folder.mkdir(mode=0o755)
-    pool = ScratchPool(local_libvirt, str(folder))
-    yield pool
-    pool.remove()
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -6,9 +6,7 @@ it held at that point. Then lose the catalogue and rebuild it from the manifests
 Everything goes through vmsite's pages and a real Celery worker, against the real libvirtd."""
 from __future__ import annotations
 
-import shutil
 import uuid
-from pathlib import Path
 
 import libvirt
 import pytest
@@ -22,7 +20,6 @@ from operations.choices import OperationState
 from operations.models import Operation
 from tests import stack
 from tests.domains.helpers import LOCAL, cached
-from tests.guests import ScratchPool
 from tests.realguest import GuestShell
 from virt import backup as virt_backup
 from virt.storage import pool_volume_create
@@ -32,16 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 DISK_MIB = 32
 READ = f"dd if=/dev/vda bs=1M count={DISK_MIB} 2>/dev/null | sha256sum"
-
-
-@pytest.fixture
-def backup_pool(local_libvirt):
-    folder = Path("/var/lib/libvirt/images") / f"vmsite-test-bk-{uuid.uuid4().hex[:8]}"
-    folder.mkdir(mode=0o755)
-    pool = ScratchPool(local_libvirt, str(folder))
-    yield pool
-    pool.remove()
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -8,9 +8,7 @@ runs them (operations.tasks.run_operation)."""
 from __future__ import annotations
 
 import json
-import shutil
 import uuid
-from pathlib import Path
 
 import libvirt
 import pytest
@@ -33,16 +31,6 @@ from virt.xml.domain import Domain as DomainXML
 LOCAL = "qemu:///system"
 PASSWORD = "s3cr3tvn"  # VNC allows 8 characters
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def backup_pool(local_libvirt):
-    folder = Path("/var/lib/libvirt/images") / f"vmsite-test-bk-{uuid.uuid4().hex[:8]}"
-    folder.mkdir(mode=0o755)
-    pool = ScratchPool(local_libvirt, str(folder))
-    yield pool
-    pool.remove()
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

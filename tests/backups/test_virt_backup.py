@@ -36,22 +36,6 @@ def test_backup_and_checkpoint_xml_read_back():
 
 
 @pytest.fixture
-def backup_pool(local_libvirt):
-    from pathlib import Path
-    import shutil
-    import uuid
-
-    from tests.guests import ScratchPool
-
-    folder = Path("/var/lib/libvirt/images") / f"vmsite-test-bk-{uuid.uuid4().hex[:8]}"
-    folder.mkdir(mode=0o755)
-    pool = ScratchPool(local_libvirt, str(folder))
-    yield pool
-    pool.remove()
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-@pytest.fixture
 def running_guest(guests, scratch_pool):
     disk = pool_volume_create(scratch_pool.pool, name="disk.qcow2", capacity=16 * 2**20, allocation=None, fmt="qcow2")
     domain = guests.define(LOCAL, disk_path=disk.path(), start=True)
