@@ -9,6 +9,7 @@ from pathlib import Path
 import redis
 
 from tests import stack
+from vmsite.settings_test import worker_redis_url
 
 
 class OwnRedis:
@@ -22,7 +23,9 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, socket_connect_timeout=2, socket_timeout=5)
+        """The database the processes a test starts with this URL use: settings_test moves each
+        pytest-xdist worker (and what it starts) to the base database plus its number."""
+        return redis.Redis.from_url(worker_redis_url(self.url), socket_connect_timeout=2, socket_timeout=5)
 
     def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)

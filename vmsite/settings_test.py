@@ -31,7 +31,8 @@ def _base(name: str, default: str) -> str:
     return os.environ[remembered]
 
 
-def _worker_redis_url(base_url: str) -> str:
+def worker_redis_url(base_url: str) -> str:
+    """The Redis database this pytest-xdist worker (and every process it starts) uses, from the base URL."""
     parts = urlsplit(base_url)
     first = int(parts.path.lstrip("/") or 0)
     database = first + WORKER_NUMBER
@@ -41,7 +42,7 @@ def _worker_redis_url(base_url: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-os.environ["REDIS_URL"] = _worker_redis_url(_base("REDIS_URL", "redis://127.0.0.1:6379/8"))
+os.environ["REDIS_URL"] = worker_redis_url(_base("REDIS_URL", "redis://127.0.0.1:6379/8"))
 _data_dir = Path(_base("VMSITE_DATA_DIR", str(_BASE / ".testdata")))
 os.environ["VMSITE_DATA_DIR"] = str(_data_dir / _WORKER if _WORKER else _data_dir)
 os.environ.setdefault("OPERATION_HEARTBEAT_INTERVAL", "1")
