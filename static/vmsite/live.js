@@ -75,6 +75,19 @@
     });
   }
 
+  // The fields of a part whose value the user changed (by id): a refresh must not lose them.
+  function typedValues(region) {
+    const typed = new Map();
+    region.querySelectorAll("input[id], textarea[id], select[id]").forEach(function (field) {
+      if (field.type === "checkbox" || field.type === "radio" || field.type === "hidden") return;
+      const changed = field.tagName === "SELECT"
+        ? Array.from(field.options).some(function (option) { return option.selected !== option.defaultSelected; })
+        : field.value !== field.defaultValue;
+      if (changed) typed.set(field.id, field.value);
+    });
+    return typed;
+  }
+
   function openedDisclosures(region) {
     return new Set(Array.from(region.querySelectorAll("details[id][open]")).map(function (details) { return details.id; }));
   }
@@ -102,6 +115,8 @@
     if (!fresh || !current) return;
     const checked = checkedBoxes(current);
     const opened = openedDisclosures(current);
+    const typed = typedValues(current);
+    const focused = document.activeElement && current.contains(document.activeElement) ? document.activeElement.id : "";
     const finishedBefore = finishedOperations(current);
     // Parts that scripts keep alive (a screenshot fed by its own socket) stay as they are.
     fresh.querySelectorAll("[data-live-keep][id]").forEach(function (placeholder) {
@@ -115,6 +130,14 @@
     fresh.querySelectorAll("details[id]").forEach(function (details) {
       if (opened.has(details.id)) details.open = true; // a disclosure the user opened stays open
     });
+    typed.forEach(function (value, fieldId) { // what the user typed into a form of the part is kept
+      const field = fresh.querySelector("#" + CSS.escape(fieldId));
+      if (field) field.value = value;
+    });
+    if (focused) {
+      const field = fresh.querySelector("#" + CSS.escape(focused));
+      if (field) field.focus();
+    }
     if (Array.from(finishedOperations(fresh)).some(function (operation) { return !finishedBefore.has(operation); })) {
       document.body.dispatchEvent(new CustomEvent("operation-finished", { bubbles: true }));
     }

@@ -200,3 +200,34 @@ def test_a_page_part_follows_the_operations_it_shows_when_they_finish(page, asgi
     expect(page.locator("#volume-sha256")).to_have_text("ab" * 32, timeout=5_000)
     assert page.evaluate("window.__refreshed").count("volume-page") == 1
     assert_not_reloaded(page)
+
+
+def test_what_the_user_typed_in_a_live_part_survives_its_refresh(page, asgi_server):
+    """A form inside a live part (the network page's static-lease form) keeps what the user typed, and
+    the focus, when the part refreshes under it (a message, the socket's refresh on connect)."""
+    import uuid
+
+    from django.utils import timezone
+
+    from networking.models import VirtualNetwork
+
+    host, _ = host_register_local()
+    network = VirtualNetwork.objects.create(
+        host=host, uuid=uuid.uuid4(), name="live-typing", active=True, mode="isolated", synced_at=timezone.now(),
+        details={"ips": [{"family": "ipv4", "address": "10.251.41.1", "prefix": 24, "ranges": [], "hosts": []}]})
+    page.add_init_script("document.addEventListener('live:refreshed', function (event) {"
+                         " (window.__refreshed = window.__refreshed || []).push(event.detail.id); });")
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/networks/{network.pk}/")
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    stack.wait_until(lambda: "network-page" in page.evaluate("window.__refreshed || []"), timeout=5,
+                     message="the refresh on connect")
+    page.evaluate("window.__refreshed = []")
+    page.fill("#lease-form #id_mac", "52:54:00:fb:41:01")
+    page.fill("#lease-form #id_ip", "10.251.41.20")
+    page.evaluate("window.vmsiteLive.refresh('network-page')")
+    stack.wait_until(lambda: "network-page" in page.evaluate("window.__refreshed"), timeout=5,
+                     message="the part refreshed")
+    expect(page.locator("#lease-form #id_mac")).to_have_value("52:54:00:fb:41:01")
+    expect(page.locator("#lease-form #id_ip")).to_have_value("10.251.41.20")
+    assert page.evaluate("document.activeElement.id") == "id_ip"
