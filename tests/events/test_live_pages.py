@@ -163,6 +163,18 @@ def test_the_not_watched_badge_goes_when_a_listener_takes_the_host(page, asgi_se
     expect(page.locator("#host-live .not-watched")).to_have_count(1, timeout=15_000)  # it let go on its way out
 
 
+def open_live_page(page, url: str, *, part: str) -> None:
+    """Open a page and wait until its socket is live and its refresh on connect has fetched `part`;
+    then window.__refreshed lists the parts refreshed from here on (the 'live:refreshed' events)."""
+    page.add_init_script("document.addEventListener('live:refreshed', function (event) {"
+                         " (window.__refreshed = window.__refreshed || []).push(event.detail.id); });")
+    page.goto(url)
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    stack.wait_until(lambda: part in page.evaluate("window.__refreshed || []"), timeout=5,
+                     message="the refresh on connect")
+    page.evaluate("window.__refreshed = []")
+
+
 def test_a_page_part_follows_the_operations_it_shows_when_they_finish(page, asgi_server):
     """The volume's page has no live topic of its own: its body refreshes when an operation shown on
     the page finishes (the "operation-finished" topic of static/vmsite/live.js), through the same
@@ -181,15 +193,9 @@ def test_a_page_part_follows_the_operations_it_shows_when_they_finish(page, asgi
     volume = Volume.objects.create(host=host, pool=pool, key="/live-pool/v.img", name="v.img", synced_at=now)
     operation = Operation.objects.create(kind="volume.checksum", target_type="volume", target_id=volume.pk,
                                          target_label=volume.name, host=host)
-    page.add_init_script("document.addEventListener('live:refreshed', function (event) {"
-                         " (window.__refreshed = window.__refreshed || []).push(event.detail.id); });")
     log_in(page, asgi_server)
-    page.goto(f"{asgi_server}/storage/volumes/{volume.pk}/")
-    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
     # The socket's first refresh of every part (on connect) is over before the volume changes.
-    stack.wait_until(lambda: "volume-page" in page.evaluate("window.__refreshed || []"), timeout=5,
-                     message="the refresh on connect")
-    page.evaluate("window.__refreshed = []")
+    open_live_page(page, f"{asgi_server}/storage/volumes/{volume.pk}/", part="volume-page")
     mark_page(page)
     expect(page.locator("#volume-sha256")).to_have_text("—")
 
@@ -215,14 +221,8 @@ def test_what_the_user_typed_in_a_live_part_survives_its_refresh(page, asgi_serv
     network = VirtualNetwork.objects.create(
         host=host, uuid=uuid.uuid4(), name="live-typing", active=True, mode="isolated", synced_at=timezone.now(),
         details={"ips": [{"family": "ipv4", "address": "10.251.41.1", "prefix": 24, "ranges": [], "hosts": []}]})
-    page.add_init_script("document.addEventListener('live:refreshed', function (event) {"
-                         " (window.__refreshed = window.__refreshed || []).push(event.detail.id); });")
     log_in(page, asgi_server)
-    page.goto(f"{asgi_server}/networks/{network.pk}/")
-    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
-    stack.wait_until(lambda: "network-page" in page.evaluate("window.__refreshed || []"), timeout=5,
-                     message="the refresh on connect")
-    page.evaluate("window.__refreshed = []")
+    open_live_page(page, f"{asgi_server}/networks/{network.pk}/", part="network-page")
     page.fill("#lease-form #id_mac", "52:54:00:fb:41:01")
     page.fill("#lease-form #id_ip", "10.251.41.20")
     page.evaluate("window.vmsiteLive.refresh('network-page')")
