@@ -47,10 +47,14 @@ def list_interfaces(conn: libvirt.virConnect) -> list[InterfaceSummary]:
     devices = _net_devices(conn)
     summaries = {}
     for interface in conn.listAllInterfaces(0):
+        # An interface removed while we looked answers "no interface", or, from the udev backend
+        # reading a device half gone, an internal error ("Could not parse MTU value '<null>'", seen
+        # while other guests' taps and bridges came and went): skip it; a node device of that name
+        # still lists it below.
         summary = lookup_or_none(_summary, interface, devices.get(interface.name(), {}),
-                                 missing=(libvirt.VIR_ERR_NO_INTERFACE,))
+                                 missing=(libvirt.VIR_ERR_NO_INTERFACE, libvirt.VIR_ERR_INTERNAL_ERROR))
         if summary is None:
-            continue  # removed while we looked
+            continue
         summaries[summary.name] = summary
     for name, device in devices.items():
         if name not in summaries:
