@@ -1,6 +1,6 @@
 """Writes for snapshots, clones and templates: queuing their operations through
-`domain_action_enqueue` (so a VM still runs one operation at a time). What the handlers read back
-from libvirt is stored by domains/sync.py."""
+`domain_action_enqueue` (so a VM still runs one operation at a time). What the handlers read back is
+stored by domains/sync.py."""
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser

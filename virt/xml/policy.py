@@ -174,14 +174,20 @@ def no_filesystem_passthrough(root: etree._Element, context: HostContext) -> Ite
     for filesystem in root.iterfind("devices/filesystem"):
         kind = filesystem.get("type", "mount")
         if kind != "ram":
-            yield (f"<filesystem type='{kind}'> (the filesystem {_target_of(filesystem, 'dir')}) is not accepted: "
+            yield (f"{element_label('filesystem', type=kind)} (the filesystem {_target_of(filesystem, 'dir')}) is not accepted: "
                    "it shares files of the host with the VM.")
+
+
+def element_label(tag: str, **attributes: object) -> str:
+    """How a refusal names an element, as the user wrote it: "<interface type='ethernet'>". Words of
+    a message, never XML that is parsed or sent to libvirt."""
+    return "<" + " ".join([tag, *(f"{name}='{value}'" for name, value in attributes.items())]) + ">"
 
 
 def interfaces_on_host_networks(root: etree._Element, context: HostContext) -> Iterator[str]:
     for interface in root.iterfind("devices/interface"):
         kind = interface.get("type")
-        label = f"<interface type='{kind}'>"
+        label = element_label("interface", type=kind)
         if kind == "hostdev":
             yield f"{label} is not accepted: it passes a host's network card to the VM."
             continue
@@ -216,7 +222,8 @@ def character_devices_reach_nothing_of_the_host(root: etree._Element, context: H
     holders += root.iterfind("devices/rng/backend[@model='egd']")  # redirdev, smartcard: spicevmc only
     for device in holders:
         kind = device.get("type", "pty")
-        label = f"<{device.tag} type='{kind}'>" if device.tag != "backend" else f"<rng><backend model='egd' type='{kind}'>"
+        label = (element_label(device.tag, type=kind) if device.tag != "backend"
+                 else "<rng>" + element_label("backend", model="egd", type=kind))
         if kind == "unix":
             for source in device.iterfind("source"):
                 if source.get("mode", "bind") != "bind":
