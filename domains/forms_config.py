@@ -83,13 +83,13 @@ def check_hotplug_room(form: ScopedForm, data: dict, what: str) -> None:
                              "made by vmsite's wizard have 14 ports.")
 
 
-def pools_named_to(form: DomainForm) -> list[str]:
-    """The pools a volume form may name to its user: where a new disk of theirs may go, and the pools of
-    the volumes offered to them (offered_volume_choices first). Any other name is refused with the same
-    words whether or not the host has such a pool."""
-    for_new = pools_for_new_volume(form.user, form.domain).values_list("name", flat=True)
+def pools_named_to(form: DomainForm) -> tuple[list[str], list[str]]:
+    """The pools a volume form may name to its user: (where a new disk of theirs may go, those and the
+    pools of the volumes offered to them), offered_volume_choices first. Any other name is refused with
+    the same words whether or not the host has such a pool."""
+    for_new = list(pools_for_new_volume(form.user, form.domain).order_by("name").values_list("name", flat=True))
     of_offered = {volume.pool.name for volume, refusal in form.volume_offers if not refusal}
-    return sorted(set(for_new) | of_offered)
+    return for_new, sorted(set(for_new) | of_offered)
 
 
 def refuse_unusable_volume(form: DomainForm, data: dict, *, pool_field: str = "pool",
@@ -120,7 +120,7 @@ def split_offered_volume(form: DomainForm, data: dict) -> None:
     pool_name, slash, name = value.partition("/")
     if not slash:
         return
-    if pool_name not in pools_named_to(form) or "/" in name:
+    if pool_name not in dict(form.fields["pool"].choices) or "/" in name:  # pools_named_to's
         form.add_error("volume", "Paths typed by hand are not accepted: pick a pool and give the volume's name in it.")
         return
     try:
@@ -166,8 +166,8 @@ class AttachDiskForm(ScopedForm):
     def _offer_pools(self) -> None:
         """The select offers the pools a new disk may go in (accounts.access decides); the API may also
         name the pool of an offered volume apart from its name."""
-        for_new = pools_for_new_volume(self.user, self.domain).order_by("name").values_list("name", flat=True)
-        self.fields["pool"].choices = [("", "—"), *((name, name) for name in pools_named_to(self))]
+        for_new, named = pools_named_to(self)
+        self.fields["pool"].choices = [("", "—"), *((name, name) for name in named)]
         self.fields["pool"].widget.choices = [("", "—"), *((name, name) for name in for_new)]
 
     def clean(self) -> dict:
@@ -515,7 +515,7 @@ class MediaForm(ScopedForm):
         super().__init__(*args, **kwargs)
         self.fields["target"].choices = _disk_choices(self.domain, ("cdrom", "floppy"))
         self.fields["volume"].choices = [("", "(none: eject)"), *offered_volume_choices(self)]
-        self.fields["pool"].choices = [("", "—"), *((name, name) for name in pools_named_to(self))]
+        self.fields["pool"].choices = [("", "—"), *((name, name) for name in pools_named_to(self)[1])]
         self.fields["volume"].widget.choices = self.fields["volume"].choices
 
     def clean(self) -> dict:
