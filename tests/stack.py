@@ -80,12 +80,18 @@ class StackProcess:
             pass
 
 
+# A process the suite starts is sent SIGTERM when the test process that started it dies (a killed or
+# crashed xdist worker): left behind, it would hold the worker's database, Redis queue and ports, and
+# the next run on them would fail in ways that do not name it.
+DIE_WITH_STARTER = ["setpriv", "--pdeathsig", "TERM", "--"]
+
+
 def start_process(name: str, argv: list[str], *, log_dir: Path, env: dict[str, str]) -> StackProcess:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [*DIE_WITH_STARTER, *argv], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     return StackProcess(name=name, process=process, log_path=log_path)
