@@ -152,16 +152,22 @@ class BackupJobForm(forms.ModelForm):
                                     help_text="1: every run is a full backup; else incrementals in between.")
     keep_last = forms.IntegerField(min_value=1, max_value=1000, initial=7, label="Keep the last N restore points",
                                    help_text="Per VM in the pool; older ones a kept point depends on stay too.")
+    copy_host = forms.ModelChoiceField(queryset=None, required=False, label="Second copy on host",
+                                       help_text="Optional: after each backup, its files are copied to a pool of this "
+                                                 "other host (a host you operate); pruned with their points.")
+    copy_pool_name = forms.CharField(max_length=255, required=False, label="Second copy's pool",
+                                     help_text="An active dir, fs or netfs pool of that host.")
 
     class Meta:
         model = BackupJob
         fields = ["name", "host", "selection", "domains", "pattern", "pool_name", "schedule", "full_every",
-                  "keep_last", "enabled"]
+                  "keep_last", "copy_host", "copy_pool_name", "enabled"]
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         hosts = backup_job_hosts_for(user)
         self.fields["host"].queryset = hosts.order_by("name")
+        self.fields["copy_host"].queryset = hosts.order_by("name")
         self.fields["domains"].queryset = Domain.objects.filter(host__in=hosts).select_related("host").order_by("name")
         self.fields["selection"].label = "Which VMs"
         if not hosts.exists():
@@ -194,7 +200,27 @@ class BackupJobForm(forms.ModelForm):
         elif selection != BackupJob.Selection.PATTERN and cleaned.get("pattern"):
             self.add_error("pattern", "A pattern is used only for “VMs whose name matches a pattern”; leave it out.")
         self._check_pool(host, cleaned.get("pool_name"))
+        self._check_copy(host, cleaned.get("copy_host"), cleaned.get("copy_pool_name", "").strip())
         return cleaned
+
+    def _check_copy(self, host, copy_host, pool_name: str) -> None:
+        """The second copy: both a host (another one) and a pool of it, or neither."""
+        if copy_host is None:
+            if pool_name:
+                self.add_error("copy_host", "Choose the host the second copy goes to, or leave its pool empty.")
+            return
+        if copy_host.pk == host.pk:
+            self.add_error("copy_host", f"The second copy goes to another host than {host.name}, which holds the "
+                                        "backups: a copy on the same host is lost with it.")
+            return
+        if not pool_name:
+            self.add_error("copy_pool_name", f"Give the pool of {copy_host.name} the second copy goes to.")
+            return
+        pools = StoragePool.objects.filter(host=copy_host, active=True, pool_type__in=BACKUP_POOL_TYPES)
+        if not pools.filter(name=pool_name).exists():
+            offered = ", ".join(pools.order_by("name").values_list("name", flat=True)) or "none"
+            self.add_error("copy_pool_name", f"{copy_host.name} has no active dir, fs or netfs pool named "
+                                             f"{pool_name!r} (its backup pools: {offered}).")
 
     def _check_pool(self, host, name: str | None) -> None:
         if not name:
