@@ -79,13 +79,18 @@ class VMBackupRestore(ApiView):
     need, kind = OPERATE, Domain
     queryset = Domain.objects.select_related("host")
     serializer_class = RestoreBody
+    needs_an_operated_host = True  # the new VM is made on a host the user operates (restore_refusal)
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        if not restore_hosts_for(request.user).exists():  # no host at all to make the new VM on
+            point = restore_point_of(request.user, self.object, kwargs["point_id"])
+            raise PermissionDenied(restore_refusal(request.user, self.object, point))
 
     @queues(RestoreBody)
     def post(self, request, pk: int, point_id: int):
         domain = self.object
         point = restore_point_of(request.user, domain, point_id)
-        if not restore_hosts_for(request.user).exists():
-            raise PermissionDenied(restore_refusal(request.user, domain, point))
         form = RestoreForm(api_forms.body(request), point=point, user=request.user)
         cleaned = api_forms.valid(form)
         refusal = restore_refusal(request.user, domain, point, cleaned["host"])

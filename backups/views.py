@@ -53,6 +53,7 @@ class RestoreView(Access, View):
 
     need, kind = OPERATE, Domain
     template_name = "backups/restore.html"
+    needs_an_operated_host = True  # the new VM is made on a host the user operates (restore_refusal)
 
     def _point(self, request, pk: int, point_id: int) -> RestorePoint:
         point = restore_point_of(request.user, self.object, point_id)
