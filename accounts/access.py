@@ -331,17 +331,6 @@ def restore_in_place_refusal(user: AbstractBaseUser, domain: Domain) -> str | No
     return None
 
 
-def backup_copy_hosts_for(user: AbstractBaseUser, job_host: Host) -> QuerySet[Host]:
-    """The hosts a backup job (of job_host) may keep its second copy on: other hosts the user operates."""
-    return hosts_for(user, OPERATE).exclude(pk=job_host.pk)
-
-
-def restore_pools_for(user: AbstractBaseUser, point: RestorePoint) -> QuerySet[StoragePool]:
-    """The active file pools of the restore point's host a restored VM's disks may go in: a host operator's."""
-    pools = StoragePool.objects.filter(host_id=point.host_id, active=True, pool_type__in=BACKUP_POOL_TYPES)
-    return pools if may(user, OPERATE, point.host) else pools.none()
-
-
 # Backup jobs (issue 18): a job backs up VMs of one host into a pool of that host, so managing it
 # (make, change, delete, run now) is that host's operators' (and administrators'); the host's
 # viewers see it. may() answers for one job.

@@ -13,13 +13,12 @@ from __future__ import annotations
 from contextlib import ExitStack
 
 from backups.copies import RestoreSource, restore_source
-from backups.handlers import RESTORE_POINT
 from backups.models import AttachedBackupDisk, RestorePoint
 from domains.handlers import DOMAIN
 from domains.sync import host_vms_and_disks_reconcile
 from hosts.connection import connect_uri, host_session
 from hosts.models import Host
-from operations.frame import operation_frame
+from operations.frame import Target, operation_frame
 from operations.models import Operation
 from operations.registry import Report, operation_handler
 from storage.records import volume_record_made
@@ -27,6 +26,11 @@ from virt import backup as virt_backup
 from virt import backup_copies
 from virt.backup_copies import HostEnd
 from virt.types import Connection
+
+
+# A restore from a copy must not need the point's own host (it may be the one that is gone): the
+# handler connects to the host it reads from and the host it restores on, and no other.
+POINT_ANYWHERE = Target[RestorePoint](rows=lambda: RestorePoint.objects.select_related("host"))
 
 
 def _verified(conn: Connection, source: RestoreSource, report: Report) -> None:
@@ -48,9 +52,9 @@ def backup_restore_elsewhere(operation: Operation, report: Report) -> str:
     arguments = operation.arguments
     new_name, pool_name = arguments["name"], arguments["pool"]
     host = Host.objects.get(pk=arguments["host"])
-    with operation_frame(operation, report, RESTORE_POINT) as frame, ExitStack() as stack:
+    with operation_frame(operation, report, POINT_ANYWHERE) as frame, ExitStack() as stack:
         point: RestorePoint = frame.row
-        opened = {point.host_id: frame.conn}
+        opened: dict[int, Connection] = {}
         source = restore_source(point, arguments.get("copy"))
         source_conn = _connection(stack, opened, source.host)
         target_conn = _connection(stack, opened, host)
