@@ -300,7 +300,8 @@ def backup_pools_for(user: AbstractBaseUser, domain: Domain) -> QuerySet[Storage
     return pools_for_new_volume(user, domain).filter(pool_type__in=BACKUP_POOL_TYPES)
 
 
-def restore_refusal(user: AbstractBaseUser, domain: Domain, point: RestorePoint, host: Host | None = None) -> str | None:
+def restore_refusal(user: AbstractBaseUser, domain: Domain, point: RestorePoint,
+                    host: Host | None = None) -> str | None:
     """Why the user may not restore this restore point of the VM as a new VM on `host` (default: the
     host that holds the point's files) (None: they may). The files may be read on any host: the VM's
     operator restores its backups, and the new VM is on a host they operate."""

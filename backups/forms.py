@@ -51,7 +51,8 @@ class RestoreForm(forms.Form):
 
     name = forms.CharField(max_length=300, label="Name of the new VM", help_text=NAME_RULE, strip=False)
     host = forms.ModelChoiceField(queryset=None, required=False, label="Host",
-                                  help_text="Where the new VM is made: a host you operate. Empty: the backup's own host.")
+                                  help_text="Where the new VM is made: a host you operate. Empty: the backup's own "
+                                            "host.")
     pool = forms.ChoiceField(label="Pool for its disks", help_text="An active dir, fs or netfs pool of that host.")
     source = forms.ChoiceField(required=False, label="Read the backup from",
                                help_text="Where it was taken, or a second copy on another host.")
@@ -91,7 +92,8 @@ class RestoreForm(forms.Form):
         if pool_name:
             pool = next((pool for pool in self.all_pools if pool.host_id == host.pk and pool.name == pool_name), None)
             if pool is None:
-                offered = ", ".join(pool.name for pool in self.all_pools if pool.host_id == host.pk) or "none you may use"
+                offered = (", ".join(pool.name for pool in self.all_pools if pool.host_id == host.pk)
+                           or "none you may use")
                 self.add_error("pool", f"{host} has no active dir, fs or netfs pool named {pool_name!r} that you may "
                                        f"use (its pools: {offered}).")
             cleaned["pool"] = pool

@@ -74,7 +74,8 @@ def parse_manifest(data: bytes) -> dict:
 @transaction.atomic
 def catalogue_rebuild(*, host: Host, pool_name: str, manifests: dict[str, bytes]) -> tuple[list[RestorePoint], list[str]]:
     """Add to the catalogue the restore points whose manifests (name -> bytes, as read from the pool)
-    it lacks, parents before children; a known point's manifest in another place records a copy of it. Returns the points added, and a line per manifest skipped."""
+    it lacks, parents before children; a known point's manifest in another place (a second copy's
+    pool) records a copy of it. Returns the points added, and a line per manifest skipped."""
     documents, skipped = [], []
     for name, data in sorted(manifests.items()):
         try:
