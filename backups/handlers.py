@@ -121,7 +121,9 @@ def _prune(conn: Connection, dom: DomainHandle, point: RestorePoint, *, keep: in
     pruned = points_to_prune(points, keep)
     for old in pruned:  # newest first: an incremental goes before the point it rests on
         files = [old.manifest] + [disk.volume for disk in old.disks.all()]  # the manifest first: then it is gone
-        copies_delete(old)
+        kept_copies = copies_delete(old)
+        if kept_copies:
+            point.note = f"{point.note} Pruning: {'; '.join(kept_copies)}.".strip()
         old.delete()
         virt_backup.delete_files(conn, point.pool_name, files)
     if pruned:

@@ -192,6 +192,9 @@ def test_a_vm_operator_restores_on_a_host_they_operate_and_in_place_on_their_vm(
     assert api.post(in_place, {"confirm": True, "source": site["copy"].pk}, format="json").status_code == 202
     assert Operation.objects.get(kind="backup.restore_in_place").arguments == {"point": point.pk,
                                                                               "copy": site["copy"].pk}
+    panel = client.get(reverse("domains:detail", args=[vm.pk])).content.decode()
+    assert "copy: copies on away" in panel and 'data-action="restore_in_place"' in panel
+    assert 'data-action="attach_disk" disabled title="web is shut off: a backup' in panel
     viewer = get_user_model().objects.create_user(f"viewer-{uuid.uuid4().hex[:6]}", password="x")
     Grant.objects.create(user=viewer, role=Role.VIEWER, domain=vm)
     assert token_client(viewer).post(in_place, {"confirm": True}, format="json").status_code == 403
