@@ -274,7 +274,15 @@ def _flat_into(source: HostEnd, target: HostEnd, *, same_host: bool, top: str, n
         spec.format = fmt
         if fmt == "qcow2":
             spec.compat = QCOW2_COMPAT
-        return destination.createXMLFrom(spec.to_xml(), top_volume, 0)
+        made = destination.createXMLFrom(spec.to_xml(), top_volume, 0)
+        if fmt == BACKUP_FORMAT:
+            try:
+                _require_flat_copy(target.conn, made, capacity=spec.capacity)
+            except BaseException:
+                with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
+                    made.delete(0)
+                raise
+        return made
     flat_copy_to(source, target, top=top, name=name, fmt=fmt)
     destination.refresh(0)
     return destination.storageVolLookupByName(name)
