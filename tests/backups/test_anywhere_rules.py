@@ -192,6 +192,16 @@ def test_a_vm_operator_restores_on_a_host_they_operate_and_in_place_on_their_vm(
     assert api.post(in_place, {"confirm": True, "source": site["copy"].pk}, format="json").status_code == 202
     assert Operation.objects.get(kind="backup.restore_in_place").arguments == {"point": point.pk,
                                                                               "copy": site["copy"].pk}
+    # The same on the pages: unconfirmed, refused with the reason; a disk is attached only while it runs.
+    page_in_place = reverse("backups:restore_in_place", args=[vm.pk, point.pk])
+    Operation.objects.filter(kind="backup.restore_in_place").delete()
+    said = client.post(page_in_place, {}, follow=True).content.decode()
+    assert "what they hold now is lost" in said and not Operation.objects.filter(kind="backup.restore_in_place")
+    said = client.post(reverse("backups:attach_disk", args=[vm.pk, point.pk]), {"disk": "vda", "pool": "images"},
+                       follow=True).content.decode()
+    assert "attached to a running VM" in said and not Operation.objects.filter(kind="backup.attach_disk")
+    assert client.post(page_in_place, {"confirm": "on"}).status_code == 302
+    assert Operation.objects.filter(kind="backup.restore_in_place").count() == 1
     panel = client.get(reverse("domains:detail", args=[vm.pk])).content.decode()
     assert "copy: copies on away" in panel and 'data-action="restore_in_place"' in panel
     assert 'data-action="attach_disk" disabled title="web is shut off: a backup' in panel
