@@ -10,7 +10,8 @@ it through the API with a real worker:
 - the full point's disk attached read-only to the running VM, then detached and deleted;
 - the VM shut off and restored in place from the full point's copy on B: its disk is the original again;
 - the next backup starts a new chain (its note says why), the job's retention prunes the older points
-  with their copies on B, and the catalogue rebuilt from B's manifests finds the copy again."""
+  with their copies on B, and the catalogue rebuilt from B's manifests finds the copy again;
+- a damaged copy is refused, nothing written."""
 from __future__ import annotations
 
 import shutil
@@ -214,4 +215,20 @@ def test_copies_restores_anywhere_in_place_and_attached(two_hosts, celery_worker
     manifests = virt_backup.read_files(env["conn_b"], env["copies"], suffix=MANIFEST_SUFFIX)
     added, skipped = catalogue_rebuild(host=host_b, pool_name=env["copies"], manifests=manifests)
     assert (added, skipped) == ([], [])
-    assert RestorePointCopy.objects.get(point=restarted).sha256s == restarted_copy.sha256s
+    copy = RestorePointCopy.objects.get(point=restarted)
+    assert copy.sha256s == restarted_copy.sha256s
+
+    # A damaged copy is refused before anything is written: the checksum is checked where it is read.
+    damaged = on_disk(env["b"], f"/var/lib/libvirt/images/{env['copies']}/{restarted.disks.get().volume}")
+    with damaged.open("r+b") as image:
+        image.seek(-4096, 2)
+        image.write(b"\xff" * 16)
+    before = files_of(env["conn_a"], env["disks"])
+    answer = api.post(reverse("api:vm_backup_restore", args=[vm.pk, restarted.pk]),
+                      {"name": f"{TEST_GUEST_PREFIX}damaged", "host": host_a.pk, "pool": env["disks"],
+                       "source": copy.pk}, format="json")
+    operation = Operation.objects.get(pk=answer.json()["operation"])
+    stack.wait_until(lambda: Operation.objects.get(pk=operation.pk).is_finished, timeout=60, message="the restore")
+    operation.refresh_from_db()
+    assert operation.state == OperationState.FAILED and "it is damaged. Nothing was restored" in operation.error
+    assert files_of(env["conn_a"], env["disks"]) == before
