@@ -281,7 +281,8 @@ def new_volume_refusal(user: AbstractBaseUser, domain: Domain, pool: Model) -> s
 # ---------------------------------------------------------------------------------------------
 # Backups (issue 18): a VM's viewers see its restore points; its operators back it up now, into a
 # file pool they may make its volumes in; restoring makes a new VM, so it needs an operator's right
-# on the host that holds the restore point's files too (as a clone does).
+# on the host it is made on (any host they operate); in place (the VM shut off) and one disk attached
+# read-only are the VM's operators'. A job's second copy goes to another host its manager operates.
 
 BACKUP_POOL_TYPES = ("dir", "fs", "netfs")  # a backup is a file (and a chain of qcow2 overlays)
 
@@ -299,20 +300,36 @@ def backup_pools_for(user: AbstractBaseUser, domain: Domain) -> QuerySet[Storage
     return pools_for_new_volume(user, domain).filter(pool_type__in=BACKUP_POOL_TYPES)
 
 
-def restore_refusal(user: AbstractBaseUser, domain: Domain, point: RestorePoint) -> str | None:
-    """Why the user may not restore this restore point of the VM as a new VM (None: they may)."""
+def restore_refusal(user: AbstractBaseUser, domain: Domain, point: RestorePoint,
+                    host: Host | None = None) -> str | None:
+    """Why the user may not restore this restore point of the VM as a new VM on `host` (default: the
+    host that holds the point's files) (None: they may). The files may be read on any host: the VM's
+    operator restores its backups, and the new VM is on a host they operate."""
+    host = host or point.host
     if not may(user, OPERATE, domain):
         return "Your role does not allow changes to this VM."
-    if not may(user, OPERATE, point.host):
-        return (f"Restoring makes a new VM on {point.host}, where the backup's files are: that needs an operator's "
-                f"right on the host, not only on {domain.name}. Ask a host operator.")
+    if not may(user, OPERATE, host):
+        return (f"Restoring makes a new VM on {host}: that needs an operator's right on the host, not only on "
+                f"{domain.name}. Choose a host you operate, or ask a host operator.")
     return None
 
 
-def restore_pools_for(user: AbstractBaseUser, point: RestorePoint) -> QuerySet[StoragePool]:
-    """The active file pools of the restore point's host a restored VM's disks may go in: a host operator's."""
-    pools = StoragePool.objects.filter(host_id=point.host_id, active=True, pool_type__in=BACKUP_POOL_TYPES)
-    return pools if may(user, OPERATE, point.host) else pools.none()
+def restore_hosts_for(user: AbstractBaseUser) -> QuerySet[Host]:
+    """The hosts a restored VM may be made on: those the user operates."""
+    return hosts_for(user, OPERATE)
+
+
+def restore_target_pools_for(user: AbstractBaseUser) -> QuerySet[StoragePool]:
+    """The active file pools, on any host the user operates, a restored VM's disks may go in."""
+    return StoragePool.objects.filter(host__in=restore_hosts_for(user), active=True, pool_type__in=BACKUP_POOL_TYPES)
+
+
+def restore_in_place_refusal(user: AbstractBaseUser, domain: Domain) -> str | None:
+    """Why the user may not overwrite the VM's disks from one of its backups, or attach a backup's disk
+    to it and detach it (None: they may): the VM's operators may."""
+    if not may(user, OPERATE, domain):
+        return "Your role does not allow changes to this VM."
+    return None
 
 
 # Backup jobs (issue 18): a job backs up VMs of one host into a pool of that host, so managing it

@@ -22,7 +22,8 @@ class BackupJobSerializer(serializers.ModelSerializer):
     class Meta:
         model = BackupJob
         fields = ["id", "name", "host", "selection", "domains", "pattern", "pool_name", "schedule", "full_every",
-                  "keep_last", "enabled", "runs", "last_run_at", "last_run_note", "created_at"]
+                  "keep_last", "copy_host", "copy_pool_name", "enabled", "runs", "last_run_at", "last_run_note",
+                  "created_at"]
 
 
 class JobRunSerializer(serializers.Serializer):

@@ -6,13 +6,16 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
-from accounts.access import BACKUP_POOL_TYPES, backup_job_hosts_for, backup_pools_for, restore_pools_for
+from accounts.access import (BACKUP_POOL_TYPES, backup_job_hosts_for, backup_pools_for, restore_hosts_for,
+                             restore_target_pools_for)
 from backups.jobs import CRON_RULE, validate_schedule
 from backups.models import BackupJob, RestorePoint
 from backups.services import backup_state_refusal
 from domains.forms import NAME_RULE, IdsField, validate_domain_name
 from domains.models import Domain
+from networking.models import VirtualNetwork
 from storage.models import StoragePool
+from virt.backup_copies import definition_networks
 
 
 class BackupNowForm(forms.Form):
@@ -43,30 +46,86 @@ def no_backup_pool_refusal(domain: Domain) -> str:
 
 
 class RestoreForm(forms.Form):
+    """Restore as a new VM: on the point's own host (the default) or any other host the user operates,
+    read from where the point was taken or from one of its copies."""
+
     name = forms.CharField(max_length=300, label="Name of the new VM", help_text=NAME_RULE, strip=False)
-    pool = forms.ChoiceField(label="Pool for its disks")
+    host = forms.ModelChoiceField(queryset=None, required=False, label="Host",
+                                  help_text="Where the new VM is made: a host you operate. Empty: the backup's own "
+                                            "host.")
+    pool = forms.ChoiceField(label="Pool for its disks", help_text="An active dir, fs or netfs pool of that host.")
+    source = forms.ChoiceField(required=False, label="Read the backup from",
+                               help_text="Where it was taken, or a second copy on another host.")
+    network = forms.CharField(max_length=255, required=False, label="Network for its network cards",
+                              help_text="Only on another host: a network of that host for every network card, when the "
+                                        "VM's own networks or bridges are not there.")
 
     def __init__(self, *args, point: RestorePoint, user, **kwargs) -> None:
         self.point = point
         super().__init__(*args, **kwargs)
-        self.pools = {pool.name: pool for pool in restore_pools_for(user, point).order_by("name")}
-        self.fields["pool"].choices = [(name, name) for name in self.pools]
+        self.fields["host"].queryset = restore_hosts_for(user).order_by("name")
+        self.all_pools = list(restore_target_pools_for(user).select_related("host").order_by("host__name", "name"))
+        grouped: dict[str, list] = {}
+        for pool in self.all_pools:
+            grouped.setdefault(pool.host.name, []).append((pool.name, pool.name))
+        self.fields["pool"].choices = [(host, sorted(set(names))) for host, names in grouped.items()]
+        self.copies = {str(copy.pk): copy for copy in point.copies.select_related("host")}
+        self.fields["source"].choices = [("", f"{point.pool_name} on {point.host}")] + [
+            (pk, f"the copy in {copy.pool_name} on {copy.host}") for pk, copy in self.copies.items()]
 
     def clean_name(self) -> str:
-        name = validate_domain_name(self.cleaned_data["name"])
-        if Domain.objects.filter(host=self.point.host, name=name).exists():
-            raise ValidationError(f"The host {self.point.host} already has a VM named {name!r}.")
-        return name
+        return validate_domain_name(self.cleaned_data["name"])
 
-    def clean_pool(self):
-        return self.pools[self.cleaned_data["pool"]]
+    def clean_source(self):
+        return self.copies.get(self.cleaned_data.get("source") or "")
 
     def clean(self) -> dict:
         cleaned = super().clean()
         if self.point.state != RestorePoint.State.READY:
             raise ValidationError(f"The backup {self.point.name} is {self.point.get_state_display()}: it cannot be "
                                   "restored.")
+        host = cleaned.get("host") or self.point.host
+        cleaned["host"] = host
+        name, pool_name = cleaned.get("name"), cleaned.get("pool")
+        if name and Domain.objects.filter(host=host, name=name).exists():
+            self.add_error("name", f"The host {host} already has a VM named {name!r}.")
+        if pool_name:
+            pool = next((pool for pool in self.all_pools if pool.host_id == host.pk and pool.name == pool_name), None)
+            if pool is None:
+                offered = (", ".join(pool.name for pool in self.all_pools if pool.host_id == host.pk)
+                           or "none you may use")
+                self.add_error("pool", f"{host} has no active dir, fs or netfs pool named {pool_name!r} that you may "
+                                       f"use (its pools: {offered}).")
+            cleaned["pool"] = pool
+        self._check_network(host, cleaned)
         return cleaned
+
+    def _check_network(self, host, cleaned: dict) -> None:
+        """On another host, the VM's networks and bridges must be there, or one network chosen for all."""
+        network = cleaned.get("network") or None
+        cleaned["network"] = network
+        if host.pk == self.point.host_id:
+            if network:
+                self.add_error("network", "A network is chosen only for a restore on another host.")
+            return
+        networks = set(VirtualNetwork.objects.filter(host=host).values_list("name", flat=True))
+        if network:
+            if network not in networks:
+                self.add_error("network", f"{host} has no network named {network!r} "
+                                          f"(its networks: {', '.join(sorted(networks)) or 'none'}).")
+            return
+        bridges = set(VirtualNetwork.objects.filter(host=host).values_list("bridge", flat=True))
+        missing = [f"{kind} {name}" for kind, name in definition_networks(self.point.domain_xml)
+                   if name not in (networks if kind == "network" else bridges)]
+        if missing:
+            self.add_error("network", f"{host} has no {', '.join(missing)}, which the VM's network cards use: "
+                                      f"choose a network of {host} for them.")
+
+    @property
+    def elsewhere(self) -> bool:
+        """Whether the restore needs more than the point's own host and pool (another host, a copy, a network)."""
+        data = self.cleaned_data
+        return data["host"].pk != self.point.host_id or data.get("source") is not None or bool(data.get("network"))
 
 
 JOB_NAME = RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,63}$",
@@ -95,16 +154,22 @@ class BackupJobForm(forms.ModelForm):
                                     help_text="1: every run is a full backup; else incrementals in between.")
     keep_last = forms.IntegerField(min_value=1, max_value=1000, initial=7, label="Keep the last N restore points",
                                    help_text="Per VM in the pool; older ones a kept point depends on stay too.")
+    copy_host = forms.ModelChoiceField(queryset=None, required=False, label="Second copy on host",
+                                       help_text="Optional: after each backup, its files are copied to a pool of this "
+                                                 "other host (a host you operate); pruned with their points.")
+    copy_pool_name = forms.CharField(max_length=255, required=False, label="Second copy's pool",
+                                     help_text="An active dir, fs or netfs pool of that host.")
 
     class Meta:
         model = BackupJob
         fields = ["name", "host", "selection", "domains", "pattern", "pool_name", "schedule", "full_every",
-                  "keep_last", "enabled"]
+                  "keep_last", "copy_host", "copy_pool_name", "enabled"]
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         hosts = backup_job_hosts_for(user)
         self.fields["host"].queryset = hosts.order_by("name")
+        self.fields["copy_host"].queryset = hosts.order_by("name")
         self.fields["domains"].queryset = Domain.objects.filter(host__in=hosts).select_related("host").order_by("name")
         self.fields["selection"].label = "Which VMs"
         if not hosts.exists():
@@ -137,7 +202,27 @@ class BackupJobForm(forms.ModelForm):
         elif selection != BackupJob.Selection.PATTERN and cleaned.get("pattern"):
             self.add_error("pattern", "A pattern is used only for “VMs whose name matches a pattern”; leave it out.")
         self._check_pool(host, cleaned.get("pool_name"))
+        self._check_copy(host, cleaned.get("copy_host"), cleaned.get("copy_pool_name", "").strip())
         return cleaned
+
+    def _check_copy(self, host, copy_host, pool_name: str) -> None:
+        """The second copy: both a host (another one) and a pool of it, or neither."""
+        if copy_host is None:
+            if pool_name:
+                self.add_error("copy_host", "Choose the host the second copy goes to, or leave its pool empty.")
+            return
+        if copy_host.pk == host.pk:
+            self.add_error("copy_host", f"The second copy goes to another host than {host.name}, which holds the "
+                                        "backups: a copy on the same host is lost with it.")
+            return
+        if not pool_name:
+            self.add_error("copy_pool_name", f"Give the pool of {copy_host.name} the second copy goes to.")
+            return
+        pools = StoragePool.objects.filter(host=copy_host, active=True, pool_type__in=BACKUP_POOL_TYPES)
+        if not pools.filter(name=pool_name).exists():
+            offered = ", ".join(pools.order_by("name").values_list("name", flat=True)) or "none"
+            self.add_error("copy_pool_name", f"{copy_host.name} has no active dir, fs or netfs pool named "
+                                             f"{pool_name!r} (its backup pools: {offered}).")
 
     def _check_pool(self, host, name: str | None) -> None:
         if not name:

@@ -14,6 +14,7 @@ import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from backups.copies import copies_delete, copy_after_backup
 from backups.manifest import MANIFEST_SUFFIX, disk_file_name, manifest_name, manifest_of, point_stem
 from backups.models import RestorePoint
 from backups.retention import points_to_prune
@@ -57,7 +58,7 @@ def backup_create(operation: Operation, report: Report) -> str:
     with operation_frame(operation, report, DOMAIN, stores=(store_pool,)) as frame:
         point, disks = _back_up(frame.conn, frame.handle, frame.row, operation, frame.report, pool_name=pool_name,
                                 name=name)
-    return _describe(point, disks)
+    return _describe(point, disks) + copy_after_backup(operation, point)
 
 
 def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Operation, report: Report, *,
@@ -120,6 +121,9 @@ def _prune(conn: Connection, dom: DomainHandle, point: RestorePoint, *, keep: in
     pruned = points_to_prune(points, keep)
     for old in pruned:  # newest first: an incremental goes before the point it rests on
         files = [old.manifest] + [disk.volume for disk in old.disks.all()]  # the manifest first: then it is gone
+        kept_copies = copies_delete(old)
+        if kept_copies:
+            point.note = f"{point.note} Pruning: {'; '.join(kept_copies)}.".strip()
         old.delete()
         virt_backup.delete_files(conn, point.pool_name, files)
     if pruned:

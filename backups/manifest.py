@@ -9,7 +9,7 @@ from datetime import datetime
 
 from django.db import transaction
 
-from backups.models import RestorePoint, RestorePointDisk
+from backups.models import RestorePoint, RestorePointCopy, RestorePointDisk
 from hosts.models import Host
 
 MANIFEST_FORMAT = "vmsite-restore-point"
@@ -74,7 +74,8 @@ def parse_manifest(data: bytes) -> dict:
 @transaction.atomic
 def catalogue_rebuild(*, host: Host, pool_name: str, manifests: dict[str, bytes]) -> tuple[list[RestorePoint], list[str]]:
     """Add to the catalogue the restore points whose manifests (name -> bytes, as read from the pool)
-    it lacks, parents before children. Returns the points added, and a line per manifest skipped."""
+    it lacks, parents before children; a known point's manifest in another place (a second copy's
+    pool) records a copy of it. Returns the points added, and a line per manifest skipped."""
     documents, skipped = [], []
     for name, data in sorted(manifests.items()):
         try:
@@ -84,7 +85,13 @@ def catalogue_rebuild(*, host: Host, pool_name: str, manifests: dict[str, bytes]
     added = []
     for document in sorted(documents, key=lambda doc: doc["created_at"]):
         vm_uuid = document["vm"]["uuid"]
-        if RestorePoint.objects.filter(domain_uuid=vm_uuid, name=document["name"]).exists():
+        known = RestorePoint.objects.filter(domain_uuid=vm_uuid, name=document["name"]).first()
+        if known is not None:
+            if (known.host_id, known.pool_name) != (host.pk, pool_name):  # a second copy of it (backups/copies.py)
+                RestorePointCopy.objects.get_or_create(
+                    point=known, host=host, pool_name=pool_name,
+                    defaults={"manifest": manifest_name(vm_uuid, document["name"]),
+                              "sha256s": {disk["target"]: disk["sha256"] for disk in document["disks"]}})
             continue
         parent = None
         if document["parent"]:

@@ -100,6 +100,9 @@ class BackupJob(models.Model):
     schedule = models.CharField(max_length=100)  # cron: minute hour day-of-month month day-of-week
     full_every = models.PositiveIntegerField(default=7)  # runs; 1: every run is a full backup
     keep_last = models.PositiveIntegerField(default=7)  # restore points per VM (and what they depend on)
+    # A second copy of each new restore point, in a pool of another host (backups/copies.py); none if null.
+    copy_host = models.ForeignKey("hosts.Host", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    copy_pool_name = models.CharField(max_length=255, blank=True)
     enabled = models.BooleanField(default=True)
     runs = models.PositiveIntegerField(default=0)
     last_run_at = models.DateTimeField(null=True, blank=True)
@@ -114,3 +117,42 @@ class BackupJob(models.Model):
 
     def __str__(self) -> str:
         return f"backup job {self.name}"
+
+
+class RestorePointCopy(models.Model):
+    """A restore point's second copy: its files and manifest in a pool of another host (a backup job's
+    copy pool), copied through storage streams. An incremental's copy names its parent's copy as its
+    backing file, so its bytes (and checksums) differ from the original's: each disk's are kept here."""
+
+    point = models.ForeignKey(RestorePoint, on_delete=models.CASCADE, related_name="copies")
+    host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="restore_point_copies")
+    pool_name = models.CharField(max_length=255)
+    manifest = models.CharField(max_length=255)  # the copy's own manifest in that pool
+    sha256s = models.JSONField(default=dict)  # disk target -> the SHA-256 of its file's copy
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["point", "host", "pool_name"], name="restore_point_copy_unique")]
+
+    def __str__(self) -> str:
+        return f"copy of {self.point} in {self.pool_name} on {self.host}"
+
+
+class AttachedBackupDisk(models.Model):
+    """One disk of a restore point, copied into a volume (the VM's own) and attached to the running VM
+    read-only, to copy files from; detached and deleted with a button."""
+
+    domain = models.ForeignKey("domains.Domain", on_delete=models.CASCADE, related_name="attached_backup_disks")
+    point = models.ForeignKey(RestorePoint, null=True, on_delete=models.SET_NULL, related_name="+")
+    point_label = models.CharField(max_length=255)  # "vda of <point>", kept if the point is pruned
+    device = models.CharField(max_length=32)  # its target in the VM: vdb...
+    pool_name = models.CharField(max_length=255)  # a pool of the VM's host
+    volume = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.point_label} attached to {self.domain} as {self.device}"

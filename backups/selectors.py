@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from accounts.access import backup_jobs_for, operations_for, restore_points_for
-from backups.models import BackupJob, RestorePoint, RestorePointDisk
+from backups.models import BackupJob, RestorePoint, RestorePointCopy, RestorePointDisk
 from domains.models import Domain
 from operations.choices import OperationState
 from operations.models import Operation
@@ -13,7 +13,8 @@ from operations.models import Operation
 def restore_points_list(*, user, domain: Domain) -> QuerySet[RestorePoint]:
     """The VM's restore points the user may see, newest first, with their disks and parents."""
     return (restore_points_for(user, domain).select_related("parent", "host")
-            .prefetch_related(Prefetch("disks", queryset=RestorePointDisk.objects.order_by("target"))))
+            .prefetch_related(Prefetch("disks", queryset=RestorePointDisk.objects.order_by("target")),
+                              Prefetch("copies", queryset=RestorePointCopy.objects.select_related("host"))))
 
 
 def failed_job_backups(user) -> list[Operation]:

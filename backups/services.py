@@ -44,6 +44,8 @@ def backup_enqueue(*, domain: Domain, user: AbstractBaseUser | None, pool: Stora
     arguments = {"pool": pool.name}
     if job is not None:
         arguments |= {"job": job.pk, "job_name": job.name, "keep_last": job.keep_last}
+        if job.copy_host_id and job.copy_pool_name:  # backups/copies.py: queued once the point is saved
+            arguments |= {"copy_host": job.copy_host_id, "copy_pool": job.copy_pool_name}
     if full_reason:
         arguments["full_reason"] = full_reason
     return operation_enqueue(kind="backup.create", target=domain, host=domain.host, user=user,

@@ -1,5 +1,5 @@
 """Pages of the backups app: "back up now" (a button on the VM's page) and "restore as a new VM"
-(a form). Each validates with its form, queues one operation and goes back to the VM's page."""
+(a form, on any host the user operates; backups/views_restores.py has in place and attach). Each validates with its form, queues one operation and goes back to the VM's page."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -8,10 +8,11 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views import View
 
-from accounts.access import OPERATE, restore_points_for, restore_refusal
+from accounts.access import OPERATE, restore_hosts_for, restore_points_for, restore_refusal
 from accounts.mixins import Access
 from backups.forms import BackupNowForm, RestoreForm
 from backups.models import RestorePoint
+from backups.restores import restore_elsewhere_enqueue
 from backups.services import BackupRefused, backup_enqueue, restore_enqueue
 from domains.models import Domain
 from operations.services import OperationBusy
@@ -47,32 +48,35 @@ def restore_point_of(user, domain: Domain, point_id: int) -> RestorePoint:
 
 
 class RestoreView(Access, View):
-    """Restore a restore point as a new VM on the host that holds its files."""
+    """Restore a restore point as a new VM: on its own host, or on another host the user operates,
+    read from where it was taken or from one of its copies."""
 
     need, kind = OPERATE, Domain
-    host_need = OPERATE  # a new VM on the host (the point's host is checked too: restore_refusal)
     template_name = "backups/restore.html"
+    needs_an_operated_host = True  # the new VM is made on a host the user operates (restore_refusal)
 
     def _point(self, request, pk: int, point_id: int) -> RestorePoint:
         point = restore_point_of(request.user, self.object, point_id)
-        refusal = restore_refusal(request.user, self.object, point)
-        if refusal:
-            raise PermissionDenied(refusal)
+        if not restore_hosts_for(request.user).exists():  # no host at all to make the new VM on
+            raise PermissionDenied(restore_refusal(request.user, self.object, point))
         return point
 
     def get(self, request, pk: int, point_id: int):
         point = self._point(request, pk, point_id)
-        initial = {"name": f"{point.domain_name}-{point.name}"[:64]}
+        initial = {"name": f"{point.domain_name}-{point.name}"[:64], "host": point.host_id}
         return self.render(request, point, RestoreForm(point=point, user=request.user, initial=initial))
 
     def post(self, request, pk: int, point_id: int):
         point = self._point(request, pk, point_id)
         form = RestoreForm(request.POST, point=point, user=request.user)
+        if form.is_valid():
+            refusal = restore_refusal(request.user, self.object, point, form.cleaned_data["host"])
+            if refusal:
+                form.add_error(None, refusal)
         if not form.is_valid():
             return self.render(request, point, form, status=400)
         try:
-            operation = restore_enqueue(point=point, user=request.user, name=form.cleaned_data["name"],
-                                        pool=form.cleaned_data["pool"])
+            operation = restore_queue(form, user=request.user)
         except OperationBusy as exc:
             form.add_error(None, f"The backup {point.name} is {exc}")
             return self.render(request, point, form, status=409)
@@ -82,3 +86,12 @@ class RestoreView(Access, View):
     def render(self, request, point: RestorePoint, form, status: int = 200):
         return render(request, self.template_name, {"domain": self.object, "point": point, "form": form},
                       status=status)
+
+
+def restore_queue(form: RestoreForm, *, user):
+    """The restore the valid form asks for: on the point's own host and pool, or anywhere else."""
+    data = form.cleaned_data
+    if form.elsewhere:
+        return restore_elsewhere_enqueue(point=form.point, user=user, name=data["name"], pool=data["pool"],
+                                         copy=data.get("source"), network=data.get("network"))
+    return restore_enqueue(point=form.point, user=user, name=data["name"], pool=data["pool"])

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django import template
 
-from accounts.access import OPERATE, may, restore_refusal
+from accounts.access import restore_hosts_for, restore_refusal
+from backups.models import AttachedBackupDisk
+from backups.restores import attach_refusal, in_place_refusal
 from backups.forms import BackupNowForm, no_backup_pool_refusal
 from backups.selectors import restore_points_list
 from backups.services import backup_state_refusal
@@ -23,8 +25,10 @@ def backups_panel(context) -> dict:
         panel["backup_form"] = BackupNowForm(domain=domain, user=user)
         panel["no_pool_refusal"] = no_backup_pool_refusal(domain)
         panel["backup_refusal"] = backup_state_refusal(domain)
-        hosts = {point.host for point in points}
-        panel["restorable_hosts"] = {host.pk for host in hosts if may(user, OPERATE, host)}
-        refused = next((point for point in points if point.host_id not in panel["restorable_hosts"]), None)
-        panel["restore_refusal"] = restore_refusal(user, domain, refused) if refused else ""
+        panel["can_restore_new"] = restore_hosts_for(user).exists()  # a new VM goes on any host they operate
+        panel["restore_refusal"] = ("" if panel["can_restore_new"] or not points
+                                    else restore_refusal(user, domain, points[0]))
+        panel["in_place_refusal"] = in_place_refusal(domain)
+        panel["attach_refusal"] = attach_refusal(domain)
+    panel["attached_disks"] = list(AttachedBackupDisk.objects.filter(domain=domain))
     return panel

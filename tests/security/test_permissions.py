@@ -190,7 +190,9 @@ def expected_for_vm_operator(url: str, method: str = "GET") -> str:
         return "forbidden" if need == ADMIN else "allowed"
     if kind is not Domain:
         return "hidden"
-    if need == ADMIN or getattr(resolve(url).func.view_class, "host_need", None):
+    view = resolve(url).func.view_class
+    # host_need: the VM's host too; needs_an_operated_host: some host (a restored VM is made on one they operate).
+    if need == ADMIN or getattr(view, "host_need", None) or getattr(view, "needs_an_operated_host", False):
         return "forbidden"
     return "allowed"
 
@@ -221,4 +223,8 @@ def test_a_vm_scoped_operator_reaches_its_vm_and_no_host_level_change(objects):
     # New NICs and filters are the host's (networks, filters): refused on the VM's own grant, pages and API.
     assert {"AttachNicView", "NicFilterView", "VMAttachNic", "VMNicFilter"} <= refused
     assert not {"NicChangeView", "NicLinkView", "DetachNicView", "VMNicLink", "VMNicChange"} & refused
+    # Restoring as a new VM needs a host they operate (none here); in place, attach and detach are the VM's.
+    assert {"RestoreView", "VMBackupRestore"} <= refused
+    assert not {"RestoreInPlaceView", "AttachDiskView", "DetachDiskView", "VMBackupRestoreInPlace", "VMBackupAttach",
+                "VMBackupDetach"} & refused
     assert row_counts() == before

@@ -11,7 +11,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from accounts.models import Grant, Role
-from backups.models import BackupJob, RestorePoint
+from backups.models import AttachedBackupDisk, BackupJob, RestorePoint
 from api.tokens import api_token_issue
 from domains.models import Domain
 from hosts.models import Host
@@ -55,7 +55,9 @@ def objects(db):
                                         manifest="walked.manifest.json", consistency="walked", domain_xml="<domain/>")
     job = BackupJob.objects.create(name="walked", host=host, selection="host", pool_name="walked-pool",
                                    schedule="0 2 * * *")
-    return {"token": token, "point": point, "job": job, "host": host, "domain": domain, "operation": operation, "network": network, "interface": interface,
+    attached = AttachedBackupDisk.objects.create(domain=domain, point=point, point_label="vda of walked", device="vdb",
+                                                 pool_name="walked-pool", volume="walked-vda.qcow2")
+    return {"token": token, "point": point, "job": job, "attached": attached, "host": host, "domain": domain, "operation": operation, "network": network, "interface": interface,
             "filter": nwfilter, "pool": pool, "volume": volume, "user": walked_user, "grant": grant}
 
 
@@ -82,7 +84,10 @@ OBJECT_FOR = {
     ("api", "*"): "domain",  # the VM changes (api/views_vm_changes.py)
     ("domains", "create_default"): "host", ("domains", "create_choices"): "host",
     ("backups", "*"): "domain", ("backups", "restore", "point_id"): "point",
-    ("api", "vm_backup_restore", "point_id"): "point",
+    ("backups", "restore_in_place", "point_id"): "point", ("backups", "attach_disk", "point_id"): "point",
+    ("backups", "detach_disk", "attached_id"): "attached",
+    ("api", "vm_backup_restore", "point_id"): "point", ("api", "vm_backup_restore_in_place", "point_id"): "point",
+    ("api", "vm_backup_attach", "point_id"): "point", ("api", "vm_backup_detach", "attached_id"): "attached",
     ("backup_jobs", "*"): "job", ("api", "backup_job"): "job", ("api", "backup_job_run"): "job",
 }
 TEXT_FOR = {"action": "start", "pool_type": "netfs", "what": "pool"}

@@ -1,0 +1,75 @@
+"""Operation handler `backup.copy`: a restore point's files and manifest copied into a pool of another
+host through storage streams (virt/backup_copies.py), each file checked against the catalogue as it
+is read and read back on the copy host; the copy recorded in the catalogue (RestorePointCopy). The
+points it rests on that have no copy there yet are copied first, oldest first, so the copied chain
+is whole. A failure leaves no file of the point being copied in the copy pool."""
+from __future__ import annotations
+
+import posixpath
+
+from backups.copies import copy_manifest
+from backups.handlers import RESTORE_POINT
+from backups.models import RestorePoint, RestorePointCopy
+from hosts.connection import connect_uri, host_session
+from hosts.models import Host
+from operations.frame import operation_frame
+from operations.models import Operation
+from operations.registry import Report, operation_handler
+from storage.sync import pool_refresh_row
+from storage.models import StoragePool
+from virt import backup as virt_backup
+from virt import backup_copies
+from virt.types import Connection
+
+
+@operation_handler("backup.copy")
+def backup_copy(operation: Operation, report: Report) -> str:
+    host = Host.objects.get(pk=operation.arguments["host"])
+    pool_name = operation.arguments["pool"]
+    with operation_frame(operation, report, RESTORE_POINT) as frame:
+        point = frame.row
+        if point.host_id == host.pk:
+            raise virt_backup.OperationInvalid("A second copy goes to a pool of another host than the backup's own.")
+        missing = [link for link in point.lineage()
+                   if not RestorePointCopy.objects.filter(point=link, host=host, pool_name=pool_name).exists()]
+        with host_session(host) as target_conn:
+            for index, link in enumerate(missing):
+                frame.report(2 + 90 * index // max(len(missing), 1),
+                             f"Copying {link.name} ({index + 1} of {len(missing)}) to {pool_name} on {host}")
+                _copy_point(frame.conn, target_conn, link, host=host, pool_name=pool_name)
+            _refresh_pool_row(target_conn, host, pool_name)
+    total = sum(disk.size for link in missing for disk in link.disks.all())
+    return (f"Copied {len(missing)} restore point(s) ({total / 2**20:.1f} MiB) to {pool_name} on {host}; "
+            "each file's checksum matched the catalogue, and its copy read back as sent")
+
+
+def _copy_point(source_conn: Connection, target_conn: Connection, point: RestorePoint, *, host: Host,
+                pool_name: str) -> RestorePointCopy:
+    disks = list(point.disks.all())
+    folder = backup_copies.pool_path(target_conn, pool_name)
+    parent_volumes = {disk.target: disk.volume for disk in point.parent.disks.all()} if point.parent_id else {}
+    copied: dict[str, tuple[str, str]] = {}
+    made: list[str] = []
+    try:
+        for disk in disks:
+            backing = posixpath.join(folder, parent_volumes[disk.target]) if point.parent_id else None
+            result = backup_copies.copy_file(
+                source_conn=source_conn, source_uri=connect_uri(point.host), source_pool=point.pool_name,
+                name=disk.volume, target_conn=target_conn, target_uri=connect_uri(host), target_pool=pool_name,
+                expected_sha256=disk.sha256, backing=backing)
+            made.append(result.volume)
+            copied[disk.target] = (result.path, result.sha256)
+        manifest = point.manifest
+        virt_backup.write_file(target_conn, pool_name, manifest, copy_manifest(point, disks, copied))
+        made.append(manifest)
+        return RestorePointCopy.objects.create(point=point, host=host, pool_name=pool_name, manifest=manifest,
+                                               sha256s={target: sha for target, (_, sha) in copied.items()})
+    except BaseException:  # nothing half-kept: the point's copied files go
+        virt_backup.delete_files(target_conn, pool_name, made)
+        raise
+
+
+def _refresh_pool_row(conn: Connection, host: Host, pool_name: str) -> None:
+    row = StoragePool.objects.filter(host=host, name=pool_name).first()
+    if row is not None:
+        pool_refresh_row(conn, row)
