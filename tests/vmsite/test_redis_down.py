@@ -28,18 +28,11 @@ from operations.services import NOT_QUEUED
 from tests import stack
 from tests.events.live import make_user, receive_until, session_cookie
 from tests.redis_server import OwnRedis
+from tests.vmsite.conftest import own_redis_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 REDIS_DOWN = "Redis is unreachable"
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    server = OwnRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -51,11 +44,6 @@ def site(own_redis, django_db_setup, stack_log_dir):
     stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=30, message="daphne listening")
     yield f"http://127.0.0.1:{port}"
     server.stop()
-
-
-def own_redis_env(own_redis: OwnRedis) -> dict[str, str]:
-    """The stack's environment with the test's Redis (settings_test reads the suite's base first)."""
-    return stack.stack_env(REDIS_URL=own_redis.url, VMSITE_SUITE_REDIS_URL=own_redis.url)
 
 
 def log_in(base: str, username: str, password: str = "x") -> tuple[requests.Session, requests.Response]:
