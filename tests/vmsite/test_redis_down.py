@@ -15,6 +15,7 @@ import pytest
 import requests
 import websocket
 from django.conf import settings
+from playwright.sync_api import expect
 from django.utils import timezone
 
 from api.tokens import api_token_issue
@@ -182,9 +183,10 @@ def console_answer(port: int, token: str) -> int:
         return refusal.status_code
 
 
-def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redis, site, stack_log_dir):
-    """Worker, listener, console proxy, the web process's hub and an open page's socket, all on the
-    test's Redis: stopped, started again on the same port (empty), and nothing restarted."""
+def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redis, site, stack_log_dir, page):
+    """Worker, listener, console proxy, the web process's hub, an open page in Chromium (live.js) and a
+    socket client, all on the test's Redis: stopped, started again on the same port (empty), and
+    nothing restarted."""
     env = own_redis_env(own_redis)
     host = Host.objects.create(name="h3", transport="test", address="default")
     _row, token = api_token_issue(user=make_user("script", superuser=True), name="script", days=None)
@@ -200,10 +202,15 @@ def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redi
         stack.wait_until(lambda: own_redis.client().get(lease_key(host.pk)), timeout=30, message="the listener's lease")
         stack.wait_until(lambda: stack.port_open("127.0.0.1", proxy_port), timeout=30, message="the console proxy")
         sock = stack.wait_until(lambda: live_socket(site, cookie), timeout=30, message="a live socket")
+        page.context.add_cookies([{"name": "sessionid", "value": cookie, "url": site}])
+        page.goto(f"{site}/operations/")
+        indicator = page.locator("#live-indicator")
+        expect(indicator).to_have_attribute("data-state", "live")
 
         own_redis.stop()
         assert close_code(sock, timeout=10) == CLOSE_LIVE_UNAVAILABLE  # the hub lost Redis: the page will reconnect
         assert console_answer(proxy_port, "any") == 503
+        expect(indicator).to_have_attribute("data-state", "reconnecting")
         stack.wait_until(lambda: "host leases not renewed" in listener.log(), timeout=10, message="the listener to notice")
         stack.wait_until(lambda: "Connection to broker lost" in worker.log(), timeout=10, message="the worker to notice")
 
@@ -211,6 +218,8 @@ def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redi
         back = time.monotonic()
         sock = stack.wait_until(lambda: live_socket(site, cookie), timeout=30, message="the live socket again")
         socket_after = time.monotonic() - back
+        expect(indicator).to_have_attribute("data-state", "live", timeout=15_000)  # live.js: backoff, at most 5 s
+        page_after = time.monotonic() - back
         stack.wait_until(lambda: console_answer(proxy_port, "unknown") == 403, timeout=10,
                          message="the console proxy to look tokens up again")
         proxy_after = time.monotonic() - back
@@ -224,12 +233,15 @@ def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redi
         receive_until(sock, lambda m: m["type"] == "operation" and m["id"] == operation_id
                       and m["state"] == OperationState.SUCCEEDED, timeout=45)
         action_after = time.monotonic() - back
+        row = page.locator("#operation-list-live tr", has=page.locator(f"a[href='/operations/{operation_id}/']"))
+        expect(row).to_contain_text("Succeeded")  # the open page got the message and refreshed its list
         Host.objects.filter(pk=host.pk).update(enabled=False)  # only the listener publishes this one
         receive_until(sock, lambda m: m["type"] == "host" and m["id"] == host.pk, timeout=15)
         sock.close()
     finally:
         for process in (proxy, listener, worker):
             process.stop()
-    print(f"recovery after Redis returned: live socket {socket_after:.1f} s, console proxy {proxy_after:.1f} s, "
+    print(f"recovery after Redis returned: live socket {socket_after:.1f} s, page {page_after:.1f} s, "
+          f"console proxy {proxy_after:.1f} s, "
           f"listener lease {lease_after:.1f} s, an action run and its message on the page {action_after:.1f} s")
-    assert socket_after < 8 and proxy_after < 8 and lease_after < 15 and action_after < 40
+    assert socket_after < 8 and page_after < 15 and proxy_after < 8 and lease_after < 15 and action_after < 40
