@@ -87,11 +87,11 @@ def test_a_postgresql_restart_under_load_fails_requests_in_words_and_every_proce
     port = stack.free_port()
     processes = [stack.start_process("pg-restart-web", stack.daphne_argv(port), log_dir=stack_log_dir, env=env)]
     try:
-        processes.append(stack.start_worker("pg-restart-worker", log_dir=stack_log_dir, queues="pg-restart",
-                                            concurrency=1, env=env))
         listener = stack.start_process("pg-restart-listener", [str(stack.VENV_BIN / "python"), "manage.py", "listen"],
                                        log_dir=stack_log_dir, env=env)
         processes.append(listener)
+        processes.append(stack.start_worker("pg-restart-worker", log_dir=stack_log_dir, queues="pg-restart",
+                                            concurrency=1, env=env))
         base = f"http://127.0.0.1:{port}"
         stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=30, message="daphne listening")
         stack.wait_until(lambda: own_redis.client().get(lease_key(int(host_id))), timeout=30,
@@ -110,7 +110,7 @@ def test_a_postgresql_restart_under_load_fails_requests_in_words_and_every_proce
             stack.wait_until(lambda: any(status == 200 for _, _, status, _ in load.between(back)), timeout=30,
                              message="the web process to answer again")
             web_after = min(at for at, _, status, _ in load.between(back) if status == 200) - back
-            time.sleep(2)  # and keep answering
+            time.sleep(1)  # and keep answering
         during, after = load.between(stopped, back), load.between(back + web_after)
 
         assert refused.status_code == 503 and refused.json()["error"].startswith(DATABASE_DOWN)

@@ -191,14 +191,15 @@ def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redi
     host = Host.objects.create(name="h3", transport="test", address="default")
     _row, token = api_token_issue(user=make_user("script", superuser=True), name="script", days=None)
     cookie = session_cookie(make_user("admin", superuser=True))
-    worker = stack.start_worker("redis-returns-worker", log_dir=stack_log_dir, concurrency=1, env=env)
     listener = stack.start_process("redis-returns-listener", [str(stack.VENV_BIN / "python"), "manage.py", "listen"],
                                    log_dir=stack_log_dir, env=env)
     proxy_port = stack.free_port()
     proxy = stack.start_process("redis-returns-consoles", [str(stack.VENV_BIN / "python"), "manage.py", "consoleproxy",
                                                            "--host", "127.0.0.1", "--port", str(proxy_port)],
                                 log_dir=stack_log_dir, env=env)
+    worker = None
     try:
+        worker = stack.start_worker("redis-returns-worker", log_dir=stack_log_dir, concurrency=1, env=env)
         stack.wait_until(lambda: own_redis.client().get(lease_key(host.pk)), timeout=30, message="the listener's lease")
         stack.wait_until(lambda: stack.port_open("127.0.0.1", proxy_port), timeout=30, message="the console proxy")
         sock = stack.wait_until(lambda: live_socket(site, cookie), timeout=30, message="a live socket")
@@ -240,7 +241,8 @@ def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redi
         sock.close()
     finally:
         for process in (proxy, listener, worker):
-            process.stop()
+            if process is not None:
+                process.stop()
     print(f"recovery after Redis returned: live socket {socket_after:.1f} s, page {page_after:.1f} s, "
           f"console proxy {proxy_after:.1f} s, "
           f"listener lease {lease_after:.1f} s, an action run and its message on the page {action_after:.1f} s")
