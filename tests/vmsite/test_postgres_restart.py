@@ -18,6 +18,7 @@ from events.watching import lease_key
 from tests import stack
 from tests.postgres_server import OwnPostgres
 from tests.vmsite.conftest import own_redis_env
+from tests.vmsite.test_redis_down import log_in
 
 pytestmark = [pytest.mark.integration]
 
@@ -44,16 +45,18 @@ def own_postgres():
 
 @dataclass
 class Load:
-    """Requests in a loop from two threads, every answer kept: (time, path, status, body)."""
+    """Requests in a loop from three threads, every answer kept: (time, path, status, body). The API
+    with a token, and a page with a logged-in browser session."""
 
     base: str
     token: str
+    browser: requests.Session
     answers: list[tuple[float, str, int, str]] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> "Load":
         self.threads = [threading.Thread(target=self._loop, args=(path,), daemon=True)
-                        for path in ("/api/v1/hosts/", "/api/v1/operations/")]
+                        for path in ("/api/v1/hosts/", "/api/v1/operations/", "/hosts/")]
         for thread in self.threads:
             thread.start()
         return self
@@ -66,9 +69,12 @@ class Load:
     def _loop(self, path: str) -> None:
         while not self.stopping.is_set():
             try:
-                answer = requests.get(f"{self.base}{path}", headers={"Authorization": f"Bearer {self.token}"},
-                                      timeout=30)
-                self.answers.append((time.monotonic(), path, answer.status_code, answer.text[:300]))
+                if path.startswith("/api/"):
+                    answer = requests.get(f"{self.base}{path}", headers={"Authorization": f"Bearer {self.token}"},
+                                          timeout=30)
+                else:
+                    answer = self.browser.get(f"{self.base}{path}", allow_redirects=False, timeout=30)
+                self.answers.append((time.monotonic(), path, answer.status_code, answer.text))
             except requests.RequestException as exc:
                 self.answers.append((time.monotonic(), path, 0, str(exc)))
             time.sleep(0.05)
@@ -97,7 +103,9 @@ def test_a_postgresql_restart_under_load_fails_requests_in_words_and_every_proce
         stack.wait_until(lambda: own_redis.client().get(lease_key(int(host_id))), timeout=30,
                          message="the listener to watch the host")
 
-        with Load(base, token) as load:
+        browser, login = log_in(base, "script")
+        assert login.status_code == 302
+        with Load(base, token, browser) as load:
             stack.wait_until(lambda: len(load.answers) >= 4, timeout=30, message="answers before the restart")
             stopped = time.monotonic()
             own_postgres.stop()
@@ -116,8 +124,12 @@ def test_a_postgresql_restart_under_load_fails_requests_in_words_and_every_proce
         assert refused.status_code == 503 and refused.json()["error"].startswith(DATABASE_DOWN)
         assert {status for _, _, status, _ in during} <= {200, 503}, during
         for _, path, status, body in during:
-            if status == 503:
+            if status == 503 and path.startswith("/api/"):
                 assert json.loads(body)["error"].startswith(f"{DATABASE_DOWN}; nothing was changed"), (path, body)
+            elif status == 503:
+                assert f"{DATABASE_DOWN}; nothing was changed" in body, (path, body)
+        assert {path for _, path, status, _ in during if status == 503} == {"/api/v1/hosts/", "/api/v1/operations/",
+                                                                            "/hosts/"}
         assert {status for _, _, status, _ in after} == {200}, [a for a in after if a[2] != 200][:5]
         assert not any("Traceback" in body for _, _, _, body in load.answers)
 

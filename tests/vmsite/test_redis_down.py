@@ -183,6 +183,7 @@ def console_answer(port: int, token: str) -> int:
         return refusal.status_code
 
 
+@pytest.mark.browser
 def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redis, site, stack_log_dir, page):
     """Worker, listener, console proxy, the web process's hub, an open page in Chromium (live.js) and a
     socket client, all on the test's Redis: stopped, started again on the same port (empty), and
