@@ -2,7 +2,8 @@
 stopped and started again under a real daphne. Pages that only read the database still answer;
 what needs Redis answers 503 saying that Redis is unreachable (JSON for the API); a login is
 refused rather than let through unchecked; an action is never reported accepted unless queued;
-and when Redis is back everything works again without restarting anything."""
+and when Redis is back everything works again without restarting anything: the web process, its
+live hub and an open page, a worker, a listener and the console proxy, each timed."""
 from __future__ import annotations
 
 import json
@@ -15,6 +16,8 @@ import pytest
 import requests
 import websocket
 from django.conf import settings
+from django.test import Client
+from django.urls import reverse
 from playwright.sync_api import expect
 from django.utils import timezone
 
@@ -23,10 +26,12 @@ from domains.models import Domain
 from events.hub import CLOSE_LIVE_UNAVAILABLE
 from events.watching import lease_key
 from hosts.models import Host
+from hosts.services import host_register_local
 from operations.choices import OperationState
 from operations.models import Operation
 from operations.services import NOT_QUEUED
 from tests import stack
+from tests.domains.helpers import LOCAL, cached
 from tests.events.live import make_user, receive_until, session_cookie
 from tests.redis_server import OwnRedis
 from tests.vmsite.conftest import own_redis_env
@@ -183,15 +188,34 @@ def console_answer(port: int, token: str) -> int:
         return refusal.status_code
 
 
+def console_banner(port: int, browser: Client, vm: Domain) -> bytes:
+    """A console opened as the console page does: a token for the VM, then the proxy's websocket."""
+    token = browser.post(reverse("consoles:token", args=[vm.pk])).json()["token"]
+    sock = websocket.create_connection(f"ws://127.0.0.1:{port}/?token={token}", timeout=10,
+                                       origin=f"http://127.0.0.1:{settings.VMSITE_PORT}",
+                                       cookie=f"sessionid={browser.cookies['sessionid'].value}")
+    try:
+        return sock.recv()
+    finally:
+        sock.close()
+
+
 @pytest.mark.browser
-def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redis, site, stack_log_dir, page):
+def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redis, site, stack_log_dir, page, guests,
+                                                                       local_libvirt, settings):
     """Worker, listener, console proxy, the web process's hub, an open page in Chromium (live.js) and a
     socket client, all on the test's Redis: stopped, started again on the same port (empty), and
     nothing restarted."""
+    test_settings = settings
     env = own_redis_env(own_redis)
+    test_settings.REDIS_URL = own_redis.url_of_this_process  # the console token this process issues
     host = Host.objects.create(name="h3", transport="test", address="default")
+    vm = cached(host_register_local()[0], guests.define(LOCAL, start=True))  # a VNC display to reach
     _row, token = api_token_issue(user=make_user("script", superuser=True), name="script", days=None)
-    cookie = session_cookie(make_user("admin", superuser=True))
+    admin = make_user("admin", superuser=True)
+    cookie = session_cookie(admin)
+    browser = Client()
+    browser.force_login(admin)
     listener = stack.start_process("redis-returns-listener", [str(stack.VENV_BIN / "python"), "manage.py", "listen"],
                                    log_dir=stack_log_dir, env=env)
     proxy_port = stack.free_port()
@@ -224,6 +248,7 @@ def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redi
         page_after = time.monotonic() - back
         stack.wait_until(lambda: console_answer(proxy_port, "unknown") == 403, timeout=10,
                          message="the console proxy to look tokens up again")
+        assert console_banner(proxy_port, browser, vm).startswith(b"RFB 003.00")  # a console opens
         proxy_after = time.monotonic() - back
         stack.wait_until(lambda: own_redis.client().get(lease_key(host.pk)), timeout=30,
                          message="the listener to take its lease again")
