@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -32,11 +33,16 @@ def state(operation: Operation) -> str:
 def test_sigterm_lets_the_running_operation_finish_and_hands_back_the_one_not_started(
         local_libvirt, guests, redis_ready, stack_log_dir, settings):
     settings.OPERATIONS_QUEUE = QUEUE  # only this test's workers listen here
-    local_host, _ = host_register_local()
-    other_host = Host.objects.create(name="other", transport="test", address="default")
-    guest = guests.define(LOCAL, start=True)  # no OS: it ignores the ACPI request, the shutdown waits
-    domain = cached(local_host, guest)
-    worker = stack.start_worker("rolling-old", log_dir=stack_log_dir, queues=QUEUE, concurrency=1)
+    with ThreadPoolExecutor(max_workers=1) as starting:  # the worker starts while the guest does
+        worker_started = starting.submit(stack.start_worker, "rolling-old", log_dir=stack_log_dir, queues=QUEUE,
+                                         concurrency=1)
+        try:
+            local_host, _ = host_register_local()
+            other_host = Host.objects.create(name="other", transport="test", address="default")
+            guest = guests.define(LOCAL, start=True)  # no OS: it ignores the ACPI request, the shutdown waits
+            domain = cached(local_host, guest)
+        finally:
+            worker = worker_started.result()
     successor = None
     try:
         running = domain_action_enqueue(domain=domain, action="shutdown", user=None, arguments={"timeout": 60})
