@@ -16,6 +16,7 @@ import threading
 from http.cookies import CookieError, SimpleCookie
 from urllib.parse import parse_qs, urlsplit
 
+import redis
 from django.conf import settings
 from django.db import close_old_connections, connections
 from django.utils.crypto import constant_time_compare
@@ -104,6 +105,10 @@ class ConsoleProxyHandler(ProxyRequestHandler):
         except ConsoleRefused:
             self.send_auth_error(auth_plugins.AuthenticationError(response_code=403, response_msg="Forbidden"))
             raise
+        except redis.RedisError as exc:  # each lookup opens its own connection: the next one after Redis returns works
+            self.send_auth_error(auth_plugins.AuthenticationError(
+                response_code=503, response_msg="Service Unavailable: Redis is unreachable"))
+            raise ConsoleRefused(f"console refused: Redis is unreachable ({type(exc).__name__})") from None
 
     def _session_of_this_browser(self) -> str:
         cookies = SimpleCookie()

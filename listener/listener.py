@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import redis
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 
 from domains.sync import domain_apply_run_state, domain_apply_state, domain_id_for, domain_store_new
 from listener.lease import ROUND_SECONDS, HostLeases, new_listener_id
@@ -53,6 +53,7 @@ RECONCILE_DELAY = 0.3  # a new VM, or a pool or network event: one reconcile for
 MAX_DEFER = 1.0  # an object with a steady stream of events is still refreshed this often
 VM_THREADS = 4
 COMPACT_SECONDS = 60.0
+DATABASE_RETRY = 1.0
 
 
 @dataclass
@@ -109,11 +110,12 @@ class Listener:
         logger.info("listener %s started", self.listener_id)
         try:
             while not self.stopping.is_set():
-                self._refresh_hosts()
-                self._start_due_connects()
-                self._drain_records(timeout=self._next_wait())
-                self._start_due_refreshes()
-                self._start_due_samples()
+                try:
+                    self._round()
+                except DatabaseError as exc:  # PostgreSQL restarting: keep the connections to hosts, try again
+                    logger.warning("database unreachable (%s); retrying in %.0f s", exc, DATABASE_RETRY)
+                    close_old_connections()
+                    self.stopping.wait(DATABASE_RETRY)
         finally:
             for watch in self.watches.values():
                 self._drop(watch)
@@ -126,6 +128,13 @@ class Listener:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _round(self) -> None:
+        self._refresh_hosts()
+        self._start_due_connects()
+        self._drain_records(timeout=self._next_wait())
+        self._start_due_refreshes()
+        self._start_due_samples()
 
     def _refresh_hosts(self) -> None:
         if time.monotonic() - self._hosts_loaded_at < HOST_LIST_REFRESH:

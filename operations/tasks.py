@@ -9,7 +9,7 @@ import threading
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from operations import services
 from operations.models import Operation
@@ -81,6 +81,9 @@ class _Heartbeat:
         try:
             while not self.stopped.wait(settings.OPERATION_HEARTBEAT_INTERVAL):
                 close_old_connections()
-                services.operation_heartbeat(operation_id=self.operation_id)
+                try:
+                    services.operation_heartbeat(operation_id=self.operation_id)
+                except DatabaseError as exc:  # PostgreSQL restarting: beat again once it answers
+                    logger.warning("operation %s: heartbeat not written (%s)", self.operation_id, exc)
         finally:
             connection.close()

@@ -22,10 +22,15 @@ class OwnRedis:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    @property
+    def url_of_this_process(self) -> str:
+        """The database of `url` as the processes a test starts with it use it (see client)."""
+        return worker_redis_url(self.url)
+
     def client(self) -> redis.Redis:
         """The database the processes a test starts with this URL use: settings_test moves each
         pytest-xdist worker (and what it starts) to the base database plus its number."""
-        return redis.Redis.from_url(worker_redis_url(self.url), socket_connect_timeout=2, socket_timeout=5)
+        return redis.Redis.from_url(self.url_of_this_process, socket_connect_timeout=2, socket_timeout=5)
 
     def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)

@@ -220,6 +220,11 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("TASK_SOFT_TIME_LIMIT", 3600, minimum=1)
 CELERY_TASK_TIME_LIMIT = CELERY_TASK_SOFT_TIME_LIMIT + 60
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# When Redis goes away, a worker keeps trying to reconnect and never gives up (Celery's default
+# is to exit after 100 tries): kombu waits 2, 4, 6 ... up to 30 s between tries, so it takes work
+# again within about 30 s of Redis's return (tests/vmsite/test_redis_down.py measures it).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Seconds between full inventory reconciles of every host (the event listener keeps them live between).
 RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 60, minimum=5)
 CELERY_BEAT_SCHEDULE = {

@@ -2,39 +2,43 @@
 stopped and started again under a real daphne. Pages that only read the database still answer;
 what needs Redis answers 503 saying that Redis is unreachable (JSON for the API); a login is
 refused rather than let through unchecked; an action is never reported accepted unless queued;
-and when Redis is back everything works again without restarting anything."""
+and when Redis is back everything works again without restarting anything: the web process, its
+live hub and an open page, a worker, a listener and the console proxy, each timed."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import time
 from datetime import timedelta
 
 import pytest
 import requests
-
+import websocket
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+from playwright.sync_api import expect
 from django.utils import timezone
 
 from api.tokens import api_token_issue
 from domains.models import Domain
+from events.hub import CLOSE_LIVE_UNAVAILABLE
+from events.watching import lease_key
 from hosts.models import Host
+from hosts.services import host_register_local
 from operations.choices import OperationState
 from operations.models import Operation
 from operations.services import NOT_QUEUED
 from tests import stack
-from tests.events.live import make_user
+from tests.domains.helpers import LOCAL, cached
+from tests.events.live import make_user, receive_until, session_cookie
 from tests.redis_server import OwnRedis
+from tests.vmsite.conftest import own_redis_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 REDIS_DOWN = "Redis is unreachable"
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    server = OwnRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -46,11 +50,6 @@ def site(own_redis, django_db_setup, stack_log_dir):
     stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=30, message="daphne listening")
     yield f"http://127.0.0.1:{port}"
     server.stop()
-
-
-def own_redis_env(own_redis: OwnRedis) -> dict[str, str]:
-    """The stack's environment with the test's Redis (settings_test reads the suite's base first)."""
-    return stack.stack_env(REDIS_URL=own_redis.url, VMSITE_SUITE_REDIS_URL=own_redis.url)
 
 
 def log_in(base: str, username: str, password: str = "x") -> tuple[requests.Session, requests.Response]:
@@ -156,3 +155,121 @@ def test_an_operation_whose_message_was_lost_is_queued_again_and_runs_once(own_r
     finally:
         worker.stop()
     assert worker.log().count("already claimed or finished") == 1
+
+
+def live_socket(base: str, cookie: str) -> websocket.WebSocket | None:
+    """A live socket as live.js opens one, or None if the server closed it (Redis away: 4503)."""
+    try:
+        sock = websocket.create_connection(base.replace("http://", "ws://") + "/ws/live/", origin=base,
+                                           header=[f"Cookie: sessionid={cookie}"], timeout=15)
+        if json.loads(sock.recv()) == {"type": "hello"}:
+            return sock
+    except (websocket.WebSocketException, OSError, ValueError):
+        pass
+    return None
+
+
+def close_code(sock: websocket.WebSocket, *, timeout: float) -> int:
+    """The code of the close frame the server sends next (messages before it are skipped)."""
+    sock.settimeout(timeout)
+    while True:
+        opcode, data = sock.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            return int.from_bytes(data[:2], "big")
+
+
+def console_answer(port: int, token: str) -> int:
+    """The console proxy's HTTP status for a websocket with this token (101 when let through)."""
+    try:
+        websocket.create_connection(f"ws://127.0.0.1:{port}/?token={token}", timeout=10,
+                                    origin=f"http://127.0.0.1:{settings.VMSITE_PORT}").close()
+        return 101
+    except websocket.WebSocketBadStatusException as refusal:
+        return refusal.status_code
+
+
+def console_banner(port: int, browser: Client, vm: Domain) -> bytes:
+    """A console opened as the console page does: a token for the VM, then the proxy's websocket."""
+    token = browser.post(reverse("consoles:token", args=[vm.pk])).json()["token"]
+    sock = websocket.create_connection(f"ws://127.0.0.1:{port}/?token={token}", timeout=10,
+                                       origin=f"http://127.0.0.1:{settings.VMSITE_PORT}",
+                                       cookie=f"sessionid={browser.cookies['sessionid'].value}")
+    try:
+        return sock.recv()
+    finally:
+        sock.close()
+
+
+@pytest.mark.browser
+def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redis, site, stack_log_dir, page, guests,
+                                                                       local_libvirt, settings):
+    """Worker, listener, console proxy, the web process's hub, an open page in Chromium (live.js) and a
+    socket client, all on the test's Redis: stopped, started again on the same port (empty), and
+    nothing restarted."""
+    test_settings = settings
+    env = own_redis_env(own_redis)
+    test_settings.REDIS_URL = own_redis.url_of_this_process  # the console token this process issues
+    host = Host.objects.create(name="h3", transport="test", address="default")
+    vm = cached(host_register_local()[0], guests.define(LOCAL, start=True))  # a VNC display to reach
+    _row, token = api_token_issue(user=make_user("script", superuser=True), name="script", days=None)
+    admin = make_user("admin", superuser=True)
+    cookie = session_cookie(admin)
+    browser = Client()
+    browser.force_login(admin)
+    listener = stack.start_process("redis-returns-listener", [str(stack.VENV_BIN / "python"), "manage.py", "listen"],
+                                   log_dir=stack_log_dir, env=env)
+    proxy_port = stack.free_port()
+    proxy = stack.start_process("redis-returns-consoles", [str(stack.VENV_BIN / "python"), "manage.py", "consoleproxy",
+                                                           "--host", "127.0.0.1", "--port", str(proxy_port)],
+                                log_dir=stack_log_dir, env=env)
+    worker = None
+    try:
+        worker = stack.start_worker("redis-returns-worker", log_dir=stack_log_dir, concurrency=1, env=env)
+        stack.wait_until(lambda: own_redis.client().get(lease_key(host.pk)), timeout=30, message="the listener's lease")
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", proxy_port), timeout=30, message="the console proxy")
+        sock = stack.wait_until(lambda: live_socket(site, cookie), timeout=30, message="a live socket")
+        page.context.add_cookies([{"name": "sessionid", "value": cookie, "url": site}])
+        page.goto(f"{site}/operations/")
+        indicator = page.locator("#live-indicator")
+        expect(indicator).to_have_attribute("data-state", "live")
+
+        own_redis.stop()
+        assert close_code(sock, timeout=10) == CLOSE_LIVE_UNAVAILABLE  # the hub lost Redis: the page will reconnect
+        assert console_answer(proxy_port, "any") == 503
+        expect(indicator).to_have_attribute("data-state", "reconnecting")
+        stack.wait_until(lambda: "host leases not renewed" in listener.log(), timeout=10, message="the listener to notice")
+        stack.wait_until(lambda: "Connection to broker lost" in worker.log(), timeout=10, message="the worker to notice")
+
+        own_redis.start()  # the same port, nothing kept: queue, leases and tokens are gone
+        back = time.monotonic()
+        sock = stack.wait_until(lambda: live_socket(site, cookie), timeout=30, message="the live socket again")
+        socket_after = time.monotonic() - back
+        expect(indicator).to_have_attribute("data-state", "live", timeout=15_000)  # live.js: backoff, at most 5 s
+        page_after = time.monotonic() - back
+        stack.wait_until(lambda: console_answer(proxy_port, "unknown") == 403, timeout=10,
+                         message="the console proxy to look tokens up again")
+        assert console_banner(proxy_port, browser, vm).startswith(b"RFB 003.00")  # a console opens
+        proxy_after = time.monotonic() - back
+        stack.wait_until(lambda: own_redis.client().get(lease_key(host.pk)), timeout=30,
+                         message="the listener to take its lease again")
+        lease_after = time.monotonic() - back
+
+        accepted = api(site, token, f"hosts/{host.pk}/sync/", method="POST")
+        assert accepted.status_code == 202
+        operation_id = accepted.json()["operation"]
+        receive_until(sock, lambda m: m["type"] == "operation" and m["id"] == operation_id
+                      and m["state"] == OperationState.SUCCEEDED, timeout=45)
+        action_after = time.monotonic() - back
+        row = page.locator("#operation-list-live tr", has=page.locator(f"a[href='/operations/{operation_id}/']"))
+        expect(row).to_contain_text("Succeeded")  # the open page got the message and refreshed its list
+        Host.objects.filter(pk=host.pk).update(enabled=False)  # only the listener publishes this one
+        receive_until(sock, lambda m: m["type"] == "host" and m["id"] == host.pk, timeout=15)
+        sock.close()
+    finally:
+        for process in (proxy, listener, worker):
+            if process is not None:
+                process.stop()
+    print(f"recovery after Redis returned: live socket {socket_after:.1f} s, page {page_after:.1f} s, "
+          f"console proxy {proxy_after:.1f} s, "
+          f"listener lease {lease_after:.1f} s, an action run and its message on the page {action_after:.1f} s")
+    assert socket_after < 8 and page_after < 15 and proxy_after < 8 and lease_after < 15 and action_after < 40

@@ -54,6 +54,16 @@ def test_it_reads_postgres_and_sqlite_urls():
     assert sqlite["NAME"] == "/var/lib/vmsite/db.sqlite3"
 
 
+def test_processes_find_their_way_back_to_a_service_that_returns():
+    """A PostgreSQL connection broken by a restart is dropped and opened again, not reused; a worker
+    retries its broker forever (Celery's default exits after 100 tries, some 45 minutes)."""
+    from vmsite.celery import app
+
+    postgres = env.parse_database_url("DATABASE_URL", "postgres://vmsite@db.example/vmsite")
+    assert postgres["CONN_HEALTH_CHECKS"] is True
+    assert app.conf.broker_connection_retry is True and app.conf.broker_connection_max_retries is None
+
+
 def test_it_reads_typed_values_and_names_bad_ones(monkeypatch):
     monkeypatch.setenv("SOME_BOOL", "Yes")
     assert env.env_bool("SOME_BOOL", False) is True
