@@ -43,7 +43,10 @@ def backup_enqueue(*, domain: Domain, user: AbstractBaseUser | None, pool: Stora
     pool are pruned by the job's retention once it is saved."""
     arguments = {"pool": pool.name}
     if job is not None:
-        arguments |= {"job": job.pk, "job_name": job.name, "keep_last": job.keep_last}
+        arguments |= {"job": job.pk, "job_name": job.name, "keep_last": job.keep_last,
+                      "retention": {"last": job.keep_last, "daily": job.keep_daily, "weekly": job.keep_weekly,
+                                    "monthly": job.keep_monthly},
+                      "health_check": job.health_check}
     if full_reason:
         arguments["full_reason"] = full_reason
     return operation_enqueue(kind="backup.create", target=domain, host=domain.host, user=user,
