@@ -1,4 +1,4 @@
-"""Backups through the API: a VM's restore points, "back up now" and "restore as a new VM", with the
+"""Backups through the API: a VM's restore points, "back up now", "health check" and "restore as a new VM", with the
 pages' forms (what is accepted) and services (what is queued), and the same rights."""
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ from django.urls import path
 from rest_framework import serializers
 from rest_framework.exceptions import PermissionDenied
 
-from accounts.access import OPERATE, VIEW, restore_refusal
+from accounts.access import OPERATE, VIEW, health_check_refusal, restore_refusal
 from api import forms as api_forms
 from api.base import ApiListView, ApiView, enqueue
-from api.serializers import queues
+from api.serializers import QueuedSerializer, queues
 from backups.forms import BackupNowForm, RestoreForm
 from backups.models import RestorePoint, RestorePointDisk
 from backups.selectors import restore_points_list
-from backups.services import BackupRefused, backup_enqueue, restore_enqueue
+from backups.services import BackupRefused, backup_enqueue, health_check_enqueue, restore_enqueue
 from backups.views import restore_point_of
 from domains.models import Domain
 from operations.services import OperationBusy
@@ -32,7 +32,8 @@ class RestorePointSerializer(serializers.ModelSerializer):
     class Meta:
         model = RestorePoint
         fields = ["id", "name", "kind", "parent", "chain", "state", "host", "pool_name", "domain_uuid", "domain_name",
-                  "consistency", "note", "seconds", "created_at", "disks"]
+                  "consistency", "note", "seconds", "created_at", "disks", "health", "health_checked_at",
+                  "health_seconds", "health_note"]
 
 
 BackupBody = api_forms.schema_for(BackupNowForm, "BackupNow")
@@ -79,8 +80,28 @@ class VMBackupRestore(ApiView):
                                                pool=cleaned["pool"]), OperationBusy)
 
 
+class VMBackupHealthCheck(ApiView):
+    """Health-check one of the VM's restore points: boot it in a temporary VM with no network until its
+    guest agent answers, then remove that VM; the result is recorded on the point (GET vms/<id>/backups/)."""
+
+    need, kind = OPERATE, Domain  # a point on another host needs its operators too: health_check_refusal
+    queryset = Domain.objects.select_related("host")
+    serializer_class = QueuedSerializer
+
+    @queues(None)
+    def post(self, request, pk: int, point_id: int):
+        domain = self.object
+        point = restore_point_of(request.user, domain, point_id)
+        refusal = health_check_refusal(request.user, domain, point)
+        if refusal:
+            raise PermissionDenied(refusal)
+        return enqueue(lambda: health_check_enqueue(point=point, user=request.user), OperationBusy)
+
+
 def urlpatterns() -> list:
     return [
         path("vms/<int:pk>/backups/", VMBackups.as_view(), name="vm_backups"),
         path("vms/<int:pk>/backups/<int:point_id>/restore/", VMBackupRestore.as_view(), name="vm_backup_restore"),
+        path("vms/<int:pk>/backups/<int:point_id>/health-check/", VMBackupHealthCheck.as_view(),
+             name="vm_backup_health_check"),
     ]

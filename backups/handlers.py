@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from backups.manifest import MANIFEST_SUFFIX, disk_file_name, manifest_name, manifest_of, point_stem
 from backups.models import RestorePoint
 from backups.retention import Retention, points_to_prune
-from backups.services import cleanup_enqueue, restore_point_build, restore_point_save
+from backups.services import cleanup_enqueue, health_check_enqueue, restore_point_build, restore_point_save
 from domains.handlers import DOMAIN
 from domains.models import Domain
 from hosts.connection import host_session
@@ -57,7 +57,11 @@ def backup_create(operation: Operation, report: Report) -> str:
     with operation_frame(operation, report, DOMAIN, stores=(store_pool,)) as frame:
         point, disks = _back_up(frame.conn, frame.handle, frame.row, operation, frame.report, pool_name=pool_name,
                                 name=name)
-    return _describe(point, disks)
+    text = _describe(point, disks)
+    if operation.arguments.get("health_check"):  # a job's option: the new point is booted once, apart
+        check = health_check_enqueue(point=point, user=operation.user)
+        text += f" Its health check is queued (operation #{check.pk})."
+    return text
 
 
 def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Operation, report: Report, *,
