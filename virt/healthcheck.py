@@ -92,7 +92,8 @@ def _isolated(xml: DomainXML) -> str:
     Returns what went, as words to append ("" when nothing but the NICs)."""
     devices = xml.element.find("devices")
     gone = []
-    for what, elements in (("NIC", xml.interfaces), ("host device", xml.hostdevs), ("shared folder", xml.filesystems)):
+    for what, elements in (("NIC", list(xml.interfaces)), ("host device", list(xml.hostdevs)),
+                           ("shared folder", list(xml.filesystems))):
         for element in elements:
             devices.remove(element.element)
         if elements and what != "NIC":

@@ -143,3 +143,28 @@ def test_days_are_those_of_the_time_zone():
     assert [point.name for point in new_york] == ["late"]
     from datetime import UTC
     assert points_to_prune(points, Retention(last=1, daily=2), zone=UTC) == []
+
+
+def test_a_health_checks_temporary_vm_has_no_network_nor_the_hosts_files():
+    from virt.healthcheck import _isolated
+    from virt.xml.domain import Domain as DomainXML
+
+    xml = DomainXML.from_xml("""<domain type='kvm'><name>vm</name><memory>65536</memory><os><type>hvm</type></os>
+      <devices>
+        <interface type='network'><source network='default'/></interface>
+        <interface type='bridge'><source bridge='br0'/></interface>
+        <hostdev mode='subsystem' type='pci'><source><address domain='0' bus='1' slot='0' function='0'/></source></hostdev>
+        <filesystem type='mount'><source dir='/srv'/><target dir='srv'/></filesystem>
+        <serial type='pty'><target port='0'/></serial>
+        <serial type='tcp'><source mode='bind' host='0.0.0.0' service='4555'/><target port='1'/></serial>
+        <console type='pty'><target type='serial' port='0'/></console>
+        <channel type='unix'><source mode='bind' path='/var/lib/libvirt/qemu/channel/target/vm.agent'/>
+          <target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+        <channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel>
+      </devices></domain>""")
+    said = _isolated(xml)
+    assert len(xml.interfaces) == len(xml.hostdevs) == len(xml.filesystems) == 0
+    assert [serial.type for serial in xml.serials] == ["pty"] and [c.type for c in xml.consoles] == ["pty"]
+    (agent,) = xml.channels
+    assert agent.target_name == "org.qemu.guest_agent.0" and agent.source_path is None  # libvirt makes a new socket
+    assert said == "; 1 host device(s) left out, 1 shared folder(s) left out, a tcp console left out"
