@@ -3,14 +3,17 @@ this machine's libvirtd and a real worker, through the API: the VM is tagged (th
 libvirt definition and on its row), a job selects it by that tag, its run backs it up and then
 health-checks the new point: the point boots in a temporary VM with no network until the guest agent
 answers, and the VM and its overlays are gone afterwards. A point whose definition has no agent
-channel fails its check, with the reason on the point."""
+channel fails its check, with the reason on the point. Last, the catalogue is lost and
+`manage.py backups_rebuild` brings the point back from its manifest."""
 from __future__ import annotations
 
+import io
 import uuid
 
 import libvirt
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from backups.models import RestorePoint
@@ -98,3 +101,16 @@ def test_a_job_by_tag_backs_up_and_health_checks_and_a_point_with_no_agent_fails
     point.refresh_from_db()
     assert point.health == RestorePoint.Health.FAILED and "no guest agent channel" in point.health_note
     assert Domain.objects.filter(host=local_host, name__startswith=NAME_PREFIX).count() == 0
+
+    # The catalogue lost: the command an admin runs brings the point back from its manifest.
+    expected = (point.name, point.kind, [(disk.target, disk.sha256) for disk in point.disks.all()])
+    point.delete()
+    out = io.StringIO()
+    call_command("backups_rebuild", local_host.name, backup_pool.name, stdout=out)
+    assert "1 manifest(s) in" in out.getvalue() and "1 restore point(s) added, 0 skipped" in out.getvalue()
+    rebuilt = RestorePoint.objects.get(domain_uuid=domain.uuid)
+    assert (rebuilt.name, rebuilt.kind, [(disk.target, disk.sha256) for disk in rebuilt.disks.all()]) == expected
+    with pytest.raises(CommandError, match="No host named 'nowhere'"):
+        call_command("backups_rebuild", "nowhere", backup_pool.name)
+    with pytest.raises(CommandError, match="no storage pool named 'missing'"):
+        call_command("backups_rebuild", local_host.name, "missing")
