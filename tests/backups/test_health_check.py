@@ -3,7 +3,8 @@ this machine's libvirtd and a real worker, through the API: the VM is tagged (th
 libvirt definition and on its row), a job selects it by that tag, its run backs it up and then
 health-checks the new point: the point boots in a temporary VM with no network until the guest agent
 answers, and the VM and its overlays are gone afterwards. A point whose definition has no agent
-channel fails its check, with the reason on the point. Last, the catalogue is lost and
+channel passes when its serial console shows a prompt; with no serial console either, it fails,
+with the reason on the point. Last, the catalogue is lost and
 `manage.py backups_rebuild` brings the point back from its manifest."""
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def _ended(operation: Operation) -> Operation:
     return operation
 
 
-def test_a_job_by_tag_backs_up_and_health_checks_and_a_point_with_no_agent_fails(
+def test_a_job_by_tag_backs_up_and_health_checks_its_points(
         celery_worker, local_host, guest_with_disk, backup_pool):  # noqa: F811
     guest = guest_with_disk
     domain = cached(local_host, guest.domain)
@@ -91,15 +92,23 @@ def test_a_job_by_tag_backs_up_and_health_checks_and_a_point_with_no_agent_fails
     pool.refresh(0)
     assert set(pool.listVolumes()) == {disk.volume for disk in point.disks.all()} | {point.manifest}
 
-    # The same point, as if saved from a VM with no guest agent channel: nothing to wait for.
+    # The same point, as if saved from a VM with no guest agent channel: its serial console's prompt counts.
     root = parse_trusted(point.domain_xml)
     for channel in root.findall(f"./devices/channel/target[@name='{GUEST_AGENT_CHANNEL}']/.."):
         channel.getparent().remove(channel)
     RestorePoint.objects.filter(pk=point.pk).update(domain_xml=DomainXML(root).to_xml())
-    failed = _ended(_operation(api.post(reverse("api:vm_backup_health_check", args=[domain.pk, point.pk]))))
-    assert failed.state == OperationState.FAILED and "no guest agent channel" in failed.error, failed.error
+    check_url = reverse("api:vm_backup_health_check", args=[domain.pk, point.pk])
+    prompted = _ended(_operation(api.post(check_url)))
+    assert prompted.state == OperationState.SUCCEEDED and "a console prompt appeared" in prompted.message, \
+        prompted.error
+    # ... and with no serial console either: nothing to wait for, a failure that says so.
+    for device in root.findall("./devices/serial") + root.findall("./devices/console"):
+        device.getparent().remove(device)
+    RestorePoint.objects.filter(pk=point.pk).update(domain_xml=DomainXML(root).to_xml())
+    failed = _ended(_operation(api.post(check_url)))
+    assert failed.state == OperationState.FAILED and "neither a guest agent channel" in failed.error, failed.error
     point.refresh_from_db()
-    assert point.health == RestorePoint.Health.FAILED and "no guest agent channel" in point.health_note
+    assert point.health == RestorePoint.Health.FAILED and "nor a serial console" in point.health_note
     assert Domain.objects.filter(host=local_host, name__startswith=NAME_PREFIX).count() == 0
 
     # The catalogue lost: the command an admin runs brings the point back from its manifest.
