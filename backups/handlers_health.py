@@ -47,7 +47,8 @@ def _verified_tops(conn: Connection, point: RestorePoint, report: Report) -> dic
     for index, disk in enumerate(disks):
         chain = [virt_backup.ChainFile(volume=link_disk.volume, format=link_disk.format, sha256=link_disk.sha256)
                  for link in lineage for link_disk in link.disks.filter(target=disk.target)]
-        report(2 + 15 * index // len(disks), f"Checking the {len(chain)} file(s) of {disk.target} against the catalogue")
+        report(2 + 15 * index // len(disks),
+               f"Checking the {len(chain)} file(s) of {disk.target} against the catalogue")
         virt_backup.verify_chain(conn, point.pool_name, chain)
         tops[disk.target] = chain[-1].volume
     return tops
