@@ -235,6 +235,31 @@ def test_a_failed_job_backup_needs_attention_until_the_next_good_backup(site):
     assert reasons() == []
 
 
+def test_a_failed_health_check_needs_attention_until_a_later_check_passes(site):
+    from backups.services import restore_point_health_record
+
+    def point(name):
+        vm = site["web-1"]
+        return RestorePoint.objects.create(host=site["host"], domain_uuid=vm.uuid, domain_name=vm.name, name=name,
+                                           kind="full", chain=uuid.uuid4(), pool_name="backups",
+                                           manifest=f"{name}.json", consistency="x", domain_xml="<domain/>")
+
+    def reasons(user):
+        return [text for item in attention_list(user, [], now=timezone.now()) for _, text in item.reasons
+                if text.startswith("The health check")]
+
+    first, second = point("a"), point("b")
+    restore_point_health_record(point=first, passed=True, seconds=3, note="ok")
+    user = admin()
+    assert reasons(user) == []
+    restore_point_health_record(point=second, passed=False, seconds=300, note="The guest agent did not answer.")
+    assert reasons(user) == ["The health check of web-1's backup b failed: The guest agent did not answer."]
+    assert reasons(user_with("viewer", host=site["other_host"]).user) == []  # not their VM
+    assert len(reasons(user_with("viewer", domain=site["web-1"]).user)) == 1
+    restore_point_health_record(point=first, passed=True, seconds=3, note="ok")  # checked again, later
+    assert reasons(user) == []
+
+
 @pytest.mark.django_db(transaction=True)  # the scheduler closes a connection it finds inside a transaction
 def test_beat_still_schedules_the_settings_tasks_from_the_database(settings):
     from django_celery_beat.schedulers import DatabaseScheduler
