@@ -39,11 +39,14 @@ def jobs_that_skipped(user) -> QuerySet[BackupJob]:
 def failed_health_checks(user) -> list[tuple[Domain, RestorePoint]]:
     """Per VM the user may see: its most recently health-checked restore point, when that check
     failed (a later passed check, of any of its points, clears it)."""
-    domains = {str(domain.uuid): domain for domain in domains_for(user, VIEW).select_related("host")}
-    latest: dict[str, RestorePoint] = {}
-    checked = (RestorePoint.objects.filter(domain_uuid__in=list(domains)).exclude(health="")
+    visible = domains_for(user, VIEW)
+    checked = (RestorePoint.objects.filter(domain_uuid__in=visible.values("uuid")).exclude(health="")
+               .only("id", "domain_uuid", "name", "health", "health_note", "health_checked_at")
                .order_by("domain_uuid", "-health_checked_at", "-id"))
+    latest: dict = {}
     for point in checked:
-        latest.setdefault(str(point.domain_uuid), point)
-    failed = [(domains[uuid], point) for uuid, point in latest.items() if point.health == RestorePoint.Health.FAILED]
-    return sorted(failed, key=lambda pair: pair[0].name)
+        latest.setdefault(point.domain_uuid, point)
+    failed = {uuid: point for uuid, point in latest.items() if point.health == RestorePoint.Health.FAILED}
+    domains = {domain.uuid: domain for domain in visible.filter(uuid__in=list(failed)).select_related("host")}
+    return sorted(((domains[uuid], point) for uuid, point in failed.items() if uuid in domains),
+                  key=lambda pair: pair[0].name)
