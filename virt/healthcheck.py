@@ -56,7 +56,8 @@ def health_check(conn: libvirt.virConnect, *, domain_xml: str, backup_pool: str,
                  poll_interval: float = 0.5) -> HealthOutcome:
     """Boot the restore point whose saved definition is domain_xml and whose disks' chains end in
     tops (disk target -> volume name in backup_pool) in a temporary VM with no network, and wait up
-    to `timeout` seconds for its guest agent. untrusted: the definition came from a manifest file
+    to `timeout` seconds for its guest agent (without an agent channel: for a prompt on its serial
+    console). untrusted: the definition came from a manifest file
     (see virt.backup.restore_as_new_vm), so it must pass the allowlist for hand-edited XML first."""
     pool = _active_pool(conn, backup_pool)
     name = f"{NAME_PREFIX}{uuid_module.uuid4().hex[:12]}"
