@@ -330,6 +330,23 @@ def restore_in_place_refusal(user: AbstractBaseUser, domain: Domain) -> str | No
     if not may(user, OPERATE, domain):
         return "Your role does not allow changes to this VM."
     return None
+def health_check_refusal(user: AbstractBaseUser, domain: Domain, point: RestorePoint) -> str | None:
+    """Why the user may not health-check this restore point of the VM (None: they may). The check
+    boots a temporary copy of the VM, with no network, on the host that holds the point's files and
+    removes it: the VM's operators may, as they may back it up, while the point is on the VM's
+    host; a point on another host needs an operator's right there (as a restore does)."""
+    if not may(user, OPERATE, domain):
+        return "Your role does not allow changes to this VM."
+    if point.host_id != domain.host_id and not may(user, OPERATE, point.host):
+        return (f"The health check boots a temporary VM on {point.host}, where this backup's files are: that needs "
+                f"an operator's right on that host. Ask a host operator.")
+    return None
+
+
+def restore_pools_for(user: AbstractBaseUser, point: RestorePoint) -> QuerySet[StoragePool]:
+    """The active file pools of the restore point's host a restored VM's disks may go in: a host operator's."""
+    pools = StoragePool.objects.filter(host_id=point.host_id, active=True, pool_type__in=BACKUP_POOL_TYPES)
+    return pools if may(user, OPERATE, point.host) else pools.none()
 
 
 # Backup jobs (issue 18): a job backs up VMs of one host into a pool of that host, so managing it

@@ -43,7 +43,7 @@ class DomainSerializer(serializers.ModelSerializer):
     class Meta:
         model = Domain
         fields = ["id", "uuid", "name", "host", "host_name", "state", "state_code", "state_reason", "vcpus",
-                  "memory_kib", "persistent", "autostart", "has_managed_save", "is_template", "synced_at"]
+                  "memory_kib", "persistent", "autostart", "has_managed_save", "is_template", "tags", "synced_at"]
 
 
 class DomainDetailSerializer(DomainSerializer):

@@ -21,9 +21,9 @@ class BackupJobSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = BackupJob
-        fields = ["id", "name", "host", "selection", "domains", "pattern", "pool_name", "schedule", "full_every",
-                  "keep_last", "copy_host", "copy_pool_name", "enabled", "runs", "last_run_at", "last_run_note",
-                  "created_at"]
+        fields = ["id", "name", "host", "selection", "domains", "pattern", "tag", "pool_name", "schedule", "full_every",
+                  "full_every_unit", "keep_last", "keep_daily", "keep_weekly", "keep_monthly", "health_check",
+                  "copy_host", "copy_pool_name", "enabled", "runs", "last_run_at", "last_run_note", "created_at"]
 
 
 class JobRunSerializer(serializers.Serializer):

@@ -1,5 +1,5 @@
-"""Backups through the API: a VM's restore points (with their copies), "back up now", "restore as a new
-VM" (on any host the user operates, from a copy too), restore in place, attach and detach a backup disk, with the
+"""Backups through the API: a VM's restore points (with their copies), "back up now", "health check", "restore as a
+new VM" (on any host the user operates, from a copy too), restore in place, attach and detach a backup disk, with the
 pages' forms (what is accepted) and services (what is queued), and the same rights."""
 from __future__ import annotations
 
@@ -7,16 +7,17 @@ from django.urls import path
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
 
-from accounts.access import OPERATE, VIEW, restore_hosts_for, restore_in_place_refusal, restore_refusal
+from accounts.access import (OPERATE, VIEW, health_check_refusal, restore_hosts_for, restore_in_place_refusal,
+                             restore_refusal)
 from api import forms as api_forms
 from api.base import ApiListView, ApiView, enqueue
-from api.serializers import queues
+from api.serializers import QueuedSerializer, queues
 from backups.forms import BackupNowForm, RestoreForm
 from backups.forms_restores import AttachDiskForm, RestoreInPlaceForm
 from backups.models import AttachedBackupDisk, RestorePoint, RestorePointCopy, RestorePointDisk
 from backups.restores import RestoreRefused, attach_enqueue, detach_enqueue, restore_in_place_enqueue
 from backups.selectors import restore_points_list
-from backups.services import BackupRefused, backup_enqueue
+from backups.services import BackupRefused, backup_enqueue, health_check_enqueue
 from backups.views import restore_point_of, restore_queue
 from domains.models import Domain
 from operations.services import OperationBusy
@@ -42,7 +43,8 @@ class RestorePointSerializer(serializers.ModelSerializer):
     class Meta:
         model = RestorePoint
         fields = ["id", "name", "kind", "parent", "chain", "state", "host", "pool_name", "domain_uuid", "domain_name",
-                  "consistency", "note", "seconds", "created_at", "disks", "copies"]
+                  "consistency", "note", "seconds", "created_at", "disks", "copies", "health", "health_checked_at",
+                  "health_seconds", "health_note"]
 
 
 BackupBody = api_forms.schema_for(BackupNowForm, "BackupNow")
@@ -158,6 +160,24 @@ def _refuse_unless_allowed(user, domain: Domain) -> None:
         raise PermissionDenied(refusal)
 
 
+class VMBackupHealthCheck(ApiView):
+    """Health-check one of the VM's restore points: boot it in a temporary VM with no network until its
+    guest agent answers, then remove that VM; the result is recorded on the point (GET vms/<id>/backups/)."""
+
+    need, kind = OPERATE, Domain  # a point on another host needs its operators too: health_check_refusal
+    queryset = Domain.objects.select_related("host")
+    serializer_class = QueuedSerializer
+
+    @queues(None)
+    def post(self, request, pk: int, point_id: int):
+        domain = self.object
+        point = restore_point_of(request.user, domain, point_id)
+        refusal = health_check_refusal(request.user, domain, point)
+        if refusal:
+            raise PermissionDenied(refusal)
+        return enqueue(lambda: health_check_enqueue(point=point, user=request.user), OperationBusy)
+
+
 def urlpatterns() -> list:
     return [
         path("vms/<int:pk>/backups/", VMBackups.as_view(), name="vm_backups"),
@@ -167,4 +187,6 @@ def urlpatterns() -> list:
         path("vms/<int:pk>/backups/<int:point_id>/attach/", VMBackupAttach.as_view(), name="vm_backup_attach"),
         path("vms/<int:pk>/backup-disks/<int:attached_id>/detach/", VMBackupDetach.as_view(),
              name="vm_backup_detach"),
+        path("vms/<int:pk>/backups/<int:point_id>/health-check/", VMBackupHealthCheck.as_view(),
+             name="vm_backup_health_check"),
     ]

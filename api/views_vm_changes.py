@@ -20,6 +20,7 @@ PAGE_VIEWS = {
     "nics/filter": views_config.NicFilterView, "vcpus": views_config.VcpusView,
     "memory": views_config.MemoryView, "media": views_config.MediaView,
     "boot-order": views_config.BootOrderView, "metadata": views_config.MetadataView,
+    "tags": views_config.TagsView,
     "xml": views_config.XMLEditView,
     "snapshots/create": views_snapshots.SnapshotCreateView, "snapshots/revert": views_snapshots.SnapshotRevertView,
     "snapshots/delete": views_snapshots.SnapshotDeleteView, "clone": views_snapshots.DomainCloneView,

@@ -16,6 +16,7 @@ from domains.models import Domain
 from networking.models import VirtualNetwork
 from storage.models import StoragePool
 from virt.backup_copies import definition_networks
+from virt.xml.domain import TAG_PATTERN, TAG_RULE
 
 
 class BackupNowForm(forms.Form):
@@ -150,10 +151,31 @@ class BackupJobForm(forms.ModelForm):
     pool_name = forms.CharField(max_length=255, label="Backup pool",
                                 help_text="An active dir, fs or netfs pool of the host; a chain stays in one pool.")
     schedule = forms.CharField(max_length=100, help_text=CRON_RULE)
-    full_every = forms.IntegerField(min_value=1, max_value=1000, initial=7, label="Full backup every N runs",
-                                    help_text="1: every run is a full backup; else incrementals in between.")
+    tag = forms.CharField(max_length=100, required=False, label="Tag",
+                          help_text="For “VMs with a tag”: VMs of the host that have this tag when the job runs "
+                                    "(a VM's tags are set on its page).")
+    full_every = forms.IntegerField(min_value=1, max_value=1000, initial=7, label="Full backup every N",
+                                    error_messages={"min_value": "N is at least 1: a new chain (a full backup) "
+                                                                 "starts every N runs or every N days."},
+                                    help_text="1 run: every run is a full backup; else incrementals in between.")
+    full_every_unit = forms.ChoiceField(choices=BackupJob.FullEvery.choices, initial=BackupJob.FullEvery.RUNS,
+                                        required=False,
+                                        label="N counts", help_text="Runs of the job, or days since the VM's last "
+                                                                    "full backup in the pool.")
     keep_last = forms.IntegerField(min_value=1, max_value=1000, initial=7, label="Keep the last N restore points",
+                                   error_messages={"min_value": "Keep at least the newest restore point: N is 1 or "
+                                                                "more."},
                                    help_text="Per VM in the pool; older ones a kept point depends on stay too.")
+    keep_daily = forms.IntegerField(min_value=0, max_value=1000, initial=0, required=False, label="Also keep daily",
+                                    help_text="The newest point of each of the last N days that have one (0: none).")
+    keep_weekly = forms.IntegerField(min_value=0, max_value=1000, initial=0, required=False, label="Also keep weekly",
+                                     help_text="The newest point of each of the last N weeks that have one.")
+    keep_monthly = forms.IntegerField(min_value=0, max_value=1000, initial=0, required=False, label="Also keep monthly",
+                                      help_text="The newest point of each of the last N months that have one.")
+    health_check = forms.BooleanField(required=False, label="Health-check each new restore point",
+                                      help_text="Boot it in a temporary VM with no network until its guest agent "
+                                                "answers, then delete that VM (the backed-up VM needs a guest "
+                                                "agent channel).")
     copy_host = forms.ModelChoiceField(queryset=None, required=False, label="Second copy on host",
                                        help_text="Optional: after each backup, its files are copied to a pool of this "
                                                  "other host (a host you operate); pruned with their points.")
@@ -162,8 +184,9 @@ class BackupJobForm(forms.ModelForm):
 
     class Meta:
         model = BackupJob
-        fields = ["name", "host", "selection", "domains", "pattern", "pool_name", "schedule", "full_every",
-                  "keep_last", "copy_host", "copy_pool_name", "enabled"]
+        fields = ["name", "host", "selection", "domains", "pattern", "tag", "pool_name", "schedule", "full_every",
+                  "full_every_unit", "keep_last", "keep_daily", "keep_weekly", "keep_monthly", "health_check",
+                  "copy_host", "copy_pool_name", "enabled"]
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -174,7 +197,6 @@ class BackupJobForm(forms.ModelForm):
         self.fields["selection"].label = "Which VMs"
         if not hosts.exists():
             self.fields["host"].help_text = NO_JOB_HOST
-
 
     def clean_schedule(self) -> str:
         return validate_schedule(self.cleaned_data["schedule"])
@@ -201,6 +223,13 @@ class BackupJobForm(forms.ModelForm):
             self.add_error("pattern", "Give the name pattern, e.g. web-*.")
         elif selection != BackupJob.Selection.PATTERN and cleaned.get("pattern"):
             self.add_error("pattern", "A pattern is used only for “VMs whose name matches a pattern”; leave it out.")
+        for name in ("keep_daily", "keep_weekly", "keep_monthly"):  # left out: none
+            if name not in self.errors and cleaned.get(name) is None:
+                cleaned[name] = 0
+        if "full_every_unit" not in self.errors and not cleaned.get("full_every_unit"):
+            cleaned["full_every_unit"] = BackupJob.FullEvery.RUNS
+        self._check_tag(selection, cleaned)
+        self._check_full_every(cleaned)
         self._check_pool(host, cleaned.get("pool_name"))
         self._check_copy(host, cleaned.get("copy_host"), cleaned.get("copy_pool_name", "").strip())
         return cleaned
@@ -223,6 +252,21 @@ class BackupJobForm(forms.ModelForm):
             offered = ", ".join(pools.order_by("name").values_list("name", flat=True)) or "none"
             self.add_error("copy_pool_name", f"{copy_host.name} has no active dir, fs or netfs pool named "
                                              f"{pool_name!r} (its backup pools: {offered}).")
+
+    def _check_tag(self, selection: str | None, cleaned: dict) -> None:
+        tag = cleaned.get("tag", "").strip().lower()
+        cleaned["tag"] = tag
+        if selection != BackupJob.Selection.TAG:
+            if tag:
+                self.add_error("tag", "A tag is used only for “VMs with a tag”; leave it out.")
+        elif not tag:
+            self.add_error("tag", "Give the tag, e.g. nightly.")
+        elif not TAG_PATTERN.fullmatch(tag):
+            self.add_error("tag", f"“{tag}” is not a tag: {TAG_RULE}.")
+
+    def _check_full_every(self, cleaned: dict) -> None:
+        if cleaned.get("full_every_unit") == BackupJob.FullEvery.DAYS and (cleaned.get("full_every") or 0) > 366:
+            self.add_error("full_every", "Every N days: N is at most 366 (a year).")
 
     def _check_pool(self, host, name: str | None) -> None:
         if not name:

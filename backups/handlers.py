@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from backups.copies import copies_delete, copy_after_backup
 from backups.manifest import MANIFEST_SUFFIX, disk_file_name, manifest_name, manifest_of, point_stem
 from backups.models import RestorePoint
-from backups.retention import points_to_prune
-from backups.services import cleanup_enqueue, restore_point_build, restore_point_save
+from backups.retention import Retention, points_to_prune
+from backups.services import cleanup_enqueue, health_check_enqueue, restore_point_build, restore_point_save
 from domains.handlers import DOMAIN
 from domains.models import Domain
 from hosts.connection import host_session
@@ -58,7 +58,11 @@ def backup_create(operation: Operation, report: Report) -> str:
     with operation_frame(operation, report, DOMAIN, stores=(store_pool,)) as frame:
         point, disks = _back_up(frame.conn, frame.handle, frame.row, operation, frame.report, pool_name=pool_name,
                                 name=name)
-    return _describe(point, disks) + copy_after_backup(operation, point)
+    text = _describe(point, disks) + copy_after_backup(operation, point)
+    if operation.arguments.get("health_check"):  # a job's option: the new point is booted once, apart
+        check = health_check_enqueue(point=point, user=operation.user)
+        text += f" Its health check is queued (operation #{check.pk})."
+    return text
 
 
 def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Operation, report: Report, *,
@@ -104,21 +108,31 @@ def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Ope
         raise
     for disk in outcome.disks:  # nobody's volumes: only host operators and administrators reach them
         volume_record_made(host=domain.host, key=disk.key, format=disk.format)
-    if "keep_last" in operation.arguments:
+    rule = _retention(operation.arguments)
+    if rule is not None:
         try:
-            point.pruned = _prune(conn, dom, point, keep=operation.arguments["keep_last"])
+            point.pruned = _prune(conn, dom, point, rule=rule)
         except VirtError as exc:  # the backup is whole: a failed pruning is said, and the next run tries again
             point.note = f"{point.note} Pruning by the job's retention failed: {exc}".strip()
     return point, disks
 
 
-def _prune(conn: Connection, dom: DomainHandle, point: RestorePoint, *, keep: int) -> list[str]:
+def _retention(arguments: dict) -> Retention | None:
+    """A job's retention, as its backup operation carries it (None: not a job's backup)."""
+    if "retention" in arguments:
+        return Retention(**arguments["retention"])
+    if "keep_last" in arguments:  # queued before daily/weekly/monthly existed
+        return Retention(last=arguments["keep_last"])
+    return None
+
+
+def _prune(conn: Connection, dom: DomainHandle, point: RestorePoint, *, rule: Retention) -> list[str]:
     """A job's retention, after its new point is saved: the VM's older points in the same pool of the
-    same host beyond the newest `keep` go (files, manifest, row), except those a kept point rests
+    same host that the rule does not keep go (files, manifest, row), except those a kept point rests
     on; so do their checkpoints. Returns the names of the points removed."""
     points = RestorePoint.objects.filter(domain_uuid=point.domain_uuid, host_id=point.host_id,
                                          pool_name=point.pool_name).prefetch_related("disks")
-    pruned = points_to_prune(points, keep)
+    pruned = points_to_prune(points, rule)
     for old in pruned:  # newest first: an incremental goes before the point it rests on
         files = [old.manifest] + [disk.volume for disk in old.disks.all()]  # the manifest first: then it is gone
         kept_copies = copies_delete(old)

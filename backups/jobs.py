@@ -7,6 +7,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,7 +18,7 @@ from django.utils import timezone
 from django_celery_beat import validators as cron
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
-from backups.models import BackupJob
+from backups.models import BackupJob, RestorePoint
 from backups.services import BackupRefused, backup_enqueue
 from domains.models import Domain
 from operations.models import Operation
@@ -82,7 +83,29 @@ def job_domains(job: BackupJob) -> QuerySet[Domain]:
     if job.selection == BackupJob.Selection.PATTERN:
         names = [name for name in domains.values_list("name", flat=True) if fnmatch.fnmatchcase(name, job.pattern)]
         return domains.filter(name__in=names)
+    if job.selection == BackupJob.Selection.TAG:  # in Python: JSON "contains" differs between databases
+        tagged = [pk for pk, tags in domains.values_list("pk", "tags") if job.tag in (tags or [])]
+        return domains.filter(pk__in=tagged)
     return domains
+
+
+def full_reason(job: BackupJob, domain: Domain, *, now: datetime | None = None) -> str:
+    """Why this run of the job starts a new chain for the VM ("": it need not). Every N runs: the
+    job's run count says; every N days: the VM's newest full point in the job's pool does."""
+    if job.full_every_unit == BackupJob.FullEvery.RUNS:
+        if job.runs % job.full_every == 0:
+            return f"the job {job.name} takes a full backup every {job.full_every} run(s)"
+        return ""
+    last_full = (RestorePoint.objects.filter(domain_uuid=domain.uuid, host_id=job.host_id, pool_name=job.pool_name,
+                                             kind=RestorePoint.Kind.FULL).order_by("-created_at").first())
+    if last_full is None:
+        return ""  # the first backup in the pool is full anyway
+    age = (now or timezone.now()) - last_full.created_at
+    if age >= timedelta(days=job.full_every):
+        return (f"the job {job.name} takes a full backup every {job.full_every} day(s), and the last one "
+                f"({last_full.name}) is {age.days} day(s) old")
+    return ""
+
 
 
 @dataclass
@@ -96,19 +119,19 @@ class JobRun:
 
 
 def backup_job_run(job: BackupJob, *, user: AbstractBaseUser | None = None) -> JobRun:
-    """Queue one backup.create per VM the job reaches (full on every full_every-th run), each told to
-    prune by the job's retention once its point is saved. A VM busy or in a state that allows no
-    backup is skipped and said so in the job's last run note."""
+    """Queue one backup.create per VM the job reaches (full every N runs or days: full_reason), each
+    told to prune by the job's retention once its point is saved (and to health-check it, when the
+    job says so). A VM busy or in a state that allows no backup is skipped and said so in the job's
+    last run note."""
     pool = StoragePool.objects.filter(host_id=job.host_id, name=job.pool_name).first()
     run = JobRun(queued=[], skipped=[])
-    full_reason = (f"the job {job.name} takes a full backup every {job.full_every} run(s)"
-                   if job.runs % job.full_every == 0 else "")
     domains = list(job_domains(job))
     if pool is None:
         run.skipped = [f"{domain.name}: the pool {job.pool_name} is not on {job.host} any more" for domain in domains]
     for domain in domains if pool is not None else []:
         try:
-            run.queued.append(backup_enqueue(domain=domain, user=user, pool=pool, job=job, full_reason=full_reason))
+            run.queued.append(backup_enqueue(domain=domain, user=user, pool=pool, job=job,
+                                             full_reason=full_reason(job, domain)))
         except (OperationBusy, BackupRefused) as exc:
             run.skipped.append(f"{domain.name}: {exc}")
     BackupJob.objects.filter(pk=job.pk).update(runs=job.runs + 1, last_run_at=timezone.now(),

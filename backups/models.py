@@ -20,6 +20,10 @@ class RestorePoint(models.Model):
         READY = "ready", "ready"  # written and checksummed (a failed backup leaves no point at all)
         MISSING = "missing", "files missing"  # a file of it was not found where the catalogue says
 
+    class Health(models.TextChoices):
+        PASSED = "passed", "passed"
+        FAILED = "failed", "failed"
+
     host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="restore_points")
     domain_uuid = models.UUIDField(db_index=True)
     domain_name = models.CharField(max_length=255)  # when it was taken
@@ -39,6 +43,12 @@ class RestorePoint(models.Model):
     seconds = models.FloatField(default=0)
     state = models.CharField(max_length=16, choices=State.choices, default=State.READY)
     created_at = models.DateTimeField(default=timezone.now)
+    # The latest health check (backup.health_check): booted from its files in a temporary VM with no
+    # network until the guest agent answered, or not; empty: never checked.
+    health = models.CharField(max_length=16, choices=Health.choices, blank=True)
+    health_checked_at = models.DateTimeField(null=True, blank=True)
+    health_seconds = models.FloatField(null=True, blank=True)
+    health_note = models.TextField(blank=True)  # what the check saw, or why it failed
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -84,22 +94,34 @@ class RestorePointDisk(models.Model):
 class BackupJob(models.Model):
     """Backups on a schedule: which VMs of one host (evaluated at each run), into which pool of that
     host, when (a cron expression, run by celery beat through its PeriodicTask), how often a new
-    chain starts, and how many restore points per VM to keep (backups/retention.py)."""
+    chain starts (every N runs, or every N days per VM), which restore points per VM to keep
+    (backups/retention.py), and whether each new point is health-checked."""
+
+    class FullEvery(models.TextChoices):
+        RUNS = "runs", "runs"
+        DAYS = "days", "days"
 
     class Selection(models.TextChoices):
         CHOSEN = "chosen", "the chosen VMs"
         HOST = "host", "every VM of the host"
         PATTERN = "pattern", "VMs whose name matches a pattern"
+        TAG = "tag", "VMs with a tag"
 
     name = models.CharField(max_length=64, unique=True)
     host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="backup_jobs")
     selection = models.CharField(max_length=16, choices=Selection.choices, default=Selection.CHOSEN)
     domains = models.ManyToManyField("domains.Domain", blank=True, related_name="backup_jobs")
     pattern = models.CharField(max_length=255, blank=True)  # shell-style (fnmatch), case-sensitive
+    tag = models.CharField(max_length=32, blank=True)  # a VM's tag (Domain.tags), for Selection.TAG
     pool_name = models.CharField(max_length=255)
     schedule = models.CharField(max_length=100)  # cron: minute hour day-of-month month day-of-week
-    full_every = models.PositiveIntegerField(default=7)  # runs; 1: every run is a full backup
+    full_every = models.PositiveIntegerField(default=7)  # in full_every_unit; 1 run: every run is a full backup
+    full_every_unit = models.CharField(max_length=8, choices=FullEvery.choices, default=FullEvery.RUNS)
     keep_last = models.PositiveIntegerField(default=7)  # restore points per VM (and what they depend on)
+    keep_daily = models.PositiveIntegerField(default=0)  # plus the newest point of each of the last N days...
+    keep_weekly = models.PositiveIntegerField(default=0)  # ...weeks
+    keep_monthly = models.PositiveIntegerField(default=0)  # ...months (that have a point)
+    health_check = models.BooleanField(default=False)  # each new point is booted in a temporary VM after it is saved
     # A second copy of each new restore point, in a pool of another host (backups/copies.py); none if null.
     copy_host = models.ForeignKey("hosts.Host", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     copy_pool_name = models.CharField(max_length=255, blank=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
-from accounts.access import backup_jobs_for, operations_for, restore_points_for
+from accounts.access import VIEW, backup_jobs_for, domains_for, operations_for, restore_points_for
 from backups.models import BackupJob, RestorePoint, RestorePointCopy, RestorePointDisk
 from domains.models import Domain
 from operations.choices import OperationState
@@ -35,3 +35,19 @@ def failed_job_backups(user) -> list[Operation]:
 def jobs_that_skipped(user) -> QuerySet[BackupJob]:
     """The jobs the user may see whose last run skipped a VM (busy, or in a state no backup is taken in)."""
     return backup_jobs_for(user).exclude(last_run_skipped=[]).filter(enabled=True)
+
+
+def failed_health_checks(user) -> list[tuple[Domain, RestorePoint]]:
+    """Per VM the user may see: its most recently health-checked restore point, when that check
+    failed (a later passed check, of any of its points, clears it)."""
+    visible = domains_for(user, VIEW)
+    checked = (RestorePoint.objects.filter(domain_uuid__in=visible.values("uuid")).exclude(health="")
+               .only("id", "domain_uuid", "name", "health", "health_note", "health_checked_at")
+               .order_by("domain_uuid", "-health_checked_at", "-id"))
+    latest: dict = {}
+    for point in checked:
+        latest.setdefault(point.domain_uuid, point)
+    failed = {uuid: point for uuid, point in latest.items() if point.health == RestorePoint.Health.FAILED}
+    domains = {domain.uuid: domain for domain in visible.filter(uuid__in=list(failed)).select_related("host")}
+    return sorted(((domains[uuid], point) for uuid, point in failed.items() if uuid in domains),
+                  key=lambda pair: pair[0].name)

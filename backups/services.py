@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid as uuid_module
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from backups.models import BackupJob, RestorePoint, RestorePointDisk
 from domains.choices import DomainState
@@ -43,7 +45,10 @@ def backup_enqueue(*, domain: Domain, user: AbstractBaseUser | None, pool: Stora
     pool are pruned by the job's retention once it is saved."""
     arguments = {"pool": pool.name}
     if job is not None:
-        arguments |= {"job": job.pk, "job_name": job.name, "keep_last": job.keep_last}
+        arguments |= {"job": job.pk, "job_name": job.name, "keep_last": job.keep_last,
+                      "retention": {"last": job.keep_last, "daily": job.keep_daily, "weekly": job.keep_weekly,
+                                    "monthly": job.keep_monthly},
+                      "health_check": job.health_check}
         if job.copy_host_id and job.copy_pool_name:  # backups/copies.py: queued once the point is saved
             arguments |= {"copy_host": job.copy_host_id, "copy_pool": job.copy_pool_name}
     if full_reason:
@@ -66,6 +71,20 @@ def restore_enqueue(*, point: RestorePoint, user: AbstractBaseUser | None, name:
     return operation_enqueue(kind="backup.restore", target=point, host=point.host, user=user,
                              arguments={"name": name, "pool": pool.name}, exclusive=True,
                              label=f"{point}: restore as {name}")
+
+
+def health_check_enqueue(*, point: RestorePoint, user: AbstractBaseUser | None) -> Operation:
+    """Queue a health check of the point (backups/handlers_health.py): one operation at a time per point."""
+    return operation_enqueue(kind="backup.health_check", target=point, host=point.host, user=user,
+                             arguments={"timeout": settings.BACKUP_HEALTH_CHECK_TIMEOUT}, exclusive=True,
+                             label=f"{point}: health check")
+
+
+def restore_point_health_record(*, point: RestorePoint, passed: bool, seconds: float, note: str) -> None:
+    """The latest health check's result, on the point (and so on its page and in the API)."""
+    RestorePoint.objects.filter(pk=point.pk).update(
+        health=RestorePoint.Health.PASSED if passed else RestorePoint.Health.FAILED, health_checked_at=timezone.now(),
+        health_seconds=round(seconds, 1), health_note=note[:10000])
 
 
 def restore_point_build(*, domain: Domain, name: str, pool_name: str, manifest: str, parent: RestorePoint | None,

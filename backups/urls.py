@@ -12,4 +12,5 @@ urlpatterns = [
     path("<int:pk>/backups/<int:point_id>/attach/", views_restores.AttachDiskView.as_view(), name="attach_disk"),
     path("<int:pk>/backup-disks/<int:attached_id>/detach/", views_restores.DetachDiskView.as_view(),
          name="detach_disk"),
+    path("<int:pk>/backups/<int:point_id>/health-check/", views.HealthCheckView.as_view(), name="health_check"),
 ]

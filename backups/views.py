@@ -1,5 +1,6 @@
-"""Pages of the backups app: "back up now" (a button on the VM's page) and "restore as a new VM"
-(a form, on any host the user operates; backups/views_restores.py has in place and attach). Each validates with its form, queues one operation and goes back to the VM's page."""
+"""Pages of the backups app: "back up now" and "health check" (buttons on the VM's page) and "restore as a new VM"
+(a form, on any host the user operates; backups/views_restores.py has in place and attach). Each validates with its
+form, queues one operation and goes back to the VM's page."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -8,12 +9,12 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views import View
 
-from accounts.access import OPERATE, restore_hosts_for, restore_points_for, restore_refusal
+from accounts.access import OPERATE, health_check_refusal, restore_hosts_for, restore_points_for, restore_refusal
 from accounts.mixins import Access
 from backups.forms import BackupNowForm, RestoreForm
 from backups.models import RestorePoint
 from backups.restores import restore_elsewhere_enqueue
-from backups.services import BackupRefused, backup_enqueue, restore_enqueue
+from backups.services import BackupRefused, backup_enqueue, health_check_enqueue, restore_enqueue
 from domains.models import Domain
 from operations.services import OperationBusy
 
@@ -45,6 +46,26 @@ def restore_point_of(user, domain: Domain, point_id: int) -> RestorePoint:
     if point is None:
         raise Http404("No such restore point.")
     return point
+
+
+class HealthCheckView(Access, View):
+    """Health-check a restore point: boot it in a temporary VM with no network (a button on the VM's page)."""
+
+    need, kind = OPERATE, Domain
+    http_method_names = ["post"]
+
+    def post(self, request, pk: int, point_id: int):
+        point = restore_point_of(request.user, self.object, point_id)
+        refusal = health_check_refusal(request.user, self.object, point)
+        if refusal:
+            raise PermissionDenied(refusal)
+        try:
+            operation = health_check_enqueue(point=point, user=request.user)
+        except OperationBusy as exc:
+            messages.error(request, f"The backup {point.name} is {exc}")
+        else:
+            messages.info(request, f"{point}: operation #{operation.pk} (health check) queued.")
+        return redirect("domains:detail", pk=self.object.pk)
 
 
 class RestoreView(Access, View):

@@ -49,7 +49,7 @@ FORM_ACTIONS = {"rename": "Rename", "delete": "Delete", "migrate": "Migrate",
 FORM_ACTIONS.update({"attach_disk": "Add disk", "detach_disk": "Remove disk", "attach_nic": "Add NIC",
                      "detach_nic": "Remove NIC", "set_vcpus": "Set vCPUs", "set_memory": "Set memory",
                      "change_media": "Change CD-ROM", "set_boot_order": "Set boot order",
-                     "set_metadata": "Set title and description", "define_xml": "Define XML",
+                     "set_metadata": "Set title and description", "set_tags": "Set tags", "define_xml": "Define XML",
                      "refresh": "Refresh", "set_nic_link": "Set NIC link", "update_nic": "Change NIC",
                      "set_nic_filter": "Set NIC filter"})
 BULK_ACTIONS = [action for action in ACTIONS.values() if action.bulk]

@@ -25,6 +25,7 @@ from storage.forms import SizeField
 from storage.models import StoragePool, Volume
 from storage.selectors import volume_offers, volume_users
 from virt.xml.base import XMLRejected, check_xml_text, parse_trusted, parse_untrusted
+from virt.xml.domain import MAX_TAGS, TAG_PATTERN, TAG_RULE
 from virt.xml.policy import HostContext, check_domain_xml, nvram_path, volume_paths
 from vmsite.units import binary_size
 
@@ -566,6 +567,26 @@ class MetadataForm(ScopedForm):
 
     def clean_description(self) -> str:
         return _xml_text(self.cleaned_data["description"])
+
+
+class TagsForm(DomainForm):
+    """The VM's tags (kept in its libvirt definition; backup jobs select VMs by them)."""
+
+    tags = forms.CharField(required=False, max_length=1000, label="Tags",
+                           help_text=f"Separated by commas or spaces, e.g. “web, nightly”; empty removes them all. "
+                                     f"{TAG_RULE[0].upper()}{TAG_RULE[1:]}; at most {MAX_TAGS}.")
+
+    def clean_tags(self) -> list[str]:
+        tags: list[str] = []
+        for word in re.split(r"[\s,]+", self.cleaned_data["tags"].lower()):
+            if word and word not in tags:
+                tags.append(word)
+        bad = [tag for tag in tags if not TAG_PATTERN.fullmatch(tag)]
+        if bad:
+            raise ValidationError(f"Not a tag: {', '.join(bad)}. {TAG_RULE[0].upper()}{TAG_RULE[1:]}.")
+        if len(tags) > MAX_TAGS:
+            raise ValidationError(f"{len(tags)} tags: a VM has at most {MAX_TAGS}.")
+        return tags
 
 
 def _xml_text(value: str) -> str:

@@ -91,6 +91,7 @@ _CHANGES: dict[str, Change] = {
     "set_boot_order": lambda conn, dom, args, domain: devices.set_boot_order(conn, dom, devices=list(args["devices"])),
     "set_metadata": lambda conn, dom, args, domain: devices.set_metadata(
         dom, title=args.get("title", ""), description=args.get("description", ""), **_scope(args)),
+    "set_tags": lambda conn, dom, args, domain: devices.set_tags(dom, tags=list(args["tags"])),
     "define_xml": lambda conn, dom, args, domain: devices.define_xml(
         conn, dom, xml=args["xml"], emulator=(domain.host.capabilities or {}).get("emulator")),
     "refresh": lambda conn, dom, args, domain: "Read the VM's state and XML",

@@ -24,6 +24,7 @@ class Domain(CachedHostObject):
     xml_live = models.TextField(blank=True, default="")
     # A template is never started from the UI; the mark is also kept in the domain's XML metadata.
     is_template = models.BooleanField(default=False)
+    tags = models.JSONField(default=list, blank=True)  # vmsite's tags, from the domain's <metadata> (libvirt's truth)
     # The snapshot tree (virt.snapshots.SnapshotInfo as dicts, depth first), stored after each change.
     snapshots = models.JSONField(default=list, blank=True)
 

@@ -16,7 +16,7 @@ SORTS = {
 def domain_list(*, search: str = "", host_id: int | None = None, state: int | None = None,
                 sort: str = "name") -> QuerySet[Domain]:
     domains = Domain.objects.select_related("host").only(
-        "pk", "name", "uuid", "state", "vcpus", "memory_kib", "host_id", "host__name")
+        "pk", "name", "uuid", "state", "vcpus", "memory_kib", "tags", "host_id", "host__name")
     if search:
         domains = domains.filter(_matches(search))
     if host_id is not None:

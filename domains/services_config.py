@@ -79,6 +79,11 @@ def domain_metadata_set(*, domain: Domain, user: User, title: str, description: 
                     persistent=persistent)
 
 
+def domain_tags_set(*, domain: Domain, user: User, tags: list[str]) -> Operation:
+    """Replace the VM's tags (in its definition's <metadata>, and in the running VM's)."""
+    return _enqueue(domain, user, "set_tags", tags=tags)
+
+
 def domain_xml_define(*, domain: Domain, user: User, xml: str) -> Operation:
     return _enqueue(domain, user, "define_xml", xml=xml)
 

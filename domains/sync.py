@@ -33,12 +33,12 @@ DOMAIN_COLUMNS = ColumnMap(
     Domain,
     {"name": "name", "state": "state", "reason": "state_reason", "vcpus": "vcpus", "memory_kib": "memory_kib",
      "persistent": "persistent", "autostart": "autostart", "has_managed_save": "has_managed_save",
-     "details": "details"},
+     "details": "details", "tags": "tags"},
     unknown_when_none=("memory_kib",),
 )
 # The bulk read (virt.inventory.DomainSummary) tells less: a VM's details are read once, when it
 # is new to its host (domains_describe).
-_LISTED_COLUMNS = DOMAIN_COLUMNS.without("has_managed_save", "details")
+_LISTED_COLUMNS = DOMAIN_COLUMNS.without("has_managed_save", "details", "tags")
 
 
 # -- one VM --------------------------------------------------------------------------------------
@@ -134,7 +134,8 @@ def domains_describe(conn: Connection, *, host: Host, uuids: Iterable) -> None:
         except NotFound:
             continue  # gone again already
         memory = {"memory_kib": details.get("current_memory_kib") or details.get("memory_kib")}  # the bulk read's gap
-        Domain.objects.filter(host=host, uuid=uuid).update(details=details, is_template=template, **memory)
+        Domain.objects.filter(host=host, uuid=uuid).update(details=details, is_template=template,
+                                                           tags=details.get("tags", []), **memory)
 
 
 def domains_undescribed(host: Host, limit: int = 200) -> list:

@@ -16,6 +16,7 @@ urlpatterns: list = [
     path("<int:pk>/media/", views_config.MediaView.as_view(), name="config_media"),
     path("<int:pk>/boot-order/", views_config.BootOrderView.as_view(), name="config_boot_order"),
     path("<int:pk>/metadata/", views_config.MetadataView.as_view(), name="config_metadata"),
+    path("<int:pk>/tags/", views_config.TagsView.as_view(), name="config_tags"),
     path("<int:pk>/xml/", views_config.XMLView.as_view(), name="config_xml"),
     path("<int:pk>/xml/refresh/", views_config.XMLRefreshView.as_view(), name="config_xml_refresh"),
     path("<int:pk>/xml/edit/", views_config.XMLEditView.as_view(), name="config_xml_edit"),

@@ -151,6 +151,17 @@ class MetadataView(ConfigFormView):
     title = "Set title and description"
 
 
+class TagsView(ConfigFormView):
+    form_class = forms_config.TagsForm
+    service = services_config.domain_tags_set
+    title = "Set tags"
+
+    def get(self, request, pk: int):
+        domain = self.object
+        form = self.form_class(domain=domain, initial={"tags": ", ".join(domain.tags)}, **self.form_kwargs(request))
+        return self.render_form(request, domain, form)
+
+
 class XMLView(Access, View):
     """Whoever may see the VM may read its XML, as last stored (it holds no passwords)."""
 

@@ -15,7 +15,7 @@ import libvirt
 from virt.errors import InvalidArgument, NotFound, OperationInvalid, lookup_or_none, raises_typed, tolerating
 from virt.volumes import find_volume, volume_format
 from virt.xml.base import parse_trusted, parse_untrusted
-from virt.xml.domain import Disk, Domain, Interface
+from virt.xml.domain import TAGS_NS, TAGS_PREFIX, Disk, Domain, Interface, TagList
 from virt.xml.storage import PoolXML
 from virt.xml.policy import HostContext, PolicyViolation, nvram_path, require_allowed, volume_paths
 
@@ -453,6 +453,20 @@ def set_metadata(domain: libvirt.virDomain, *, title: str, description: str, liv
     domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_TITLE, title or None, None, None, flags)
     domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_DESCRIPTION, description or None, None, None, flags)
     return f"Title and description saved, {scope_words(flags)}"
+
+
+@raises_typed
+def set_tags(domain: libvirt.virDomain, *, tags: list[str]) -> str:
+    """Replace vmsite's tags in the domain's <metadata> (no tags: the element goes), in its
+    definition and, while it runs, in the running VM, so both read the same."""
+    flags = affect_flags(domain, live=True, persistent=bool(domain.isPersistent()))
+    if tags:
+        element = TagList.new()
+        element.names = tags
+        domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, element.to_xml(), TAGS_PREFIX, TAGS_NS, flags)
+        return f"Tags set: {', '.join(tags)}"
+    domain.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, None, None, TAGS_NS, flags)
+    return "Tags removed"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libvirt
 
@@ -37,6 +37,7 @@ class LiveDomain:
     autostart: bool
     has_managed_save: bool
     details: dict  # the XML summary (disks, NICs, graphics...), never a password
+    tags: list[str] = field(default_factory=list)  # vmsite's tags, from its <metadata>
 
 
 @raises_typed
@@ -60,6 +61,7 @@ def read_state(domain: libvirt.virDomain) -> LiveDomain:
         autostart=bool(domain.autostart()) if persistent else False,
         has_managed_save=bool(domain.hasManagedSaveImage(0)) if persistent else False,
         details=_with_agent_addresses(_jsonable(description), domain, xml),
+        tags=list(description.tags),
     )
 
 

@@ -13,7 +13,7 @@ from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.utils import timezone
 
 from accounts.access import domains_for, hosts_for, operations_for
-from backups.selectors import failed_job_backups, jobs_that_skipped
+from backups.selectors import failed_health_checks, failed_job_backups, jobs_that_skipped
 from domains.choices import DOMAIN_STATE_COLOURS, DomainState
 from hosts.choices import HostStatus
 from hosts.models import Host
@@ -191,6 +191,11 @@ def attention_list(user: AbstractBaseUser, hosts: list[Host], *, now: datetime) 
         key = job.host_id if job.host_id in shown else None
         items.setdefault(key, Attention(None)).reasons.append(
             (FAILED_BACKUPS, f"The job {job.name} skipped at its last run: {'; '.join(job.last_run_skipped)[:300]}"))
+    for domain, point in failed_health_checks(user):  # until a later check of its backups passes
+        key = domain.host_id if domain.host_id in shown else None
+        items.setdefault(key, Attention(None)).reasons.append(
+            (FAILED_BACKUPS,
+             f"The health check of {domain.name}'s backup {point.name} failed: {point.health_note[:200]}"))
     listed = [item for item in items.values() if item.reasons]
     for item in listed:
         item.reasons.sort()

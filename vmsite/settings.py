@@ -250,6 +250,8 @@ OPERATION_REQUEUE_AFTER = env_int("OPERATION_REQUEUE_AFTER", 300, minimum=10)
 LIBVIRT_LOCAL_URI = "qemu:///system"
 # Seconds a "shut down" waits for the guest to power off before it reports that it did not.
 DOMAIN_SHUTDOWN_TIMEOUT = env_int("DOMAIN_SHUTDOWN_TIMEOUT", 120, minimum=1)
+# Seconds a backup's health check waits for the temporary VM's guest agent to answer.
+BACKUP_HEALTH_CHECK_TIMEOUT = env_int("BACKUP_HEALTH_CHECK_TIMEOUT", 300, minimum=5)
 
 # The VNC console proxy (manage.py consoleproxy): where it listens, and the websocket URL pages use
 # for it ("" means the page's own host name on CONSOLE_PROXY_PORT; behind a proxy, its public URL, or

@@ -25,7 +25,8 @@ def backups_panel(context) -> dict:
         panel["backup_form"] = BackupNowForm(domain=domain, user=user)
         panel["no_pool_refusal"] = no_backup_pool_refusal(domain)
         panel["backup_refusal"] = backup_state_refusal(domain)
-        panel["can_restore_new"] = restore_hosts_for(user).exists()  # a new VM goes on any host they operate
+        panel["operated_hosts"] = set(restore_hosts_for(user).values_list("pk", flat=True))
+        panel["can_restore_new"] = bool(panel["operated_hosts"])  # a new VM goes on any host they operate
         panel["restore_refusal"] = ("" if panel["can_restore_new"] or not points
                                     else restore_refusal(user, domain, points[0]))
         panel["in_place_refusal"] = in_place_refusal(domain)

@@ -156,3 +156,51 @@ def test_a_backup_is_refused_while_the_vm_is_in_a_state_that_cannot_be_backed_up
     response = client.post(urls(site)["now"], {"pool": "backup-pool"}, follow=True)
     assert "a backup is taken of a running, paused or shut-off VM" in response.content.decode()
     assert not Operation.objects.filter(kind="backup.create").exists()
+
+
+def test_who_may_health_check_a_point_on_the_pages_and_the_api(site):
+    """A VM's operators may (it leaves nothing behind), while the point is on the VM's host; a point on
+    another host needs an operator of that host; viewers get 403, others 404."""
+    vm, point = site["vm"], site["point"]
+    page = reverse("backups:health_check", args=[vm.pk, point.pk])
+    api_url = reverse("api:vm_backup_health_check", args=[vm.pk, point.pk])
+    assert user_with("operator", domain=site["other"]).post(page).status_code == 404
+    viewer = user_with("viewer", domain=vm)
+    assert viewer.post(page).status_code == 403
+    assert token_client(viewer.user).post(api_url).status_code == 403
+    operator = user_with("operator", domain=vm)
+    assert 'data-action="health_check"' in operator.get(reverse("domains:detail", args=[vm.pk])).content.decode()
+    assert operator.post(page).status_code == 302
+    operation = Operation.objects.get(kind="backup.health_check")
+    assert operation.target_type == "restorepoint" and operation.target_id == point.pk
+    assert operation.arguments == {"timeout": 300}
+    assert token_client(operator.user).post(api_url).status_code == 409  # one at a time per point
+    busy = operator.post(page, follow=True).content.decode()
+    assert "The backup 20261204-120000 is" in busy
+
+    elsewhere = Host.objects.create(name="bk-elsewhere", transport="test", address="default")
+    RestorePoint.objects.filter(pk=point.pk).update(host=elsewhere)  # the VM moved on after this backup
+    Operation.objects.all().delete()
+    refused = token_client(operator.user).post(api_url)
+    assert refused.status_code == 403 and "boots a temporary VM on bk-elsewhere" in refused.json()["detail"]
+    assert operator.post(page).status_code == 403
+    host_operator = user_with("operator", host=elsewhere)
+    Grant.objects.create(user=host_operator.user, role=Role.OPERATOR, domain=vm)
+    assert token_client(host_operator.user).post(api_url).status_code == 202
+
+
+def test_the_vm_page_shows_a_points_health(site):
+    from datetime import timedelta
+
+    from backups.services import restore_point_health_record
+
+    restore_point_health_record(point=site["point"], passed=False, seconds=61.26,
+                                note="The guest agent did not answer within 60 s of the start.")
+    client = user_with("viewer", domain=site["vm"])
+    page = client.get(reverse("domains:detail", args=[site["vm"].pk])).content.decode()
+    assert "text-bg-danger" in page and "failed" in page and "did not answer within 60 s" in page
+    assert 'data-action="health_check"' not in page  # a viewer sees the result, not the button
+    listed = token_client(client.user).get(reverse("api:vm_backups", args=[site["vm"].pk])).json()["results"][0]
+    assert listed["health"] == "failed" and listed["health_seconds"] == 61.3
+    site["point"].refresh_from_db()
+    assert timezone.now() - site["point"].health_checked_at < timedelta(minutes=1)

@@ -6,6 +6,7 @@ manage jobs on the pages and through the API (accounts.access)."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -17,8 +18,9 @@ from django_celery_beat.models import PeriodicTask
 
 from accounts.models import Grant, Role
 from backups.forms import BackupJobForm
-from backups.jobs import backup_job_delete, backup_job_run, backup_job_save, job_domains, validate_schedule
-from backups.models import BackupJob
+from backups.jobs import (backup_job_delete, backup_job_run, backup_job_save, full_reason, job_domains,
+                          validate_schedule)
+from backups.models import BackupJob, RestorePoint
 from domains.choices import DomainState
 from domains.models import Domain
 from hosts.models import Host
@@ -97,10 +99,20 @@ def test_a_schedule_is_five_valid_cron_fields():
     ({"pool_name": "nowhere"}, "pool_name", "no active dir"),
     ({"schedule": "daily"}, "schedule", "has 1 field(s)"),
     ({"schedule": "0 25 * * *"}, "schedule", "The hour field “25”"),
-    ({"full_every": 0}, "full_every", "greater than or equal to 1"),
+    ({"full_every": 0}, "full_every", "N is at least 1: a new chain"),
     ({"full_every": "x"}, "full_every", "whole number"),
-    ({"keep_last": 0}, "keep_last", "greater than or equal to 1"),
+    ({"keep_last": 0}, "keep_last", "Keep at least the newest restore point"),
     ({"keep_last": 1001}, "keep_last", "less than or equal to 1000"),
+    ({"selection": "tag", "pattern": None, "tag": ""}, "tag", "Give the tag"),
+    ({"selection": "tag", "pattern": None, "tag": "   "}, "tag", "Give the tag"),
+    ({"selection": "tag", "pattern": None, "tag": "web servers"}, "tag", "“web servers” is not a tag: a tag is 1 to 32"),
+    ({"selection": "tag", "pattern": None, "tag": "-web"}, "tag", "is not a tag"),
+    ({"tag": "web"}, "tag", "used only for “VMs with a tag”"),
+    ({"full_every_unit": "weeks"}, "full_every_unit", "valid choice"),
+    ({"full_every_unit": "days", "full_every": 400}, "full_every", "at most 366"),
+    ({"keep_daily": -1}, "keep_daily", "greater than or equal to 0"),
+    ({"keep_weekly": "x"}, "keep_weekly", "whole number"),
+    ({"keep_monthly": 1001}, "keep_monthly", "less than or equal to 1000"),
 ])
 def test_the_form_refuses_each_bad_input_with_a_clear_message(site, changes, field, words):
     form = BackupJobForm(good(site, **changes), user=admin())
@@ -167,6 +179,42 @@ def test_chosen_vms_and_the_whole_host(site):
     assert [vm.name for vm in job_domains(job)] == ["db-1", "web-1", "web-2"]
 
 
+def test_a_job_by_tag_reaches_the_vms_tagged_when_it_runs(site):
+    job = saved_job(site, selection="tag", pattern=None, tag=" Nightly ")
+    assert job.tag == "nightly"  # tags are lower-case
+    assert list(job_domains(job)) == []
+    Domain.objects.filter(pk__in=[site["db-1"].pk, site["elsewhere"].pk]).update(tags=["nightly", "db"])
+    Domain.objects.filter(pk=site["web-1"].pk).update(tags=["nightly-not"])
+    assert [vm.name for vm in job_domains(job)] == ["db-1"]  # not elsewhere: another host
+    Domain.objects.filter(pk=site["web-2"].pk).update(tags=["web", "nightly"])
+    assert [operation.target_label.split(":")[0] for operation in backup_job_run(job).queued] == ["db-1", "web-2"]
+
+
+def test_full_every_n_days_counts_from_the_vms_last_full_point_in_the_pool(site):
+    job = saved_job(site, full_every=7, full_every_unit="days", keep_daily=7, keep_weekly=4, keep_monthly=3,
+                    health_check="on")
+    vm, now = site["web-1"], timezone.now()
+    assert full_reason(job, vm, now=now) == ""  # no point yet: the first backup is full anyway
+
+    def point(name, kind, days_ago, pool="backups"):
+        return RestorePoint.objects.create(host=site["host"], domain_uuid=vm.uuid, domain_name=vm.name, name=name,
+                                           kind=kind, chain=uuid.uuid4(), pool_name=pool, manifest=f"{name}.json",
+                                           consistency="x", domain_xml="<domain/>",
+                                           created_at=now - timedelta(days=days_ago))
+
+    point("a", "full", 8)
+    assert full_reason(job, vm, now=now) == ("the job nightly takes a full backup every 7 day(s), and the last one "
+                                             "(a) is 8 day(s) old")
+    point("b", "incremental", 1)
+    point("c", "full", 9, pool="elsewhere")  # another pool's chain does not count
+    assert "(a) is 8 day(s) old" in full_reason(job, vm, now=now)
+    point("d", "full", 6)
+    assert full_reason(job, vm, now=now) == ""
+    arguments = backup_job_run(job).queued[0].arguments
+    assert arguments["retention"] == {"last": 2, "daily": 7, "weekly": 4, "monthly": 3}
+    assert arguments["health_check"] is True and "full_reason" not in arguments
+
+
 def test_a_failed_job_backup_needs_attention_until_the_next_good_backup(site):
     user = admin()
     job = saved_job(site)
@@ -185,6 +233,31 @@ def test_a_failed_job_backup_needs_attention_until_the_next_good_backup(site):
                              target_label="web-1: back up", host=site["host"], state=OperationState.SUCCEEDED,
                              arguments={"pool": "backups"})
     assert reasons() == []
+
+
+def test_a_failed_health_check_needs_attention_until_a_later_check_passes(site):
+    from backups.services import restore_point_health_record
+
+    def point(name):
+        vm = site["web-1"]
+        return RestorePoint.objects.create(host=site["host"], domain_uuid=vm.uuid, domain_name=vm.name, name=name,
+                                           kind="full", chain=uuid.uuid4(), pool_name="backups",
+                                           manifest=f"{name}.json", consistency="x", domain_xml="<domain/>")
+
+    def reasons(user):
+        return [text for item in attention_list(user, [], now=timezone.now()) for _, text in item.reasons
+                if text.startswith("The health check")]
+
+    first, second = point("a"), point("b")
+    restore_point_health_record(point=first, passed=True, seconds=3, note="ok")
+    user = admin()
+    assert reasons(user) == []
+    restore_point_health_record(point=second, passed=False, seconds=300, note="The guest agent did not answer.")
+    assert reasons(user) == ["The health check of web-1's backup b failed: The guest agent did not answer."]
+    assert reasons(user_with("viewer", host=site["other_host"]).user) == []  # not their VM
+    assert len(reasons(user_with("viewer", domain=site["web-1"]).user)) == 1
+    restore_point_health_record(point=first, passed=True, seconds=3, note="ok")  # checked again, later
+    assert reasons(user) == []
 
 
 @pytest.mark.django_db(transaction=True)  # the scheduler closes a connection it finds inside a transaction

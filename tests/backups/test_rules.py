@@ -73,3 +73,98 @@ def test_retention_removes_an_incremental_before_the_point_it_rests_on():
     assert _pruned(points, 1) == ["C", "B", "A"]
     only_fulls = _chain(("A", None), ("B", None), ("C", None))
     assert _pruned(only_fulls, 2) == ["A"]
+
+
+def _dated(*spec):
+    """Points from ("A", None, "2026-12-04 23:00"), ...: a point, its parent and when it was taken (UTC)."""
+    from datetime import UTC, datetime
+
+    from backups.models import RestorePoint
+
+    points, by_name = [], {}
+    for index, (name, parent, when) in enumerate(spec, start=1):
+        point = RestorePoint(pk=index, name=name, parent_id=by_name[parent].pk if parent else None,
+                             created_at=datetime.fromisoformat(when).replace(tzinfo=UTC))
+        by_name[name] = point
+        points.append(point)
+    return points
+
+
+def test_retention_keeps_the_newest_point_of_each_day_week_and_month_asked_for():
+    from datetime import UTC
+
+    from backups.retention import Retention, points_to_prune
+
+    # Fulls only (no chains): Mon 2026-11-02 ... a point twice on some days.
+    points = _dated(("oct-30", None, "2026-10-30 02:00"), ("nov-02", None, "2026-11-02 02:00"),
+                    ("nov-09a", None, "2026-11-09 02:00"), ("nov-09b", None, "2026-11-09 14:00"),
+                    ("nov-30", None, "2026-11-30 02:00"), ("dec-01", None, "2026-12-01 02:00"),
+                    ("dec-02a", None, "2026-12-02 02:00"), ("dec-02b", None, "2026-12-02 20:00"),
+                    ("dec-03", None, "2026-12-03 02:00"))
+
+    def kept(rule):
+        pruned = {point.name for point in points_to_prune(points, rule, zone=UTC)}
+        return [point.name for point in points if point.name not in pruned]
+
+    assert kept(Retention(last=2)) == ["dec-02b", "dec-03"]
+    # The newest of each of the last 3 days that have points (the day's earlier point goes).
+    assert kept(Retention(last=1, daily=3)) == ["dec-01", "dec-02b", "dec-03"]
+    # ISO weeks: 2026-W49 (Nov 30 - Dec 6), W46 (Nov 9), W45 (Nov 2); Oct 30 is W44.
+    assert kept(Retention(last=1, weekly=3)) == ["nov-02", "nov-09b", "dec-03"]
+    assert kept(Retention(last=1, monthly=2)) == ["nov-30", "dec-03"]
+    assert kept(Retention(last=1, monthly=12)) == ["oct-30", "nov-30", "dec-03"]  # months with no point do not count
+    assert kept(Retention(last=2, daily=1, weekly=2, monthly=3)) == ["oct-30", "nov-09b", "nov-30", "dec-02b", "dec-03"]
+    assert Retention(last=2, daily=1, monthly=3).describe() == "the last 2, 1 daily, 3 monthly"
+
+
+def test_a_point_kept_by_day_week_or_month_keeps_its_chain():
+    from datetime import UTC
+
+    from backups.retention import Retention, points_to_prune
+
+    # A weekly chain: full on Mondays, incrementals on the other days.
+    points = _dated(("w1-full", None, "2026-11-23 02:00"), ("w1-tue", "w1-full", "2026-11-24 02:00"),
+                    ("w1-sun", "w1-tue", "2026-11-29 02:00"),
+                    ("w2-full", None, "2026-11-30 02:00"), ("w2-tue", "w2-full", "2026-12-01 02:00"))
+    pruned = [point.name for point in points_to_prune(points, Retention(last=1, weekly=2), zone=UTC)]
+    assert pruned == []  # w1-sun is last week's newest: it needs w1-tue and w1-full
+    pruned = [point.name for point in points_to_prune(points, Retention(last=1, daily=2), zone=UTC)]
+    assert pruned == ["w1-sun", "w1-tue", "w1-full"]  # newest first: an incremental before its parent
+
+
+def test_days_are_those_of_the_time_zone():
+    from zoneinfo import ZoneInfo
+
+    from backups.retention import Retention, points_to_prune
+
+    # 23:30 and 00:30 UTC are the same day in New York (18:30 and 19:30), two days in UTC.
+    points = _dated(("late", None, "2026-12-03 23:30"), ("early", None, "2026-12-04 00:30"))
+    new_york = points_to_prune(points, Retention(last=1, daily=2), zone=ZoneInfo("America/New_York"))
+    assert [point.name for point in new_york] == ["late"]
+    from datetime import UTC
+    assert points_to_prune(points, Retention(last=1, daily=2), zone=UTC) == []
+
+
+def test_a_health_checks_temporary_vm_has_no_network_nor_the_hosts_files():
+    from virt.healthcheck import _isolated
+    from virt.xml.domain import Domain as DomainXML
+
+    xml = DomainXML.from_xml("""<domain type='kvm'><name>vm</name><memory>65536</memory><os><type>hvm</type></os>
+      <devices>
+        <interface type='network'><source network='default'/></interface>
+        <interface type='bridge'><source bridge='br0'/></interface>
+        <hostdev mode='subsystem' type='pci'><source><address domain='0' bus='1' slot='0' function='0'/></source></hostdev>
+        <filesystem type='mount'><source dir='/srv'/><target dir='srv'/></filesystem>
+        <serial type='pty'><target port='0'/></serial>
+        <serial type='tcp'><source mode='bind' host='0.0.0.0' service='4555'/><target port='1'/></serial>
+        <console type='pty'><target type='serial' port='0'/></console>
+        <channel type='unix'><source mode='bind' path='/var/lib/libvirt/qemu/channel/target/vm.agent'/>
+          <target type='virtio' name='org.qemu.guest_agent.0'/></channel>
+        <channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel>
+      </devices></domain>""")
+    said = _isolated(xml)
+    assert len(xml.interfaces) == len(xml.hostdevs) == len(xml.filesystems) == 0
+    assert [serial.type for serial in xml.serials] == ["pty"] and [c.type for c in xml.consoles] == ["pty"]
+    (agent,) = xml.channels
+    assert agent.target_name == "org.qemu.guest_agent.0" and agent.source_path is None  # libvirt makes a new socket
+    assert said == "; 1 host device(s) left out, 1 shared folder(s) left out, a tcp console left out"

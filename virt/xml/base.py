@@ -389,8 +389,9 @@ class XMLFlag(_Descriptor):
 class XMLValueList(_Descriptor):
     """The values of one attribute over repeated elements, like the devs of <os><boot dev=.../>."""
 
-    def __init__(self, xpath: str, *, validate: Callable[[str], None] | None = None) -> None:
-        super().__init__(xpath, validate)
+    def __init__(self, xpath: str, *, validate: Callable[[str], None] | None = None,
+                 namespaces: Mapping[str, str] | None = None) -> None:
+        super().__init__(xpath, validate, namespaces)
         if not self.path.attribute or not self.path.steps:
             raise ValueError(f"value list path {xpath!r} must end in an element and an attribute")
 

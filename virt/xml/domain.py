@@ -19,6 +19,13 @@ from virt.xml.units import to_kib
 # libvirt keeps it with the definition, so it survives a re-register of the host.
 METADATA_NS = "http://vmsite.local/xmlns/domain/1.0"
 METADATA_PREFIX = "vmsite"
+# A VM's tags (backup jobs select by them): <metadata><vmsitetags:tags><vmsitetags:tag name='web'/>...
+# A namespace of their own, as libvirt keeps one metadata element per namespace (the template mark's).
+TAGS_NS = "http://vmsite.local/xmlns/tags/1.0"
+TAGS_PREFIX = "vmsitetags"
+TAG_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
+TAG_RULE = "a tag is 1 to 32 lower-case letters, digits, dots, dashes or underscores, starting with a letter or digit"
+MAX_TAGS = 16
 GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
 
 _MAC = re.compile(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", re.IGNORECASE)
@@ -281,6 +288,19 @@ class FirmwareFeature(XMLObject):
     name = XMLProperty("./@name")
 
 
+def validate_tag(value: str) -> None:
+    if not TAG_PATTERN.fullmatch(value):
+        raise ValueError(f"{value!r}: {TAG_RULE}")
+
+
+class TagList(XMLObject):
+    """<tags><tag name='web'/>...</tags>: the element libvirt's setMetadata stores, in TAGS_NS."""
+
+    tag = "tags"
+
+    names = XMLValueList("./tag/@name", validate=validate_tag)
+
+
 class TemplateMark(XMLObject):
     """<template/>: the element libvirt's setMetadata stores, in METADATA_NS, to mark a template."""
 
@@ -337,6 +357,7 @@ class DomainDescription:
     # hot-plugged PCIe device (virtio disk, NIC). None: not a PCIe machine, not counted.
     free_hotplug_ports: int | None = None
     has_memory_balloon: bool = False  # a <memballoon> that is not model='none'
+    tags: tuple[str, ...] = ()  # vmsite's tags, from its <metadata>
 
 
 class Domain(XMLObject):
@@ -396,6 +417,7 @@ class Domain(XMLObject):
     hostdevs = XMLChildList(HostDevice, "./devices/hostdev")
     filesystems = XMLChildList(Filesystem, "./devices/filesystem")
     is_template = XMLFlag(f"./metadata/{METADATA_PREFIX}:template", namespaces={METADATA_PREFIX: METADATA_NS})
+    tags = XMLValueList(f"./metadata/{TAGS_PREFIX}:tags/{TAGS_PREFIX}:tag/@name", namespaces={TAGS_PREFIX: TAGS_NS})
 
     @property
     def guest_agent_connected(self) -> bool:
@@ -450,6 +472,7 @@ class Domain(XMLObject):
             ),
             free_hotplug_ports=self.free_hotplug_ports(),
             has_memory_balloon=self.memballoon_model not in (None, "none"),
+            tags=tuple(self.tags),
         )
 
 
