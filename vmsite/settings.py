@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "backups",
     "inventory",
     "django_celery_beat",  # schedules kept in the database (backup jobs'); beat runs its DatabaseScheduler
+    "vmsite",  # its management commands (doctor)
 ]
 
 MIDDLEWARE = [
