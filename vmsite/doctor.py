@@ -18,6 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 import websocket
 from django.conf import settings
+from kombu import Connection
+from kombu.pidbox import Mailbox
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest
@@ -38,8 +40,8 @@ CONNECT_SECONDS = 3.0
 # Clocks further apart than this: leases (9 s), heartbeats, second-factor codes (30 s) and console
 # tokens start to misbehave well before a minute.
 CLOCK_SKEW_LIMIT = 2.0
-# Beat writes its last run into the database at most this often (DatabaseScheduler.sync_every).
-BEAT_SYNC_SECONDS = 180
+# Beat may be this late on its shortest interval before it counts as stopped (it writes each run as it
+# sends it: CELERY_BEAT_SYNC_EVERY).
 BEAT_SLACK_SECONDS = 60
 
 
@@ -104,8 +106,6 @@ class Probe:
         """Every worker's answer to the clock command within PING_SECONDS (none if Redis is down)."""
         if self.redis_error:
             return []
-        from vmsite.celery import app
-
         answers: list[WorkerClock] = []
 
         def arrived(reply: dict) -> None:
@@ -114,7 +114,12 @@ class Probe:
                 answers.append(WorkerClock(name=name, their_time=body.get("time"), our_time=time.time(),
                                            queues=tuple(body.get("queues", ()))))
 
-        app.control.broadcast(CLOCK_COMMAND, reply=True, timeout=PING_SECONDS, callback=arrived)
+        # Celery's own broadcast publishes through the app's producer pool; a mailbox on a connection
+        # of our own asks the broker the settings name now, and leaves the app's pool alone.
+        mailbox = Mailbox(getattr(settings, "CELERY_CONTROL_EXCHANGE", "celery"), type="fanout", accept=["json"],
+                          serializer="json")
+        with Connection(settings.CELERY_BROKER_URL, connect_timeout=CONNECT_SECONDS) as broker:
+            mailbox(broker)._broadcast(CLOCK_COMMAND, arguments={}, reply=True, timeout=PING_SECONDS, callback=arrived)
         return sorted(answers, key=lambda answer: answer.name)
 
 
@@ -227,10 +232,10 @@ def check_beat(probe: Probe) -> Verdict:
 
 
 def beat_limit_seconds() -> float:
-    """How old beat's last run may be: its shortest interval, plus the delay before it writes it."""
+    """How old beat's last run may be: its shortest interval, and some slack."""
     intervals = [entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
                  if isinstance(entry["schedule"], (int, float))]
-    return min(intervals, default=0) + BEAT_SYNC_SECONDS + BEAT_SLACK_SECONDS
+    return min(intervals, default=0) + BEAT_SLACK_SECONDS
 
 
 @check("Listeners")
@@ -344,6 +349,8 @@ def check_https(probe: Probe) -> Verdict:
 
 @check("Data folder")
 def check_data_dir(probe: Probe) -> Verdict:
+    if not probe.data_dir.exists():
+        return Verdict(OK, f"{probe.data_dir} is not made yet (it is made private when first used).")
     problems = data_dir_problems(probe.data_dir)
     if problems:
         return Verdict(FAIL, f"{probe.data_dir} is open to others: " + "; ".join(problems) + ".",
@@ -375,12 +382,15 @@ def listener_offsets(client: redis.Redis, *, now: float) -> dict[str, float]:
     beat from the future, or one older than a round, is its clock (or a stalled listener)."""
     from listener.lease import LISTENERS_KEY, ROUND_SECONDS
 
-    offsets = {}
-    for member, beat in client.zrange(LISTENERS_KEY, 0, -1, withscores=True):
-        ahead = beat - now
-        offset = ahead if ahead > 0 else min(ahead + ROUND_SECONDS, 0)
-        offsets[f"listener {member.decode()}"] = offset
-    return offsets
+    return {f"listener {member.decode()}": beat_offset(beat, now=now, round_seconds=ROUND_SECONDS)
+            for member, beat in client.zrange(LISTENERS_KEY, 0, -1, withscores=True)}
+
+
+def beat_offset(beat: float, *, now: float, round_seconds: float) -> float:
+    """How far a clock that beats every `round_seconds` must be off to have written `beat` by `now`:
+    0 within the last round, positive for a beat from the future, negative for an older one."""
+    ahead = beat - now
+    return ahead if ahead > 0 else min(ahead + round_seconds, 0.0)
 
 
 def default_site_url() -> str | None:

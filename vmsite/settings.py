@@ -223,6 +223,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Seconds between full inventory reconciles of every host (the event listener keeps them live between).
 RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 60, minimum=5)
+# Beat writes each task's last run into the database as it sends it (not every 3 minutes), so that
+# `manage.py doctor` and the System page can tell when beat last ran (vmsite/doctor.py).
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_BEAT_SCHEDULE = {
     "operations-sweep": {"task": "operations.sweep", "schedule": env_int("SWEEP_INTERVAL", 30, minimum=1)},
     "inventory-reconcile": {"task": "inventory.reconcile_all", "schedule": RECONCILE_INTERVAL},
