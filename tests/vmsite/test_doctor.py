@@ -41,6 +41,15 @@ def only(names: set[str], probe: Probe) -> dict[str, tuple[str, str, str]]:
             for result in [doctor.run_check(name, function, probe)]}
 
 
+def test_only_administrators_reach_the_system_page_or_see_it_in_the_menu():
+    viewer = Client()
+    viewer.force_login(get_user_model().objects.create_user("viewer", password="x"))
+    refused = viewer.get("/system/")
+    assert refused.status_code == 403 and b"Administrators only." in refused.content
+    assert b'id="nav-system"' not in viewer.get("/").content
+    assert Client().get("/system/")["Location"].startswith("/login/")
+
+
 # -- the settings against the URL in use, HTTPS, the data folder: no daemon needed
 
 def test_it_fails_a_url_whose_host_is_not_allowed_and_names_the_setting(settings):
