@@ -271,10 +271,10 @@ def check_console_proxy(probe: Probe) -> Verdict:
     except websocket.WebSocketBadStatusException as exc:
         reason = str(exc).split(" -+-+- ")[0].removeprefix("Handshake status ")
         if exc.status_code == 403 and reason.endswith("Forbidden"):
-            return Verdict(OK, f"{url} answers as vmsite's console proxy, for pages of {site}.")
+            return Verdict(OK, f"{url} answers as vmsite's console proxy, for pages of {shown(site)}.")
         if exc.status_code == 403 and "Invalid Origin" in reason:
-            return Verdict(FAIL, f"{url} refuses pages of {site} (Invalid Origin).",
-                               f"Add {site} to CSRF_TRUSTED_ORIGINS (or SITE_ORIGINS) where the console proxy runs.")
+            return Verdict(FAIL, f"{url} refuses pages of {shown(site)} (Invalid Origin).",
+                               f"Add {shown(site)} to CSRF_TRUSTED_ORIGINS (or SITE_ORIGINS) where the console proxy runs.")
         return Verdict(FAIL, f"{url} answered {reason}: not vmsite's console proxy.",
                            f"Carry {urlsplit(url).path or '/'} to the console proxy in the reverse proxy, or {fix_url}.")
     except (OSError, websocket.WebSocketException) as exc:
@@ -308,12 +308,12 @@ def check_site_url(probe: Probe) -> Verdict:
         return Verdict(FAIL, f"{domain} is not in ALLOWED_HOSTS: every page answers 400.",
                            f"Add {domain} to ALLOWED_HOSTS.")
     if not origin_allowed(site):
-        return Verdict(FAIL, f"{site} is not one of the site's origins: live updates, uploads and "
-                           "consoles refuse its pages.", f"Add {site} to CSRF_TRUSTED_ORIGINS.")
+        return Verdict(FAIL, f"{shown(site)} is not one of the site's origins: live updates, uploads and "
+                           "consoles refuse its pages.", f"Add {shown(site)} to CSRF_TRUSTED_ORIGINS.")
     if not csrf_origin_accepted(_origin_header(probe.site_url)):
-        return Verdict(FAIL, f"Forms sent from pages of {site} fail Django's CSRF check (their Origin).",
-                           f"Add {site} to CSRF_TRUSTED_ORIGINS, or set TRUST_PROXY_HTTPS_HEADER=true.")
-    return Verdict(OK, f"{site} is allowed (ALLOWED_HOSTS and the site's origins).")
+        return Verdict(FAIL, f"Forms sent from pages of {shown(site)} fail Django's CSRF check (their Origin).",
+                           f"Add {shown(site)} to CSRF_TRUSTED_ORIGINS, or set TRUST_PROXY_HTTPS_HEADER=true.")
+    return Verdict(OK, f"{shown(site)} is allowed (ALLOWED_HOSTS and the site's origins).")
 
 
 @check("HTTPS")
@@ -323,12 +323,12 @@ def check_https(probe: Probe) -> Verdict:
         return _no_url()
     if site.startswith("http:"):
         if settings.SECURE_SSL_REDIRECT:
-            return Verdict(WARN, f"HTTPS=true, yet the site is reached over plain HTTP ({site}).",
+            return Verdict(WARN, f"HTTPS=true, yet the site is reached over plain HTTP ({shown(site)}).",
                                "Behind a TLS proxy that sets X-Forwarded-Proto, set TRUST_PROXY_HTTPS_HEADER=true; "
                                "else give the https:// URL.")
         if _is_loopback(urlsplit(site).hostname or ""):
             return Verdict(OK, "Plain HTTP on this machine only (make run).")
-        return Verdict(WARN, f"{site} is plain HTTP: passwords and session cookies cross the network "
+        return Verdict(WARN, f"{shown(site)} is plain HTTP: passwords and session cookies cross the network "
                            "in clear.", "Serve it through TLS (deploy/: nginx) and set HTTPS=true.")
     missing = [words for wanted, words in (
         (settings.SESSION_COOKIE_SECURE, "session cookie not HTTPS-only"),
@@ -337,8 +337,8 @@ def check_https(probe: Probe) -> Verdict:
         (settings.SECURE_SSL_REDIRECT, "plain HTTP not redirected"),
     ) if not wanted]
     if missing:
-        return Verdict(FAIL, f"{site} is HTTPS but: {', '.join(missing)}.",
-                           "Set HTTPS=true (and SECURE_COOKIES, HSTS_SECONDS unset).")
+        return Verdict(FAIL, f"{shown(site)} is HTTPS but: {', '.join(missing)}.",
+                           "Set HTTPS=true (it turns all four on; leave SECURE_COOKIES and HSTS_SECONDS unset).")
     if settings.SECURE_SSL_REDIRECT and not settings.SECURE_PROXY_SSL_HEADER:
         return Verdict(WARN, "HTTPS=true without TRUST_PROXY_HTTPS_HEADER: behind a TLS proxy every "
                            "page redirects to itself.", "Set TRUST_PROXY_HTTPS_HEADER=true if nginx sets "
@@ -427,6 +427,11 @@ def _not_checked(why: str) -> Verdict:
 def _no_url() -> Verdict:
     return Verdict(WARN, "Not checked: no URL of the site known.",
                        "Give the URL users open: `manage.py doctor --url https://vmsite.example.org`.")
+
+
+def shown(origin: str) -> str:
+    """An origin as people write it: without the scheme's own port."""
+    return origin.removesuffix(":443") if origin.startswith("https:") else origin.removesuffix(":80")
 
 
 def _origin_header(site_url: str) -> str:

@@ -46,7 +46,7 @@ def test_only_administrators_reach_the_system_page_or_see_it_in_the_menu():
     viewer.force_login(get_user_model().objects.create_user("viewer", password="x"))
     refused = viewer.get("/system/")
     assert refused.status_code == 403 and b"Administrators only." in refused.content
-    assert b'id="nav-system"' not in viewer.get("/").content
+    assert b'id="account-link"' in refused.content and b'id="nav-system"' not in refused.content  # their menu
     assert Client().get("/system/")["Location"].startswith("/login/")
 
 
@@ -65,8 +65,8 @@ def test_it_fails_an_https_url_missing_from_the_trusted_origins_and_passes_it_on
     settings.SITE_ORIGINS = []
     settings.CSRF_TRUSTED_ORIGINS = []
     level, found, fix = only({"Site URL"}, Probe(site_url="https://vmsite.example.org"))["Site URL"]
-    assert level == FAIL and "https://vmsite.example.org:443 is not one of the site's origins" in found
-    assert fix == "Add https://vmsite.example.org:443 to CSRF_TRUSTED_ORIGINS."
+    assert level == FAIL and "https://vmsite.example.org is not one of the site's origins" in found
+    assert fix == "Add https://vmsite.example.org to CSRF_TRUSTED_ORIGINS."
     settings.CSRF_TRUSTED_ORIGINS = ["https://vmsite.example.org"]
     assert only({"Site URL"}, Probe(site_url="https://vmsite.example.org"))["Site URL"][0] == OK
 
@@ -86,7 +86,7 @@ def test_it_fails_https_without_secure_cookies_or_hsts_and_warns_of_plain_http(s
     settings.SECURE_HSTS_SECONDS = 0
     level, found, fix = only({"HTTPS"}, Probe(site_url="https://vmsite.example.org"))["HTTPS"]
     assert level == FAIL
-    assert found == ("https://vmsite.example.org:443 is HTTPS but: session cookie not HTTPS-only, CSRF cookie not "
+    assert found == ("https://vmsite.example.org is HTTPS but: session cookie not HTTPS-only, CSRF cookie not "
                      "HTTPS-only, no HSTS, plain HTTP not redirected.")
     assert "HTTPS=true" in fix
     level, found, _fix = only({"HTTPS"}, Probe(site_url="http://vmsite.example.org"))["HTTPS"]
@@ -154,6 +154,33 @@ def test_a_listener_beat_from_the_future_or_older_than_a_round_is_its_clock():
 
 
 # -- services gone: real Redis servers, or none
+
+def test_the_command_prints_a_line_and_a_fix_per_problem_and_exits_non_zero(tmp_path):
+    """The real settings, a database and a Redis on closed ports, a 0755 data folder, a URL the
+    settings do not name, no console proxy: every check fails or says why it could not check."""
+    folder = tmp_path / "data"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    closed = stack.free_port()
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("VMSITE_SUITE_")}
+    environment.update(DJANGO_SETTINGS_MODULE="vmsite.settings", VMSITE_DATA_DIR=str(folder),
+                       DATABASE_URL=f"postgres://vmsite:pw@127.0.0.1:{closed}/vmsite",
+                       REDIS_URL=f"redis://127.0.0.1:{closed}/0", CONSOLE_PROXY_PORT=str(closed))
+    result = subprocess.run([str(stack.VENV_BIN / "python"), "manage.py", "doctor", "--url", "http://127.0.0.2:8000"],
+                            cwd=stack.ROOT, env=environment, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "CommandError: 10 of 11 checks found a problem."
+    lines = result.stdout.splitlines()
+    levels = {line[5:].split(":")[0]: line[:4].strip() for line in lines if not line.startswith(" ")}
+    assert levels == {"Database": "FAIL", "Migrations": "WARN", "Redis": "FAIL", "Workers": "WARN", "Beat": "WARN",
+                      "Listeners": "WARN", "Console proxy": "FAIL", "Site URL": "FAIL", "HTTPS": "OK",
+                      "Data folder": "FAIL", "Clocks": "WARN"}
+    assert sum(line.startswith("     fix: ") for line in lines) == 10  # one fix line under each problem
+    assert f"FAIL Database: PostgreSQL vmsite at 127.0.0.1:{closed} does not answer" in result.stdout
+    assert f"FAIL Console proxy: ws://127.0.0.2:{closed}/ cannot be reached" in result.stdout
+    assert "FAIL Site URL: 127.0.0.2 is not in ALLOWED_HOSTS" in result.stdout
+    assert f"{folder} is mode 0755, open to other users" in result.stdout
+
 
 @pytest.mark.integration
 def test_redis_on_a_closed_port_fails_and_the_checks_that_need_it_say_so(settings):
