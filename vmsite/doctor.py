@@ -162,7 +162,7 @@ def check_database(probe: Probe) -> Verdict:
     where = _database_label()
     if probe.database_error:
         return Verdict(FAIL, f"{where} does not answer: {probe.database_error}",
-                           "Start the database server, or correct DATABASE_URL (host, port, user, password).")
+                       "Start the database server, or correct DATABASE_URL (host, port, user, password).")
     return Verdict(OK, f"{where} answers.")
 
 
@@ -175,7 +175,7 @@ def check_migrations(probe: Probe) -> Verdict:
     if plan:
         pending = [f"{migration.app_label}.{migration.name}" for migration, _backwards in plan]
         return Verdict(FAIL, f"{len(pending)} not applied: {_listed(pending)}.",
-                           "Run `manage.py migrate` (as vmsite's user), then restart the services.")
+                       "Run `manage.py migrate` (as vmsite's user), then restart the services.")
     return Verdict(OK, "All applied.")
 
 
@@ -184,7 +184,7 @@ def check_redis(probe: Probe) -> Verdict:
     where = redis_label(settings.REDIS_URL)
     if probe.redis_error:
         return Verdict(FAIL, f"{where} does not answer: {probe.redis_error}",
-                           "Start Redis, or correct REDIS_URL (host, port, password) on every node.")
+                       "Start Redis, or correct REDIS_URL (host, port, password) on every node.")
     return Verdict(OK, f"{where} answers.")
 
 
@@ -195,17 +195,17 @@ def check_workers(probe: Probe) -> Verdict:
     answers = probe.workers
     if not answers:
         return Verdict(FAIL, f"No Celery worker answered within {PING_SECONDS:g} s: operations stay queued.",
-                           "Start the worker service (`celery -A vmsite worker`, deploy/systemd/vmsite-worker.service).")
+                       "Start the worker service (`celery -A vmsite worker`, deploy/systemd/vmsite-worker.service).")
     old = [answer.name for answer in answers if answer.their_time is None]
     takers = [answer.name for answer in answers if settings.OPERATIONS_QUEUE in answer.queues]
     names = _listed([answer.name for answer in answers])
     if not takers and not old:
         return Verdict(FAIL, f"{len(answers)} answered ({names}) but none takes the queue "
-                           f"'{settings.OPERATIONS_QUEUE}'.",
-                           f"Start a worker with `--queues {settings.OPERATIONS_QUEUE}` (or correct OPERATIONS_QUEUE).")
+                       f"'{settings.OPERATIONS_QUEUE}'.",
+                       f"Start a worker with `--queues {settings.OPERATIONS_QUEUE}` (or correct OPERATIONS_QUEUE).")
     if old:
         return Verdict(WARN, f"{len(answers)} answered ({names}); {_listed(old)} run older code "
-                           "(no clock answer).", "Restart those workers so that every node runs this version.")
+                       "(no clock answer).", "Restart those workers so that every node runs this version.")
     return Verdict(OK, f"{len(answers)} answered: {names}.")
 
 
@@ -220,14 +220,14 @@ def check_beat(probe: Probe) -> Verdict:
            "django_celery_beat.schedulers:DatabaseScheduler`, deploy/systemd/vmsite-beat.service).")
     if not tasks.exists():
         return Verdict(FAIL, "Beat has never run against this database: no sweeps, no reconciles, "
-                           "no scheduled backups.", fix)
+                       "no scheduled backups.", fix)
     last = tasks.exclude(last_run_at=None).order_by("-last_run_at").values_list("last_run_at", flat=True).first()
     if last is None:
         return Verdict(FAIL, "Beat started once but has sent no task yet.", fix)
     age = (timezone.now() - last).total_seconds()
     if age > beat_limit_seconds():
         return Verdict(FAIL, f"Beat's last run was {_duration(age)} ago (at {last:%Y-%m-%d %H:%M:%S} UTC).",
-                           fix)
+                       fix)
     return Verdict(OK, f"Last run {_duration(max(age, 0))} ago.")
 
 
@@ -251,10 +251,11 @@ def check_listeners(probe: Probe) -> Verdict:
     unwatched = [hosts[host_id] for host_id, holder in holders.items() if holder is None]
     if unwatched:
         return Verdict(FAIL, f"{len(unwatched)} of {len(hosts)} enabled hosts watched by no listener: "
-                           f"{_listed(unwatched)}. Their pages do not update until the next reconcile.",
-                           "Start the listener service (`manage.py listen`, deploy/systemd/vmsite-listener.service).")
-    listeners = sorted(set(holders.values()))
-    return Verdict(OK, f"All {len(hosts)} enabled hosts watched, by {len(listeners)} listener(s).")
+                       f"{_listed(unwatched)}. Their pages do not update until the next reconcile.",
+                       "Start the listener service (`manage.py listen`, deploy/systemd/vmsite-listener.service).")
+    listeners = len(set(holders.values()))
+    return Verdict(OK, f"{_counted(len(hosts), 'enabled host', 'enabled hosts')} watched, by "
+                   f"{_counted(listeners, 'listener', 'listeners')}.")
 
 
 @check("Console proxy")
@@ -274,15 +275,15 @@ def check_console_proxy(probe: Probe) -> Verdict:
             return Verdict(OK, f"{url} answers as vmsite's console proxy, for pages of {shown(site)}.")
         if exc.status_code == 403 and "Invalid Origin" in reason:
             return Verdict(FAIL, f"{url} refuses pages of {shown(site)} (Invalid Origin).",
-                               f"Add {shown(site)} to CSRF_TRUSTED_ORIGINS (or SITE_ORIGINS) where the console proxy runs.")
+                           f"Add {shown(site)} to CSRF_TRUSTED_ORIGINS (or SITE_ORIGINS) where the console proxy runs.")
         return Verdict(FAIL, f"{url} answered {reason}: not vmsite's console proxy.",
-                           f"Carry {urlsplit(url).path or '/'} to the console proxy in the reverse proxy, or {fix_url}.")
+                       f"Carry {urlsplit(url).path or '/'} to the console proxy in the reverse proxy, or {fix_url}.")
     except (OSError, websocket.WebSocketException) as exc:
         return Verdict(FAIL, f"{url} cannot be reached: {first_line(exc)}",
-                           f"Start the consoles service (`manage.py consoleproxy`), or {fix_url}.")
+                       f"Start the consoles service (`manage.py consoleproxy`), or {fix_url}.")
     socket.close()
     return Verdict(FAIL, f"{url} opened a websocket with no console token.",
-                       f"Only vmsite's console proxy should answer there: {fix_url}.")
+                   f"Only vmsite's console proxy should answer there: {fix_url}.")
 
 
 def console_proxy_url(site_url: str) -> str:
@@ -306,13 +307,13 @@ def check_site_url(probe: Probe) -> Verdict:
     domain, _port = split_domain_port(urlsplit(site).netloc)
     if not validate_host(domain, settings.ALLOWED_HOSTS):
         return Verdict(FAIL, f"{domain} is not in ALLOWED_HOSTS: every page answers 400.",
-                           f"Add {domain} to ALLOWED_HOSTS.")
+                       f"Add {domain} to ALLOWED_HOSTS.")
     if not origin_allowed(site):
         return Verdict(FAIL, f"{shown(site)} is not one of the site's origins: live updates, uploads and "
-                           "consoles refuse its pages.", f"Add {shown(site)} to CSRF_TRUSTED_ORIGINS.")
+                       "consoles refuse its pages.", f"Add {shown(site)} to CSRF_TRUSTED_ORIGINS.")
     if not csrf_origin_accepted(_origin_header(probe.site_url)):
         return Verdict(FAIL, f"Forms sent from pages of {shown(site)} fail Django's CSRF check (their Origin).",
-                           f"Add {shown(site)} to CSRF_TRUSTED_ORIGINS, or set TRUST_PROXY_HTTPS_HEADER=true.")
+                       f"Add {shown(site)} to CSRF_TRUSTED_ORIGINS, or set TRUST_PROXY_HTTPS_HEADER=true.")
     return Verdict(OK, f"{shown(site)} is allowed (ALLOWED_HOSTS and the site's origins).")
 
 
@@ -324,12 +325,12 @@ def check_https(probe: Probe) -> Verdict:
     if site.startswith("http:"):
         if settings.SECURE_SSL_REDIRECT:
             return Verdict(WARN, f"HTTPS=true, yet the site is reached over plain HTTP ({shown(site)}).",
-                               "Behind a TLS proxy that sets X-Forwarded-Proto, set TRUST_PROXY_HTTPS_HEADER=true; "
-                               "else give the https:// URL.")
+                           "Behind a TLS proxy that sets X-Forwarded-Proto, set TRUST_PROXY_HTTPS_HEADER=true; "
+                           "else give the https:// URL.")
         if _is_loopback(urlsplit(site).hostname or ""):
             return Verdict(OK, "Plain HTTP on this machine only (make run).")
         return Verdict(WARN, f"{shown(site)} is plain HTTP: passwords and session cookies cross the network "
-                           "in clear.", "Serve it through TLS (deploy/: nginx) and set HTTPS=true.")
+                       "in clear.", "Serve it through TLS (deploy/: nginx) and set HTTPS=true.")
     missing = [words for wanted, words in (
         (settings.SESSION_COOKIE_SECURE, "session cookie not HTTPS-only"),
         (settings.CSRF_COOKIE_SECURE, "CSRF cookie not HTTPS-only"),
@@ -338,13 +339,13 @@ def check_https(probe: Probe) -> Verdict:
     ) if not wanted]
     if missing:
         return Verdict(FAIL, f"{shown(site)} is HTTPS but: {', '.join(missing)}.",
-                           "Set HTTPS=true (it turns all four on; leave SECURE_COOKIES and HSTS_SECONDS unset).")
+                       "Set HTTPS=true (it turns all four on; leave SECURE_COOKIES and HSTS_SECONDS unset).")
     if settings.SECURE_SSL_REDIRECT and not settings.SECURE_PROXY_SSL_HEADER:
         return Verdict(WARN, "HTTPS=true without TRUST_PROXY_HTTPS_HEADER: behind a TLS proxy every "
-                           "page redirects to itself.", "Set TRUST_PROXY_HTTPS_HEADER=true if nginx sets "
-                           "X-Forwarded-Proto (deploy/nginx does).")
+                       "page redirects to itself.", "Set TRUST_PROXY_HTTPS_HEADER=true if nginx sets "
+                       "X-Forwarded-Proto (deploy/nginx does).")
     return Verdict(OK, f"HTTPS-only cookies, HSTS for {_duration(settings.SECURE_HSTS_SECONDS)}, "
-                       "plain HTTP redirected.")
+                   "plain HTTP redirected.")
 
 
 @check("Data folder")
@@ -354,7 +355,7 @@ def check_data_dir(probe: Probe) -> Verdict:
     problems = data_dir_problems(probe.data_dir)
     if problems:
         return Verdict(FAIL, f"{probe.data_dir} is open to others: " + "; ".join(problems) + ".",
-                           f"As vmsite's user: `manage.py private_data_dir` (or chmod -R go-rwx {probe.data_dir}).")
+                       f"As vmsite's user: `manage.py private_data_dir` (or chmod -R go-rwx {probe.data_dir}).")
     return Verdict(OK, f"{probe.data_dir} is private to this user (folders 0700, files 0600).")
 
 
@@ -372,9 +373,10 @@ def check_clocks(probe: Probe) -> Verdict:
     if off:
         words = [f"{who} {skew:+.1f} s" for who, skew in sorted(off.items())]
         return Verdict(FAIL, f"Clocks off from this machine's by more than {CLOCK_SKEW_LIMIT:g} s: "
-                           f"{_listed(words)}.", "Run NTP (systemd-timesyncd or chrony) on every node.")
+                       f"{_listed(words)}.", "Run NTP (systemd-timesyncd or chrony) on every node.")
     worst = max(abs(skew) for skew in offsets.values())
-    return Verdict(OK, f"{len(offsets)} processes within {worst:.1f} s of this machine's clock.")
+    return Verdict(OK, f"{_counted(len(offsets), 'worker or listener', 'workers and listeners')} within "
+                   f"{worst:.1f} s of this machine's clock.")
 
 
 def listener_offsets(client: redis.Redis, *, now: float) -> dict[str, float]:
@@ -426,7 +428,7 @@ def _not_checked(why: str) -> Verdict:
 
 def _no_url() -> Verdict:
     return Verdict(WARN, "Not checked: no URL of the site known.",
-                       "Give the URL users open: `manage.py doctor --url https://vmsite.example.org`.")
+                   "Give the URL users open: `manage.py doctor --url https://vmsite.example.org`.")
 
 
 def shown(origin: str) -> str:
@@ -457,6 +459,10 @@ def _is_loopback(hostname: str) -> bool:
 def _listed(names: list[str]) -> str:
     shown = ", ".join(names[:SHOWN])
     return shown + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+
+
+def _counted(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
 
 
 def _duration(seconds: float) -> str:

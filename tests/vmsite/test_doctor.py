@@ -255,7 +255,12 @@ def test_every_check_passes_against_the_running_stack_on_the_page_and_in_the_com
         assert len(shown) == 11
         assert b'id="nav-system"' in response.content and b"All 11 checks passed" in response.content
         assert "answers as vmsite's console proxy" in shown["Console proxy"][1]
-        assert "All 1 enabled hosts watched, by 1 listener(s)." == shown["Listeners"][1]
+        foreign = f"http://127.0.0.1:{stack.free_port()}"  # a page the proxy's settings do not name
+        level, found, fix = only({"Console proxy"}, Probe(site_url=foreign))["Console proxy"]
+        assert (level, found) == (FAIL, f"ws://127.0.0.1:{console_proxy}/ refuses pages of {foreign} (Invalid Origin).")
+        assert fix.startswith(f"Add {foreign} to CSRF_TRUSTED_ORIGINS")
+        assert shown["Listeners"][1] == "1 enabled host watched, by 1 listener."
+        assert shown["Clocks"][1].startswith("2 workers and listeners within ")
 
         environment = stack.stack_env(VMSITE_SUITE_VMSITE_DATA_DIR=str(private))
         command = subprocess.run([str(stack.VENV_BIN / "python"), "manage.py", "doctor", "--url",
