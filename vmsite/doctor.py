@@ -144,7 +144,11 @@ def check(name: str):
 
 
 def run_checks(probe: Probe) -> list[CheckResult]:
-    return [run_check(name, function, probe) for name, function in CHECKS]
+    try:
+        return [run_check(name, function, probe) for name, function in CHECKS]
+    finally:
+        if "redis" in probe.__dict__:  # opened by a check
+            probe.redis.close()
 
 
 def run_check(name: str, function: Callable[[Probe], Verdict], probe: Probe) -> CheckResult:
