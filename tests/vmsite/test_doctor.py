@@ -255,6 +255,10 @@ def test_every_check_passes_against_the_running_stack_on_the_page_and_in_the_com
         assert len(shown) == 11
         assert b'id="nav-system"' in response.content and b"All 11 checks passed" in response.content
         assert "answers as vmsite's console proxy" in shown["Console proxy"][1]
+        queue, settings.OPERATIONS_QUEUE = settings.OPERATIONS_QUEUE, "elsewhere"  # the worker takes another
+        level, found, fix = only({"Workers"}, Probe(site_url=None))["Workers"]
+        assert level == FAIL and found.endswith("but none takes the queue 'elsewhere'.") and "--queues elsewhere" in fix
+        settings.OPERATIONS_QUEUE = queue
         foreign = f"http://127.0.0.1:{stack.free_port()}"  # a page the proxy's settings do not name
         level, found, fix = only({"Console proxy"}, Probe(site_url=foreign))["Console proxy"]
         assert (level, found) == (FAIL, f"ws://127.0.0.1:{console_proxy}/ refuses pages of {foreign} (Invalid Origin).")
