@@ -150,6 +150,14 @@ def asgi_server(django_db_setup, redis_ready, stack_log_dir) -> str:
 
 
 @pytest.fixture(scope="session")
+def console_proxy(django_db_setup, redis_ready, stack_log_dir) -> int:
+    """The VNC console proxy on settings.CONSOLE_PROXY_PORT (the console tests and the doctor's)."""
+    proxy, port = stack.start_console_proxy(log_dir=stack_log_dir)
+    yield port
+    proxy.stop()
+
+
+@pytest.fixture(scope="session")
 def chromium():
     from playwright.sync_api import sync_playwright
 

@@ -1,8 +1,10 @@
 import os
 import sys
+import time
 
 from celery import Celery
 from celery.signals import beat_init, celeryd_init, worker_ready
+from celery.worker.control import inspect_command
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vmsite.settings")
 
@@ -39,3 +41,10 @@ def _write_host_ssh_files(**_kwargs) -> None:
     from hosts.connection import hosts_ssh_files_ensure
 
     hosts_ssh_files_ensure()
+
+
+@inspect_command()
+def vmsite_clock(state, **_kwargs) -> dict:
+    """This worker's time and the queues it takes: `manage.py doctor` compares the time with its own."""
+    consumer = state.consumer.task_consumer
+    return {"time": time.time(), "queues": sorted(queue.name for queue in consumer.queues) if consumer else []}

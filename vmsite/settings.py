@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "backups",
     "inventory",
     "django_celery_beat",  # schedules kept in the database (backup jobs'); beat runs its DatabaseScheduler
+    "vmsite",  # its management commands (doctor)
 ]
 
 MIDDLEWARE = [
@@ -227,6 +228,9 @@ CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Seconds between full inventory reconciles of every host (the event listener keeps them live between).
 RECONCILE_INTERVAL = env_int("RECONCILE_INTERVAL", 60, minimum=5)
+# Beat writes each task's last run into the database as it sends it (not every 3 minutes), so that
+# `manage.py doctor` and the System page can tell when beat last ran (vmsite/doctor.py).
+CELERY_BEAT_SYNC_EVERY = 1
 CELERY_BEAT_SCHEDULE = {
     "operations-sweep": {"task": "operations.sweep", "schedule": env_int("SWEEP_INTERVAL", 30, minimum=1)},
     "inventory-reconcile": {"task": "inventory.reconcile_all", "schedule": RECONCILE_INTERVAL},

@@ -3,7 +3,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 
 from accounts.views_account import LoginView
-from vmsite.views import DashboardBusiestView, DashboardView, FaviconView
+from vmsite.views import DashboardBusiestView, DashboardView, FaviconView, SystemView
 
 # Redis (or another service) unreachable: 503 saying what is down (vmsite/outages.py).
 handler500 = "vmsite.outages.server_error"
@@ -26,5 +26,6 @@ urlpatterns = [
     path("metrics/", include("metrics.urls")),
     path("audit/", include("accounts.urls")),
     path("users/", include("accounts.urls_users")),
+    path("system/", SystemView.as_view(), name="system"),
     path("api/v1/", include("api.urls")),
 ]

@@ -5,8 +5,10 @@ from django.views import View
 from django.views.decorators.cache import cache_control
 from django.views.generic import TemplateView
 
+from accounts.access import ADMIN
 from accounts.mixins import Access, LiveFragments
 from vmsite.dashboard import busiest_vms, dashboard_figures
+from vmsite.doctor import OK, Probe, run_checks
 
 
 class DashboardView(Access, LiveFragments, TemplateView):
@@ -32,6 +34,21 @@ class DashboardBusiestView(Access, TemplateView):
         context = super().get_context_data(**kwargs)
         context.update(busiest_vms(self.request.user))
         context["refresh_seconds"] = settings.DASHBOARD_REFRESH_SECONDS
+        return context
+
+
+class SystemView(Access, TemplateView):
+    """Administrators' self-check of the installation: `manage.py doctor`'s checks, for the URL this
+    page was reached at."""
+
+    need = ADMIN
+    template_name = "system.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        site_url = self.request.build_absolute_uri("/").rstrip("/")
+        results = run_checks(Probe(site_url=site_url))
+        context.update(site_url=site_url, results=results, problems=sum(result.level != OK for result in results))
         return context
 
 

@@ -18,7 +18,6 @@ from hosts.services import installation_ssh_key
 from operations.choices import OperationState
 from operations.models import Operation
 from tests import stack
-from tests.consoles.conftest import console_proxy  # noqa: F401 (a fixture)
 from tests.consoles.test_console_pages import LIT_PIXELS
 from tests.hosts.test_registration import keygen_fingerprint
 
@@ -231,7 +230,7 @@ def two_fresh_hosts(harness):
 
 
 def test_an_admins_day(page, asgi_server, console_proxy, celery_worker, listener, two_fresh_hosts, admin_user,
-                       tmp_path, request):  # noqa: F811 (console_proxy)
+                       tmp_path, request):
     watch = Watch(page)
     request.addfinalizer(lambda: print("browser problems:", *watch.problems, sep="\n  "))
     ssh_side, tcp_side = two_fresh_hosts

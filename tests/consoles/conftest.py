@@ -1,4 +1,4 @@
-"""The console tests' stack: the console proxy, users with and without the console right, guests
+"""The console tests' stack (the console proxy is tests/conftest.py's): users with and without the console right, guests
 named vmsite-con-* (this suite's prefix), and a scripted RFB/websocket client."""
 from __future__ import annotations
 
@@ -18,18 +18,10 @@ from accounts.models import Grant, Role
 from hosts.models import Host
 from hosts.services import host_register_local
 from inventory.reconcile import host_reconcile
-from tests import stack
 from tests.guests import small_guest_xml
 
 PASSWORD = "correct horse battery staple"
 PREFIX = "vmsite-con-"
-
-
-@pytest.fixture(scope="session")
-def console_proxy(django_db_setup, redis_ready, stack_log_dir) -> int:
-    proxy, port = stack.start_console_proxy(log_dir=stack_log_dir)
-    yield port
-    proxy.stop()
 
 
 @pytest.fixture
