@@ -32,7 +32,7 @@ class HostSerializer(serializers.ModelSerializer):
         return host.ssh_key.fingerprint if host.ssh_key is not None else ""
 
     def get_has_tls_files(self, host: Host) -> bool:
-        return bool(host.tls_dir)
+        return host.has_tls_files
 
 
 class DomainSerializer(serializers.ModelSerializer):

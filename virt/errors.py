@@ -122,6 +122,23 @@ def describe_connect_failure(message: str) -> tuple[str, str]:
     return "unavailable", "The host cannot be reached."
 
 
+SASL_FAILED = "SASL authentication failed"
+
+
+def sasl_failure(raw_message: str, *, login_given: bool, code: int | None = None) -> HostUnavailableReason:
+    """A TCP or TLS libvirtd refused the login (libvirtd tells a client no more than that)."""
+    if login_given:
+        explanation = ("The host refused the SASL user name and password: check that the user is in the host's "
+                       "SASL database (saslpasswd2 -a libvirt <user>) and in its sasl_allowed_username_list if "
+                       "it has one, that mech_list in its /etc/sasl2/libvirt.conf offers digest-md5 (plain TCP) "
+                       "or scram-sha-256 (TLS), and the password.")
+    else:
+        explanation = ("The host asks for a SASL login (auth_tcp or auth_tls = \"sasl\"): enter the SASL user "
+                       "name and password on the host's form.")
+    detail = raw_message.strip().splitlines()[-1] if raw_message.strip() else ""
+    return HostUnavailableReason(f"{SASL_FAILED}: {explanation} ({detail})", reason=SASL_FAILED, code=code)
+
+
 class HostUnavailableReason(HostUnavailable):
     """A failed connect with its reason named: `reason` is one of the _CONNECT_FAILURES labels."""
 
