@@ -94,6 +94,11 @@ class HarnessHost:
         return f"{self.ssh_uri}?command={self.ssh_command}&keyfile={self.ssh_private_key}"
 
     @property
+    def socket_uri(self) -> str:
+        """The host's own unix socket (auth none), for a test's set-up and cleanup when TCP asks for SASL."""
+        return f"qemu:///system?socket={self.state_dir / 'run' / 'libvirt-sock'}"
+
+    @property
     def tls_uri(self) -> str:
         return f"qemu+tls://{self.address}/system"
 
