@@ -106,11 +106,18 @@ _CONNECT_FAILURES = [
     (("TLS handshake failed", "certificate", "GnuTLS"), "TLS failed",
      "The TLS handshake failed: check that the host runs libvirtd with TLS on that port, and the CA "
      "certificate, client certificate and key uploaded for it."),
+    (("libvirt-sock': Permission denied", "libvirt-sock: Permission denied"), "socket permission denied",
+     "The SSH user may not use the host's libvirt socket: add it to the host's libvirt group (the group "
+     "libvirtd's unix_sock_group names, with unix_sock_rw_perms 0770), or allow it with a polkit rule for "
+     "org.libvirt.unix.manage."),
     (("Permission denied (publickey", "Permission denied, please try again", "authentication failed",
       "Authentication failed", "Too many authentication failures"), "auth failed",
      "Authentication failed: is vmsite's public key in the host's authorized_keys?"),
-    (("polkit", "access denied", "authentication unavailable"), "permission denied by polkit",
-     "The host's libvirtd denied access (polkit or ACL): allow this user to manage libvirt on the host."),
+    (("polkit", "access denied", "authentication unavailable", "Unable to get system bus connection"),
+     "permission denied by polkit",
+     "The host's libvirtd asked polkit (auth_unix_rw = \"polkit\") whether this user may manage libvirt, and "
+     "polkit refused or could not answer (is polkitd running there?): add a polkit rule allowing "
+     "org.libvirt.unix.manage for this user, or put the user in the host's libvirt group."),
 ]
 
 

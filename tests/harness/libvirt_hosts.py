@@ -137,6 +137,14 @@ class HarnessHost:
         _wait_until(lambda: self._virsh_ok(self.tcp_uri), START_TIMEOUT,
                     f"libvirtd of {self.hostname} does not answer on {self.tcp_uri}")
 
+    def set_libvirtd_options(self, options: dict[str, str]) -> None:
+        """Restart libvirtd with these libvirtd.conf settings (string values) in place of the harness's."""
+        conf = self.state_dir / "etc" / "libvirtd.conf"
+        kept = [line for line in conf.read_text().splitlines() if line.split(" = ")[0] not in options]
+        conf.write_text("\n".join(kept + [f"{name} = {json.dumps(value)}" for name, value in options.items()]) + "\n")
+        self.kill_libvirtd(signal.SIGTERM)
+        self.start_libvirtd()
+
     def authorize_ssh_key(self, public_key_line: str) -> None:
         """Let another client key log in as root (e.g. vmsite's own key)."""
         with open(self.state_dir / "ssh" / "authorized_keys", "a") as keys:
@@ -284,6 +292,15 @@ def start_host(index: int, base_dir: Path, *, tls: bool = False, sasl_users: dic
             raise HarnessError(f"{host.hostname}: {exc}\n{logs}") from exc
         raise
     return host
+
+
+def ensure_unprivileged_user(name: str) -> None:
+    """A system user (not root) that may log in to harness sshds with a key (its password is '*', not
+    locked); its own group has its name. Made once on this machine, kept after."""
+    if subprocess.run(["id", name], capture_output=True, env=CHILD_ENV).returncode != 0:
+        subprocess.run(["useradd", "--system", "--user-group", "--shell", "/bin/sh", "--no-create-home",
+                        "--home-dir", "/nonexistent", name], check=True, env=CHILD_ENV, capture_output=True)
+    subprocess.run(["usermod", "-p", "*", name], check=True, env=CHILD_ENV, capture_output=True)
 
 
 def stop_stale_hosts(indices: list[int] | None = None) -> list[int]:
@@ -487,6 +504,9 @@ def _sshd_config(host: HarnessHost, hostkey: Path) -> str:
         HostKey "{hostkey}"
         PidFile "{ssh / 'sshd.pid'}"
         AuthorizedKeysFile "{authorized}"
+        # for users other than root, who cannot read the file in root's folder
+        AuthorizedKeysCommand /bin/cat "{authorized}"
+        AuthorizedKeysCommandUser root
         PermitRootLogin prohibit-password
         PubkeyAuthentication yes
         PasswordAuthentication no
