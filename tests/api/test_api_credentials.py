@@ -74,7 +74,8 @@ def test_credentials_are_write_only(api_as, caplog):
 def test_the_schema_marks_credentials_write_only(api_as):
     schema = api_as("admin").get("/api/v1/schema/?format=json").json()
     request = schema["components"]["schemas"]["HostWriteRequest"]["properties"]
-    assert all(request[name].get("writeOnly") for name in ("ssh_private_key", "tls_client_key", "tls_ca_cert"))
+    assert all(request[name].get("writeOnly")
+               for name in ("ssh_private_key", "tls_client_key", "tls_ca_cert", "sasl_password"))
     answer = schema["components"]["schemas"]["Host"]["properties"]
     assert not {"ssh_private_key", "tls_client_key", "tls_key_sealed", "sasl_password", "ssh_key"} & set(answer)
 
