@@ -182,3 +182,22 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def credentials_reseal() -> int:
+    """Seal every stored host credential again with the first key of SECRET_BOX_KEY (after a new
+    key was put first); how many values were sealed again."""
+    count = 0
+    for key in SSHKey.objects.exclude(private_key_sealed=""):
+        ssh_key_seal(key, ssh_key_private(key))
+        count += 1
+    for host in Host.objects.all():
+        files = host_tls_files(host)
+        if files:
+            host_tls_seal(host, files)
+            count += len(files)
+        if host.sasl_password_sealed:
+            username, password = host_sasl_login(host)
+            host_sasl_seal(host, username=username, password=password)
+            count += 1
+    return count

@@ -1,18 +1,21 @@
 """The credential store (hosts/credentials.py): what the database holds is sealed and bound to its row,
 files exist only while a process uses them, and the migration moves the old key files in."""
+import io
 import os
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from hosts.credentials import host_files, host_tls_files, process_dir, ssh_key_file, ssh_key_private, tls_pki_dir
+from hosts.credentials import (host_files, host_sasl_login, host_tls_files, process_dir, ssh_key_file, ssh_key_private,
+                               tls_pki_dir)
 from hosts.models import Host
 from hosts.services import host_create, installation_ssh_key, ssh_key_import
 from hosts.ssh import new_private_key
 from tests.harness.pki import make_pki
-from vmsite.secretbox import SecretBoxError, unseal
+from vmsite.secretbox import SecretBoxError, generate_key, parse_keys, unseal
 
 
 @pytest.mark.django_db
@@ -61,3 +64,22 @@ def test_the_migration_moves_key_files_and_tls_folders_into_the_store():
     assert ssh_key_private(ssh.ssh_key) == key and host_tls_files(tls) == {
         "cacert.pem": pki.ca_pem, "clientcert.pem": pki.client_cert_pem, "clientkey.pem": pki.client_key_pem}
     assert not key_path.exists() and not tls_dir.exists()  # moved, not copied
+
+
+@pytest.mark.django_db
+def test_reseal_moves_every_credential_to_the_first_key(settings):
+    old, new = parse_keys(generate_key()), parse_keys(generate_key())
+    settings.SECRET_BOX_KEYS = old
+    pki = make_pki("127.0.0.1", "h")
+    host, _ = host_create(user=None, name="t", transport="tls", address="127.0.0.1", enabled=False,
+                          sasl_username="vmsite", sasl_password="pw",
+                          tls_files={"cacert.pem": pki.ca_pem, "clientcert.pem": pki.client_cert_pem,
+                                     "clientkey.pem": pki.client_key_pem})
+    key = ssh_key_import(name="k", private_key=new_private_key())
+    settings.SECRET_BOX_KEYS = new + old
+    call_command("credentials_reseal", stdout=io.StringIO())
+    settings.SECRET_BOX_KEYS = new  # the old key dropped: everything still opens
+    host.refresh_from_db()
+    key.refresh_from_db()
+    assert host_tls_files(host)["clientkey.pem"] == pki.client_key_pem
+    assert host_sasl_login(host) == ("vmsite", "pw") and ssh_key_private(key).startswith(b"-----BEGIN OPENSSH")
