@@ -1,9 +1,8 @@
-"""A second node: another machine's worker and listener, simulated here. It has its own data folder and
-sees nothing of the first node's (each entry of that folder is covered by an empty mount in the
-second node's mount namespace; only a SQLite test database file stays, standing in for the shared
-database server). It shares the database, Redis and the key-encryption key (SECRET_BOX_KEY in its
-environment), and with those alone reaches an SSH host and a TLS host: credentials come from the
-store, not from files."""
+"""A second node: another machine's worker and listener, simulated here. It has its own data folder
+and sees nothing of the first node's (an empty mount covers that folder in the second node's mount
+namespace; only a SQLite test database file stays, standing in for the shared database server).
+It shares the database, Redis and the key-encryption key (SECRET_BOX_KEY in its environment), and
+with those alone reaches an SSH host and a TLS host: credentials come from the store, not files."""
 import base64
 import os
 import shlex
@@ -32,15 +31,19 @@ QUEUE = "second-node"
 
 
 def hiding_first_node(argv: list[str]) -> list[str]:
-    """argv run in a mount namespace where the first node's data folder shows only empty entries."""
+    """argv run in a mount namespace where the first node's data folder is empty: an empty tmpfs over
+    it, or, with a SQLite test database in it, over each of its entries but that database (whose
+    journal files come and go beside it, so the folder itself stays shared)."""
+    folder = settings.DATA_DIR
     database = Path(connection.settings_dict["NAME"]) if connection.vendor == "sqlite" else None
-    keep = {f"{database}{suffix}" for suffix in ("", "-journal", "-wal", "-shm")} if database else set()
-    mounts = []
-    for entry in sorted(settings.DATA_DIR.iterdir()):
-        if str(entry) in keep:
-            continue
-        source = "-t tmpfs -o mode=0700 none" if entry.is_dir() else "--bind /dev/null"
-        mounts.append(f"mount {source} {shlex.quote(str(entry))}")
+    if database is None or database.parent != folder:
+        mounts = [f"mount -t tmpfs -o mode=0700 none {shlex.quote(str(folder))}"]
+    else:
+        for name in ("credentials", "hosts", "ssh"):  # made later by the first node: cover them now
+            (folder / name).mkdir(mode=0o700, exist_ok=True)
+        mounts = [f"mount {'-t tmpfs -o mode=0700 none' if entry.is_dir() else '--bind /dev/null'} "
+                  f"{shlex.quote(str(entry))}"
+                  for entry in sorted(folder.iterdir()) if not entry.name.startswith(database.name)]
     script = "set -e\n" + "\n".join(mounts) + "\nexec " + shlex.join(argv)
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
 
