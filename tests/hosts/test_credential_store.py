@@ -68,8 +68,7 @@ def test_the_migration_moves_key_files_and_tls_folders_into_the_store():
 
 @pytest.mark.django_db
 def test_reseal_moves_every_credential_to_the_first_key(settings):
-    old, new = parse_keys(generate_key()), parse_keys(generate_key())
-    settings.SECRET_BOX_KEYS = old
+    old, new = settings.SECRET_BOX_KEYS, parse_keys(generate_key())  # old: what sealed the installation key
     pki = make_pki("127.0.0.1", "h")
     host, _ = host_create(user=None, name="t", transport="tls", address="127.0.0.1", enabled=False,
                           sasl_username="vmsite", sasl_password="pw",
@@ -83,3 +82,4 @@ def test_reseal_moves_every_credential_to_the_first_key(settings):
     key.refresh_from_db()
     assert host_tls_files(host)["clientkey.pem"] == pki.client_key_pem
     assert host_sasl_login(host) == ("vmsite", "pw") and ssh_key_private(key).startswith(b"-----BEGIN OPENSSH")
+    assert ssh_key_private(installation_ssh_key()).startswith(b"-----BEGIN OPENSSH")
