@@ -145,6 +145,28 @@ class HarnessHost:
         self.kill_libvirtd(signal.SIGTERM)
         self.start_libvirtd()
 
+    def start_polkit(self) -> None:
+        """A system D-Bus and polkitd of this host's own (its /run/dbus and /etc/polkit-1/rules.d
+        private), so that libvirtd with auth_unix_rw = "polkit" asks a real polkit. Debian's rules in
+        /usr/share/polkit-1/rules.d apply (60-libvirt.rules lets the libvirt group in)."""
+        bus, rules = self.state_dir / "dbus", self.polkit_rules_dir
+        bus.mkdir(mode=0o755)
+        rules.mkdir(mode=0o755)
+        started = self.run_in_ns(["sh", "-c", (
+            f"mount --bind {_q(bus)} /run/dbus && mount --bind {_q(rules)} /etc/polkit-1/rules.d && "
+            "dbus-daemon --system --fork --nopidfile && "
+            f"(setsid /usr/lib/polkit-1/polkitd --no-debug > {_q(self.state_dir / 'polkitd.log')} 2>&1 &)")])
+        if started.returncode != 0:
+            raise HarnessError(f"polkit of {self.hostname} did not start: {started.stderr.strip()}")
+        _wait_until(lambda: "org.freedesktop.PolicyKit1" in self.run_in_ns(
+            ["dbus-send", "--system", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+             "org.freedesktop.DBus.ListNames"]).stdout, START_TIMEOUT, f"polkitd of {self.hostname} on its bus")
+
+    @property
+    def polkit_rules_dir(self) -> Path:
+        """Bind-mounted over the host's /etc/polkit-1/rules.d by start_polkit; polkitd rereads it on change."""
+        return self.state_dir / "polkit-rules"
+
     def authorize_ssh_key(self, public_key_line: str) -> None:
         """Let another client key log in as root (e.g. vmsite's own key)."""
         with open(self.state_dir / "ssh" / "authorized_keys", "a") as keys:
