@@ -101,3 +101,21 @@ def test_an_empty_password_keeps_the_stored_one_and_an_empty_user_forgets_the_lo
     host_update(host=host, user=None, name="h", transport="tcp", address="127.0.0.1", sasl_username="")
     host.refresh_from_db()
     assert not host.has_sasl_login and host.sasl_password_sealed == ""
+
+
+@pytest.mark.django_db
+def test_host_add_takes_the_sasl_password_from_a_file_and_refuses_a_missing_one(tmp_path):
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    (tmp_path / "password").write_text(PASSWORD + "\n")
+    call_command("host_add", "kvm9", "--transport", "tcp", "--address", "kvm9.example.org", "--sasl-user", "vmsite",
+                 "--sasl-password-file", str(tmp_path / "password"), stdout=StringIO())
+    assert host_sasl_login(Host.objects.get(name="kvm9")) == ("vmsite", PASSWORD)
+    with pytest.raises(CommandError, match="--sasl-password-file: cannot read"):
+        call_command("host_add", "kvm8", "--transport", "tcp", "--address", "kvm8.example.org", "--sasl-user",
+                     "vmsite", "--sasl-password-file", str(tmp_path / "missing"), stdout=StringIO())
+    with pytest.raises(CommandError, match="sasl-password: Give the SASL user's password."):
+        call_command("host_add", "kvm7", "--transport", "tcp", "--address", "kvm7.example.org", "--sasl-user",
+                     "vmsite", stdout=StringIO())
