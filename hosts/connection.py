@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 
 from hosts.choices import Transport
-from hosts.credentials import host_files, host_sasl_login, ssh_key_file, tls_pki_dir
+from hosts.credentials import host_files, host_sasl_login_for_connect, ssh_key_file, tls_pki_dir
 from hosts.models import Host
 from hosts.ssh import ssh_command_script
 from virt.connection import Login, login_set, pool
@@ -49,7 +49,7 @@ def host_login(host: Host) -> Login:
     sasl = None
     if host.transport in (Transport.TCP, Transport.TLS) and host.has_sasl_login:
         sealed = Host(pk=host.pk, sasl_username=host.sasl_username, sasl_password_sealed=host.sasl_password_sealed)
-        sasl = lambda: host_sasl_login(sealed)  # noqa: E731
+        sasl = lambda: host_sasl_login_for_connect(sealed)  # noqa: E731
     return Login(files=host_files(host), sasl=sasl)
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from django.conf import settings
 
 from hosts.models import Host, SSHKey
-from vmsite.secretbox import seal, unseal
+from virt.errors import credentials_unreadable
+from vmsite.secretbox import SecretBoxError, seal, unseal
 
 TLS_FIELDS = {"cacert.pem": "tls_ca_sealed", "clientcert.pem": "tls_cert_sealed", "clientkey.pem": "tls_key_sealed"}
 SSH_KEY_FILE = "id_key"
@@ -74,6 +75,14 @@ def host_sasl_login(host: Host) -> tuple[str, str]:
     return host.sasl_username, unseal(host.sasl_password_sealed, context=sasl_context(host))
 
 
+def host_sasl_login_for_connect(host: Host) -> tuple[str, str]:
+    """host_sasl_login, with a value this node cannot open reported as the host's connect failure."""
+    try:
+        return host_sasl_login(host)
+    except SecretBoxError as exc:
+        raise credentials_unreadable(str(exc)) from None
+
+
 # -- files, only while a process needs them --------------------------------------------------------
 
 def host_credentials_dir(host: Host) -> Path:
@@ -119,22 +128,41 @@ _users: dict[Path, int] = {}  # how many opens use each written file now
 
 @contextmanager
 def _materialised(sealed: dict[Path, tuple[str, str]]) -> Iterator[None]:
+    opened = {path: _opened(value, context) for path, (value, context) in sealed.items()}  # all, or none
+    written: list[Path] = []
     with _lock:
-        if sealed:
-            _prepare_process_dir()
-        for path, (value, context) in sealed.items():
-            if not _users.get(path):
-                _write_private(path, unseal(value, context=context).encode("ascii"))
-            _users[path] = _users.get(path, 0) + 1
+        try:
+            if opened:
+                _prepare_process_dir()
+            for path, data in opened.items():
+                if not _users.get(path):
+                    _write_private(path, data)
+                _users[path] = _users.get(path, 0) + 1
+                written.append(path)
+        except BaseException:
+            _release(written)
+            raise
     try:
         yield
     finally:
         with _lock:
-            for path in sealed:
-                _users[path] -= 1
-                if not _users[path]:
-                    del _users[path]
-                    path.unlink(missing_ok=True)
+            _release(written)
+
+
+def _release(paths: list[Path]) -> None:
+    """One user fewer of each file; the last one out removes it. Called under _lock."""
+    for path in paths:
+        _users[path] -= 1
+        if not _users[path]:
+            del _users[path]
+            path.unlink(missing_ok=True)
+
+
+def _opened(value: str, context: str) -> bytes:
+    try:
+        return unseal(value, context=context).encode("ascii")
+    except SecretBoxError as exc:
+        raise credentials_unreadable(str(exc)) from None
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -181,16 +181,18 @@ def open_with_timeout(uri: str, timeout: float) -> libvirt.virConnect:
 
 
 def _open_with_login(uri: str, login: Login) -> libvirt.virConnect:
+    # Read here, not inside libvirt's callback: an error raised there would be lost in C.
+    sasl = login.sasl() if login.sasl is not None else None
     with login.files() if login.files is not None else nullcontext():
         return libvirt.openAuth(uri, [[libvirt.VIR_CRED_AUTHNAME, libvirt.VIR_CRED_PASSPHRASE],
-                                      _answer_credentials, login], 0)
+                                      _answer_credentials, sasl], 0)
 
 
-def _answer_credentials(credentials: list, login: Login) -> int:
+def _answer_credentials(credentials: list, sasl: tuple[str, str] | None) -> int:
     """libvirt's auth callback: the SASL user name and password, or -1 (no login to give)."""
-    if login.sasl is None:
+    if sasl is None:
         return -1
-    user, password = login.sasl()
+    user, password = sasl
     for credential in credentials:
         if credential[0] == libvirt.VIR_CRED_AUTHNAME:
             credential[4] = user

@@ -130,6 +130,15 @@ def describe_connect_failure(message: str) -> tuple[str, str]:
 
 
 SASL_FAILED = "SASL authentication failed"
+CREDENTIALS_UNREADABLE = "credentials unreadable"
+
+
+def credentials_unreadable(detail: str) -> HostUnavailableReason:
+    """A stored credential of the host does not open in this process (another key-encryption key)."""
+    return HostUnavailableReason(
+        f"{CREDENTIALS_UNREADABLE}: This node cannot open the host's stored credentials: give it the "
+        f"installation's key-encryption key (SECRET_BOX_KEY or SECRET_BOX_KEY_FILE, the same on every "
+        f"node). ({detail})", reason=CREDENTIALS_UNREADABLE)
 
 
 def sasl_failure(raw_message: str, *, login_given: bool, code: int | None = None) -> HostUnavailableReason:

@@ -9,12 +9,15 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
+from hosts.connection import host_login
 from hosts.credentials import (host_files, host_sasl_login, host_tls_files, process_dir, ssh_key_file, ssh_key_private,
                                tls_pki_dir)
 from hosts.models import Host
 from hosts.services import host_create, installation_ssh_key, ssh_key_import
 from hosts.ssh import new_private_key
 from tests.harness.pki import make_pki
+from virt.connection import NO_LOGIN, login_set, open_with_timeout
+from virt.errors import HostUnavailableReason
 from vmsite.secretbox import SecretBoxError, generate_key, parse_keys, unseal
 
 
@@ -83,3 +86,21 @@ def test_reseal_moves_every_credential_to_the_first_key(settings):
     assert host_tls_files(host)["clientkey.pem"] == pki.client_key_pem
     assert host_sasl_login(host) == ("vmsite", "pw") and ssh_key_private(key).startswith(b"-----BEGIN OPENSSH")
     assert ssh_key_private(installation_ssh_key()).startswith(b"-----BEGIN OPENSSH")
+
+
+@pytest.mark.django_db
+def test_a_node_without_the_key_says_so_instead_of_failing_obscurely(settings):
+    pki = make_pki("127.0.0.1", "h")
+    tls, _ = host_create(user=None, name="t", transport="tls", address="127.0.0.1", enabled=False,
+                         sasl_username="vmsite", sasl_password="pw",
+                         tls_files={"cacert.pem": pki.ca_pem, "clientcert.pem": pki.client_cert_pem,
+                                    "clientkey.pem": pki.client_key_pem})
+    settings.SECRET_BOX_KEYS = parse_keys(generate_key())  # another installation's key
+    uri = "test:///default"  # the test driver, opened with the TLS host's login: files and SASL
+    login_set(uri, host_login(tls))
+    with pytest.raises(HostUnavailableReason) as refused:
+        open_with_timeout(uri, 10)
+    assert refused.value.reason == "credentials unreadable"
+    assert "give it the installation's key-encryption key" in str(refused.value)
+    assert not list(tls_pki_dir(tls).glob("*"))  # nothing written
+    login_set(uri, NO_LOGIN)
