@@ -17,13 +17,15 @@ class HostSerializer(serializers.ModelSerializer):
     uses_own_ssh_key = serializers.SerializerMethodField(help_text="An SSH key uploaded for this host, "
                                                                    "not the installation's key.")
     has_tls_files = serializers.SerializerMethodField()
+    has_sasl_password = serializers.SerializerMethodField(help_text="A SASL password is stored (never shown).")
     ssh_key_fingerprint = serializers.SerializerMethodField()
 
     class Meta:
         model = Host
         fields = ["id", "name", "transport", "address", "port", "username", "enabled", "status", "status_reason",
                   "last_seen", "hostname", "libvirt_version", "hypervisor_version", "cpu_count", "memory_kib",
-                  "synced_at", "created_at", "uses_own_ssh_key", "ssh_key_fingerprint", "has_tls_files"]
+                  "synced_at", "created_at", "uses_own_ssh_key", "ssh_key_fingerprint", "has_tls_files",
+                  "sasl_username", "has_sasl_password"]
 
     def get_uses_own_ssh_key(self, host: Host) -> bool:
         return host.ssh_key is not None and host.ssh_key.name.startswith("host-")
@@ -32,7 +34,10 @@ class HostSerializer(serializers.ModelSerializer):
         return host.ssh_key.fingerprint if host.ssh_key is not None else ""
 
     def get_has_tls_files(self, host: Host) -> bool:
-        return bool(host.tls_dir)
+        return host.has_tls_files
+
+    def get_has_sasl_password(self, host: Host) -> bool:
+        return host.has_sasl_login
 
 
 class DomainSerializer(serializers.ModelSerializer):

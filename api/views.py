@@ -33,7 +33,7 @@ from operations.models import Operation
 from operations.services import operation_enqueue, operation_request_cancel
 
 HOST_SECRETS = ("ssh_private_key", *TLS_FILES)
-HostWrite = api_forms.schema_for(HostForm, "HostWrite", write_only=HOST_SECRETS)
+HostWrite = api_forms.schema_for(HostForm, "HostWrite", write_only=(*HOST_SECRETS, "sasl_password"))
 Rename = api_forms.schema_for(RenameForm, "Rename")
 
 

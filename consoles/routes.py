@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from hosts.choices import Transport
 from hosts.connection import host_ssh_files_ensure, ssh_command_path
+from hosts.credentials import host_files, ssh_key_file
 from hosts.models import Host
 from virt.consoles import GraphicsEndpoint
 
@@ -92,24 +93,32 @@ def _ssh_tunnel(host: Host, endpoint: GraphicsEndpoint) -> Route:
     host_ssh_files_ensure(host)  # before this ssh starts: written only if missing or stale
     argv = [str(ssh_command_path(host)), "-p", str(host.port or 22), "-W", f"{target}:{endpoint.port}"]
     if host.ssh_key is not None:
-        argv += ["-i", host.ssh_key.private_key_path]
+        argv += ["-i", str(ssh_key_file(host))]
     if host.username:
         argv += ["-l", host.username]
     argv += ["--", host.address]
+    key_present = host_files(host)()  # the key file exists while this ssh runs, and goes with it
+    key_present.__enter__()
     ours, theirs = socket.socketpair()
     try:
         process = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, close_fds=True)
+    except BaseException:
+        key_present.__exit__(None, None, None)
+        ours.close()
+        raise
     finally:
         theirs.close()
-    threading.Thread(target=_log_tunnel_end, args=(process, host.name), daemon=True).start()
+    threading.Thread(target=_log_tunnel_end, args=(process, host.name, key_present), daemon=True).start()
     return Route(sock=ours, via="ssh tunnel", tunnel=process)
 
 
-def _log_tunnel_end(process: subprocess.Popen, host_name: str) -> None:
+def _log_tunnel_end(process: subprocess.Popen, host_name: str, key_present) -> None:
     try:
         _out, error = process.communicate(timeout=24 * 3600)
     except subprocess.TimeoutExpired:
         return
+    finally:
+        key_present.__exit__(None, None, None)
     if process.returncode not in (0, -signal.SIGTERM) and error.strip():
         logger.warning("SSH tunnel to %s ended with %s: %s", host_name, process.returncode,
                        error.decode(errors="replace").strip()[-500:])

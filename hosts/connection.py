@@ -1,5 +1,7 @@
 """The URI vmsite itself connects with: the host's validated URI plus options that only vmsite
-sets (its own key file, its strict ssh command, its TLS folder). Users never supply these.
+sets (its own key file, its strict ssh command, its TLS folder). Users never supply these. The key
+and TLS files it names exist only while a connection opens (hosts/credentials.py): connect_uri
+hands libvirt's opener the Login that writes them, and the SASL login, for that URI.
 
 Building a URI has no side effects: it is called as a getter from many threads (the listener every
 couple of seconds per host). The files a qemu+ssh connection runs on (the pinned known_hosts and
@@ -16,9 +18,10 @@ from urllib.parse import urlencode
 from django.conf import settings
 
 from hosts.choices import Transport
+from hosts.credentials import host_files, host_sasl_login_for_connect, ssh_key_file, tls_pki_dir
 from hosts.models import Host
 from hosts.ssh import ssh_command_script
-from virt.connection import pool
+from virt.connection import Login, login_set, pool
 from virt.types import Connection
 
 
@@ -35,17 +38,33 @@ def ssh_command_path(host: Host) -> Path:
 
 
 def connect_uri(host: Host) -> str:
+    """The URI to open the host with; every open of it in this process uses the host's login."""
+    uri = _uri_with_options(host)
+    login_set(uri, host_login(host))
+    return uri
+
+
+def host_login(host: Host) -> Login:
+    """Reads only the sealed values now; they are opened when a connection opens."""
+    sasl = None
+    if host.transport in (Transport.TCP, Transport.TLS) and host.has_sasl_login:
+        sealed = Host(pk=host.pk, sasl_username=host.sasl_username, sasl_password_sealed=host.sasl_password_sealed)
+        sasl = lambda: host_sasl_login_for_connect(sealed)  # noqa: E731
+    return Login(files=host_files(host), sasl=sasl)
+
+
+def _uri_with_options(host: Host) -> str:
     if host.transport == Transport.SSH:
         return f"{host.uri}?{urlencode(_ssh_options(host))}"
-    if host.transport == Transport.TLS and host.tls_dir:
-        return f"{host.uri}?{urlencode({'pkipath': host.tls_dir})}"
+    if host.transport == Transport.TLS and host.has_tls_files:
+        return f"{host.uri}?{urlencode({'pkipath': str(tls_pki_dir(host))})}"
     return host.uri
 
 
 def _ssh_options(host: Host) -> dict[str, str]:
     options = {"command": str(ssh_command_path(host)), "no_tty": "1"}
     if host.ssh_key is not None:
-        options["keyfile"] = host.ssh_key.private_key_path
+        options["keyfile"] = str(ssh_key_file(host))
     return options
 
 

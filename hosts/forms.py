@@ -15,6 +15,7 @@ from hosts.services import INSTALLATION_KEY_NAME
 from hosts.ssh import SSHMaterialError, load_private_key
 from hosts.uri import validate_address, validate_test_driver_path, validate_username
 
+SASL_USER_RE = re.compile(r"\A[^\s\"'\\\x00-\x1f\x7f]{1,255}\Z")
 FINGERPRINT_RE = re.compile(r"\A(SHA256:)?[A-Za-z0-9+/]{43}=?\Z")
 NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")
 MAX_UPLOAD = 64 * 1024
@@ -27,13 +28,24 @@ class HostForm(forms.Form):
     transport = forms.ChoiceField(choices=Transport.choices, initial=Transport.SSH)
     address = forms.CharField(max_length=300, required=False, help_text="DNS name or IP address of the host.")
     port = forms.IntegerField(required=False, help_text="Leave empty for the default (SSH 22, TLS 16514, TCP 16509).")
-    username = forms.CharField(max_length=300, required=False, initial="root", label="SSH user",
-                               help_text="The user vmsite logs in as on the host.")
+    username = forms.CharField(
+        max_length=300, required=False, initial="root", label="SSH user",
+        help_text="The user vmsite logs in as on the host. A user other than root must be allowed to manage "
+                  "the host's libvirt: a member of its 'libvirt' group (libvirtd's unix_sock_group), or "
+                  "allowed by a polkit rule for org.libvirt.unix.manage (see the README).")
     ssh_private_key = forms.FileField(required=False, label="SSH private key (optional)",
                                       help_text="Leave empty to use vmsite's own key (shown below).")
     tls_ca_cert = forms.FileField(required=False, label="CA certificate (PEM)")
     tls_client_cert = forms.FileField(required=False, label="Client certificate (PEM)")
     tls_client_key = forms.FileField(required=False, label="Client private key (PEM)")
+    sasl_username = forms.CharField(
+        max_length=255, required=False, label="SASL user (TCP/TLS)",
+        help_text="Only for a host whose libvirtd asks for SASL (auth_tcp or auth_tls = \"sasl\"): the user "
+                  "made on it with saslpasswd2 -a libvirt. Leave empty if it does not.")
+    sasl_password = forms.CharField(
+        max_length=1024, required=False, strip=False, label="SASL password",
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Kept encrypted, never shown again.")
     test_driver_file = forms.CharField(max_length=300, required=False, label="Test driver file",
                                        help_text="'default' or the absolute path of a libvirt test driver XML file.")
     enabled = forms.BooleanField(required=False, initial=True, help_text="Disabled hosts are not synced.")
@@ -55,9 +67,11 @@ class HostForm(forms.Form):
         if host.ssh_key is not None and host.ssh_key.name != INSTALLATION_KEY_NAME:
             self.fields["ssh_private_key"].help_text = (f"Leave empty to keep the stored key "
                                                         f"({host.ssh_key.fingerprint}).")
-        if host.tls_dir:
+        if host.has_tls_files:
             for field in TLS_FILES:
                 self.fields[field].help_text = "Leave empty to keep the stored file."
+        if host.has_sasl_login:
+            self.fields["sasl_password"].help_text = "Leave empty to keep the stored password."
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
@@ -106,6 +120,18 @@ class HostForm(forms.Form):
             raise ValidationError("That file is not a PEM private key.") from None
         return data
 
+    def clean_sasl_username(self) -> str:
+        value = self.cleaned_data["sasl_username"].strip()
+        if value and not SASL_USER_RE.match(value):
+            raise ValidationError("A SASL user name has no spaces, quotes or control characters.")
+        return value
+
+    def clean_sasl_password(self) -> str:
+        value = self.cleaned_data["sasl_password"]
+        if any(ord(character) < 32 for character in value):
+            raise ValidationError("The password cannot hold control characters or line breaks.")
+        return value
+
     def clean_ssh_host_key_fingerprint(self) -> str:
         value = self.cleaned_data["ssh_host_key_fingerprint"].strip()
         if value and not FINGERPRINT_RE.match(value):
@@ -135,9 +161,19 @@ class HostForm(forms.Form):
                 self.add_error("username", exc)
         if transport == Transport.TLS:
             self._require_tls_files(data)
+        if transport in (Transport.TCP, Transport.TLS):
+            self._check_sasl_login(data)
+
+    def _check_sasl_login(self, data: dict) -> None:
+        user, password = data.get("sasl_username"), data.get("sasl_password")
+        if password and not user and "sasl_username" not in self.errors:
+            self.add_error("sasl_username", "Give the SASL user that this password belongs to.")
+        stored = self.instance is not None and self.instance.has_sasl_login
+        if user and not password and not stored and "sasl_password" not in self.errors:
+            self.add_error("sasl_password", "Give the SASL user's password.")
 
     def _require_tls_files(self, data: dict) -> None:
-        has_files = self.instance is not None and self.instance.tls_dir
+        has_files = self.instance is not None and self.instance.has_tls_files
         for field in TLS_FILES:
             if not data.get(field) and not has_files and field not in self.errors:
                 self.add_error(field, "Required for a TLS connection.")
@@ -174,6 +210,8 @@ class HostForm(forms.Form):
             "enabled": data.get("enabled", False),
             "tls_files": {TLS_FILES[f]: data[f] for f in TLS_FILES if data.get(f)} if transport == Transport.TLS else None,
             "private_key": data.get("ssh_private_key") if transport == Transport.SSH else None,
+            "sasl_username": data.get("sasl_username", "") if transport in (Transport.TCP, Transport.TLS) else "",
+            "sasl_password": data.get("sasl_password", "") if transport in (Transport.TCP, Transport.TLS) else "",
         }
 
 
@@ -187,7 +225,7 @@ class PageHostForm(HostForm):
 
 def _initial(host: Host) -> dict:
     initial = {"name": host.name, "transport": host.transport, "address": host.address, "port": host.port,
-               "username": host.username, "enabled": host.enabled}
+               "username": host.username, "enabled": host.enabled, "sasl_username": host.sasl_username}
     if host.transport == Transport.TEST:
         initial.update(address="", test_driver_file=host.address)
     return initial

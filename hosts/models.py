@@ -1,5 +1,3 @@
-from pathlib import Path
-
 from django.db import models
 from django.utils import timezone
 
@@ -8,13 +6,11 @@ from hosts.uri import build_uri
 
 
 class SSHKey(models.Model):
-    """An SSH key pair whose private half is a file of mode 0600 in the data folder.
-
-    The database holds only its path, public half and fingerprint.
-    """
+    """An SSH key pair. Its private half is sealed (hosts/credentials.py): only a process holding the
+    key-encryption key opens it, and only while a connection needs it."""
 
     name = models.CharField(max_length=64, unique=True)
-    private_key_path = models.CharField(max_length=500)
+    private_key_sealed = models.TextField(blank=True)
     public_key = models.TextField()
     fingerprint = models.CharField(max_length=100)
     created_at = models.DateTimeField(default=timezone.now)
@@ -34,8 +30,13 @@ class Host(models.Model):
     ssh_key = models.ForeignKey(SSHKey, null=True, blank=True, on_delete=models.PROTECT, related_name="hosts")
     # The host's SSH keys as known_hosts lines, pinned on first connection.
     ssh_host_keys = models.TextField(blank=True)
-    # A folder holding cacert.pem, clientcert.pem and clientkey.pem (libvirt's pkipath).
-    tls_dir = models.CharField(max_length=500, blank=True)
+    # TLS client files (libvirt's pkipath: cacert.pem, clientcert.pem, clientkey.pem), sealed.
+    tls_ca_sealed = models.TextField(blank=True)
+    tls_cert_sealed = models.TextField(blank=True)
+    tls_key_sealed = models.TextField(blank=True)
+    # The libvirtd SASL login (auth_tcp / auth_tls = "sasl"); the password sealed.
+    sasl_username = models.CharField(max_length=255, blank=True)
+    sasl_password_sealed = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=HostStatus.choices, default=HostStatus.UNKNOWN)
     status_reason = models.CharField(max_length=500, blank=True)
@@ -64,5 +65,9 @@ class Host(models.Model):
         return HOST_STATUS_COLOURS[self.status]
 
     @property
-    def tls_path(self) -> Path | None:
-        return Path(self.tls_dir) if self.tls_dir else None
+    def has_tls_files(self) -> bool:
+        return bool(self.tls_ca_sealed and self.tls_cert_sealed and self.tls_key_sealed)
+
+    @property
+    def has_sasl_login(self) -> bool:
+        return bool(self.sasl_username and self.sasl_password_sealed)

@@ -29,22 +29,10 @@ def ssh_dir() -> Path:
     return path
 
 
-def write_private_file(path: Path, data: bytes) -> None:
-    """Create a file that only its owner can read, whatever the umask."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)
-
-
-def generate_key_pair(path: Path, comment: str) -> tuple[str, str]:
-    """Write a new ed25519 private key to `path`; return (public key line, fingerprint)."""
-    key = ed25519.Ed25519PrivateKey.generate()
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-                                serialization.NoEncryption())
-    write_private_file(path, private)
-    return public_line(key, comment), fingerprint_of_key(key)
+def new_private_key() -> bytes:
+    """A new ed25519 private key in OpenSSH format."""
+    return ed25519.Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption())
 
 
 def load_private_key(data: bytes):

@@ -16,7 +16,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 system_packages() {
     local wanted=(python3-venv python3-dev gcc pkg-config libvirt-dev libvirt-daemon-system qemu-system-x86
                   qemu-utils redis-server genisoimage dnsmasq-base)
-    [ "$MODE" = test ] && wanted+=(chromium openssh-server openssh-client lvm2 parted nginx libnss3-tools postgresql)
+    [ "$MODE" = test ] && wanted+=(chromium openssh-server openssh-client lvm2 parted nginx libnss3-tools postgresql
+                                   sasl2-bin libsasl2-modules libsasl2-modules-db polkitd dbus-daemon dbus-bin)
     # Node.js may come from elsewhere (NodeSource ships npm inside nodejs); only add it when absent.
     command -v node >/dev/null || wanted+=(nodejs)
     command -v npm >/dev/null || wanted+=(npm)

@@ -123,8 +123,8 @@ def harness(tmp_path_factory):
     """start() gives one more libvirt host (its own libvirtd, sshd, hostname, 127.0.0.N)."""
     started: list[HarnessHost] = []
 
-    def start() -> HarnessHost:  # on an address of this worker's own range (tests/harness/indices.py)
-        host = start_host(next_index(), tmp_path_factory.mktemp("harness"))
+    def start(**options) -> HarnessHost:  # on an address of this worker's own range (tests/harness/indices.py)
+        host = start_host(next_index(), tmp_path_factory.mktemp("harness"), **options)
         started.append(host)
         return host
 

@@ -1,18 +1,24 @@
-"""One libvirt connection per host per process, opened lazily under a lock."""
+"""One libvirt connection per host per process, opened lazily under a lock.
+
+What an open needs besides its URI (a SASL login, key and certificate files) is a Login, set for
+the URI by whoever built it (`login_set`) and used by every open of that URI in this process: the
+pool's, the listener's, a stream's. Its parts are callables, run only while the open runs, so a
+password is read and a key file exists only for that long."""
 from __future__ import annotations
 
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import libvirt
 
-from virt.errors import VirtError, connect_failure, is_connection_lost, translate
+from virt.errors import VirtError, connect_failure, is_connection_lost, sasl_failure, translate
 from virt.eventloop import ensure_event_loop
 
 logger = logging.getLogger(__name__)
@@ -132,20 +138,73 @@ class ConnectionPool:
                 del self._connections[uri]
 
 
+@dataclass(frozen=True)
+class Login:
+    """How to open a URI: `files()` makes the key and certificate files the URI names exist for
+    the length of a `with` block; `sasl()` gives (user name, password) when the host asks."""
+
+    files: Callable[[], AbstractContextManager] | None = None
+    sasl: Callable[[], tuple[str, str]] | None = None
+
+
+NO_LOGIN = Login()
+_logins: dict[str, Login] = {}
+
+
+def login_set(uri: str, login: Login) -> None:
+    """Every later open of `uri` in this process uses `login` (the last one set wins)."""
+    _logins[uri] = login
+
+
+def login_for(uri: str) -> Login:
+    return _logins.get(uri, NO_LOGIN)
+
+
 # Abandoned connects (past their time limit) keep a thread until the OS gives up on them; the pool
 # is large enough that a few dead hosts never hold up a live one.
 _connector = ThreadPoolExecutor(max_workers=32, thread_name_prefix="libvirt-connect")
 
 
 def open_with_timeout(uri: str, timeout: float) -> libvirt.virConnect:
-    future = _connector.submit(libvirt.open, uri)
+    login = login_for(uri)
+    future = _connector.submit(_open_with_login, uri, login)
     try:
         return future.result(timeout=timeout)
     except FutureTimeout:
         future.add_done_callback(_close_late_connection)
         raise connect_failure(f"Connection timed out after {timeout:.0f} s") from None
     except libvirt.libvirtError as exc:
-        raise connect_failure(exc.get_error_message() or str(exc), code=exc.get_error_code()) from exc
+        message, code = exc.get_error_message() or str(exc), exc.get_error_code()
+        if code == libvirt.VIR_ERR_AUTH_FAILED and _transport(uri) in DEFAULT_PORTS:
+            raise sasl_failure(message, login_given=login.sasl is not None, code=code) from exc
+        raise connect_failure(message, code=code) from exc
+
+
+def _open_with_login(uri: str, login: Login) -> libvirt.virConnect:
+    # Read here, not inside libvirt's callback: an error raised there would be lost in C.
+    sasl = login.sasl() if login.sasl is not None else None
+    with login.files() if login.files is not None else nullcontext():
+        return libvirt.openAuth(uri, [[libvirt.VIR_CRED_AUTHNAME, libvirt.VIR_CRED_PASSPHRASE],
+                                      _answer_credentials, sasl], 0)
+
+
+def _answer_credentials(credentials: list, sasl: tuple[str, str] | None) -> int:
+    """libvirt's auth callback: the SASL user name and password, or -1 (no login to give)."""
+    if sasl is None:
+        return -1
+    user, password = sasl
+    for credential in credentials:
+        if credential[0] == libvirt.VIR_CRED_AUTHNAME:
+            credential[4] = user
+        elif credential[0] == libvirt.VIR_CRED_PASSPHRASE:
+            credential[4] = password
+        else:
+            return -1
+    return 0
+
+
+def _transport(uri: str) -> str:
+    return urlsplit(uri).scheme.partition("+")[2]
 
 
 def _close_late_connection(future) -> None:
@@ -157,7 +216,7 @@ def probe_tcp(uri: str) -> None:
     """For TCP and TLS, a quick socket connect first: refusal, timeout and bad names fail fast and
     precisely instead of inside libvirt's RPC layer."""
     parts = urlsplit(uri)
-    transport = parts.scheme.partition("+")[2]
+    transport = _transport(uri)
     if transport not in DEFAULT_PORTS or not parts.hostname:
         return
     try:

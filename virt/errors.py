@@ -106,11 +106,18 @@ _CONNECT_FAILURES = [
     (("TLS handshake failed", "certificate", "GnuTLS"), "TLS failed",
      "The TLS handshake failed: check that the host runs libvirtd with TLS on that port, and the CA "
      "certificate, client certificate and key uploaded for it."),
+    (("libvirt-sock': Permission denied", "libvirt-sock: Permission denied"), "socket permission denied",
+     "The SSH user may not use the host's libvirt socket: add it to the host's libvirt group (the group "
+     "libvirtd's unix_sock_group names, with unix_sock_rw_perms 0770), or allow it with a polkit rule for "
+     "org.libvirt.unix.manage."),
     (("Permission denied (publickey", "Permission denied, please try again", "authentication failed",
       "Authentication failed", "Too many authentication failures"), "auth failed",
      "Authentication failed: is vmsite's public key in the host's authorized_keys?"),
-    (("polkit", "access denied", "authentication unavailable"), "permission denied by polkit",
-     "The host's libvirtd denied access (polkit or ACL): allow this user to manage libvirt on the host."),
+    (("polkit", "access denied", "authentication unavailable", "Unable to get system bus connection"),
+     "permission denied by polkit",
+     "The host's libvirtd asked polkit (auth_unix_rw = \"polkit\") whether this user may manage libvirt, and "
+     "polkit refused or could not answer (is polkitd running there?): add a polkit rule allowing "
+     "org.libvirt.unix.manage for this user, or put the user in the host's libvirt group."),
 ]
 
 
@@ -120,6 +127,32 @@ def describe_connect_failure(message: str) -> tuple[str, str]:
         if any(needle in message for needle in needles):
             return reason, explanation
     return "unavailable", "The host cannot be reached."
+
+
+SASL_FAILED = "SASL authentication failed"
+CREDENTIALS_UNREADABLE = "credentials unreadable"
+
+
+def credentials_unreadable(detail: str) -> HostUnavailableReason:
+    """A stored credential of the host does not open in this process (another key-encryption key)."""
+    return HostUnavailableReason(
+        f"{CREDENTIALS_UNREADABLE}: This node cannot open the host's stored credentials: give it the "
+        f"installation's key-encryption key (SECRET_BOX_KEY or SECRET_BOX_KEY_FILE, the same on every "
+        f"node). ({detail})", reason=CREDENTIALS_UNREADABLE)
+
+
+def sasl_failure(raw_message: str, *, login_given: bool, code: int | None = None) -> HostUnavailableReason:
+    """A TCP or TLS libvirtd refused the login (libvirtd tells a client no more than that)."""
+    if login_given:
+        explanation = ("The host refused the SASL user name and password: check that the user is in the host's "
+                       "SASL database (saslpasswd2 -a libvirt <user>) and in its sasl_allowed_username_list if "
+                       "it has one, that mech_list in its /etc/sasl2/libvirt.conf offers digest-md5 (plain TCP) "
+                       "or scram-sha-256 (TLS), and the password.")
+    else:
+        explanation = ("The host asks for a SASL login (auth_tcp or auth_tls = \"sasl\"): enter the SASL user "
+                       "name and password on the host's form.")
+    detail = raw_message.strip().splitlines()[-1] if raw_message.strip() else ""
+    return HostUnavailableReason(f"{SASL_FAILED}: {explanation} ({detail})", reason=SASL_FAILED, code=code)
 
 
 class HostUnavailableReason(HostUnavailable):

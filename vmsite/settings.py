@@ -18,6 +18,9 @@ SECRET_KEY = secret_key("SECRET_KEY", DATA_DIR)
 # The key-encryption keys of secrets kept in the database (vmsite/secretbox.py). Every node of an
 # installation needs the same ones: set SECRET_BOX_KEY_FILE on each.
 SECRET_BOX_KEYS = secret_box_keys("SECRET_BOX_KEY", DATA_DIR)
+# Host credentials leave the database only into a 0700 folder per process here, for as long as a
+# connection opening (or a console tunnel) needs them (hosts/credentials.py). A tmpfs path is best.
+CREDENTIALS_DIR = env_path("VMSITE_CREDENTIALS_DIR", DATA_DIR / "credentials")
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

@@ -64,8 +64,8 @@ def test_credentials_are_write_only(api_as, caplog):
                admin.patch(f"/api/v1/hosts/{ssh_host.pk}/", {"port": 2222}, format="json")]
     assert_absent(secrets, *answers, caplog.text)
     for answer in answers[:5]:
-        assert ssh_host.ssh_key.private_key_path not in answer.content.decode()
-        assert tls_host.tls_dir not in answer.content.decode()
+        assert ssh_host.ssh_key.private_key_sealed not in answer.content.decode()
+        assert tls_host.tls_key_sealed not in answer.content.decode()
 
     ssh_host.refresh_from_db()
     assert ssh_host.port == 2222 and ssh_host.ssh_key.name.startswith("host-")  # a PATCH keeps the key
@@ -74,9 +74,10 @@ def test_credentials_are_write_only(api_as, caplog):
 def test_the_schema_marks_credentials_write_only(api_as):
     schema = api_as("admin").get("/api/v1/schema/?format=json").json()
     request = schema["components"]["schemas"]["HostWriteRequest"]["properties"]
-    assert all(request[name].get("writeOnly") for name in ("ssh_private_key", "tls_client_key", "tls_ca_cert"))
+    assert all(request[name].get("writeOnly")
+               for name in ("ssh_private_key", "tls_client_key", "tls_ca_cert", "sasl_password"))
     answer = schema["components"]["schemas"]["Host"]["properties"]
-    assert not {"ssh_private_key", "tls_client_key", "tls_dir", "ssh_key"} & set(answer)
+    assert not {"ssh_private_key", "tls_client_key", "tls_key_sealed", "sasl_password", "ssh_key"} & set(answer)
 
 
 def test_a_refused_key_says_why_without_echoing_it(api_as):

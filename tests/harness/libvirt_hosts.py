@@ -26,7 +26,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.harness.pki import PKI, make_pki
+
 LIBVIRTD_TCP_PORT = 16509
+LIBVIRTD_TLS_PORT = 16514
+# DIGEST-MD5 gives the security layer libvirt insists on over plain TCP; SCRAM-SHA-256 has none,
+# so libvirt takes it only over TLS (or a unix socket).
+SASL_MECHANISMS = "digest-md5 scram-sha-256"
 SSH_PORT = 22
 START_TIMEOUT = 30.0
 MIN_INDEX, MAX_INDEX = 2, 163  # 127.0.0.1 is the main host; port ranges must stay <= 65535
@@ -71,6 +77,9 @@ class HarnessHost:
     known_hosts: Path  # "127.0.0.N ssh-ed25519 ..." pinning this host's sshd
     ssh_command: Path  # ssh wrapper that uses known_hosts + key; for ?command=
     holder_pid: int = 0
+    pki: PKI | None = None  # with tls=True: libvirtd listens for TLS on 127.0.0.N:16514 with these
+    sasl_users: dict[str, str] = field(default_factory=dict)  # with SASL: auth_tcp/auth_tls = "sasl"
+    sasl_allowed: list[str] | None = None  # sasl_allowed_username_list: others authenticate, then are denied
     _holder: subprocess.Popen | None = field(default=None, repr=False, compare=False)
     _uts_ns: tuple[int, int] | None = field(default=None, repr=False, compare=False)
     _stopped: bool = field(default=False, repr=False, compare=False)
@@ -83,6 +92,24 @@ class HarnessHost:
         libssh/libssh2 honour it; so the pinning lives in the ssh wrapper.
         """
         return f"{self.ssh_uri}?command={self.ssh_command}&keyfile={self.ssh_private_key}"
+
+    @property
+    def socket_uri(self) -> str:
+        """The host's own unix socket (auth none), for a test's set-up and cleanup when TCP asks for SASL."""
+        return f"qemu:///system?socket={self.state_dir / 'run' / 'libvirt-sock'}"
+
+    @property
+    def tls_uri(self) -> str:
+        return f"qemu+tls://{self.address}/system"
+
+    @property
+    def pki_dir(self) -> Path:
+        """The client's pkipath: cacert.pem, clientcert.pem, clientkey.pem."""
+        return self.state_dir / "pki" / "client"
+
+    @property
+    def sasl_dir(self) -> Path:
+        return self.state_dir / "sasl2"
 
     @property
     def libssh_uri(self) -> str:
@@ -101,7 +128,7 @@ class HarnessHost:
             _wait_until(lambda: not _alive(pid), 15, f"libvirtd {pid} did not exit")
 
     def start_libvirtd(self) -> None:
-        res = self.run_in_ns(["libvirtd", "-d", "--listen", "-p", "/run/libvirt/libvirtd.pid"])
+        res = self.run_in_ns(["libvirtd", "-d", "--listen", "-p", "/run/libvirt/libvirtd.pid"], env=self.daemon_env)
         if res.returncode != 0:
             raise HarnessError(f"libvirtd of {self.hostname} failed to start: "
                                f"{res.stderr.strip()}\n{_log_excerpts(self)}")
@@ -109,6 +136,36 @@ class HarnessHost:
         self._save_record()
         _wait_until(lambda: self._virsh_ok(self.tcp_uri), START_TIMEOUT,
                     f"libvirtd of {self.hostname} does not answer on {self.tcp_uri}")
+
+    def set_libvirtd_options(self, options: dict[str, str]) -> None:
+        """Restart libvirtd with these libvirtd.conf settings (string values) in place of the harness's."""
+        conf = self.state_dir / "etc" / "libvirtd.conf"
+        kept = [line for line in conf.read_text().splitlines() if line.split(" = ")[0] not in options]
+        conf.write_text("\n".join(kept + [f"{name} = {json.dumps(value)}" for name, value in options.items()]) + "\n")
+        self.kill_libvirtd(signal.SIGTERM)
+        self.start_libvirtd()
+
+    def start_polkit(self) -> None:
+        """A system D-Bus and polkitd of this host's own (its /run/dbus and /etc/polkit-1/rules.d
+        private), so that libvirtd with auth_unix_rw = "polkit" asks a real polkit. Debian's rules in
+        /usr/share/polkit-1/rules.d apply (60-libvirt.rules lets the libvirt group in)."""
+        bus, rules = self.state_dir / "dbus", self.polkit_rules_dir
+        bus.mkdir(mode=0o755)
+        rules.mkdir(mode=0o755)
+        started = self.run_in_ns(["sh", "-c", (
+            f"mount --bind {_q(bus)} /run/dbus && mount --bind {_q(rules)} /etc/polkit-1/rules.d && "
+            "dbus-daemon --system --fork --nopidfile && "
+            f"(setsid /usr/lib/polkit-1/polkitd --no-debug > {_q(self.state_dir / 'polkitd.log')} 2>&1 &)")])
+        if started.returncode != 0:
+            raise HarnessError(f"polkit of {self.hostname} did not start: {started.stderr.strip()}")
+        _wait_until(lambda: "org.freedesktop.PolicyKit1" in self.run_in_ns(
+            ["dbus-send", "--system", "--print-reply", "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+             "org.freedesktop.DBus.ListNames"]).stdout, START_TIMEOUT, f"polkitd of {self.hostname} on its bus")
+
+    @property
+    def polkit_rules_dir(self) -> Path:
+        """Bind-mounted over the host's /etc/polkit-1/rules.d by start_polkit; polkitd rereads it on change."""
+        return self.state_dir / "polkit-rules"
 
     def authorize_ssh_key(self, public_key_line: str) -> None:
         """Let another client key log in as root (e.g. vmsite's own key)."""
@@ -132,13 +189,18 @@ class HarnessHost:
         _wait_until(lambda: _presents_key(self.address, key_b64), START_TIMEOUT, f"sshd of {self.hostname} back")
         return self.ssh_host_public_key
 
-    def run_in_ns(self, argv: list[str], timeout: float = 60,
-                  check: bool = False) -> subprocess.CompletedProcess:
+    @property
+    def daemon_env(self) -> dict[str, str]:
+        """libvirtd's environment: its own SASL configuration folder when it asks for SASL."""
+        return {**CHILD_ENV, "SASL_CONF_PATH": str(self.sasl_dir)} if self.sasl_users else CHILD_ENV
+
+    def run_in_ns(self, argv: list[str], timeout: float = 60, check: bool = False,
+                  env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         if not self._owns(self.holder_pid):
             raise HarnessError(f"namespace holder of {self.hostname} is gone")
         cmd = ["nsenter", "-t", str(self.holder_pid), "-m", "-u", "--", *argv]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              check=check, env=CHILD_ENV, cwd="/", stdin=subprocess.DEVNULL)
+                              check=check, env=env or CHILD_ENV, cwd="/", stdin=subprocess.DEVNULL)
 
     def virsh(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
         """virsh against this host's local socket, from inside its namespace."""
@@ -164,9 +226,14 @@ class HarnessHost:
     # -- internals -----------------------------------------------------------
 
     def _virsh_ok(self, uri: str) -> bool:
+        env = CHILD_ENV
+        if self.sasl_users and uri.startswith(("qemu+tcp:", "qemu+tls:")):  # an allowed user's password
+            env = {**CHILD_ENV, "LIBVIRT_AUTH_FILE": str(self.sasl_dir / "auth.conf")}
+        if uri.startswith("qemu+tls:"):
+            uri = f"{uri}?pkipath={self.pki_dir}"
         try:
             res = subprocess.run(["virsh", "-c", uri, "hostname"], capture_output=True,
-                                 text=True, timeout=10, env=CHILD_ENV, stdin=subprocess.DEVNULL)
+                                 text=True, timeout=10, env=env, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             return False
         return res.returncode == 0 and res.stdout.strip() == self.hostname
@@ -219,9 +286,14 @@ class HarnessHost:
         (REGISTRY_DIR / f"host{self.index}.json").write_text(json.dumps(record))
 
 
-def start_host(index: int, base_dir: Path) -> HarnessHost:
-    """Start extra host N; return once it answers on both tcp and ssh."""
-    host = _prepare_host(index, Path(base_dir))
+def start_host(index: int, base_dir: Path, *, tls: bool = False, sasl_users: dict[str, str] | None = None,
+               sasl_allowed: list[str] | None = None) -> HarnessHost:
+    """Start extra host N; return once it answers on tcp and ssh (and TLS with tls=True).
+
+    With sasl_users ({name: password}), TCP and TLS clients must log in through SASL (a sasldb made
+    with saslpasswd2, mech_list SASL_MECHANISMS); with sasl_allowed too, only those users are then
+    let in (libvirtd's sasl_allowed_username_list), the others are denied after logging in."""
+    host = _prepare_host(index, Path(base_dir), tls=tls, sasl_users=sasl_users or {}, sasl_allowed=sasl_allowed)
     deadline = time.monotonic() + START_TIMEOUT
     try:
         _launch_holder(host)
@@ -229,7 +301,7 @@ def start_host(index: int, base_dir: Path) -> HarnessHost:
         for pidfile in ("run/virtlogd.pid", "ssh/sshd.pid", "run/libvirtd.pid"):
             host._remember(_read_pidfile(host.state_dir / pidfile))
         host._save_record()
-        for uri in (host.tcp_uri, host.ssh_uri_pinned):
+        for uri in (host.tcp_uri, host.ssh_uri_pinned, *([host.tls_uri] if tls else [])):
             _wait_until(lambda: host._virsh_ok(uri), max(5.0, deadline - time.monotonic()),
                         f"no answer on {uri}")
     except BaseException as exc:
@@ -242,6 +314,15 @@ def start_host(index: int, base_dir: Path) -> HarnessHost:
             raise HarnessError(f"{host.hostname}: {exc}\n{logs}") from exc
         raise
     return host
+
+
+def ensure_unprivileged_user(name: str) -> None:
+    """A system user (not root) that may log in to harness sshds with a key (its password is '*', not
+    locked); its own group has its name. Made once on this machine, kept after."""
+    if subprocess.run(["id", name], capture_output=True, env=CHILD_ENV).returncode != 0:
+        subprocess.run(["useradd", "--system", "--user-group", "--shell", "/bin/sh", "--no-create-home",
+                        "--home-dir", "/nonexistent", name], check=True, env=CHILD_ENV, capture_output=True)
+    subprocess.run(["usermod", "-p", "*", name], check=True, env=CHILD_ENV, capture_output=True)
 
 
 def stop_stale_hosts(indices: list[int] | None = None) -> list[int]:
@@ -273,7 +354,8 @@ def _describe(index: int, state_dir: Path, host_uuid: str) -> HarnessHost:
         pids=[], known_hosts=ssh / "known_hosts", ssh_command=ssh / "ssh")
 
 
-def _prepare_host(index: int, base_dir: Path) -> HarnessHost:
+def _prepare_host(index: int, base_dir: Path, *, tls: bool, sasl_users: dict[str, str],
+                  sasl_allowed: list[str] | None) -> HarnessHost:
     if not MIN_INDEX <= index <= MAX_INDEX:
         raise HarnessError(f"index must be in [{MIN_INDEX}, {MAX_INDEX}], got {index}")
     if os.geteuid() != 0:
@@ -284,6 +366,12 @@ def _prepare_host(index: int, base_dir: Path) -> HarnessHost:
     state_dir.mkdir(parents=True)
     state_dir.chmod(0o755)
     host = _describe(index, state_dir, str(uuid.uuid4()))
+    host.sasl_users, host.sasl_allowed = dict(sasl_users), sasl_allowed
+    if tls:
+        host.pki = make_pki(host.address, host.hostname)
+        _write_pki(host)
+    if sasl_users:
+        _write_sasl(host)
     _make_private_dirs(host)
     _write_libvirt_config(host)
     _write_hosts_file(host)
@@ -297,7 +385,7 @@ def _check_address_free(index: int) -> None:
     if _stale_record_alive(index):
         raise HarnessError(f"host{index} of an earlier run is still up: stop_stale_hosts"
                            f"([{index}]) or `python -m tests.harness.libvirt_hosts cleanup`")
-    busy = [port for port in (LIBVIRTD_TCP_PORT, SSH_PORT) if _port_open(address, port)]
+    busy = [port for port in (LIBVIRTD_TCP_PORT, LIBVIRTD_TLS_PORT, SSH_PORT) if _port_open(address, port)]
     if busy:
         raise HarnessError(f"{address} ports {busy} are already in use")
 
@@ -337,17 +425,19 @@ def _seed_qemu_caps_cache(cache: Path) -> None:
 def _write_libvirt_config(host: HarnessHost) -> None:
     n, addr = host.index, host.address
     etc = host.state_dir / "etc"
+    auth = "sasl" if host.sasl_users else "none"
     (etc / "libvirtd.conf").write_text(textwrap.dedent(f"""\
         # generated by tests/harness/libvirt_hosts.py for {host.hostname}
-        listen_tls = 0
+        listen_tls = {int(host.pki is not None)}
         listen_tcp = 1
         listen_addr = "{addr}"
-        auth_tcp = "none"
+        auth_tcp = "{auth}"
+        auth_tls = "{auth}"
         auth_unix_ro = "none"
         auth_unix_rw = "none"
         host_uuid = "{host.host_uuid}"
         log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
-        """))
+        """) + _tls_config(host) + _sasl_allowed_config(host))
     # cgroup_controllers = [ ]: machine cgroups are /machine/qemu-<id>-<name>,
     # global to the machine, so same-named guests of two hosts would share one.
     (etc / "qemu.conf").write_text(textwrap.dedent(f"""\
@@ -363,6 +453,48 @@ def _write_libvirt_config(host: HarnessHost) -> None:
         cgroup_controllers = [ ]
         security_driver = "none"
         """))
+
+
+def _tls_config(host: HarnessHost) -> str:
+    if host.pki is None:
+        return ""
+    server = host.state_dir / "pki" / "server"
+    return (f'key_file = "{server / "serverkey.pem"}"\ncert_file = "{server / "servercert.pem"}"\n'
+            f'ca_file = "{server / "cacert.pem"}"\n')
+
+
+def _sasl_allowed_config(host: HarnessHost) -> str:
+    if host.sasl_allowed is None:
+        return ""
+    return "sasl_allowed_username_list = [ " + ", ".join(json.dumps(name) for name in host.sasl_allowed) + " ]\n"
+
+
+def _write_pki(host: HarnessHost) -> None:
+    pki, server = host.pki, host.state_dir / "pki" / "server"
+    for folder, files in ((server, {"cacert.pem": pki.ca_pem, "servercert.pem": pki.server_cert_pem,
+                                    "serverkey.pem": pki.server_key_pem}),
+                          (host.pki_dir, {"cacert.pem": pki.ca_pem, "clientcert.pem": pki.client_cert_pem,
+                                          "clientkey.pem": pki.client_key_pem})):
+        folder.mkdir(parents=True, mode=0o700)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+            (folder / name).chmod(0o600)
+
+
+def _write_sasl(host: HarnessHost) -> None:
+    """/etc/sasl2/libvirt.conf for this libvirtd alone (SASL_CONF_PATH), its sasldb, and an auth.conf
+    with an allowed user's password for the harness's own readiness checks."""
+    folder = host.sasl_dir
+    folder.mkdir(mode=0o700)
+    database = folder / "passwd.db"
+    (folder / "libvirt.conf").write_text(f"mech_list: {SASL_MECHANISMS}\nsasldb_path: {database}\n")
+    for user, password in host.sasl_users.items():
+        subprocess.run(["saslpasswd2", "-p", "-a", "libvirt", "-u", host.hostname, "-f", str(database), "-c", user],
+                       input=password, text=True, check=True, env=CHILD_ENV, capture_output=True)
+    user = next(name for name in host.sasl_users if host.sasl_allowed is None or name in host.sasl_allowed)
+    (folder / "auth.conf").write_text(
+        f"[credentials-harness]\nauthname={user}\npassword={host.sasl_users[user]}\n\n"
+        f"[auth-libvirt-{host.address}]\ncredentials=harness\n")
 
 
 def _write_hosts_file(host: HarnessHost) -> None:
@@ -394,6 +526,9 @@ def _sshd_config(host: HarnessHost, hostkey: Path) -> str:
         HostKey "{hostkey}"
         PidFile "{ssh / 'sshd.pid'}"
         AuthorizedKeysFile "{authorized}"
+        # for users other than root, who cannot read the file in root's folder
+        AuthorizedKeysCommand /bin/cat "{authorized}"
+        AuthorizedKeysCommandUser root
         PermitRootLogin prohibit-password
         PubkeyAuthentication yes
         PasswordAuthentication no
@@ -425,6 +560,7 @@ def _write_holder_script(host: HarnessHost) -> None:
     s = host.state_dir
     mounts = "\n".join(f"mount --bind {_q(s / name)} {_q(target)}"
                        for name, target in PRIVATE_DIRS.items())
+    sasl_env = f"SASL_CONF_PATH={_q(host.sasl_dir)} " if host.sasl_users else ""
     (s / "holder.sh").write_text(f"""\
 #!/bin/sh
 # namespace holder of {host.hostname}, run by: unshare --mount --uts --propagation private
@@ -436,7 +572,7 @@ hostname {host.hostname}
 mkdir -p /run/sshd && chmod 0755 /run/sshd
 virtlogd -d -p /run/libvirt/virtlogd.pid
 /usr/sbin/sshd -f {_q(s / 'ssh' / 'sshd_config')} -E {_q(s / 'ssh' / 'sshd.log')}
-libvirtd -d --listen -p /run/libvirt/libvirtd.pid
+{sasl_env}libvirtd -d --listen -p /run/libvirt/libvirtd.pid
 touch {_q(s / 'holder.ready')}
 exec sleep infinity
 """)

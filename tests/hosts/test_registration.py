@@ -4,6 +4,7 @@ import time
 
 import pytest
 from lxml import html
+from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
@@ -90,7 +91,8 @@ def test_it_connects_with_an_uploaded_private_key(celery_worker, admin_client, h
     assert connect_result(host).state == OperationState.SUCCEEDED
     host.refresh_from_db()
     assert host.ssh_key.name != "vmsite"
-    assert oct(__import__("os").stat(host.ssh_key.private_key_path).st_mode & 0o777) == "0o600"
+    assert host.ssh_key.private_key_sealed.startswith("sb1:")  # kept sealed in the database, in no file
+    assert not any(b"PRIVATE KEY" in path.read_bytes() for path in settings.DATA_DIR.rglob("*") if path.is_file())
 
 
 def test_it_refuses_a_changed_ssh_host_key_until_an_admin_accepts_it(celery_worker, admin_client, harness,

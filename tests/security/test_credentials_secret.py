@@ -1,10 +1,10 @@
 """Host credentials never appear in a page, a log line, an error message or the database.
 
-vmsite's host credentials are files: an SSH private key (qemu+ssh) and a TLS client key with its
-certificates (qemu+tls). They are uploaded through the host form, written as 0600 files, and
-referred to by path; there is no password column and no SASL credential (qemu+tcp has no
-authentication of its own in vmsite). The secrets searched for are the keys' own base64 lines:
-random, so any line found anywhere is the key leaking.
+vmsite's host credentials are an SSH private key (qemu+ssh), a TLS client key with its
+certificates (qemu+tls) and a libvirtd SASL password (tests/hosts/test_sasl.py). They are uploaded
+through the host form and kept sealed in the database (hosts/credentials.py), written to a file
+only while a connection opens. The secrets searched for are the keys' own base64 lines: random,
+so any line found anywhere is the key leaking.
 
 Each host is registered through the real form, then made to fail for real: nothing listening on a
 127.0.0.2xx address (above the harness range), a TLS port that drops the handshake, and a real
@@ -35,7 +35,10 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
+from django.conf import settings
+
 from hosts.choices import HostStatus
+from hosts.credentials import host_tls_files
 from hosts.models import Host
 from operations.choices import OperationState
 from operations.models import Operation
@@ -249,8 +252,9 @@ def test_it_keeps_ssh_and_tls_keys_out_of_pages_logs_errors_and_the_database(
 
 
 def assert_key_files_private(ssh: Host, tls_host: Host) -> None:
-    paths = [Path(ssh.ssh_key.private_key_path), Path(tls_host.tls_dir) / "clientkey.pem"]
-    assert [oct(path.stat().st_mode & 0o777) for path in paths] == ["0o600", "0o600"]
+    """Sealed in the database; no file of the data folder holds a key once the connects are over."""
+    assert ssh.ssh_key.private_key_sealed.startswith("sb1:") and tls_host.tls_key_sealed.startswith("sb1:")
+    assert not [path for path in settings.DATA_DIR.rglob("*") if path.is_file() and b"PRIVATE KEY" in path.read_bytes()]
 
 
 def test_a_refused_form_does_not_echo_an_uploaded_key(admin_browser, everything_logged):
@@ -274,7 +278,7 @@ def test_the_edit_form_keeps_stored_keys_when_left_empty_and_never_shows_them(ad
     tls_host = register(admin_browser, name="tls-kept", transport="tls", address=DROPS_TLS,
                         files={"tls_ca_cert": tls.ca_pem, "tls_client_cert": tls.client_pem,
                                "tls_client_key": tls.key_pem})
-    stored_key, stored_tls = ssh.ssh_key, Path(tls_host.tls_dir)
+    stored_key, stored_tls = ssh.ssh_key, tls_host.tls_key_sealed
 
     form_pages = {host.name: admin_browser.get(reverse("hosts:edit", args=[host.pk])).content.decode()
                   for host in (ssh, tls_host)}
@@ -296,7 +300,7 @@ def test_the_edit_form_keeps_stored_keys_when_left_empty_and_never_shows_them(ad
     assert response.status_code == 400 and "could not read this host's SSH key" in html.unescape(response.content.decode())
     ssh.refresh_from_db()
     assert ssh.ssh_key == stored_key and ssh.port is None
-    assert Path(tls_host.tls_dir) == stored_tls and (stored_tls / "clientkey.pem").read_bytes() == tls.key_pem
+    assert tls_host.tls_key_sealed == stored_tls and host_tls_files(tls_host)["clientkey.pem"] == tls.key_pem
 
 
 @pytest.mark.integration

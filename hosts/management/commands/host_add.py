@@ -20,6 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--tls-ca-cert", type=Path)
         parser.add_argument("--tls-client-cert", type=Path)
         parser.add_argument("--tls-client-key", type=Path)
+        parser.add_argument("--sasl-user", default="", help="the host's libvirtd SASL user (TCP or TLS)")
+        parser.add_argument("--sasl-password-file", type=Path,
+                            help="a file holding the SASL password (not on the command line, where ps shows it)")
         parser.add_argument("--test-driver-file", default="")
         parser.add_argument("--disabled", action="store_true")
 
@@ -27,7 +30,8 @@ class Command(BaseCommand):
         data = {
             "name": options["name"], "transport": options["transport"], "address": options["address"],
             "port": options["port"] or "", "username": options["user"], "test_driver_file": options["test_driver_file"],
-            "enabled": "" if options["disabled"] else "on",
+            "enabled": "" if options["disabled"] else "on", "sasl_username": options["sasl_user"],
+            "sasl_password": _password(options["sasl_password_file"]),
         }
         form = HostForm(data, _files(options))
         if not form.is_valid():
@@ -47,6 +51,15 @@ def _files(options: dict) -> dict:
             except OSError as exc:
                 raise CommandError(f"--{name.replace('_', '-')}: cannot read {path}: {exc.strerror}") from None
     return files
+
+
+def _password(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.read_text().rstrip("\n")
+    except OSError as exc:
+        raise CommandError(f"--sasl-password-file: cannot read {path}: {exc.strerror}") from None
 
 
 def _errors(form: HostForm) -> str:
