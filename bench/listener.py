@@ -12,9 +12,15 @@ What it measures, with the listener (manage.py listen) as in production and its 
   rows, publish), p50/p95/max, from the listener's `listener.rounds` log lines;
 * `graph_period`: the time between two graph messages of one host (--sample-seconds when the
   listener keeps up);
-* `guest_rss`: the memory of one running guest's qemu process (what limits the size on this machine).
+* `guest_rss`: the memory of one guest's qemu process (what limits the size on this machine).
 
-Run:  .venv/bin/python bench/listener.py --hosts 20 --guests 50 [--first-index 144 --seconds 60]
+The guests are started, then paused: a diskless guest spinning in SeaBIOS costs about 3 % of a
+core, so a few hundred of them running would take the whole machine, which other work shares, and
+measure qemu rather than the listener. A paused guest is still an active domain: libvirt reads the
+same counters for it, and the listener samples it and hears its events as a running one's. The
+events are each guest in turn resumed and paused again.
+
+Run:  .venv/bin/python bench/listener.py --hosts 20 --guests 10 [--first-index 144 --seconds 60]
 Needs root; starts --hosts harness libvirt hosts from --first-index, their guests (diskless, 32 MiB,
 tests/guests.py), a redis-server and the listener, with a throwaway SQLite database (DATABASE_URL is
 honoured when set: use PostgreSQL for figures that mean anything); stops everything it started.
@@ -117,6 +123,7 @@ def start_guests(host, count: int) -> list:
     for number in range(count):
         domain = conn.defineXML(small_guest_xml(f"bench-listener-{host.hostname}-{number}", vnc_listen=host.address))
         domain.create()
+        domain.suspend()  # see the module's docstring: paused, a guest costs the machine no CPU
         domains.append(domain)
     return domains
 
@@ -141,24 +148,26 @@ def wait_watched(domain_count: int, host_count: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         online = Host.objects.filter(status="online").count()
-        stored = Domain.objects.filter(state=RUNNING).count()
+        stored = Domain.objects.filter(state=PAUSED).count()
         if online == host_count and stored == domain_count:
             return
         time.sleep(1)
     raise RuntimeError(f"the listener did not watch every host in {timeout:.0f} s "
-                       f"({online}/{host_count} online, {stored}/{domain_count} VMs stored running)")
+                       f"({online}/{host_count} online, {stored}/{domain_count} VMs stored)")
 
 
 def fire(guests: list[Guest], seconds: float, rate: float) -> list[Event]:
-    """Suspend or resume a random guest `rate` times a second, for `seconds`."""
+    """`rate` lifecycle events a second for `seconds`: each guest in turn resumed, then suspended
+    again, so that at most one guest runs at a time."""
     events: list[Event] = []
     start = time.monotonic()
     number = 0
+    order = random.sample(guests, len(guests))
     while time.monotonic() - start < seconds:
         delay = start + number / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        guest = random.choice(guests)
+        guest = order[(number // 2) % len(order)]
         called = time.monotonic()
         (guest.domain.resume if guest.paused else guest.domain.suspend)()
         guest.paused = not guest.paused
@@ -225,7 +234,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         for number, host in enumerate(hosts):
             for domain in domains[number * args.guests:(number + 1) * args.guests]:
                 guest = Guest(domain=connections[host.address].lookupByUUIDString(domain.UUIDString()),
-                              pk=pks[domain.UUIDString()])
+                              pk=pks[domain.UUIDString()], paused=True)
                 guests.append(guest)
                 address_of[guest.pk] = host.address
         size = {"hosts": len(hosts), "guests_per_host": args.guests, "sample_seconds": args.sample_seconds}
@@ -249,9 +258,6 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 time.sleep(2)
                 samples, missing = latencies(events, tap.states, 1)
                 emit(figure("event_lag", samples, **size, events_per_s=rate, missing=missing))
-        for guest in guests:
-            if guest.paused:
-                guest.domain.resume()
         if "Traceback" in listener.log():
             progress("the listener logged a traceback: see " + str(listener.log_path))
         stack.callback(lambda: [_remove(domain) for domain in domains])
@@ -270,7 +276,7 @@ def _remove(domain) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=20)
-    parser.add_argument("--guests", type=int, default=50, help="running guests per host")
+    parser.add_argument("--guests", type=int, default=10, help="active (paused) guests per host")
     parser.add_argument("--first-index", type=int, default=int(os.environ.get("VMSITE_HARNESS_FIRST_INDEX", 144)))
     parser.add_argument("--seconds", type=float, default=60, help="length of each measured window")
     parser.add_argument("--rate", type=float, default=10.0, help="suspend/resume calls per second")
