@@ -260,17 +260,21 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 emit(figure("event_lag", samples, **size, events_per_s=rate, missing=missing))
         if "Traceback" in listener.log():
             progress("the listener logged a traceback: see " + str(listener.log_path))
-        stack.callback(lambda: [_remove(domain) for domain in domains])
+        stack.callback(remove_all, domains)
 
 
-def _remove(domain) -> None:
+def remove_all(domains: list) -> None:
     import libvirt
 
-    try:
-        domain.destroy()
-        domain.undefine()
-    except libvirt.libvirtError:
-        pass
+    def remove(domain) -> None:
+        try:
+            domain.destroy()
+            domain.undefine()
+        except libvirt.libvirtError:
+            pass
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(remove, domains))
 
 
 def main() -> None:

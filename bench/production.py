@@ -224,6 +224,18 @@ def page_figures(rows: list[dict], **extra) -> None:
               "requests_per_s": round(float(row["Requests/s"]), 1)})
 
 
+def database_connections() -> dict[str, int]:
+    """PostgreSQL connections open now, per client process name (from the sockets' owners)."""
+    listing = subprocess.run(["ss", "-Htnp", "state", "established", "dst", "127.0.0.1:5432"], capture_output=True,
+                             text=True).stdout
+    counts: dict[str, int] = {}
+    for line in listing.splitlines():
+        if 'users:(("' in line:
+            name = line.split('users:(("', 1)[1].split('"', 1)[0]
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
 def churn_guest(domain, stopping: threading.Event) -> None:
     """Something for the live sockets to hear: a guest started and stopped every few seconds."""
     while not stopping.wait(3):
@@ -353,6 +365,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
               "web_cpu_percent_of_one_core": round((cpu_seconds(web) - cpu_web) / seconds * 100, 1),
               "nginx_cpu_percent_of_one_core": round((cpu_seconds(nginx) - cpu_nginx) / seconds * 100, 1),
               "load_average_1m_before": round(load_before, 2), "load_average_1m": round(os.getloadavg()[0], 2)})
+        emit({"bench": BENCH, "operation": "database_connections", **database_connections()})
         emit({"bench": BENCH, "operation": "live_sockets", "asked": args.sockets, "opened": sockets.opened,
               "refused": sockets.failed, "closed_during_run": sockets.closed, "messages": sockets.messages})
         sockets.stop()

@@ -183,9 +183,6 @@ def test_it_reads_a_vm_at_once_and_only_its_run_state_after_a_pause_or_a_resume(
 
 def test_a_pause_stores_the_new_state_alone_and_any_other_event_reads_the_whole_vm(running_listener, harness,
                                                                                    guests):
-    from domains.choices import DomainState
-from domains.models import Domain
-
     harness_host = harness()
     host = Host.objects.create(name="pausing", transport="tcp", address=harness_host.address)
     guest = guests.define(harness_host.tcp_uri, start=True)
