@@ -31,6 +31,7 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import ssl
 import statistics
@@ -45,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.events import _ws_frame  # noqa: E402
-from bench.inventory import emit, progress  # noqa: E402
+from bench.inventory import emit, process_tree_cpu_seconds as cpu_seconds, progress  # noqa: E402
 
 BENCH = "production"
 MIB = 1024 * 1024
@@ -61,28 +62,14 @@ def resolve_site_to(server_name: str, address: str) -> None:
     socket.getaddrinfo = resolve
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU of a process and of its children still running (nginx's workers, a server's)."""
-    total = 0.0
-    for candidate in [pid, *children(pid)]:
-        try:
-            fields = Path(f"/proc/{candidate}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    found += [int(entry.name), *children(int(entry.name))]
-            except OSError:
-                continue
-    return found
+def as_debian_nginx(deployment) -> None:
+    """The test's nginx has one worker of 256 connections; Debian's nginx.conf has one worker per
+    core of 768 each, and a live socket holds two connections (the browser's and daphne's)."""
+    conf = deployment.base / "nginx" / "nginx.conf"
+    conf.write_text(conf.read_text().replace("worker_processes 1;", "worker_processes auto;")
+                    .replace("worker_connections 256;", "worker_connections 768;"))
+    os.kill(deployment.processes["nginx"].pid, signal.SIGHUP)
+    time.sleep(2)  # the new workers take over
 
 
 def deployment_facts(base: Path, guests: int, session_count: int, pool_name: str) -> dict:
@@ -332,6 +319,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         production.start_nginx(deployment)
         production.wait_for_ports(deployment, {"web": ("127.0.0.1", ports["web"]),
                                                "nginx": ("::1", deployment.https_port)})
+        as_debian_nginx(deployment)
         progress(f"stack up behind nginx on {deployment.url}")
         resolve_site_to(production.SERVER_NAME, "::1")
         conn = libvirt.open(host.tcp_uri)

@@ -42,7 +42,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 import libvirt  # noqa: E402
 
-from bench.inventory import asgi_server_name, asgi_server_process, django_env, emit, logged_in_session, progress, setup_django, superuser  # noqa: E402
+from bench.inventory import (asgi_server_name, asgi_server_process, django_env, emit, logged_in_session,  # noqa: E402
+                             process_tree_cpu_seconds, progress, setup_django, superuser)
 from tests.harness.libvirt_hosts import start_host  # noqa: E402
 from virt.eventloop import ensure_event_loop  # noqa: E402
 
@@ -63,11 +64,6 @@ def random_file(path: Path, size: int) -> str:
 
 def virsh(uri: str, *args: str) -> None:
     subprocess.run(["virsh", "-q", "-c", uri, *args], check=True, capture_output=True)
-
-
-def process_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def sha256_of(path: Path) -> str:
@@ -157,11 +153,11 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 for who in order:
                     name = f"{who}-{round_number}.img"
                     if who == "vmsite":
-                        cpu_before = process_cpu_seconds(server.pid)
+                        cpu_before = process_tree_cpu_seconds(server.pid)
                         started = time.perf_counter()
                         result = browser.upload(row.pk, file_chunks(source), size=size, name=name)
                         samples["vmsite_upload"].append(time.perf_counter() - started)
-                        server_cpu.append(process_cpu_seconds(server.pid) - cpu_before)
+                        server_cpu.append(process_tree_cpu_seconds(server.pid) - cpu_before)
                         assert result.sha256 == expected, result.last_message
                         volume = Volume.objects.get(pool=row, name=name)
                         target = work / "vmsite-download.bin"
