@@ -115,6 +115,12 @@ def sessions(count: int) -> list[str]:
     return cookies
 
 
+def masked_frame(first_byte: int, payload: bytes) -> bytes:
+    """A short client frame (RFC 6455: clients mask), such as a pong."""
+    mask = os.urandom(4)
+    return bytes([first_byte, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
 class LiveSockets:
     """--sockets live sockets through nginx (wss), held open by one asyncio thread, counting messages."""
 
@@ -166,9 +172,12 @@ class LiveSockets:
     async def _read(self, reader, writer) -> None:
         try:
             while True:
-                opcode, _payload = await _ws_frame(reader)
+                opcode, payload = await _ws_frame(reader)
                 if opcode == 8:
                     break
+                if opcode == 9:  # daphne's ping every 20 s: a browser answers, or daphne closes
+                    writer.write(masked_frame(0x8A, payload))
+                    continue
                 self.messages += 1
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
@@ -240,6 +249,7 @@ def upload_figures(args, deployment, cookie: str, pool_name: str, pool_pk: int, 
     class TLSBrowser(Browser):
         def __init__(self) -> None:
             super().__init__(deployment.url, cookie)
+            self.http.trust_env = False  # REQUESTS_CA_BUNDLE would win over the test CA
             self.http.verify = str(deployment.ca)
 
         def open_socket(self, path: str):
