@@ -18,7 +18,7 @@ What it measures:
 
 Run:  .venv/bin/python bench/production.py [--users 200 --sockets 200 --seconds 60 --index 144
         --locust /path/to/venv/bin/locust]
-Needs root, nginx, PostgreSQL on 127.0.0.1, the deployment's virtualenv (tests/deploy) and locust
+Needs root, nginx, PostgreSQL's binaries (it starts a server of its own), the deployment's virtualenv (tests/deploy) and locust
 (`python3 -m venv V && V/bin/pip install locust`); stops everything it started and drops its database.
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import base64
 import csv
+import glob
 import json
 import os
 import secrets
@@ -40,7 +41,9 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -60,6 +63,42 @@ def resolve_site_to(server_name: str, address: str) -> None:
         return original(address if host == server_name else host, *args, **kwargs)
 
     socket.getaddrinfo = resolve
+
+
+@contextmanager
+def own_postgres(max_connections: int) -> Iterator[str]:
+    """A PostgreSQL server of the bench's own, on a free port: 200 users must not use up the
+    connections of the machine's server, which other work shares. Yields its DATABASE_URL."""
+    from tests.stack import free_port, port_open
+
+    binaries = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1])
+    folder = Path(tempfile.mkdtemp(prefix="vmsite-bench-postgres-"))
+    folder.chmod(0o755)
+    shutil.chown(folder, "postgres", "postgres")
+    as_postgres = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_postgres, str(binaries / "initdb"), "-D", str(folder / "data"), "-U", "postgres",
+                    "--auth=trust", "-E", "UTF8"], check=True, capture_output=True)
+    port = free_port()
+    server = subprocess.Popen([*as_postgres, str(binaries / "postgres"), "-D", str(folder / "data"), "-p", str(port),
+                               "-k", str(folder), "-c", "listen_addresses=127.0.0.1", "-c",
+                               f"max_connections={max_connections}"], stdout=subprocess.DEVNULL,
+                              stderr=open(folder / "server.log", "w"), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", port):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"postgres did not start: {(folder / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.2)
+        password = secrets.token_hex(8)
+        for sql in (f"CREATE ROLE vmsite LOGIN PASSWORD '{password}'", "CREATE DATABASE vmsite OWNER vmsite"):
+            subprocess.run([*as_postgres, "psql", "-h", "127.0.0.1", "-p", str(port), "-d", "postgres", "-c", sql],
+                           check=True, capture_output=True, cwd="/")
+        progress(f"own PostgreSQL on 127.0.0.1:{port}, max_connections={max_connections}")
+        yield f"postgres://vmsite:{password}@127.0.0.1:{port}/vmsite"
+    finally:
+        os.killpg(server.pid, signal.SIGINT)  # fast shutdown
+        server.wait(timeout=30)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def as_debian_nginx(deployment) -> None:
@@ -220,16 +259,46 @@ def page_figures(rows: list[dict], **extra) -> None:
               "requests_per_s": round(float(row["Requests/s"]), 1)})
 
 
-def database_connections() -> dict[str, int]:
-    """PostgreSQL connections open now, per client process name (from the sockets' owners)."""
-    listing = subprocess.run(["ss", "-Htnp", "state", "established", "dst", "127.0.0.1:5432"], capture_output=True,
-                             text=True).stdout
+def database_connections(port: int) -> dict[str, int]:
+    """PostgreSQL connections of the deployment's processes (the vmsite user's) now, per process name."""
+    import pwd
+
+    uid = pwd.getpwnam("vmsite").pw_uid
+    listing = subprocess.run(["ss", "-Htnp", "state", "established", "dst", f"127.0.0.1:{port}"],
+                             capture_output=True, text=True).stdout
     counts: dict[str, int] = {}
     for line in listing.splitlines():
-        if 'users:(("' in line:
-            name = line.split('users:(("', 1)[1].split('"', 1)[0]
-            counts[name] = counts.get(name, 0) + 1
+        if 'users:(("' not in line:
+            continue
+        owner = line.split('users:(("', 1)[1]
+        name, pid = owner.split('"', 1)[0], int(owner.split("pid=", 1)[1].split(",", 1)[0])
+        try:
+            if Path(f"/proc/{pid}").stat().st_uid != uid:
+                continue
+        except OSError:
+            continue
+        counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+class ConnectionPeak:
+    """The most PostgreSQL connections the deployment held at once, sampled every second."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.peak, self.stopping = port, {}, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.wait(1):
+            now = database_connections(self.port)
+            if sum(now.values()) > sum(self.peak.values()):
+                self.peak = now
+
+    def stop(self) -> dict[str, int]:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        return self.peak
 
 
 def churn_guest(domain, stopping: threading.Event) -> None:
@@ -317,11 +386,13 @@ def run(args: argparse.Namespace, work: Path) -> None:
                                        admin_password=secrets.token_urlsafe(16), ca=Path(), nss_home=work / "nss",
                                        host=host, logs=work / "logs")
     deployment.logs.mkdir()
+    cleanup = ExitStack()
     try:
         production.let_libvirt_group_in(host)
         deployment.ca, cert, key = production.make_test_ca(work / "ca")
         ports = {"web": stack.free_port(), "console": stack.free_port(), "redis": stack.free_port()}
-        production.install(deployment, ports, cert, key, db_name)
+        database_url = cleanup.enter_context(own_postgres(args.max_connections))
+        production.install(deployment, ports, cert, key, db_name, extra={"DATABASE_URL": database_url})
         with open(base / "etc" / "local.env", "a") as local:
             local.write("WORKER_CONCURRENCY=2\n")
         production.start_redis(deployment)
@@ -354,6 +425,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         web, nginx = deployment.processes["web"].pid, deployment.processes["nginx"].pid
         cpu_web, cpu_nginx, wall = cpu_seconds(web), cpu_seconds(nginx), time.monotonic()
         load_before = os.getloadavg()[0]
+        peak = ConnectionPeak(int(database_url.rsplit(":", 1)[1].split("/", 1)[0]))
         rows = run_locust(args, deployment, cookies, vm_pages, work)
         seconds = time.monotonic() - wall
         stopping.set()
@@ -363,7 +435,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
               "web_cpu_percent_of_one_core": round((cpu_seconds(web) - cpu_web) / seconds * 100, 1),
               "nginx_cpu_percent_of_one_core": round((cpu_seconds(nginx) - cpu_nginx) / seconds * 100, 1),
               "load_average_1m_before": round(load_before, 2), "load_average_1m": round(os.getloadavg()[0], 2)})
-        emit({"bench": BENCH, "operation": "database_connections", **database_connections()})
+        emit({"bench": BENCH, "operation": "database_connections_peak", "max_connections": args.max_connections,
+              **peak.stop()})
         emit({"bench": BENCH, "operation": "live_sockets", "asked": args.sockets, "opened": sockets.opened,
               "refused": sockets.failed, "closed_during_run": sockets.closed, "messages": sockets.messages})
         sockets.stop()
@@ -378,6 +451,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         raise
     finally:
         production.stop_everything(deployment, db_name)
+        cleanup.close()
         host.stop()
 
 
@@ -388,6 +462,8 @@ def main() -> None:
     parser.add_argument("--spawn-rate", type=float, default=20, help="users started per second")
     parser.add_argument("--seconds", type=int, default=60, help="how long the users browse")
     parser.add_argument("--guests", type=int, default=30, help="guests on the host (a third running)")
+    parser.add_argument("--max-connections", type=int, default=100,
+                        help="max_connections of the bench's own PostgreSQL (PostgreSQL's default: 100)")
     parser.add_argument("--upload-mib", type=int, default=256)
     parser.add_argument("--upload-rounds", type=int, default=3)
     parser.add_argument("--index", type=int, default=int(os.environ.get("VMSITE_HARNESS_FIRST_INDEX", 144)))
