@@ -265,7 +265,8 @@ def live_stack(code: Path, env: dict[str, str], log_dir: Path) -> Iterator[tuple
                 if time.monotonic() > deadline:
                     raise RuntimeError("daphne did not listen within 30 s")
                 time.sleep(0.1)
-            progress(f"{code.name}: redis-server, listener pid {listener.pid}, daphne pid {daphne.pid} on port {port}")
+            progress(f"{code.name}: redis-server, listener pid {listener.pid}, {asgi_server_name()} pid {daphne.pid} "
+                     f"on port {port}")
             yield port, redis_url
         finally:
             for process in (daphne, listener):

@@ -18,7 +18,8 @@ What it measures:
 
 Run:  .venv/bin/python bench/production.py [--users 200 --sockets 200 --seconds 60 --index 144
         --locust /path/to/venv/bin/locust]
-Needs root, nginx, PostgreSQL's binaries (it starts a server of its own), the deployment's virtualenv (tests/deploy) and locust
+Needs root, nginx, PostgreSQL's binaries (it starts a server of its own), the deployment's
+virtualenv (tests/deploy) and locust
 (`python3 -m venv V && V/bin/pip install locust`); stops everything it started and drops its database.
 """
 from __future__ import annotations
@@ -255,7 +256,8 @@ def page_figures(rows: list[dict], **extra) -> None:
             continue
         emit({"bench": BENCH, "operation": "browsing", "page": row["Name"], **extra,
               "requests": int(row["Request Count"]), "failures": int(row["Failure Count"]),
-              "p50_ms": float(row["50%"]), "p95_ms": float(row["95%"]), "max_ms": round(float(row["Max Response Time"])),
+              "p50_ms": float(row["50%"]), "p95_ms": float(row["95%"]),
+              "max_ms": round(float(row["Max Response Time"])),
               "requests_per_s": round(float(row["Requests/s"]), 1)})
 
 
