@@ -34,6 +34,7 @@ bench:
 	.venv/bin/python bench/events.py
 	.venv/bin/python bench/dashboard.py
 	.venv/bin/python bench/backups.py
+	.venv/bin/python bench/listener.py
 
 clean:
 	rm -rf .testdata

@@ -22,6 +22,8 @@ copy of the code (e.g. `git archive main | tar -x -C DIR`): listener and daphne 
 everything else (host, guests, database, clients) is shared, so before/after is measured in one
 run on the same machine load. Lines then carry `"code": "current"` or `"code": "baseline"`.
 
+BENCH_ASGI_SERVER=uvicorn or hypercorn runs that ASGI server instead of daphne (bench/inventory.py).
+
 Run:  .venv/bin/python bench/events.py [--clients 1,50,200 --processes 10 --events 40]
 Needs root; starts a harness libvirt host (`--index`), its own redis-server on a free loopback port,
 the listener and daphne, with a throwaway SQLite database (DATABASE_URL is honoured when set);
@@ -244,14 +246,16 @@ def start_in(code: Path, name: str, argv: list[str], log_dir: Path, env: dict[st
 def live_stack(code: Path, env: dict[str, str], log_dir: Path) -> Iterator[tuple[int, str]]:
     """Redis, the listener and daphne, all from `code`; yields daphne's port and the Redis URL."""
     from bench.inventory import progress
-    from tests.stack import VENV_BIN, daphne_argv, free_port, port_open
+    from bench.inventory import asgi_argv, asgi_server_name
+    from tests.stack import VENV_BIN, free_port, port_open
 
     with redis_server(log_dir) as redis_url:
         stack_env = {**os.environ, **env, "REDIS_URL": redis_url}
         listener = start_in(code, f"listener-{code.name}", [str(VENV_BIN / "python"), "manage.py", "listen"],
                             log_dir, stack_env)
         port = free_port()
-        daphne = start_in(code, f"daphne-{code.name}", daphne_argv(port), log_dir, stack_env)
+        daphne = start_in(code, f"{asgi_server_name()}-{code.name}", asgi_argv(asgi_server_name(), port), log_dir,
+                          stack_env)
         try:
             deadline = time.monotonic() + 30
             while not port_open("127.0.0.1", port):
@@ -261,7 +265,8 @@ def live_stack(code: Path, env: dict[str, str], log_dir: Path) -> Iterator[tuple
                 if time.monotonic() > deadline:
                     raise RuntimeError("daphne did not listen within 30 s")
                 time.sleep(0.1)
-            progress(f"{code.name}: redis-server, listener pid {listener.pid}, daphne pid {daphne.pid} on port {port}")
+            progress(f"{code.name}: redis-server, listener pid {listener.pid}, {asgi_server_name()} pid {daphne.pid} "
+                     f"on port {port}")
             yield port, redis_url
         finally:
             for process in (daphne, listener):
@@ -420,13 +425,13 @@ def measure(clients: Clients, guests: list[Guest], clock: EventClock, count: int
 
 
 def figure(operation: str, samples: list[float], **extra: Any) -> dict[str, Any]:
-    from bench.inventory import percentile
+    from bench.inventory import asgi_server_name, percentile
 
     if not samples:
         return {"bench": BENCH, "operation": operation, "samples": 0, **extra}
     return {"bench": BENCH, "operation": operation, **extra, "samples": len(samples),
             "p50_ms": round(statistics.median(samples), 2), "p95_ms": round(percentile(samples, 0.95), 2),
-            "max_ms": round(max(samples), 2)}
+            "max_ms": round(max(samples), 2), "server": asgi_server_name()}
 
 
 # -- the run -----------------------------------------------------------------------------------------

@@ -94,6 +94,34 @@ def progress(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
+def process_tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds used so far by a process and its live descendants (nginx's workers, hypercorn's)."""
+    total = 0.0
+    for candidate in [pid, *_descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{candidate}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
 def timed_ms(action: Callable[[], Any]) -> float:
     start = time.perf_counter()
     action()
@@ -268,22 +296,54 @@ def reconcile_figures(samples: HostSamples, hosts: int, domains: int) -> list[di
 
 @contextmanager
 def asgi_server(env: dict[str, str], log_dir: Path) -> Iterator[str]:
-    """daphne on a free loopback port, in its own process group, stopped by pid."""
-    from tests.stack import daphne_argv, free_port, port_open, start_process
+    """The web process on a free loopback port, in its own process group, stopped by pid."""
+    with asgi_server_process(env, log_dir) as (base_url, _server):
+        yield base_url
 
+
+ASGI_SERVERS = ("daphne", "uvicorn", "hypercorn")
+
+
+def asgi_argv(server: str, port: int) -> list[str]:
+    """The web process as the Procfile starts it (daphne), or another ASGI server the benches
+    compare it with (BENCH_ASGI_SERVER; not in requirements.txt: install it, or put it on PYTHONPATH)."""
+    from tests.stack import VENV_BIN, daphne_argv
+    from vmsite.bulk_io import WEBSOCKET_MAX_MESSAGE
+
+    python = str(VENV_BIN / "python")
+    if server == "uvicorn":
+        return [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
+                "--ws-max-size", str(WEBSOCKET_MAX_MESSAGE), "--no-access-log", "vmsite.asgi:application"]
+    if server == "hypercorn":  # its websocket messages may be 16 MiB by default
+        return [python, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "vmsite.asgi:application"]
+    if server != "daphne":
+        raise ValueError(f"BENCH_ASGI_SERVER={server!r}: one of {', '.join(ASGI_SERVERS)}")
+    return daphne_argv(port)
+
+
+def asgi_server_name() -> str:
+    return os.environ.get("BENCH_ASGI_SERVER", "daphne")
+
+
+@contextmanager
+def asgi_server_process(env: dict[str, str], log_dir: Path):
+    """asgi_server, yielding (base URL, the server's StackProcess)."""
+    from tests.stack import free_port, port_open, start_process
+
+    name = asgi_server_name()
     port = free_port()
-    server = start_process("daphne", daphne_argv(port), log_dir=log_dir, env={**os.environ, **env})
+    server = start_process(name, asgi_argv(name, port), log_dir=log_dir, env={**os.environ, **env})
     try:
         deadline = time.monotonic() + 30
         while not port_open("127.0.0.1", port):
             if server.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"daphne did not start:\n{server.log()[-3000:]}")
+                raise RuntimeError(f"{name} did not start:\n{server.log()[-3000:]}")
             time.sleep(0.1)
-        progress(f"daphne pid {server.pid} on 127.0.0.1:{port}")
-        yield f"http://127.0.0.1:{port}"
+        progress(f"{name} pid {server.pid} on 127.0.0.1:{port}")
+        yield f"http://127.0.0.1:{port}", server
     finally:
         server.stop()
-        progress(f"stopped daphne pid {server.pid}")
+        progress(f"stopped {name} pid {server.pid}")
 
 
 @contextmanager

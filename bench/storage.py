@@ -12,7 +12,9 @@ What it measures (TESTING.md, Benchmarks), each round taking turns at which goes
 * vmsite download: GET /storage/volumes/<pk>/download/ streamed into a file by curl (a native
   client, as a browser is; the Python client of the tests costs more than the server);
 * virsh download: `virsh vol-download` into a file.
-Figures are MiB/s (median over the rounds) and vmsite / virsh; the target is >= 0.7.
+Figures are MiB/s (median over the rounds) and vmsite / virsh; the target is >= 0.7; and the web
+process's CPU seconds per GiB uploaded. BENCH_ASGI_SERVER=uvicorn or hypercorn runs that ASGI server
+instead of daphne (bench/inventory.py, asgi_argv).
 How: one harness libvirt host (tests/harness, index --index on 127.0.0.N) reached over TCP, a
 dir pool on it, daphne on a free loopback port, a throwaway SQLite database, a random file.
 Everything it started is stopped by pid at the end. Needs root, libvirtd and qemu.
@@ -40,7 +42,8 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 import libvirt  # noqa: E402
 
-from bench.inventory import asgi_server, django_env, emit, logged_in_session, progress, setup_django, superuser  # noqa: E402
+from bench.inventory import (asgi_server_name, asgi_server_process, django_env, emit, logged_in_session,  # noqa: E402
+                             process_tree_cpu_seconds, progress, setup_django, superuser)
 from tests.harness.libvirt_hosts import start_host  # noqa: E402
 from virt.eventloop import ensure_event_loop  # noqa: E402
 
@@ -138,7 +141,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
         row = StoragePool.objects.get(host=host, name=pool_name)
         samples: dict[str, list[float]] = {"vmsite_upload": [], "virsh_upload": [], "vmsite_download": [],
                                            "virsh_download": [], "chromium_upload": []}
-        with asgi_server(env, Path(args.logs) if args.logs else work / "logs") as base_url, \
+        server_cpu: list[float] = []  # the web process's CPU seconds per upload
+        with asgi_server_process(env, Path(args.logs) if args.logs else work / "logs") as (base_url, server), \
                 superuser() as (username, password), chromium_page(base_url, enabled=args.chromium) as page:
             browser = Browser(base_url, logged_in_session(base_url, username, password).cookies["sessionid"])
             if page is not None:
@@ -149,9 +153,11 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 for who in order:
                     name = f"{who}-{round_number}.img"
                     if who == "vmsite":
+                        cpu_before = process_tree_cpu_seconds(server.pid)
                         started = time.perf_counter()
                         result = browser.upload(row.pk, file_chunks(source), size=size, name=name)
                         samples["vmsite_upload"].append(time.perf_counter() - started)
+                        server_cpu.append(process_tree_cpu_seconds(server.pid) - cpu_before)
                         assert result.sha256 == expected, result.last_message
                         volume = Volume.objects.get(pool=row, name=name)
                         target = work / "vmsite-download.bin"
@@ -187,7 +193,10 @@ def run(args: argparse.Namespace, work: Path) -> None:
             emit({"bench": BENCH, "operation": direction, "mib": args.mib, "rounds": args.rounds,
                   "vmsite_median_s": round(ours, 3), "vmsite_mib_s": round(args.mib / ours, 1),
                   "virsh_median_s": round(theirs, 3), "virsh_mib_s": round(args.mib / theirs, 1),
-                  "ratio": round(ratio, 2), "target": RATIO_TARGET, "met": ratio >= RATIO_TARGET})
+                  "ratio": round(ratio, 2), "target": RATIO_TARGET, "met": ratio >= RATIO_TARGET,
+                  "server": asgi_server_name(), "load_average_1m": round(os.getloadavg()[0], 2),
+                  **({"server_cpu_s_per_gib": round(statistics.median(server_cpu) / (args.mib / 1024), 2)}
+                     if direction == "upload" else {})})
         if samples["chromium_upload"]:
             seconds = statistics.median(samples["chromium_upload"])
             emit({"bench": BENCH, "operation": "upload_from_chromium", "mib": args.mib, "rounds": args.rounds,

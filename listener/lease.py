@@ -3,8 +3,9 @@
 Each listener announces itself in a sorted set (score: its last beat) and holds one key per host
 it owns (`SET NX PX`, the key named by events/watching.py, renewed only by its holder, through a
 compare-and-set script). Each round it drops listeners that stopped beating, works out its fair
-share (hosts / live listeners, rounded up), gives back leases above it and takes free ones up to it. A listener that dies stops renewing:
-its leases expire after LEASE_SECONDS and the others take them on their next round.
+share (hosts / live listeners, rounded up), gives back leases above it and takes free ones up to it.
+A listener that dies stops renewing: its leases expire after settings.LISTENER_LEASE_SECONDS and the
+others take them on their next round, so a host is watched again within that plus ROUND_SECONDS.
 """
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ import time
 import uuid
 
 import redis
+from django.conf import settings
 
 from events.watching import lease_key
 
-LEASE_SECONDS = 9.0
-ROUND_SECONDS = 2.0  # a lost host is taken over within LEASE_SECONDS + ROUND_SECONDS
+ROUND_SECONDS = 2.0  # a lost host is taken over within LISTENER_LEASE_SECONDS + ROUND_SECONDS
 LISTENERS_KEY = "vmsite:listeners"
 
 _RENEW = """
@@ -41,13 +42,14 @@ class HostLeases:
         self.client = client
         self.listener_id = listener_id
         self.held: set[int] = set()
+        self.lease_seconds = float(settings.LISTENER_LEASE_SECONDS)
         self._renew = client.register_script(_RENEW)
         self._release = client.register_script(_RELEASE)
 
     def rebalance(self, host_ids: set[int]) -> set[int]:
         """One round: beat, renew, give back, take. Returns the hosts this listener owns now."""
         listeners = self._beat()
-        ttl_ms = int(LEASE_SECONDS * 1000)
+        ttl_ms = int(self.lease_seconds * 1000)
         for host_id in sorted(self.held):
             if host_id not in host_ids or not self._renew(keys=[lease_key(host_id)], args=[self.listener_id, ttl_ms]):
                 self._give_back(host_id)
@@ -74,7 +76,7 @@ class HostLeases:
         now = time.time()
         pipe = self.client.pipeline()
         pipe.zadd(LISTENERS_KEY, {self.listener_id: now})
-        pipe.zremrangebyscore(LISTENERS_KEY, "-inf", now - LEASE_SECONDS)
+        pipe.zremrangebyscore(LISTENERS_KEY, "-inf", now - self.lease_seconds)
         pipe.zcard(LISTENERS_KEY)
         return int(pipe.execute()[-1])
 

@@ -43,6 +43,7 @@ from virt.events import SETTLING_LIFECYCLE, STATE_ONLY_LIFECYCLE, EventRecord, R
 from virt.types import Connection
 
 logger = logging.getLogger(__name__)
+rounds_logger = logging.getLogger("listener.rounds")  # one line per graph round at DEBUG (bench/listener.py)
 
 BACKOFF_START = 1.0
 BACKOFF_MAX = 5.0  # a host that comes back is seen within seconds; a refused connect costs little
@@ -337,15 +338,24 @@ class Listener:
                         ("sampled", watch.host_id, watch.generation, None))
 
     def _sample(self, sampler: HostSampler, conn: Connection, compact_too: bool) -> None:
+        started = time.monotonic()
         try:
             close_old_connections()
-            sampler.sample(conn)
+            rows = sampler.sample(conn)
             if compact_too:
                 compact(host_id=sampler.host_id)
+            self._log_round(sampler.host_id, rows, time.monotonic() - started)
         except VirtError as exc:
             logger.debug("host %s: no graph sample (%s)", sampler.host_id, exc)
         except Exception:
             logger.exception("host %s: graph sample failed", sampler.host_id)
+
+    @staticmethod
+    def _log_round(host_id: int, rows: int, seconds: float) -> None:
+        if seconds > settings.GRAPH_SAMPLE_SECONDS:  # the next round is late: graphs get gaps
+            logger.warning("host %s: a graph round took %.1f s, longer than GRAPH_SAMPLE_SECONDS (%s s)",
+                           host_id, seconds, settings.GRAPH_SAMPLE_SECONDS)
+        rounds_logger.debug("host %s: graph round of %d rows in %.1f ms", host_id, rows, seconds * 1000)
 
     def _refresh_domain(self, conn: Connection, host_id: int, uuid: str, full: bool = True) -> None:
         try:

@@ -124,7 +124,9 @@ def _postgres(name: str, url: str, parts) -> dict:
         "PASSWORD": unquote(parts.password or ""),
         "HOST": parts.hostname or "",
         "PORT": str(port or ""),
-        "CONN_MAX_AGE": 60,
+        # Workers and listeners keep a connection per thread for a minute; the web process gets 0
+        # (vmsite/asgi.py): Django runs each ASGI request on a thread of its own.
+        "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
         "CONN_HEALTH_CHECKS": True,
     }
 

@@ -241,6 +241,9 @@ CELERY_BEAT_SCHEDULE = {
 
 # A running operation proves its worker alive this often; the sweep fails one silent for longer.
 OPERATION_HEARTBEAT_INTERVAL = env_int("OPERATION_HEARTBEAT_INTERVAL", 10, minimum=1)
+# How long a dead listener's hosts stay unwatched before another listener takes them (plus a 2 s
+# round, listener/lease.py); every listener renews its leases every 2 s, so keep it well above that.
+LISTENER_LEASE_SECONDS = env_int("LISTENER_LEASE_SECONDS", 9, minimum=4)
 # Graphs: the listener reads every running VM's counters in one call per host this often.
 GRAPH_SAMPLE_SECONDS = env_int("GRAPH_SAMPLE_SECONDS", 5, minimum=1)
 # The dashboard's busiest-VMs part is fetched again this often (it reads the graphs' samples).

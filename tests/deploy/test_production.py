@@ -117,9 +117,9 @@ def let_libvirt_group_in(host) -> None:
 
 
 def install(deployment: Deployment, ports: dict[str, int], cert: Path, key: Path, db_name: str,
-            steps: tuple[str, ...] = ()) -> str:
+            steps: tuple[str, ...] = (), extra: dict[str, str] | None = None) -> str:
     """deploy/install.sh (all its steps, or those named), as root, in the libvirt host's mount
-    namespace; START=no (no systemd)."""
+    namespace; START=no (no systemd); extra: more of its variables (bench/production.py)."""
     base = deployment.base
     environment = {
         "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8",
@@ -129,7 +129,7 @@ def install(deployment: Deployment, ports: dict[str, int], cert: Path, key: Path
         "REDIS_CONF": str(base / "redis" / "redis-vmsite.conf"), "DB_NAME": db_name, "START": "no",
         "HTTP_PORT": str(deployment.http_port), "WEB_PORT": str(ports["web"]), "CONSOLE_PORT": str(ports["console"]),
         "REDIS_PORT": str(ports["redis"]), "VMSITE_ADMIN_USER": ADMIN,
-        "VMSITE_ADMIN_PASSWORD": deployment.admin_password,
+        "VMSITE_ADMIN_PASSWORD": deployment.admin_password, **(extra or {}),
     }
     result = subprocess.run(["nsenter", "-t", str(deployment.host.holder_pid), "-m", f"--wd={ROOT}", "--",
                              "bash", "deploy/install.sh", *steps], env=environment, capture_output=True, text=True,

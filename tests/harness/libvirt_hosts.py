@@ -449,7 +449,7 @@ def _write_libvirt_config(host: HarnessHost) -> None:
         migration_address = "{addr}"
         migration_host = "{addr}"
         migration_port_min = {49152 + n * 100}
-        migration_port_max = {49152 + n * 100 + 99}
+        migration_port_max = {min(49152 + n * 100 + 99, 65535)}
         cgroup_controllers = [ ]
         security_driver = "none"
         """))

@@ -45,6 +45,22 @@ def test_it_rejects_bad_database_urls(url):
         env.parse_database_url("DATABASE_URL", url)
 
 
+def test_only_the_web_process_opens_a_database_connection_per_request(tmp_path):
+    """Django's advice for ASGI: no persistent connections there (each request runs on a thread of
+    its own); the worker's and the listener's threads keep theirs for a minute."""
+    environment = {key: value for key, value in os.environ.items() if key != "DATABASE_CONN_MAX_AGE"}
+    environment.update(DJANGO_SETTINGS_MODULE="vmsite.settings", VMSITE_DATA_DIR=str(tmp_path),
+                       DATABASE_URL="postgres://vmsite@127.0.0.1:5432/vmsite")
+    ages = {}
+    for process, setup in (("web", "import vmsite.asgi"), ("other", "import django; django.setup()")):
+        code = f"{setup}; from django.conf import settings; print(settings.DATABASES['default']['CONN_MAX_AGE'])"
+        result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment, capture_output=True,
+                                text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        ages[process] = int(result.stdout.split()[-1])
+    assert ages == {"web": 0, "other": 60}
+
+
 def test_it_reads_postgres_and_sqlite_urls():
     postgres = env.parse_database_url("DATABASE_URL", "postgres://vm%40site:pa%3Ass@db.example:5433/vmsite")
     assert postgres["ENGINE"] == "django.db.backends.postgresql"
