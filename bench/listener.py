@@ -36,7 +36,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -192,8 +191,6 @@ def run(args: argparse.Namespace, work: Path) -> None:
     ensure_event_loop()
     env = django_env(work / "data")
     setup_django(env)
-    from django.conf import settings
-
     from hosts.models import Host
 
     with ExitStack() as stack:

@@ -18,7 +18,7 @@ from django.db import connection
 from domains.models import Domain
 from domains.services import domain_action_enqueue
 from hosts.models import Host
-from hosts.services import host_connect_enqueue, host_create, host_pin_ssh_keys, installation_ssh_key
+from hosts.services import host_create, host_pin_ssh_keys, installation_ssh_key
 from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.models import Operation

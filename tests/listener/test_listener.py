@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from django.conf import settings
 from django.utils import timezone
 
 from events.watching import lease_holders

@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import resolve
 
-from accounts.access import ADMIN, OPERATE, VIEW
+from accounts.access import ADMIN, VIEW
 from accounts.mixins import Access
 from accounts.models import Grant, Role
 from backups.models import BackupJob
