@@ -16,8 +16,8 @@ from django.conf import settings
 
 from tests import stack
 from tests.guests import GuestFactory, ScratchPool
-from tests.harness.indices import next_index
-from tests.harness.libvirt_hosts import HarnessHost, start_host
+from tests.harness.indices import next_index, worker_range
+from tests.harness.libvirt_hosts import HarnessHost, start_host, stop_stale_hosts
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
 # between page actions are still plain synchronous code.
@@ -36,6 +36,15 @@ FAST = os.environ.get("VMSITE_TEST_FAST") == "1"
 # example that takes 1 ms alone took 312 ms once and failed the run. Every fuzz test keeps its examples.
 hypothesis.settings.register_profile("suite", deadline=None)
 hypothesis.settings.load_profile("suite")  # `make test-fast`: the fast set only; no daemons
+
+
+def pytest_sessionstart(session):
+    """A run killed earlier (Ctrl-C on the controller, a crashed worker) can leave its Celery workers,
+    ASGI server and harness hosts running on the addresses and files this worker is about to use."""
+    if FAST or (session.config.getoption("numprocesses", None) and "PYTEST_XDIST_WORKER" not in os.environ):
+        return  # the fast set starts nothing; pytest-xdist's controller neither (its workers do this)
+    stack.stop_orphans(Path(settings.DATA_DIR))
+    stop_stale_hosts(list(worker_range()))
 
 
 def pytest_itemcollected(item):  # each test as it is collected: before -m and pytest-xdist read marks

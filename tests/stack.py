@@ -80,10 +80,39 @@ class StackProcess:
             pass
 
 
-# A process the suite starts is sent SIGTERM when the test process that started it dies (a killed or
-# crashed xdist worker): left behind, it would hold the worker's database, Redis queue and ports, and
-# the next run on them would fail in ways that do not name it.
-DIE_WITH_STARTER = ["setpriv", "--pdeathsig", "TERM", "--"]
+STARTED_BY_SUITE = "VMSITE_STARTED_BY_SUITE"  # in the environment of each process start_process starts: its data folder
+
+
+def stop_orphans(data_dir: Path) -> list[int]:
+    """Kill the processes an earlier, killed run left behind on this data folder: they would hold the
+    worker's SQLite files, Redis queue and ports, and the next run on them would fail in ways that do
+    not name them. Called before a test process starts any of its own; returns their pids."""
+    marker = f"{STARTED_BY_SUITE}={data_dir}".encode()
+    spared = _ancestors_and_self()
+    killed = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            environ = proc.joinpath("environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker in environ and int(proc.name) not in spared:
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            killed.append(int(proc.name))
+    return killed
+
+
+def _ancestors_and_self() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
 
 
 def start_process(name: str, argv: list[str], *, log_dir: Path, env: dict[str, str]) -> StackProcess:
@@ -91,7 +120,7 @@ def start_process(name: str, argv: list[str], *, log_dir: Path, env: dict[str, s
     log_path = log_dir / f"{name}.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            [*DIE_WITH_STARTER, *argv], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            argv, cwd=ROOT, env={**env, STARTED_BY_SUITE: env.get("VMSITE_DATA_DIR", "")}, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     return StackProcess(name=name, process=process, log_path=log_path)

@@ -1,4 +1,4 @@
-"""The processes the suite starts do not outlive the test process that started them."""
+"""A run killed earlier leaves nothing this run trips over: its processes on our data folder are stopped."""
 from __future__ import annotations
 
 import os
@@ -14,7 +14,8 @@ STARTER = """
 import sys
 from pathlib import Path
 from tests import stack
-process = stack.start_process("sleeper", ["sleep", "60"], log_dir=Path(sys.argv[1]), env={"PATH": "/usr/bin:/bin"})
+env = {"PATH": "/usr/bin:/bin", "VMSITE_DATA_DIR": sys.argv[2]}
+process = stack.start_process("sleeper", ["sleep", "60"], log_dir=Path(sys.argv[1]), env=env)
 print(process.pid, flush=True)
 sys.stdin.read()
 """
@@ -22,22 +23,36 @@ sys.stdin.read()
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
         return False
-    state = Path(f"/proc/{pid}/stat").read_text().split()[2] if Path(f"/proc/{pid}/stat").exists() else "X"
     return state != "Z"
 
 
-def test_a_started_process_dies_with_the_killed_test_process(tmp_path: Path) -> None:
-    starter = subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path)], cwd=stack.ROOT,
+def _orphan_of_a_killed_starter(tmp_path: Path, data_dir: Path) -> int:
+    starter = subprocess.Popen([sys.executable, "-c", STARTER, str(tmp_path), str(data_dir)], cwd=stack.ROOT,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                env={**os.environ, "DJANGO_SETTINGS_MODULE": "vmsite.settings_test"})
-    sleeper = int(starter.stdout.readline())
-    assert _alive(sleeper)
+    orphan = int(starter.stdout.readline())
     starter.send_signal(signal.SIGKILL)
     starter.wait(timeout=10)
-    deadline = time.monotonic() + 5
-    while _alive(sleeper) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(sleeper), "a process the suite started outlived the killed test process"
+    return orphan
+
+
+def test_it_stops_what_a_killed_run_left_on_its_data_folder_and_nothing_else(tmp_path: Path) -> None:
+    ours = _orphan_of_a_killed_starter(tmp_path, tmp_path / "ours")
+    theirs = _orphan_of_a_killed_starter(tmp_path, tmp_path / "theirs")
+    try:
+        assert _alive(ours) and _alive(theirs)  # the killed starter left both behind
+        assert stack.stop_orphans(tmp_path / "ours") == [ours]
+        deadline = time.monotonic() + 5
+        while _alive(ours) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(ours)
+        assert _alive(theirs), "another run's process (another data folder) was stopped"
+    finally:
+        for pid in (ours, theirs):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
