@@ -67,7 +67,7 @@ def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Ope
     volume_names = {disk.target: disk_file_name(domain.uuid, name, disk.target)
                     for disk in virt_backup.source_disks(dom)}
     if running:
-        plan = _plan(dom, domain, pool_name)
+        plan = _plan(conn, dom, domain, pool_name)
         if plan.since is not None and operation.arguments.get("full_reason"):
             plan = Plan(since=None, checkpoint=True, note=f"A new chain starts: {operation.arguments['full_reason']}.")
         since = _chain_link(plan.since) if plan.since else None
@@ -150,7 +150,7 @@ def _clear_leftovers(conn: Connection, dom: DomainHandle, domain: Domain, pool_n
             f"{len(partial)} partial file(s) and {dropped} checkpoint(s) removed).")
 
 
-def _plan(dom: DomainHandle, domain: Domain, pool_name: str) -> Plan:
+def _plan(conn: Connection, dom: DomainHandle, domain: Domain, pool_name: str) -> Plan:
     disks = virt_backup.source_disks(dom)
     refusal = virt_backup.bitmap_refusal(disks)
     if refusal:
@@ -158,22 +158,24 @@ def _plan(dom: DomainHandle, domain: Domain, pool_name: str) -> Plan:
     previous = RestorePoint.objects.filter(domain_uuid=domain.uuid).order_by("-created_at", "-id").first()
     if previous is None:
         return Plan(since=None, checkpoint=True, note="")
-    reason = _chain_refusal(previous, domain, pool_name)
+    reason = _chain_refusal(previous, pool_name)
     if reason is None:
-        reason = virt_backup.chain_break(dom, _chain_link(previous), disks)
+        link = _chain_link(previous)
+        reason = (virt_backup.chain_files_missing(conn, pool_name, link)
+                  or virt_backup.chain_break(dom, link, disks))
     if reason:
         return Plan(since=None, checkpoint=True, note=f"A new chain starts: {reason}")
     return Plan(since=previous, checkpoint=True, note="")
 
 
-def _chain_refusal(previous: RestorePoint, domain: Domain, pool_name: str) -> str | None:
-    """What the catalogue alone says against continuing from the previous point."""
+def _chain_refusal(previous: RestorePoint, pool_name: str) -> str | None:
+    """What the catalogue alone says against continuing from the previous point. Not the host: a VM
+    that migrated continues its chain where its checkpoints came along and the pool (shared) holds
+    the previous point's files, which the caller asks the host."""
     if previous.state != RestorePoint.State.READY:
         return f"the previous backup {previous.name} is {previous.get_state_display()}."
     if not previous.checkpoint:
         return f"the previous backup {previous.name} has no checkpoint to count changes from."
-    if previous.host_id != domain.host_id:
-        return f"the previous backup {previous.name} was taken on {previous.host}; the VM is on {domain.host} now."
     if previous.pool_name != pool_name:
         return f"the previous backup {previous.name} is in the pool {previous.pool_name}: a chain stays in one pool."
     return None
@@ -182,7 +184,8 @@ def _chain_refusal(previous: RestorePoint, domain: Domain, pool_name: str) -> st
 def _chain_link(point: RestorePoint) -> virt_backup.ChainLink:
     disks = list(point.disks.all())
     return virt_backup.ChainLink(checkpoint=point.checkpoint, volumes={disk.target: disk.volume for disk in disks},
-                                 sources={disk.target: disk.source for disk in disks})
+                                 sources={disk.target: disk.source for disk in disks},
+                                 paths={disk.target: disk.path for disk in disks})
 
 
 def _cancel_requested(operation: Operation) -> bool:

@@ -82,6 +82,7 @@ class ChainLink:
     checkpoint: str
     volumes: dict[str, str]  # disk target -> its file's volume name in the backup pool
     sources: dict[str, str]  # disk target -> the disk's source when that point was taken
+    paths: dict[str, str] = field(default_factory=dict)  # disk target -> its file's path, as written
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,23 @@ def chain_break(domain: libvirt.virDomain, link: ChainLink, disks: list[SourceDi
         entry = xml.disk(target)
         if entry is None or entry.checkpoint != "bitmap":
             return f"The checkpoint {link.checkpoint} does not track disk {target}."
+    return None
+
+
+@raises_typed
+def chain_files_missing(conn: libvirt.virConnect, pool_name: str, link: ChainLink) -> str | None:
+    """Why the backup pool of this host cannot hold an incremental on `link` (None: it can): each of
+    the point's files must be in it, at the path it was written to (an incremental's file names it
+    as its backing file). Another host reaches them when the pool is shared (NFS, the same folder)."""
+    pool = _active_pool(conn, pool_name)
+    pool.refresh(0)
+    for target, name in sorted(link.volumes.items()):
+        volume = lookup_or_none(pool.storageVolLookupByName, name)
+        if volume is None:
+            return f"the previous backup's file {name} is not in the pool {pool_name} on this host."
+        if link.paths.get(target, volume.path()) != volume.path():
+            return (f"the previous backup's file {name} is at {volume.path()} on this host, not at "
+                    f"{link.paths[target]}, where it was written.")
     return None
 
 
@@ -378,6 +396,28 @@ def drop_checkpoints(domain: libvirt.virDomain, *, keep: frozenset[str] = frozen
                 checkpoint.delete(libvirt.VIR_DOMAIN_CHECKPOINT_DELETE_METADATA_ONLY)
         dropped += 1
     return dropped
+
+
+@raises_typed
+def checkpoint_definitions(domain: libvirt.virDomain) -> list[str]:
+    """The XML of each of the VM's checkpoints, parents first: what redefines them elsewhere."""
+    return [checkpoint.getXMLDesc(0)
+            for checkpoint in domain.listAllCheckpoints(libvirt.VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL)]
+
+
+@raises_typed
+def checkpoints_redefine(domain: libvirt.virDomain, definitions: list[str]) -> list[str]:
+    """Define checkpoints read with checkpoint_definitions on `domain` (a VM that moved to another
+    host), parents first. Metadata only: whether the bitmaps came along, chain_break asks QEMU before
+    the next backup. Returns the names that failed, each with libvirt's reason."""
+    failed = []
+    for definition in definitions:
+        try:
+            with translated():
+                domain.checkpointCreateXML(definition, libvirt.VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE)
+        except VirtError as exc:
+            failed.append(f"{CheckpointXML.from_libvirt(definition).name} ({exc})")
+    return failed
 
 
 @raises_typed
