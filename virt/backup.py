@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import posixpath
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import libvirt
@@ -43,6 +45,8 @@ CHECKPOINT_PREFIX = "vmsite-"
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
 BACKUP_FORMAT = "qcow2"  # backing files and dirty bitmaps need it
 _STREAM_CHUNK = 1024 * 1024
+_SEGMENT = 8 * 1024 * 1024  # what one stream of a checksum reads
+_PARALLEL_STREAMS = 4  # segments of a checksum in flight at once
 
 
 class BackupCancelled(OperationInvalid):
@@ -458,20 +462,52 @@ def file_names(conn: libvirt.virConnect, pool_name: str, *, prefix: str) -> list
 
 
 @raises_typed
-def volume_sha256(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> str:
-    """The SHA-256 of a volume's file, read through libvirt's storage stream."""
+def volume_sha256(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, segment: int = _SEGMENT,
+                  streams: int = _PARALLEL_STREAMS) -> str:
+    """The SHA-256 of a volume's file, read through libvirt's storage streams. One stream moves far
+    less than the disk and the connection can (it waits on its round trips), so the file is read
+    as segments through several streams at once, at most `streams` segments in flight, and hashed
+    in order as each arrives: the same digest as one stream's, in a fraction of the time. The last
+    segment reads to the end of the file, whatever its size was when it was asked."""
+    size = volume.infoFlags(libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2]
+    offsets = list(range(0, max(size, 1), segment))
     digest = hashlib.sha256()
+    with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="sha256-segment") as pool:
+        pending: deque[Future[list[bytes]]] = deque()
+        try:
+            for index, offset in enumerate(offsets):
+                length = 0 if index == len(offsets) - 1 else segment  # 0: to the end of the file
+                pending.append(pool.submit(_segment, conn, volume, offset, length))
+                if len(pending) >= streams:
+                    _hash_next(digest, pending)
+            while pending:
+                _hash_next(digest, pending)
+        except BaseException:
+            for future in pending:
+                future.cancel()  # the ones not started; the others end with their segment
+            raise
+    return digest.hexdigest()
+
+
+def _hash_next(digest, pending: deque[Future[list[bytes]]]) -> None:
+    for data in pending.popleft().result():
+        digest.update(data)
+
+
+def _segment(conn: libvirt.virConnect, volume: libvirt.virStorageVol, offset: int, length: int) -> list[bytes]:
+    """`length` bytes of the volume's file from `offset` (0: to its end), through a stream of their own."""
     stream = conn.newStream(0)
-    volume.download(stream, 0, 0, 0)
+    volume.download(stream, offset, length, 0)
+    parts = []
     try:
         while data := stream.recv(_STREAM_CHUNK):
-            digest.update(data)
+            parts.append(data)
         stream.finish()
     except BaseException:
         with tolerating(libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_OPERATION_INVALID):
             stream.abort()
         raise
-    return digest.hexdigest()
+    return parts
 
 
 @raises_typed

@@ -6,7 +6,8 @@ pool of the same name, as an NFS pool would be; the guest's disk is copied by th
 
 Full on A, incremental on A, migrate to B (the checkpoints are redefined there and QEMU carries
 the bitmaps in the migration stream), incremental on B continuing the chain, restore of that last
-point on B into a new VM whose disk holds exactly what the guest had. Then a disk added to the VM:
+point on B into a new VM whose disk holds exactly what the guest had: including a change written on
+A after A's last backup, which only a bitmap carried from A to B can have recorded. Then a disk added to the VM:
 the next backup starts a new full chain and says why."""
 from __future__ import annotations
 
@@ -127,6 +128,7 @@ def _chain_across_migration(two_hosts, guest, guests, admin_client, host_a, host
         digests.append(write(guest, region))
         points.append(back_up(admin_client, domain, backups)[1])
     assert [point.kind for point in points] == ["full", "incremental"]
+    write(guest, 5)  # on A after its last backup: only the bitmap that came along knows of it
 
     operation = migrated(admin_client, domain, host_b, live="on", copy_storage="on")
     watch(operation, timeout=300)
@@ -137,7 +139,7 @@ def _chain_across_migration(two_hosts, guest, guests, admin_client, host_a, host
     assert domain.host == host_b
     host_reconcile(host=host_b)  # B's pools, for the forms
 
-    digests.append(write(guest, 0))  # overwrites what the full backup holds
+    digests.append(write(guest, 0))  # on B; overwrites what the full backup holds
     operation, last = back_up(admin_client, domain, backups)
     assert (last.kind, last.parent, last.host, last.note) == ("incremental", points[1], host_b, ""), last.note
     assert last.chain == points[0].chain and last.disks.get().size < 4 * 2**20
