@@ -4,6 +4,8 @@ restore of a chain into a new VM, and a damaged file refused. The guest is the s
 in SeaBIOS and writes nothing); what a real guest wrote comes back is tests/backups/test_proof.py."""
 from __future__ import annotations
 
+import hashlib
+import os
 import subprocess
 
 import libvirt
@@ -13,6 +15,7 @@ from tests.guests import TEST_GUEST_PREFIX
 from virt import backup as virt_backup
 from virt.errors import OperationInvalid
 from virt.storage import pool_volume_create
+from virt.volumes import upload_bytes
 from virt.xml.backup import BackupXML, CheckpointXML
 
 LOCAL = "qemu:///system"
@@ -157,3 +160,14 @@ def test_a_qcow2_v2_disk_is_seen_as_one_and_refused_for_bitmaps(guests, scratch_
     domain = guests.define(LOCAL, disk_path=volume.path())
     (disk,) = virt_backup.source_disks(domain)
     assert disk.qcow2_version == "0.10" and "version 2 qcow2" in virt_backup.bitmap_refusal([disk])
+
+
+def test_the_checksum_read_in_parallel_segments_is_the_files_sha256(backup_pool):
+    conn = backup_pool.conn
+    data = os.urandom(5 * 2**20 + 12345)  # segments of 1 MiB: five whole ones and a short last one
+    volume = pool_volume_create(backup_pool.pool, name="bytes.raw", capacity=len(data), allocation=None, fmt="raw")
+    upload_bytes(conn, volume, data)
+    assert virt_backup.volume_sha256(conn, volume, segment=2**20, streams=3) == hashlib.sha256(data).hexdigest()
+    assert virt_backup.volume_sha256(conn, volume) == hashlib.sha256(data).hexdigest()  # one segment: the default
+    empty = pool_volume_create(backup_pool.pool, name="empty.raw", capacity=0, allocation=None, fmt="raw")
+    assert virt_backup.volume_sha256(conn, empty, segment=2**20) == hashlib.sha256(b"").hexdigest()
