@@ -249,12 +249,12 @@ def backup_restore(operation: Operation, report: Report) -> str:
         for index, (target, chain) in enumerate(sorted(chains.items())):
             frame.report(2 + 8 * index // len(chains),
                          f"Checking the {len(chain)} file(s) of {target} against the catalogue")
-            virt_backup.verify_chain(frame.conn, point.pool_name, chain)
+            virt_backup.verify_chain(frame.conn, point.pool_name, chain, checksums=False)
         new_uuid, restored = virt_backup.restore_as_new_vm(
             frame.conn, domain_xml=point.domain_xml, backup_pool=point.pool_name,
             tops={target: chain[-1].volume for target, chain in chains.items()}, target_pool=target_pool,
-            new_name=new_name, progress=frame.report, untrusted=point.definition_from_manifest,
-            emulator=(point.host.capabilities or {}).get("emulator"))
+            new_name=new_name, progress=frame.report, verify_files=[file for chain in chains.values() for file in chain],
+            untrusted=point.definition_from_manifest, emulator=(point.host.capabilities or {}).get("emulator"))
     for disk in restored:  # the new VM's own volumes
         volume_record_made(host=point.host, key=disk.key, format=virt_backup.BACKUP_FORMAT, owner_uuid=new_uuid)
     report(95, f"Adding {new_name} to the inventory")

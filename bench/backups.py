@@ -160,7 +160,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
         samples: dict[str, list[float]] = {name: [] for name in (
             "convert_full", "vmsite_full", "vmsite_full_job", "vmsite_full_checksum", "vmsite_incremental",
             "vmsite_incremental_job", "incremental_size", "convert_restore", "vmsite_restore",
-            "vmsite_restore_verify", "vmsite_restore_copy")}
+            "vmsite_restore_verify", "vmsite_restore_copy", "vmsite_restore_checksum_wait")}
 
         def full_by_vmsite() -> RestorePoint:
             timed = Timed()
@@ -214,7 +214,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 guests.uuids.append((LOCAL, restored.UUIDString()))
                 samples["vmsite_restore"].append(timed.seconds)
                 samples["vmsite_restore_verify"].append(timed.phase("Checking the", "Copying"))
-                samples["vmsite_restore_copy"].append(timed.phase("Copying", "Defining"))
+                samples["vmsite_restore_copy"].append(timed.phase("Copying", "Waiting for the checksums"))
+                samples["vmsite_restore_checksum_wait"].append(timed.phase("Waiting for the checksums", "Defining"))
 
             if round_number % 2 == 0:
                 samples["convert_restore"].append(qemu_img_convert(top, flattened, force_share=False))
@@ -269,7 +270,8 @@ def report(samples: dict[str, list[float]], args: argparse.Namespace) -> None:
     for name, ours, theirs, phases in (
             ("full", "vmsite_full", "convert_full", {"job_s": "vmsite_full_job", "checksum_s": "vmsite_full_checksum"}),
             ("restore", "vmsite_restore", "convert_restore",
-             {"verify_s": "vmsite_restore_verify", "copy_s": "vmsite_restore_copy"})):
+             {"verify_s": "vmsite_restore_verify", "copy_s": "vmsite_restore_copy",
+              "checksum_wait_s": "vmsite_restore_checksum_wait"})):
         ratio = median[theirs] / median[ours]  # the same bytes: throughput ratio is the inverse of the times
         emit({**common, "operation": name, "vmsite_median_s": round(median[ours], 2),
               "vmsite_mib_s": round(mib / median[ours], 1), "qemu_img_median_s": round(median[theirs], 2),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -572,9 +573,9 @@ class RestoredDisk:
 
 
 @raises_typed
-def verify_chain(conn: libvirt.virConnect, pool_name: str, chain: list[ChainFile]) -> None:
+def verify_chain(conn: libvirt.virConnect, pool_name: str, chain: list[ChainFile], *, checksums: bool = True) -> None:
     """Each file of a chain is there, in the format the catalogue says, names as its backing file
-    exactly the file before it, and has the checksum the catalogue recorded."""
+    exactly the file before it, and (checksums) has the checksum the catalogue recorded."""
     pool = _active_pool(conn, pool_name)
     pool.refresh(0)
     previous_path = None
@@ -592,23 +593,55 @@ def verify_chain(conn: libvirt.virConnect, pool_name: str, chain: list[ChainFile
         if backing != ([previous_path] if previous_path else []):
             raise OperationInvalid(f"The backup file {link.volume} names {backing or 'no backing file'} where its "
                                    f"chain has {previous_path or 'none'}: it was changed since. Nothing was restored.")
-        if volume_sha256(conn, volume) != link.sha256:
-            raise OperationInvalid(f"The backup file {link.volume} does not have the checksum recorded when it was "
-                                   "written: it is damaged. Nothing was restored.")
+        if checksums:
+            _require_checksum(conn, volume, link)
         previous_path = volume.path()
+
+
+def _require_checksum(conn: libvirt.virConnect, volume: libvirt.virStorageVol, link: ChainFile) -> None:
+    if volume_sha256(conn, volume) != link.sha256:
+        raise OperationInvalid(f"The backup file {link.volume} does not have the checksum recorded when it was "
+                               "written: it is damaged. Nothing was restored.")
+
+
+class _ChecksumsAside(threading.Thread):
+    """The checksums of a restore's chain files, read while the copies are made (they read the same
+    files): the restored VM is defined only once they all match."""
+
+    def __init__(self, conn: libvirt.virConnect, pool_name: str, files: list[ChainFile]) -> None:
+        super().__init__(name="restore-checksums", daemon=True)
+        self.conn, self.pool_name, self.files = conn, pool_name, files
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with translated():
+                pool = _active_pool(self.conn, self.pool_name)
+                for link in self.files:
+                    _require_checksum(self.conn, pool.storageVolLookupByName(link.volume), link)
+        except BaseException as exc:  # handed to the restoring thread, which raises it
+            self.error = exc
+
+    def require_match(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
 
 
 @raises_typed
 def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool: str, tops: dict[str, str],
-                      target_pool: str, new_name: str, progress: Progress, untrusted: bool = False,
-                      emulator: str | None = None) -> tuple[str, list[RestoredDisk]]:
+                      target_pool: str, new_name: str, progress: Progress, verify_files: list[ChainFile],
+                      untrusted: bool = False, emulator: str | None = None) -> tuple[str, list[RestoredDisk]]:
     """Define a new VM (new name, UUID and MACs) from a restore point's saved definition, each backed
     up disk a flat copy of its chain's top file (tops: disk target -> volume name) in target_pool.
     Writable disks that were not backed up are left out. untrusted: the definition was read from a
     manifest file, which anyone who can write into the pool could have written, so it must pass the
     allowlist for hand-edited XML (virt/xml/policy.py, against this host, emulator its own) before
-    anything is copied. Returns the new VM's UUID and its disks; on failure, the copies are removed."""
+    anything is copied. verify_files: the chain files whose SHA-256 must match the catalogue's,
+    checked while the copies are made (their names, formats and backing files are verify_chain's,
+    before). Returns the new VM's UUID and its disks; on failure or a mismatch, the copies are removed."""
     require_free_domain_name(conn, new_name)
+    checksums = _ChecksumsAside(conn, backup_pool, verify_files)
     source_pool = _active_pool(conn, backup_pool)
     destination = _active_pool(conn, target_pool)
     xml = DomainXML.from_xml(domain_xml) if untrusted else DomainXML.from_libvirt(domain_xml)
@@ -618,6 +651,7 @@ def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool:
         _require_restorable(conn, xml, emulator)
     made: list[libvirt.virStorageVol] = []
     restored = []
+    checksums.start()
     try:
         for index, (target, name, path) in enumerate(planned):
             progress(10 + 70 * index // len(planned), f"Copying {target} into {target_pool}")
@@ -635,9 +669,12 @@ def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool:
                 raise OperationInvalid(f"The pool {target_pool!r} put {name} at {volume.path()}, not at {path}.")
             _require_flat_copy(conn, volume, capacity=copy.capacity)
             restored.append(RestoredDisk(target=target, volume=name, path=path, key=volume.key()))
+        progress(80, f"Waiting for the checksums of {len(verify_files)} file(s), read while copying")
+        checksums.require_match()
         progress(85, f"Defining {new_name}")
         new = conn.defineXML(xml.to_xml())
     except BaseException:
+        checksums.join()  # it reads the files no longer when they are gone
         for volume in made:
             with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
                 volume.delete(0)

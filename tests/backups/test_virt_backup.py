@@ -88,7 +88,7 @@ def test_a_full_then_an_incremental_backup_make_a_chain_that_restores_flat(runni
     new_uuid, restored = virt_backup.restore_as_new_vm(
         conn, domain_xml=incremental.domain_xml, backup_pool=backup_pool.name,
         tops={"vda": incremental.disks[0].volume}, target_pool=backup_pool.name, new_name=name,
-        progress=lambda *_: None)
+        progress=lambda *_: None, verify_files=chain)
     try:
         new = conn.lookupByUUIDString(new_uuid)
         assert new.name() == name and new_uuid != domain.UUIDString()
@@ -117,6 +117,17 @@ def test_a_chain_breaks_when_its_checkpoint_is_gone_and_a_damaged_file_is_refuse
     damaged = virt_backup.ChainFile(volume=full.disks[0].volume, format="qcow2", sha256="0" * 64)
     with pytest.raises(OperationInvalid, match="damaged"):
         virt_backup.verify_chain(conn, backup_pool.name, [damaged])
+    virt_backup.verify_chain(conn, backup_pool.name, [damaged], checksums=False)  # its header is right
+    # A restore checks the checksums while it copies: a mismatch defines nothing and keeps no copy.
+    before = sorted(backup_pool.pool.listVolumes())
+    name = f"{TEST_GUEST_PREFIX}damaged-{domain.name()[-8:]}"
+    with pytest.raises(OperationInvalid, match="damaged"):
+        virt_backup.restore_as_new_vm(conn, domain_xml=full.domain_xml, backup_pool=backup_pool.name,
+                                      tops={"vda": full.disks[0].volume}, target_pool=backup_pool.name,
+                                      new_name=name, progress=lambda *_: None, verify_files=[damaged])
+    backup_pool.pool.refresh(0)
+    assert sorted(backup_pool.pool.listVolumes()) == before
+    assert name not in conn.listDefinedDomains()
 
 
 def test_a_failed_backup_leaves_no_file_and_no_checkpoint(running_guest, backup_pool):
