@@ -2,8 +2,9 @@
 frame (operations.frame).
 
 A backup continues the VM's chain (an incremental restore point) only when everything it rests on
-is still true: the previous point has a checkpoint, is on this host and in this pool, and the VM
-still has that checkpoint with a bitmap on every disk, and the same disks. Otherwise it starts a new
+is still true: the previous point has a checkpoint and is in this pool, the pool on the VM's host
+now (another host's, after a migration, when the pool is shared) holds its files where they were
+written, and the VM still has that checkpoint with a bitmap on every disk, and the same disks. Otherwise it starts a new
 chain with a full backup and the point's note says why. A point enters the catalogue only once its
 files are written, checksummed and its manifest is in the pool; a failed or cancelled backup leaves
 no file, no checkpoint and no row.
