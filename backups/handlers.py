@@ -4,10 +4,10 @@ frame (operations.frame).
 A backup continues the VM's chain (an incremental restore point) only when everything it rests on
 is still true: the previous point has a checkpoint and is in this pool, the pool on the VM's host
 now (another host's, after a migration, when the pool is shared) holds its files where they were
-written, and the VM still has that checkpoint with a bitmap on every disk, and the same disks. Otherwise it starts a new
-chain with a full backup and the point's note says why. A point enters the catalogue only once its
-files are written, checksummed and its manifest is in the pool; a failed or cancelled backup leaves
-no file, no checkpoint and no row.
+written, and the VM still has that checkpoint with a bitmap on every disk, and the same disks.
+Otherwise it starts a new chain with a full backup and the point's note says why. A point enters
+the catalogue only once its files are written, checksummed and its manifest is in the pool; a
+failed or cancelled backup leaves no file, no checkpoint and no row.
 """
 from __future__ import annotations
 
@@ -254,7 +254,8 @@ def backup_restore(operation: Operation, report: Report) -> str:
         new_uuid, restored = virt_backup.restore_as_new_vm(
             frame.conn, domain_xml=point.domain_xml, backup_pool=point.pool_name,
             tops={target: chain[-1].volume for target, chain in chains.items()}, target_pool=target_pool,
-            new_name=new_name, progress=frame.report, verify_files=[file for chain in chains.values() for file in chain],
+            new_name=new_name, progress=frame.report,
+            verify_files=[file for chain in chains.values() for file in chain],
             untrusted=point.definition_from_manifest, emulator=(point.host.capabilities or {}).get("emulator"))
     for disk in restored:  # the new VM's own volumes
         volume_record_made(host=point.host, key=disk.key, format=virt_backup.BACKUP_FORMAT, owner_uuid=new_uuid)
