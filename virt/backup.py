@@ -172,6 +172,9 @@ def chain_break(domain: libvirt.virDomain, link: ChainLink, disks: list[SourceDi
         entry = xml.disk(target)
         if entry is None or entry.checkpoint != "bitmap":
             return f"The checkpoint {link.checkpoint} does not track disk {target}."
+        if entry.size is None:  # libvirt counts the changed bytes only where QEMU has the bitmap
+            return (f"Disk {target} has no dirty bitmap of the checkpoint {link.checkpoint}: its image was replaced "
+                    "or restored since the previous backup.")
     return None
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from tests.guests import TEST_GUEST_PREFIX
 from virt import backup as virt_backup
-from virt.errors import OperationInvalid
+from virt.errors import OperationInvalid, VirtError
 from virt.storage import pool_volume_create
 from virt.volumes import upload_bytes
 from virt.xml.backup import BackupXML, CheckpointXML
@@ -182,3 +182,21 @@ def test_the_checksum_read_in_parallel_segments_is_the_files_sha256(backup_pool)
     assert virt_backup.volume_sha256(conn, volume) == hashlib.sha256(data).hexdigest()  # one segment: the default
     empty = pool_volume_create(backup_pool.pool, name="empty.raw", capacity=0, allocation=None, fmt="raw")
     assert virt_backup.volume_sha256(conn, empty, segment=2**20) == hashlib.sha256(b"").hexdigest()
+
+
+def test_a_disk_replaced_at_the_same_path_breaks_the_chain(running_guest, backup_pool, scratch_pool):
+    """As a restore in place leaves it: the VM's checkpoint is still defined, its disk is the same
+    path, but the image there is another one, without the checkpoint's bitmap."""
+    conn = libvirt.open(LOCAL)
+    domain = running_guest
+    full = _back_up(conn, domain, backup_pool, "1")
+    domain.destroy()
+    disk = scratch_pool.pool.storageVolLookupByName("disk.qcow2")
+    disk.delete(0)
+    pool_volume_create(scratch_pool.pool, name="disk.qcow2", capacity=16 * 2**20, allocation=None, fmt="qcow2")
+    domain.create()
+    reason = virt_backup.chain_break(domain, _link(full), virt_backup.source_disks(domain))
+    assert reason == ("Disk vda has no dirty bitmap of the checkpoint vmsite-1: its image was replaced or restored "
+                      "since the previous backup."), reason
+    with pytest.raises(VirtError, match="missing or broken bitmap"):  # libvirt would refuse it anyway
+        _back_up(conn, domain, backup_pool, "2", since=_link(full))
