@@ -94,6 +94,26 @@ def run_operation_here(operation, timed: Timed) -> str:
     return message
 
 
+def time_checksums(conn: libvirt.virConnect, point, samples: dict[str, list[float]], *, first_segments: bool) -> None:
+    """The full point's file checksummed three ways, side by side: vmsite's (segments through 4
+    streams at once), one stream (how vmsite read it before), and `sha256sum` of the file on this
+    machine (what no stream can beat: the disk and the hash alone)."""
+    from virt.backup import volume_sha256
+
+    disk = point.disks.get()
+    volume = conn.storageVolLookupByPath(disk.path)
+    ways = [("checksum_segments", lambda: volume_sha256(conn, volume)),
+            ("checksum_one_stream", lambda: volume_sha256(conn, volume, segment=2**62, streams=1))]
+    for name, way in ways if first_segments else ways[::-1]:
+        started = time.perf_counter()
+        assert way() == disk.sha256
+        samples[name].append(time.perf_counter() - started)
+    started = time.perf_counter()
+    digest = subprocess.run(["sha256sum", disk.path], check=True, capture_output=True, text=True).stdout.split()[0]
+    assert digest == disk.sha256
+    samples["checksum_sha256sum"].append(time.perf_counter() - started)
+
+
 def qemu_img_convert(source: str, target: str, *, force_share: bool) -> float:
     """`qemu-img convert` to a new qcow2 (v3) file; its seconds. force_share: the source is in use."""
     argv = ["qemu-img", "convert", *(["-U"] if force_share else []), "-f", "qcow2", "-O", "qcow2",
@@ -162,7 +182,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
         samples: dict[str, list[float]] = {name: [] for name in (
             "convert_full", "vmsite_full", "vmsite_full_job", "vmsite_full_checksum", "vmsite_incremental",
             "vmsite_incremental_job", "incremental_size", "convert_restore", "vmsite_restore",
-            "vmsite_restore_verify", "vmsite_restore_copy", "vmsite_restore_checksum_wait")}
+            "vmsite_restore_verify", "vmsite_restore_copy", "vmsite_restore_checksum_wait",
+            "checksum_one_stream", "checksum_segments", "checksum_sha256sum")}
 
         def full_by_vmsite() -> RestorePoint:
             timed = Timed()
@@ -187,6 +208,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 full = full_by_vmsite()
                 samples["convert_full"].append(qemu_img_convert(str(disk_path), converted, force_share=True))
             os.unlink(converted)
+            time_checksums(conn, full, samples, first_segments=round_number % 2 == 0)
 
             region = 1 + round_number % 4  # a different 64 MiB each round, inside the disk
             guest.shell.run(f"dd if=/dev/urandom of=/dev/vda bs=1M count={args.rewrite_mib} "
@@ -280,6 +302,10 @@ def report(samples: dict[str, list[float]], args: argparse.Namespace) -> None:
               "qemu_img_mib_s": round(mib / median[theirs], 1),
               **{key: round(median[value], 2) for key, value in phases.items()},
               "ratio": round(ratio, 2), "target": RATIO_TARGET, "met": ratio >= RATIO_TARGET})
+    emit({**common, "operation": "checksum", "one_stream_s": round(median["checksum_one_stream"], 2),
+          "segments_s": round(median["checksum_segments"], 2), "sha256sum_s": round(median["checksum_sha256sum"], 2),
+          "segments_mib_s": round(mib / median["checksum_segments"], 1),
+          "speedup": round(median["checksum_one_stream"] / median["checksum_segments"], 2)})
     size_limit = INCREMENTAL_SIZE_FACTOR * args.rewrite_mib
     emit({**common, "operation": "incremental", "rewritten_mib": args.rewrite_mib,
           "size_mib": round(max(samples["incremental_size"]), 1), "size_limit_mib": size_limit,
