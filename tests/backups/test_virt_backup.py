@@ -200,3 +200,22 @@ def test_a_disk_replaced_at_the_same_path_breaks_the_chain(running_guest, backup
                       "since the previous backup."), reason
     with pytest.raises(VirtError, match="missing or broken bitmap"):  # libvirt would refuse it anyway
         _back_up(conn, domain, backup_pool, "2", since=_link(full))
+
+
+def test_a_chain_goes_on_only_where_the_pool_holds_the_previous_files_at_their_paths(backup_pool):
+    """After a migration the backup pool of the new host must be the same storage (NFS, a shared
+    folder): the previous point's files there, at the paths an incremental names as backing files."""
+    conn = backup_pool.conn
+    volume = pool_volume_create(backup_pool.pool, name="point-vda.qcow2", capacity=2**20, allocation=None,
+                                fmt="qcow2")
+
+    def link(name: str, path: str) -> virt_backup.ChainLink:
+        return virt_backup.ChainLink(checkpoint="vmsite-1", volumes={"vda": name}, sources={"vda": "/d.qcow2"},
+                                     paths={"vda": path})
+
+    assert virt_backup.chain_files_missing(conn, backup_pool.name, link(volume.name(), volume.path())) is None
+    missing = virt_backup.chain_files_missing(conn, backup_pool.name, link("other.qcow2", volume.path()))
+    assert missing == f"the previous backup's file other.qcow2 is not in the pool {backup_pool.name} on this host."
+    elsewhere = virt_backup.chain_files_missing(conn, backup_pool.name, link(volume.name(), "/mnt/a/point-vda.qcow2"))
+    assert elsewhere == (f"the previous backup's file point-vda.qcow2 is at {volume.path()} on this host, not at "
+                         "/mnt/a/point-vda.qcow2, where it was written.")
