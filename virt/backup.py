@@ -54,6 +54,10 @@ class BackupCancelled(OperationInvalid):
     """The backup was stopped on request; its partial files are removed."""
 
 
+class ChecksumStopped(OperationInvalid):
+    """A checksum no longer needed (the restore it was for failed) was stopped."""
+
+
 @dataclass(frozen=True)
 class SourceDisk:
     """A writable disk of the VM as it is now: what a backup copies."""
@@ -470,12 +474,13 @@ def file_names(conn: libvirt.virConnect, pool_name: str, *, prefix: str) -> list
 
 @raises_typed
 def volume_sha256(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, segment: int = _SEGMENT,
-                  streams: int = _PARALLEL_STREAMS) -> str:
+                  streams: int = _PARALLEL_STREAMS, stop: threading.Event | None = None) -> str:
     """The SHA-256 of a volume's file, read through libvirt's storage streams. One stream moves far
     less than the disk and the connection can (it waits on its round trips), so the file is read
     as segments through several streams at once, at most `streams` segments in flight, and hashed
     in order as each arrives: the same digest as one stream's, in a fraction of the time. The last
-    segment reads to the end of the file, whatever its size was when it was asked."""
+    segment reads to the end of the file, whatever its size was when it was asked. stop: once set,
+    no further segment is asked for, and ChecksumStopped is raised."""
     size = volume.infoFlags(libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2]
     offsets = list(range(0, max(size, 1), segment))
     digest = hashlib.sha256()
@@ -483,6 +488,8 @@ def volume_sha256(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, se
         pending: deque[Future[list[bytes]]] = deque()
         try:
             for index, offset in enumerate(offsets):
+                if stop is not None and stop.is_set():
+                    raise ChecksumStopped("The checksum was stopped.")
                 length = 0 if index == len(offsets) - 1 else segment  # 0: to the end of the file
                 pending.append(pool.submit(_segment, conn, volume, offset, length))
                 if len(pending) >= streams:
@@ -604,8 +611,9 @@ def verify_chain(conn: libvirt.virConnect, pool_name: str, chain: list[ChainFile
         previous_path = volume.path()
 
 
-def _require_checksum(conn: libvirt.virConnect, volume: libvirt.virStorageVol, link: ChainFile) -> None:
-    if volume_sha256(conn, volume) != link.sha256:
+def _require_checksum(conn: libvirt.virConnect, volume: libvirt.virStorageVol, link: ChainFile,
+                      stop: threading.Event | None = None) -> None:
+    if volume_sha256(conn, volume, stop=stop) != link.sha256:
         raise OperationInvalid(f"The backup file {link.volume} does not have the checksum recorded when it was "
                                "written: it is damaged. Nothing was restored.")
 
@@ -618,13 +626,14 @@ class _ChecksumsAside(threading.Thread):
         super().__init__(name="restore-checksums", daemon=True)
         self.conn, self.pool_name, self.files = conn, pool_name, files
         self.error: BaseException | None = None
+        self.stop = threading.Event()
 
     def run(self) -> None:
         try:
             with translated():
                 pool = _active_pool(self.conn, self.pool_name)
                 for link in self.files:
-                    _require_checksum(self.conn, pool.storageVolLookupByName(link.volume), link)
+                    _require_checksum(self.conn, pool.storageVolLookupByName(link.volume), link, self.stop)
         except BaseException as exc:  # handed to the restoring thread, which raises it
             self.error = exc
 
@@ -680,7 +689,8 @@ def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool:
         progress(85, f"Defining {new_name}")
         new = conn.defineXML(xml.to_xml())
     except BaseException:
-        checksums.join()  # it reads the files no longer when they are gone
+        checksums.stop.set()  # no longer needed: it ends with the segments it has asked for
+        checksums.join()
         for volume in made:
             with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
                 volume.delete(0)
