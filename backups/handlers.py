@@ -2,11 +2,12 @@
 frame (operations.frame).
 
 A backup continues the VM's chain (an incremental restore point) only when everything it rests on
-is still true: the previous point has a checkpoint, is on this host and in this pool, and the VM
-still has that checkpoint with a bitmap on every disk, and the same disks. Otherwise it starts a new
-chain with a full backup and the point's note says why. A point enters the catalogue only once its
-files are written, checksummed and its manifest is in the pool; a failed or cancelled backup leaves
-no file, no checkpoint and no row.
+is still true: the previous point has a checkpoint and is in this pool, the pool on the VM's host
+now (another host's, after a migration, when the pool is shared) holds its files where they were
+written, and the VM still has that checkpoint with a bitmap on every disk, and the same disks.
+Otherwise it starts a new chain with a full backup and the point's note says why. A point enters
+the catalogue only once its files are written, checksummed and its manifest is in the pool; a
+failed or cancelled backup leaves no file, no checkpoint and no row.
 """
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def _back_up(conn: Connection, dom: DomainHandle, domain: Domain, operation: Ope
     volume_names = {disk.target: disk_file_name(domain.uuid, name, disk.target)
                     for disk in virt_backup.source_disks(dom)}
     if running:
-        plan = _plan(dom, domain, pool_name)
+        plan = _plan(conn, dom, domain, pool_name)
         if plan.since is not None and operation.arguments.get("full_reason"):
             plan = Plan(since=None, checkpoint=True, note=f"A new chain starts: {operation.arguments['full_reason']}.")
         since = _chain_link(plan.since) if plan.since else None
@@ -168,7 +169,7 @@ def _clear_leftovers(conn: Connection, dom: DomainHandle, domain: Domain, pool_n
             f"{len(partial)} partial file(s) and {dropped} checkpoint(s) removed).")
 
 
-def _plan(dom: DomainHandle, domain: Domain, pool_name: str) -> Plan:
+def _plan(conn: Connection, dom: DomainHandle, domain: Domain, pool_name: str) -> Plan:
     disks = virt_backup.source_disks(dom)
     refusal = virt_backup.bitmap_refusal(disks)
     if refusal:
@@ -176,22 +177,24 @@ def _plan(dom: DomainHandle, domain: Domain, pool_name: str) -> Plan:
     previous = RestorePoint.objects.filter(domain_uuid=domain.uuid).order_by("-created_at", "-id").first()
     if previous is None:
         return Plan(since=None, checkpoint=True, note="")
-    reason = _chain_refusal(previous, domain, pool_name)
+    reason = _chain_refusal(previous, pool_name)
     if reason is None:
-        reason = virt_backup.chain_break(dom, _chain_link(previous), disks)
+        link = _chain_link(previous)
+        reason = (virt_backup.chain_files_missing(conn, pool_name, link)
+                  or virt_backup.chain_break(dom, link, disks))
     if reason:
         return Plan(since=None, checkpoint=True, note=f"A new chain starts: {reason}")
     return Plan(since=previous, checkpoint=True, note="")
 
 
-def _chain_refusal(previous: RestorePoint, domain: Domain, pool_name: str) -> str | None:
-    """What the catalogue alone says against continuing from the previous point."""
+def _chain_refusal(previous: RestorePoint, pool_name: str) -> str | None:
+    """What the catalogue alone says against continuing from the previous point. Not the host: a VM
+    that migrated continues its chain where its checkpoints came along and the pool (shared) holds
+    the previous point's files, which the caller asks the host."""
     if previous.state != RestorePoint.State.READY:
         return f"the previous backup {previous.name} is {previous.get_state_display()}."
     if not previous.checkpoint:
         return f"the previous backup {previous.name} has no checkpoint to count changes from."
-    if previous.host_id != domain.host_id:
-        return f"the previous backup {previous.name} was taken on {previous.host}; the VM is on {domain.host} now."
     if previous.pool_name != pool_name:
         return f"the previous backup {previous.name} is in the pool {previous.pool_name}: a chain stays in one pool."
     return None
@@ -200,7 +203,8 @@ def _chain_refusal(previous: RestorePoint, domain: Domain, pool_name: str) -> st
 def _chain_link(point: RestorePoint) -> virt_backup.ChainLink:
     disks = list(point.disks.all())
     return virt_backup.ChainLink(checkpoint=point.checkpoint, volumes={disk.target: disk.volume for disk in disks},
-                                 sources={disk.target: disk.source for disk in disks})
+                                 sources={disk.target: disk.source for disk in disks},
+                                 paths={disk.target: disk.path for disk in disks})
 
 
 def _cancel_requested(operation: Operation) -> bool:
@@ -264,12 +268,13 @@ def backup_restore(operation: Operation, report: Report) -> str:
         for index, (target, chain) in enumerate(sorted(chains.items())):
             frame.report(2 + 8 * index // len(chains),
                          f"Checking the {len(chain)} file(s) of {target} against the catalogue")
-            virt_backup.verify_chain(frame.conn, point.pool_name, chain)
+            virt_backup.verify_chain(frame.conn, point.pool_name, chain, checksums=False)
         new_uuid, restored = virt_backup.restore_as_new_vm(
             frame.conn, domain_xml=point.domain_xml, backup_pool=point.pool_name,
             tops={target: chain[-1].volume for target, chain in chains.items()}, target_pool=target_pool,
-            new_name=new_name, progress=frame.report, untrusted=point.definition_from_manifest,
-            emulator=(point.host.capabilities or {}).get("emulator"))
+            new_name=new_name, progress=frame.report,
+            verify_files=[file for chain in chains.values() for file in chain],
+            untrusted=point.definition_from_manifest, emulator=(point.host.capabilities or {}).get("emulator"))
     for disk in restored:  # the new VM's own volumes
         volume_record_made(host=point.host, key=disk.key, format=virt_backup.BACKUP_FORMAT, owner_uuid=new_uuid)
     report(95, f"Adding {new_name} to the inventory")

@@ -33,11 +33,11 @@ from virt.types import Connection
 POINT_ANYWHERE = Target[RestorePoint](rows=lambda: RestorePoint.objects.select_related("host"))
 
 
-def _verified(conn: Connection, source: RestoreSource, report: Report) -> None:
+def _verified(conn: Connection, source: RestoreSource, report: Report, *, checksums: bool = True) -> None:
     for index, (target, chain) in enumerate(sorted(source.chains.items())):
         report(2 + 6 * index // len(source.chains),
                f"Checking the {len(chain)} file(s) of {target} in {source.label} against the catalogue")
-        virt_backup.verify_chain(conn, source.pool_name, chain)
+        virt_backup.verify_chain(conn, source.pool_name, chain, checksums=checksums)
 
 
 def _connection(stack: ExitStack, opened: dict[int, Connection], host: Host) -> Connection:
@@ -58,14 +58,15 @@ def backup_restore_elsewhere(operation: Operation, report: Report) -> str:
         source = restore_source(point, arguments.get("copy"))
         source_conn = _connection(stack, opened, source.host)
         target_conn = _connection(stack, opened, host)
-        _verified(source_conn, source, frame.report)
+        same_host = source.host.pk == host.pk  # there, the checksums are read while libvirt copies
+        _verified(source_conn, source, frame.report, checksums=not same_host)
         untrusted = point.definition_from_manifest
         emulator = (host.capabilities or {}).get("emulator")
-        if source.host.pk == host.pk:
+        if same_host:
             new_uuid, restored = virt_backup.restore_as_new_vm(
                 target_conn, domain_xml=point.domain_xml, backup_pool=source.pool_name, tops=source.tops(),
                 target_pool=pool_name, new_name=new_name, progress=frame.report, untrusted=untrusted,
-                emulator=emulator)
+                emulator=emulator, verify_files=[file for chain in source.chains.values() for file in chain])
         else:
             new_uuid, restored = backup_copies.restore_on_other_host(
                 HostEnd(source_conn, source.uri, source.pool_name), HostEnd(target_conn, connect_uri(host), pool_name),

@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import posixpath
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import libvirt
@@ -43,10 +46,16 @@ CHECKPOINT_PREFIX = "vmsite-"
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
 BACKUP_FORMAT = "qcow2"  # backing files and dirty bitmaps need it
 _STREAM_CHUNK = 1024 * 1024
+_SEGMENT = 8 * 1024 * 1024  # what one stream of a checksum reads
+_PARALLEL_STREAMS = 4  # segments of a checksum in flight at once
 
 
 class BackupCancelled(OperationInvalid):
     """The backup was stopped on request; its partial files are removed."""
+
+
+class ChecksumStopped(OperationInvalid):
+    """A checksum no longer needed (the restore it was for failed) was stopped."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +91,7 @@ class ChainLink:
     checkpoint: str
     volumes: dict[str, str]  # disk target -> its file's volume name in the backup pool
     sources: dict[str, str]  # disk target -> the disk's source when that point was taken
+    paths: dict[str, str] = field(default_factory=dict)  # disk target -> its file's path, as written
 
 
 @dataclass(frozen=True)
@@ -166,6 +176,26 @@ def chain_break(domain: libvirt.virDomain, link: ChainLink, disks: list[SourceDi
         entry = xml.disk(target)
         if entry is None or entry.checkpoint != "bitmap":
             return f"The checkpoint {link.checkpoint} does not track disk {target}."
+        if entry.size is None:  # libvirt counts the changed bytes only where QEMU has the bitmap
+            return (f"Disk {target} has no dirty bitmap of the checkpoint {link.checkpoint}: its image was replaced "
+                    "or restored since the previous backup.")
+    return None
+
+
+@raises_typed
+def chain_files_missing(conn: libvirt.virConnect, pool_name: str, link: ChainLink) -> str | None:
+    """Why the backup pool of this host cannot hold an incremental on `link` (None: it can): each of
+    the point's files must be in it, at the path it was written to (an incremental's file names it
+    as its backing file). Another host reaches them when the pool is shared (NFS, the same folder)."""
+    pool = _active_pool(conn, pool_name)
+    pool.refresh(0)
+    for target, name in sorted(link.volumes.items()):
+        volume = lookup_or_none(pool.storageVolLookupByName, name)
+        if volume is None:
+            return f"the previous backup's file {name} is not in the pool {pool_name} on this host."
+        if link.paths.get(target, volume.path()) != volume.path():
+            return (f"the previous backup's file {name} is at {volume.path()} on this host, not at "
+                    f"{link.paths[target]}, where it was written.")
     return None
 
 
@@ -381,6 +411,31 @@ def drop_checkpoints(domain: libvirt.virDomain, *, keep: frozenset[str] = frozen
 
 
 @raises_typed
+def checkpoint_definitions(domain: libvirt.virDomain) -> list[str]:
+    """The XML of each of the VM's checkpoints, parents first: what redefines them elsewhere. None
+    where the hypervisor's driver has no checkpoints."""
+    with tolerating(libvirt.VIR_ERR_NO_SUPPORT):
+        return [checkpoint.getXMLDesc(0)
+                for checkpoint in domain.listAllCheckpoints(libvirt.VIR_DOMAIN_CHECKPOINT_LIST_TOPOLOGICAL)]
+    return []
+
+
+@raises_typed
+def checkpoints_redefine(domain: libvirt.virDomain, definitions: list[str]) -> list[str]:
+    """Define checkpoints read with checkpoint_definitions on `domain` (a VM that moved to another
+    host), parents first. Metadata only: whether the bitmaps came along, chain_break asks QEMU before
+    the next backup. Returns the names that failed, each with libvirt's reason."""
+    failed = []
+    for definition in definitions:
+        try:
+            with translated():
+                domain.checkpointCreateXML(definition, libvirt.VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE)
+        except VirtError as exc:
+            failed.append(f"{CheckpointXML.from_libvirt(definition).name} ({exc})")
+    return failed
+
+
+@raises_typed
 def abort_stale_job(domain: libvirt.virDomain, *, owns: Callable[[str], bool], poll_interval: float = 0.2,
                     timeout: float = 120) -> bool:
     """Abort a backup job that a worker which died left running, if its files are ones `owns`
@@ -418,20 +473,55 @@ def file_names(conn: libvirt.virConnect, pool_name: str, *, prefix: str) -> list
 
 
 @raises_typed
-def volume_sha256(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> str:
-    """The SHA-256 of a volume's file, read through libvirt's storage stream."""
+def volume_sha256(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, segment: int = _SEGMENT,
+                  streams: int = _PARALLEL_STREAMS, stop: threading.Event | None = None) -> str:
+    """The SHA-256 of a volume's file, read through libvirt's storage streams. One stream moves far
+    less than the disk and the connection can (it waits on its round trips), so the file is read
+    as segments through several streams at once, at most `streams` segments in flight, and hashed
+    in order as each arrives: the same digest as one stream's, in a fraction of the time. The last
+    segment reads to the end of the file, whatever its size was when it was asked. stop: once set,
+    no further segment is asked for, and ChecksumStopped is raised."""
+    size = volume.infoFlags(libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2]
+    offsets = list(range(0, max(size, 1), segment))
     digest = hashlib.sha256()
+    with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="sha256-segment") as pool:
+        pending: deque[Future[list[bytes]]] = deque()
+        try:
+            for index, offset in enumerate(offsets):
+                if stop is not None and stop.is_set():
+                    raise ChecksumStopped("The checksum was stopped.")
+                length = 0 if index == len(offsets) - 1 else segment  # 0: to the end of the file
+                pending.append(pool.submit(_segment, conn, volume, offset, length))
+                if len(pending) >= streams:
+                    _hash_next(digest, pending)
+            while pending:
+                _hash_next(digest, pending)
+        except BaseException:
+            for future in pending:
+                future.cancel()  # the ones not started; the others end with their segment
+            raise
+    return digest.hexdigest()
+
+
+def _hash_next(digest, pending: deque[Future[list[bytes]]]) -> None:
+    for data in pending.popleft().result():
+        digest.update(data)
+
+
+def _segment(conn: libvirt.virConnect, volume: libvirt.virStorageVol, offset: int, length: int) -> list[bytes]:
+    """`length` bytes of the volume's file from `offset` (0: to its end), through a stream of their own."""
     stream = conn.newStream(0)
-    volume.download(stream, 0, 0, 0)
+    volume.download(stream, offset, length, 0)
+    parts = []
     try:
         while data := stream.recv(_STREAM_CHUNK):
-            digest.update(data)
+            parts.append(data)
         stream.finish()
     except BaseException:
         with tolerating(libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_OPERATION_INVALID):
             stream.abort()
         raise
-    return digest.hexdigest()
+    return parts
 
 
 @raises_typed
@@ -496,9 +586,9 @@ class RestoredDisk:
 
 
 @raises_typed
-def verify_chain(conn: libvirt.virConnect, pool_name: str, chain: list[ChainFile]) -> None:
+def verify_chain(conn: libvirt.virConnect, pool_name: str, chain: list[ChainFile], *, checksums: bool = True) -> None:
     """Each file of a chain is there, in the format the catalogue says, names as its backing file
-    exactly the file before it, and has the checksum the catalogue recorded."""
+    exactly the file before it, and (checksums) has the checksum the catalogue recorded."""
     pool = _active_pool(conn, pool_name)
     pool.refresh(0)
     previous_path = None
@@ -516,23 +606,57 @@ def verify_chain(conn: libvirt.virConnect, pool_name: str, chain: list[ChainFile
         if backing != ([previous_path] if previous_path else []):
             raise OperationInvalid(f"The backup file {link.volume} names {backing or 'no backing file'} where its "
                                    f"chain has {previous_path or 'none'}: it was changed since. Nothing was restored.")
-        if volume_sha256(conn, volume) != link.sha256:
-            raise OperationInvalid(f"The backup file {link.volume} does not have the checksum recorded when it was "
-                                   "written: it is damaged. Nothing was restored.")
+        if checksums:
+            _require_checksum(conn, volume, link)
         previous_path = volume.path()
+
+
+def _require_checksum(conn: libvirt.virConnect, volume: libvirt.virStorageVol, link: ChainFile,
+                      stop: threading.Event | None = None) -> None:
+    if volume_sha256(conn, volume, stop=stop) != link.sha256:
+        raise OperationInvalid(f"The backup file {link.volume} does not have the checksum recorded when it was "
+                               "written: it is damaged. Nothing was restored.")
+
+
+class _ChecksumsAside(threading.Thread):
+    """The checksums of a restore's chain files, read while the copies are made (they read the same
+    files): the restored VM is defined only once they all match."""
+
+    def __init__(self, conn: libvirt.virConnect, pool_name: str, files: list[ChainFile]) -> None:
+        super().__init__(name="restore-checksums", daemon=True)
+        self.conn, self.pool_name, self.files = conn, pool_name, files
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            with translated():
+                pool = _active_pool(self.conn, self.pool_name)
+                for link in self.files:
+                    _require_checksum(self.conn, pool.storageVolLookupByName(link.volume), link, self.stop)
+        except BaseException as exc:  # handed to the restoring thread, which raises it
+            self.error = exc
+
+    def require_match(self) -> None:
+        self.join()
+        if self.error is not None:
+            raise self.error
 
 
 @raises_typed
 def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool: str, tops: dict[str, str],
-                      target_pool: str, new_name: str, progress: Progress, untrusted: bool = False,
-                      emulator: str | None = None) -> tuple[str, list[RestoredDisk]]:
+                      target_pool: str, new_name: str, progress: Progress, verify_files: list[ChainFile],
+                      untrusted: bool = False, emulator: str | None = None) -> tuple[str, list[RestoredDisk]]:
     """Define a new VM (new name, UUID and MACs) from a restore point's saved definition, each backed
     up disk a flat copy of its chain's top file (tops: disk target -> volume name) in target_pool.
     Writable disks that were not backed up are left out. untrusted: the definition was read from a
     manifest file, which anyone who can write into the pool could have written, so it must pass the
     allowlist for hand-edited XML (virt/xml/policy.py, against this host, emulator its own) before
-    anything is copied. Returns the new VM's UUID and its disks; on failure, the copies are removed."""
+    anything is copied. verify_files: the chain files whose SHA-256 must match the catalogue's,
+    checked while the copies are made (their names, formats and backing files are verify_chain's,
+    before). Returns the new VM's UUID and its disks; on failure or a mismatch, the copies are removed."""
     require_free_domain_name(conn, new_name)
+    checksums = _ChecksumsAside(conn, backup_pool, verify_files)
     source_pool = _active_pool(conn, backup_pool)
     destination = _active_pool(conn, target_pool)
     xml = DomainXML.from_xml(domain_xml) if untrusted else DomainXML.from_libvirt(domain_xml)
@@ -542,6 +666,7 @@ def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool:
         _require_restorable(conn, xml, emulator)
     made: list[libvirt.virStorageVol] = []
     restored = []
+    checksums.start()
     try:
         for index, (target, name, path) in enumerate(planned):
             progress(10 + 70 * index // len(planned), f"Copying {target} into {target_pool}")
@@ -559,9 +684,13 @@ def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool:
                 raise OperationInvalid(f"The pool {target_pool!r} put {name} at {volume.path()}, not at {path}.")
             _require_flat_copy(conn, volume, capacity=copy.capacity)
             restored.append(RestoredDisk(target=target, volume=name, path=path, key=volume.key()))
+        progress(80, f"Waiting for the checksums of {len(verify_files)} file(s), read while copying")
+        checksums.require_match()
         progress(85, f"Defining {new_name}")
         new = conn.defineXML(xml.to_xml())
     except BaseException:
+        checksums.stop.set()  # no longer needed: it ends with the segments it has asked for
+        checksums.join()
         for volume in made:
             with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
                 volume.delete(0)

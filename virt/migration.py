@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import libvirt
 
+from virt.backup import checkpoint_definitions, checkpoints_redefine
 from virt.errors import OperationInvalid, VirtError, has_code, lookup_or_none, raises_typed
 from virt.migration_checks import (SNAPSHOTS_IN_COPIED_DISKS, SavedSnapshot, cpu_mode, cpu_refusal, host_cpu,
                                    local_devices, passthrough_refusal, snapshots_redefine, snapshots_take_away)
@@ -114,6 +115,7 @@ def migrate(
     created_volumes = prepare_destination_storage(source_conn, domain, destination_conn) if options.copy_storage else []
     copied = [volume.path() for volume in created_volumes]
     saved = snapshots_take_away(domain, [s.name for s in read_tree(domain)]) if options.move_snapshots else []
+    checkpoints = checkpoint_definitions(domain)  # their metadata stays behind: redefined there after
     try:
         migrated, last = _run_and_watch(domain, destination_conn, params, flags, options, progress, cancel_requested)
     except BaseException:
@@ -121,6 +123,7 @@ def migrate(
         snapshots_redefine(domain, saved)  # they stay where the VM stays
         raise
     notes = _snapshots_follow(destination_conn, domain, saved, stays_defined=stays_defined)
+    notes += _checkpoints_follow(destination_conn, domain, checkpoints)
     kept: tuple[str, ...] = ()
     if copied:
         kept, note = _source_copies(source_conn, copied, stays_defined=stays_defined, keep=options.keep_source_disks)
@@ -177,6 +180,21 @@ def _snapshots_follow(destination_conn: libvirt.virConnect, domain: libvirt.virD
     if failed:
         return [f"{len(saved) - len(failed)} of {len(saved)} snapshots moved; not redefined: {', '.join(failed)}"]
     return [f"{len(saved)} snapshot{'s' if len(saved) > 1 else ''} moved"]
+
+
+def _checkpoints_follow(destination_conn: libvirt.virConnect, domain: libvirt.virDomain,
+                        definitions: list[str]) -> list[str]:
+    """libvirt moves the dirty bitmaps (in the disks, or in the migration stream when the disks are
+    copied) but not the checkpoints that name them: define them on the destination, parents first,
+    so that the VM's next backup there can be incremental."""
+    if not definitions:
+        return []
+    moved = destination_conn.lookupByUUIDString(domain.UUIDString())
+    failed = checkpoints_redefine(moved, definitions)
+    if failed:
+        return [f"{len(definitions) - len(failed)} of {len(definitions)} checkpoints redefined; not redefined "
+                f"(the next backup starts a new chain): {', '.join(failed)}"]
+    return [f"{len(definitions)} checkpoint{'s' if len(definitions) > 1 else ''} redefined"]
 
 
 def _source_copies(source_conn: libvirt.virConnect, paths: list[str], *, stays_defined: bool,

@@ -4,6 +4,8 @@ restore of a chain into a new VM, and a damaged file refused. The guest is the s
 in SeaBIOS and writes nothing); what a real guest wrote comes back is tests/backups/test_proof.py."""
 from __future__ import annotations
 
+import hashlib
+import os
 import subprocess
 
 import libvirt
@@ -11,8 +13,9 @@ import pytest
 
 from tests.guests import TEST_GUEST_PREFIX
 from virt import backup as virt_backup
-from virt.errors import OperationInvalid
+from virt.errors import OperationInvalid, VirtError
 from virt.storage import pool_volume_create
+from virt.volumes import upload_bytes
 from virt.xml.backup import BackupXML, CheckpointXML
 
 LOCAL = "qemu:///system"
@@ -85,7 +88,7 @@ def test_a_full_then_an_incremental_backup_make_a_chain_that_restores_flat(runni
     new_uuid, restored = virt_backup.restore_as_new_vm(
         conn, domain_xml=incremental.domain_xml, backup_pool=backup_pool.name,
         tops={"vda": incremental.disks[0].volume}, target_pool=backup_pool.name, new_name=name,
-        progress=lambda *_: None)
+        progress=lambda *_: None, verify_files=chain)
     try:
         new = conn.lookupByUUIDString(new_uuid)
         assert new.name() == name and new_uuid != domain.UUIDString()
@@ -114,6 +117,17 @@ def test_a_chain_breaks_when_its_checkpoint_is_gone_and_a_damaged_file_is_refuse
     damaged = virt_backup.ChainFile(volume=full.disks[0].volume, format="qcow2", sha256="0" * 64)
     with pytest.raises(OperationInvalid, match="damaged"):
         virt_backup.verify_chain(conn, backup_pool.name, [damaged])
+    virt_backup.verify_chain(conn, backup_pool.name, [damaged], checksums=False)  # its header is right
+    # A restore checks the checksums while it copies: a mismatch defines nothing and keeps no copy.
+    before = sorted(backup_pool.pool.listVolumes())
+    name = f"{TEST_GUEST_PREFIX}damaged-{domain.name()[-8:]}"
+    with pytest.raises(OperationInvalid, match="damaged"):
+        virt_backup.restore_as_new_vm(conn, domain_xml=full.domain_xml, backup_pool=backup_pool.name,
+                                      tops={"vda": full.disks[0].volume}, target_pool=backup_pool.name,
+                                      new_name=name, progress=lambda *_: None, verify_files=[damaged])
+    backup_pool.pool.refresh(0)
+    assert sorted(backup_pool.pool.listVolumes()) == before
+    assert name not in conn.listDefinedDomains()
 
 
 def test_a_failed_backup_leaves_no_file_and_no_checkpoint(running_guest, backup_pool):
@@ -157,3 +171,51 @@ def test_a_qcow2_v2_disk_is_seen_as_one_and_refused_for_bitmaps(guests, scratch_
     domain = guests.define(LOCAL, disk_path=volume.path())
     (disk,) = virt_backup.source_disks(domain)
     assert disk.qcow2_version == "0.10" and "version 2 qcow2" in virt_backup.bitmap_refusal([disk])
+
+
+def test_the_checksum_read_in_parallel_segments_is_the_files_sha256(backup_pool):
+    conn = backup_pool.conn
+    data = os.urandom(5 * 2**20 + 12345)  # segments of 1 MiB: five whole ones and a short last one
+    volume = pool_volume_create(backup_pool.pool, name="bytes.raw", capacity=len(data), allocation=None, fmt="raw")
+    upload_bytes(conn, volume, data)
+    assert virt_backup.volume_sha256(conn, volume, segment=2**20, streams=3) == hashlib.sha256(data).hexdigest()
+    assert virt_backup.volume_sha256(conn, volume) == hashlib.sha256(data).hexdigest()  # one segment: the default
+    empty = pool_volume_create(backup_pool.pool, name="empty.raw", capacity=0, allocation=None, fmt="raw")
+    assert virt_backup.volume_sha256(conn, empty, segment=2**20) == hashlib.sha256(b"").hexdigest()
+
+
+def test_a_disk_replaced_at_the_same_path_breaks_the_chain(running_guest, backup_pool, scratch_pool):
+    """As a restore in place leaves it: the VM's checkpoint is still defined, its disk is the same
+    path, but the image there is another one, without the checkpoint's bitmap."""
+    conn = libvirt.open(LOCAL)
+    domain = running_guest
+    full = _back_up(conn, domain, backup_pool, "1")
+    domain.destroy()
+    disk = scratch_pool.pool.storageVolLookupByName("disk.qcow2")
+    disk.delete(0)
+    pool_volume_create(scratch_pool.pool, name="disk.qcow2", capacity=16 * 2**20, allocation=None, fmt="qcow2")
+    domain.create()
+    reason = virt_backup.chain_break(domain, _link(full), virt_backup.source_disks(domain))
+    assert reason == ("Disk vda has no dirty bitmap of the checkpoint vmsite-1: its image was replaced or restored "
+                      "since the previous backup."), reason
+    with pytest.raises(VirtError, match="missing or broken bitmap"):  # libvirt would refuse it anyway
+        _back_up(conn, domain, backup_pool, "2", since=_link(full))
+
+
+def test_a_chain_goes_on_only_where_the_pool_holds_the_previous_files_at_their_paths(backup_pool):
+    """After a migration the backup pool of the new host must be the same storage (NFS, a shared
+    folder): the previous point's files there, at the paths an incremental names as backing files."""
+    conn = backup_pool.conn
+    volume = pool_volume_create(backup_pool.pool, name="point-vda.qcow2", capacity=2**20, allocation=None,
+                                fmt="qcow2")
+
+    def link(name: str, path: str) -> virt_backup.ChainLink:
+        return virt_backup.ChainLink(checkpoint="vmsite-1", volumes={"vda": name}, sources={"vda": "/d.qcow2"},
+                                     paths={"vda": path})
+
+    assert virt_backup.chain_files_missing(conn, backup_pool.name, link(volume.name(), volume.path())) is None
+    missing = virt_backup.chain_files_missing(conn, backup_pool.name, link("other.qcow2", volume.path()))
+    assert missing == f"the previous backup's file other.qcow2 is not in the pool {backup_pool.name} on this host."
+    elsewhere = virt_backup.chain_files_missing(conn, backup_pool.name, link(volume.name(), "/mnt/a/point-vda.qcow2"))
+    assert elsewhere == (f"the previous backup's file point-vda.qcow2 is at {volume.path()} on this host, not at "
+                         "/mnt/a/point-vda.qcow2, where it was written.")
