@@ -199,7 +199,7 @@ def test_no_worker_and_no_listener_fail_and_a_clock_far_off_is_named(settings, t
     redis_server = OwnRedis(tmp_path / "redis")  # a Redis of this test's own: no worker, no listener on it
     redis_server.start()
     try:
-        settings.REDIS_URL = settings.CELERY_BROKER_URL = redis_server.url
+        settings.REDIS_URL = settings.CELERY_BROKER_URL = redis_server.url_of_this_process  # as client() reads
         Host.objects.create(name="unwatched", transport="test", address="/nonexistent.xml")
         results = only({"Workers", "Listeners", "Clocks"}, Probe(site_url=None))
         assert results["Workers"][0] == FAIL and "No Celery worker answered within 1 s" in results["Workers"][1]
