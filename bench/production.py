@@ -384,7 +384,8 @@ def run(args: argparse.Namespace, work: Path) -> None:
     base = Path(tempfile.mkdtemp(prefix="vmsite-bench-production-"))
     base.chmod(0o755)
     db_name = f"vmsite_bench_{secrets.token_hex(4)}"
-    deployment = production.Deployment(base=base, https_port=stack.free_port(), http_port=stack.free_port(),
+    https_port, http_port, web_port, console_port, redis_port = stack.free_ports(5)
+    deployment = production.Deployment(base=base, https_port=https_port, http_port=http_port,
                                        admin_password=secrets.token_urlsafe(16), ca=Path(), nss_home=work / "nss",
                                        host=host, logs=work / "logs")
     deployment.logs.mkdir()
@@ -392,7 +393,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     try:
         production.let_libvirt_group_in(host)
         deployment.ca, cert, key = production.make_test_ca(work / "ca")
-        ports = {"web": stack.free_port(), "console": stack.free_port(), "redis": stack.free_port()}
+        ports = {"web": web_port, "console": console_port, "redis": redis_port}
         database_url = cleanup.enter_context(own_postgres(args.max_connections))
         production.install(deployment, ports, cert, key, db_name, extra={"DATABASE_URL": database_url})
         with open(base / "etc" / "local.env", "a") as local:

@@ -249,14 +249,15 @@ def deployment(harness, guests, tmp_path):
     base = Path(tempfile.mkdtemp(prefix="vmsite-deploy-"))  # the service user must reach into it
     base.chmod(0o755)
     db_name = f"vmsite_deploy_{secrets.token_hex(4)}"
-    deployment = Deployment(base=base, https_port=stack.free_port(), http_port=stack.free_port(),
+    https_port, http_port, web_port, console_port, redis_port = stack.free_ports(5)
+    deployment = Deployment(base=base, https_port=https_port, http_port=http_port,
                             admin_password=secrets.token_urlsafe(16), ca=Path(), nss_home=tmp_path / "browser",
                             host=host, logs=tmp_path / "logs")
     deployment.logs.mkdir()
     try:
         deployment.ca, cert, key = make_test_ca(tmp_path / "ca")
         browser_home_trusting(deployment.ca, deployment.nss_home)
-        ports = {"web": stack.free_port(), "console": stack.free_port(), "redis": stack.free_port()}
+        ports = {"web": web_port, "console": console_port, "redis": redis_port}
         started = time.monotonic()
         deployment.install_output = install(deployment, ports, cert, key, db_name)
         deployment.install_seconds = time.monotonic() - started
