@@ -98,6 +98,21 @@ def make_test_ca(folder: Path) -> tuple[Path, Path, Path]:
     return ca, cert, key
 
 
+
+def goto(page, url: str):
+    """page.goto, again when Chromium gave up with ERR_NETWORK_CHANGED: a bridge or address that
+    another test (or libvirt) makes on this machine is a network change to Chromium, which then
+    aborts the requests in flight. Any other failure stands."""
+    from playwright.sync_api import Error
+
+    for attempt in range(3):
+        try:
+            return page.goto(url)
+        except Error as exc:
+            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == 2:
+                raise
+
+
 def browser_home_trusting(ca: Path, home: Path) -> Path:
     """A HOME whose NSS database (where Chromium on Linux finds local roots) trusts the test CA."""
     nssdb = home / ".pki" / "nssdb"
@@ -343,9 +358,9 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
     page.set_default_timeout(WAIT)
     try:
         # Log in; HSTS from Django, the static files from nginx's folder (daphne serves none here).
-        static = page.goto(f"{deployment.url}/static/vmsite/console_vnc.js")
+        static = goto(page, f"{deployment.url}/static/vmsite/console_vnc.js")
         assert static.status == 200 and "max-age=3600" in static.headers["cache-control"]
-        login = page.goto(f"{deployment.url}/login/")
+        login = goto(page, f"{deployment.url}/login/")
         assert login.headers["strict-transport-security"].startswith("max-age=")
         page.fill("#id_username", ADMIN)
         page.fill("#id_password", deployment.admin_password)
@@ -353,11 +368,11 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
         expect(page.get_by_role("heading", name="Dashboard")).to_be_visible(timeout=WAIT)
 
         # The audit log has the browser's address, as nginx saw it (::1), not nginx's (127.0.0.1).
-        page.goto(f"{deployment.url}/audit/")
+        goto(page, f"{deployment.url}/audit/")
         expect(page.locator("tr[data-action=login]").first).to_contain_text("::1", timeout=WAIT)
 
         # The listener (as vmsite, through the libvirt group) has found the guest.
-        page.goto(f"{deployment.url}/vms/?q={guest.name()}")
+        goto(page, f"{deployment.url}/vms/?q={guest.name()}")
         row = page.locator(f"tr[data-domain-uuid='{guest.UUIDString()}']")
         for _ in range(60):
             if row.count():
@@ -368,12 +383,12 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
         href = row.locator(f"a:text-is('{guest.name()}')").get_attribute("href")
 
         # A live page: started from a second tab (the worker, as vmsite), this one turns Running.
-        page.goto(f"{deployment.url}{href}")
+        goto(page, f"{deployment.url}{href}")
         expect(page.locator("#domain-state")).to_have_text("Shut off", timeout=WAIT)
         expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live", timeout=WAIT)
         page.evaluate("window.__notReloaded = true")
         other = context.new_page()
-        other.goto(f"{deployment.url}{href}")
+        goto(other, f"{deployment.url}{href}")
         other.click("#domain-actions [data-action=start]")
         expect(page.locator("#domain-state")).to_have_text("Running", timeout=2 * WAIT)
         assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
@@ -383,7 +398,7 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
         sockets = []
         console = context.new_page()
         console.on("websocket", lambda opened: sockets.append(opened.url))
-        console.goto(f"{deployment.url}{href}console/")
+        goto(console, f"{deployment.url}{href}console/")
         expect(console.locator("#console-status")).to_have_attribute("data-state", "connected", timeout=2 * WAIT)
         stack.wait_until(lambda: console.evaluate(LIT_PIXELS) > 500, timeout=30, message="the guest's screen")
         assert any(url.startswith(f"wss://{SERVER_NAME}:{deployment.https_port}/websockify?token=") for url in sockets)
@@ -392,7 +407,7 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
         # A volume up through the upload socket and down again, both through nginx.
         data = os.urandom(6 * MIB + 5)
         (tmp_path / "disk.img").write_bytes(data)
-        page.goto(f"{deployment.url}/storage/")
+        goto(page, f"{deployment.url}/storage/")
         page.get_by_role("link", name=pool_name, exact=True).click()
         page.click("#upload-volume")
         page.set_input_files("#id_file", str(tmp_path / "disk.img"))
