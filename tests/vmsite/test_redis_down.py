@@ -172,10 +172,10 @@ def live_socket(base: str, cookie: str) -> websocket.WebSocket | None:
 def close_code(sock: websocket.WebSocket, *, timeout: float) -> int:
     """The code of the close frame the server sends next (messages before it are skipped)."""
     sock.settimeout(timeout)
-    while True:
-        opcode, data = sock.recv_data(control_frame=True)
-        if opcode == websocket.ABNF.OPCODE_CLOSE:
-            return int.from_bytes(data[:2], "big")
+    while True:  # recv_frame, not recv_data: that one answers the close itself, and the server may
+        frame = sock.recv_frame()  # have reset the connection by then (ConnectionResetError)
+        if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+            return int.from_bytes(frame.data[:2], "big")
 
 
 def console_answer(port: int, token: str) -> int:
