@@ -102,6 +102,11 @@ def running_listener(redis_ready):
     yield listener
     listener.stop()
     thread.join(timeout=10)
+    # stop() lets its pools' threads finish their reads and writes on their own: one still writing
+    # when the test's database is flushed deadlocked PostgreSQL's TRUNCATE (a clean-clone run)
+    for pool_thread in threading.enumerate():
+        if pool_thread.name.startswith(("vms_", "inv_", "graphs_", "listener_")):
+            pool_thread.join(timeout=10)
 
 
 def test_callbacks_are_registered_again_exactly_once_after_a_reconnect(running_listener, harness, guests):
