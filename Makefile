@@ -14,6 +14,10 @@ run:
 	@echo "==> vmsite on http://127.0.0.1:$${VMSITE_PORT:-8000}/  (Ctrl-C stops every process)"
 	@exec .venv/bin/honcho start -f Procfile
 
+# Bytecode is written even when the caller's environment says not to (an empty PYTHONDONTWRITEBYTECODE is unset for Python):
+# the suite starts hundreds of Python processes (workers, servers, listeners, manage.py), and each
+# would compile vmsite's modules again, as each pytest-xdist worker would rewrite every test module.
+test: export PYTHONDONTWRITEBYTECODE :=
 test:
 	@bash scripts/setup.sh test
 	.venv/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)

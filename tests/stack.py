@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,14 +185,18 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
-def wait_until(predicate, *, timeout: float, interval: float = 0.1, message: str = "condition"):
+def wait_until(predicate, *, timeout: float, interval: float = 0.1, message: str = "condition",
+               explain: Callable[[], str] | None = None):
+    """Poll `predicate` until it returns something true; on timeout fail, with what `explain` says
+    about the state it was waiting on, when given."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = predicate()
         if result:
             return result
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+    detail = f": {explain()}" if explain else ""
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}{detail}")
 
 
 def _wait_for(predicate, process: StackProcess, timeout: float, what: str) -> None:

@@ -65,6 +65,9 @@ os.environ["VMSITE_SUITE_PORTS_OF"] = _WORKER
 
 from vmsite.settings import *  # noqa: E402,F401,F403
 
+# tests/management/commands/flush.py: the cheaper flush that transactional tests run after each test.
+INSTALLED_APPS = [*INSTALLED_APPS, "tests"]  # noqa: F405
+
 # pytest's process writes the test database into the data folder with its own umask (its fixtures
 # make folders qemu must reach); tests/vmsite/test_private_data.py checks the rule with the real settings.
 DATA_DIR_MUST_BE_PRIVATE = False

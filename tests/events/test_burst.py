@@ -51,6 +51,14 @@ def database_view(host: Host) -> dict[str, tuple[int, int]]:
             Domain.objects.filter(host=host).values_list("uuid", "state", "memory_kib")}
 
 
+def differences(expected: dict, actual: dict) -> str:
+    """The rows that differ from libvirt's view, a few of them, and how many in all."""
+    wrong = {uuid: (want, actual.get(uuid)) for uuid, want in expected.items() if actual.get(uuid) != want}
+    extra = set(actual) - set(expected)
+    shown = ", ".join(f"{uuid[:8]} libvirt {want} row {got}" for uuid, (want, got) in list(wrong.items())[:5])
+    return f"{len(wrong)} rows differ ({shown}); {len(extra)} rows libvirt does not have"
+
+
 def test_a_burst_of_2000_events_on_200_guests_ends_with_every_row_right(page, asgi_server, listener, harness,
                                                                        stack_log_dir):
     harness_host = harness()
@@ -62,7 +70,8 @@ def test_a_burst_of_2000_events_on_200_guests_ends_with_every_row_right(page, as
     host = Host.objects.create(name="burst", transport="tcp", address=harness_host.address)
     stack.wait_until(lambda: Domain.objects.filter(host=host).count() == GUESTS, timeout=30,
                      message="the listener's reconcile to list every guest")
-    stack.wait_until(lambda: database_view(host) == libvirt_view(conn), timeout=10, message="the rows to settle")
+    stack.wait_until(lambda: database_view(host) == libvirt_view(conn), timeout=10, message="the rows to settle",
+                     explain=lambda: differences(libvirt_view(conn), database_view(host)))
     log_in(page, asgi_server)
     page.goto(f"{asgi_server}/vms/?host={host.pk}&sort=name")
     expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
@@ -75,7 +84,8 @@ def test_a_burst_of_2000_events_on_200_guests_ends_with_every_row_right(page, as
     ended = time.monotonic()
     expected = libvirt_view(conn)
     stack.wait_until(lambda: database_view(host) == expected, timeout=5, interval=0.05,
-                     message="every row to equal libvirt's state")
+                     message="every row to equal libvirt's state",
+                     explain=lambda: differences(expected, database_view(host)))
     shown = {uuid: STATE_LABELS[state] for uuid, (state, _memory) in expected.items()}
     first_page = page.locator("tr[data-domain-uuid]")
     expect(first_page).to_have_count(100)
