@@ -163,11 +163,8 @@ def run_check(name: str, function: Callable[[Probe], Verdict], probe: Probe) -> 
 
 @check("Database")
 def check_database(probe: Probe) -> Verdict:
-    where = _database_label()
-    if probe.database_error:
-        return Verdict(FAIL, f"{where} does not answer: {probe.database_error}",
-                       "Start the database server, or correct DATABASE_URL (host, port, user, password).")
-    return Verdict(OK, f"{where} answers.")
+    return _answers(_database_label(), probe.database_error,
+                    "Start the database server, or correct DATABASE_URL (host, port, user, password).")
 
 
 @check("Migrations")
@@ -185,10 +182,14 @@ def check_migrations(probe: Probe) -> Verdict:
 
 @check("Redis")
 def check_redis(probe: Probe) -> Verdict:
-    where = redis_label(settings.REDIS_URL)
-    if probe.redis_error:
-        return Verdict(FAIL, f"{where} does not answer: {probe.redis_error}",
-                       "Start Redis, or correct REDIS_URL (host, port, password) on every node.")
+    return _answers(redis_label(settings.REDIS_URL), probe.redis_error,
+                    "Start Redis, or correct REDIS_URL (host, port, password) on every node.")
+
+
+def _answers(where: str, error: str | None, fix: str) -> Verdict:
+    """A server's check: it answers, or what it said instead and how to mend it."""
+    if error:
+        return Verdict(FAIL, f"{where} does not answer: {error}", fix)
     return Verdict(OK, f"{where} answers.")
 
 
