@@ -11,7 +11,7 @@ import websocket
 from domains.models import Domain
 from hosts.models import Host
 from tests.consoles.conftest import cached, guest_name, logged_in, serial_guest_xml
-from tests.consoles.test_console_sockets import open_socket
+from tests.consoles.test_console_sockets import open_socket, reach_the_boot_menu
 from tests.consoles.test_vnc_proxy import _close_frame, rfb_banner
 from tests.hosts.test_registration import register
 from tests.hosts.test_sasl import PASSWORD, connected, edit
@@ -54,13 +54,7 @@ def test_the_vnc_and_serial_consoles_of_a_vm_on_a_sasl_host_open_with_its_login(
     try:
         status = json.loads(serial.recv())
         assert status["state"] == "connected", status
-        serial.send("\x1b")  # Esc: SeaBIOS's boot menu, whenever it gets to ask
-        seen = b""
-        while b"Select boot device" not in seen:
-            frame = serial.recv()
-            seen += frame if isinstance(frame, bytes) else b""
-            if b"Press ESC" in seen:
-                serial.send("\x1b")
+        reach_the_boot_menu(serial)  # the guest's own output, through the SASL login
     finally:
         serial.close()
 
