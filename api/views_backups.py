@@ -3,6 +3,8 @@ new VM" (on any host the user operates, from a copy too), restore in place, atta
 pages' forms (what is accepted) and services (what is queued), and the same rights."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.urls import path
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -20,6 +22,7 @@ from backups.selectors import restore_points_list
 from backups.services import BackupRefused, backup_enqueue, health_check_enqueue
 from backups.views import restore_point_of, restore_queue
 from domains.models import Domain
+from operations.models import Operation
 from operations.services import OperationBusy
 
 
@@ -112,11 +115,10 @@ class VMBackupRestoreInPlace(ApiView):
     @queues(InPlaceBody)
     def post(self, request, pk: int, point_id: int):
         domain = self.object
-        _refuse_unless_allowed(request.user, domain)
-        point = restore_point_of(request.user, domain, point_id)
-        cleaned = api_forms.valid(RestoreInPlaceForm(api_forms.body(request), point=point, domain=domain))
-        return enqueue(lambda: restore_in_place_enqueue(domain=domain, point=point, user=request.user,
-                                                        copy=cleaned.get("source")), OperationBusy, RestoreRefused)
+        return _queue_from_point(
+            request, domain, point_id, lambda data, point: RestoreInPlaceForm(data, point=point, domain=domain),
+            lambda point, cleaned: restore_in_place_enqueue(domain=domain, point=point, user=request.user,
+                                                            copy=cleaned.get("source")))
 
 
 class VMBackupAttach(ApiView):
@@ -129,12 +131,11 @@ class VMBackupAttach(ApiView):
     @queues(AttachBody)
     def post(self, request, pk: int, point_id: int):
         domain = self.object
-        _refuse_unless_allowed(request.user, domain)
-        point = restore_point_of(request.user, domain, point_id)
-        cleaned = api_forms.valid(AttachDiskForm(api_forms.body(request), point=point, domain=domain,
-                                                 user=request.user))
-        return enqueue(lambda: attach_enqueue(domain=domain, point=point, disk=cleaned["disk"], pool=cleaned["pool"],
-                                              user=request.user), OperationBusy, RestoreRefused)
+        return _queue_from_point(
+            request, domain, point_id,
+            lambda data, point: AttachDiskForm(data, point=point, domain=domain, user=request.user),
+            lambda point, cleaned: attach_enqueue(domain=domain, point=point, disk=cleaned["disk"],
+                                                  pool=cleaned["pool"], user=request.user))
 
 
 class VMBackupDetach(ApiView):
@@ -152,6 +153,16 @@ class VMBackupDetach(ApiView):
         if attached is None:
             raise NotFound("No such attached backup disk.")
         return enqueue(lambda: detach_enqueue(attached=attached, user=request.user), OperationBusy)
+
+
+def _queue_from_point(request, domain: Domain, point_id: int, make_form: Callable[[dict, RestorePoint], object],
+                      queue: Callable[[RestorePoint, dict], Operation]):
+    """In place and attach: the VM's restore rights, then one of its points, the request body through
+    make_form(body, point), and queue(point, cleaned data) (409 when busy or refused)."""
+    _refuse_unless_allowed(request.user, domain)
+    point = restore_point_of(request.user, domain, point_id)
+    cleaned = api_forms.valid(make_form(api_forms.body(request), point))
+    return enqueue(lambda: queue(point, cleaned), OperationBusy, RestoreRefused)
 
 
 def _refuse_unless_allowed(user, domain: Domain) -> None:

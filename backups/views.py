@@ -3,9 +3,11 @@
 form, queues one operation and goes back to the VM's page."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views import View
 
@@ -16,6 +18,7 @@ from backups.models import RestorePoint
 from backups.restores import restore_elsewhere_enqueue
 from backups.services import BackupRefused, backup_enqueue, health_check_enqueue, restore_enqueue
 from domains.models import Domain
+from operations.models import Operation
 from operations.services import OperationBusy
 
 
@@ -26,18 +29,33 @@ class BackupNowView(Access, View):
     def post(self, request, pk: int):
         domain = self.object
         form = BackupNowForm(request.POST, domain=domain, user=request.user)
-        if not form.is_valid():
-            for errors in form.errors.values():
-                for error in errors:
-                    messages.error(request, error)
-            return redirect("domains:detail", pk=domain.pk)
-        try:
-            operation = backup_enqueue(domain=domain, user=request.user, pool=form.cleaned_data["pool"])
-        except (OperationBusy, BackupRefused) as exc:
-            messages.error(request, f"{domain.name}: {exc}")
-        else:
-            messages.info(request, f"{domain.name}: operation #{operation.pk} (backup) queued.")
+        return queue_from_form(request, domain, form,
+                               lambda data: backup_enqueue(domain=domain, user=request.user, pool=data["pool"]),
+                               refused=(OperationBusy, BackupRefused), label="backup")
+
+
+def queue_from_form(request: HttpRequest, domain: Domain, form, queue: Callable[[dict], Operation], *,
+                    refused: tuple[type[Exception], ...], label: str = "") -> HttpResponse:
+    """Queue the operation a valid form asks for and go back to the VM's page, where the form's
+    errors, a refusal or "queued" (with `label`, else the operation's kind) show as messages."""
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, error)
         return redirect("domains:detail", pk=domain.pk)
+    return queue_on_vm_page(request, domain, lambda: queue(form.cleaned_data), refused=refused, label=label)
+
+
+def queue_on_vm_page(request: HttpRequest, domain: Domain, queue: Callable[[], Operation], *,
+                     refused: tuple[type[Exception], ...], label: str = "") -> HttpResponse:
+    """Queue an operation and go back to the VM's page, saying it was queued or why not."""
+    try:
+        operation = queue()
+    except refused as exc:
+        messages.error(request, f"{domain.name}: {exc}")
+    else:
+        messages.info(request, f"{domain.name}: operation #{operation.pk} ({label or operation.kind}) queued.")
+    return redirect("domains:detail", pk=domain.pk)
 
 
 def restore_point_of(user, domain: Domain, point_id: int) -> RestorePoint:

@@ -3,9 +3,8 @@ disk of a backup to the running VM read-only, and detaching it. Each validates w
 one operation and goes back to the VM's page; refusals show there as messages."""
 from __future__ import annotations
 
-from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404
 from django.views import View
 
 from accounts.access import OPERATE, restore_in_place_refusal
@@ -13,7 +12,7 @@ from accounts.mixins import Access
 from backups.forms_restores import AttachDiskForm, RestoreInPlaceForm
 from backups.models import AttachedBackupDisk
 from backups.restores import RestoreRefused, attach_enqueue, detach_enqueue, restore_in_place_enqueue
-from backups.views import restore_point_of
+from backups.views import queue_from_form, queue_on_vm_page, restore_point_of
 from domains.models import Domain
 from operations.services import OperationBusy
 
@@ -28,19 +27,7 @@ class _VMBackupAction(Access, View):
             raise PermissionDenied(refusal)
 
     def done(self, request, form, queue) -> object:
-        domain = self.object
-        if not form.is_valid():
-            for errors in form.errors.values():
-                for error in errors:
-                    messages.error(request, error)
-            return redirect("domains:detail", pk=domain.pk)
-        try:
-            operation = queue(form.cleaned_data)
-        except (OperationBusy, RestoreRefused) as exc:
-            messages.error(request, f"{domain.name}: {exc}")
-        else:
-            messages.info(request, f"{domain.name}: operation #{operation.pk} ({operation.kind}) queued.")
-        return redirect("domains:detail", pk=domain.pk)
+        return queue_from_form(request, self.object, form, queue, refused=(OperationBusy, RestoreRefused))
 
 
 class RestoreInPlaceView(_VMBackupAction):
@@ -65,10 +52,5 @@ class DetachDiskView(_VMBackupAction):
     def post(self, request, pk: int, attached_id: int):
         self.refuse_unless_allowed(request)
         attached = get_object_or_404(AttachedBackupDisk, pk=attached_id, domain=self.object)
-        try:
-            operation = detach_enqueue(attached=attached, user=request.user)
-        except OperationBusy as exc:
-            messages.error(request, f"{self.object.name}: {exc}")
-        else:
-            messages.info(request, f"{self.object.name}: operation #{operation.pk} ({operation.kind}) queued.")
-        return redirect("domains:detail", pk=self.object.pk)
+        return queue_on_vm_page(request, self.object, lambda: detach_enqueue(attached=attached, user=request.user),
+                                refused=(OperationBusy,))

@@ -55,6 +55,9 @@ MAX_DEFER = 1.0  # an object with a steady stream of events is still refreshed t
 VM_THREADS = 4
 COMPACT_SECONDS = 60.0
 DATABASE_RETRY = 1.0
+# How long stopping waits for the host threads to finish what they are doing (a refetch and its write):
+# none may still write to the database once stop() has returned.
+STOP_WAIT = 10.0
 
 
 @dataclass
@@ -102,12 +105,18 @@ class Listener:
     pending: dict[tuple[int, str, str], Pending] = field(default_factory=dict)
     registrations_made: int = 0  # event callback sets registered since start (one per connection)
     events_received: int = 0
+    started: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)  # run() is over, its threads done
     _hosts_loaded_at: float = 0.0
+    _run_thread: threading.Thread | None = None
+    _retiring: list[threading.Thread] = field(default_factory=list)  # each waits for shut-down thread pools
 
     def __post_init__(self) -> None:
         self.leases = HostLeases(redis.Redis.from_url(settings.REDIS_URL), self.listener_id)
 
     def run(self) -> None:
+        self._run_thread = threading.current_thread()
+        self.started.set()
         logger.info("listener %s started", self.listener_id)
         try:
             while not self.stopping.is_set():
@@ -120,15 +129,22 @@ class Listener:
         finally:
             for watch in self.watches.values():
                 self._drop(watch)
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            self._retire([self.executor])
+            self._wait_for_retired(STOP_WAIT)
             self.leases.release_all()
             for host_id in self.watches:
                 publish_host(host_id=host_id)
             flush()
             logger.info("listener %s stopped", self.listener_id)
+            self.finished.set()
 
     def stop(self) -> None:
+        """End the main loop. From another thread, return once it has ended and its threads have
+        finished their work (STOP_WAIT at the most); from a signal handler on the loop's own thread,
+        at once: the loop waits for them before run() returns."""
         self.stopping.set()
+        if self.started.is_set() and threading.current_thread() is not self._run_thread:
+            self.finished.wait(STOP_WAIT + 5)
 
     def _round(self) -> None:
         self._refresh_hosts()
@@ -420,8 +436,26 @@ class Listener:
     def _drop(self, watch: Watch) -> None:
         """Stop watching a host (disabled, removed, edited, or now another listener's)."""
         self._disconnect(watch)
-        for executor in (watch.worker, watch.slow_worker, watch.sample_worker):
+        self._retire([watch.worker, watch.slow_worker, watch.sample_worker])
+
+    def _retire(self, executors: list[ThreadPoolExecutor]) -> None:
+        """Shut thread pools down without blocking the loop: queued work is dropped, and a thread of
+        its own waits for the running work, so that stopping can wait for it (_wait_for_retired)."""
+        for executor in executors:
             executor.shutdown(wait=False, cancel_futures=True)
+        waiter = threading.Thread(target=lambda: [executor.shutdown(wait=True) for executor in executors],
+                                  name="listener-retire", daemon=True)
+        waiter.start()
+        self._retiring = [thread for thread in self._retiring if thread.is_alive()] + [waiter]
+
+    def _wait_for_retired(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for waiter in self._retiring:
+            waiter.join(max(0.0, deadline - time.monotonic()))
+        busy = sum(waiter.is_alive() for waiter in self._retiring)
+        if busy:
+            logger.warning("listener %s: %d thread pools still busy after %.0f s; stopping without them",
+                           self.listener_id, busy, timeout)
 
     def _disconnect(self, watch: Watch) -> None:
         watch.generation += 1

@@ -7,6 +7,8 @@ exits non-zero on any problem; the page shows the same list. Nothing here change
 """
 from __future__ import annotations
 
+import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -74,10 +76,12 @@ class WorkerClock:
 
 @dataclass
 class Probe:
-    """What the checks share, each asked once: the site's URL as used (the request's, or --url)."""
+    """What the checks share, each asked once: the site's URL as used (the request's, or --url), and
+    addresses to reach host names at without looking them up (--resolve: a name DNS does not have yet)."""
 
     site_url: str | None
     data_dir: Path = field(default_factory=lambda: settings.DATA_DIR)
+    resolve: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def database_error(self) -> str | None:
@@ -163,11 +167,8 @@ def run_check(name: str, function: Callable[[Probe], Verdict], probe: Probe) -> 
 
 @check("Database")
 def check_database(probe: Probe) -> Verdict:
-    where = _database_label()
-    if probe.database_error:
-        return Verdict(FAIL, f"{where} does not answer: {probe.database_error}",
-                       "Start the database server, or correct DATABASE_URL (host, port, user, password).")
-    return Verdict(OK, f"{where} answers.")
+    return _answers(_database_label(), probe.database_error,
+                    "Start the database server, or correct DATABASE_URL (host, port, user, password).")
 
 
 @check("Migrations")
@@ -185,10 +186,14 @@ def check_migrations(probe: Probe) -> Verdict:
 
 @check("Redis")
 def check_redis(probe: Probe) -> Verdict:
-    where = redis_label(settings.REDIS_URL)
-    if probe.redis_error:
-        return Verdict(FAIL, f"{where} does not answer: {probe.redis_error}",
-                       "Start Redis, or correct REDIS_URL (host, port, password) on every node.")
+    return _answers(redis_label(settings.REDIS_URL), probe.redis_error,
+                    "Start Redis, or correct REDIS_URL (host, port, password) on every node.")
+
+
+def _answers(where: str, error: str | None, fix: str) -> Verdict:
+    """A server's check: it answers, or what it said instead and how to mend it."""
+    if error:
+        return Verdict(FAIL, f"{where} does not answer: {error}", fix)
     return Verdict(OK, f"{where} answers.")
 
 
@@ -272,7 +277,7 @@ def check_console_proxy(probe: Probe) -> Verdict:
     url = console_proxy_url(probe.site_url)
     fix_url = "correct CONSOLE_PROXY_URL (unset: the page's host on CONSOLE_PROXY_PORT; behind nginx: /websockify)"
     try:
-        socket = websocket.create_connection(url, timeout=CONNECT_SECONDS, origin=_origin_header(probe.site_url))
+        opened = open_websocket(url, origin=_origin_header(probe.site_url), resolve=probe.resolve)
     except websocket.WebSocketBadStatusException as exc:
         reason = str(exc).split(" -+-+- ")[0].removeprefix("Handshake status ")
         if exc.status_code == 403 and reason.endswith("Forbidden"):
@@ -285,9 +290,27 @@ def check_console_proxy(probe: Probe) -> Verdict:
     except (OSError, websocket.WebSocketException) as exc:
         return Verdict(FAIL, f"{url} cannot be reached: {first_line(exc)}",
                        f"Start the consoles service (`manage.py consoleproxy`), or {fix_url}.")
-    socket.close()
+    opened.close()
     return Verdict(FAIL, f"{url} opened a websocket with no console token.",
                    f"Only vmsite's console proxy should answer there: {fix_url}.")
+
+
+def open_websocket(url: str, *, origin: str, resolve: dict[str, str]) -> websocket.WebSocket:
+    """A websocket to `url`; a host name that `resolve` maps is reached at that address instead of
+    being looked up (curl's --resolve), its certificate still checked for the name."""
+    parts = urlsplit(url)
+    address = resolve.get(parts.hostname or "")
+    if address is None:
+        return websocket.create_connection(url, timeout=CONNECT_SECONDS, origin=origin)
+    secure = parts.scheme == "wss"
+    sock = socket.create_connection((address, parts.port or (443 if secure else 80)), timeout=CONNECT_SECONDS)
+    try:
+        if secure:
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=parts.hostname)
+        return websocket.create_connection(url, timeout=CONNECT_SECONDS, origin=origin, socket=sock)
+    except BaseException:
+        sock.close()
+        raise
 
 
 def console_proxy_url(site_url: str) -> str:

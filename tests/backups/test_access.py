@@ -108,8 +108,10 @@ def test_a_vm_operator_backs_up_into_a_pool_that_holds_its_volumes_only(site):
     assert '<option value="vm-pool"' in detail and "backup-pool" not in detail.split('id="backup-now-form"')[1][:600]
     client.post(page["now"], {"pool": "backup-pool"})  # a pool it may not use: not offered, so refused
     assert not Operation.objects.filter(kind="backup.create").exists()
-    assert client.post(page["now"], {"pool": "vm-pool"}).status_code == 302
+    response = client.post(page["now"], {"pool": "vm-pool"}, follow=True)
     operation = Operation.objects.get(kind="backup.create")
+    assert response.redirect_chain[0][1] == 302
+    assert f"{site['vm'].name}: operation #{operation.pk} (backup) queued." in response.content.decode()
     assert operation.target_id == site["vm"].pk and operation.arguments == {"pool": "vm-pool"}
     # One operation at a time on the VM: a second backup is refused while the first is pending.
     response = client.post(page["now"], {"pool": "vm-pool"}, follow=True)

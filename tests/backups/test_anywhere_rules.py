@@ -200,8 +200,10 @@ def test_a_vm_operator_restores_on_a_host_they_operate_and_in_place_on_their_vm(
     said = client.post(reverse("backups:attach_disk", args=[vm.pk, point.pk]), {"disk": "vda", "pool": "images"},
                        follow=True).content.decode()
     assert "attached to a running VM" in said and not Operation.objects.filter(kind="backup.attach_disk")
-    assert client.post(page_in_place, {"confirm": "on"}).status_code == 302
-    assert Operation.objects.filter(kind="backup.restore_in_place").count() == 1
+    response = client.post(page_in_place, {"confirm": "on"}, follow=True)
+    assert response.redirect_chain[0][1] == 302
+    operation = Operation.objects.get(kind="backup.restore_in_place")
+    assert f"{vm.name}: operation #{operation.pk} (backup.restore_in_place) queued." in response.content.decode()
     panel = client.get(reverse("domains:detail", args=[vm.pk])).content.decode()
     assert "copy: copies on away" in panel and 'data-action="restore_in_place"' in panel
     assert 'data-action="attach_disk" disabled title="web is shut off: a backup' in panel

@@ -65,9 +65,9 @@ def guest_name() -> str:
     return f"{PREFIX}{uuid.uuid4().hex[:8]}"
 
 
-def serial_guest_xml(name: str) -> str:
+def serial_guest_xml(name: str, *, vnc_listen: str = "127.0.0.1") -> str:
     """A diskless guest whose SeaBIOS talks on the serial console and waits in its boot menu."""
-    domain = etree.fromstring(small_guest_xml(name))
+    domain = etree.fromstring(small_guest_xml(name, vnc_listen=vnc_listen))
     os_element = domain.find("os")
     etree.SubElement(os_element, "bootmenu", enable="yes", timeout="60000")
     etree.SubElement(os_element, "bios", useserial="yes")

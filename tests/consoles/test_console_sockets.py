@@ -45,15 +45,20 @@ def test_the_serial_socket_carries_the_console_both_ways(asgi_server, serial_gue
                        cookie=f"sessionid={logged_in(alice).session_key}")
     try:
         assert json.loads(sock.recv())["state"] == "connected"
-        sock.send("\x1b")  # Esc: SeaBIOS's boot menu, whenever it gets to ask
-        seen = b""
-        while b"Select boot device" not in seen:
-            frame = sock.recv()
-            seen += frame if isinstance(frame, bytes) else b""
-            if b"Press ESC" in seen:
-                sock.send("\x1b")
+        reach_the_boot_menu(sock)
     finally:
         sock.close()
+
+
+def reach_the_boot_menu(sock: websocket.WebSocket) -> None:
+    """Both ways through a serial socket: Esc until SeaBIOS shows its boot menu (the guest's output)."""
+    sock.send("\x1b")  # Esc: SeaBIOS's boot menu, whenever it gets to ask
+    seen = b""
+    while b"Select boot device" not in seen:
+        frame = sock.recv()
+        seen += frame if isinstance(frame, bytes) else b""
+        if b"Press ESC" in seen:
+            sock.send("\x1b")
 
 
 def test_the_screenshot_socket_sends_png_images(asgi_server, serial_guest, alice):

@@ -18,6 +18,7 @@ import http.client
 import os
 import pwd
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -292,6 +293,23 @@ def deployment(harness, guests, tmp_path):
         host.stop()
 
 
+def doctor(deployment: Deployment, *options: str) -> subprocess.CompletedProcess:
+    """`manage.py doctor` as the README has an admin run it: as the service user, with the service's
+    settings files, in the folder the units run in; the test CA trusted the way OpenSSL is told of a
+    private CA (SSL_CERT_FILE, a copy the service user may read)."""
+    ca = deployment.base / "doctor-ca.crt"
+    shutil.copyfile(deployment.ca, ca)
+    ca.chmod(0o644)
+    etc = deployment.base / "etc"
+    script = (f"set -a; . {shlex.quote(str(etc / 'vmsite.env'))}; . {shlex.quote(str(etc / 'local.env'))}; set +a; "
+              f"cd {shlex.quote(str(ROOT))} && exec {shlex.quote(str(VENV / 'bin' / 'python'))} manage.py doctor "
+              + shlex.join(options))
+    return subprocess.run(["nsenter", "-t", str(deployment.host.holder_pid), "-m", "--", "runuser", "-u", SERVICE_USER,
+                           "--", "bash", "-c", script], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=120, cwd="/", env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+                                                     "SSL_CERT_FILE": str(ca)})
+
+
 def tls_socket(deployment: Deployment) -> ssl.SSLSocket:
     """A TLS connection to nginx over IPv6 loopback, checked against the test CA as vmsite.test."""
     context = ssl.create_default_context(cafile=str(deployment.ca))
@@ -427,6 +445,17 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
         assert websocket_status(deployment, "/websockify?token=x", origin="https://evil.example",
                                 session=session) == 403
         assert "token=" not in (deployment.logs / "nginx-access.log").read_text()  # console tokens unlogged
+
+        # The self-check an admin runs after installing passes, every check of it, for the URL users open
+        # (its name known to no resolver here: --resolve, as the browser's resolver rule above). Beat sends
+        # its first task one interval after it starts (30 s); until then the doctor rightly says it has not.
+        stack.wait_until(lambda: "Sending due task" in (deployment.logs / "beat.log").read_text(), timeout=60,
+                         message="beat's first task")
+        checked = doctor(deployment, "--url", deployment.url, "--resolve", f"{SERVER_NAME}:[::1]")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        lines = checked.stdout.splitlines()
+        assert lines[-1] == "All 11 checks passed." and [line.split()[0] for line in lines[:-1]] == ["OK"] * 11, lines
+        assert f"wss://{SERVER_NAME}:{deployment.https_port}/websockify answers as vmsite's console proxy" in checked.stdout
     except BaseException:
         print(deployment.log_tail())
         raise

@@ -10,7 +10,7 @@ import redis
 from django.utils import timezone
 
 from events.watching import lease_holders
-from listener.listener import SETTLING_DELAY, Listener
+from listener.listener import SETTLING_DELAY, STOP_WAIT, Listener
 from domains.choices import DomainState
 from domains.models import Domain
 from hosts.models import Host
@@ -100,13 +100,8 @@ def running_listener(redis_ready):
     thread = threading.Thread(target=listener.run, name="listener-under-test", daemon=True)
     thread.start()
     yield listener
-    listener.stop()
+    listener.stop()  # returns once its pools' threads are done: none writes while the database is flushed
     thread.join(timeout=10)
-    # stop() lets its pools' threads finish their reads and writes on their own: one still writing
-    # when the test's database is flushed deadlocked PostgreSQL's TRUNCATE (a clean-clone run)
-    for pool_thread in threading.enumerate():
-        if pool_thread.name.startswith(("vms_", "inv_", "graphs_", "listener_")):
-            pool_thread.join(timeout=10)
 
 
 def test_callbacks_are_registered_again_exactly_once_after_a_reconnect(running_listener, harness, guests):
@@ -129,6 +124,21 @@ def test_callbacks_are_registered_again_exactly_once_after_a_reconnect(running_l
     stack.wait_until(lambda: running_listener.events_received > before, timeout=5, message="the suspend event")
     time.sleep(1.0)
     assert running_listener.events_received - before == 1  # one callback set: one record per event
+
+
+def test_stop_returns_only_once_the_work_running_on_its_threads_is_done(redis_ready):
+    """A thread still writing after stop() returned deadlocked PostgreSQL's TRUNCATE at a test's flush."""
+    listener = Listener()
+    done = threading.Event()
+    listener.executor.submit(lambda: (time.sleep(1.5), done.set()))
+    thread = threading.Thread(target=listener.run, name="listener-under-test", daemon=True)
+    thread.start()
+    assert listener.started.wait(10)
+    began = time.monotonic()
+    listener.stop()
+    assert done.is_set() and listener.finished.is_set()
+    assert time.monotonic() - began < STOP_WAIT
+    thread.join(timeout=10)
 
 
 def test_a_stop_waits_to_settle_and_a_burst_on_one_vm_becomes_one_refresh(redis_ready):

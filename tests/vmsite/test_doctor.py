@@ -153,6 +153,23 @@ def test_a_listener_beat_from_the_future_or_older_than_a_round_is_its_clock():
     assert beat_offset(95.0, now=100.0, round_seconds=2) == -3
 
 
+@pytest.mark.parametrize("value", ["vmsite.example.org", "vmsite.example.org:vmsite.internal", ":127.0.0.1",
+                                   "vmsite.example.org:[::1"])
+def test_the_command_refuses_a_resolve_it_cannot_read(value):
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=r"--resolve takes NAME:ADDRESS, e\.g\. .* \(not '"):
+        call_command("doctor", "--url", "https://vmsite.example.org", "--resolve", value)
+
+
+def test_a_resolve_takes_an_ipv4_or_ipv6_address_bare_or_in_brackets():
+    from vmsite.management.commands.doctor import parse_resolve
+
+    assert parse_resolve("VMsite.example.org:192.0.2.10") == ("vmsite.example.org", "192.0.2.10")
+    assert parse_resolve("vmsite.example.org:[::1]") == parse_resolve("vmsite.example.org:::1") == (
+        "vmsite.example.org", "::1")
+
+
 # -- services gone: real Redis servers, or none
 
 def test_the_command_prints_a_line_and_a_fix_per_problem_and_exits_non_zero(tmp_path):
@@ -263,6 +280,12 @@ def test_every_check_passes_against_the_running_stack_on_the_page_and_in_the_com
         level, found, fix = only({"Console proxy"}, Probe(site_url=foreign))["Console proxy"]
         assert (level, found) == (FAIL, f"ws://127.0.0.1:{console_proxy}/ refuses pages of {foreign} (Invalid Origin).")
         assert fix.startswith(f"Add {foreign} to CSRF_TRUSTED_ORIGINS")
+        named = f"http://vmsite.test:{settings.VMSITE_PORT}"  # a name no resolver knows (RFC 6761)
+        level, found, _fix = only({"Console proxy"}, Probe(site_url=named))["Console proxy"]
+        assert level == FAIL and found.startswith(f"ws://vmsite.test:{console_proxy}/ cannot be reached")
+        level, found, _fix = only({"Console proxy"}, Probe(site_url=named, resolve={"vmsite.test": "127.0.0.1"}))[
+            "Console proxy"]  # --resolve: reached at 127.0.0.1, where the proxy refuses a page of that name
+        assert (level, found) == (FAIL, f"ws://vmsite.test:{console_proxy}/ refuses pages of {named} (Invalid Origin).")
         assert shown["Listeners"][1] == "1 enabled host watched, by 1 listener."
         assert shown["Clocks"][1].startswith("2 workers and listeners within ")
 

@@ -3,7 +3,7 @@ stopped and started again under a real daphne. Pages that only read the database
 what needs Redis answers 503 saying that Redis is unreachable (JSON for the API); a login is
 refused rather than let through unchecked; an action is never reported accepted unless queued;
 and when Redis is back everything works again without restarting anything: the web process, its
-live hub and an open page, a worker, a listener and the console proxy, each timed."""
+live hub and an open page, a worker, a listener, the console proxy and beat, each timed."""
 from __future__ import annotations
 
 import json
@@ -273,3 +273,39 @@ def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redi
           f"console proxy {proxy_after:.1f} s, "
           f"listener lease {lease_after:.1f} s, an action run and its message on the page {action_after:.1f} s")
     assert socket_after < 8 and page_after < 15 and proxy_after < 8 and lease_after < 15 and action_after < 40
+
+
+def last_beat_run(name: str = "operations-sweep"):
+    from django_celery_beat.models import PeriodicTask
+
+    return PeriodicTask.objects.filter(name=name).values_list("last_run_at", flat=True).first()
+
+
+def test_beat_keeps_sending_its_tasks_once_redis_returns_without_a_restart(own_redis, stack_log_dir):
+    """Celery beat (the DatabaseScheduler, as deploy/ runs it) on the test's Redis, sending the sweep
+    every second: Redis stopped, and started again empty; the same beat process marks new runs and
+    its messages arrive in the new Redis (where nothing else writes to the queue). The mark alone
+    proves nothing: beat sets it before sending, so it advances while Redis is away too."""
+    queue = own_redis.client()
+    beat = stack.start_process("redis-returns-beat", [str(stack.VENV_BIN / "celery"), "-A", "vmsite", "beat",
+                                                      "--loglevel", "INFO", "--scheduler",
+                                                      "django_celery_beat.schedulers:DatabaseScheduler"],
+                               log_dir=stack_log_dir, env=own_redis_env(own_redis, SWEEP_INTERVAL="1"))
+    try:
+        stack.wait_until(lambda: queue.llen(settings.CELERY_TASK_DEFAULT_QUEUE) > 0, timeout=30,
+                         message="beat's first sweep in Redis")
+        own_redis.stop()
+        sent = beat.log().count("Sending due task operations-sweep")
+        stack.wait_until(lambda: beat.log().count("Sending due task operations-sweep") >= sent + 2, timeout=30,
+                         message="beat to try sending while Redis is away")
+        own_redis.start()  # the same port, empty
+        back = timezone.now()
+        stack.wait_until(lambda: queue.llen(settings.CELERY_TASK_DEFAULT_QUEUE) > 0, timeout=30,
+                         message="a sweep sent after Redis returned")
+        arrived = (timezone.now() - back).total_seconds()
+        stack.wait_until(lambda: (last_beat_run() or back) > back, timeout=10, message="beat's last run to advance")
+        assert beat.process.poll() is None, beat.log()  # never restarted
+    finally:
+        beat.stop()
+    print(f"beat: a task in Redis {arrived:.1f} s after it returned")
+    assert arrived < 30
