@@ -8,7 +8,8 @@ devices only as pty), under a new name and UUID, and with AUTODESTROY, so that l
 the worker's connection dies. The check passes when the guest agent answers a guest-ping; it fails
 when the VM stops or nothing answers in time. A VM with no agent channel passes when a login or shell
 prompt appears on its serial console instead. Whatever happens, the VM and its overlays are gone
-afterwards.
+afterwards (when the worker itself is killed, libvirt destroys the VM, and the overlays are removed by
+the clean-up the sweep queues: backups/handlers_scratch.py).
 """
 from __future__ import annotations
 
@@ -64,8 +65,8 @@ def health_check(conn: libvirt.virConnect, *, domain_xml: str, backup_pool: str,
     tops (disk target -> volume name in backup_pool) in a temporary VM with no network, and wait up
     to `timeout` seconds for its guest agent (without an agent channel: for a prompt on its serial
     console). tag: names the temporary VM and its overlays (scratch_prefix). untrusted: the definition
-    came from a manifest file
-    (see virt.backup.restore_as_new_vm), so it must pass the allowlist for hand-edited XML first."""
+    came from a manifest file (see virt.backup.restore_as_new_vm), so it must pass the allowlist for
+    hand-edited XML first."""
     pool = active_pool(conn, backup_pool)
     name = f"{scratch_prefix(tag)}{uuid_module.uuid4().hex[:8]}"
     xml = DomainXML.from_xml(domain_xml) if untrusted else DomainXML.from_libvirt(domain_xml)
