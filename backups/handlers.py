@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from backups.copies import copies_delete, copy_after_backup
+from backups.handlers_scratch import remember_making
 from backups.manifest import MANIFEST_SUFFIX, disk_file_name, manifest_name, manifest_of, point_stem
 from backups.models import RestorePoint
 from backups.retention import Retention, points_to_prune
@@ -274,7 +275,8 @@ def backup_restore(operation: Operation, report: Report) -> str:
             tops={target: chain[-1].volume for target, chain in chains.items()}, target_pool=target_pool,
             new_name=new_name, progress=frame.report,
             verify_files=[file for chain in chains.values() for file in chain],
-            untrusted=point.definition_from_manifest, emulator=(point.host.capabilities or {}).get("emulator"))
+            untrusted=point.definition_from_manifest, emulator=(point.host.capabilities or {}).get("emulator"),
+            before_making=remember_making(operation))
     for disk in restored:  # the new VM's own volumes
         volume_record_made(host=point.host, key=disk.key, format=virt_backup.BACKUP_FORMAT, owner_uuid=new_uuid)
     report(95, f"Adding {new_name} to the inventory")

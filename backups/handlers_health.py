@@ -5,6 +5,7 @@ point. A failed check fails the operation too, so it shows in the operations log
 from __future__ import annotations
 
 from backups.handlers import RESTORE_POINT
+from backups.handlers_scratch import scratch_tag
 from backups.models import RestorePoint
 from backups.services import restore_point_health_record
 from operations.frame import operation_frame
@@ -29,6 +30,7 @@ def backup_health_check(operation: Operation, report: Report) -> str:
             outcome = healthcheck.health_check(
                 frame.conn, domain_xml=point.domain_xml, backup_pool=point.pool_name, tops=tops,
                 timeout=float(operation.arguments.get("timeout", 300)), progress=frame.report,
+                tag=scratch_tag(operation),
                 untrusted=point.definition_from_manifest, emulator=(point.host.capabilities or {}).get("emulator"))
         except VirtError as exc:
             restore_point_health_record(point=point, passed=False, seconds=0.0, note=f"The check could not run: {exc}")

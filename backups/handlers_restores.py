@@ -13,6 +13,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 
 from backups.copies import RestoreSource, restore_source
+from backups.handlers_scratch import remember_making, scratch_tag
 from backups.models import AttachedBackupDisk, RestorePoint
 from domains.handlers import DOMAIN
 from domains.sync import host_vms_and_disks_reconcile
@@ -66,12 +67,14 @@ def backup_restore_elsewhere(operation: Operation, report: Report) -> str:
             new_uuid, restored = virt_backup.restore_as_new_vm(
                 target_conn, domain_xml=point.domain_xml, backup_pool=source.pool_name, tops=source.tops(),
                 target_pool=pool_name, new_name=new_name, progress=frame.report, untrusted=untrusted,
-                emulator=emulator, verify_files=[file for chain in source.chains.values() for file in chain])
+                emulator=emulator, verify_files=[file for chain in source.chains.values() for file in chain],
+                before_making=remember_making(operation))
         else:
             new_uuid, restored = backup_copies.restore_on_other_host(
                 HostEnd(source_conn, source.uri, source.pool_name), HostEnd(target_conn, connect_uri(host), pool_name),
                 domain_xml=point.domain_xml, tops=source.tops(), new_name=new_name, progress=frame.report,
-                untrusted=untrusted, emulator=emulator, network=arguments.get("network"))
+                tag=scratch_tag(operation), untrusted=untrusted, emulator=emulator, network=arguments.get("network"),
+                before_making=remember_making(operation))
     for disk in restored:
         volume_record_made(host=host, key=disk.key, format=virt_backup.BACKUP_FORMAT, owner_uuid=new_uuid)
     report(95, f"Adding {new_name} to the inventory of {host}")
@@ -91,7 +94,8 @@ def backup_restore_in_place(operation: Operation, report: Report) -> str:
         _verified(source_conn, source, frame.report)
         restored = backup_copies.restore_in_place(
             HostEnd(source_conn, source.uri, source.pool_name), frame.conn, connect_uri(domain.host), frame.handle,
-            tops=source.tops(), same_host=source.host.pk == domain.host_id, progress=frame.report)
+            tops=source.tops(), same_host=source.host.pk == domain.host_id, progress=frame.report,
+            tag=scratch_tag(operation))
     host_vms_and_disks_reconcile(host=domain.host)
     return (f"Restored {domain.name}'s disks {', '.join(restored)} in place from its {point.kind} backup {point.name} "
             f"({source.label}); checksums matched the catalogue. Its backup chain restarts: the next backup is full, "
@@ -114,7 +118,7 @@ def backup_attach_disk(operation: Operation, report: Report) -> str:
             HostEnd(source_conn, source.uri, source.pool_name),
             HostEnd(frame.conn, connect_uri(domain.host), arguments["pool"]), frame.handle,
             top=chain[arguments["disk"]][-1].volume, name=name, same_host=source.host.pk == domain.host_id,
-            progress=frame.report)
+            progress=frame.report, tag=scratch_tag(operation))
     volume_record_made(host=domain.host, key=attached.key, format=virt_backup.BACKUP_FORMAT, owner_uuid=domain.uuid)
     AttachedBackupDisk.objects.create(domain=domain, point=point, point_label=f"{arguments['disk']} of {point}",
                                       device=attached.target, pool_name=arguments["pool"], volume=attached.volume)

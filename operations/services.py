@@ -148,6 +148,14 @@ def operation_record_result(*, operation_id: int, result_url: str, result_label:
     Operation.objects.filter(pk=operation_id).update(result_url=result_url, result_label=result_label[:255])
 
 
+def operation_remember(*, operation_id: int, key: str, value: Any) -> None:
+    """Keep `value` under `key` in the operation's arguments before the handler acts on it: what the
+    sweep's follow-up of a handler whose worker died (registry.after_sweep) reads to undo its work."""
+    with transaction.atomic():
+        arguments = Operation.objects.select_for_update().values_list("arguments", flat=True).get(pk=operation_id)
+        Operation.objects.filter(pk=operation_id).update(arguments={**arguments, key: value})
+
+
 def operation_heartbeat(*, operation_id: int) -> None:
     Operation.objects.filter(pk=operation_id, state=OperationState.RUNNING).update(heartbeat_at=timezone.now())
 

@@ -23,7 +23,7 @@ from virt import storage as virt_storage
 from virt.clone import copy_volume
 from virt.devices import detach_disk
 from virt.errors import OperationInvalid, VirtError
-from virt.streams import volume_sha256
+from virt.backup import volume_sha256
 from virt.types import Connection
 from virt.volumes import volume_key
 from virt.xml.storage import PoolXML
@@ -157,9 +157,8 @@ def wipe_volume(operation: Operation, report: Report) -> str:
 def checksum_volume(operation: Operation, report: Report) -> str:
     with operation_frame(operation, report, VOLUME, label="Checksum") as frame:
         volume = frame.row
-        digest = volume_sha256(connect_uri(volume.host), str(volume.pool.uuid), volume.name,
-                               size=volume.allocation or volume.capacity,
-                               progress=lambda done: frame.report(10 + int(88 * min(1.0, done)), f"Reading {volume.name}"))
+        digest = volume_sha256(frame.conn, frame.handle, progress=lambda done, total: frame.report(
+            10 + int(88 * done / total) if total else 98, f"Reading {volume.name}"))
         Volume.objects.filter(pk=volume.pk).update(sha256=digest)
         return f"SHA-256 {digest}"
 

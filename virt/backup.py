@@ -14,13 +14,16 @@ named CHECKPOINT_PREFIX + the restore point's name; others' checkpoints are left
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
+import stat
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import libvirt
 
@@ -48,6 +51,8 @@ BACKUP_FORMAT = "qcow2"  # backing files and dirty bitmaps need it
 _STREAM_CHUNK = 1024 * 1024
 _SEGMENT = 8 * 1024 * 1024  # what one stream of a checksum reads
 _PARALLEL_STREAMS = 4  # segments of a checksum in flight at once
+_JOB_POLL = 0.05  # seconds between two looks at a backup job's end
+_FILE_PIECE = 4 * 1024 * 1024  # what one read of a local file's checksum takes
 
 
 class BackupCancelled(OperationInvalid):
@@ -115,7 +120,7 @@ def source_disks(domain: libvirt.virDomain) -> list[SourceDisk]:
     xml = DomainXML.from_libvirt(domain.XMLDesc(0))
     disks = []
     conn = domain.connect()
-    for disk in _writable_disks(xml):
+    for disk in writable_disks(xml):
         capacity = domain.blockInfo(disk.target_dev, 0)[0]
         volume = find_disk_volume(conn, disk.source)
         version = _qcow2_version(volume) if volume is not None and disk.driver_type == "qcow2" else None
@@ -130,7 +135,7 @@ def _qcow2_version(volume: libvirt.virStorageVol) -> str:
     return VolumeXML.from_libvirt(volume.XMLDesc(0)).compat or "0.10"
 
 
-def _writable_disks(xml: DomainXML) -> list[Disk]:
+def writable_disks(xml: DomainXML) -> list[Disk]:
     return [disk for disk in xml.disks
             if disk.device in (None, "disk") and not disk.readonly and disk.source and disk.target_dev]
 
@@ -187,7 +192,7 @@ def chain_files_missing(conn: libvirt.virConnect, pool_name: str, link: ChainLin
     """Why the backup pool of this host cannot hold an incremental on `link` (None: it can): each of
     the point's files must be in it, at the path it was written to (an incremental's file names it
     as its backing file). Another host reaches them when the pool is shared (NFS, the same folder)."""
-    pool = _active_pool(conn, pool_name)
+    pool = active_pool(conn, pool_name)
     pool.refresh(0)
     for target, name in sorted(link.volumes.items()):
         volume = lookup_or_none(pool.storageVolLookupByName, name)
@@ -213,7 +218,7 @@ def back_up_running(conn: libvirt.virConnect, domain: libvirt.virDomain, *, pool
     cancel, the job is aborted and the files and the new checkpoint are removed."""
     started = time.monotonic()
     disks = source_disks(domain)
-    pool = _active_pool(conn, pool_name)
+    pool = active_pool(conn, pool_name)
     domain_xml = saved_definition(domain)
     made: list[libvirt.virStorageVol] = []
     try:
@@ -235,7 +240,7 @@ def back_up_running(conn: libvirt.virConnect, domain: libvirt.virDomain, *, pool
         _undo(domain, made, checkpoint)
         raise
     progress(90, "Checksumming the files")
-    written = [_written(conn, pool, disk, volume) for disk, volume in zip(disks, made)]
+    written = [_written(conn, disk, volume) for disk, volume in zip(disks, made)]
     return BackupOutcome(kind="incremental" if since is not None else "full", checkpoint=checkpoint or "",
                          consistency=consistency, disks=written, seconds=time.monotonic() - started,
                          domain_xml=domain_xml)
@@ -250,10 +255,10 @@ def back_up_shut_off(conn: libvirt.virConnect, domain: libvirt.virDomain, *, poo
     if is_running(domain):
         raise OperationInvalid("The VM is running: it is backed up through a backup job, not copied.")
     started = time.monotonic()
-    pool = _active_pool(conn, pool_name)
+    pool = active_pool(conn, pool_name)
     xml = DomainXML.from_libvirt(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
     planned = []
-    for disk in _writable_disks(xml):
+    for disk in writable_disks(xml):
         source = find_disk_volume(conn, disk.source)
         if source is None:
             raise OperationInvalid(f"Disk {disk.target_dev} ({disk.source}) is not a volume of a storage pool: "
@@ -278,7 +283,7 @@ def back_up_shut_off(conn: libvirt.virConnect, domain: libvirt.virDomain, *, poo
     written = []
     for (disk, source, fmt), volume in zip(planned, made):
         described = SourceDisk(target=disk.target_dev, source=disk.source, format=fmt, capacity=source.info()[1])
-        written.append(_written(conn, pool, described, volume))
+        written.append(_written(conn, described, volume))
     return BackupOutcome(kind="full", checkpoint="", consistency="shut off: its disks were copied whole",
                          disks=written, seconds=time.monotonic() - started,
                          domain_xml=saved_definition(domain))
@@ -335,20 +340,25 @@ def agent_connected(domain: libvirt.virDomain) -> bool:
 
 
 def _wait_for_job(domain: libvirt.virDomain, progress: Progress, cancelled: Cancelled, poll_interval: float) -> None:
-    """Until the backup job ends: progress from its stats; on cancel, abort it. Raises if it failed."""
+    """Until the backup job ends: progress from its stats; on cancel, abort it. Raises if it failed.
+    Its end is looked for every _JOB_POLL seconds (a job of a second must not wait half a second
+    more for its next look); progress and the cancel flag are read every poll_interval."""
     aborted = False
+    looked = -poll_interval
     while True:
         stats = domain.jobStats(0)
         if stats.get("type", libvirt.VIR_DOMAIN_JOB_NONE) == libvirt.VIR_DOMAIN_JOB_NONE:
             break
-        total, done = stats.get("disk_total", 0), stats.get("disk_processed", 0)
-        if total:
-            progress(5 + 85 * done // total, f"Copied {done // 2**20} of {total // 2**20} MiB")
-        if not aborted and cancelled():
-            with tolerating(libvirt.VIR_ERR_OPERATION_INVALID):  # finished meanwhile
-                domain.abortJob()
-            aborted = True
-        time.sleep(poll_interval)
+        if time.monotonic() - looked >= poll_interval:
+            looked = time.monotonic()
+            total, done = stats.get("disk_total", 0), stats.get("disk_processed", 0)
+            if total:
+                progress(5 + 85 * done // total, f"Copied {done // 2**20} of {total // 2**20} MiB")
+            if not aborted and cancelled():
+                with tolerating(libvirt.VIR_ERR_OPERATION_INVALID):  # finished meanwhile
+                    domain.abortJob()
+                aborted = True
+        time.sleep(min(_JOB_POLL, poll_interval))
     completed = domain.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
     if aborted:
         raise BackupCancelled("The backup was cancelled: the job was aborted and its files removed.")
@@ -372,17 +382,15 @@ def _undo(domain: libvirt.virDomain, volumes: list[libvirt.virStorageVol], check
                 made.delete(0)
 
 
-def _written(conn: libvirt.virConnect, pool: libvirt.virStoragePool, disk: SourceDisk,
+def _written(conn: libvirt.virConnect, disk: SourceDisk,
              volume: libvirt.virStorageVol) -> WrittenDisk:
-    pool.refresh(0)
-    volume = pool.storageVolLookupByName(volume.name())
-    xml = VolumeXML.from_libvirt(volume.XMLDesc(0))
+    xml = VolumeXML.from_libvirt(volume.XMLDesc(0))  # libvirt reads the one file's sizes anew for it
     return WrittenDisk(target=disk.target, source=disk.source, volume=volume.name(), path=volume.path(),
                        key=volume.key(), format=BACKUP_FORMAT, capacity=disk.capacity,
                        size=xml.physical or xml.allocation or 0, sha256=volume_sha256(conn, volume))
 
 
-def _active_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
+def active_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
     pool = lookup_or_none(conn.storagePoolLookupByName, name)
     if pool is None:
         raise NotFound(f"The host has no storage pool named {name!r}.", code=libvirt.VIR_ERR_NO_STORAGE_POOL)
@@ -467,23 +475,77 @@ def abort_stale_job(domain: libvirt.virDomain, *, owns: Callable[[str], bool], p
 @raises_typed
 def file_names(conn: libvirt.virConnect, pool_name: str, *, prefix: str) -> list[str]:
     """The names of the pool's volumes that start with prefix, as the pool holds them now."""
-    pool = _active_pool(conn, pool_name)
+    pool = active_pool(conn, pool_name)
     pool.refresh(0)
     return sorted(name for name in pool.listVolumes() if name.startswith(prefix))
 
 
+ChecksumProgress = Callable[[int, int], None]  # (bytes hashed, bytes in all)
+
+
 @raises_typed
 def volume_sha256(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, segment: int = _SEGMENT,
-                  streams: int = _PARALLEL_STREAMS, stop: threading.Event | None = None) -> str:
-    """The SHA-256 of a volume's file, read through libvirt's storage streams. One stream moves far
-    less than the disk and the connection can (it waits on its round trips), so the file is read
-    as segments through several streams at once, at most `streams` segments in flight, and hashed
-    in order as each arrives: the same digest as one stream's, in a fraction of the time. The last
-    segment reads to the end of the file, whatever its size was when it was asked. stop: once set,
-    no further segment is asked for, and ChecksumStopped is raised."""
+                  streams: int = _PARALLEL_STREAMS, stop: threading.Event | None = None,
+                  progress: ChecksumProgress | None = None, read_locally: bool = True) -> str:
+    """The SHA-256 of a volume's file: read from the file itself when the host is this machine
+    (local_file; read_locally False: never), through libvirt's storage streams otherwise (the same
+    bytes: the same digest). stop: once set, no further piece is read, and ChecksumStopped is
+    raised. progress: called as pieces are hashed."""
+    path = local_file(conn, volume) if read_locally else None
+    if path is not None:
+        return _file_sha256(path, stop, progress)
+    return _streamed_sha256(conn, volume, segment=segment, streams=streams, stop=stop, progress=progress)
+
+
+def local_file(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> str | None:
+    """The volume's file as this process can open it, when the connection is to this machine's own
+    libvirtd (a URI with no host: its UNIX socket) and the file is there with the size libvirt
+    gives it; None otherwise (a remote host, even one on this machine reached by TCP or SSH, whose
+    paths may be another mount namespace's, a block device, a file this process cannot read)."""
+    if urlsplit(conn.getURI()).hostname:
+        return None
+    path = volume.path()
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(status.st_mode) or not os.access(path, os.R_OK):
+        return None
+    if status.st_size != volume.infoFlags(libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2]:
+        return None
+    return path
+
+
+def _file_sha256(path: str, stop: threading.Event | None, progress: ChecksumProgress | None) -> str:
+    """One pass over the file, hashed as it is read (hashlib's SHA-256 is OpenSSL's, and lets go of
+    the GIL while it works)."""
+    digest = hashlib.sha256()
+    buffer = memoryview(bytearray(_FILE_PIECE))
+    with open(path, "rb", buffering=0) as file:
+        total = os.fstat(file.fileno()).st_size
+        os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        done = 0
+        while read := file.readinto(buffer):
+            if stop is not None and stop.is_set():
+                raise ChecksumStopped("The checksum was stopped.")
+            digest.update(buffer[:read])
+            done += read
+            if progress is not None:
+                progress(done, total)
+    return digest.hexdigest()
+
+
+def _streamed_sha256(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, segment: int, streams: int,
+                     stop: threading.Event | None, progress: ChecksumProgress | None) -> str:
+    """Read through libvirt's storage streams. One stream moves far less than the disk and the
+    connection can (it waits on its round trips), so the file is read as segments through several
+    streams at once, at most `streams` segments in flight, and hashed in order as each arrives: the
+    same digest as one stream's, in a fraction of the time. The last segment reads to the end of the
+    file, whatever its size was when it was asked."""
     size = volume.infoFlags(libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2]
     offsets = list(range(0, max(size, 1), segment))
     digest = hashlib.sha256()
+    done = 0
     with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="sha256-segment") as pool:
         pending: deque[Future[list[bytes]]] = deque()
         try:
@@ -493,9 +555,9 @@ def volume_sha256(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, se
                 length = 0 if index == len(offsets) - 1 else segment  # 0: to the end of the file
                 pending.append(pool.submit(_segment, conn, volume, offset, length))
                 if len(pending) >= streams:
-                    _hash_next(digest, pending)
+                    done = _hash_next(digest, pending, done, size, progress)
             while pending:
-                _hash_next(digest, pending)
+                done = _hash_next(digest, pending, done, size, progress)
         except BaseException:
             for future in pending:
                 future.cancel()  # the ones not started; the others end with their segment
@@ -503,9 +565,14 @@ def volume_sha256(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, se
     return digest.hexdigest()
 
 
-def _hash_next(digest, pending: deque[Future[list[bytes]]]) -> None:
+def _hash_next(digest, pending: deque[Future[list[bytes]]], done: int, size: int,
+               progress: ChecksumProgress | None) -> int:
     for data in pending.popleft().result():
         digest.update(data)
+        done += len(data)
+    if progress is not None:
+        progress(done, max(size, done))
+    return done
 
 
 def _segment(conn: libvirt.virConnect, volume: libvirt.virStorageVol, offset: int, length: int) -> list[bytes]:
@@ -527,7 +594,7 @@ def _segment(conn: libvirt.virConnect, volume: libvirt.virStorageVol, offset: in
 @raises_typed
 def write_file(conn: libvirt.virConnect, pool_name: str, name: str, data: bytes) -> str:
     """A small file (a manifest) as a raw volume of the pool; its key."""
-    pool = _active_pool(conn, pool_name)
+    pool = active_pool(conn, pool_name)
     if lookup_or_none(pool.storageVolLookupByName, name) is not None:
         raise AlreadyExists(f"The pool {pool_name!r} already has a volume named {name!r}.")
     volume = pool_volume_create(pool, name=name, capacity=len(data), allocation=None, fmt="raw")
@@ -543,13 +610,58 @@ def write_file(conn: libvirt.virConnect, pool_name: str, name: str, data: bytes)
 @raises_typed
 def read_files(conn: libvirt.virConnect, pool_name: str, *, suffix: str, limit: int = 1024 * 1024) -> dict[str, bytes]:
     """The small files of a pool whose names end with suffix (manifests), name -> bytes."""
-    pool = _active_pool(conn, pool_name)
+    pool = active_pool(conn, pool_name)
     pool.refresh(0)
     found = {}
     for volume in pool.listAllVolumes(0):
         if volume.name().endswith(suffix) and volume.info()[1] <= limit:
             found[volume.name()] = read_header(conn, volume, limit)
     return found
+
+
+@raises_typed
+def remove_scratch(conn: libvirt.virConnect, *, pool_name: str, prefix: str) -> list[str]:
+    """What a worker that died midway left of work whose temporary names start with prefix: VMs of
+    that name are destroyed (a health check's, should libvirt not have done it yet), then the pool's
+    volumes of that name deleted. What went, in words."""
+    gone = []
+    for domain in conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
+        if domain.name().startswith(prefix):
+            with tolerating(libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID):
+                domain.destroy()
+                gone.append(f"VM {domain.name()}")
+    pool = lookup_or_none(conn.storagePoolLookupByName, pool_name)
+    if pool is None or not pool.isActive():
+        return gone
+    pool.refresh(0)
+    for name in sorted(pool.listVolumes()):
+        if name.startswith(prefix):
+            volume = lookup_or_none(pool.storageVolLookupByName, name)
+            if volume is not None:
+                with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
+                    volume.delete(0)
+                    gone.append(f"volume {name}")
+    return gone
+
+
+@raises_typed
+def remove_unused(conn: libvirt.virConnect, *, pool_name: str, names: list[str], unless_vm: str) -> list[str]:
+    """The volumes an interrupted restore was making for the VM `unless_vm`, deleted, unless that VM
+    is defined on the host (the restore got as far as defining it: they are its disks now). What went."""
+    if lookup_or_none(conn.lookupByName, unless_vm) is not None:
+        return []
+    pool = lookup_or_none(conn.storagePoolLookupByName, pool_name)
+    if pool is None or not pool.isActive():
+        return []
+    pool.refresh(0)
+    gone = []
+    for name in names:
+        volume = lookup_or_none(pool.storageVolLookupByName, name)
+        if volume is not None:
+            with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
+                volume.delete(0)
+                gone.append(f"volume {name}")
+    return gone
 
 
 @raises_typed
@@ -589,7 +701,7 @@ class RestoredDisk:
 def verify_chain(conn: libvirt.virConnect, pool_name: str, chain: list[ChainFile], *, checksums: bool = True) -> None:
     """Each file of a chain is there, in the format the catalogue says, names as its backing file
     exactly the file before it, and (checksums) has the checksum the catalogue recorded."""
-    pool = _active_pool(conn, pool_name)
+    pool = active_pool(conn, pool_name)
     pool.refresh(0)
     previous_path = None
     for link in chain:
@@ -631,7 +743,7 @@ class _ChecksumsAside(threading.Thread):
     def run(self) -> None:
         try:
             with translated():
-                pool = _active_pool(self.conn, self.pool_name)
+                pool = active_pool(self.conn, self.pool_name)
                 for link in self.files:
                     _require_checksum(self.conn, pool.storageVolLookupByName(link.volume), link, self.stop)
         except BaseException as exc:  # handed to the restoring thread, which raises it
@@ -646,7 +758,9 @@ class _ChecksumsAside(threading.Thread):
 @raises_typed
 def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool: str, tops: dict[str, str],
                       target_pool: str, new_name: str, progress: Progress, verify_files: list[ChainFile],
-                      untrusted: bool = False, emulator: str | None = None) -> tuple[str, list[RestoredDisk]]:
+                      untrusted: bool = False, emulator: str | None = None,
+                      before_making: Callable[[list[str]], None] = lambda names: None,
+                      ) -> tuple[str, list[RestoredDisk]]:
     """Define a new VM (new name, UUID and MACs) from a restore point's saved definition, each backed
     up disk a flat copy of its chain's top file (tops: disk target -> volume name) in target_pool.
     Writable disks that were not backed up are left out. untrusted: the definition was read from a
@@ -654,24 +768,28 @@ def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool:
     allowlist for hand-edited XML (virt/xml/policy.py, against this host, emulator its own) before
     anything is copied. verify_files: the chain files whose SHA-256 must match the catalogue's,
     checked while the copies are made (their names, formats and backing files are verify_chain's,
-    before). Returns the new VM's UUID and its disks; on failure or a mismatch, the copies are removed."""
+    before). before_making gets the names of the volumes it is about to make in target_pool, all free
+    (none is made before it returns). Returns the new VM's UUID and its disks; on failure or a
+    mismatch, the copies are removed."""
     require_free_domain_name(conn, new_name)
     checksums = _ChecksumsAside(conn, backup_pool, verify_files)
-    source_pool = _active_pool(conn, backup_pool)
-    destination = _active_pool(conn, target_pool)
+    source_pool = active_pool(conn, backup_pool)
+    destination = active_pool(conn, target_pool)
     xml = DomainXML.from_xml(domain_xml) if untrusted else DomainXML.from_libvirt(domain_xml)
-    planned = _plan_restored_disks(xml, tops, new_name, PoolXML.from_libvirt(destination.XMLDesc(0)).target_path)
+    planned = plan_restored_disks(xml, tops, new_name, PoolXML.from_libvirt(destination.XMLDesc(0)).target_path)
     make_distinct(xml, new_name)
     if untrusted:
-        _require_restorable(conn, xml, emulator)
+        require_restorable(conn, xml, emulator)
+    taken = [name for _, name, _ in planned if lookup_or_none(destination.storageVolLookupByName, name) is not None]
+    if taken:
+        raise AlreadyExists(f"The pool {target_pool!r} already has a volume named {taken[0]!r}. Nothing was restored.")
+    before_making([name for _, name, _ in planned])
     made: list[libvirt.virStorageVol] = []
     restored = []
     checksums.start()
     try:
         for index, (target, name, path) in enumerate(planned):
             progress(10 + 70 * index // len(planned), f"Copying {target} into {target_pool}")
-            if lookup_or_none(destination.storageVolLookupByName, name) is not None:
-                raise AlreadyExists(f"The pool {target_pool!r} already has a volume named {name!r}.")
             top = source_pool.storageVolLookupByName(tops[target])
             copy = VolumeXML.new()
             copy.name = name
@@ -682,7 +800,7 @@ def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool:
             made.append(volume)
             if volume.path() != path:
                 raise OperationInvalid(f"The pool {target_pool!r} put {name} at {volume.path()}, not at {path}.")
-            _require_flat_copy(conn, volume, capacity=copy.capacity)
+            require_flat_copy(conn, volume, capacity=copy.capacity)
             restored.append(RestoredDisk(target=target, volume=name, path=path, key=volume.key()))
         progress(80, f"Waiting for the checksums of {len(verify_files)} file(s), read while copying")
         checksums.require_match()
@@ -698,7 +816,7 @@ def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool:
     return new.UUIDString(), restored
 
 
-def _require_flat_copy(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, capacity: int) -> None:
+def require_flat_copy(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, capacity: int) -> None:
     """The written image reads as what was asked: a qcow2 file of the disk's size naming no other file."""
     written = VolumeXML.from_libvirt(volume.XMLDesc(0))
     found = references(read_header(conn, volume), BACKUP_FORMAT)
@@ -708,25 +826,25 @@ def _require_flat_copy(conn: libvirt.virConnect, volume: libvirt.virStorageVol, 
                                f"{', naming ' + found[0].name if found else ''}). Nothing was restored.")
 
 
-def _plan_restored_disks(xml: DomainXML, tops: dict[str, str], new_name: str,
+def plan_restored_disks(xml: DomainXML, tops: dict[str, str], new_name: str,
                          pool_path: str | None) -> list[tuple[str, str, str]]:
     """Point each backed-up disk at the volume its copy will be (target, volume name, path); drop
     the writable disks that were not backed up."""
     if not pool_path:
         raise OperationInvalid("A restored disk goes into a pool with a folder (a dir, fs or NFS pool).")
     planned = []
-    for disk in _writable_disks(xml):
+    for disk in writable_disks(xml):
         if disk.target_dev not in tops:
             disk.element.getparent().remove(disk.element)
             continue
         name = f"{new_name}-{disk.target_dev}.qcow2"
         path = posixpath.join(pool_path, name)
-        _point_disk_at(disk, path)
+        point_disk_at(disk, path)
         planned.append((disk.target_dev, name, path))
     return planned
 
 
-def _require_restorable(conn: libvirt.virConnect, xml: DomainXML, emulator: str | None) -> None:
+def require_restorable(conn: libvirt.virConnect, xml: DomainXML, emulator: str | None) -> None:
     """A definition read from a manifest, with its disks pointed at their restored copies, against
     the allowlist as the new VM of this host: what a user could not define by hand, a file cannot."""
     pools = pool_paths(conn)
@@ -743,7 +861,7 @@ def _require_restorable(conn: libvirt.virConnect, xml: DomainXML, emulator: str 
                               f"breaks the rules for a new VM: {exc}") from None
 
 
-def _point_disk_at(disk: Disk, path: str) -> None:
+def point_disk_at(disk: Disk, path: str) -> None:
     """A plain qcow2 file disk at path: no pool reference, no backing chain of the original."""
     disk.type = "file"
     for source in disk.element.findall("source"):  # a file's source, whatever the original's was

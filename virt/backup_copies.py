@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import libvirt
 
-from virt.backup import (BACKUP_FORMAT, CHECKPOINT_PREFIX, RestoredDisk, _active_pool, _plan_restored_disks,
-                         _require_flat_copy, _require_restorable, _writable_disks, volume_sha256)
+from virt.backup import (BACKUP_FORMAT, CHECKPOINT_PREFIX, RestoredDisk, active_pool, plan_restored_disks,
+                         require_flat_copy, require_restorable, writable_disks, volume_sha256)
 from virt.clone import make_distinct
 from virt.domains import find_disk_volume, is_running
 from virt.errors import AlreadyExists, InvalidArgument, OperationInvalid, lookup_or_none, raises_typed, tolerating
@@ -34,6 +34,12 @@ from virt.xml.storage import PoolXML, VolumeXML
 Progress = Callable[[int, str], None]
 _QCOW_MAGIC = b"QFI\xfb"
 TEMPORARY_PREFIX = "vmsite-restore-tmp-"
+
+
+def scratch_prefix(tag: str) -> str:
+    """What the names of the temporary flat copies of the work tagged `tag` (its operation) start
+    with: what virt.backup.remove_scratch removes after a worker died midway."""
+    return f"{TEMPORARY_PREFIX}{tag}-"
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ def with_backing_name(header: bytes, backing: str) -> bytes:
 
 
 def pool_uuid(conn: libvirt.virConnect, pool_name: str) -> str:
-    return _active_pool(conn, pool_name).UUIDString()
+    return active_pool(conn, pool_name).UUIDString()
 
 
 @raises_typed
@@ -88,7 +94,7 @@ def copy_file(*, source_conn: libvirt.virConnect, source_uri: str, source_pool: 
     header gets (None: unchanged). The copy is read back on its host and must hash to what was sent.
     On any failure the copy is removed."""
     target_name = target_name or name
-    destination = _active_pool(target_conn, target_pool)
+    destination = active_pool(target_conn, target_pool)
     if lookup_or_none(destination.storageVolLookupByName, target_name) is not None:
         raise AlreadyExists(f"The pool {target_pool!r} already has a volume named {target_name!r}.")
     download = VolumeDownload(source_uri, pool_uuid(source_conn, source_pool), name)
@@ -133,7 +139,7 @@ def _delete_quietly(pool: libvirt.virStoragePool, name: str) -> None:
 @raises_typed
 def pool_path(conn: libvirt.virConnect, pool_name: str) -> str:
     """The folder of a file pool (where a copied chain's files name each other)."""
-    path = PoolXML.from_libvirt(_active_pool(conn, pool_name).XMLDesc(0)).target_path
+    path = PoolXML.from_libvirt(active_pool(conn, pool_name).XMLDesc(0)).target_path
     if not path:
         raise OperationInvalid(f"The pool {pool_name!r} has no folder: backups go into dir, fs or netfs pools.")
     return path
@@ -153,14 +159,15 @@ class HostEnd:
 
 
 @raises_typed
-def flat_copy_to(source: HostEnd, target: HostEnd, *, top: str, name: str, fmt: str = BACKUP_FORMAT,
+def flat_copy_to(source: HostEnd, target: HostEnd, *, top: str, name: str, tag: str, fmt: str = BACKUP_FORMAT,
                  progress: Callable[[int, int], None] = lambda done, total: None) -> CopiedFile:
     """The disk a chain's top file reads as, flattened by libvirt into a temporary volume beside it
-    (in the source pool), checked to be flat, streamed into the target pool as `name`, checked there,
-    and the temporary volume removed. fmt: qcow2, or the format of a disk restored in place."""
-    pool = _active_pool(source.conn, source.pool)
+    (in the source pool, named from scratch_prefix(tag)), checked to be flat, streamed into the
+    target pool as `name`, checked there, and the temporary volume removed. fmt: qcow2, or the
+    format of a disk restored in place."""
+    pool = active_pool(source.conn, source.pool)
     top_volume = pool.storageVolLookupByName(top)
-    temporary = f"{TEMPORARY_PREFIX}{uuid_module.uuid4().hex[:12]}-{name}"
+    temporary = f"{scratch_prefix(tag)}{uuid_module.uuid4().hex[:8]}-{name}"
     spec = VolumeXML.new()
     spec.name = temporary
     spec.capacity = top_volume.info()[1]
@@ -170,7 +177,7 @@ def flat_copy_to(source: HostEnd, target: HostEnd, *, top: str, name: str, fmt: 
     flat = pool.createXMLFrom(spec.to_xml(), top_volume, 0)
     try:
         if fmt == BACKUP_FORMAT:
-            _require_flat_copy(source.conn, flat, capacity=spec.capacity)
+            require_flat_copy(source.conn, flat, capacity=spec.capacity)
         return copy_file(source_conn=source.conn, source_uri=source.uri, source_pool=source.pool, name=temporary,
                          target_conn=target.conn, target_uri=target.uri, target_pool=target.pool, target_name=name,
                          expected_sha256=volume_sha256(source.conn, flat), progress=progress)
@@ -218,12 +225,16 @@ def _rewire(xml: DomainXML, network: str | None) -> None:
 
 @raises_typed
 def restore_on_other_host(source: HostEnd, target: HostEnd, *, domain_xml: str, tops: dict[str, str], new_name: str,
-                          progress: Progress, untrusted: bool = False, emulator: str | None = None,
-                          network: str | None = None) -> tuple[str, list[RestoredDisk]]:
+                          progress: Progress, tag: str, untrusted: bool = False, emulator: str | None = None,
+                          network: str | None = None,
+                          before_making: Callable[[list[str]], None] = lambda names: None,
+                          ) -> tuple[str, list[RestoredDisk]]:
     """Define a new VM on the target host from a restore point whose (verified) chains are in the
     source pool: each disk flattened beside its chain, streamed into the target pool, checked there.
     A NIC on a network or bridge the target host lacks is refused unless `network` (one of the
-    target's) is chosen for every NIC. Returns the new VM's UUID and disks; on failure, none is left."""
+    target's) is chosen for every NIC. before_making gets the names of the target pool's volumes it is
+    about to make, all free (none is made before it returns). Returns the new VM's UUID and disks; on
+    failure, none is left."""
     require_free_domain_name(target.conn, new_name)
     xml = DomainXML.from_xml(domain_xml) if untrusted else DomainXML.from_libvirt(domain_xml)
     _rewire(xml, network)
@@ -231,19 +242,23 @@ def restore_on_other_host(source: HostEnd, target: HostEnd, *, domain_xml: str, 
     if missing:
         raise InvalidArgument(f"The new host has no {', '.join(missing)}, which the VM's network cards use: choose "
                               "a network of that host for them. Nothing was restored.")
-    planned = _plan_restored_disks(xml, tops, new_name, pool_path(target.conn, target.pool))
+    planned = plan_restored_disks(xml, tops, new_name, pool_path(target.conn, target.pool))
     make_distinct(xml, new_name)
     for graphics in xml.graphics:
         graphics.listen_address = None  # an address of the old host: the new host's default instead
     if untrusted:
-        _require_restorable(target.conn, xml, emulator)
+        require_restorable(target.conn, xml, emulator)
     restored: list[RestoredDisk] = []
-    destination = _active_pool(target.conn, target.pool)
+    destination = active_pool(target.conn, target.pool)
+    taken = [name for _, name, _ in planned if lookup_or_none(destination.storageVolLookupByName, name) is not None]
+    if taken:
+        raise AlreadyExists(f"The pool {target.pool!r} already has a volume named {taken[0]!r}. Nothing was restored.")
+    before_making([name for _, name, _ in planned])
     try:
         for index, (disk_target, name, path) in enumerate(planned):
             step = 10 + 75 * index // len(planned)
             progress(step, f"Copying {disk_target} to the new host's pool {target.pool}")
-            copied = flat_copy_to(source, target, top=tops[disk_target], name=name)
+            copied = flat_copy_to(source, target, top=tops[disk_target], name=name, tag=tag)
             if copied.path != path:
                 raise OperationInvalid(f"The pool {target.pool!r} put {name} at {copied.path}, not at {path}.")
             restored.append(RestoredDisk(target=disk_target, volume=name, path=path,
@@ -261,13 +276,13 @@ def restore_on_other_host(source: HostEnd, target: HostEnd, *, domain_xml: str, 
 # Restoring in place, and one disk attached to a running VM
 
 
-def _flat_into(source: HostEnd, target: HostEnd, *, same_host: bool, top: str, name: str, fmt: str,
+def _flat_into(source: HostEnd, target: HostEnd, *, same_host: bool, top: str, name: str, fmt: str, tag: str,
                capacity: int | None = None) -> libvirt.virStorageVol:
     """The chain's top file, flattened, as volume `name` of the target pool (made there directly by
     libvirt on the same host, streamed from a flat copy beside the chain otherwise)."""
-    destination = _active_pool(target.conn, target.pool)
+    destination = active_pool(target.conn, target.pool)
     if same_host:
-        top_volume = _active_pool(source.conn, source.pool).storageVolLookupByName(top)
+        top_volume = active_pool(source.conn, source.pool).storageVolLookupByName(top)
         spec = VolumeXML.new()
         spec.name = name
         spec.capacity = capacity or top_volume.info()[1]
@@ -277,20 +292,20 @@ def _flat_into(source: HostEnd, target: HostEnd, *, same_host: bool, top: str, n
         made = destination.createXMLFrom(spec.to_xml(), top_volume, 0)
         if fmt == BACKUP_FORMAT:
             try:
-                _require_flat_copy(target.conn, made, capacity=spec.capacity)
+                require_flat_copy(target.conn, made, capacity=spec.capacity)
             except BaseException:
                 with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
                     made.delete(0)
                 raise
         return made
-    flat_copy_to(source, target, top=top, name=name, fmt=fmt)
+    flat_copy_to(source, target, top=top, name=name, fmt=fmt, tag=tag)
     destination.refresh(0)
     return destination.storageVolLookupByName(name)
 
 
 @raises_typed
 def restore_in_place(source: HostEnd, target_conn: libvirt.virConnect, target_uri: str, domain: libvirt.virDomain, *,
-                     tops: dict[str, str], same_host: bool, progress: Progress) -> list[str]:
+                     tops: dict[str, str], same_host: bool, progress: Progress, tag: str) -> list[str]:
     """Overwrite a shut-off VM's disks (each a pool volume, kept in its pool, name and format) with
     what the restore point's chains read as; its vmsite checkpoints are forgotten, as their bitmaps
     went with the old files. Returns the disk targets restored."""
@@ -298,7 +313,7 @@ def restore_in_place(source: HostEnd, target_conn: libvirt.virConnect, target_ur
         raise OperationInvalid("The VM is running: shut it off before restoring its disks in place. Nothing was "
                                "restored.")
     xml = DomainXML.from_libvirt(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
-    disks = {disk.target_dev: disk for disk in _writable_disks(xml)}
+    disks = {disk.target_dev: disk for disk in writable_disks(xml)}
     absent = sorted(set(tops) - set(disks))
     if absent:
         raise OperationInvalid(f"The VM has no disk {', '.join(absent)} any more: restore the backup as a new VM "
@@ -316,7 +331,7 @@ def restore_in_place(source: HostEnd, target_conn: libvirt.virConnect, target_ur
         name = volume.name()
         volume.delete(0)
         _flat_into(source, HostEnd(target_conn, target_uri, pool_name), same_host=same_host, top=tops[target],
-                   name=name, fmt=fmt)
+                   name=name, fmt=fmt, tag=tag)
     forget_checkpoints(domain)
     return [target for target, *_ in planned]
 
@@ -341,13 +356,13 @@ class AttachedDisk:
 
 @raises_typed
 def attach_point_disk(source: HostEnd, target: HostEnd, domain: libvirt.virDomain, *, top: str, name: str,
-                      same_host: bool, progress: Progress) -> AttachedDisk:
+                      same_host: bool, progress: Progress, tag: str) -> AttachedDisk:
     """One disk of a restore point, flattened into a new qcow2 volume of the target pool (on the VM's
     host), hot-plugged into the running VM read-only as the next free virtio disk, to copy files from."""
     if not is_running(domain):
         raise OperationInvalid("The VM is not running: a backup's disk is attached to a running VM.")
     progress(10, f"Copying the disk into {target.pool}")
-    volume = _flat_into(source, target, same_host=same_host, top=top, name=name, fmt=BACKUP_FORMAT)
+    volume = _flat_into(source, target, same_host=same_host, top=top, name=name, fmt=BACKUP_FORMAT, tag=tag)
     try:
         xml = DomainXML.from_libvirt(domain.XMLDesc(0))
         used = {disk.target_dev for disk in xml.disks}

@@ -8,7 +8,8 @@ devices only as pty), under a new name and UUID, and with AUTODESTROY, so that l
 the worker's connection dies. The check passes when the guest agent answers a guest-ping; it fails
 when the VM stops or nothing answers in time. A VM with no agent channel passes when a login or shell
 prompt appears on its serial console instead. Whatever happens, the VM and its overlays are gone
-afterwards.
+afterwards (when the worker itself is killed, libvirt destroys the VM, and the overlays are removed by
+the clean-up the sweep queues: backups/handlers_scratch.py).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 import libvirt
 import libvirt_qemu
 
-from virt.backup import BACKUP_FORMAT, _active_pool, _point_disk_at, _require_restorable, _writable_disks
+from virt.backup import BACKUP_FORMAT, active_pool, point_disk_at, require_restorable, writable_disks
 from virt.clone import make_distinct
 from virt.consoles import SerialConsole
 from virt.errors import VirtError, raises_typed, tolerating
@@ -50,17 +51,24 @@ class HealthOutcome:
     note: str  # what was seen, in words
 
 
+def scratch_prefix(tag: str) -> str:
+    """What the names of a check's temporary VM and overlays start with, for the check tagged `tag`
+    (its operation): what virt.backup.remove_scratch removes after a worker died midway."""
+    return f"{NAME_PREFIX}{tag}-"
+
+
 @raises_typed
 def health_check(conn: libvirt.virConnect, *, domain_xml: str, backup_pool: str, tops: dict[str, str],
-                 timeout: float, progress: Progress, untrusted: bool = False, emulator: str | None = None,
+                 timeout: float, progress: Progress, tag: str, untrusted: bool = False, emulator: str | None = None,
                  poll_interval: float = 0.5) -> HealthOutcome:
     """Boot the restore point whose saved definition is domain_xml and whose disks' chains end in
     tops (disk target -> volume name in backup_pool) in a temporary VM with no network, and wait up
     to `timeout` seconds for its guest agent (without an agent channel: for a prompt on its serial
-    console). untrusted: the definition came from a manifest file
-    (see virt.backup.restore_as_new_vm), so it must pass the allowlist for hand-edited XML first."""
-    pool = _active_pool(conn, backup_pool)
-    name = f"{NAME_PREFIX}{uuid_module.uuid4().hex[:12]}"
+    console). tag: names the temporary VM and its overlays (scratch_prefix). untrusted: the definition
+    came from a manifest file (see virt.backup.restore_as_new_vm), so it must pass the allowlist for
+    hand-edited XML first."""
+    pool = active_pool(conn, backup_pool)
+    name = f"{scratch_prefix(tag)}{uuid_module.uuid4().hex[:8]}"
     xml = DomainXML.from_xml(domain_xml) if untrusted else DomainXML.from_libvirt(domain_xml)
     make_distinct(xml, name)
     left_out = _isolated(xml)
@@ -73,7 +81,7 @@ def health_check(conn: libvirt.virConnect, *, domain_xml: str, backup_pool: str,
     overlays: list[libvirt.virStorageVol] = []
     domain = None
     try:
-        for disk in _writable_disks(xml):
+        for disk in writable_disks(xml):
             if disk.target_dev not in tops:  # not backed up: the temporary VM goes without it
                 disk.element.getparent().remove(disk.element)
                 continue
@@ -81,9 +89,9 @@ def health_check(conn: libvirt.virConnect, *, domain_xml: str, backup_pool: str,
             overlay = pool_volume_create(pool, name=f"{name}-{disk.target_dev}.qcow2", capacity=top.info()[1],
                                          allocation=None, fmt=BACKUP_FORMAT, backing=top)
             overlays.append(overlay)
-            _point_disk_at(disk, overlay.path())
+            point_disk_at(disk, overlay.path())
         if untrusted:
-            _require_restorable(conn, xml, emulator)
+            require_restorable(conn, xml, emulator)
         progress(20, f"Starting the temporary VM {name} (no network{left_out})")
         started = time.monotonic()
         domain = conn.createXML(xml.to_xml(), libvirt.VIR_DOMAIN_START_AUTODESTROY)

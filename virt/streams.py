@@ -145,13 +145,3 @@ class VolumeDownload:
 def download_chunks(uri: str, pool_uuid: str, volume_name: str) -> Iterator[bytes]:
     """The volume's bytes, in pieces. Closing the generator early aborts the transfer."""
     yield from VolumeDownload(uri, pool_uuid, volume_name).chunks()
-
-
-def volume_sha256(uri: str, pool_uuid: str, volume_name: str, *, size: int, progress) -> str:
-    digest = hashlib.sha256()
-    done = 0
-    for data in download_chunks(uri, pool_uuid, volume_name):
-        digest.update(data)
-        done += len(data)
-        progress(done / size if size else 1.0)
-    return digest.hexdigest()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -25,15 +26,21 @@ import libvirt_qemu
 import pytest
 from lxml import etree
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.urls import reverse
 
 from backups.manifest import MANIFEST_SUFFIX, catalogue_rebuild
+from backups.copies import copy_enqueue
 from backups.models import AttachedBackupDisk, BackupJob, RestorePoint, RestorePointCopy
+from backups.services import backup_enqueue
 from domains.models import Domain
 from hosts.models import Host
 from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
+from operations.locks import lock_held
 from operations.models import Operation
+from operations.tasks import run_operation
+from storage.models import StoragePool
 from tests import stack
 from tests.api.conftest import token_client
 from tests.backups.images import MIB, random_qcow2
@@ -232,3 +239,49 @@ def test_copies_restores_anywhere_in_place_and_attached(two_hosts, celery_worker
     operation.refresh_from_db()
     assert operation.state == OperationState.FAILED and "it is damaged. Nothing was restored" in operation.error
     assert files_of(env["conn_a"], env["disks"]) == before
+
+
+def test_two_copies_into_one_pool_at_once_copy_their_shared_point_once(two_hosts, redis_ready, settings):
+    """The copies of a full point and of its incremental, run by two workers at the same moment into one
+    pool: both need the full point there. Each point's copy is made under a lock across workers (the
+    test holds the full point's lock first, so both are seen waiting on it); the full point is copied
+    once, by whichever got the lock, and the other uses that copy."""
+    settings.OPERATIONS_QUEUE = f"copy-race-{uuid.uuid4().hex[:6]}"  # no worker: the threads below run them
+    env = two_hosts
+    pool_row = StoragePool.objects.get(host=env["host_a"], name=env["backups"])
+    points = []
+    for _ in range(2):
+        time.sleep(1.1)  # a point is named by the second it is taken in
+        backup = backup_enqueue(domain=env["vm"], user=None, pool=pool_row)
+        run_operation(backup.pk)
+        backup.refresh_from_db()
+        assert backup.state == OperationState.SUCCEEDED, backup.error
+        points.append(RestorePoint.objects.filter(domain_uuid=env["vm"].uuid).first())
+    full, incremental = sorted(points, key=lambda point: point.created_at)
+    assert incremental.parent_id == full.pk
+    copies = [copy_enqueue(point=point, host=env["host_b"], pool_name=env["copies"], user=None)
+              for point in (full, incremental)]
+
+    def run(operation_id: int) -> None:
+        try:
+            run_operation(operation_id)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(copy.pk,)) for copy in copies]
+    with lock_held(f"backup-copy:{env['host_b'].pk}:{env['copies']}:{full.pk}", wait=1):
+        for thread in threads:
+            thread.start()
+        stack.wait_until(lambda: all(Operation.objects.get(pk=copy.pk).message.startswith(
+            f"Waiting for another operation's copy of {full.name}") for copy in copies),
+            timeout=60, message="both copies to wait for the full point's")
+    for thread in threads:
+        thread.join(timeout=120)
+    for copy in copies:
+        copy.refresh_from_db()
+        assert copy.state == OperationState.SUCCEEDED, copy.error
+    assert sorted(int(copy.message.split("Copied ")[1].split()[0]) for copy in copies) in ([0, 2], [1, 1])
+    assert RestorePointCopy.objects.filter(point=full).count() == 1
+    assert RestorePointCopy.objects.filter(point=incremental).count() == 1
+    assert files_of(env["conn_b"], env["copies"]) == {
+        full.disks.get().volume, full.manifest, incremental.disks.get().volume, incremental.manifest}

@@ -4,6 +4,12 @@ backup and restore against an SSH host). The backup pool is one folder both host
 pool of the same name, as an NFS pool would be; the guest's disk is copied by the migration
 (the harness hosts have no shared storage that libvirt accepts as safe for a live migration).
 
+A live migration over an NFS pool is not tested: this machine's kernel has no NFS at all (no nfs,
+nfs4 or nfsd in /proc/filesystems, no CONFIG_NFS_FS, CONFIG_NFSD or CONFIG_SUNRPC in
+/proc/config.gz, no loadable modules: no modprobe, no /lib/modules), so neither Debian's
+nfs-kernel-server can serve nor a netfs pool can mount; a user-space server (Debian's nfs-ganesha)
+would have no kernel client to mount it either.
+
 Full on A, incremental on A, migrate to B (the checkpoints are redefined there and QEMU carries
 the bitmaps in the migration stream), incremental on B continuing the chain, restore of that last
 point on B into a new VM whose disk holds exactly what the guest had: including a change written on

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
+import uuid
+from pathlib import Path
 
 import libvirt
 import pytest
 
 from tests.guests import TEST_GUEST_PREFIX
+from tests.storage.conftest import remove_pool
 from virt import backup as virt_backup
 from virt.errors import OperationInvalid, VirtError
 from virt.storage import pool_volume_create
@@ -182,6 +186,39 @@ def test_the_checksum_read_in_parallel_segments_is_the_files_sha256(backup_pool)
     assert virt_backup.volume_sha256(conn, volume) == hashlib.sha256(data).hexdigest()  # one segment: the default
     empty = pool_volume_create(backup_pool.pool, name="empty.raw", capacity=0, allocation=None, fmt="raw")
     assert virt_backup.volume_sha256(conn, empty, segment=2**20) == hashlib.sha256(b"").hexdigest()
+
+
+def test_the_checksum_reads_the_file_where_it_lies_only_through_this_machines_own_libvirtd(backup_pool, harness):
+    """qemu:///system is this machine: the file is hashed where it lies, the same digest as through
+    the streams, with progress. A host reached over TCP is hashed through its streams, even when a
+    file of the same path and size exists here (on this machine, another mount namespace's)."""
+    data = os.urandom(3 * 2**20 + 77)
+    volume = pool_volume_create(backup_pool.pool, name="local.raw", capacity=len(data), allocation=None, fmt="raw")
+    upload_bytes(backup_pool.conn, volume, data)
+    assert virt_backup.local_file(backup_pool.conn, volume) == volume.path()
+    seen: list[tuple[int, int]] = []
+    assert virt_backup.volume_sha256(backup_pool.conn, volume, progress=lambda *done: seen.append(done)) == \
+        hashlib.sha256(data).hexdigest()
+    assert seen[-1] == (len(data), len(data))
+    assert virt_backup.volume_sha256(backup_pool.conn, volume, read_locally=False) == hashlib.sha256(data).hexdigest()
+
+    remote = libvirt.open(harness().tcp_uri)
+    name = f"vmsite-test-sum-{uuid.uuid4().hex[:8]}"
+    folder = Path("/var/lib/libvirt/images") / name
+    pool = remote.storagePoolDefineXML(f"<pool type='dir'><name>{name}</name><target><path>{folder}</path></target>"
+                                       "</pool>", 0)
+    try:
+        pool.build(0)
+        pool.create(0)
+        far = pool_volume_create(pool, name="far.raw", capacity=len(data), allocation=None, fmt="raw")
+        upload_bytes(remote, far, data)
+        folder.mkdir(mode=0o755)  # here, not in the remote host's namespace: a decoy of the same path and size
+        Path(far.path()).write_bytes(bytes(len(data)))
+        assert virt_backup.local_file(remote, far) is None
+        assert virt_backup.volume_sha256(remote, far) == hashlib.sha256(data).hexdigest()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        remove_pool(remote.getURI(), name)
 
 
 def test_a_disk_replaced_at_the_same_path_breaks_the_chain(running_guest, backup_pool, scratch_pool):

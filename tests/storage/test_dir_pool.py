@@ -1,4 +1,5 @@
 """A dir pool and its volumes through the pages, a real worker and the real libvirtd."""
+import hashlib
 import subprocess
 
 import libvirt
@@ -99,6 +100,13 @@ def test_it_clones_with_progress_resizes_and_wipes(celery_worker, admin_client, 
     assert finished(latest("volume.wipe")).state == OperationState.SUCCEEDED
     with open(raw.path, "rb") as image:
         assert image.read(MIB) == bytes(MIB)
+
+    assert admin_client.post(reverse("storage:volume_action", args=[copy.pk, "checksum"])).status_code == 302
+    checksum = finished(latest("volume.checksum"))
+    with open(copy.path, "rb") as image:
+        expected = hashlib.file_digest(image, "sha256").hexdigest()
+    assert checksum.state == OperationState.SUCCEEDED and checksum.message == f"SHA-256 {expected}", checksum.error
+    assert volume_row(dir_pool, "copy.qcow2").sha256 == expected
 
 
 def test_it_refuses_to_delete_a_volume_in_use_unless_told_to_detach(celery_worker, admin_client, dir_pool,
