@@ -1,0 +1,189 @@
+"""What hundreds of guests cost this machine's memory, and the guard rails for benches that start them.
+
+RSS counts every shared library page once per process, so it overstates a qemu process by about
+20 MiB; what a guest really costs is its private pages (USS) plus its share of the shared ones
+(PSS), read from /proc/<pid>/smaps_rollup as smem does. The machine's MemAvailable, read before
+and after, adds what no process map shows (the kernel's page tables, KVM's structures).
+"""
+from __future__ import annotations
+
+import _thread
+import ctypes
+import signal
+import statistics
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+PR_SET_THP_DISABLE = 41  # <linux/prctl.h>
+KSM = Path("/sys/kernel/mm/ksm")
+KIB_PER_MIB = 1024
+
+
+class MemoryLow(RuntimeError):
+    """The machine's memory would drop, or dropped, below what other work on it needs."""
+
+
+def smaps_rollup(pid: int) -> dict[str, int]:
+    """A process's memory in KiB: Rss, Pss, and Uss (its private pages, clean and dirty)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":", 1)
+        fields[name] = int(value.split()[0])
+    fields["Uss"] = fields["Private_Clean"] + fields["Private_Dirty"]
+    return fields
+
+
+# the kernel's own memory that grows with each qemu process: page tables (KVM's too), thread
+# stacks, unreclaimable slab (KVM's structures, file objects)
+KERNEL_FIELDS = ("PageTables", "SecPageTables", "KernelStack", "SUnreclaim")
+
+
+def meminfo_kib() -> dict[str, int]:
+    with open("/proc/meminfo") as meminfo:
+        return {line.split(":")[0]: int(line.split()[1]) for line in meminfo}
+
+
+def mem_available_mib() -> float:
+    return meminfo_kib()["MemAvailable"] / KIB_PER_MIB
+
+
+def kernel_kib() -> int:
+    fields = meminfo_kib()
+    return sum(fields.get(name, 0) for name in KERNEL_FIELDS)
+
+
+def disable_transparent_hugepages() -> None:
+    """No transparent huge pages for this process and every process it starts from now on.
+
+    The flag is inherited through fork and kept through exec, so the harness hosts' libvirtd and
+    their qemu processes get it, and nothing else on the machine does. QEMU asks for huge pages on
+    guest RAM (madvise), so a guest whose BIOS touches a few KiB here and there holds whole 2 MiB
+    pages: 16 MiB of private memory per guest with them, 10.7 without (bench/README.md)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_THP_DISABLE)")
+
+
+@contextmanager
+def kernel_samepage_merging(pages_to_scan: int) -> Iterator[None]:
+    """KSM on while the block runs, then its previous settings back (merged pages stay merged).
+
+    A machine-wide switch, but it only scans memory that asked for it: QEMU marks guest RAM
+    mergeable. Guests stopped in the same BIOS screen hold mostly the same pages."""
+    saved = {name: (KSM / name).read_text().strip() for name in ("run", "pages_to_scan")}
+    (KSM / "pages_to_scan").write_text(str(pages_to_scan))
+    (KSM / "run").write_text("1")
+    try:
+        yield
+    finally:
+        (KSM / "run").write_text(saved["run"])
+        (KSM / "pages_to_scan").write_text(saved["pages_to_scan"])
+
+
+def ksm_counters() -> dict[str, int]:
+    return {name: int((KSM / name).read_text()) for name in ("full_scans", "pages_shared", "pages_sharing")}
+
+
+def wait_for_ksm_scans(scans: int, timeout: float) -> int:
+    """Wait until KSM has scanned all mergeable memory `scans` more times (it merges a page on the
+    second scan that finds it unchanged); returns how many it made."""
+    first = ksm_counters()["full_scans"]
+    deadline = time.monotonic() + timeout
+    while ksm_counters()["full_scans"] - first < scans and time.monotonic() < deadline:
+        time.sleep(1)
+    return ksm_counters()["full_scans"] - first
+
+
+class MemoryGuard:
+    """Watches the machine's MemAvailable while a bench starts and runs guests.
+
+    `check_projection` refuses to start more guests when, at the cost per guest measured so far,
+    the rest would leave less than `reserve_mib`; a watcher thread interrupts the bench (which
+    then removes every guest) when MemAvailable falls below `floor_mib` at any time."""
+
+    def __init__(self, *, floor_mib: float, reserve_mib: float, total_guests: int, least_cost_mib: float) -> None:
+        self.floor_mib, self.reserve_mib, self.total_guests = floor_mib, reserve_mib, total_guests
+        self.least_cost_mib = least_cost_mib  # other work freeing memory meanwhile must not make guests look free
+        self.before_guests = self.lowest = mem_available_mib()
+        self.kernel_before_guests = kernel_kib()
+        self.started = 0
+        self.tripped = threading.Event()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="memory-guard", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.5):
+            available = mem_available_mib()
+            self.lowest = min(self.lowest, available)
+            if available < self.floor_mib and not self.tripped.is_set():
+                self.tripped.set()
+                _thread.interrupt_main(signal.SIGINT)
+
+    def guest_started(self) -> None:
+        """Count one more guest; raise MemoryLow if the rest would not fit."""
+        with self._lock:
+            self.started += 1
+            self._check(self.started)
+
+    def _check(self, started: int) -> None:
+        if self.tripped.is_set():
+            raise MemoryLow(f"MemAvailable fell below {self.floor_mib:.0f} MiB")
+        if started < max(20, self.total_guests // 10):
+            return  # too few guests yet for a cost per guest that means anything
+        available = mem_available_mib()
+        cost = max(self.least_cost_mib, self.cost_per_guest_mib(available))
+        projected = available - cost * (self.total_guests - started)
+        if projected < self.reserve_mib:
+            raise MemoryLow(f"{started} guests started, {available:.0f} MiB available: the other "
+                            f"{self.total_guests - started} would leave about {projected:.0f} MiB, "
+                            f"under the {self.reserve_mib:.0f} MiB to keep")
+
+    def cost_per_guest_mib(self, available: float | None = None) -> float:
+        available = mem_available_mib() if available is None else available
+        return max(0.0, (self.before_guests - available) / max(1, self.started))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def figure(self) -> dict[str, Any]:
+        available = mem_available_mib()
+        return {"mem_available_before_guests_mib": round(self.before_guests), "mem_available_mib": round(available),
+                "mem_available_lowest_mib": round(self.lowest),
+                "mem_available_drop_per_guest_mib": round(self.cost_per_guest_mib(available), 1),
+                "kernel_per_guest_mib": round((kernel_kib() - self.kernel_before_guests) / max(1, self.started)
+                                              / KIB_PER_MIB, 2)}
+
+
+def harness_memory(hosts: list) -> dict[str, Any]:
+    """Per qemu process (median RSS, PSS, USS) and per harness host (its other processes: libvirtd,
+    virtlogd, sshd, the namespace holder), and the PSS of them all together, in MiB."""
+    guests: list[dict[str, int]] = []
+    per_host: list[int] = []
+    for host in hosts:
+        daemons = 0
+        for pid in host.running_pids():
+            try:
+                is_qemu = b"qemu-system" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                rollup = smaps_rollup(pid)
+            except OSError:
+                continue  # exited meanwhile
+            if is_qemu:
+                guests.append(rollup)
+            else:
+                daemons += rollup["Pss"]
+        per_host.append(daemons)
+
+    def median_mib(field: str) -> float:
+        return round(statistics.median(g[field] for g in guests) / KIB_PER_MIB, 1) if guests else 0.0
+
+    total = sum(g["Pss"] for g in guests) + sum(per_host)
+    return {"qemu_processes": len(guests), "guest_rss_mib": median_mib("Rss"), "guest_pss_mib": median_mib("Pss"),
+            "guest_uss_mib": median_mib("Uss"),
+            "host_daemons_pss_mib": round(statistics.median(per_host) / KIB_PER_MIB, 1) if per_host else 0.0,
+            "all_pss_gib": round(total / KIB_PER_MIB / 1024, 2)}
