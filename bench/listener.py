@@ -23,11 +23,11 @@ same counters for it, and the listener samples it and hears its events as a runn
 events are each guest in turn resumed and paused again.
 
 Memory: the guests are lean (no video, no USB controller: tests/guests.py), their qemu processes
-get no transparent huge pages (bench/memory.py), and --ksm merges their identical pages while they
-start. The bench stops (removing every guest) if the guests started so far project that the rest
+get no transparent huge pages (bench/memory.py); --no-lean starts them as the tests do, for the
+memory before. The bench stops (removing every guest) if the guests started so far project that the rest
 would leave less than --reserve-gib of MemAvailable, or if MemAvailable falls below --floor-gib.
 
-Run:  .venv/bin/python bench/listener.py --hosts 20 --guests 50 [--first-index 144 --seconds 60 --ksm]
+Run:  .venv/bin/python bench/listener.py --hosts 20 --guests 50 [--first-index 144 --seconds 60]
 Needs root; starts --hosts harness libvirt hosts from --first-index, their guests (diskless, 32 MiB,
 lean, tests/guests.py), a redis-server and the listener, with a throwaway SQLite database (DATABASE_URL is
 honoured when set: use PostgreSQL for figures that mean anything); stops everything it started.
@@ -45,7 +45,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +54,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.events import PAUSED, RUNNING, Event, EventClock, Guest, latencies, redis_server, start_in  # noqa: E402
 from bench.inventory import django_env, emit, percentile, progress, setup_django  # noqa: E402
-from bench.memory import (MemoryGuard, MemoryLow, disable_transparent_hugepages, harness_memory,  # noqa: E402
-                          kernel_samepage_merging, ksm_counters, wait_for_ksm_scans)
+from bench.memory import MemoryGuard, MemoryLow, disable_transparent_hugepages, harness_memory  # noqa: E402
 
 BENCH = "listener"
 GIB = 1024  # MiB
-LEAST_GUEST_COST_MIB = 10.0  # a lean guest's private memory without huge pages (bench/README.md)
+LEAST_GUEST_COST_MIB = 11.0  # a lean guest with its share of its host's daemons and kernel (bench/README.md)
 START_THREADS = 2  # guests start two at a time: a moderate pace on a shared machine
 ROUND_LINE = re.compile(r"host (\d+): graph round of (\d+) rows in ([0-9.]+) ms")
 
@@ -209,15 +208,9 @@ def run(args: argparse.Namespace, work: Path) -> None:
         guard = MemoryGuard(floor_mib=args.floor_gib * GIB, reserve_mib=args.reserve_gib * GIB,
                             total_guests=args.hosts * args.guests, least_cost_mib=LEAST_GUEST_COST_MIB)
         stack.callback(guard.stop)
-        # KSM only while the guests start: ksmd's CPU must not count in the listener's windows
-        with kernel_samepage_merging(args.ksm_pages_to_scan) if args.ksm else nullcontext():
-            domains = start_all_guests(hosts, args.guests, guard, args.lean)
-            size = {"guests": len(domains), "hosts": len(hosts), "lean": args.lean}
-            emit({"bench": BENCH, "operation": "memory", **size, "ksm": False, **harness_memory(hosts), **guard.figure()})
-            if args.ksm:
-                scans = wait_for_ksm_scans(2, timeout=args.settle_timeout)
-                emit({"bench": BENCH, "operation": "memory", **size, "ksm": True, "ksm_full_scans": scans,
-                      **ksm_counters(), **harness_memory(hosts), **guard.figure()})
+        domains = start_all_guests(hosts, args.guests, guard, args.lean)
+        memory = {"bench": BENCH, "operation": "memory", "hosts": len(hosts), "guests": len(domains), "lean": args.lean}
+        emit({**memory, "after": "start", **harness_memory(hosts), **guard.figure()})
         rows = {host.address: Host.objects.create(name=host.hostname, transport="tcp", address=host.address)
                 for host in hosts}
         stack.callback(lambda: Host.objects.filter(pk__in=[row.pk for row in rows.values()]).delete())
@@ -272,6 +265,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 time.sleep(2)
                 samples, missing = latencies(events, tap.states, 1)
                 emit(figure("event_lag", samples, **size, events_per_s=rate, missing=missing))
+        emit({**memory, "after": "events", **harness_memory(hosts), **guard.figure()})
         if "Traceback" in listener.log():
             progress("the listener logged a traceback: see " + str(listener.log_path))
         stack.callback(remove_all, domains)
@@ -302,9 +296,6 @@ def main() -> None:
     parser.add_argument("--settle-timeout", type=float, default=300)
     parser.add_argument("--no-lean", dest="lean", action="store_false",
                         help="guests as the tests make them, with transparent huge pages: the memory before")
-    parser.add_argument("--ksm", action="store_true",
-                        help="turn KSM on (machine-wide) while the guests start, then back as it was")
-    parser.add_argument("--ksm-pages-to-scan", type=int, default=1000, help="KSM pages per 20 ms while on")
     parser.add_argument("--reserve-gib", type=float, default=5.0,
                         help="start no more guests once the rest would leave less MemAvailable than this")
     parser.add_argument("--floor-gib", type=float, default=3.0,

@@ -13,12 +13,10 @@ import signal
 import statistics
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 PR_SET_THP_DISABLE = 41  # <linux/prctl.h>
-KSM = Path("/sys/kernel/mm/ksm")
 KIB_PER_MIB = 1024
 
 
@@ -67,40 +65,10 @@ def disable_transparent_hugepages() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_THP_DISABLE)")
 
 
-@contextmanager
-def kernel_samepage_merging(pages_to_scan: int) -> Iterator[None]:
-    """KSM on while the block runs, then its previous settings back (merged pages stay merged).
-
-    A machine-wide switch, but it only scans memory that asked for it: QEMU marks guest RAM
-    mergeable. Guests stopped in the same BIOS screen hold mostly the same pages."""
-    saved = {name: (KSM / name).read_text().strip() for name in ("run", "pages_to_scan")}
-    (KSM / "pages_to_scan").write_text(str(pages_to_scan))
-    (KSM / "run").write_text("1")
-    try:
-        yield
-    finally:
-        (KSM / "run").write_text(saved["run"])
-        (KSM / "pages_to_scan").write_text(saved["pages_to_scan"])
-
-
-def ksm_counters() -> dict[str, int]:
-    return {name: int((KSM / name).read_text()) for name in ("full_scans", "pages_shared", "pages_sharing")}
-
-
-def wait_for_ksm_scans(scans: int, timeout: float) -> int:
-    """Wait until KSM has scanned all mergeable memory `scans` more times (it merges a page on the
-    second scan that finds it unchanged); returns how many it made."""
-    first = ksm_counters()["full_scans"]
-    deadline = time.monotonic() + timeout
-    while ksm_counters()["full_scans"] - first < scans and time.monotonic() < deadline:
-        time.sleep(1)
-    return ksm_counters()["full_scans"] - first
-
-
 class MemoryGuard:
     """Watches the machine's MemAvailable while a bench starts and runs guests.
 
-    `check_projection` refuses to start more guests when, at the cost per guest measured so far,
+    `guest_started` refuses to start more guests when, at the cost per guest measured so far,
     the rest would leave less than `reserve_mib`; a watcher thread interrupts the bench (which
     then removes every guest) when MemAvailable falls below `floor_mib` at any time."""
 
