@@ -58,8 +58,8 @@ from bench.memory import MemoryGuard, MemoryLow, disable_transparent_hugepages, 
 
 BENCH = "listener"
 GIB = 1024  # MiB
-LEAST_GUEST_COST_MIB = 11.0  # a lean guest with its share of its host's daemons and kernel (bench/README.md)
-START_THREADS = 2  # guests start two at a time: a moderate pace on a shared machine
+LEAST_GUEST_COST_MIB = 11.0  # a lean guest, its kernel memory and its host's daemons' growth (bench/README.md)
+START_THREADS = 3  # guests start three at a time: a moderate pace on a shared machine
 ROUND_LINE = re.compile(r"host (\d+): graph round of (\d+) rows in ([0-9.]+) ms")
 
 
@@ -123,29 +123,33 @@ def start_hosts(first: int, count: int, base: Path, stack: ExitStack) -> list:
     return hosts
 
 
-def start_guests(host, count: int, guard: MemoryGuard, lean: bool) -> list:
+def start_guests(host, count: int, guard: MemoryGuard, lean: bool, domains: list) -> None:
+    """Start `count` guests on `host`, each added to `domains` as soon as it is defined, so that
+    all of them are removed whatever happens next."""
     import libvirt
 
     from tests.guests import small_guest_xml
 
     conn = libvirt.open(host.tcp_uri)
-    domains = []
     for number in range(count):
         xml = small_guest_xml(f"bench-listener-{host.hostname}-{number}", vnc_listen=host.address, lean=lean)
         domain = conn.defineXML(xml)
-        domains.append(domain)  # for the host's stop() to find if what follows fails
+        domains.append(domain)
         domain.create()
         domain.suspend()  # see the module's docstring: paused, a guest costs the machine no CPU
         guard.guest_started()
-    return domains
 
 
-def start_all_guests(hosts: list, count: int, guard: MemoryGuard, lean: bool) -> list:
+def start_all_guests(hosts: list, count: int, guard: MemoryGuard, lean: bool, stack: ExitStack) -> list:
     started = time.monotonic()
+    domains: list = []
+    stack.callback(remove_all, domains)  # in parallel, before the hosts stop: their stop() does one at a time
     with ThreadPoolExecutor(START_THREADS) as pool:
-        domains = [d for ds in pool.map(lambda h: start_guests(h, count, guard, lean), hosts) for d in ds]
+        for future in [pool.submit(start_guests, host, count, guard, lean, domains) for host in hosts]:
+            future.result()
     progress(f"{len(domains)} guests running after {time.monotonic() - started:.0f} s")
-    return domains
+    by_host = {host.hostname: number for number, host in enumerate(hosts)}
+    return sorted(domains, key=lambda d: (by_host[d.name().split("-")[2]], int(d.name().rsplit("-", 1)[1])))
 
 
 def wait_watched(domain_count: int, host_count: int, timeout: float) -> None:
@@ -205,10 +209,10 @@ def run(args: argparse.Namespace, work: Path) -> None:
         disable_transparent_hugepages()
     with ExitStack() as stack:
         hosts = start_hosts(args.first_index, args.hosts, work / "hosts", stack)
-        guard = MemoryGuard(floor_mib=args.floor_gib * GIB, reserve_mib=args.reserve_gib * GIB,
+        guard = MemoryGuard(hosts=hosts, floor_mib=args.floor_gib * GIB, reserve_mib=args.reserve_gib * GIB,
                             total_guests=args.hosts * args.guests, least_cost_mib=LEAST_GUEST_COST_MIB)
         stack.callback(guard.stop)
-        domains = start_all_guests(hosts, args.guests, guard, args.lean)
+        domains = start_all_guests(hosts, args.guests, guard, args.lean, stack)
         memory = {"bench": BENCH, "operation": "memory", "hosts": len(hosts), "guests": len(domains), "lean": args.lean}
         emit({**memory, "after": "start", **harness_memory(hosts), **guard.figure()})
         rows = {host.address: Host.objects.create(name=host.hostname, transport="tcp", address=host.address)
@@ -268,7 +272,6 @@ def run(args: argparse.Namespace, work: Path) -> None:
         emit({**memory, "after": "events", **harness_memory(hosts), **guard.figure()})
         if "Traceback" in listener.log():
             progress("the listener logged a traceback: see " + str(listener.log_path))
-        stack.callback(remove_all, domains)
 
 
 def remove_all(domains: list) -> None:
@@ -307,7 +310,7 @@ def main() -> None:
     try:
         run(args, work)
     except (MemoryLow, KeyboardInterrupt) as stopped:
-        progress(f"stopped, every guest removed: {stopped or 'MemAvailable under --floor-gib'}")
+        progress(f"stopped, every guest removed: {stopped or 'interrupted (MemAvailable under --floor-gib, or Ctrl-C)'}")
         raise SystemExit(1)
     finally:
         if not args.keep:

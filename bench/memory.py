@@ -68,13 +68,18 @@ def disable_transparent_hugepages() -> None:
 class MemoryGuard:
     """Watches the machine's MemAvailable while a bench starts and runs guests.
 
-    `guest_started` refuses to start more guests when, at the cost per guest measured so far,
-    the rest would leave less than `reserve_mib`; a watcher thread interrupts the bench (which
-    then removes every guest) when MemAvailable falls below `floor_mib` at any time."""
+    `guest_started` refuses to start more guests when, at the cost per guest measured so far on
+    the hosts' own processes, the rest would leave less than `reserve_mib`; a watcher thread
+    interrupts the bench (which then removes every guest) when MemAvailable falls below
+    `floor_mib` at any time."""
 
-    def __init__(self, *, floor_mib: float, reserve_mib: float, total_guests: int, least_cost_mib: float) -> None:
+    CHECK_EVERY = 20  # guests
+
+    def __init__(self, *, hosts: list, floor_mib: float, reserve_mib: float, total_guests: int,
+                 least_cost_mib: float) -> None:
+        self.hosts = hosts
         self.floor_mib, self.reserve_mib, self.total_guests = floor_mib, reserve_mib, total_guests
-        self.least_cost_mib = least_cost_mib  # other work freeing memory meanwhile must not make guests look free
+        self.least_cost_mib = least_cost_mib
         self.before_guests = self.lowest = mem_available_mib()
         self.kernel_before_guests = kernel_kib()
         self.started = 0
@@ -101,18 +106,24 @@ class MemoryGuard:
     def _check(self, started: int) -> None:
         if self.tripped.is_set():
             raise MemoryLow(f"MemAvailable fell below {self.floor_mib:.0f} MiB")
-        if started < max(20, self.total_guests // 10):
-            return  # too few guests yet for a cost per guest that means anything
+        if started % self.CHECK_EVERY:
+            return
         available = mem_available_mib()
-        cost = max(self.least_cost_mib, self.cost_per_guest_mib(available))
+        cost = max(self.least_cost_mib, self.cost_per_guest_mib())
         projected = available - cost * (self.total_guests - started)
         if projected < self.reserve_mib:
             raise MemoryLow(f"{started} guests started, {available:.0f} MiB available: the other "
                             f"{self.total_guests - started} would leave about {projected:.0f} MiB, "
                             f"under the {self.reserve_mib:.0f} MiB to keep")
 
-    def cost_per_guest_mib(self, available: float | None = None) -> float:
-        available = mem_available_mib() if available is None else available
+    def cost_per_guest_mib(self) -> float:
+        """The guests' qemu processes (PSS) and the kernel's growth, per guest started. Not the drop
+        of MemAvailable: other work on the machine moves that by gigabytes in a minute."""
+        memory = harness_memory(self.hosts)
+        kernel_mib = (kernel_kib() - self.kernel_before_guests) / KIB_PER_MIB
+        return memory["guest_pss_mib"] + max(0.0, kernel_mib) / max(1, self.started)
+
+    def drop_per_guest_mib(self, available: float) -> float:
         return max(0.0, (self.before_guests - available) / max(1, self.started))
 
     def stop(self) -> None:
@@ -123,7 +134,7 @@ class MemoryGuard:
         available = mem_available_mib()
         return {"mem_available_before_guests_mib": round(self.before_guests), "mem_available_mib": round(available),
                 "mem_available_lowest_mib": round(self.lowest),
-                "mem_available_drop_per_guest_mib": round(self.cost_per_guest_mib(available), 1),
+                "mem_available_drop_per_guest_mib": round(self.drop_per_guest_mib(available), 1),
                 "kernel_per_guest_mib": round((kernel_kib() - self.kernel_before_guests) / max(1, self.started)
                                               / KIB_PER_MIB, 2)}
 
