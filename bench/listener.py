@@ -24,13 +24,15 @@ events are each guest in turn resumed and paused again.
 
 Memory: the guests are lean (no video, no USB controller: tests/guests.py), their qemu processes
 get no transparent huge pages (bench/memory.py); --no-lean starts them as the tests do, for the
-memory before. The bench stops (removing every guest) if the guests started so far project that the rest
-would leave less than --reserve-gib of MemAvailable, or if MemAvailable falls below --floor-gib.
+memory before. The bench stops, removing every guest, if the guests started so far project that
+the rest would leave less than --reserve-gib of MemAvailable, or if MemAvailable falls below
+--floor-gib.
 
 Run:  .venv/bin/python bench/listener.py --hosts 20 --guests 50 [--first-index 144 --seconds 60]
 Needs root; starts --hosts harness libvirt hosts from --first-index, their guests (diskless, 32 MiB,
-lean, tests/guests.py), a redis-server and the listener, with a throwaway SQLite database (DATABASE_URL is
-honoured when set: use PostgreSQL for figures that mean anything); stops everything it started.
+lean, tests/guests.py), a redis-server and the listener, with a throwaway SQLite database
+(DATABASE_URL is honoured when set: use PostgreSQL for figures that mean anything); stops
+everything it started.
 """
 from __future__ import annotations
 
@@ -310,7 +312,8 @@ def main() -> None:
     try:
         run(args, work)
     except (MemoryLow, KeyboardInterrupt) as stopped:
-        progress(f"stopped, every guest removed: {stopped or 'interrupted (MemAvailable under --floor-gib, or Ctrl-C)'}")
+        reason = str(stopped) or "interrupted (MemAvailable under --floor-gib, or Ctrl-C)"
+        progress(f"stopped, every guest removed: {reason}")
         raise SystemExit(1)
     finally:
         if not args.keep:

@@ -12,7 +12,6 @@ import ctypes
 import signal
 import statistics
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
