@@ -61,7 +61,7 @@ from bench.memory import MemoryGuard, MemoryLow, disable_transparent_hugepages, 
 BENCH = "listener"
 GIB = 1024  # MiB
 LEAST_GUEST_COST_MIB = 11.0  # a lean guest, its kernel memory and its host's daemons' growth (bench/README.md)
-START_THREADS = 3  # guests start three at a time: a moderate pace on a shared machine
+START_THREADS = 3  # hosts whose guests start at once (one after another on each): a moderate pace
 ROUND_LINE = re.compile(r"host (\d+): graph round of (\d+) rows in ([0-9.]+) ms")
 
 
