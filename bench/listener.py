@@ -12,7 +12,9 @@ What it measures, with the listener (manage.py listen) as in production and its 
   rows, publish), p50/p95/max, from the listener's `listener.rounds` log lines;
 * `graph_period`: the time between two graph messages of one host (--sample-seconds when the
   listener keeps up);
-* `guest_rss`: the memory of one guest's qemu process (what limits the size on this machine).
+* `memory`: what the guests and the harness hosts cost the machine (bench/memory.py): per qemu
+  process the median RSS, PSS and USS, per host its daemons' PSS, and the drop of MemAvailable per
+  guest (what limits the size on this machine).
 
 The guests are started, then paused: a diskless guest spinning in SeaBIOS costs about 3 % of a
 core, so a few hundred of them running would take the whole machine, which other work shares, and
@@ -20,10 +22,17 @@ measure qemu rather than the listener. A paused guest is still an active domain:
 same counters for it, and the listener samples it and hears its events as a running one's. The
 events are each guest in turn resumed and paused again.
 
-Run:  .venv/bin/python bench/listener.py --hosts 20 --guests 10 [--first-index 144 --seconds 60]
+Memory: the guests are lean (no video, no USB controller: tests/guests.py), their qemu processes
+get no transparent huge pages (bench/memory.py); --no-lean starts them as the tests do, for the
+memory before. The bench stops, removing every guest, if the guests started so far project that
+the rest would leave less than --reserve-gib of MemAvailable, or if MemAvailable falls below
+--floor-gib.
+
+Run:  .venv/bin/python bench/listener.py --hosts 20 --guests 50 [--first-index 144 --seconds 60]
 Needs root; starts --hosts harness libvirt hosts from --first-index, their guests (diskless, 32 MiB,
-tests/guests.py), a redis-server and the listener, with a throwaway SQLite database (DATABASE_URL is
-honoured when set: use PostgreSQL for figures that mean anything); stops everything it started.
+lean, tests/guests.py), a redis-server and the listener, with a throwaway SQLite database
+(DATABASE_URL is honoured when set: use PostgreSQL for figures that mean anything); stops
+everything it started.
 """
 from __future__ import annotations
 
@@ -47,8 +56,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.events import PAUSED, RUNNING, Event, EventClock, Guest, latencies, redis_server, start_in  # noqa: E402
 from bench.inventory import django_env, emit, percentile, progress, setup_django  # noqa: E402
+from bench.memory import MemoryGuard, MemoryLow, disable_transparent_hugepages, harness_memory  # noqa: E402
 
 BENCH = "listener"
+GIB = 1024  # MiB
+LEAST_GUEST_COST_MIB = 11.0  # a lean guest, its kernel memory and its host's daemons' growth (bench/README.md)
+START_THREADS = 3  # hosts whose guests start at once (one after another on each): a moderate pace
 ROUND_LINE = re.compile(r"host (\d+): graph round of (\d+) rows in ([0-9.]+) ms")
 
 
@@ -112,32 +125,33 @@ def start_hosts(first: int, count: int, base: Path, stack: ExitStack) -> list:
     return hosts
 
 
-def start_guests(host, count: int) -> list:
+def start_guests(host, count: int, guard: MemoryGuard, lean: bool, domains: list) -> None:
+    """Start `count` guests on `host`, each added to `domains` as soon as it is defined, so that
+    all of them are removed whatever happens next."""
     import libvirt
 
     from tests.guests import small_guest_xml
 
     conn = libvirt.open(host.tcp_uri)
-    domains = []
     for number in range(count):
-        domain = conn.defineXML(small_guest_xml(f"bench-listener-{host.hostname}-{number}", vnc_listen=host.address))
+        xml = small_guest_xml(f"bench-listener-{host.hostname}-{number}", vnc_listen=host.address, lean=lean)
+        domain = conn.defineXML(xml)
+        domains.append(domain)
         domain.create()
         domain.suspend()  # see the module's docstring: paused, a guest costs the machine no CPU
-        domains.append(domain)
-    return domains
+        guard.guest_started()
 
 
-def guest_rss_mib(host) -> float:
-    sizes = []
-    for pid in host.running_pids():
-        try:
-            if b"qemu-system" not in Path(f"/proc/{pid}/cmdline").read_bytes():
-                continue
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            continue
-        sizes += [int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmRSS:")]
-    return statistics.median(sizes) if sizes else 0.0
+def start_all_guests(hosts: list, count: int, guard: MemoryGuard, lean: bool, stack: ExitStack) -> list:
+    started = time.monotonic()
+    domains: list = []
+    stack.callback(remove_all, domains)  # in parallel, before the hosts stop: their stop() does one at a time
+    with ThreadPoolExecutor(START_THREADS) as pool:
+        for future in [pool.submit(start_guests, host, count, guard, lean, domains) for host in hosts]:
+            future.result()
+    progress(f"{len(domains)} guests running after {time.monotonic() - started:.0f} s")
+    by_host = {host.hostname: number for number, host in enumerate(hosts)}
+    return sorted(domains, key=lambda d: (by_host[d.name().split("-")[2]], int(d.name().rsplit("-", 1)[1])))
 
 
 def wait_watched(domain_count: int, host_count: int, timeout: float) -> None:
@@ -193,14 +207,16 @@ def run(args: argparse.Namespace, work: Path) -> None:
     setup_django(env)
     from hosts.models import Host
 
+    if args.lean:
+        disable_transparent_hugepages()
     with ExitStack() as stack:
         hosts = start_hosts(args.first_index, args.hosts, work / "hosts", stack)
-        started = time.monotonic()
-        with ThreadPoolExecutor(4) as pool:
-            domains = [d for ds in pool.map(lambda h: start_guests(h, args.guests), hosts) for d in ds]
-        progress(f"{len(domains)} guests running after {time.monotonic() - started:.0f} s")
-        emit({"bench": BENCH, "operation": "guest_rss", "mib": round(guest_rss_mib(hosts[0]), 1),
-              "guests": len(domains)})
+        guard = MemoryGuard(hosts=hosts, floor_mib=args.floor_gib * GIB, reserve_mib=args.reserve_gib * GIB,
+                            total_guests=args.hosts * args.guests, least_cost_mib=LEAST_GUEST_COST_MIB)
+        stack.callback(guard.stop)
+        domains = start_all_guests(hosts, args.guests, guard, args.lean, stack)
+        memory = {"bench": BENCH, "operation": "memory", "hosts": len(hosts), "guests": len(domains), "lean": args.lean}
+        emit({**memory, "after": "start", **harness_memory(hosts), **guard.figure()})
         rows = {host.address: Host.objects.create(name=host.hostname, transport="tcp", address=host.address)
                 for host in hosts}
         stack.callback(lambda: Host.objects.filter(pk__in=[row.pk for row in rows.values()]).delete())
@@ -255,9 +271,9 @@ def run(args: argparse.Namespace, work: Path) -> None:
                 time.sleep(2)
                 samples, missing = latencies(events, tap.states, 1)
                 emit(figure("event_lag", samples, **size, events_per_s=rate, missing=missing))
+        emit({**memory, "after": "events", **harness_memory(hosts), **guard.figure()})
         if "Traceback" in listener.log():
             progress("the listener logged a traceback: see " + str(listener.log_path))
-        stack.callback(remove_all, domains)
 
 
 def remove_all(domains: list) -> None:
@@ -283,12 +299,22 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="suspend/resume calls per second")
     parser.add_argument("--sample-seconds", type=int, default=5, help="GRAPH_SAMPLE_SECONDS")
     parser.add_argument("--settle-timeout", type=float, default=300)
+    parser.add_argument("--no-lean", dest="lean", action="store_false",
+                        help="guests as the tests make them, with transparent huge pages: the memory before")
+    parser.add_argument("--reserve-gib", type=float, default=5.0,
+                        help="start no more guests once the rest would leave less MemAvailable than this")
+    parser.add_argument("--floor-gib", type=float, default=3.0,
+                        help="stop the bench, removing every guest, if MemAvailable falls below this")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="vmsite-bench-listener-"))
     started = time.perf_counter()
     try:
         run(args, work)
+    except (MemoryLow, KeyboardInterrupt) as stopped:
+        reason = str(stopped) or "interrupted (MemAvailable under --floor-gib, or Ctrl-C)"
+        progress(f"stopped, every guest removed: {reason}")
+        raise SystemExit(1)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

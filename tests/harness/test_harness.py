@@ -176,3 +176,20 @@ def running(pid: int) -> bool:
         return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_it_runs_a_lean_guest_with_no_video_and_no_usb_but_vnc(hosts: list[HarnessHost]) -> None:
+    conn = libvirt.open(hosts[1].tcp_uri)
+    domain = conn.defineXML(small_guest_xml("harness-lean-guest", vnc_listen=hosts[1].address, lean=True))
+    try:
+        domain.create()
+        devices = ET.fromstring(domain.XMLDesc()).find("devices")
+        assert domain.isActive()
+        assert [video.find("model").get("type") for video in devices.findall("video")] == ["none"]
+        assert [usb.get("model") for usb in devices.findall("controller[@type='usb']")] == ["none"]
+        assert devices.find("graphics").get("type") == "vnc"
+    finally:
+        if domain.isActive():
+            domain.destroy()
+        domain.undefine()
+        conn.close()
