@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import statistics
@@ -301,28 +302,29 @@ def asgi_server(env: dict[str, str], log_dir: Path) -> Iterator[str]:
         yield base_url
 
 
-ASGI_SERVERS = ("daphne", "uvicorn", "hypercorn")
+ASGI_SERVERS = ("uvicorn", "daphne", "hypercorn")
 
 
 def asgi_argv(server: str, port: int) -> list[str]:
-    """The web process as the Procfile starts it (daphne), or another ASGI server the benches
+    """The web process as the Procfile starts it (uvicorn), or another ASGI server the benches
     compare it with (BENCH_ASGI_SERVER; not in requirements.txt: install it, or put it on PYTHONPATH)."""
-    from tests.stack import VENV_BIN, daphne_argv
+    from tests.stack import VENV_BIN, asgi_argv as procfile_argv
     from vmsite.bulk_io import WEBSOCKET_MAX_MESSAGE
 
     python = str(VENV_BIN / "python")
-    if server == "uvicorn":
-        return [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
-                "--ws-max-size", str(WEBSOCKET_MAX_MESSAGE), "--no-access-log", "vmsite.asgi:application"]
+    if server == "daphne":  # with the options it was last run with (bench/README.md)
+        return [python, "-m", "daphne", "--websocket-max-message-size", str(WEBSOCKET_MAX_MESSAGE),
+                "--websocket-max-frame-size", str(WEBSOCKET_MAX_MESSAGE), "-b", "127.0.0.1", "-p", str(port),
+                "vmsite.asgi:application"]
     if server == "hypercorn":  # its websocket messages may be 16 MiB by default
         return [python, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "vmsite.asgi:application"]
-    if server != "daphne":
+    if server != "uvicorn":
         raise ValueError(f"BENCH_ASGI_SERVER={server!r}: one of {', '.join(ASGI_SERVERS)}")
-    return daphne_argv(port)
+    return procfile_argv(port) + shlex.split(os.environ.get("BENCH_ASGI_OPTIONS", ""))
 
 
 def asgi_server_name() -> str:
-    return os.environ.get("BENCH_ASGI_SERVER", "daphne")
+    return os.environ.get("BENCH_ASGI_SERVER", "uvicorn")
 
 
 @contextmanager

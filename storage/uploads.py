@@ -27,7 +27,6 @@ import socket
 import time
 from datetime import timedelta
 
-from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth.models import AbstractBaseUser
@@ -280,7 +279,7 @@ class VolumeUploadConsumer(AsyncWebsocketConsumer):
         """Send a message; a socket the browser already closed ends the upload as cut off."""
         try:
             await self.send(json.dumps(message))
-        except Disconnected:
+        except OSError:  # ASGI: a send on a socket the browser closed raises an OSError
             if not self.finished:
                 await self._stop("The connection was cut off", notify=False)
             return False

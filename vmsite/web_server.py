@@ -1,0 +1,39 @@
+"""How the web process is started: uvicorn, with these options, wherever it runs (the Procfile, the
+systemd unit, the suite's stack, the benches). tests/storage/test_upload_messages.py holds the
+Procfile to them, tests/deploy/test_units.py the unit to the Procfile.
+
+Why uvicorn: it served live messages to 200 sockets and uploads faster and with less CPU than daphne
+in every interleaved pair (bench/README.md, "Web servers compared"). Why each option:
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from vmsite.bulk_io import WEBSOCKET_MAX_MESSAGE
+
+WEB_SERVER_OPTIONS = (
+    # The websockets library's sans-I/O protocol (uvicorn's own choice when websockets is installed,
+    # named so that no other installed package changes it): after each message it stops reading the
+    # socket until the application has taken that message, so an upload holds at most one 4 MiB
+    # message in the server's memory, whatever the browser sends.
+    "--ws", "websockets-sansio",
+    # Upload messages are 4 MiB (storage/uploads.py); uvicorn's default would be 16 MiB.
+    "--ws-max-size", str(WEBSOCKET_MAX_MESSAGE),
+    # Browsers offer permessage-deflate and uvicorn accepts it by default: every upload message would
+    # be inflated, and every live message deflated once per socket. daphne never compressed.
+    "--ws-per-message-deflate", "false",
+    # Client addresses are decided by vmsite alone (accounts/addresses.py, TRUSTED_PROXIES); uvicorn
+    # would otherwise believe X-Forwarded-For from any client on 127.0.0.1.
+    "--no-proxy-headers",
+    # Channels' router has no lifespan handler and vmsite has nothing to do at start or stop.
+    "--lifespan", "off",
+    # On SIGTERM uvicorn stops accepting, closes each websocket with 1012 (an upload ends as cut
+    # off, pages reconnect elsewhere) and lets requests in flight finish, for at most this long.
+    "--timeout-graceful-shutdown", "10",
+)
+
+
+def web_server_argv(venv_bin: Path, port: int | str, *, host: str = "127.0.0.1") -> list[str]:
+    """The web process's command line, as the Procfile writes it (port may be a shell expansion)."""
+    return [str(venv_bin / "uvicorn"), *WEB_SERVER_OPTIONS, "--host", host, "--port", str(port),
+            "vmsite.asgi:application"]
