@@ -7,7 +7,7 @@ What it measures (TESTING.md, Benchmarks), each figure next to the naive way in 
   host's capabilities read once) apart from the steady state; against the raw bulk libvirt
   calls alone (target: reconcile <= 2x raw) and against the naive read, ``info()`` and
   ``XMLDesc()`` per domain (target: naive >= 5x reconcile);
-* the all-VMs page ``/vms/`` over daphne with hosts x N rows in the database: page 2 and a name
+* the all-VMs page ``/vms/`` over the web server with hosts x N rows in the database: page 2 and a name
   filter, logged in (target: p95 <= 150 ms each).
 
 How: starts extra libvirt hosts with the test harness (``tests/harness``, indices 60.. on
@@ -201,7 +201,7 @@ def naive_read(conn: libvirt.virConnect) -> None:
 # -- Django ------------------------------------------------------------------------------------------
 
 def django_env(data_dir: Path) -> dict[str, str]:
-    """Settings for this process and for daphne: a throwaway data folder, DATABASE_URL if set."""
+    """Settings for this process and for the web server: a throwaway data folder, DATABASE_URL if set."""
     env = {"DJANGO_SETTINGS_MODULE": "vmsite.settings", "VMSITE_DATA_DIR": str(data_dir),
            "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
            "PYTHONUNBUFFERED": "1"}
@@ -217,7 +217,7 @@ def setup_django(env: dict[str, str]) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    call_command("private_data_dir")  # as make run: daphne and Celery refuse a data folder others can read
+    call_command("private_data_dir")  # as make run: the web server and Celery refuse a data folder others can read
 
 
 def register_hosts(hosts: list[HarnessHost]) -> list[Any]:

@@ -22,6 +22,11 @@ WEB_SERVER_OPTIONS = (
     # Browsers offer permessage-deflate and uvicorn accepts it by default: every upload message would
     # be inflated, and every live message deflated once per socket. daphne never compressed.
     "--ws-per-message-deflate", "false",
+    # uvicorn's defaults, written out: a ping every 20 s, and a socket whose client has not answered
+    # in 20 s more is closed (1011), so a vanished browser's upload or console ends within 40 s.
+    # nginx keeps /ws/ open for an hour of silence (deploy/nginx/vmsite.conf), so pings are not
+    # needed to keep it open; pages also send their own pings (static/vmsite/live.js).
+    "--ws-ping-interval", "20", "--ws-ping-timeout", "20",
     # Client addresses are decided by vmsite alone (accounts/addresses.py, TRUSTED_PROXIES); uvicorn
     # would otherwise believe X-Forwarded-For from any client on 127.0.0.1.
     "--no-proxy-headers",

@@ -2,6 +2,7 @@
 host over TCP, with the ASGI server and the real libvirt storage streams."""
 import hashlib
 import os
+import subprocess
 
 import libvirt
 import pytest
@@ -137,3 +138,30 @@ def test_someone_elses_or_an_anonymous_socket_is_refused(remote_pool, browser, a
     with pytest.raises(Exception):
         Browser(asgi_server, "not-a-session").open_socket(started["socket"]).recv()
     assert Operation.objects.get(pk=started["operation"]).state == OperationState.PENDING
+
+
+def libvirt_connections(server_port: int, host_address: str) -> int:
+    """Connections the web server listening on server_port holds to a host's libvirtd (16509)."""
+    listening = subprocess.run(["ss", "-Htlnp", f"sport = :{server_port}"], capture_output=True, text=True).stdout
+    pid = listening.split("pid=", 1)[1].split(",", 1)[0]
+    held = subprocess.run(["ss", "-Htnp", "state", "established", "dst", f"{host_address}:16509"],
+                          capture_output=True, text=True).stdout
+    return sum(f"pid={pid}," in line for line in held.splitlines())
+
+
+def test_a_download_the_client_leaves_midway_ends_its_libvirt_stream(remote_pool, browser, remote, asgi_server):
+    size = 64 * MIB
+    assert browser.upload(remote_pool.pk, (os.urandom(MIB) for _ in range(64)), size=size,
+                          name="left.img").last_message["type"] == "done"
+    volume = Volume.objects.get(pool=remote_pool, name="left.img")
+    port = int(asgi_server.rsplit(":", 1)[1])
+    before = libvirt_connections(port, remote.address)
+
+    response = browser.http.get(f"{asgi_server}/storage/volumes/{volume.pk}/download/", stream=True)
+    assert response.status_code == 200 and next(response.iter_content(chunk_size=MIB))
+    assert libvirt_connections(port, remote.address) == before + 1  # the download's private connection
+    response.close()  # the browser leaves with most of the volume unsent
+
+    stack.wait_until(lambda: libvirt_connections(port, remote.address) == before, timeout=30,
+                     message="the download's libvirt connection closed")
+    assert browser.download(volume.pk)[1] == size  # and the server goes on serving
