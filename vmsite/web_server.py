@@ -12,6 +12,10 @@ from pathlib import Path
 from vmsite.bulk_io import WEBSOCKET_MAX_MESSAGE
 
 WEB_SERVER_OPTIONS = (
+    # Python's own event loop and the pure-Python HTTP parser, named so that installing uvloop or
+    # httptools (uvicorn[standard]) changes nothing unseen: with them an upload cost the same CPU
+    # and downloads were no faster (bench/README.md, "uvicorn: its options measured").
+    "--loop", "asyncio", "--http", "h11",
     # The websockets library's sans-I/O protocol (uvicorn's own choice when websockets is installed,
     # named so that no other installed package changes it): after each message it stops reading the
     # socket until the application has taken that message, so an upload holds at most one 4 MiB
