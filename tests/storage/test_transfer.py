@@ -1,7 +1,9 @@
 """Uploads and downloads through the browser's path (websocket in, streamed GET out) to a harness
 host over TCP, with the ASGI server and the real libvirt storage streams."""
 import hashlib
+import json
 import os
+import signal
 import subprocess
 
 import libvirt
@@ -16,7 +18,7 @@ from operations.models import Operation
 from storage.models import StoragePool, Volume
 from tests import stack
 from tests.storage.conftest import remove_pool, unique
-from tests.storage.transfer import Browser, file_chunks
+from tests.storage.transfer import Browser, file_chunks, send_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -165,3 +167,27 @@ def test_a_download_the_client_leaves_midway_ends_its_libvirt_stream(remote_pool
     stack.wait_until(lambda: libvirt_connections(port, remote.address) == before, timeout=30,
                      message="the download's libvirt connection closed")
     assert browser.download(volume.pk)[1] == size  # and the server goes on serving
+
+
+def test_an_upload_under_way_when_the_web_server_stops_ends_as_cut_off(remote_pool, browser, remote, tmp_path):
+    port = stack.free_port()
+    server = stack.start_process(f"web-{port}", stack.asgi_argv(port), log_dir=tmp_path, env=stack.stack_env())
+    try:
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=30, message="the web server listening")
+        own = Browser(f"http://127.0.0.1:{port}", browser.http.cookies["sessionid"])
+        started = own.start_upload(remote_pool.pk, size=32 * MIB, name="stopped.img")
+        socket = own.open_socket(started["socket"])
+        assert json.loads(socket.recv())["type"] == "ready"
+        send_binary(socket, os.urandom(4 * MIB))
+        assert json.loads(socket.recv())["type"] == "progress"
+
+        os.killpg(server.pid, signal.SIGTERM)  # systemctl stop vmsite-web, as uvicorn is started
+
+        assert server.process.wait(timeout=15) == -signal.SIGTERM
+    finally:
+        server.stop()
+    failed = Operation.objects.get(pk=started["operation"])
+    assert failed.state == OperationState.FAILED and "The connection was cut off" in failed.error, failed.error
+    pool = libvirt.open(remote.tcp_uri).storagePoolLookupByName(remote_pool.name)
+    pool.refresh(0)
+    assert "stopped.img" not in pool.listVolumes()
