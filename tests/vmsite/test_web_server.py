@@ -72,7 +72,6 @@ def test_it_never_compresses_websocket_messages(asgi_server):
         sock.close()
 
 
-@pytest.mark.slow
 def test_it_pings_an_idle_socket_and_keeps_it_while_the_client_answers(asgi_server):
     sock = open_socket(asgi_server, cookie=session_cookie(make_user("idle", superuser=True)))
     started = time.monotonic()
