@@ -1,7 +1,8 @@
 """Where a request comes from. The TCP peer, unless the peer is one of TRUSTED_PROXIES: then the
 address that proxy wrote into X-Forwarded-For (read from the right, past every trusted proxy).
 Any other client can write that header, so it is never believed from anyone else. One function
-decides, for pages, the API, downloads and websockets; daphne runs without --proxy-headers."""
+decides, for pages, the API, downloads and websockets; uvicorn runs with --no-proxy-headers
+(vmsite/web_server.py)."""
 from __future__ import annotations
 
 import ipaddress

@@ -2,7 +2,7 @@
 
 What it measures (TESTING.md, Benchmarks), side by side in one run on one diskless guest:
 
-* through vmsite: POST /vms/<pk>/start/ (and /force_off/) over daphne, logged in, until the
+* through vmsite: POST /vms/<pk>/start/ (and /force_off/) over the web server, logged in, until the
   Operation row is finished, with a real Celery worker and Redis; the "dispatch" figure is
   queue to claim (Operation.started_at - created_at: the moment the worker starts the libvirt
   call), "total" is POST to done;

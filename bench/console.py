@@ -1,7 +1,7 @@
 """Console benchmark: time to the first frame through vmsite's console path, and the proxy's
 throughput against a direct TCP connection to the same VNC server, side by side in one run.
 
-* first_frame: from the POST for a token (over daphne, logged in) through the websocket to the
+* first_frame: from the POST for a token (over the web server, logged in) through the websocket to the
   console proxy (websockify with vmsite's plugins: Origin, GETDEL of the token, session check,
   libvirt lookup of the display) and the RFB handshake, to the first FramebufferUpdate of a
   scripted RFB client. Target p50 and p95 <= 1 s.

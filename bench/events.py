@@ -3,7 +3,7 @@
 What it measures (TESTING.md, Benchmarks): running guests on a harness libvirt host are suspended
 and resumed; the bench's own libvirt connection receives each lifecycle event (the direct way: a
 libvirt client told at once) while vmsite's path runs as in production: the listener process
-(manage.py listen) refetches the VM, stores it and publishes; daphne's live consumers send it to
+(manage.py listen) refetches the VM, stores it and publishes; the web server's live consumers send it to
 every socket of `/ws/live/`. Sockets are opened by client processes (asyncio, `--processes` of
 them, so that no single client's GIL dominates) and stamp each message on arrival with the
 machine-wide monotonic clock.
@@ -18,15 +18,16 @@ machine-wide monotonic clock.
   100 ms; the highest rate that stayed under is the figure.
 
 `--baseline-code DIR` runs the same measurements, interleaved round by round, against a second
-copy of the code (e.g. `git archive main | tar -x -C DIR`): listener and daphne start from DIR,
+copy of the code (e.g. `git archive main | tar -x -C DIR`): listener and web server start from DIR,
 everything else (host, guests, database, clients) is shared, so before/after is measured in one
 run on the same machine load. Lines then carry `"code": "current"` or `"code": "baseline"`.
 
-BENCH_ASGI_SERVER=uvicorn or hypercorn runs that ASGI server instead of daphne (bench/inventory.py).
+BENCH_ASGI_SERVER=daphne or hypercorn runs that ASGI server instead of uvicorn (bench/inventory.py);
+BENCH_BASELINE_ASGI_SERVER, the baseline's server only (main before the switch: daphne).
 
 Run:  .venv/bin/python bench/events.py [--clients 1,50,200 --processes 10 --events 40]
 Needs root; starts a harness libvirt host (`--index`), its own redis-server on a free loopback port,
-the listener and daphne, with a throwaway SQLite database (DATABASE_URL is honoured when set);
+the listener and the web server, with a throwaway SQLite database (DATABASE_URL is honoured when set);
 stops everything it started, by pid.
 """
 from __future__ import annotations
@@ -80,7 +81,7 @@ async def _ws_connect(port: int, cookie: str) -> tuple[asyncio.StreamReader, asy
 
 async def _ws_connect_retrying(port: int, cookie: str, attempts: int = 5) -> tuple[asyncio.StreamReader,
                                                                                     asyncio.StreamWriter]:
-    """A busy machine can make daphne drop a handshake (its connect timeout): try again, as a page does."""
+    """A busy machine can make the web server drop a handshake: try again, as a page does."""
     for attempt in range(attempts):
         try:
             return await _ws_connect(port, cookie)
@@ -243,10 +244,10 @@ def start_in(code: Path, name: str, argv: list[str], log_dir: Path, env: dict[st
 
 
 @contextmanager
-def live_stack(code: Path, env: dict[str, str], log_dir: Path) -> Iterator[tuple[int, str]]:
-    """Redis, the listener and daphne, all from `code`; yields daphne's port and the Redis URL."""
+def live_stack(code: Path, server: str, env: dict[str, str], log_dir: Path) -> Iterator[tuple[int, str]]:
+    """Redis, the listener and the web server `server`, all from `code`; yields its port and the Redis URL."""
     from bench.inventory import progress
-    from bench.inventory import asgi_argv, asgi_server_name
+    from bench.inventory import asgi_argv
     from tests.stack import VENV_BIN, free_port, port_open
 
     with redis_server(log_dir) as redis_url:
@@ -254,22 +255,21 @@ def live_stack(code: Path, env: dict[str, str], log_dir: Path) -> Iterator[tuple
         listener = start_in(code, f"listener-{code.name}", [str(VENV_BIN / "python"), "manage.py", "listen"],
                             log_dir, stack_env)
         port = free_port()
-        daphne = start_in(code, f"{asgi_server_name()}-{code.name}", asgi_argv(asgi_server_name(), port), log_dir,
-                          stack_env)
+        web = start_in(code, f"{server}-{code.name}", asgi_argv(server, port), log_dir, stack_env)
         try:
             deadline = time.monotonic() + 30
             while not port_open("127.0.0.1", port):
-                for process in (listener, daphne):
+                for process in (listener, web):
                     if process.process.poll() is not None:
                         raise RuntimeError(f"{process.name} exited:\n{process.log()[-3000:]}")
                 if time.monotonic() > deadline:
-                    raise RuntimeError("daphne did not listen within 30 s")
+                    raise RuntimeError(f"{server} did not listen within 30 s")
                 time.sleep(0.1)
-            progress(f"{code.name}: redis-server, listener pid {listener.pid}, {asgi_server_name()} pid {daphne.pid} "
+            progress(f"{code.name}: redis-server, listener pid {listener.pid}, {server} pid {web.pid} "
                      f"on port {port}")
             yield port, redis_url
         finally:
-            for process in (daphne, listener):
+            for process in (web, listener):
                 process.stop()
 
 
@@ -424,14 +424,24 @@ def measure(clients: Clients, guests: list[Guest], clock: EventClock, count: int
     return Measured(latency=samples, call_to_event=call_to_event, published=published, missing=missing)
 
 
+def server_of(code_name: str) -> str:
+    """The web server a code runs under: BENCH_ASGI_SERVER, or for the baseline
+    BENCH_BASELINE_ASGI_SERVER when set (e.g. main's daphne against this code's uvicorn)."""
+    from bench.inventory import asgi_server_name
+
+    if code_name == "baseline":
+        return os.environ.get("BENCH_BASELINE_ASGI_SERVER", asgi_server_name())
+    return asgi_server_name()
+
+
 def figure(operation: str, samples: list[float], **extra: Any) -> dict[str, Any]:
-    from bench.inventory import asgi_server_name, percentile
+    from bench.inventory import percentile
 
     if not samples:
         return {"bench": BENCH, "operation": operation, "samples": 0, **extra}
     return {"bench": BENCH, "operation": operation, **extra, "samples": len(samples),
             "p50_ms": round(statistics.median(samples), 2), "p95_ms": round(percentile(samples, 0.95), 2),
-            "max_ms": round(max(samples), 2), "server": asgi_server_name()}
+            "max_ms": round(max(samples), 2), "server": server_of(extra.get("code", "current"))}
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -535,7 +545,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
                 from django.utils import timezone
 
                 stack_started = timezone.now()
-                with live_stack(code, env, work_dir / "logs") as (port, redis_url):
+                with live_stack(code, server_of(name), env, work_dir / "logs") as (port, redis_url):
                     rows = wait_for_listener(domains, stack_started)
                     guests = [Guest(domain=domain, pk=rows[domain.UUIDString()],
                                     paused=domain.state()[0] == libvirt.VIR_DOMAIN_PAUSED) for domain in domains]

@@ -7,7 +7,7 @@ What it measures (TESTING.md, Benchmarks), each figure next to the naive way in 
   host's capabilities read once) apart from the steady state; against the raw bulk libvirt
   calls alone (target: reconcile <= 2x raw) and against the naive read, ``info()`` and
   ``XMLDesc()`` per domain (target: naive >= 5x reconcile);
-* the all-VMs page ``/vms/`` over daphne with hosts x N rows in the database: page 2 and a name
+* the all-VMs page ``/vms/`` over the web server with hosts x N rows in the database: page 2 and a name
   filter, logged in (target: p95 <= 150 ms each).
 
 How: starts extra libvirt hosts with the test harness (``tests/harness``, indices 60.. on
@@ -28,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import statistics
@@ -200,7 +201,7 @@ def naive_read(conn: libvirt.virConnect) -> None:
 # -- Django ------------------------------------------------------------------------------------------
 
 def django_env(data_dir: Path) -> dict[str, str]:
-    """Settings for this process and for daphne: a throwaway data folder, DATABASE_URL if set."""
+    """Settings for this process and for the web server: a throwaway data folder, DATABASE_URL if set."""
     env = {"DJANGO_SETTINGS_MODULE": "vmsite.settings", "VMSITE_DATA_DIR": str(data_dir),
            "ALLOWED_HOSTS": "127.0.0.1", "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
            "PYTHONUNBUFFERED": "1"}
@@ -216,7 +217,7 @@ def setup_django(env: dict[str, str]) -> None:
 
     django.setup()
     call_command("migrate", verbosity=0)
-    call_command("private_data_dir")  # as make run: daphne and Celery refuse a data folder others can read
+    call_command("private_data_dir")  # as make run: the web server and Celery refuse a data folder others can read
 
 
 def register_hosts(hosts: list[HarnessHost]) -> list[Any]:
@@ -301,28 +302,29 @@ def asgi_server(env: dict[str, str], log_dir: Path) -> Iterator[str]:
         yield base_url
 
 
-ASGI_SERVERS = ("daphne", "uvicorn", "hypercorn")
+ASGI_SERVERS = ("uvicorn", "daphne", "hypercorn")
 
 
 def asgi_argv(server: str, port: int) -> list[str]:
-    """The web process as the Procfile starts it (daphne), or another ASGI server the benches
+    """The web process as the Procfile starts it (uvicorn), or another ASGI server the benches
     compare it with (BENCH_ASGI_SERVER; not in requirements.txt: install it, or put it on PYTHONPATH)."""
-    from tests.stack import VENV_BIN, daphne_argv
+    from tests.stack import VENV_BIN, asgi_argv as procfile_argv
     from vmsite.bulk_io import WEBSOCKET_MAX_MESSAGE
 
     python = str(VENV_BIN / "python")
-    if server == "uvicorn":
-        return [python, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off",
-                "--ws-max-size", str(WEBSOCKET_MAX_MESSAGE), "--no-access-log", "vmsite.asgi:application"]
+    if server == "daphne":  # with the options it was last run with (bench/README.md)
+        return [python, "-m", "daphne", "--websocket-max-message-size", str(WEBSOCKET_MAX_MESSAGE),
+                "--websocket-max-frame-size", str(WEBSOCKET_MAX_MESSAGE), "-b", "127.0.0.1", "-p", str(port),
+                "vmsite.asgi:application"]
     if server == "hypercorn":  # its websocket messages may be 16 MiB by default
         return [python, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "vmsite.asgi:application"]
-    if server != "daphne":
+    if server != "uvicorn":
         raise ValueError(f"BENCH_ASGI_SERVER={server!r}: one of {', '.join(ASGI_SERVERS)}")
-    return daphne_argv(port)
+    return procfile_argv(port) + shlex.split(os.environ.get("BENCH_ASGI_OPTIONS", ""))
 
 
 def asgi_server_name() -> str:
-    return os.environ.get("BENCH_ASGI_SERVER", "daphne")
+    return os.environ.get("BENCH_ASGI_SERVER", "uvicorn")
 
 
 @contextmanager

@@ -104,7 +104,7 @@ def own_postgres(max_connections: int) -> Iterator[str]:
 
 def as_debian_nginx(deployment) -> None:
     """The test's nginx has one worker of 256 connections; Debian's nginx.conf has one worker per
-    core of 768 each, and a live socket holds two connections (the browser's and daphne's)."""
+    core of 768 each, and a live socket holds two connections (the browser's and the web server's)."""
     conf = deployment.base / "nginx" / "nginx.conf"
     conf.write_text(conf.read_text().replace("worker_processes 1;", "worker_processes auto;")
                     .replace("worker_connections 256;", "worker_connections 768;"))
@@ -215,7 +215,7 @@ class LiveSockets:
                 opcode, payload = await _ws_frame(reader)
                 if opcode == 8:
                     break
-                if opcode == 9:  # daphne's ping every 20 s: a browser answers, or daphne closes
+                if opcode == 9:  # the web server's ping every 20 s: a browser answers, or it closes
                     writer.write(masked_frame(0x8A, payload))
                     continue
                 self.messages += 1
@@ -359,7 +359,7 @@ def upload_figures(args, deployment, cookie: str, pool_name: str, pool_pk: int, 
                            capture_output=True)
     gib = args.upload_mib / 1024
     ours, theirs = statistics.median(times["vmsite"]), statistics.median(times["virsh"])
-    emit({"bench": BENCH, "operation": "upload", "path": "browser -> nginx (TLS) -> daphne -> libvirt",
+    emit({"bench": BENCH, "operation": "upload", "path": "browser -> nginx (TLS) -> uvicorn -> libvirt",
           "mib": args.upload_mib, "rounds": args.upload_rounds, "vmsite_mib_s": round(args.upload_mib / ours, 1),
           "virsh_mib_s": round(args.upload_mib / theirs, 1), "ratio": round(theirs / ours, 2),
           "web_cpu_s_per_gib": round(statistics.median(web_cpu) / gib, 2),

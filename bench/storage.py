@@ -4,7 +4,7 @@
 What it measures (TESTING.md, Benchmarks), each round taking turns at which goes first:
 * vmsite upload: the browser's protocol (tests/storage/transfer.py speaks what volume_upload.js
   speaks, masking its frames in C as a browser does): POST to start, then the file over the
-  websocket to daphne, which creates the volume, streams it into libvirt and hashes it; timed from
+  websocket to the web server (uvicorn), which creates the volume, streams it into libvirt and hashes it; timed from
   the POST to the "done" message with the SHA-256;
 * with --chromium, also the upload page itself in headless Chromium, from the click on Upload to
   the SHA-256 on the page (reported, no target: see bench/README.md);
@@ -13,10 +13,10 @@ What it measures (TESTING.md, Benchmarks), each round taking turns at which goes
   client, as a browser is; the Python client of the tests costs more than the server);
 * virsh download: `virsh vol-download` into a file.
 Figures are MiB/s (median over the rounds) and vmsite / virsh; the target is >= 0.7; and the web
-process's CPU seconds per GiB uploaded. BENCH_ASGI_SERVER=uvicorn or hypercorn runs that ASGI server
-instead of daphne (bench/inventory.py, asgi_argv).
+process's CPU seconds per GiB uploaded. BENCH_ASGI_SERVER=daphne or hypercorn runs that ASGI server
+instead of uvicorn, BENCH_ASGI_OPTIONS adds options to uvicorn's (bench/inventory.py, asgi_argv).
 How: one harness libvirt host (tests/harness, index --index on 127.0.0.N) reached over TCP, a
-dir pool on it, daphne on a free loopback port, a throwaway SQLite database, a random file.
+dir pool on it, uvicorn on a free loopback port, a throwaway SQLite database, a random file.
 Everything it started is stopped by pid at the end. Needs root, libvirtd and qemu.
 Run:  .venv/bin/python bench/storage.py [--mib 256 --rounds 5]
 """
@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
     from tests.storage.transfer import Browser, file_chunks
     from vmsite.bulk_io import keep_large_buffers
 
-    keep_large_buffers()  # this process plays the browser: its buffers are the same size as daphne's
+    keep_large_buffers()  # this process plays the browser: its buffers are the same size as the web server's
 
     size = args.mib * MIB
     source = work / "image.bin"
@@ -214,7 +214,7 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=256, help="file size in MiB (a multiple of 4)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--index", type=int, default=70, help="harness host index (127.0.0.N)")
-    parser.add_argument("--logs", help="keep daphne's log in this folder")
+    parser.add_argument("--logs", help="keep the web server's log in this folder")
     parser.add_argument("--chromium", action="store_true", help="also time the upload page in headless Chromium")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="vmsite-bench-storage-") as work:

@@ -20,7 +20,6 @@ from typing import Awaitable, Callable, Protocol
 
 import redis
 import redis.asyncio
-from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -32,7 +31,7 @@ logger = logging.getLogger(__name__)
 RETRY_START = 0.5
 RETRY_MAX = 5.0
 READY_TIMEOUT = 10.0
-CLOSE_LIVE_UNAVAILABLE = 4503  # a server may send only 1000 or 3000-4999 (autobahn refuses 1011)
+CLOSE_LIVE_UNAVAILABLE = 4503  # a server may send only 1000 or 3000-4999 (1011 is the server's own error)
 
 Scope = tuple[bool, dict[int, set[int] | None]]  # (sees everything, host id -> None or its visible VM ids)
 
@@ -117,7 +116,7 @@ class LiveHub:
             try:
                 if socket.wants(message):
                     await socket.send_live(event)
-            except Disconnected:  # the page went away while the message was on its way (daphne's word for it)
+            except OSError:  # the page went away while the message was on its way (ASGI: the server raises an OSError)
                 self.sockets.discard(socket)
                 logger.debug("live socket closed before a message reached it")
             except Exception:  # one broken socket must not keep the message from the others
@@ -149,7 +148,7 @@ _hubs: dict[asyncio.AbstractEventLoop, LiveHub] = {}
 
 
 def live_hub() -> LiveHub:
-    """The hub of the running event loop (daphne runs one per process)."""
+    """The hub of the running event loop (the web server runs one per process)."""
     loop = asyncio.get_running_loop()
     hub = _hubs.get(loop)
     if hub is None:

@@ -1,7 +1,7 @@
 """Uploads from the browser, as a session over a websocket.
 
-Why a websocket and not a POST: the ASGI server (daphne, on Twisted) writes any request body
-over 100 kB into a temporary file before the application sees a byte of it. A websocket's
+Why a websocket and not a POST: Django's ASGI handler writes any request body over 2.5 MB
+(FILE_UPLOAD_MAX_MEMORY_SIZE) into a temporary file before the view sees a byte of it. A websocket's
 messages reach the application as they arrive, so each chunk goes straight into libvirt's
 storage stream and the file never lands on the web server's disk.
 
@@ -27,7 +27,6 @@ import socket
 import time
 from datetime import timedelta
 
-from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth.models import AbstractBaseUser
@@ -56,7 +55,7 @@ from vmsite.bulk_io import WEBSOCKET_MAX_MESSAGE
 logger = logging.getLogger(__name__)
 
 KIND = "volume.upload"
-# What the browser sends per message: the largest message daphne is started to accept. Each message
+# What the browser sends per message: the largest message the web server is started to accept. Each message
 # costs the web process a Channels dispatch, a thread hop and an acknowledgement: at 4 MiB they are
 # a fraction of what they were at 1 MiB (bench/README.md).
 CHUNK = WEBSOCKET_MAX_MESSAGE
@@ -280,7 +279,7 @@ class VolumeUploadConsumer(AsyncWebsocketConsumer):
         """Send a message; a socket the browser already closed ends the upload as cut off."""
         try:
             await self.send(json.dumps(message))
-        except Disconnected:
+        except OSError:  # ASGI: a send on a socket the browser closed raises an OSError
             if not self.finished:
                 await self._stop("The connection was cut off", notify=False)
             return False

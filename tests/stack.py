@@ -20,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
-from vmsite.bulk_io import DAPHNE_OPTIONS
+from vmsite.web_server import web_server_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -136,15 +136,15 @@ def start_worker(name: str, *, log_dir: Path, queues: str = "vmsite", concurrenc
     return worker
 
 
-def daphne_argv(port: int) -> list[str]:
-    """daphne on a loopback port with the options the Procfile gives it (vmsite/bulk_io.py)."""
-    return [str(VENV_BIN / "daphne"), *DAPHNE_OPTIONS, "-b", "127.0.0.1", "-p", str(port), "vmsite.asgi:application"]
+def asgi_argv(port: int) -> list[str]:
+    """The web server (uvicorn) on a loopback port, as the Procfile starts it (vmsite/web_server.py)."""
+    return web_server_argv(VENV_BIN, port)
 
 
 def start_asgi_server(*, log_dir: Path) -> tuple[StackProcess, str]:
     """The suite's ASGI server on settings.VMSITE_PORT: its pages are the site's origin (SITE_ORIGINS)."""
     port = settings.VMSITE_PORT
-    server = start_process("asgi", daphne_argv(port), log_dir=log_dir, env=stack_env())
+    server = start_process("asgi", asgi_argv(port), log_dir=log_dir, env=stack_env())
     _wait_for(lambda: port_open("127.0.0.1", port), server, 30, "ASGI server listening")
     return server, f"http://127.0.0.1:{port}"
 

@@ -4,7 +4,7 @@ import os
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "vmsite.settings")
 # No persistent database connections in the web process (Django's advice for ASGI): each request
 # runs on a thread of its own, and each thread's kept connection stayed open for a minute: under
-# 200 users one daphne held 88 and PostgreSQL's 100 ran out (bench/README.md, production.py).
+# 200 users one web process (daphne then) held 88 and PostgreSQL's 100 ran out (bench/README.md, production.py).
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 
 from django.core.asgi import get_asgi_application  # noqa: E402

@@ -1,26 +1,23 @@
 """Settings for the web process, which moves volume contents (storage/uploads.py,
-storage/downloads.py): daphne's options for it, and two settings that neither daphne nor Django
-expose.
+storage/downloads.py): the size of upload messages (the web server is started to accept it:
+vmsite/web_server.py), and what neither the web server nor Django exposes.
 
-Measured with bench/storage.py, daphne's CPU seconds per 256 MiB: an upload 0.78 before, 0.52
-with these settings and 4 MiB messages; a download 0.56 before, 0.46 with the larger writes. Where
-the browser, the web process and libvirtd share two CPUs, each second saved is one more for them.
+Measured with bench/storage.py under daphne, the web process's CPU seconds per 256 MiB: an upload
+0.78 before, 0.52 with large buffers, larger socket reads and 4 MiB messages. Where the browser,
+the web process and libvirtd share two CPUs, each second saved is one more for them.
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 
-# daphne accepts websocket messages of 1 MiB by default; uploads send messages of this size.
+# Uploads send websocket messages of this size (vmsite/web_server.py starts the server to accept them).
 WEBSOCKET_MAX_MESSAGE = 4 * 1024 * 1024
-# Every command that starts daphne passes these (Procfile, tests/stack.py, bench/inventory.py).
-DAPHNE_OPTIONS = ("--websocket-max-message-size", str(WEBSOCKET_MAX_MESSAGE),
-                  "--websocket-max-frame-size", str(WEBSOCKET_MAX_MESSAGE))
 # Larger than any buffer the transfers make (4 MiB websocket messages and download pieces).
 MMAP_THRESHOLD = 16 * 1024 * 1024
 TRIM_THRESHOLD = 64 * 1024 * 1024
-# What one read or one write of a connection may move; Twisted's defaults are 64 and 128 KiB.
-SOCKET_IO_SIZE = 4 * 1024 * 1024
+# What one read of a connection may move; asyncio's default is 256 KiB.
+SOCKET_READ_SIZE = 4 * 1024 * 1024
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 
 
@@ -36,17 +33,15 @@ def keep_large_buffers() -> None:
         mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
 
 
-def use_large_socket_io() -> None:
-    """Twisted (under daphne) reads a connection 64 KiB at a time and writes it 128 KiB at a time,
-    and each read or write is a turn of the event loop in Python (a read also runs autobahn's frame
-    parser): a 256 MiB upload took 4,000 reads, a download 2,000 writes. Larger reads and writes
-    only happen when that much is waiting, so small requests are not delayed."""
-    from twisted.internet import tcp
+def use_large_socket_reads() -> None:
+    """asyncio (under uvicorn) reads a connection 256 KiB at a time, and each read is a turn of the
+    event loop in Python that also feeds the websocket parser: a 4 MiB upload message took 16.
+    Larger reads only happen when that much is waiting, so small requests are not delayed."""
+    from asyncio import selector_events
 
-    tcp.Server.bufferSize = SOCKET_IO_SIZE
-    tcp.Server.SEND_LIMIT = SOCKET_IO_SIZE
+    selector_events._SelectorSocketTransport.max_size = SOCKET_READ_SIZE
 
 
 def prepare_web_process() -> None:
     keep_large_buffers()
-    use_large_socket_io()
+    use_large_socket_reads()

@@ -8,7 +8,7 @@ the environment, so two whole suites can run side by side:
   REDIS_URL                   the first Redis database of the suite (default db 8; workers use 8, 9, …)
   VMSITE_DATA_DIR             the suite's data folder (default .testdata/)
   VMSITE_HARNESS_FIRST_INDEX  the first harness host index, 127.0.0.N (tests/harness/indices.py)
-The processes a worker starts (Celery, daphne, the listener) inherit PYTEST_XDIST_WORKER and the
+The processes a worker starts (Celery, the web server, the listener) inherit PYTEST_XDIST_WORKER and the
 bases, so they work out the same values as the worker that started them.
 """
 import os

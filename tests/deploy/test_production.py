@@ -375,7 +375,7 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
     page = context.new_page()
     page.set_default_timeout(WAIT)
     try:
-        # Log in; HSTS from Django, the static files from nginx's folder (daphne serves none here).
+        # Log in; HSTS from Django, the static files from nginx's folder (uvicorn serves none here).
         static = goto(page, f"{deployment.url}/static/vmsite/console_vnc.js")
         assert static.status == 200 and "max-age=3600" in static.headers["cache-control"]
         login = goto(page, f"{deployment.url}/login/")

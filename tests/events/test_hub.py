@@ -2,7 +2,7 @@
 import json
 import logging
 
-from autobahn.exception import Disconnected
+from uvicorn.protocols.utils import ClientDisconnected
 
 from events.hub import LiveHub
 from tests.stack import in_own_loop
@@ -21,7 +21,7 @@ class Socket:
 
     async def send_live(self, event: dict) -> None:
         if self.closed:
-            raise Disconnected("Attempt to send on a closed protocol")
+            raise ClientDisconnected()  # what uvicorn raises, an OSError as ASGI asks
         assert event["type"] == "websocket.send"
         self.received.append(event["text"])
 

@@ -194,12 +194,12 @@ def test_it_closes_its_sockets_when_redis_goes_away_and_takes_new_ones_once_it_i
     redis_server = own_redis(redis_port, stack_log_dir)
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     # The test settings take the suite's Redis as the base (VMSITE_SUITE_REDIS_URL) and give each
-    # xdist worker its own database on it: this daphne's base is the test's own redis-server.
+    # xdist worker its own database on it: this web server's base is the test's own redis-server.
     live_channel = f"vmsite.live.{WORKER_NUMBER}"
-    server = stack.start_process(f"asgi-{web_port}", stack.daphne_argv(web_port), log_dir=stack_log_dir,
+    server = stack.start_process(f"asgi-{web_port}", stack.asgi_argv(web_port), log_dir=stack_log_dir,
                                  env=stack.stack_env(REDIS_URL=redis_url, VMSITE_SUITE_REDIS_URL=redis_url))
     try:
-        stack.wait_until(lambda: stack.port_open("127.0.0.1", web_port), timeout=30, message="daphne listening")
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", web_port), timeout=30, message="the web server listening")
         base_url = f"http://127.0.0.1:{web_port}"
         cookie = session_cookie(make_user("through-an-outage", superuser=True))
         sock = open_socket(base_url, cookie=cookie)

@@ -14,6 +14,7 @@ import secrets
 import shlex
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlencode
 
 import pyotp
@@ -192,12 +193,12 @@ def test_it_resets_the_count_of_codes_only_with_a_complete_login():
         assert browser.get("/vms/").status_code == 200
 
 
-# ---- through daphne, started as the Procfile starts it -------------------------------------------
+# ---- through the web server (uvicorn), started as the Procfile starts it ---------------------------
 
-def procfile_daphne(port: int) -> list[str]:
+def procfile_web(port: int) -> list[str]:
     web = next(line for line in (stack.ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
     argv = shlex.split(web.removeprefix("web:").replace("${VMSITE_PORT:-8000}", str(port)))
-    return [str(stack.VENV_BIN / "daphne"), *argv[1:]]
+    return [str(stack.VENV_BIN / Path(argv[0]).name), *argv[1:]]
 
 
 def login_over_http(port: int, source: str, username: str, forwarded_for: str | None) -> str:
@@ -226,10 +227,10 @@ def test_it_ignores_forged_forwarded_addresses_on_the_server_the_procfile_starts
     octets = secrets.randbelow(200) + 20, secrets.randbelow(250) + 1
     proxy, stranger = f"127.{octets[0]}.{octets[1]}.1", f"127.{octets[0]}.{octets[1]}.2"
     port = stack.free_port()
-    server = stack.start_process("daphne-procfile", procfile_daphne(port), log_dir=tmp_path,
+    server = stack.start_process("web-procfile", procfile_web(port), log_dir=tmp_path,
                                  env=stack.stack_env(TRUSTED_PROXIES=proxy))
     try:
-        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=60, message="daphne listening")
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=60, message="the web server listening")
         # A client that is not the proxy rotates the header, sends an empty one and garbage.
         forged = [f"203.0.113.{index}" for index in range(ADDRESS_LIMIT - 2)] + ["", "not-an-ip"]
         for index, header in enumerate(forged):
@@ -244,6 +245,10 @@ def test_it_ignores_forged_forwarded_addresses_on_the_server_the_procfile_starts
         login_over_http(port, proxy, unique("behind-proxy"), "not-an-ip")
         latest = list(AuditEvent.objects.order_by("-pk").values_list("address", flat=True)[:2])
         assert latest == [proxy, "198.51.100.44"]
+        # uvicorn itself would believe any client on 127.0.0.1 (its --forwarded-allow-ips default):
+        # the Procfile turns that off, so only TRUSTED_PROXIES decide.
+        login_over_http(port, "127.0.0.1", unique("local-forger"), "198.51.100.45")
+        assert AuditEvent.objects.order_by("-pk").values_list("address", flat=True)[0] == "127.0.0.1"
     finally:
         server.stop()
 

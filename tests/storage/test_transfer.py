@@ -1,7 +1,10 @@
 """Uploads and downloads through the browser's path (websocket in, streamed GET out) to a harness
 host over TCP, with the ASGI server and the real libvirt storage streams."""
 import hashlib
+import json
 import os
+import signal
+import subprocess
 
 import libvirt
 import pytest
@@ -15,7 +18,7 @@ from operations.models import Operation
 from storage.models import StoragePool, Volume
 from tests import stack
 from tests.storage.conftest import remove_pool, unique
-from tests.storage.transfer import Browser, file_chunks
+from tests.storage.transfer import Browser, file_chunks, send_binary
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -137,3 +140,62 @@ def test_someone_elses_or_an_anonymous_socket_is_refused(remote_pool, browser, a
     with pytest.raises(Exception):
         Browser(asgi_server, "not-a-session").open_socket(started["socket"]).recv()
     assert Operation.objects.get(pk=started["operation"]).state == OperationState.PENDING
+
+
+def libvirt_connections(server_port: int, host_address: str) -> set[str]:
+    """The local ends of the connections that the web server listening on server_port holds to a
+    host's libvirtd (16509)."""
+    listening = subprocess.run(["ss", "-Htlnp", f"sport = :{server_port}"], capture_output=True, text=True).stdout
+    pid = listening.split("pid=", 1)[1].split(",", 1)[0]
+    held = subprocess.run(["ss", "-Htnp", "state", "established", "dst", f"{host_address}:16509"],
+                          capture_output=True, text=True).stdout
+    return {line.split()[2] for line in held.splitlines() if f"pid={pid}," in line}
+
+
+# Known, and older than uvicorn: the download's private libvirt connection stayed open more than
+# 30 s after the client left in 2 of 3 runs under daphne and 3 of 10 under uvicorn (2026-12-04, -n 2).
+# Likely: Django cancels the response while it awaits send(), so stream_volume's generator is left at
+# its yield (its finally, which stops the reader thread, waits for the generator to be collected)
+# and download.close() races the reader thread. Not strict: the lead decides how to fix it.
+@pytest.mark.xfail(strict=False, reason="a download the client left does not always close its libvirt connection")
+def test_a_download_the_client_leaves_midway_ends_its_libvirt_stream(remote_pool, browser, remote, asgi_server):
+    size = 64 * MIB
+    assert browser.upload(remote_pool.pk, (os.urandom(MIB) for _ in range(64)), size=size,
+                          name="left.img").last_message["type"] == "done"
+    volume = Volume.objects.get(pool=remote_pool, name="left.img")
+    port = int(asgi_server.rsplit(":", 1)[1])
+    before = libvirt_connections(port, remote.address)
+
+    response = browser.http.get(f"{asgi_server}/storage/volumes/{volume.pk}/download/", stream=True)
+    assert response.status_code == 200 and next(response.iter_content(chunk_size=MIB))
+    download = libvirt_connections(port, remote.address) - before  # the download's private connection
+    assert len(download) == 1
+    response.close()  # the browser leaves with most of the volume unsent
+
+    stack.wait_until(lambda: not download & libvirt_connections(port, remote.address), timeout=30,
+                     message="the download's libvirt connection closed")
+    assert browser.download(volume.pk)[1] == size  # and the server goes on serving
+
+
+def test_an_upload_under_way_when_the_web_server_stops_ends_as_cut_off(remote_pool, browser, remote, tmp_path):
+    port = stack.free_port()
+    server = stack.start_process(f"web-{port}", stack.asgi_argv(port), log_dir=tmp_path, env=stack.stack_env())
+    try:
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=30, message="the web server listening")
+        own = Browser(f"http://127.0.0.1:{port}", browser.http.cookies["sessionid"])
+        started = own.start_upload(remote_pool.pk, size=32 * MIB, name="stopped.img")
+        socket = own.open_socket(started["socket"])
+        assert json.loads(socket.recv())["type"] == "ready"
+        send_binary(socket, os.urandom(4 * MIB))
+        assert json.loads(socket.recv())["type"] == "progress"
+
+        os.killpg(server.pid, signal.SIGTERM)  # systemctl stop vmsite-web, as uvicorn is started
+
+        assert server.process.wait(timeout=15) == -signal.SIGTERM
+    finally:
+        server.stop()
+    failed = Operation.objects.get(pk=started["operation"])
+    assert failed.state == OperationState.FAILED and "The connection was cut off" in failed.error, failed.error
+    pool = libvirt.open(remote.tcp_uri).storagePoolLookupByName(remote_pool.name)
+    pool.refresh(0)
+    assert "stopped.img" not in pool.listVolumes()

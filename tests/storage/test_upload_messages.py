@@ -1,22 +1,23 @@
-"""The size of upload messages: what the server asks for, what daphne is started to accept, and
-how the test client cuts a file into them."""
+"""The size of upload messages: what the server asks for, what the web server is started to accept,
+and how the test client cuts a file into them."""
 import os
 import shlex
 from pathlib import Path
 
 from storage.uploads import CHUNK
 from tests.storage.transfer import binary_frame_header, rechunk
-from vmsite.bulk_io import DAPHNE_OPTIONS, WEBSOCKET_MAX_MESSAGE
+from vmsite.bulk_io import WEBSOCKET_MAX_MESSAGE
+from vmsite.web_server import WEB_SERVER_OPTIONS, web_server_argv
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def test_the_procfile_starts_daphne_with_the_options_that_accept_an_upload_message():
+def test_the_procfile_starts_the_web_server_as_vmsite_web_server_says():
     web = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
     argv = shlex.split(web.removeprefix("web:"))
-    start = argv.index(DAPHNE_OPTIONS[0])
-    assert tuple(argv[start:start + len(DAPHNE_OPTIONS)]) == DAPHNE_OPTIONS
-    assert CHUNK <= WEBSOCKET_MAX_MESSAGE
+    assert argv == web_server_argv(Path(".venv/bin"), "${VMSITE_PORT:-8000}")
+    size = WEB_SERVER_OPTIONS[WEB_SERVER_OPTIONS.index("--ws-max-size") + 1]
+    assert CHUNK <= WEBSOCKET_MAX_MESSAGE == int(size)
 
 
 def test_rechunk_gives_the_same_bytes_in_messages_of_the_size_asked_for():

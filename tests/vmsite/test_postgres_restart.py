@@ -1,5 +1,5 @@
 """PostgreSQL restarted under load (issue 19): a PostgreSQL and a Redis of the test's own, a real
-daphne, Celery worker and listener on them, and requests running all the while. During the gap
+the web server (uvicorn), Celery worker and listener on them, and requests running all the while. During the gap
 every answer is 200 or a 503 that says the database is unreachable (never a bare 500 or a
 traceback); afterwards web, worker and listener work again without being restarted."""
 from __future__ import annotations
@@ -91,7 +91,7 @@ def test_a_postgresql_restart_under_load_fails_requests_in_words_and_every_proce
     assert done.returncode == 0, done.stderr
     host_id, token = done.stdout.split()[-2:]
     port = stack.free_port()
-    processes = [stack.start_process("pg-restart-web", stack.daphne_argv(port), log_dir=stack_log_dir, env=env)]
+    processes = [stack.start_process("pg-restart-web", stack.asgi_argv(port), log_dir=stack_log_dir, env=env)]
     try:
         listener = stack.start_process("pg-restart-listener", [str(stack.VENV_BIN / "python"), "manage.py", "listen"],
                                        log_dir=stack_log_dir, env=env)
@@ -99,7 +99,7 @@ def test_a_postgresql_restart_under_load_fails_requests_in_words_and_every_proce
         processes.append(stack.start_worker("pg-restart-worker", log_dir=stack_log_dir, queues="pg-restart",
                                             concurrency=1, env=env))
         base = f"http://127.0.0.1:{port}"
-        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=30, message="daphne listening")
+        stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=30, message="the web server listening")
         stack.wait_until(lambda: own_redis.client().get(lease_key(int(host_id))), timeout=30,
                          message="the listener to watch the host")
 

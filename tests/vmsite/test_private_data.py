@@ -88,9 +88,9 @@ def test_it_gives_manage_py_commands_umask_077(tmp_path):
 def command(process: str, data_dir: Path) -> tuple[list[str], object]:
     """The process as the Procfile starts it, and how to tell it has started."""
     celery = str(stack.VENV_BIN / "celery")
-    if process == "daphne":
+    if process == "web":
         port = stack.free_port()
-        return ([str(stack.VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "vmsite.asgi:application"],
+        return (stack.asgi_argv(port),
                 lambda server: stack.port_open("127.0.0.1", port))
     if process == "celery":
         queue = f"private-test-{secrets.token_hex(4)}"  # takes no task of anyone else's
@@ -102,7 +102,7 @@ def command(process: str, data_dir: Path) -> tuple[list[str], object]:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("process", ["daphne", "celery", "beat"])
+@pytest.mark.parametrize("process", ["web", "celery", "beat"])
 def test_it_gives_the_web_server_and_workers_umask_077_and_refuses_an_open_folder(tmp_path, process, redis_ready):
     private = tmp_path / "private"
     assert manage(private, "private_data_dir").returncode == 0

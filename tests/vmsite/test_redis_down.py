@@ -1,5 +1,5 @@
 """Redis going away under a running web process (issue 19): a redis-server of the test's own is
-stopped and started again under a real daphne. Pages that only read the database still answer;
+stopped and started again under a real web server (uvicorn). Pages that only read the database still answer;
 what needs Redis answers 503 saying that Redis is unreachable (JSON for the API); a login is
 refused rather than let through unchecked; an action is never reported accepted unless queued;
 and when Redis is back everything works again without restarting anything: the web process, its
@@ -43,11 +43,11 @@ REDIS_DOWN = "Redis is unreachable"
 
 @pytest.fixture
 def site(own_redis, django_db_setup, stack_log_dir):
-    """daphne with the test settings, its Redis the test's own."""
+    """The web server with the test settings, its Redis the test's own."""
     port = stack.free_port()
-    server = stack.start_process("asgi-redis-down", stack.daphne_argv(port), log_dir=stack_log_dir,
+    server = stack.start_process("asgi-redis-down", stack.asgi_argv(port), log_dir=stack_log_dir,
                                  env=own_redis_env(own_redis))
-    stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=30, message="daphne listening")
+    stack.wait_until(lambda: stack.port_open("127.0.0.1", port), timeout=30, message="the web server listening")
     yield f"http://127.0.0.1:{port}"
     server.stop()
 
