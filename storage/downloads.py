@@ -7,6 +7,7 @@ in memory. Nothing is written to disk on the web server.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import AsyncIterator
 
@@ -23,6 +24,7 @@ from virt.errors import NotFound, VirtError
 from virt.streams import VolumeDownload
 
 QUEUE_CHUNKS = 4  # of virt.streams' 4 MiB pieces
+STOP_POLL_SECONDS = 0.5  # how soon a reader waiting for room in the queue sees that the response is gone
 _END = object()
 
 
@@ -36,40 +38,73 @@ def _load(pk: int, user) -> tuple[Volume, str]:
     return volume, connect_uri(volume.host)
 
 
-async def stream_volume(download: VolumeDownload) -> AsyncIterator[bytes]:
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue = asyncio.Queue(QUEUE_CHUNKS)
-    stop = threading.Event()
+class DownloadBody:
+    """The body of one download's response. A reader thread pulls the volume's chunks from libvirt
+    into a small queue that the response drains; that thread is the only one that touches the
+    libvirt stream, from its first read to its abort or finish. close() (Django calls it when the
+    response ends, read to the end or left by the client) only tells it to stop: a response the
+    server cancelled in the middle of a send leaves this generator at its yield, never resumed, so
+    the reader must notice by itself, and does, within STOP_POLL_SECONDS."""
 
-    def read() -> None:
-        chunks = download.chunks()
+    def __init__(self, download: VolumeDownload) -> None:
+        self.download = download
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self._started = False
+
+    def close(self) -> None:
+        with self._lock:
+            self.stop.set()
+            if not self._started:  # no reader will ever run: the stream is closed here
+                self.download.close()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with self._lock:
+            if self.stop.is_set():
+                return
+            self._started = True
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue(QUEUE_CHUNKS)
+        reader = threading.Thread(target=self._read, args=(loop, queue), name="volume-download", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            self.stop.set()
+
+    def _read(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> None:
+        chunks = self.download.chunks()
         try:
             for data in chunks:
-                if stop.is_set():
+                if not self._hand_over(data, loop, queue):
                     break
-                asyncio.run_coroutine_threadsafe(queue.put(data), loop).result()
             outcome = _END
-        except BaseException as exc:  # handed to the response below, which fails the download
+        except BaseException as exc:  # handed to the response, which fails the download
             outcome = exc
         finally:
             chunks.close()  # aborts the stream if it did not finish
-        if not stop.is_set():
-            asyncio.run_coroutine_threadsafe(queue.put(outcome), loop).result()
+        self._hand_over(outcome, loop, queue)
 
-    reader = threading.Thread(target=read, name="volume-download", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = await queue.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while not queue.empty():  # let a reader blocked on a full queue see the stop
-            queue.get_nowait()
+    def _hand_over(self, item, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue) -> bool:
+        """Put item in the queue, waiting for room; False once the response is gone."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(queue.put(item), loop)
+        except RuntimeError:  # the event loop is closed: the server is gone
+            return False
+        while not self.stop.is_set():
+            try:
+                future.result(timeout=STOP_POLL_SECONDS)
+                return True
+            except concurrent.futures.TimeoutError:
+                continue
+        future.cancel()
+        return False
 
 
 class VolumeDownloadView(View):
@@ -90,9 +125,10 @@ class VolumeDownloadView(View):
         except VirtError as exc:
             return HttpResponse(f"The volume cannot be read from its host: {exc}", status=502,
                                 content_type="text/plain")
-        response = StreamingHttpResponse(stream_volume(download), content_type="application/octet-stream")
+        body = DownloadBody(download)
+        response = StreamingHttpResponse(body, content_type="application/octet-stream")
         response["Content-Length"] = str(download.length)
         # Django closes the response whether or not its body was ever read: so does the transfer.
-        response._resource_closers.append(download.close)
+        response._resource_closers.append(body.close)
         response["Content-Disposition"] = content_disposition_header(True, volume.name)
         return response

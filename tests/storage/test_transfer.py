@@ -1,10 +1,12 @@
 """Uploads and downloads through the browser's path (websocket in, streamed GET out) to a harness
 host over TCP, with the ASGI server and the real libvirt storage streams."""
+import asyncio
 import hashlib
 import json
 import os
 import signal
 import subprocess
+import threading
 
 import libvirt
 import pytest
@@ -15,10 +17,12 @@ from hosts.models import Host
 from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.models import Operation
+from storage.downloads import DownloadBody
 from storage.models import StoragePool, Volume
 from tests import stack
 from tests.storage.conftest import remove_pool, unique
 from tests.storage.transfer import Browser, file_chunks, send_binary
+from virt.streams import VolumeDownload
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -152,12 +156,9 @@ def libvirt_connections(server_port: int, host_address: str) -> set[str]:
     return {line.split()[2] for line in held.splitlines() if f"pid={pid}," in line}
 
 
-# Known, and older than uvicorn: the download's private libvirt connection stayed open more than
-# 30 s after the client left in 2 of 3 runs under daphne and 3 of 10 under uvicorn (2026-12-04, -n 2).
-# Likely: Django cancels the response while it awaits send(), so stream_volume's generator is left at
-# its yield (its finally, which stops the reader thread, waits for the generator to be collected)
-# and download.close() races the reader thread. Not strict: the lead decides how to fix it.
-@pytest.mark.xfail(strict=False, reason="a download the client left does not always close its libvirt connection")
+# The server cancels a response the client left while it awaits send(): the body's generator then
+# stays at its yield, and only its reader thread, told by the response's close(), can end the stream
+# (storage/downloads.py). Before it did, the connection stayed open in 2 of 3 runs.
 def test_a_download_the_client_leaves_midway_ends_its_libvirt_stream(remote_pool, browser, remote, asgi_server):
     size = 64 * MIB
     assert browser.upload(remote_pool.pk, (os.urandom(MIB) for _ in range(64)), size=size,
@@ -175,6 +176,34 @@ def test_a_download_the_client_leaves_midway_ends_its_libvirt_stream(remote_pool
     stack.wait_until(lambda: not download & libvirt_connections(port, remote.address), timeout=30,
                      message="the download's libvirt connection closed")
     assert browser.download(volume.pk)[1] == size  # and the server goes on serving
+
+
+def test_a_response_closed_while_its_body_waits_at_a_yield_ends_the_reader_and_the_stream(remote_pool, remote):
+    """The case behind the test above, without a server's timing: the body is left at its yield (as
+    a send the server cancelled leaves it), its queue full, and the response closed."""
+    handle = libvirt.open(remote.tcp_uri).storagePoolLookupByName(remote_pool.name)
+    handle.createXML(f"<volume><name>full.img</name><capacity>{32 * MIB}</capacity>"
+                     "<target><format type='raw'/></target></volume>", 0)
+    body = DownloadBody(VolumeDownload(remote.tcp_uri, str(remote_pool.uuid), "full.img"))
+
+    async def leave_after_the_first_chunk() -> bool:
+        """Whether the reader ended while the body is still held at its yield (asyncio.run would
+        close the body's generator at its end, and that would end the reader anyway)."""
+        chunks = aiter(body)
+        assert await anext(chunks)
+        await asyncio.sleep(1)  # the reader fills the queue and waits for room
+        await asyncio.to_thread(body.close)  # Django's response.close(), its generator never resumed
+        for _ in range(30):
+            if not readers():
+                return chunks is not None
+            await asyncio.sleep(0.1)
+        return False
+
+    def readers() -> list[threading.Thread]:
+        return [thread for thread in threading.enumerate() if thread.name == "volume-download"]
+
+    assert asyncio.run(leave_after_the_first_chunk()), "the reader still waits for room in a queue nobody drains"
+    assert body.download.closed and body.download.stream is None
 
 
 def test_an_upload_under_way_when_the_web_server_stops_ends_as_cut_off(remote_pool, browser, remote, tmp_path):
