@@ -6,6 +6,8 @@
 # data folder, ports and harness hosts (vmsite/settings_test.py, tests/harness/indices.py).
 # Measured on clean clones, 2 cores (README, "Test suite"): 5 workers 5 min 53 s of pytest against 6 min 46 s
 # with 4 and more with 3; most of a worker's time is waiting on daemons and guests, not CPU.
+# worksteal: a worker that runs out of tests takes half of a busy one's queue (with the default
+# scheduler one worker ran its last 90 s of console tests alone while the four others were done).
 TEST_WORKERS ?= 5
 FAST_WORKERS ?= 2
 
@@ -20,7 +22,7 @@ run:
 test: export PYTHONDONTWRITEBYTECODE :=
 test:
 	@bash scripts/setup.sh test
-	.venv/bin/pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	.venv/bin/pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 # The tests that need no daemon and run quickly (forms, XML, access rules, settings): every test neither
 # integration nor slow (tests/conftest.py puts each test in one of the three sets).
