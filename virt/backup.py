@@ -630,18 +630,8 @@ def remove_scratch(conn: libvirt.virConnect, *, pool_name: str, prefix: str) -> 
             with tolerating(libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_OPERATION_INVALID):
                 domain.destroy()
                 gone.append(f"VM {domain.name()}")
-    pool = lookup_or_none(conn.storagePoolLookupByName, pool_name)
-    if pool is None or not pool.isActive():
-        return gone
-    pool.refresh(0)
-    for name in sorted(pool.listVolumes()):
-        if name.startswith(prefix):
-            volume = lookup_or_none(pool.storageVolLookupByName, name)
-            if volume is not None:
-                with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
-                    volume.delete(0)
-                    gone.append(f"volume {name}")
-    return gone
+    return gone + _delete_volumes(conn, pool_name, lambda names: [name for name in sorted(names)
+                                                                  if name.startswith(prefix)])
 
 
 @raises_typed
@@ -650,12 +640,19 @@ def remove_unused(conn: libvirt.virConnect, *, pool_name: str, names: list[str],
     is defined on the host (the restore got as far as defining it: they are its disks now). What went."""
     if lookup_or_none(conn.lookupByName, unless_vm) is not None:
         return []
+    return _delete_volumes(conn, pool_name, lambda _present: names)
+
+
+def _delete_volumes(conn: libvirt.virConnect, pool_name: str,
+                    choose: Callable[[list[str]], list[str]]) -> list[str]:
+    """The volumes `choose(names of the pool's volumes)` picks, deleted from the pool if it is active
+    (refreshed first: a killed worker's files may be unknown to it). What went, in words."""
     pool = lookup_or_none(conn.storagePoolLookupByName, pool_name)
     if pool is None or not pool.isActive():
         return []
     pool.refresh(0)
     gone = []
-    for name in names:
+    for name in choose(pool.listVolumes()):
         volume = lookup_or_none(pool.storageVolLookupByName, name)
         if volume is not None:
             with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
