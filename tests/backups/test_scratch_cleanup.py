@@ -47,9 +47,17 @@ def volumes(conn: libvirt.virConnect, pool_name: str) -> set[str]:
     return set(pool.listVolumes())
 
 
-def point_of(operation: Operation) -> RestorePoint:
+def run_to_the_end(operation: Operation) -> None:
+    """Run the operation here, as a worker would; if a worker this test session started has taken it
+    from the queue first, wait for that worker to finish it."""
     run_operation(operation.pk)
+    stack.wait_until(lambda: Operation.objects.get(pk=operation.pk).is_finished, timeout=120,
+                     message=f"operation {operation.pk} ({operation.kind}) to finish")
     operation.refresh_from_db()
+
+
+def point_of(operation: Operation) -> RestorePoint:
+    run_to_the_end(operation)
     assert operation.state == OperationState.SUCCEEDED, operation.error
     return RestorePoint.objects.get(domain_uuid=Domain.objects.get(pk=operation.target_id).uuid)
 
@@ -74,8 +82,7 @@ def swept_cleanups(operation: Operation, settings) -> list[Operation]:
     assert operation.state == OperationState.FAILED and "stopped responding" in operation.error
     cleanups = list(Operation.objects.filter(kind="backup.scratch_cleanup", arguments__after=operation.pk))
     for cleanup in cleanups:
-        run_operation(cleanup.pk)
-        cleanup.refresh_from_db()
+        run_to_the_end(cleanup)
         assert cleanup.state == OperationState.SUCCEEDED, cleanup.error
     return cleanups
 
@@ -185,8 +192,7 @@ def test_a_restores_volumes_are_kept_when_it_had_defined_its_vm(two_hosts_big_di
                                                     MAKING: [f"{name}-vda.qcow2"]})
         cleanup = scratch_cleanup_enqueue(host=host_b, pool_name=env["restores"], volumes=after.arguments[MAKING],
                                           unless_vm=name, after=after)
-        run_operation(cleanup.pk)
-        cleanup.refresh_from_db()
+        run_to_the_end(cleanup)
         assert cleanup.state == OperationState.SUCCEEDED and "had left nothing" in cleanup.message, cleanup.message
         assert f"{name}-vda.qcow2" in volumes(env["conn_b"], env["restores"])
     finally:

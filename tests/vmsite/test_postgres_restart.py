@@ -132,7 +132,8 @@ def test_a_postgresql_restart_under_load_fails_requests_in_words_and_every_proce
                 assert f"{DATABASE_DOWN}; nothing was changed" in body, (path, body)
         assert {path for _, path, status, _ in during if status == 503} == {"/api/v1/hosts/", "/api/v1/operations/",
                                                                             "/hosts/"}
-        assert {status for _, _, status, _ in after} == {200}, [a for a in after if a[2] != 200][:5]
+        assert {status for _, _, status, _ in after} == {200}, (
+            [answer[:3] for answer in after if answer[2] != 200][:5], processes[0].log()[-3000:])
         assert not any("Traceback" in body for _, _, _, body in load.answers)
 
         accepted = api_post(base, token, f"hosts/{host_id}/sync/")
