@@ -52,22 +52,26 @@ def scratch_cleanup_enqueue(*, host: Host, pool_name: str, after: Operation, pre
 @operation_handler("backup.scratch_cleanup")
 def backup_scratch_cleanup(operation: Operation, report: Report) -> str:
     arguments = operation.arguments
-    pool_name = arguments["pool"]
+    pool_name, after = arguments["pool"], arguments["after"]
     with operation_frame(operation, report, HOST) as frame, host_session(frame.row) as conn:
-        frame.report(20, f"Removing what operation #{arguments['after']} left in {pool_name}")
+        frame.report(20, f"Removing what operation #{after} left in {pool_name}")
         if arguments.get("prefix"):
             gone = virt_backup.remove_scratch(conn, pool_name=pool_name, prefix=arguments["prefix"])
         else:
             gone = virt_backup.remove_unused(conn, pool_name=pool_name, names=arguments["volumes"],
                                              unless_vm=arguments["unless_vm"])
     if not gone:
-        return f"The interrupted operation #{operation.arguments['after']} had left nothing in {pool_name}."
-    return f"Removed what the interrupted operation #{operation.arguments['after']} left: {', '.join(gone)}"
+        return f"The interrupted operation #{after} had left nothing in {pool_name}."
+    return f"Removed what the interrupted operation #{after} left: {', '.join(gone)}"
+
+
+def _point(point_id: int | None) -> RestorePoint | None:
+    return RestorePoint.objects.filter(pk=point_id).select_related("host").first()
 
 
 @after_sweep("backup.health_check")
 def health_check_swept(operation: Operation) -> None:
-    point = RestorePoint.objects.filter(pk=operation.target_id).select_related("host").first()
+    point = _point(operation.target_id)
     if point is not None:
         scratch_cleanup_enqueue(host=point.host, pool_name=point.pool_name,
                                 prefix=healthcheck.scratch_prefix(scratch_tag(operation)), after=operation)
@@ -75,7 +79,7 @@ def health_check_swept(operation: Operation) -> None:
 
 def _restore_swept(operation: Operation, point_id: int | None) -> None:
     """A restore that may have made a flat copy beside the chain it read (its point's pool, or a copy's)."""
-    point = RestorePoint.objects.filter(pk=point_id).select_related("host").first()
+    point = _point(point_id)
     if point is None:
         return
     source = restore_source(point, operation.arguments.get("copy"))
@@ -98,7 +102,7 @@ def restore_elsewhere_swept(operation: Operation) -> None:
 
 @after_sweep("backup.restore")
 def restore_swept(operation: Operation) -> None:
-    point = RestorePoint.objects.filter(pk=operation.target_id).select_related("host").first()
+    point = _point(operation.target_id)
     _new_volumes_swept(operation, point.host if point is not None else None)
 
 
