@@ -330,8 +330,13 @@ def stop_stale_hosts(indices: list[int] | None = None) -> list[int]:
     """Stop hosts left running by an earlier, killed test run; return their indices."""
     stopped = []
     for path in sorted(REGISTRY_DIR.glob("host*.json")):
-        record = json.loads(path.read_text())
-        if indices is not None and record["index"] not in indices:
+        # The index from the name, before reading: another worker may be stopping (and unregistering)
+        # the hosts of its own range at this moment.
+        if indices is not None and int(path.stem.removeprefix("host")) not in indices:
+            continue
+        try:
+            record = json.loads(path.read_text())
+        except FileNotFoundError:  # stopped meanwhile
             continue
         host = _describe(record["index"], Path(record["state_dir"]), record["host_uuid"])
         host.holder_pid, host.pids = record["holder_pid"], record["pids"]
