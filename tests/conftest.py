@@ -2,6 +2,7 @@
 Chromium. Every process a fixture starts, it stops by pid."""
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import uuid
@@ -72,6 +73,24 @@ def fast_set_reaches_no_daemon(request, monkeypatch):
         monkeypatch.setattr(libvirt, name, _test_driver_only(getattr(libvirt, name)))
     monkeypatch.setattr(redis.connection.AbstractConnection, "connect", _refuse_in_fast_set("Redis"))
     yield
+
+
+@pytest.fixture(autouse=True)
+def outside_playwrights_event_loop(request):
+    """Playwright's sync API (the session's `chromium`) leaves its event loop marked as running in
+    this thread between calls. Django's async_to_sync, which the test client uses for an async view
+    (a volume download), refuses to run under a running loop, so a test that came after a browser
+    test in the same worker failed. Tests that do not drive the browser run with the mark taken
+    away (asyncio's low-level API for event loop implementations), and it is put back after."""
+    loop = asyncio._get_running_loop()
+    if loop is None or "chromium" in request.fixturenames:
+        yield
+        return
+    asyncio._set_running_loop(None)
+    try:
+        yield
+    finally:
+        asyncio._set_running_loop(loop)
 
 
 def _test_driver_only(opener):
