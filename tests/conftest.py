@@ -75,15 +75,19 @@ def fast_set_reaches_no_daemon(request, monkeypatch):
     yield
 
 
-@pytest.fixture(autouse=True)
-def outside_playwrights_event_loop(request):
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
     """Playwright's sync API (the session's `chromium`) leaves its event loop marked as running in
     this thread between calls. Django's async_to_sync, which the test client uses for an async view
     (a volume download), refuses to run under a running loop, so a test that came after a browser
-    test in the same worker failed. Tests that do not drive the browser run with the mark taken
-    away (asyncio's low-level API for event loop implementations), and it is put back after."""
+    test in the same worker failed. A test that does not drive the browser runs, from its first
+    fixture to its last teardown, with the mark taken away (asyncio's low-level API for event loop
+    implementations), and it is put back after. It must cover the fixtures too: Django keeps its
+    database connections per thread, but per context while a loop runs, so a test whose database
+    transaction was opened with the mark and whose body ran without it wrote on another connection,
+    outside that transaction (its rows stayed for the next tests)."""
     loop = asyncio._get_running_loop()
-    if loop is None or "chromium" in request.fixturenames:
+    if loop is None or "chromium" in item.fixturenames:
         yield
         return
     asyncio._set_running_loop(None)
