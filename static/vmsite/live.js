@@ -8,6 +8,8 @@
 // When an operation shown on the page finishes, the parts whose topics include
 // "operation-finished" refresh too: what the operation changed shows without a reload.
 // Elements marked data-live-keep (with an id) are carried over from the old copy untouched.
+// A part whose fresh copy is the one the server sent last is left in place: a click on it while
+// the copy came (a button replaced between the press and the release) is not lost.
 (function () {
   "use strict";
   const THROTTLE_MS = 250;
@@ -20,6 +22,7 @@
   const stateStyles = stylesElement ? JSON.parse(stylesElement.textContent) : {};
   const lastSeq = new Map();
   const timers = new Map();
+  const served = new Map(); // part id -> its HTML as the server last sent it (or as the page came)
   let retryMs = RETRY_MIN_MS;
   let everConnected = false;
   let offlineTimer = null;
@@ -104,6 +107,7 @@
     }
     if (response.status === 404 || response.status === 410) {
       region.replaceChildren(goneNotice(response.status === 410 ? await response.text() : ""));
+      served.delete(id);
       delete region.dataset.liveTopics;
       return;
     }
@@ -113,6 +117,12 @@
     const fresh = holder.content.getElementById(id);
     const current = document.getElementById(id);
     if (!fresh || !current) return;
+    const html = comparable(fresh);
+    if (served.get(id) === html) {
+      document.dispatchEvent(new CustomEvent("live:refreshed", { detail: { id: id, changed: false } }));
+      return;
+    }
+    served.set(id, html);
     const checked = checkedBoxes(current);
     const opened = openedDisclosures(current);
     const typed = typedValues(current);
@@ -141,7 +151,13 @@
     if (Array.from(finishedOperations(fresh)).some(function (operation) { return !finishedBefore.has(operation); })) {
       document.body.dispatchEvent(new CustomEvent("operation-finished", { bubbles: true }));
     }
-    document.dispatchEvent(new CustomEvent("live:refreshed", { detail: { id: id } }));
+    document.dispatchEvent(new CustomEvent("live:refreshed", { detail: { id: id, changed: true } }));
+  }
+
+  // A part's HTML for comparing copies: Django masks its CSRF token anew in every rendering (any
+  // mask of the session's token is accepted, so the old copy's forms still post).
+  function comparable(part) {
+    return part.outerHTML.replace(/(name="csrfmiddlewaretoken" value=")[^"]*"/g, '$1"');
   }
 
   // The ids of the finished operations' boxes in a part (the part itself may be one).
@@ -193,6 +209,10 @@
     document.querySelectorAll("[data-live-state='domain:" + message.id + "']").forEach(function (badge) {
       badge.textContent = style[0];
       badge.className = "badge text-bg-" + style[1];
+      // The parts around the badge now differ from what the server sent: their next copy goes in.
+      for (let part = badge.closest("[data-live-topics]"); part; part = part.parentElement && part.parentElement.closest("[data-live-topics]")) {
+        served.delete(part.id);
+      }
     });
   }
 
@@ -225,6 +245,7 @@
     if (region) schedule(region);
   }
 
+  liveRegions().forEach(function (region) { if (region.id) served.set(region.id, comparable(region)); });
   document.body.addEventListener("operation-finished", onOperationFinished);
   window.vmsiteLive = { refreshAll: refreshAll, refresh: refreshOne };
   if (liveRegions().length || indicator) connect();
