@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -55,6 +56,7 @@ MAX_DEFER = 1.0  # an object with a steady stream of events is still refreshed t
 VM_THREADS = 4
 COMPACT_SECONDS = 60.0
 DATABASE_RETRY = 1.0
+REFRESH_RETRIES = 3  # a VM refresh that failed (a busy host, the database away) is tried again this often
 # How long stopping waits for the host threads to finish what they are doing (a refetch and its write):
 # none may still write to the database once stop() has returned.
 STOP_WAIT = 10.0
@@ -77,6 +79,7 @@ class Watch:
     slow_worker: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="inv"))
     in_flight: set[str] = field(default_factory=set)  # VMs being refreshed now
     dirty: dict[str, bool] = field(default_factory=dict)  # ... that had another event meanwhile: full read?
+    failures: dict[str, int] = field(default_factory=dict)  # VMs whose last refreshes failed: how many in a row
     reconciling: bool = False
     touched: set[str] = field(default_factory=set)  # VMs with events during the full reconcile
     sampler: HostSampler | None = None
@@ -226,7 +229,7 @@ class Listener:
             self._on_event(watch, payload)
             return
         if kind == "refreshed":
-            self._on_refreshed(watch, payload)
+            self._on_refreshed(watch, *payload)
             return
         if kind == "reconciled":
             self._on_reconciled(watch)
@@ -260,6 +263,7 @@ class Listener:
                     watch.registration.count)
         watch.in_flight.clear()
         watch.dirty.clear()
+        watch.failures.clear()
         watch.sampler = HostSampler(watch.host_id)  # counters may have restarted with the daemon
         watch.sampling = False
         watch.reconciling = True
@@ -272,8 +276,9 @@ class Listener:
 
         return sink
 
-    def _after(self, future: Future, record: tuple) -> None:
-        future.add_done_callback(lambda _future: self.records.put(record))
+    def _after(self, future: Future, record: tuple | Callable[[Future], tuple]) -> None:
+        """When future is done, put record in the queue (or what record makes of the future)."""
+        future.add_done_callback(lambda done: self.records.put(record(done) if callable(record) else record))
 
     def _on_event(self, watch: Watch, record: EventRecord) -> None:
         self.events_received += 1
@@ -295,11 +300,16 @@ class Listener:
         else:  # pools and networks: few per host, read by their cheap list calls
             self._defer((host_id, "pools-networks", ""), RECONCILE_DELAY)
 
-    def _on_refreshed(self, watch: Watch, uuid: str) -> None:
+    def _on_refreshed(self, watch: Watch, uuid: str, succeeded: bool) -> None:
         watch.in_flight.discard(uuid)
         full = watch.dirty.pop(uuid, None)
         if full is not None:
             self._defer((watch.host_id, "domain", uuid), 0.0, full=full)
+        elif succeeded:
+            watch.failures.pop(uuid, None)
+        elif watch.failures.get(uuid, 0) < REFRESH_RETRIES:  # else the next reconcile catches up
+            watch.failures[uuid] = watch.failures.get(uuid, 0) + 1
+            self._defer((watch.host_id, "domain", uuid), DATABASE_RETRY)
 
     def _on_reconciled(self, watch: Watch) -> None:
         """The reconcile read every VM at one moment: refresh those that changed while it wrote."""
@@ -335,8 +345,9 @@ class Listener:
                     watch.dirty[uuid] = watch.dirty.get(uuid, False) or full
                     continue
                 watch.in_flight.add(uuid)
+                generation = watch.generation
                 self._after(watch.worker.submit(self._refresh_domain, watch.conn, host_id, uuid, full),
-                            ("refreshed", host_id, watch.generation, uuid))
+                            lambda done, uuid=uuid: ("refreshed", host_id, generation, (uuid, done.result())))
             else:
                 watch.slow_worker.submit(self._reconcile_pools_and_networks, watch.conn, host_id)
 
@@ -373,7 +384,8 @@ class Listener:
                            host_id, seconds, settings.GRAPH_SAMPLE_SECONDS)
         rounds_logger.debug("host %s: graph round of %d rows in %.1f ms", host_id, rows, seconds * 1000)
 
-    def _refresh_domain(self, conn: Connection, host_id: int, uuid: str, full: bool = True) -> None:
+    def _refresh_domain(self, conn: Connection, host_id: int, uuid: str, full: bool = True) -> bool:
+        """Whether the VM's row now says what libvirt said (False: tried again, see _on_refreshed)."""
         try:
             close_old_connections()
             domain_id = domain_id_for(host_id=host_id, uuid=uuid)
@@ -381,7 +393,7 @@ class Listener:
                 run_state = refetch_run_state(conn, uuid)
                 if run_state is not None:
                     domain_apply_run_state(domain_id=domain_id, state=run_state[0], reason=run_state[1])
-                    return
+                    return True
             live = refetch(conn, uuid)
             if domain_id is not None:
                 domain_apply_state(domain_id=domain_id, live=live)
@@ -390,10 +402,12 @@ class Listener:
                 host = Host.objects.filter(pk=host_id).first()
                 if host is not None and domain_store_new(host=host, conn=conn, uuid=uuid):
                     logger.debug("host %s: new VM %s stored", host_id, uuid)
+            return True
         except VirtError as exc:
-            logger.info("host %s: refresh of VM %s failed (%s); the next reconcile catches up", host_id, uuid, exc)
+            logger.info("host %s: refresh of VM %s failed (%s); trying again", host_id, uuid, exc)
         except Exception:
-            logger.exception("host %s: refresh of VM %s failed", host_id, uuid)
+            logger.exception("host %s: refresh of VM %s failed; trying again", host_id, uuid)
+        return False
 
     def _on_closed(self, watch: Watch, reason: str) -> None:
         logger.warning("host %s: connection lost: %s", watch.host_id, reason)

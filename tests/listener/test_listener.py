@@ -10,7 +10,7 @@ import redis
 from django.utils import timezone
 
 from events.watching import lease_holders
-from listener.listener import SETTLING_DELAY, STOP_WAIT, Listener
+from listener.listener import DATABASE_RETRY, REFRESH_RETRIES, SETTLING_DELAY, STOP_WAIT, Listener, Watch
 from domains.choices import DomainState
 from domains.models import Domain
 from hosts.models import Host
@@ -158,6 +158,29 @@ def test_a_stop_waits_to_settle_and_a_burst_on_one_vm_becomes_one_refresh(redis_
     pending = listener.pending[(1, "domain", stopped.uuid)]
     assert pending.due - began >= SETTLING_DELAY - 0.01  # a reboot's passing stop is not shown
     assert pending.deadline - began <= 1.01
+
+
+def test_a_vm_refresh_that_failed_is_tried_again_a_few_times(redis_ready):
+    """A refresh that failed (the host busy, the database away) is tried again after DATABASE_RETRY,
+    REFRESH_RETRIES times in a row at most; a success starts the count again. Without it, a failed
+    refresh of the last event of a burst left its row wrong until the next reconnect."""
+    listener = Listener()
+    watch = Watch(host_id=1, uri="test:///default")
+    uuid = "6f1c2b5e-0000-4000-8000-000000000003"
+    key = (1, "domain", uuid)
+    try:
+        for _ in range(REFRESH_RETRIES):
+            began = time.monotonic()
+            listener._on_refreshed(watch, uuid, False)
+            assert listener.pending.pop(key).due >= began + DATABASE_RETRY - 0.01
+        listener._on_refreshed(watch, uuid, False)
+        assert key not in listener.pending  # given up: the next reconcile reads it
+        listener._on_refreshed(watch, uuid, True)
+        listener._on_refreshed(watch, uuid, False)
+        assert key in listener.pending  # a success in between: tried again
+    finally:
+        for pool in (watch.worker, watch.slow_worker, watch.sample_worker):
+            pool.shutdown()
 
 
 def test_the_hosts_page_says_when_no_listener_watches_a_host(redis_ready, stack_log_dir, admin_client):
