@@ -209,8 +209,19 @@ def page(chromium, stack_log_dir, request):
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
-    page.screenshot(path=str(stack_log_dir / f"{request.node.name}.png"))
+    call = getattr(request.node, "report_call", None)
+    if call is None or call.failed:  # what the page showed when the test failed (a screenshot costs CPU)
+        page.screenshot(path=str(stack_log_dir / f"{request.node.name}.png"))
     context.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each phase's report on the test item (report_setup, report_call, report_teardown), for fixtures
+    that act on the outcome."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)
 
 
 @pytest.fixture

@@ -8,8 +8,9 @@
 // When an operation shown on the page finishes, the parts whose topics include
 // "operation-finished" refresh too: what the operation changed shows without a reload.
 // Elements marked data-live-keep (with an id) are carried over from the old copy untouched.
-// A part whose fresh copy is the one the server sent last is left in place: a click on it while
-// the copy came (a button replaced between the press and the release) is not lost.
+// A part whose fresh copy is the one the server sent last is left in place, and a part is never
+// replaced while a pointer is held down on it (until the click that the release makes): a click is
+// not lost to a button replaced between its press and its release.
 (function () {
   "use strict";
   const THROTTLE_MS = 250;
@@ -23,6 +24,8 @@
   const lastSeq = new Map();
   const timers = new Map();
   const served = new Map(); // part id -> its HTML as the server last sent it (or as the page came)
+  let pressed = null; // the element a pointer is held down on
+  let releaseWaiters = [];
   let retryMs = RETRY_MIN_MS;
   let everConnected = false;
   let offlineTimer = null;
@@ -115,13 +118,17 @@
     const holder = document.createElement("template");
     holder.innerHTML = await response.text();
     const fresh = holder.content.getElementById(id);
-    const current = document.getElementById(id);
-    if (!fresh || !current) return;
+    if (!fresh || !document.getElementById(id)) return;
     const html = comparable(fresh);
     if (served.get(id) === html) {
       document.dispatchEvent(new CustomEvent("live:refreshed", { detail: { id: id, changed: false } }));
       return;
     }
+    while (pressed && document.getElementById(id) && document.getElementById(id).contains(pressed)) {
+      await pointerReleased();
+    }
+    const current = document.getElementById(id);
+    if (!current) return;
     served.set(id, html);
     const checked = checkedBoxes(current);
     const opened = openedDisclosures(current);
@@ -152,6 +159,22 @@
       document.body.dispatchEvent(new CustomEvent("operation-finished", { bubbles: true }));
     }
     document.dispatchEvent(new CustomEvent("live:refreshed", { detail: { id: id, changed: true } }));
+  }
+
+  function onPointerDown(event) {
+    pressed = event.target;
+  }
+
+  function onPointerReleased() {
+    pressed = null;
+    const waiters = releaseWaiters;
+    releaseWaiters = [];
+    // The click that this release makes is dispatched in the same task: swap the parts after it.
+    setTimeout(function () { waiters.forEach(function (resolve) { resolve(); }); }, 0);
+  }
+
+  function pointerReleased() {
+    return new Promise(function (resolve) { releaseWaiters.push(resolve); });
   }
 
   // A part's HTML for comparing copies: Django masks its CSRF token anew in every rendering (any
@@ -247,6 +270,10 @@
 
   liveRegions().forEach(function (region) { if (region.id) served.set(region.id, comparable(region)); });
   document.body.addEventListener("operation-finished", onOperationFinished);
+  document.addEventListener("pointerdown", onPointerDown, true);
+  document.addEventListener("pointerup", onPointerReleased, true);
+  document.addEventListener("pointercancel", onPointerReleased, true);
+  window.addEventListener("blur", onPointerReleased);
   window.vmsiteLive = { refreshAll: refreshAll, refresh: refreshOne };
   if (liveRegions().length || indicator) connect();
 })();

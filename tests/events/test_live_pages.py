@@ -267,3 +267,36 @@ def test_a_part_whose_copy_did_not_change_stays_in_place(page, asgi_server):
     expect(page.locator("#network-facts")).to_contain_text("virbr42")
     assert page.evaluate("window.__changed") == [False, True]
     assert page.evaluate("document.getElementById('network-page').__old === undefined")
+
+
+def test_a_part_is_not_replaced_under_a_held_pointer_so_its_click_goes_through(page, asgi_server):
+    """A part whose changed copy arrives while a pointer is held down on a button of it waits for the
+    release: the click lands on the button that was pressed, and the new copy goes in after."""
+    import uuid
+
+    from django.utils import timezone
+
+    from networking.models import VirtualNetwork
+
+    host, _ = host_register_local()
+    network = VirtualNetwork.objects.create(
+        host=host, uuid=uuid.uuid4(), name="live-pressed", active=True, mode="isolated", synced_at=timezone.now(),
+        details={"ips": [{"family": "ipv4", "address": "10.251.43.1", "prefix": 24, "ranges": [], "hosts": []}]})
+    log_in(page, asgi_server)
+    open_live_page(page, f"{asgi_server}/networks/{network.pk}/", part="network-page")
+    button = page.locator("#lease-form button[type=submit]")
+    box = button.bounding_box()
+    button.evaluate("b => { b.type = 'button'; b.addEventListener('click', () => { window.__clicked = true; }); }")
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+
+    VirtualNetwork.objects.filter(pk=network.pk).update(bridge="virbr43")
+    fetched = "performance.getEntriesByType('resource').filter(e => e.name.includes('/networks/')).length"
+    before = page.evaluate(fetched)
+    page.evaluate("window.vmsiteLive.refresh('network-page')")
+    stack.wait_until(lambda: page.evaluate(fetched) > before, timeout=5, message="the part's copy to arrive")
+    expect(page.locator("#network-facts")).not_to_contain_text("virbr43")  # held back while pressed
+
+    page.mouse.up()
+    assert page.evaluate("window.__clicked === true"), "the click was lost"
+    expect(page.locator("#network-facts")).to_contain_text("virbr43")
