@@ -283,7 +283,7 @@ class HarnessHost:
         REGISTRY_DIR.mkdir(mode=0o700, exist_ok=True)
         record = {"index": self.index, "state_dir": str(self.state_dir),
                   "host_uuid": self.host_uuid, "holder_pid": self.holder_pid,
-                  "uts_ns": self._uts_ns, "pids": self.pids}
+                  "uts_ns": self._uts_ns, "pids": self.pids, "owner": _process_identity(os.getpid())}
         (REGISTRY_DIR / f"host{self.index}.json").write_text(json.dumps(record))
 
 
@@ -338,6 +338,10 @@ def stop_stale_hosts(indices: list[int] | None = None) -> list[int]:
             record = json.loads(path.read_text())
         except FileNotFoundError:  # stopped meanwhile
             continue
+        owner = record.get("owner")
+        if owner and _process_identity(owner[0]) == tuple(owner):
+            raise HarnessError(f"harness host {record['index']} belongs to a test run still going (pid {owner[0]}): "
+                               "give this run other indices (VMSITE_HARNESS_FIRST_INDEX, VMSITE_HARNESS_INDEX_COUNT)")
         host = _describe(record["index"], Path(record["state_dir"]), record["host_uuid"])
         host.holder_pid, host.pids = record["holder_pid"], record["pids"]
         host._uts_ns = tuple(record["uts_ns"]) if record["uts_ns"] else None
@@ -346,6 +350,15 @@ def stop_stale_hosts(indices: list[int] | None = None) -> list[int]:
         host.stop()
         stopped.append(host.index)
     return stopped
+
+
+def _process_identity(pid: int) -> tuple[int, int] | None:
+    """(pid, start time in clock ticks since boot): names one process, even after its pid is reused."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return pid, int(stat.rsplit(")", 1)[1].split()[19])
 
 
 # -- preparation ---------------------------------------------------------------

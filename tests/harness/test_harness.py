@@ -193,3 +193,28 @@ def test_it_runs_a_lean_guest_with_no_video_and_no_usb_but_vnc(hosts: list[Harne
             domain.destroy()
         domain.undefine()
         conn.close()
+
+
+def test_stale_host_cleanup_refuses_the_hosts_of_a_run_still_going(tmp_path) -> None:
+    """A second pytest run on the same indices (an ad hoc run while the suite runs) stopped the
+    suite's hosts at its session start; it now stops with the reason, and a dead owner's host is
+    still taken as stale."""
+    import json
+    import subprocess
+
+    from tests.harness.libvirt_hosts import REGISTRY_DIR, HarnessError, _process_identity, stop_stale_hosts
+
+    index = next_index()
+    record_path = REGISTRY_DIR / f"host{index}.json"
+    other_run = subprocess.Popen(["sleep", "60"])
+    try:
+        REGISTRY_DIR.mkdir(mode=0o700, exist_ok=True)
+        record_path.write_text(json.dumps({"index": index, "state_dir": str(tmp_path), "host_uuid": "x",
+                                           "holder_pid": 0, "uts_ns": None, "pids": [],
+                                           "owner": _process_identity(other_run.pid)}))
+        with pytest.raises(HarnessError, match=f"harness host {index} belongs to a test run still going"):
+            stop_stale_hosts([index])
+    finally:
+        other_run.kill()
+        other_run.wait()
+        record_path.unlink(missing_ok=True)
