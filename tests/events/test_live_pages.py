@@ -178,6 +178,25 @@ def open_live_page(page, url: str, *, part: str) -> None:
     page.evaluate("window.__refreshed = []")
 
 
+def open_network_page(page, asgi_server, name: str, subnet: int):
+    """Log in and open the live page of a new network (10.251.<subnet>.0/24, with the static-lease
+    form), once its refresh on connect is over; returns the network's row."""
+    import uuid
+
+    from django.utils import timezone
+
+    from networking.models import VirtualNetwork
+
+    host, _ = host_register_local()
+    network = VirtualNetwork.objects.create(
+        host=host, uuid=uuid.uuid4(), name=name, active=True, mode="isolated", synced_at=timezone.now(),
+        details={"ips": [{"family": "ipv4", "address": f"10.251.{subnet}.1", "prefix": 24, "ranges": [],
+                          "hosts": []}]})
+    log_in(page, asgi_server)
+    open_live_page(page, f"{asgi_server}/networks/{network.pk}/", part="network-page")
+    return network
+
+
 def test_a_page_part_follows_the_operations_it_shows_when_they_finish(page, asgi_server):
     """The volume's page has no live topic of its own: its body refreshes when an operation shown on
     the page finishes (the "operation-finished" topic of static/vmsite/live.js), through the same
@@ -214,18 +233,9 @@ def test_a_page_part_follows_the_operations_it_shows_when_they_finish(page, asgi
 def test_what_the_user_typed_in_a_live_part_survives_its_refresh(page, asgi_server):
     """A form inside a live part (the network page's static-lease form) keeps what the user typed, and
     the focus, when the part refreshes under it (a message, the socket's refresh on connect)."""
-    import uuid
-
-    from django.utils import timezone
-
     from networking.models import VirtualNetwork
 
-    host, _ = host_register_local()
-    network = VirtualNetwork.objects.create(
-        host=host, uuid=uuid.uuid4(), name="live-typing", active=True, mode="isolated", synced_at=timezone.now(),
-        details={"ips": [{"family": "ipv4", "address": "10.251.41.1", "prefix": 24, "ranges": [], "hosts": []}]})
-    log_in(page, asgi_server)
-    open_live_page(page, f"{asgi_server}/networks/{network.pk}/", part="network-page")
+    network = open_network_page(page, asgi_server, "live-typing", 41)
     page.fill("#lease-form #id_mac", "52:54:00:fb:41:01")
     page.fill("#lease-form #id_ip", "10.251.41.20")
     VirtualNetwork.objects.filter(pk=network.pk).update(bridge="virbr41")  # the part's next copy differs
@@ -240,20 +250,11 @@ def test_a_part_whose_copy_did_not_change_stays_in_place(page, asgi_server):
     """A refresh that brings the copy the server sent last leaves the part's elements in place (a
     click on a button of it is not lost to a swap between press and release); a changed copy goes in.
     The part holds a form: its CSRF token, masked anew in each rendering, is no change."""
-    import uuid
-
-    from django.utils import timezone
-
     from networking.models import VirtualNetwork
 
-    host, _ = host_register_local()
-    network = VirtualNetwork.objects.create(
-        host=host, uuid=uuid.uuid4(), name="live-unchanged", active=True, mode="isolated", synced_at=timezone.now(),
-        details={"ips": [{"family": "ipv4", "address": "10.251.42.1", "prefix": 24, "ranges": [], "hosts": []}]})
-    log_in(page, asgi_server)
     page.add_init_script("document.addEventListener('live:refreshed', function (event) {"
                          " (window.__changed = window.__changed || []).push(event.detail.changed); });")
-    open_live_page(page, f"{asgi_server}/networks/{network.pk}/", part="network-page")
+    network = open_network_page(page, asgi_server, "live-unchanged", 42)
     assert page.locator("#lease-form input[name=csrfmiddlewaretoken]").count() == 1
     page.evaluate("window.__changed = []; document.getElementById('network-page').__old = true")
 
@@ -272,18 +273,9 @@ def test_a_part_whose_copy_did_not_change_stays_in_place(page, asgi_server):
 def test_a_part_is_not_replaced_under_a_held_pointer_so_its_click_goes_through(page, asgi_server):
     """A part whose changed copy arrives while a pointer is held down on a button of it waits for the
     release: the click lands on the button that was pressed, and the new copy goes in after."""
-    import uuid
-
-    from django.utils import timezone
-
     from networking.models import VirtualNetwork
 
-    host, _ = host_register_local()
-    network = VirtualNetwork.objects.create(
-        host=host, uuid=uuid.uuid4(), name="live-pressed", active=True, mode="isolated", synced_at=timezone.now(),
-        details={"ips": [{"family": "ipv4", "address": "10.251.43.1", "prefix": 24, "ranges": [], "hosts": []}]})
-    log_in(page, asgi_server)
-    open_live_page(page, f"{asgi_server}/networks/{network.pk}/", part="network-page")
+    network = open_network_page(page, asgi_server, "live-pressed", 43)
     button = page.locator("#lease-form button[type=submit]")
     box = button.bounding_box()
     button.evaluate("b => { b.type = 'button'; b.addEventListener('click', () => { window.__clicked = true; }); }")
