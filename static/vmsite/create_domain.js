@@ -36,6 +36,7 @@
   // A host with no pool or network: the offer queues the host's default one, waits for its
   // operation, then adds it to the selects in place, so nothing typed in the form is lost.
   const POLL_MS = 2000;
+  const DEFAULT_NAME = "default"; // what the offer makes or starts (domains/host_defaults.py)
   const POLL_LIMIT = 150;
   const OFFERED = {
     pool: { lists: "pools", selects: ["disk_pool", "cdrom_pool"], chosen: "disk_pool", kind: "disk_source", on: "new", none: "none" },
@@ -65,7 +66,7 @@
     const names = choices[offered.lists];
     offered.selects.forEach((name) => offerChoices(form.elements[name], names));
     const chosen = form.elements[offered.chosen];
-    if (!chosen.value && names.length) chosen.value = names.includes("default") ? "default" : names[0];
+    if (!chosen.value && names.length) chosen.value = names.includes(DEFAULT_NAME) ? DEFAULT_NAME : names[0];
     if (form.elements[offered.kind].value === offered.none) form.elements[offered.kind].value = offered.on;
     update();
   }
@@ -96,6 +97,9 @@
         say(offer, "It failed: " + (choices.operation.error || choices.operation.state) + ".", { href: operation.url, text: "Details" });
         return false;
       }
+      // The operation wrote the row, but the listener's read of the host's pools and networks, begun
+      // before the start, may store it stopped for a moment: ask again until it is listed.
+      if (!choices[OFFERED[what].lists].includes(DEFAULT_NAME)) continue;
       adopt(what, choices);
       offer.classList.replace("alert-warning", "alert-success");
       say(offer, "Done: the default " + what + " is ready and chosen below.");
