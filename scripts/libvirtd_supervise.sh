@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# libvirtd kept running on a machine with no init system to do it (where systemd runs, its
+# libvirtd.service restarts the daemon on failure). Debian 12's libvirtd 9.0 once died under the
+# suite's load (a general protection fault in an RPC worker thread): every later test on this
+# machine's libvirtd failed. One supervisor at a time; started by scripts/setup.sh.
+set -u
+exec 9>/run/vmsite-libvirtd-supervisor.lock
+flock -n 9 || exit 0
+while true; do
+    libvirtd
+    status=$?
+    echo "$(date -Is) libvirtd exited with status $status; starting it again" >> /var/log/libvirt/vmsite-supervisor.log
+    sleep 1
+done
