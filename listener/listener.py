@@ -347,7 +347,7 @@ class Listener:
                 watch.in_flight.add(uuid)
                 generation = watch.generation
                 self._after(watch.worker.submit(self._refresh_domain, watch.conn, host_id, uuid, full),
-                            lambda done, uuid=uuid: ("refreshed", host_id, generation, (uuid, done.result())))
+                            lambda done, uuid=uuid: ("refreshed", host_id, generation, (uuid, _succeeded(done))))
             else:
                 watch.slow_worker.submit(self._reconcile_pools_and_networks, watch.conn, host_id)
 
@@ -479,3 +479,10 @@ class Listener:
         if watch.conn is not None:
             close_quietly(watch.conn)
             watch.conn = None
+
+
+def _succeeded(future: Future) -> bool:
+    """A refresh's outcome, read in its done callback without raising there: a refresh cancelled with its
+    pool or one that raised counts as failed, and its "refreshed" record is still put (else the VM
+    stayed in flight, never refreshed again)."""
+    return not future.cancelled() and future.exception() is None and bool(future.result())
