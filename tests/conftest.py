@@ -17,7 +17,7 @@ from django.conf import settings
 
 from tests import stack
 from tests.guests import GuestFactory, ScratchPool
-from tests.harness.indices import next_index, worker_range
+from tests.harness.indices import next_index, unclaimed_indices
 from tests.harness.libvirt_hosts import HarnessHost, start_host, stop_stale_hosts
 
 # Playwright's sync API runs an event loop in the test thread; the ORM calls the tests make
@@ -41,11 +41,14 @@ hypothesis.settings.load_profile("suite")  # `make test-fast`: the fast set only
 
 def pytest_sessionstart(session):
     """A run killed earlier (Ctrl-C on the controller, a crashed worker) can leave its Celery workers,
-    ASGI server and harness hosts running on the addresses and files this worker is about to use."""
-    if FAST or (session.config.getoption("numprocesses", None) and "PYTEST_XDIST_WORKER" not in os.environ):
-        return  # the fast set starts nothing; pytest-xdist's controller neither (its workers do this)
-    stack.stop_orphans(Path(settings.DATA_DIR))
-    stop_stale_hosts(list(worker_range()))
+    ASGI server and harness hosts running on the addresses and files this run is about to use."""
+    if FAST:
+        return  # the fast set starts nothing
+    controller = session.config.getoption("numprocesses", None) and "PYTEST_XDIST_WORKER" not in os.environ
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # once per run, before any worker claims an index
+        stop_stale_hosts(unclaimed_indices())
+    if not controller:  # each worker's own data folder
+        stack.stop_orphans(Path(settings.DATA_DIR))
 
 
 def pytest_itemcollected(item):  # each test as it is collected: before -m and pytest-xdist read marks
@@ -155,7 +158,7 @@ def harness(tmp_path_factory):
     """start() gives one more libvirt host (its own libvirtd, sshd, hostname, 127.0.0.N)."""
     started: list[HarnessHost] = []
 
-    def start(**options) -> HarnessHost:  # on an address of this worker's own range (tests/harness/indices.py)
+    def start(**options) -> HarnessHost:  # on an address this process claimed (tests/harness/indices.py)
         host = start_host(next_index(), tmp_path_factory.mktemp("harness"), **options)
         started.append(host)
         return host
