@@ -33,8 +33,12 @@ def domains_gone(pks: Iterable[int]) -> dict[int, str]:
 
 @transaction.atomic
 def domain_gone(domain_id: int) -> str:
+    uuid = Domain.objects.filter(pk=domain_id).values_list("uuid", flat=True).first()
+    if uuid is None:
+        return DELETED
+    _lock_rows_of(uuid)
     row = Domain.objects.select_related("host").filter(pk=domain_id).first()
-    if row is None:
+    if row is None:  # deleted or folded by whoever held the lock before us
         return DELETED
     if _migrating(row):
         return KEPT
@@ -51,12 +55,21 @@ def domain_gone(domain_id: int) -> str:
     return DELETED
 
 
+def _lock_rows_of(uuid) -> None:
+    """Lock every row of this VM, in id order, until the transaction ends (PostgreSQL; SQLite has one
+    writer at a time anyway). A graph sample or grant filed under one of them meanwhile waits, then
+    finds the row gone, instead of landing between the deletion of the row's samples and of the row,
+    which the foreign key refuses."""
+    list(Domain.objects.select_for_update(of=("self",)).filter(uuid=uuid).order_by("pk").values_list("pk", flat=True))
+
+
 def domain_absorb(*, keep: Domain, other: Domain) -> None:
     """`keep` moves to `other`'s host and takes what `other` says of the VM; whatever was filed
     under `other` (operations, graph samples, grants) is filed under `keep`, and `other`'s id
     forwards to it."""
     source_host_id = keep.host_id
     with transaction.atomic():
+        _lock_rows_of(keep.uuid)
         Operation.objects.filter(target_type="domain", target_id=other.pk).update(target_id=keep.pk)
         Sample.objects.filter(domain_id=other.pk).update(domain_id=keep.pk)
         for user_id, role in Grant.objects.filter(domain=other).values_list("user_id", "role"):

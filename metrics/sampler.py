@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Avg, Max
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
@@ -47,7 +47,7 @@ class HostSampler:
                 for uuid, counters in reading.domains.items()]
         rows = [row for row in rows if row is not None]
         rows.append(self._host_row(reading, previous, rows, at))
-        Sample.objects.bulk_create(rows)
+        rows = samples_store(rows)
         publish(self.host_id, {"type": "metrics", "id": self.host_id, "at": at.isoformat()})
         return len(rows)
 
@@ -73,6 +73,18 @@ class HostSampler:
                       memory_kib=reading.host.memory_used_kib,
                       vms_cpu_percent=sum(row.cpu_percent for row in vm_rows),
                       vms_memory_kib=sum(row.memory_kib for row in vm_rows), **sums)
+
+
+def samples_store(rows: list[Sample]) -> list[Sample]:
+    """Insert a round's rows; those of VMs deleted since their ids were read are left out."""
+    try:
+        with transaction.atomic():
+            return Sample.objects.bulk_create(rows)
+    except IntegrityError:  # a VM's row went meanwhile (domains.identity locks it while it goes)
+        domain_ids = {row.domain_id for row in rows if row.domain_id is not None}
+        still_there = set(Domain.objects.filter(pk__in=domain_ids).values_list("pk", flat=True))
+        kept = [row for row in rows if row.domain_id is None or row.domain_id in still_there]
+        return Sample.objects.bulk_create(kept)
 
 
 @transaction.atomic

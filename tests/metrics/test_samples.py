@@ -1,16 +1,23 @@
 """Graph samples: rates from the real libvirtd's counters, the per-minute downsampling, the series."""
+import threading
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import libvirt
 import pytest
+from django.db import connection
 from django.utils import timezone
 
+from domains import identity
+from domains.identity import domain_gone
 from domains.models import Domain
+from hosts.models import Host
 from hosts.services import host_register_local
 from inventory.reconcile import host_reconcile
 from metrics.models import Resolution, Sample
-from metrics.sampler import HostSampler, compact, series
+from metrics.sampler import HostSampler, compact, samples_store, series
 
 pytestmark = [pytest.mark.django_db]
 
@@ -80,3 +87,49 @@ def test_the_series_view_answers_json_for_a_range_and_after_a_point(client, djan
     assert client.get("/metrics/vm/999999.json").status_code == 404
     client.logout()
     assert client.get(f"/metrics/vm/{domain.pk}.json").status_code == 302  # to the login page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_round_leaves_out_the_rows_of_a_vm_deleted_since_it_read_their_ids() -> None:
+    host = Host.objects.create(name="sampled", transport="test", address="/default")
+    kept, deleted = (Domain.objects.create(host=host, name=name, uuid=uuid.uuid4(), synced_at=timezone.now()) for name in ("kept", "gone"))
+    now = timezone.now()
+    rows = [Sample(host=host, domain=domain, at=now, cpu_percent=1.0, memory_kib=1) for domain in (kept, deleted)]
+    rows.append(Sample(host=host, domain=None, at=now, cpu_percent=1.0, memory_kib=1))
+    domain_gone(deleted.pk)
+    assert len(samples_store(rows)) == 2
+    assert set(Sample.objects.values_list("domain_id", flat=True)) == {kept.pk, None}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite has one writer at a time: no sample can "
+                    "land between the deletion of a VM's samples and of its row")
+@pytest.mark.django_db(transaction=True)
+def test_a_vm_row_being_deleted_holds_back_a_sample_of_it_until_it_is_gone(monkeypatch) -> None:
+    """CI once failed a VM deletion on PostgreSQL: the listener stored a graph sample of the VM after
+    the deletion had removed its samples and before it removed the row."""
+    host = Host.objects.create(name="sampled", transport="test", address="/default")
+    domain = Domain.objects.create(host=host, name="going", uuid=uuid.uuid4(), synced_at=timezone.now())
+    inside, release = threading.Event(), threading.Event()
+
+    def tombstone_then_wait(**kwargs):
+        inside.set()
+        release.wait(10)
+
+    monkeypatch.setattr(identity, "tombstone_record", tombstone_then_wait)
+    deletion = ThreadPoolExecutor(1).submit(run_closing_connection, domain_gone, domain.pk)
+    assert inside.wait(10)
+    sample = Sample(host=host, domain=domain, at=timezone.now(), cpu_percent=1.0, memory_kib=1)
+    storing = ThreadPoolExecutor(1).submit(run_closing_connection, samples_store, [sample])
+    time.sleep(0.5)
+    assert not storing.done(), "a sample of a VM whose row is being deleted was stored"
+    release.set()
+    assert deletion.result(10) == identity.DELETED
+    assert storing.result(10) == []
+    assert not Domain.objects.filter(pk=domain.pk).exists() and not Sample.objects.exists()
+
+
+def run_closing_connection(function, *args):
+    try:
+        return function(*args)
+    finally:
+        connection.close()
