@@ -1,6 +1,7 @@
 """vmsite settings: every deployment choice comes from the environment (see README)."""
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -198,16 +199,21 @@ STORAGES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# channels_redis blocks up to 5 s in each read of an idle channel (BZPOPMIN); redis-py's default
-# socket timeout is 5 s too, so such a read timed out and killed the consumer: give it room.
 # Live messages to open pages go through one Redis pub/sub channel (events/publish.py, events/hub.py).
 # Pub/sub ignores Redis database numbers, so the channel's name carries the database: two
 # deployments (or test runs) on one Redis server with different databases never see each other's.
 LIVE_CHANNEL = env_str("LIVE_CHANNEL", f"vmsite.live.{urlsplit(REDIS_URL).path.strip('/') or '0'}")
 
+# The channel layer's Redis connections have no socket timeout: with one, redis-py sends each command
+# under asyncio.wait_for, which on Python 3.11 loses a cancellation that meets the end of the send, and
+# a socket's consumer closed at that moment kept reading its dead channel every 5 s (channels_redis's
+# BZPOPMIN) for ever, and held the web server's graceful stop for its full 10 s. channels_redis bounds
+# its own reads (5 s); TCP keepalive finds a Redis that vanished without closing the connection.
 CHANNEL_LAYERS = {
     "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]}}
+                "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None, "socket_keepalive": True,
+                                      "socket_keepalive_options": {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5,
+                                                                   socket.TCP_KEEPCNT: 3}}]}}
 }
 
 # Celery: JSON only, bounded in time; results live in Operation rows, not in a result backend.
