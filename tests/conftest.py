@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 import subprocess
+import warnings
 from pathlib import Path
 
 import hypothesis
@@ -15,7 +16,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from tests import stack
+from tests import databases, stack
 from tests.guests import GuestFactory, ScratchPool
 from tests.harness.indices import next_index, unclaimed_indices
 from tests.harness.libvirt_hosts import HarnessHost, start_host, stop_stale_hosts
@@ -49,6 +50,30 @@ def pytest_sessionstart(session):
         stop_stale_hosts(unclaimed_indices())
     if not controller:  # each worker's own data folder
         stack.stop_orphans(Path(settings.DATA_DIR))
+
+
+def pytest_sessionfinish(session):
+    if session.config.getoption("numprocesses", None) and "PYTEST_XDIST_WORKER" not in os.environ:
+        from django.db import connection
+        from pytest_django.plugin import blocking_manager_key
+
+        with session.config.stash[blocking_manager_key].unblock():
+            databases.drop_template(connection)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_test_environment, django_db_blocker, django_db_modify_db_settings):
+    """pytest-django's, but the workers clone one migrated template (tests/databases.py)."""
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        old_name = databases.set_up(connection)
+    yield
+    with django_db_blocker.unblock():
+        try:
+            databases.tear_down(connection, old_name)
+        except Exception as exc:  # a process of the stack still connected: as pytest-django, a warning
+            warnings.warn(f"the test database was not dropped: {exc!r}", pytest.PytestWarning)
 
 
 def pytest_itemcollected(item):  # each test as it is collected: before -m and pytest-xdist read marks
