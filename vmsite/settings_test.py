@@ -65,6 +65,11 @@ os.environ["VMSITE_SUITE_PORTS_OF"] = _WORKER
 
 from vmsite.settings import *  # noqa: E402,F401,F403
 
+# One key-encryption key for the whole suite, in its own data folder rather than each worker's: the
+# workers clone one migrated template database (tests/databases.py), and the installation SSH key in
+# it was sealed by the worker that migrated it.
+SECRET_BOX_KEYS = secret_box_keys("SECRET_BOX_KEY", _data_dir)  # noqa: F405
+
 # tests/management/commands/flush.py: the cheaper flush that transactional tests run after each test.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests"]  # noqa: F405
 
