@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 
 import redis
@@ -87,6 +88,7 @@ class Watch:
     next_sample: float = 0.0
     next_compact: float = 0.0
     sample_worker: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="graphs"))
+    conn_users: set[Future] = field(default_factory=set)  # work submitted with conn (see _close_after_use)
 
 
 @dataclass
@@ -346,10 +348,10 @@ class Listener:
                     continue
                 watch.in_flight.add(uuid)
                 generation = watch.generation
-                self._after(watch.worker.submit(self._refresh_domain, watch.conn, host_id, uuid, full),
+                self._after(self._using_conn(watch, watch.worker.submit(self._refresh_domain, watch.conn, host_id, uuid, full)),
                             lambda done, uuid=uuid: ("refreshed", host_id, generation, (uuid, _succeeded(done))))
             else:
-                watch.slow_worker.submit(self._reconcile_pools_and_networks, watch.conn, host_id)
+                self._using_conn(watch, watch.slow_worker.submit(self._reconcile_pools_and_networks, watch.conn, host_id))
 
     def _start_due_samples(self) -> None:
         now = time.monotonic()
@@ -361,7 +363,7 @@ class Listener:
             compact_too = now >= watch.next_compact
             if compact_too:
                 watch.next_compact = now + COMPACT_SECONDS
-            self._after(watch.sample_worker.submit(self._sample, watch.sampler, watch.conn, compact_too),
+            self._after(self._using_conn(watch, watch.sample_worker.submit(self._sample, watch.sampler, watch.conn, compact_too)),
                         ("sampled", watch.host_id, watch.generation, None))
 
     def _sample(self, sampler: HostSampler, conn: Connection, compact_too: bool) -> None:
@@ -412,9 +414,7 @@ class Listener:
     def _on_closed(self, watch: Watch, reason: str) -> None:
         logger.warning("host %s: connection lost: %s", watch.host_id, reason)
         watch.registration = None  # the callbacks went with the connection
-        if watch.conn is not None:
-            close_quietly(watch.conn)
-            watch.conn = None
+        self._close_after_use(watch)
         self._schedule_retry(watch, f"Connection lost: {reason}")
 
     def _schedule_retry(self, watch: Watch, reason: str) -> None:
@@ -476,9 +476,34 @@ class Listener:
         if watch.registration is not None:
             watch.registration.deregister()
             watch.registration = None
-        if watch.conn is not None:
-            close_quietly(watch.conn)
-            watch.conn = None
+        self._close_after_use(watch)
+
+    @staticmethod
+    def _using_conn(watch: Watch, future: Future) -> Future:
+        """Note work that was handed the watch's connection, so that it is not closed under it."""
+        watch.conn_users.add(future)
+        future.add_done_callback(watch.conn_users.discard)
+        return future
+
+    def _close_after_use(self, watch: Watch) -> None:
+        """Close the watch's connection once no work handed it is running: libvirt frees a closed
+        connection under a thread still calling it (a worker's heap was corrupted once, a graph
+        round in getAllDomainStats as the connection it read was closed after libvirtd died)."""
+        conn, users = watch.conn, [future for future in list(watch.conn_users) if not future.done()]
+        watch.conn, watch.conn_users = None, set()
+        if conn is None:
+            return
+        if not users:
+            close_quietly(conn)
+            return
+        closer = threading.Thread(target=_close_when_done, args=(conn, users), name="listener-close", daemon=True)
+        closer.start()
+        self._retiring = [thread for thread in self._retiring if thread.is_alive()] + [closer]
+
+
+def _close_when_done(conn: Connection, users: list[Future]) -> None:
+    futures_wait(users)
+    close_quietly(conn)
 
 
 def _succeeded(future: Future) -> bool:

@@ -35,7 +35,13 @@ def set_up(connection: BaseDatabaseWrapper) -> str:
 
 
 def tear_down(connection: BaseDatabaseWrapper, old_name: str) -> None:
-    connection.creation.destroy_test_db(old_name, verbosity=0)
+    if connection.vendor != "postgresql":
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+        return
+    name = connection.settings_dict["NAME"]
+    _point_at(connection, old_name)
+    with connection._nodb_cursor() as cursor:  # FORCE: a stack process still connected does not keep it
+        cursor.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(name)} WITH (FORCE)")
 
 
 def drop_template(connection: BaseDatabaseWrapper) -> None:

@@ -5,6 +5,7 @@ import threading
 import time
 from pathlib import Path
 
+import libvirt
 import pytest
 import redis
 from django.utils import timezone
@@ -181,6 +182,35 @@ def test_a_vm_refresh_that_failed_is_tried_again_a_few_times(redis_ready):
     finally:
         for pool in (watch.worker, watch.slow_worker, watch.sample_worker):
             pool.shutdown()
+
+
+def test_a_lost_connection_is_closed_only_once_the_work_handed_it_is_done(redis_ready):
+    """libvirt frees a closed connection under a thread still calling it: a worker's heap was
+    corrupted once when libvirtd died under a graph round in getAllDomainStats."""
+    listener = Listener()
+    watch = Watch(host_id=1, uri="test:///default")
+    conn = watch.conn = libvirt.open("test:///default")
+    release = threading.Event()
+    try:
+        listener._using_conn(watch, watch.sample_worker.submit(release.wait, 10))
+        listener._on_closed(watch, "libvirtd went away")
+        assert watch.conn is None
+        time.sleep(0.3)
+        assert is_open(conn), "closed while a graph round still used it"
+        release.set()
+        stack.wait_until(lambda: not is_open(conn), timeout=5, message="the connection closed after the round")
+    finally:
+        release.set()
+        for pool in (watch.worker, watch.slow_worker, watch.sample_worker):
+            pool.shutdown()
+
+
+def is_open(conn: libvirt.virConnect) -> bool:
+    try:
+        conn.getURI()
+    except libvirt.libvirtError:
+        return False
+    return True
 
 
 def test_the_hosts_page_says_when_no_listener_watches_a_host(redis_ready, stack_log_dir, admin_client):
