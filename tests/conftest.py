@@ -53,12 +53,17 @@ def pytest_sessionstart(session):
 
 
 def pytest_sessionfinish(session):
+    """pytest-xdist's controller, once every worker has ended: drop the template database, and stop what
+    a crashed worker started (its replacement is another gwN and never meets them; they would take the
+    next run's messages on that worker's Redis database)."""
     if session.config.getoption("numprocesses", None) and "PYTEST_XDIST_WORKER" not in os.environ:
         from django.db import connection
         from pytest_django.plugin import blocking_manager_key
 
         with session.config.stash[blocking_manager_key].unblock():
             databases.drop_template(connection)
+        for worker_data_dir in Path(settings.DATA_DIR).glob("gw*"):
+            stack.stop_orphans(worker_data_dir)
 
 
 @pytest.fixture(scope="session")
