@@ -460,7 +460,11 @@ class Listener:
         waiter = threading.Thread(target=lambda: [executor.shutdown(wait=True) for executor in executors],
                                   name="listener-retire", daemon=True)
         waiter.start()
-        self._retiring = [thread for thread in self._retiring if thread.is_alive()] + [waiter]
+        self._track_retiring(waiter)
+
+    def _track_retiring(self, thread: threading.Thread) -> None:
+        """stop() waits for this thread (_wait_for_retired); finished ones are forgotten."""
+        self._retiring = [other for other in self._retiring if other.is_alive()] + [thread]
 
     def _wait_for_retired(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -498,7 +502,7 @@ class Listener:
             return
         closer = threading.Thread(target=_close_when_done, args=(conn, users), name="listener-close", daemon=True)
         closer.start()
-        self._retiring = [thread for thread in self._retiring if thread.is_alive()] + [closer]
+        self._track_retiring(closer)
 
 
 def _close_when_done(conn: Connection, users: list[Future]) -> None:

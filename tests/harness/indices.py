@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from tests.harness.libvirt_hosts import (MAX_INDEX, MIN_INDEX, REGISTRY_DIR, HarnessError, _process_identity,
-                                         stop_stale_hosts)
+                                         owner_alive, stop_stale_hosts)
 
 CLAIMS_DIR = REGISTRY_DIR / "claims"
 
@@ -60,7 +60,7 @@ def _held_by_a_live_process(index: int) -> bool:
         owner = json.loads((CLAIMS_DIR / str(index)).read_text())
     except (OSError, ValueError):
         return False
-    return bool(owner) and _process_identity(owner[0]) == tuple(owner)
+    return owner_alive(owner)
 
 
 @contextmanager

@@ -339,7 +339,7 @@ def stop_stale_hosts(indices: list[int] | None = None) -> list[int]:
         except FileNotFoundError:  # stopped meanwhile
             continue
         owner = record.get("owner")
-        if owner and _process_identity(owner[0]) == tuple(owner):
+        if owner_alive(owner):
             raise HarnessError(f"harness host {record['index']} belongs to a test run still going (pid {owner[0]}): "
                                "give this run other indices (VMSITE_HARNESS_FIRST_INDEX, VMSITE_HARNESS_INDEX_COUNT)")
         host = _describe(record["index"], Path(record["state_dir"]), record["host_uuid"])
@@ -350,6 +350,11 @@ def stop_stale_hosts(indices: list[int] | None = None) -> list[int]:
         host.stop()
         stopped.append(host.index)
     return stopped
+
+
+def owner_alive(owner: list[int] | None) -> bool:
+    """Whether the process an identity names (see _process_identity) still runs."""
+    return bool(owner) and _process_identity(owner[0]) == tuple(owner)
 
 
 def _process_identity(pid: int) -> tuple[int, int] | None:
