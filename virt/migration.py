@@ -159,7 +159,10 @@ def preflight(source_conn: libvirt.virConnect, domain: libvirt.virDomain, destin
         if refusal:
             raise MigrationBlocked(refusal)
     try:
-        refusal = cpu_refusal(destination_conn, xml)
+        # The definition the migration sends, not the live one: on AMD hosts the live CPU lists
+        # features QEMU added by itself (topoext), which the destination's hypervisor is then said
+        # to lack although the same QEMU gives them there too.
+        refusal = cpu_refusal(destination_conn, domain.XMLDesc(libvirt.VIR_DOMAIN_XML_MIGRATABLE))
     except VirtError as exc:  # the destination cannot even be asked (no usable emulator...)
         raise explain_failure(exc.code, str(exc)) from exc.__cause__
     if refusal:

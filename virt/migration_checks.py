@@ -74,8 +74,8 @@ def host_cpu(conn: libvirt.virConnect) -> str:
 @raises_typed
 def cpu_refusal(destination_conn: libvirt.virConnect, domain_xml: str) -> str | None:
     """Ask the destination whether its hypervisor can give this VM's CPU (the running VM's
-    definition, where host-model is already expanded into a model and features). None: it can,
-    or the VM names no CPU (QEMU's default model, which every host has)."""
+    migratable definition, where host-model is already expanded into a model and features). None:
+    it can, or the VM names no CPU (QEMU's default model, which every host has)."""
     document = DomainXML.from_libvirt(domain_xml)
     cpu = document.cpu
     if cpu is None or _cpu_mode(document) != "custom" or cpu.model is None:
