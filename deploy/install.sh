@@ -46,6 +46,8 @@ die() { printf 'deploy/install.sh: %s\n' "$*" >&2; exit 1; }
 with_systemd() { [ "$START" = yes ] && [ -d /run/systemd/system ]; }
 previous() { [ -f "$ENV_FILE" ] && sed -n "s/^$1=//p" "$ENV_FILE" | tail -n1; true; }  # from the last run
 new_secret() { openssl rand -hex 24; }
+# shellcheck source=../scripts/python_venv.sh
+source "$APP_DIR/scripts/python_venv.sh"
 
 render() {  # render TEMPLATE DEST: the template with every @NAME@ replaced by $NAME
     local text; text="$(cat "$1")"
@@ -113,19 +115,7 @@ folders() {
 virtualenv() {
     # The runtime part of requirements.txt (the test packages follow "# Tests"), once per change.
     local wanted; wanted="$(sed '/^# Tests/,$d' "$APP_DIR/requirements.txt")"
-    local sum; sum="$(printf '%s\n%s' "$wanted" "$("$PYTHON" --version)" | sha256sum | cut -d' ' -f1)"
-    mkdir -p "$(dirname "$VENV")"
-    (
-        flock 9  # two runs at once (tests side by side) share one venv
-        if [ "$(cat "$VENV/.vmsite-requirements" 2>/dev/null)" != "$sum" ]; then
-            say "Python packages into $VENV"
-            [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-            "$VENV/bin/pip" install -q --upgrade pip
-            printf '%s\n' "$wanted" > "$VENV/requirements.txt"
-            "$VENV/bin/pip" install -q -r "$VENV/requirements.txt"
-            echo "$sum" > "$VENV/.vmsite-requirements"
-        fi
-    ) 9>"$VENV.lock"
+    python_venv "$VENV" "$PYTHON" "$wanted"
     if [ ! -d "$APP_DIR/node_modules" ]; then
         say "Front-end packages from npm"
         (cd "$APP_DIR" && npm ci --no-audit --no-fund --loglevel error)

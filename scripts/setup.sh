@@ -10,8 +10,9 @@ MODE="${1:-run}"
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
-STAMPS=.venv/.stamps
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+# shellcheck source=python_venv.sh
+source scripts/python_venv.sh
 
 system_packages() {
     local wanted=(python3-venv python3-dev gcc pkg-config libvirt-dev libvirt-daemon-system qemu-system-x86
@@ -71,28 +72,43 @@ start_libvirtd() {
     if [ -e /dev/kvm ]; then chgrp kvm /dev/kvm 2>/dev/null && chmod 660 /dev/kvm 2>/dev/null || true; fi
 }
 
-changed() {  # changed NAME FILE...: true when the files differ from the last successful step NAME
-    mkdir -p "$STAMPS"
-    local sum; sum=$(cat "${@:2}" | sha256sum | cut -d' ' -f1)
-    [ "$(cat "$STAMPS/$1" 2>/dev/null)" != "$sum" ]
-}
-stamp() { mkdir -p "$STAMPS"; cat "${@:2}" | sha256sum | cut -d' ' -f1 > "$STAMPS/$1"; }
+# A clone's .venv links to a virtualenv in the shared cache, one per requirements.txt and Python, so
+# that a new clone of the same code does not install the same packages again (40 s of the set-up).
+# A checkout whose .venv is a folder of its own (an older set-up), or that cannot write the cache
+# (not root), keeps its .venv folder.
+VENV_CACHE=/var/cache/vmsite
+KEPT_SHARED_VENVS=3
 
 python_packages() {
-    [ -x "$VENV/bin/python" ] || { say "Creating $VENV"; "$PYTHON" -m venv "$VENV"; }
-    if changed requirements requirements.txt; then
-        say "Installing Python packages"
-        "$VENV/bin/pip" install -q --upgrade pip
-        "$VENV/bin/pip" install -q -r requirements.txt
-        stamp requirements requirements.txt
+    local wanted; wanted="$(cat requirements.txt)"
+    if [ -d "$VENV" ] && [ ! -L "$VENV" ] || ! mkdir -p "$VENV_CACHE" 2>/dev/null || [ ! -w "$VENV_CACHE" ]; then
+        python_venv "$VENV" "$PYTHON" "$wanted"
+        return
     fi
+    local key; key="$(printf '%s\n%s' "$wanted" "$(readlink -f "$(command -v "$PYTHON")") $("$PYTHON" --version)" \
+                      | sha256sum | cut -c1-16)"
+    local shared="$VENV_CACHE/venv-$key"
+    python_venv "$shared" "$PYTHON" "$wanted"
+    touch "$shared/.vmsite-used"
+    ln -sfn "$shared" "$VENV"
+    prune_shared_venvs
+}
+
+prune_shared_venvs() {  # all but the newest few, and only those no set-up used for a day
+    local used stale
+    for used in $(ls -t "$VENV_CACHE"/venv-*/.vmsite-used 2>/dev/null | tail -n +$((KEPT_SHARED_VENVS + 1))); do
+        [ -n "$(find "$used" -mmin +1440)" ] || continue
+        stale="$(dirname "$used")"
+        (flock -n 9 && rm -rf "$stale") 9>"$stale.lock" || true
+    done
 }
 
 npm_packages() {
-    if [ ! -d node_modules ] || changed npm package-lock.json; then
+    local stamp=node_modules/.vmsite-package-lock
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$(sha256sum < package-lock.json)" ]; then
         say "Installing front-end packages from npm"
         npm ci --no-audit --no-fund --loglevel error
-        stamp npm package-lock.json
+        sha256sum < package-lock.json > "$stamp"
     fi
 }
 
