@@ -3,7 +3,8 @@
 - `backup.restore_elsewhere`: a restore point as a new VM on any host, read from the point's own pool
   or a copy's; the chain is verified against the catalogue where it is read, flattened there, and
   streamed to the new host's pool when that is another host (virt/backup_copies.py);
-- `backup.restore_in_place`: the shut-off VM's disks overwritten from the point; its checkpoints are
+- `backup.restore_in_place`: the shut-off VM's disks replaced by new volumes restored from the point
+  (the VM is switched to them once all are whole, then the old ones go); its checkpoints are
   forgotten, so its next backup starts a new chain (a full one, whose note says the checkpoint went);
 - `backup.attach_disk` / `backup.detach_disk`: one disk of a point copied into a volume of the VM's
   own and attached read-only to the running VM; unplugged and deleted after.
@@ -13,7 +14,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 
 from backups.copies import RestoreSource, restore_source
-from backups.handlers_scratch import remember_making, scratch_tag
+from backups.handlers_scratch import remember_making, remember_replacing, scratch_tag
 from backups.models import AttachedBackupDisk, RestorePoint
 from domains.handlers import DOMAIN
 from domains.sync import host_vms_and_disks_reconcile
@@ -92,13 +93,16 @@ def backup_restore_in_place(operation: Operation, report: Report) -> str:
         source = restore_source(point, operation.arguments.get("copy"))
         source_conn = _connection(stack, {domain.host_id: frame.conn}, source.host)
         _verified(source_conn, source, frame.report)
-        restored = backup_copies.restore_in_place(
+        swaps = backup_copies.restore_in_place(
             HostEnd(source_conn, source.uri, source.pool_name), frame.conn, connect_uri(domain.host), frame.handle,
             tops=source.tops(), same_host=source.host.pk == domain.host_id, progress=frame.report,
-            tag=scratch_tag(operation))
+            tag=scratch_tag(operation), before_making=remember_replacing(operation))
+    for swap in swaps:  # the VM's own volumes, as the ones they replace were
+        volume_record_made(host=domain.host, key=swap.key, format=swap.format, owner_uuid=domain.uuid)
     host_vms_and_disks_reconcile(host=domain.host)
-    return (f"Restored {domain.name}'s disks {', '.join(restored)} in place from its {point.kind} backup {point.name} "
-            f"({source.label}); checksums matched the catalogue. Its backup chain restarts: the next backup is full, "
+    replaced = ", ".join(f"{swap.disk} ({swap.old} -> {swap.new})" for swap in swaps)
+    return (f"Restored {domain.name}'s disks in place from its {point.kind} backup {point.name} ({source.label}): "
+            f"{replaced}; checksums matched the catalogue. Its backup chain restarts: the next backup is full, "
             "as the checkpoints went with the old disks")
 
 
@@ -118,7 +122,7 @@ def backup_attach_disk(operation: Operation, report: Report) -> str:
             HostEnd(source_conn, source.uri, source.pool_name),
             HostEnd(frame.conn, connect_uri(domain.host), arguments["pool"]), frame.handle,
             top=chain[arguments["disk"]][-1].volume, name=name, same_host=source.host.pk == domain.host_id,
-            progress=frame.report, tag=scratch_tag(operation))
+            progress=frame.report, tag=scratch_tag(operation), before_making=remember_making(operation))
     volume_record_made(host=domain.host, key=attached.key, format=virt_backup.BACKUP_FORMAT, owner_uuid=domain.uuid)
     AttachedBackupDisk.objects.create(domain=domain, point=point, point_label=f"{arguments['disk']} of {point}",
                                       device=attached.target, pool_name=arguments["pool"], volume=attached.volume)

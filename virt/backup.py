@@ -53,6 +53,7 @@ _SEGMENT = 8 * 1024 * 1024  # what one stream of a checksum reads
 _PARALLEL_STREAMS = 4  # segments of a checksum in flight at once
 _JOB_POLL = 0.05  # seconds between two looks at a backup job's end
 _FILE_PIECE = 4 * 1024 * 1024  # what one read of a local file's checksum takes
+_BUILD_WAIT = 3600  # seconds a clean-up waits for libvirt to finish a copy a killed worker had asked for
 
 
 class BackupCancelled(OperationInvalid):
@@ -635,11 +636,35 @@ def remove_scratch(conn: libvirt.virConnect, *, pool_name: str, prefix: str) -> 
 
 
 @raises_typed
+def refresh_once_built(pool: libvirt.virStoragePool, *, timeout: float = _BUILD_WAIT,
+                       poll_interval: float = 0.5) -> None:
+    """Refresh the pool once libvirt writes none of its volumes any more. A copy libvirt makes
+    (`createXMLFrom`: libvirtd's own qemu-img) goes on when the worker that asked for it is killed,
+    and until it ends libvirt refuses to refresh the pool or to delete that volume."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pool.refresh(0)
+            return
+        except libvirt.libvirtError as exc:
+            if "asynchronous jobs" not in (exc.get_error_message() or "") or time.monotonic() > deadline:
+                raise
+        time.sleep(poll_interval)
+
+
+@raises_typed
 def remove_unused(conn: libvirt.virConnect, *, pool_name: str, names: list[str], unless_vm: str) -> list[str]:
     """The volumes an interrupted restore was making for the VM `unless_vm`, deleted, unless that VM
     is defined on the host (the restore got as far as defining it: they are its disks now). What went."""
     if lookup_or_none(conn.lookupByName, unless_vm) is not None:
         return []
+    return remove_volumes(conn, pool_name=pool_name, names=names)
+
+
+@raises_typed
+def remove_volumes(conn: libvirt.virConnect, *, pool_name: str, names: list[str]) -> list[str]:
+    """The named volumes an interrupted operation was making, deleted (once libvirt has finished
+    writing them). What went, in words."""
     return _delete_volumes(conn, pool_name, lambda _present: names)
 
 
@@ -650,7 +675,7 @@ def _delete_volumes(conn: libvirt.virConnect, pool_name: str,
     pool = lookup_or_none(conn.storagePoolLookupByName, pool_name)
     if pool is None or not pool.isActive():
         return []
-    pool.refresh(0)
+    refresh_once_built(pool)
     gone = []
     for name in choose(pool.listVolumes()):
         volume = lookup_or_none(pool.storageVolLookupByName, name)

@@ -11,16 +11,17 @@ and the file as written is read back on the copy host and checksummed again.
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
 import time
 import uuid as uuid_module
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import libvirt
 
 from virt.backup import (BACKUP_FORMAT, CHECKPOINT_PREFIX, RestoredDisk, active_pool, plan_restored_disks,
-                         require_flat_copy, require_restorable, writable_disks, volume_sha256)
+                         remove_volumes, require_flat_copy, require_restorable, writable_disks, volume_sha256)
 from virt.clone import make_distinct
 from virt.domains import find_disk_volume, is_running
 from virt.errors import AlreadyExists, InvalidArgument, OperationInvalid, lookup_or_none, raises_typed, tolerating
@@ -303,37 +304,128 @@ def _flat_into(source: HostEnd, target: HostEnd, *, same_host: bool, top: str, n
     return destination.storageVolLookupByName(name)
 
 
+@dataclass(frozen=True)
+class DiskSwap:
+    """One disk of a restore in place: the volume the VM's definition names now (old), the volume the
+    point is copied into beside it (new, named from the operation), their pool and format."""
+
+    disk: str  # the disk's target (vda)
+    pool: str
+    old: str
+    new: str
+    format: str
+    key: str = ""  # the new volume's, once it is made
+
+
+_RESTORED_SUFFIX = re.compile(r"-restored-op\d+$")
+
+
+def replacement_name(old: str, tag: str) -> str:
+    """The name of a disk's restored volume: data.qcow2 -> data-restored-op7.qcow2 (and not
+    data-restored-op3-restored-op7.qcow2 when it had been restored before)."""
+    stem, dot, extension = old.rpartition(".") if "." in old.lstrip(".") else (old, "", "")
+    return f"{_RESTORED_SUFFIX.sub('', stem)}-restored-{tag}{dot}{extension}"
+
+
 @raises_typed
 def restore_in_place(source: HostEnd, target_conn: libvirt.virConnect, target_uri: str, domain: libvirt.virDomain, *,
-                     tops: dict[str, str], same_host: bool, progress: Progress, tag: str) -> list[str]:
-    """Overwrite a shut-off VM's disks (each a pool volume, kept in its pool, name and format) with
-    what the restore point's chains read as; its vmsite checkpoints are forgotten, as their bitmaps
-    went with the old files. Returns the disk targets restored."""
+                     tops: dict[str, str], same_host: bool, progress: Progress, tag: str,
+                     before_making: Callable[[list[DiskSwap]], None] = lambda swaps: None) -> list[DiskSwap]:
+    """Restore a shut-off VM's disks (each a pool volume) from the restore point's chains: each is
+    copied into a new volume of the disk's pool and format (replacement_name), and only once all are
+    complete is the VM's definition switched to them, in one define; then the old volumes are deleted
+    and its vmsite checkpoints forgotten (their bitmaps went with the old files). Until the switch the
+    VM has its old disks, whole. before_making gets the swaps before any new volume is made (their
+    names are all free). Returns the swaps, with the new volumes' keys."""
     if is_running(domain):
         raise OperationInvalid("The VM is running: shut it off before restoring its disks in place. Nothing was "
                                "restored.")
-    xml = DomainXML.from_libvirt(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+    xml = DomainXML.from_libvirt(domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE))
+    swaps = _planned_swaps(target_conn, xml, tops, tag)
+    before_making(swaps)
+    made: list[DiskSwap] = []
+    try:
+        for index, swap in enumerate(swaps):
+            progress(20 + 60 * index // len(swaps), f"Copying {swap.disk} into {swap.new} in {swap.pool}")
+            volume = _flat_into(source, HostEnd(target_conn, target_uri, swap.pool), same_host=same_host,
+                                top=tops[swap.disk], name=swap.new, fmt=swap.format, tag=tag)
+            made.append(replace(swap, key=volume.key()))
+        progress(85, f"Switching {domain.name()} to its restored disks")
+        _switch_disks(target_conn, xml, made)
+    except BaseException:
+        for swap in swaps:
+            _delete_quietly(active_pool(target_conn, swap.pool), swap.new)
+        raise
+    progress(92, "Deleting the old disks")
+    forget_checkpoints(domain)
+    for swap in made:
+        _delete_quietly(active_pool(target_conn, swap.pool), swap.old)
+    return made
+
+
+def _planned_swaps(conn: libvirt.virConnect, xml: DomainXML, tops: dict[str, str], tag: str) -> list[DiskSwap]:
     disks = {disk.target_dev: disk for disk in writable_disks(xml)}
     absent = sorted(set(tops) - set(disks))
     if absent:
         raise OperationInvalid(f"The VM has no disk {', '.join(absent)} any more: restore the backup as a new VM "
                                "instead. Nothing was restored.")
-    planned = []
+    swaps = []
     for target in sorted(tops):
-        volume = find_disk_volume(target_conn, disks[target].source)
+        volume = find_disk_volume(conn, disks[target].source)
         if volume is None:
             raise OperationInvalid(f"Disk {target} ({disks[target].source}) is not a volume of a storage pool: "
                                    "vmsite restores only into pool volumes. Nothing was restored.")
-        planned.append((target, volume, volume.storagePoolLookupByVolume().name(),
-                        VolumeXML.from_libvirt(volume.XMLDesc(0)).format or "raw"))
-    for index, (target, volume, pool_name, fmt) in enumerate(planned):
-        progress(20 + 70 * index // len(planned), f"Overwriting {target} ({volume.name()} in {pool_name})")
-        name = volume.name()
-        volume.delete(0)
-        _flat_into(source, HostEnd(target_conn, target_uri, pool_name), same_host=same_host, top=tops[target],
-                   name=name, fmt=fmt, tag=tag)
-    forget_checkpoints(domain)
-    return [target for target, *_ in planned]
+        pool = volume.storagePoolLookupByVolume()
+        new = replacement_name(volume.name(), tag)
+        if lookup_or_none(pool.storageVolLookupByName, new) is not None:
+            raise AlreadyExists(f"The pool {pool.name()!r} already has a volume named {new!r}. Nothing was restored.")
+        swaps.append(DiskSwap(disk=target, pool=pool.name(), old=volume.name(), new=new,
+                              format=VolumeXML.from_libvirt(volume.XMLDesc(0)).format or "raw"))
+    return swaps
+
+
+def _switch_disks(conn: libvirt.virConnect, xml: DomainXML, swaps: list[DiskSwap]) -> None:
+    """Point each swapped disk of the definition at its new volume, and define it (all disks at once)."""
+    by_target = {disk.target_dev: disk for disk in xml.disks}
+    for swap in swaps:
+        disk = by_target[swap.disk]
+        path = active_pool(conn, swap.pool).storageVolLookupByName(swap.new).path()
+        if disk.type == "volume":
+            disk.source_volume = swap.new
+        elif disk.type == "block":
+            disk.source_dev = path
+        else:
+            disk.source_file = path
+        for backing in disk.element.findall("backingStore"):  # the old image's; the new one is flat
+            disk.element.remove(backing)
+    conn.defineXML(xml.to_xml())
+
+
+@raises_typed
+def settle_swaps(conn: libvirt.virConnect, *, domain_uuid: str, swaps: list[DiskSwap]) -> list[str]:
+    """What a restore in place whose worker died left: when the VM's definition names the new volumes
+    (it was switched, all disks at once), the old volumes go and its vmsite checkpoints are forgotten;
+    otherwise the new volumes (whole or half-written) go and the VM keeps its old disks. What went."""
+    if not swaps:
+        return []
+    domain = lookup_or_none(conn.lookupByUUIDString, domain_uuid)
+    switched = domain is not None and _names_new_volumes(conn, domain, swaps)
+    gone = []
+    for swap in swaps:
+        gone += remove_volumes(conn, pool_name=swap.pool, names=[swap.old if switched else swap.new])
+    if switched:
+        dropped = forget_checkpoints(domain)
+        gone += [f"{dropped} checkpoint(s) of the old disks"] if dropped else []
+    return gone
+
+
+def _names_new_volumes(conn: libvirt.virConnect, domain: libvirt.virDomain, swaps: list[DiskSwap]) -> bool:
+    disks = {disk.target_dev: disk for disk in DomainXML.from_libvirt(
+        domain.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).disks}
+    swap = swaps[0]  # the switch is one define: one disk tells
+    disk = disks.get(swap.disk)
+    volume = find_disk_volume(conn, disk.source) if disk is not None and disk.source else None
+    return volume is not None and volume.name() == swap.new and volume.storagePoolLookupByVolume().name() == swap.pool
 
 
 def forget_checkpoints(domain: libvirt.virDomain) -> int:
@@ -356,11 +448,17 @@ class AttachedDisk:
 
 @raises_typed
 def attach_point_disk(source: HostEnd, target: HostEnd, domain: libvirt.virDomain, *, top: str, name: str,
-                      same_host: bool, progress: Progress, tag: str) -> AttachedDisk:
+                      same_host: bool, progress: Progress, tag: str,
+                      before_making: Callable[[list[str]], None] = lambda names: None) -> AttachedDisk:
     """One disk of a restore point, flattened into a new qcow2 volume of the target pool (on the VM's
-    host), hot-plugged into the running VM read-only as the next free virtio disk, to copy files from."""
+    host), hot-plugged into the running VM read-only as the next free virtio disk, to copy files from.
+    before_making gets [name] once it is known to be free, before the volume is made."""
     if not is_running(domain):
         raise OperationInvalid("The VM is not running: a backup's disk is attached to a running VM.")
+    if lookup_or_none(active_pool(target.conn, target.pool).storageVolLookupByName, name) is not None:
+        raise AlreadyExists(f"The pool {target.pool!r} already has a volume named {name!r}: detach that backup "
+                            "disk first. Nothing was attached.")
+    before_making([name])
     progress(10, f"Copying the disk into {target.pool}")
     volume = _flat_into(source, target, same_host=same_host, top=top, name=name, fmt=BACKUP_FORMAT, tag=tag)
     try:
@@ -380,6 +478,24 @@ def attach_point_disk(source: HostEnd, target: HostEnd, domain: libvirt.virDomai
             volume.delete(0)
         raise
     return AttachedDisk(target=device, volume=name, key=volume.key())
+
+
+@raises_typed
+def undo_attach(conn: libvirt.virConnect, *, domain_uuid: str, pool_name: str, volume: str) -> list[str]:
+    """What an attach whose worker died left: its volume (whole or half-copied) deleted, unplugged
+    from the VM first if the attach had got that far. What went, in words."""
+    domain = lookup_or_none(conn.lookupByUUIDString, domain_uuid)
+    pool = lookup_or_none(conn.storagePoolLookupByName, pool_name)
+    handle = lookup_or_none(pool.storageVolLookupByName, volume) if pool is not None else None
+    device = None
+    if domain is not None and handle is not None and is_running(domain):
+        path = handle.path()
+        device = next((disk.target_dev for disk in DomainXML.from_libvirt(domain.XMLDesc(0)).disks
+                       if disk.source == path), None)
+    if device is None:
+        return remove_volumes(conn, pool_name=pool_name, names=[volume])
+    detach_point_disk(conn, domain, device=device, pool=pool_name, volume=volume)
+    return [f"{device} unplugged", f"volume {volume}"]
 
 
 @raises_typed

@@ -8,9 +8,11 @@ it through the API with a real worker:
 - the incremental restored from its copy on B as a new VM on A, and from the original on A as a new VM
   on B: each disk flattened where the chain is, streamed, and identical to the guest's disk;
 - the full point's disk attached read-only to the running VM, then detached and deleted;
-- the VM shut off and restored in place from the full point's copy on B: its disk is the original again;
-- the next backup starts a new chain (its note says why), the job's retention prunes the older points
-  with their copies on B, and the catalogue rebuilt from B's manifests finds the copy again;
+- the VM shut off and restored in place from the full point's copy on B: its disk is a new volume that
+  is the original again, the old volume gone;
+- the next backup starts a new chain (its note says why: vda is another volume now), the job's
+  retention prunes the older points with their copies on B, and the catalogue rebuilt from B's
+  manifests finds the copy again;
 - a damaged copy is refused, nothing written."""
 from __future__ import annotations
 
@@ -206,14 +208,18 @@ def test_copies_restores_anywhere_in_place_and_attached(two_hosts, celery_worker
     operation = queued(api.post(reverse("api:vm_backup_restore_in_place", args=[vm.pk, full.pk]),
                                 {"source": full_copy.pk, "confirm": True}, format="json"))
     assert "next backup is full" in operation.message
-    assert identical(env["disk"], env["original"])
+    (restored,) = etree.fromstring(env["handle"].XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)).xpath(
+        "devices/disk[target/@dev='vda']/source/@file")
+    assert restored.endswith(f"/data-restored-op{operation.pk}.qcow2"), restored  # a new volume, switched to
+    assert identical(on_disk(env["a"], restored), env["original"])
+    assert not env["disk"].exists()  # the old volume went
     assert env["handle"].listAllCheckpoints(0) == []
 
     # The chain restarts; retention (keep 1) prunes both older points, and their copies on B.
     env["handle"].create()
     host_reconcile(host=host_a)
     restarted, restarted_copy = run_with_copy(api, job)
-    assert restarted.kind == "full" and "no checkpoint" in restarted.note, restarted.note
+    assert restarted.kind == "full" and "Disk vda is another image now" in restarted.note, restarted.note
     assert set(RestorePoint.objects.filter(domain_uuid=vm.uuid).values_list("pk", flat=True)) == {restarted.pk}
     assert files_of(env["conn_b"], env["copies"]) == {restarted.disks.get().volume, restarted.manifest}
 

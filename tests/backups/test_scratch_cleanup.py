@@ -142,7 +142,8 @@ def two_hosts_big_disk(harness, guests):
              for role, harness_host in (("a", a), ("b", b))]
     for host in hosts:
         host_reconcile(host=host)
-    yield {"host_a": hosts[0], "host_b": hosts[1], "conn_a": conn_a, "conn_b": conn_b,
+    yield {"a": a, "b": b, "host_a": hosts[0], "host_b": hosts[1], "conn_a": conn_a, "conn_b": conn_b,
+           "handle": domain, "disk_path": disk_path,
            "vm": Domain.objects.get(host=hosts[0], uuid=domain.UUIDString()), **names}
     guests.cleanup()
     for uri, pool_names in ((a.tcp_uri, ("backups", "disks")), (b.tcp_uri, ("restores",))):
