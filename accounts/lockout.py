@@ -21,6 +21,7 @@ import redis
 from django.conf import settings
 
 from vmsite.outages import redis_down
+from vmsite.redis_clients import redis_client
 
 USER_LIMIT = 5  # password attempts for one user name within the window
 ADDRESS_LIMIT = 20  # failed attempts from one address, whatever the user names
@@ -42,7 +43,7 @@ _R = TypeVar("_R")
 
 
 def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
+    return redis_client(socket_connect_timeout=5, socket_timeout=5)
 
 
 def _counted(function: Callable[_P, _R]) -> Callable[_P, _R]:

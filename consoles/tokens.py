@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 import redis
 from django.conf import settings
 
+from vmsite.redis_clients import redis_client
+
 TOKEN_BYTES = 32  # 256 bits
 KEY_PREFIX = "vmsite:console-token:"
 
@@ -55,4 +57,4 @@ def token_take(token: str) -> ConsoleGrant | None:
 
 
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    return redis_client()

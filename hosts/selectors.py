@@ -22,12 +22,12 @@ def mark_watched(hosts: list[Host]) -> list[Host]:
     """Sets host.watched: whether a listener holds the host's lease (live events flow), or None
     when Redis cannot say. A host nobody watches still syncs, but its pages stop following it."""
     import redis
-    from django.conf import settings
 
     from events.watching import lease_holders
+    from vmsite.redis_clients import redis_client
 
     try:
-        holders = lease_holders(redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1),
+        holders = lease_holders(redis_client(socket_timeout=1, socket_connect_timeout=1),
                                 [host.pk for host in hosts])
     except redis.RedisError:
         holders = {}

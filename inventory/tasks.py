@@ -11,6 +11,7 @@ from hosts.choices import Transport
 from hosts.models import Host
 from inventory.reconcile import host_reconcile
 from virt.errors import VirtError
+from vmsite.redis_clients import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -40,4 +41,4 @@ def reconcile_host(host_id: int) -> None:
 
 
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL)
+    return redis_client()

@@ -12,6 +12,8 @@ import redis
 from django.conf import settings
 from redis.exceptions import LockError
 
+from vmsite.redis_clients import redis_client
+
 LOCK_TTL = 30.0  # seconds a lock outlives its holder's last renewal
 _KEY = "vmsite:lock:{}"
 
@@ -25,7 +27,7 @@ def lock_held(name: str, *, wait: float, on_wait: Callable[[], None] = lambda: N
               ttl: float = LOCK_TTL) -> Iterator[None]:
     """Hold the lock `name` for the block, waiting up to `wait` seconds for it (on_wait is called
     once when it must wait); LockTimeout when it is not had by then."""
-    client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
+    client = redis_client(socket_timeout=10, socket_connect_timeout=5)
     lock = client.lock(_KEY.format(name), timeout=ttl, thread_local=False)
     if not lock.acquire(blocking=False):
         on_wait()
