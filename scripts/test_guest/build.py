@@ -49,6 +49,58 @@ def main() -> int:
 
 def build(cache: Path) -> Path:
     """The guest's folder (vmlinuz, vmlinux, initrd.gz, manifest.json), built unless already there."""
+    state = apt_state()
+    known = _known_folder(cache, state)
+    if known is not None:
+        return known
+    target = _build(cache)
+    _remember_folder(cache, state, target)
+    return target
+
+
+# Asking apt for the inputs' versions takes 3-4 s of CPU (apt-cache reads its whole package cache),
+# and every pytest-xdist worker asks for the guest's folder. Apt's answers change only when its
+# lists, its configuration or the installed packages do, so the folder found last is kept with
+# those files' modification times and this script's and rootfs/'s contents, and reused while all
+# of them are the same.
+APT_STATE_PATHS = ("/var/lib/apt/lists", "/var/lib/dpkg/status", "/etc/apt", "/etc/apt/sources.list.d",
+                   "/etc/apt/preferences.d", "/etc/apt/sources.list", "/etc/apt/preferences")
+
+
+def apt_state() -> dict:
+    """What the inputs' versions follow from: apt's and dpkg's files (modification times), this
+    script and rootfs/ (contents)."""
+    times = {}
+    for name in APT_STATE_PATHS:
+        try:
+            times[name] = os.stat(name).st_mtime_ns
+        except FileNotFoundError:
+            times[name] = None
+    return {"apt": times, "build_script": sha256_file(Path(__file__).resolve()), "rootfs": _rootfs_sums()}
+
+
+def _known_folder(cache: Path, state: dict) -> Path | None:
+    try:
+        memo = json.loads((cache / "guest-folder.json").read_text())
+    except (OSError, ValueError):
+        return None
+    folder = Path(memo.get("folder", ""))
+    return folder if memo.get("state") == state and (folder / "manifest.json").exists() else None
+
+
+def _remember_folder(cache: Path, state: dict, folder: Path) -> None:
+    memo = cache / "guest-folder.json"
+    temporary = memo.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps({"state": state, "folder": str(folder)}) + "\n")
+    temporary.replace(memo)
+
+
+def _rootfs_sums() -> dict[str, str]:
+    return {str(path.relative_to(ROOTFS)): sha256_file(path) + oct(path.stat().st_mode & 0o777)
+            for path in sorted(ROOTFS.rglob("*")) if path.is_file()}
+
+
+def _build(cache: Path) -> Path:
     versions = candidate_versions()
     kernel_package = kernel_package_name()
     inputs = {
@@ -56,8 +108,7 @@ def build(cache: Path) -> Path:
         "kernel_package": kernel_package,
         "agent_libraries": host_library_versions(),
         "build_script": sha256_file(Path(__file__).resolve()),
-        "rootfs": {str(path.relative_to(ROOTFS)): sha256_file(path) + oct(path.stat().st_mode & 0o777)
-                   for path in sorted(ROOTFS.rglob("*")) if path.is_file()},
+        "rootfs": _rootfs_sums(),
     }
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
     target = cache / f"guest-{key}"
