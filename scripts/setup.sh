@@ -8,7 +8,10 @@
 set -euo pipefail
 MODE="${1:-run}"
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
+# Debian's own Python (the python3-venv and python3-dev packages below are for it), not whichever
+# python3 comes first on the PATH: a pyenv build without --enable-optimizations ran the suite's
+# Python at about half the speed (README, "Test suite").
+PYTHON="${PYTHON:-$( [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)}"
 VENV=.venv
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # shellcheck source=python_venv.sh
