@@ -100,18 +100,34 @@ def make_test_ca(folder: Path) -> tuple[Path, Path, Path]:
 
 
 
-def goto(page, url: str):
-    """page.goto, again when Chromium gave up with ERR_NETWORK_CHANGED: a bridge or address that
-    another test (or libvirt) makes on this machine is a network change to Chromium, which then
-    aborts the requests in flight. Any other failure stands."""
+def despite_network_changes(page, action):
+    """action(), again when Chromium aborted one of the page's requests with ERR_NETWORK_CHANGED: a
+    bridge or address that another test (or libvirt) makes on this machine is a network change to
+    Chromium, which then aborts the requests in flight (nginx logs them as 499) and shows its error
+    page. Any other failure stands."""
     from playwright.sync_api import Error
 
-    for attempt in range(3):
-        try:
-            return page.goto(url)
-        except Error as exc:
-            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == 2:
-                raise
+    failures: list[str] = []
+
+    def failed(request) -> None:
+        failures.append(request.failure or "")
+
+    page.on("requestfailed", failed)
+    try:
+        for attempt in range(3):
+            failures.clear()
+            try:
+                return action()
+            except (Error, AssertionError) as exc:
+                changed = "ERR_NETWORK_CHANGED" in str(exc) or any("ERR_NETWORK_CHANGED" in text for text in failures)
+                if not changed or attempt == 2:
+                    raise
+    finally:
+        page.remove_listener("requestfailed", failed)
+
+
+def goto(page, url: str):
+    return despite_network_changes(page, lambda: page.goto(url))
 
 
 def browser_home_trusting(ca: Path, home: Path) -> Path:
@@ -380,10 +396,16 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
         assert static.status == 200 and "max-age=3600" in static.headers["cache-control"]
         login = goto(page, f"{deployment.url}/login/")
         assert login.headers["strict-transport-security"].startswith("max-age=")
-        page.fill("#id_username", ADMIN)
-        page.fill("#id_password", deployment.admin_password)
-        page.click("button[type=submit]")
-        expect(page.get_by_role("heading", name="Dashboard")).to_be_visible(timeout=WAIT)
+
+        def log_in() -> None:
+            if not page.url.endswith("/login/"):  # Chromium's error page after an aborted POST
+                page.goto(f"{deployment.url}/login/")
+            page.fill("#id_username", ADMIN)
+            page.fill("#id_password", deployment.admin_password)
+            page.click("button[type=submit]")
+            expect(page.get_by_role("heading", name="Dashboard")).to_be_visible(timeout=WAIT)
+
+        despite_network_changes(page, log_in)
 
         # The audit log has the browser's address, as nginx saw it (::1), not nginx's (127.0.0.1).
         goto(page, f"{deployment.url}/audit/")
