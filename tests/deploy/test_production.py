@@ -101,16 +101,19 @@ def make_test_ca(folder: Path) -> tuple[Path, Path, Path]:
 
 
 def despite_network_changes(page, action):
-    """action(), again when Chromium aborted one of the page's requests with ERR_NETWORK_CHANGED: a
-    bridge or address that another test (or libvirt) makes on this machine is a network change to
-    Chromium, which then aborts the requests in flight (nginx logs them as 499) and shows its error
-    page. Any other failure stands."""
+    """action(), again (twice at most) when it failed because Chromium gave up on a request at the
+    network level and showed its error page (chrome-error://), with the reason printed. A bridge or
+    address that another test (or libvirt) makes on this machine is a network change to Chromium,
+    which aborts the requests in flight (ERR_NETWORK_CHANGED; nginx logs a 499). On this 2-core
+    machine that also cut off the login's POST and a second tab's navigation, whose error Playwright
+    reports only as a navigation to chrome-error://. Any other failure stands, and so does one that
+    happens three times."""
     from playwright.sync_api import Error
 
     failures: list[str] = []
 
     def failed(request) -> None:
-        failures.append(request.failure or "")
+        failures.append(f"{request.method} {request.url}: {request.failure}")
 
     page.on("requestfailed", failed)
     try:
@@ -119,9 +122,12 @@ def despite_network_changes(page, action):
             try:
                 return action()
             except (Error, AssertionError) as exc:
-                changed = "ERR_NETWORK_CHANGED" in str(exc) or any("ERR_NETWORK_CHANGED" in text for text in failures)
-                if not changed or attempt == 2:
+                cut_off = ("ERR_NETWORK_CHANGED" in str(exc) or "chrome-error://" in str(exc)
+                           or page.url.startswith("chrome-error://"))
+                if not cut_off or attempt == 2:
                     raise
+                print(f"tried again after Chromium's network error: {str(exc).splitlines()[0]}; failed requests: "
+                      f"{failures}")
     finally:
         page.remove_listener("requestfailed", failed)
 
