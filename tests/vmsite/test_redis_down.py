@@ -238,7 +238,7 @@ def test_when_redis_returns_every_process_and_page_reconnects_by_itself(own_redi
         assert console_answer(proxy_port, "any") == 503
         expect(indicator).to_have_attribute("data-state", "reconnecting")
         stack.wait_until(lambda: "host leases not renewed" in listener.log(), timeout=10, message="the listener to notice")
-        stack.wait_until(lambda: "Connection to broker lost" in worker.log(), timeout=10, message="the worker to notice")
+        stack.wait_until(lambda: "Connection to broker lost" in worker.log(), timeout=30, message="the worker to notice")
 
         own_redis.start()  # the same port, nothing kept: queue, leases and tokens are gone
         back = time.monotonic()
