@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass, field
 
 import redis
@@ -506,8 +505,19 @@ class Listener:
 
 
 def _close_when_done(conn: Connection, users: list[Future]) -> None:
-    futures_wait(users)
+    _wait_until_done(users)
     close_quietly(conn)
+
+
+def _wait_until_done(futures: list[Future]) -> None:
+    """Wait until every future is done, cancelled ones included. concurrent.futures.wait() is no use
+    here: a future that shutdown(cancel_futures=True) took off the queue never counts as done for it,
+    so a dropped host's connection was never closed and stopping waited its whole STOP_WAIT."""
+    finished = threading.Semaphore(0)
+    for future in futures:
+        future.add_done_callback(lambda _future: finished.release())
+    for _future in futures:
+        finished.acquire()
 
 
 def _succeeded(future: Future) -> bool:

@@ -268,3 +268,26 @@ def test_a_pause_stores_the_new_state_alone_and_any_other_event_reads_the_whole_
     stack.wait_until(lambda: "marker" not in Domain.objects.get(pk=row.pk).details, timeout=5,
                      message="the whole VM read again")
     assert Domain.objects.get(pk=row.pk).state == 3
+
+
+def test_a_dropped_hosts_connection_is_closed_once_its_running_work_ends_and_its_queued_work_is_dropped(
+        redis_ready):
+    """Work still queued when a host is dropped is cancelled; concurrent.futures.wait() never counts such
+    a future as done, so the connection stayed open for ever and a stop waited STOP_WAIT (10 s) for it."""
+    listener = Listener()
+    watch = Watch(host_id=1, uri="test:///default")
+    conn = watch.conn = libvirt.open("test:///default")
+    release = threading.Event()
+    try:
+        for _ in range(6):  # four run (VM_THREADS), two wait in the queue
+            listener._using_conn(watch, watch.worker.submit(release.wait, 10))
+        listener._drop(watch)
+        time.sleep(0.3)
+        assert is_open(conn), "closed while refreshes still used it"
+        release.set()
+        stack.wait_until(lambda: not is_open(conn), timeout=5, message="the connection closed after the refreshes")
+        began = time.monotonic()
+        listener._wait_for_retired(STOP_WAIT)
+        assert time.monotonic() - began < 1, "a stop would wait for the closing thread"
+    finally:
+        release.set()
