@@ -3,6 +3,8 @@
 app's sync module. It ties the object apps together, so it sits above them."""
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.db import transaction
 from django.utils import timezone
 
@@ -36,9 +38,12 @@ def apply_inventory(*, host: Host, inventory: Inventory) -> dict[str, Diff]:
     return diffs
 
 
-def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
+def host_reconcile(*, host: Host, fresh: bool = False, applied: Callable[[], None] | None = None) -> dict[str, Diff]:
     """Read the host's whole inventory in a few bulk calls and apply it. A failure to reach the
-    host marks it offline (or in error, for credential problems) with the reason, and re-raises."""
+    host marks it offline (or in error, for credential problems) with the reason, and re-raises.
+    applied() is called once the rows hold the read, before new VMs are described (one call each):
+    from then on, a VM that changed since the read can be read again without this reconcile's older
+    view overwriting it."""
     uri = connect_uri(host)
     if fresh:
         pool().drop(uri)
@@ -52,6 +57,8 @@ def host_reconcile(*, host: Host, fresh: bool = False) -> dict[str, Diff]:
             diffs = apply_inventory(host=host, inventory=inventory)
             if devices is not None:
                 host_devices_apply(host=host, devices=devices)
+            if applied is not None:
+                applied()
             backlog = domains_undescribed(host) if fresh else []
             domains_describe(conn, host=host, uuids=[*diffs["domains"].new_uuids, *backlog])
     except HostUnavailable as exc:

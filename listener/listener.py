@@ -268,8 +268,10 @@ class Listener:
         watch.sampler = HostSampler(watch.host_id)  # counters may have restarted with the daemon
         watch.sampling = False
         watch.reconciling = True
-        self._after(watch.worker.submit(self._reconcile, watch.host_id), ("reconciled", watch.host_id,
-                                                                            watch.generation, None))
+        # "reconciled" comes as soon as the rows hold the reconcile's read (see _reconcile); again when it
+        # is over, which is how a reconcile that failed before that ends too.
+        self._after(watch.worker.submit(self._reconcile, watch.host_id, watch.generation),
+                    ("reconciled", watch.host_id, watch.generation, None))
 
     def _event_sink(self, host_id: int, generation: int):
         def sink(record: EventRecord) -> None:  # libvirt's event loop thread: hand on, return
@@ -423,9 +425,15 @@ class Listener:
         watch.next_attempt = time.monotonic() + watch.backoff
         watch.backoff = min(watch.backoff * 2, BACKOFF_MAX)
 
-    def _reconcile(self, host_id: int) -> None:
+    def _reconcile(self, host_id: int, generation: int) -> None:
+        """The full reconcile after a connect. Its rows are written before the VMs it finds new are
+        described, one call each, which on a host with many takes seconds: the VMs that had events
+        meanwhile are read again from the moment the rows are written, not after the describing."""
+        def applied() -> None:
+            self.records.put(("reconciled", host_id, generation, None))
+
         self._on_enabled_host(host_id, "full reconcile after connect",
-                              lambda host: host_reconcile(host=host, fresh=True))
+                              lambda host: host_reconcile(host=host, fresh=True, applied=applied))
 
     def _reconcile_pools_and_networks(self, conn: Connection, host_id: int) -> None:
         self._on_enabled_host(host_id, "pools and networks read",

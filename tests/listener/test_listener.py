@@ -1,5 +1,6 @@
 """The listener: host leases shared among listeners, callbacks registered once per connection,
 coalesced refreshes, and the settling wait after a stop."""
+import queue
 import signal
 import threading
 import time
@@ -291,3 +292,24 @@ def test_a_dropped_hosts_connection_is_closed_once_its_running_work_ends_and_its
         assert time.monotonic() - began < 1, "a stop would wait for the closing thread"
     finally:
         release.set()
+
+
+def test_a_full_reconcile_says_it_is_done_once_its_rows_are_written_before_it_describes_new_vms(redis_ready):
+    """The VMs that had events during the reconcile after a connect are read again when it says it is done.
+    It said so only after describing every VM it found new (one call each: seconds on a host with many),
+    and until then its older view of a VM stopped meanwhile stood: a page showed Running for 10 s."""
+    host = Host.objects.create(name="demo", transport="test", address="default")
+    listener = Listener()
+    said_done: list[tuple[tuple, list[dict]]] = []
+
+    class Records(queue.Queue):
+        def put(self, item, *args, **kwargs):
+            said_done.append((item, list(Domain.objects.filter(host=host).values_list("details", flat=True))))
+            super().put(item, *args, **kwargs)
+
+    listener.records = Records()
+    listener._reconcile(host.pk, 7)
+    [(record, details_then)] = said_done
+    assert record == ("reconciled", host.pk, 7, None)
+    assert details_then and all(details == {} for details in details_then), "rows written, none described yet"
+    assert all(Domain.objects.filter(host=host).values_list("details", flat=True)), "described afterwards"
