@@ -17,6 +17,8 @@ from consoles.tokens import KEY_PREFIX, ConsoleGrant, hash_secret, token_store, 
 from domains.choices import DomainState
 from domains.models import Domain
 from hosts.models import Host
+from operations.choices import OperationState
+from operations.models import Operation
 from accounts.models import Grant, Role
 from tests.consoles.conftest import grant_hosts, logged_in, make_user, take_console_right
 from virt.consoles import ppm_to_png
@@ -274,3 +276,16 @@ def test_a_proxy_path_puts_the_console_on_the_pages_own_origin(host, alice):
                                            HTTP_HOST="vmsite.example.org:8443", secure=True)
     assert response["Content-Security-Policy"] == "default-src 'self'; connect-src 'self' wss://vmsite.example.org:8443"
     assert 'data-proxy-url="/websockify"' in response.content.decode()
+
+
+def test_the_vm_page_asks_for_no_screenshots_while_the_vm_is_being_deleted(host, admin_client):
+    """The page a delete goes back to opened the screenshot socket just as the row went: a refused socket,
+    an error in the browser's console (seen in test_an_admins_day)."""
+    domain = make_domain(host)
+    page = reverse("domains:detail", args=[domain.pk])
+    assert 'id="domain-screenshot"' in admin_client.get(page).content.decode()
+    Operation.objects.create(kind="domain.delete", target_type="domain", target_id=domain.pk, target_label=domain.name,
+                             host=host, state=OperationState.PENDING)
+    html = admin_client.get(page).content.decode()
+    assert 'id="domain-screenshot"' not in html and "screenshot.js" not in html
+    assert 'data-action="console"' in html  # the rest of the panel stays
