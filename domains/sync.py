@@ -119,10 +119,11 @@ def domain_xml_store(*, domain_id: int, inactive: str, live: str) -> None:
 
 # -- a host's VMs --------------------------------------------------------------------------------
 
-def domains_apply(*, host: Host, summaries: Iterable[DomainSummary], now: datetime) -> Diff:
+def domains_apply(*, host: Host, summaries: Iterable[DomainSummary], now: datetime,
+                  read_at: datetime | None = None) -> Diff:
     """Make the host's VM rows equal to a bulk read: a row whose VM left may move with it, or leave
-    a tombstone (domains.identity)."""
-    return apply_diff(_LISTED_COLUMNS, host=host, reports=summaries, now=now, forget=domains_gone)
+    a tombstone (domains.identity). Rows written since read_at are left alone (hosts.cached.apply_diff)."""
+    return apply_diff(_LISTED_COLUMNS, host=host, reports=summaries, now=now, forget=domains_gone, read_at=read_at)
 
 
 def domains_describe(conn: Connection, *, host: Host, uuids: Iterable) -> None:
@@ -148,7 +149,8 @@ def domains_reconcile(conn: Connection, *, host: Host) -> Diff:
     """The host's VMs alone, after an operation that adds or moves some (a create, a clone, a
     migration): its pools and networks, and the host's own facts, are the whole reconcile's."""
     with transaction.atomic():
-        diff = domains_apply(host=host, summaries=list_domains(conn), now=timezone.now())
+        read_at = timezone.now()
+        diff = domains_apply(host=host, summaries=list_domains(conn), now=timezone.now(), read_at=read_at)
         if diff.any_change:
             transaction.on_commit(lambda: publish_inventory(host_id=host.pk))
     domains_describe(conn, host=host, uuids=diff.new_uuids)

@@ -76,15 +76,23 @@ def rows_delete(model: type[models.Model], pks: list[int]) -> None:
 
 
 def apply_diff(column_map: ColumnMap, *, host: Any, reports: Iterable[Any], now: datetime,
-               forget: Callable[[list[int]], None] | None = None) -> Diff:
+               forget: Callable[[list[int]], None] | None = None, read_at: datetime | None = None) -> Diff:
     """Make the host's rows of `column_map.model` equal to `reports` (each with a `uuid`): insert
-    the new, update the changed, and hand the gone rows' ids to `forget` (by default, delete them)."""
+    the new, update the changed, and hand the gone rows' ids to `forget` (by default, delete them).
+    With read_at (when the reports were read), a row written after it is left as it is: its writer
+    read the object later (a VM created, or stopped and refreshed, while the reports were read and
+    applied), and the reports would delete or undo it."""
     model = column_map.model
     columns = list(column_map.columns.values())
     attributes = list(column_map.columns)
     reported = {report.uuid: tuple(getattr(report, name) for name in attributes) for report in reports}
     # Plain tuples, not model instances: at a thousand rows per host this is most of the cost.
-    cached = {row[1]: (row[0], row[2:]) for row in model.objects.filter(host=host).values_list("pk", "uuid", *columns)}
+    rows = model.objects.filter(host=host)
+    if read_at is not None:
+        later = set(rows.filter(synced_at__gt=read_at).values_list("uuid", flat=True))
+        rows = rows.exclude(uuid__in=later)
+        reported = {uuid: values for uuid, values in reported.items() if uuid not in later}
+    cached = {row[1]: (row[0], row[2:]) for row in rows.values_list("pk", "uuid", *columns)}
     for position in [columns.index(column) for column in column_map.unknown_when_none if column in columns]:
         for uuid, values in reported.items():
             if values[position] is None and uuid in cached:

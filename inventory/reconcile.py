@@ -27,7 +27,7 @@ from virt.types import Connection
 def apply_inventory(*, host: Host, inventory: Inventory) -> dict[str, Diff]:
     now = timezone.now()
     diffs = {
-        "domains": domains_apply(host=host, summaries=inventory.domains, now=now),
+        "domains": domains_apply(host=host, summaries=inventory.domains, now=now, read_at=inventory.read_at),
         "pools": pools_apply(host=host, summaries=inventory.pools, now=now),
         "networks": networks_apply(host=host, summaries=inventory.networks, now=now),
     }

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import uuid as uuid_module
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import NamedTuple
 
 import libvirt
@@ -61,6 +62,7 @@ class Inventory:
     pools: list[PoolSummary]
     networks: list[NetworkSummary]
     volumes: list[VolumeSummary] = field(default_factory=list)  # of the active pools
+    read_at: datetime | None = None  # when the read began: rows written since hold a later view
 
 
 @raises_typed
@@ -68,8 +70,10 @@ def read_inventory(conn: libvirt.virConnect, *, with_facts: bool = True) -> Inve
     """Everything a host has. Host facts and capabilities change only with the host's software or
     hardware, which means a restarted libvirtd and so a new connection: read them on (re)connect,
     not on every periodic reconcile, where each round trip counts."""
+    read_at = datetime.now(timezone.utc)
     return Inventory(facts=host_facts(conn) if with_facts else None, domains=list_domains(conn),
-                     pools=list_pools(conn), networks=list_networks(conn), volumes=list_all_volumes(conn))
+                     pools=list_pools(conn), networks=list_networks(conn), volumes=list_all_volumes(conn),
+                     read_at=read_at)
 
 
 @raises_typed

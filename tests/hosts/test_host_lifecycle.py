@@ -1,15 +1,17 @@
 """Edit, disable, remove, reconcile and the host_* commands, against libvirt's test driver."""
 import shutil
+import uuid
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from domains.choices import DomainState
 from domains.models import Domain
 from hosts.models import Host
-from inventory.reconcile import host_reconcile
+from inventory.reconcile import apply_inventory, host_reconcile
 from inventory.tasks import reconcile_all_hosts
 from networking.models import VirtualNetwork
 from operations.models import Operation
@@ -17,6 +19,7 @@ from storage.models import StoragePool
 from tests.guests import small_guest_xml
 from tests.virt.helpers import SAMPLES
 from virt.connection import pool
+from virt.inventory import read_inventory
 from vmsite.celery import app
 
 pytestmark = pytest.mark.django_db
@@ -141,3 +144,25 @@ def test_it_validates_the_command_line_like_the_form(arguments, message):
 def test_it_refuses_to_remove_an_unknown_host():
     with pytest.raises(CommandError, match="No host named 'ghost'"):
         call_command("host_remove", "ghost")
+
+
+def test_a_reconcile_leaves_alone_the_rows_written_after_its_read_began(test_host):
+    """A VM created, or stopped and refreshed, while a reconcile read and applied was deleted or set back by
+    it: a listener's first reconcile took the row of a VM defined meanwhile for a VM gone (its open page
+    never heard of the VM again), and wrote a stopped VM back to Running."""
+    host_reconcile(host=test_host)
+    web1 = Domain.objects.get(host=test_host, name="web1")
+    with pool().session(test_host.uri) as conn:
+        inventory = read_inventory(conn)  # web1 running, and no second VM yet
+    created = Domain.objects.create(host=test_host, uuid=uuid.uuid4(), name="made-meanwhile", state=DomainState.RUNNING,
+                                    synced_at=timezone.now())
+    Domain.objects.filter(pk=web1.pk).update(state=DomainState.SHUTOFF, synced_at=timezone.now())  # a refresh
+
+    apply_inventory(host=test_host, inventory=inventory)
+    assert Domain.objects.filter(pk=created.pk).exists()
+    assert Domain.objects.get(pk=web1.pk).state == DomainState.SHUTOFF
+
+    with pool().session(test_host.uri) as conn:
+        apply_inventory(host=test_host, inventory=read_inventory(conn))  # a read from after them: applied
+    assert not Domain.objects.filter(pk=created.pk).exists()
+    assert Domain.objects.get(pk=web1.pk).state == DomainState.RUNNING
