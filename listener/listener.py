@@ -316,6 +316,9 @@ class Listener:
 
     def _on_reconciled(self, watch: Watch) -> None:
         """The reconcile read every VM at one moment: refresh those that changed while it wrote."""
+        if watch.reconciling:
+            logger.info("host %s reconciled; %d VM(s) with events meanwhile read again", watch.host_id,
+                        len(watch.touched))
         watch.reconciling = False
         for uuid in watch.touched:
             self._defer((watch.host_id, "domain", uuid), 0.0)
