@@ -150,7 +150,8 @@ def domains_reconcile(conn: Connection, *, host: Host) -> Diff:
     migration): its pools and networks, and the host's own facts, are the whole reconcile's."""
     with transaction.atomic():
         read_at = timezone.now()
-        diff = domains_apply(host=host, summaries=list_domains(conn), now=timezone.now(), read_at=read_at)
+        summaries = list_domains(conn)
+        diff = domains_apply(host=host, summaries=summaries, now=timezone.now(), read_at=read_at)
         if diff.any_change:
             transaction.on_commit(lambda: publish_inventory(host_id=host.pk))
     domains_describe(conn, host=host, uuids=diff.new_uuids)

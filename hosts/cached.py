@@ -87,12 +87,13 @@ def apply_diff(column_map: ColumnMap, *, host: Any, reports: Iterable[Any], now:
     attributes = list(column_map.columns)
     reported = {report.uuid: tuple(getattr(report, name) for name in attributes) for report in reports}
     # Plain tuples, not model instances: at a thousand rows per host this is most of the cost.
-    rows = model.objects.filter(host=host)
-    if read_at is not None:
-        later = set(rows.filter(synced_at__gt=read_at).values_list("uuid", flat=True))
-        rows = rows.exclude(uuid__in=later)
-        reported = {uuid: values for uuid, values in reported.items() if uuid not in later}
-    cached = {row[1]: (row[0], row[2:]) for row in rows.values_list("pk", "uuid", *columns)}
+    cached, later = {}, set()
+    for pk, uuid, synced_at, *values in model.objects.filter(host=host).values_list("pk", "uuid", "synced_at", *columns):
+        if read_at is not None and synced_at is not None and synced_at > read_at:
+            later.add(uuid)
+        else:
+            cached[uuid] = (pk, tuple(values))
+    reported = {uuid: values for uuid, values in reported.items() if uuid not in later}
     for position in [columns.index(column) for column in column_map.unknown_when_none if column in columns]:
         for uuid, values in reported.items():
             if values[position] is None and uuid in cached:
