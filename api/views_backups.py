@@ -29,13 +29,13 @@ from operations.services import OperationBusy
 class RestorePointDiskSerializer(serializers.ModelSerializer):
     class Meta:
         model = RestorePointDisk
-        fields = ["target", "source", "volume", "format", "capacity", "size", "sha256"]
+        fields = ["target", "source", "volume", "format", "capacity", "size", "checksum"]
 
 
 class RestorePointCopySerializer(serializers.ModelSerializer):
     class Meta:
         model = RestorePointCopy
-        fields = ["id", "host", "pool_name", "sha256s", "created_at"]
+        fields = ["id", "host", "pool_name", "checksums", "created_at"]
 
 
 class RestorePointSerializer(serializers.ModelSerializer):

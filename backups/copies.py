@@ -45,11 +45,11 @@ def copy_after_backup(operation: Operation, point: RestorePoint) -> str:
 
 
 def copy_manifest(point: RestorePoint, disks: list[RestorePointDisk], copied: dict[str, tuple[str, str]]) -> bytes:
-    """The manifest a copy pool holds for a point: the point's, with each disk's path and SHA-256 as
-    copied (copied: target -> (path, sha256)) and where the original is."""
+    """The manifest a copy pool holds for a point: the point's, with each disk's path and checksum as
+    copied (copied: target -> (path, checksum)) and where the original is."""
     document = json.loads(manifest_of(point, disks))
     for disk in document["disks"]:
-        disk["path"], disk["sha256"] = copied[disk["target"]]
+        disk["path"], disk["checksum"] = copied[disk["target"]]
     document[COPY_OF] = {"host": point.host.name, "pool": point.pool_name}
     return json.dumps(document, indent=1, sort_keys=True).encode()
 
@@ -85,16 +85,21 @@ class RestoreSource:
         return {target: chain[-1].volume for target, chain in self.chains.items()}
 
 
+def original_chains(point: RestorePoint) -> dict[str, list[ChainFile]]:
+    """Each disk's chain of files where the point was taken, oldest first, as the catalogue has them."""
+    lineage = point.lineage()
+    return {disk.target: [ChainFile(volume=link_disk.volume, format=link_disk.format, checksum=link_disk.checksum)
+                          for link in lineage for link_disk in link.disks.filter(target=disk.target)]
+            for disk in point.disks.all()}
+
+
 def restore_source(point: RestorePoint, copy_id: int | None = None) -> RestoreSource:
     """The point's chains where it was taken (copy_id None) or in one of its copies (every point of
     its lineage must have a copy in that pool: a copy job copies missing parents first)."""
-    lineage = point.lineage()
     if copy_id is None:
-        chains = {disk.target: [ChainFile(volume=link_disk.volume, format=link_disk.format, sha256=link_disk.sha256)
-                                for link in lineage for link_disk in link.disks.filter(target=disk.target)]
-                  for disk in point.disks.all()}
-        return RestoreSource(host=point.host, pool_name=point.pool_name, chains=chains,
+        return RestoreSource(host=point.host, pool_name=point.pool_name, chains=original_chains(point),
                              label=f"{point.pool_name} on {point.host}")
+    lineage = point.lineage()
     copy = point.copies.select_related("host").get(pk=copy_id)
     copies = {link.pk: RestorePointCopy.objects.filter(point=link, host=copy.host, pool_name=copy.pool_name).first()
               for link in lineage}
@@ -103,7 +108,7 @@ def restore_source(point: RestorePoint, copy_id: int | None = None) -> RestoreSo
         raise OperationInvalid(f"The copy in {copy.pool_name} on {copy.host} lacks the point(s) "
                                f"{', '.join(absent)} it rests on: restore from the original instead.")
     chains = {disk.target: [ChainFile(volume=link_disk.volume, format=link_disk.format,
-                                      sha256=copies[link.pk].sha256s[link_disk.target])
+                                      checksum=copies[link.pk].checksums[link_disk.target])
                             for link in lineage for link_disk in link.disks.filter(target=disk.target)]
               for disk in point.disks.all()}
     return RestoreSource(host=copy.host, pool_name=copy.pool_name, chains=chains,

@@ -15,7 +15,7 @@ import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from backups.copies import copies_delete, copy_after_backup
+from backups.copies import copies_delete, copy_after_backup, original_chains
 from backups.handlers_scratch import remember_making
 from backups.manifest import MANIFEST_SUFFIX, disk_file_name, manifest_name, manifest_of, point_stem
 from backups.models import RestorePoint
@@ -261,11 +261,7 @@ def backup_restore(operation: Operation, report: Report) -> str:
     new_name, target_pool = operation.arguments["name"], operation.arguments["pool"]
     with operation_frame(operation, report, RESTORE_POINT) as frame:
         point = frame.row
-        lineage = point.lineage()
-        chains = {disk.target: [virt_backup.ChainFile(volume=link_disk.volume, format=link_disk.format,
-                                                      sha256=link_disk.sha256)
-                                for link in lineage for link_disk in link.disks.filter(target=disk.target)]
-                  for disk in point.disks.all()}
+        chains = original_chains(point)
         for index, (target, chain) in enumerate(sorted(chains.items())):
             frame.report(2 + 8 * index // len(chains),
                          f"Checking the {len(chain)} file(s) of {target} against the catalogue")

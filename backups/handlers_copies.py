@@ -82,14 +82,14 @@ def _copy_point(source_conn: Connection, target_conn: Connection, point: Restore
             result = backup_copies.copy_file(
                 source_conn=source_conn, source_uri=connect_uri(point.host), source_pool=point.pool_name,
                 name=disk.volume, target_conn=target_conn, target_uri=connect_uri(host), target_pool=pool_name,
-                expected_sha256=disk.sha256, backing=backing)
+                expected_checksum=disk.checksum, backing=backing)
             made.append(result.volume)
-            copied[disk.target] = (result.path, result.sha256)
+            copied[disk.target] = (result.path, result.checksum)
         manifest = point.manifest
         virt_backup.write_file(target_conn, pool_name, manifest, copy_manifest(point, disks, copied))
         made.append(manifest)
         return RestorePointCopy.objects.create(point=point, host=host, pool_name=pool_name, manifest=manifest,
-                                               sha256s={target: sha for target, (_, sha) in copied.items()})
+                                               checksums={target: checksum for target, (_, checksum) in copied.items()})
     except BaseException:  # nothing half-kept: the point's copied files go
         virt_backup.delete_files(target_conn, pool_name, made)
         raise

@@ -5,6 +5,7 @@ point. A failed check fails the operation too, so it shows in the operations log
 from __future__ import annotations
 
 from backups.handlers import RESTORE_POINT
+from backups.copies import original_chains
 from backups.handlers_scratch import scratch_tag
 from backups.models import RestorePoint
 from backups.services import restore_point_health_record
@@ -43,14 +44,10 @@ def backup_health_check(operation: Operation, report: Report) -> str:
 
 def _verified_tops(conn: Connection, point: RestorePoint, report: Report) -> dict[str, str]:
     """Each disk's chain checked against the catalogue (virt.backup.verify_chain); the top file of each."""
-    lineage = point.lineage()
     tops = {}
-    disks = list(point.disks.all())
-    for index, disk in enumerate(disks):
-        chain = [virt_backup.ChainFile(volume=link_disk.volume, format=link_disk.format, sha256=link_disk.sha256)
-                 for link in lineage for link_disk in link.disks.filter(target=disk.target)]
-        report(2 + 15 * index // len(disks),
-               f"Checking the {len(chain)} file(s) of {disk.target} against the catalogue")
+    chains = original_chains(point)
+    for index, (target, chain) in enumerate(sorted(chains.items())):
+        report(2 + 15 * index // len(chains), f"Checking the {len(chain)} file(s) of {target} against the catalogue")
         virt_backup.verify_chain(conn, point.pool_name, chain)
-        tops[disk.target] = chain[-1].volume
+        tops[target] = chain[-1].volume
     return tops

@@ -11,12 +11,14 @@ from django.db import transaction
 
 from backups.models import RestorePoint, RestorePointCopy, RestorePointDisk
 from hosts.models import Host
+from virt.checksums import is_checksum, labelled
 
 MANIFEST_FORMAT = "vmsite-restore-point"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 1: each disk's "sha256" (a hex SHA-256), read as the checksum "sha256:<hex>"
+READABLE_VERSIONS = (1, 2)
 MANIFEST_SUFFIX = ".manifest.json"
 FILE_PREFIX = "vmsite-backup-"
-DISK_FIELDS = ("target", "source", "volume", "path", "format", "capacity", "size", "sha256")
+DISK_FIELDS = ("target", "source", "volume", "path", "format", "capacity", "size", "checksum")
 
 
 class ManifestInvalid(ValueError):
@@ -55,9 +57,11 @@ def parse_manifest(data: bytes) -> dict:
         raise ManifestInvalid(f"not JSON: {exc}") from None
     if not isinstance(document, dict) or document.get("format") != MANIFEST_FORMAT:
         raise ManifestInvalid("not a vmsite restore point manifest")
-    if document.get("version") != MANIFEST_VERSION:
+    if document.get("version") not in READABLE_VERSIONS:
         raise ManifestInvalid(f"manifest version {document.get('version')!r} is not one this vmsite reads")
     try:
+        if document["version"] == 1:
+            _upgrade_from_version_1(document)
         uuid_module.UUID(document["vm"]["uuid"])
         uuid_module.UUID(document["chain"])
         datetime.fromisoformat(document["created_at"])
@@ -66,9 +70,18 @@ def parse_manifest(data: bytes) -> dict:
         for disk in document["disks"]:
             if set(disk) != set(DISK_FIELDS):
                 raise ManifestInvalid(f"a disk with fields {sorted(disk)}")
+            if not is_checksum(disk["checksum"]):
+                raise ManifestInvalid(f"a disk whose checksum is {disk['checksum']!r}")
     except (KeyError, TypeError, ValueError) as exc:
         raise ManifestInvalid(f"incomplete manifest: {exc}") from None
     return document
+
+
+def _upgrade_from_version_1(document: dict) -> None:
+    """A version 1 manifest's disks, as version 2 has them: "sha256": HEX became "checksum": "sha256:HEX"."""
+    for disk in document["disks"]:
+        if isinstance(disk.get("sha256"), str):
+            disk["checksum"] = labelled("sha256", disk.pop("sha256"))
 
 
 @transaction.atomic
@@ -91,7 +104,7 @@ def catalogue_rebuild(*, host: Host, pool_name: str, manifests: dict[str, bytes]
                 RestorePointCopy.objects.get_or_create(
                     point=known, host=host, pool_name=pool_name,
                     defaults={"manifest": manifest_name(vm_uuid, document["name"]),
-                              "sha256s": {disk["target"]: disk["sha256"] for disk in document["disks"]}})
+                              "checksums": {disk["target"]: disk["checksum"] for disk in document["disks"]}})
             continue
         parent = None
         if document["parent"]:

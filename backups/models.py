@@ -81,7 +81,7 @@ class RestorePointDisk(models.Model):
     format = models.CharField(max_length=16)
     capacity = models.PositiveBigIntegerField()  # the disk's size as the guest sees it
     size = models.PositiveBigIntegerField()  # the file's size
-    sha256 = models.CharField(max_length=64)
+    checksum = models.CharField(max_length=80)  # "<algorithm>:<hex>" (virt/checksums.py)
 
     class Meta:
         ordering = ["target"]
@@ -150,7 +150,7 @@ class RestorePointCopy(models.Model):
     host = models.ForeignKey("hosts.Host", on_delete=models.CASCADE, related_name="restore_point_copies")
     pool_name = models.CharField(max_length=255)
     manifest = models.CharField(max_length=255)  # the copy's own manifest in that pool
-    sha256s = models.JSONField(default=dict)  # disk target -> the SHA-256 of its file's copy
+    checksums = models.JSONField(default=dict)  # disk target -> the checksum of its file's copy
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

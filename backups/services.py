@@ -97,7 +97,7 @@ def restore_point_build(*, domain: Domain, name: str, pool_name: str, manifest: 
         checkpoint=outcome.checkpoint, pool_name=pool_name, manifest=manifest,
         consistency=outcome.consistency[:255], note=note, domain_xml=outcome.domain_xml, seconds=outcome.seconds)
     disks = [RestorePointDisk(point=point, target=disk.target, source=disk.source, volume=disk.volume, path=disk.path,
-                              format=disk.format, capacity=disk.capacity, size=disk.size, sha256=disk.sha256)
+                              format=disk.format, capacity=disk.capacity, size=disk.size, checksum=disk.checksum)
              for disk in outcome.disks]
     return point, disks
 

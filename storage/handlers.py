@@ -23,7 +23,7 @@ from virt import storage as virt_storage
 from virt.clone import copy_volume
 from virt.devices import detach_disk
 from virt.errors import OperationInvalid, VirtError
-from virt.backup import volume_sha256
+from virt.checksums import volume_digest
 from virt.types import Connection
 from virt.volumes import volume_key
 from virt.xml.storage import PoolXML
@@ -157,7 +157,7 @@ def wipe_volume(operation: Operation, report: Report) -> str:
 def checksum_volume(operation: Operation, report: Report) -> str:
     with operation_frame(operation, report, VOLUME, label="Checksum") as frame:
         volume = frame.row
-        digest = volume_sha256(frame.conn, frame.handle, progress=lambda done, total: frame.report(
+        digest = volume_digest(frame.conn, frame.handle, algorithm="sha256", progress=lambda done, total: frame.report(
             10 + int(88 * done / total) if total else 98, f"Reading {volume.name}"))
         Volume.objects.filter(pk=volume.pk).update(sha256=digest)
         return f"SHA-256 {digest}"

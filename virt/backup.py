@@ -13,20 +13,15 @@ named CHECKPOINT_PREFIX + the restore point's name; others' checkpoints are left
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import posixpath
-import stat
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import libvirt
 
+from virt.checksums import volume_checksum, volume_matches
 from virt.clone import make_distinct
 from virt.domains import find_disk_volume, is_running
 from virt.devices import other_domain_descriptions, pool_paths
@@ -48,20 +43,12 @@ Cancelled = Callable[[], bool]
 CHECKPOINT_PREFIX = "vmsite-"
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
 BACKUP_FORMAT = "qcow2"  # backing files and dirty bitmaps need it
-_STREAM_CHUNK = 1024 * 1024
-_SEGMENT = 8 * 1024 * 1024  # what one stream of a checksum reads
-_PARALLEL_STREAMS = 4  # segments of a checksum in flight at once
 _JOB_POLL = 0.05  # seconds between two looks at a backup job's end
-_FILE_PIECE = 4 * 1024 * 1024  # what one read of a local file's checksum takes
 _BUILD_WAIT = 3600  # seconds a clean-up waits for libvirt to finish a copy a killed worker had asked for
 
 
 class BackupCancelled(OperationInvalid):
     """The backup was stopped on request; its partial files are removed."""
-
-
-class ChecksumStopped(OperationInvalid):
-    """A checksum no longer needed (the restore it was for failed) was stopped."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +74,7 @@ class WrittenDisk:
     format: str
     capacity: int  # the disk's size as the guest sees it
     size: int  # the file's size on the host
-    sha256: str
+    checksum: str  # "<algorithm>:<hex>" (virt/checksums.py)
 
 
 @dataclass(frozen=True)
@@ -388,7 +375,7 @@ def _written(conn: libvirt.virConnect, disk: SourceDisk,
     xml = VolumeXML.from_libvirt(volume.XMLDesc(0))  # libvirt reads the one file's sizes anew for it
     return WrittenDisk(target=disk.target, source=disk.source, volume=volume.name(), path=volume.path(),
                        key=volume.key(), format=BACKUP_FORMAT, capacity=disk.capacity,
-                       size=xml.physical or xml.allocation or 0, sha256=volume_sha256(conn, volume))
+                       size=xml.physical or xml.allocation or 0, checksum=volume_checksum(conn, volume))
 
 
 def active_pool(conn: libvirt.virConnect, name: str) -> libvirt.virStoragePool:
@@ -479,117 +466,6 @@ def file_names(conn: libvirt.virConnect, pool_name: str, *, prefix: str) -> list
     pool = active_pool(conn, pool_name)
     pool.refresh(0)
     return sorted(name for name in pool.listVolumes() if name.startswith(prefix))
-
-
-ChecksumProgress = Callable[[int, int], None]  # (bytes hashed, bytes in all)
-
-
-@raises_typed
-def volume_sha256(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, segment: int = _SEGMENT,
-                  streams: int = _PARALLEL_STREAMS, stop: threading.Event | None = None,
-                  progress: ChecksumProgress | None = None, read_locally: bool = True) -> str:
-    """The SHA-256 of a volume's file: read from the file itself when the host is this machine
-    (local_file; read_locally False: never), through libvirt's storage streams otherwise (the same
-    bytes: the same digest). stop: once set, no further piece is read, and ChecksumStopped is
-    raised. progress: called as pieces are hashed."""
-    path = local_file(conn, volume) if read_locally else None
-    if path is not None:
-        return _file_sha256(path, stop, progress)
-    return _streamed_sha256(conn, volume, segment=segment, streams=streams, stop=stop, progress=progress)
-
-
-def local_file(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> str | None:
-    """The volume's file as this process can open it, when the connection is to this machine's own
-    libvirtd (a URI with no host: its UNIX socket) and the file is there with the size libvirt
-    gives it; None otherwise (a remote host, even one on this machine reached by TCP or SSH, whose
-    paths may be another mount namespace's, a block device, a file this process cannot read)."""
-    if urlsplit(conn.getURI()).hostname:
-        return None
-    path = volume.path()
-    try:
-        status = os.stat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(status.st_mode) or not os.access(path, os.R_OK):
-        return None
-    if status.st_size != volume.infoFlags(libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2]:
-        return None
-    return path
-
-
-def _file_sha256(path: str, stop: threading.Event | None, progress: ChecksumProgress | None) -> str:
-    """One pass over the file, hashed as it is read (hashlib's SHA-256 is OpenSSL's, and lets go of
-    the GIL while it works)."""
-    digest = hashlib.sha256()
-    buffer = memoryview(bytearray(_FILE_PIECE))
-    with open(path, "rb", buffering=0) as file:
-        total = os.fstat(file.fileno()).st_size
-        os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        done = 0
-        while read := file.readinto(buffer):
-            if stop is not None and stop.is_set():
-                raise ChecksumStopped("The checksum was stopped.")
-            digest.update(buffer[:read])
-            done += read
-            if progress is not None:
-                progress(done, total)
-    return digest.hexdigest()
-
-
-def _streamed_sha256(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *, segment: int, streams: int,
-                     stop: threading.Event | None, progress: ChecksumProgress | None) -> str:
-    """Read through libvirt's storage streams. One stream moves far less than the disk and the
-    connection can (it waits on its round trips), so the file is read as segments through several
-    streams at once, at most `streams` segments in flight, and hashed in order as each arrives: the
-    same digest as one stream's, in a fraction of the time. The last segment reads to the end of the
-    file, whatever its size was when it was asked."""
-    size = volume.infoFlags(libvirt.VIR_STORAGE_VOL_GET_PHYSICAL)[2]
-    offsets = list(range(0, max(size, 1), segment))
-    digest = hashlib.sha256()
-    done = 0
-    with ThreadPoolExecutor(max_workers=streams, thread_name_prefix="sha256-segment") as pool:
-        pending: deque[Future[list[bytes]]] = deque()
-        try:
-            for index, offset in enumerate(offsets):
-                if stop is not None and stop.is_set():
-                    raise ChecksumStopped("The checksum was stopped.")
-                length = 0 if index == len(offsets) - 1 else segment  # 0: to the end of the file
-                pending.append(pool.submit(_segment, conn, volume, offset, length))
-                if len(pending) >= streams:
-                    done = _hash_next(digest, pending, done, size, progress)
-            while pending:
-                done = _hash_next(digest, pending, done, size, progress)
-        except BaseException:
-            for future in pending:
-                future.cancel()  # the ones not started; the others end with their segment
-            raise
-    return digest.hexdigest()
-
-
-def _hash_next(digest, pending: deque[Future[list[bytes]]], done: int, size: int,
-               progress: ChecksumProgress | None) -> int:
-    for data in pending.popleft().result():
-        digest.update(data)
-        done += len(data)
-    if progress is not None:
-        progress(done, max(size, done))
-    return done
-
-
-def _segment(conn: libvirt.virConnect, volume: libvirt.virStorageVol, offset: int, length: int) -> list[bytes]:
-    """`length` bytes of the volume's file from `offset` (0: to its end), through a stream of their own."""
-    stream = conn.newStream(0)
-    volume.download(stream, offset, length, 0)
-    parts = []
-    try:
-        while data := stream.recv(_STREAM_CHUNK):
-            parts.append(data)
-        stream.finish()
-    except BaseException:
-        with tolerating(libvirt.VIR_ERR_RPC, libvirt.VIR_ERR_OPERATION_INVALID):
-            stream.abort()
-        raise
-    return parts
 
 
 @raises_typed
@@ -708,7 +584,7 @@ class ChainFile:
 
     volume: str
     format: str
-    sha256: str
+    checksum: str
 
 
 @dataclass(frozen=True)
@@ -747,7 +623,7 @@ def verify_chain(conn: libvirt.virConnect, pool_name: str, chain: list[ChainFile
 
 def _require_checksum(conn: libvirt.virConnect, volume: libvirt.virStorageVol, link: ChainFile,
                       stop: threading.Event | None = None) -> None:
-    if volume_sha256(conn, volume, stop=stop) != link.sha256:
+    if not volume_matches(conn, volume, link.checksum, stop=stop):
         raise OperationInvalid(f"The backup file {link.volume} does not have the checksum recorded when it was "
                                "written: it is damaged. Nothing was restored.")
 
@@ -788,7 +664,7 @@ def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool:
     Writable disks that were not backed up are left out. untrusted: the definition was read from a
     manifest file, which anyone who can write into the pool could have written, so it must pass the
     allowlist for hand-edited XML (virt/xml/policy.py, against this host, emulator its own) before
-    anything is copied. verify_files: the chain files whose SHA-256 must match the catalogue's,
+    anything is copied. verify_files: the chain files whose checksums must match the catalogue's,
     checked while the copies are made (their names, formats and backing files are verify_chain's,
     before). before_making gets the names of the volumes it is about to make in target_pool, all free
     (none is made before it returns). Returns the new VM's UUID and its disks; on failure or a

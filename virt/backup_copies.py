@@ -10,7 +10,6 @@ and the file as written is read back on the copy host and checksummed again.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 import struct
 import time
@@ -21,7 +20,8 @@ from dataclasses import dataclass, replace
 import libvirt
 
 from virt.backup import (BACKUP_FORMAT, CHECKPOINT_PREFIX, RestoredDisk, active_pool, plan_restored_disks,
-                         remove_volumes, require_flat_copy, require_restorable, writable_disks, volume_sha256)
+                         remove_volumes, require_flat_copy, require_restorable, writable_disks)
+from virt.checksums import DEFAULT_ALGORITHM, algorithm_of, labelled, new_hasher, volume_checksum, volume_matches
 from virt.clone import make_distinct
 from virt.domains import find_disk_volume, is_running
 from virt.errors import AlreadyExists, InvalidArgument, OperationInvalid, lookup_or_none, raises_typed, tolerating
@@ -48,7 +48,7 @@ class CopiedFile:
     volume: str
     path: str
     size: int
-    sha256: str  # of the file as written (differs from the source's when its backing name was changed)
+    checksum: str  # of the file as written (differs from the source's when its backing name was changed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,13 +87,13 @@ def pool_uuid(conn: libvirt.virConnect, pool_name: str) -> str:
 @raises_typed
 def copy_file(*, source_conn: libvirt.virConnect, source_uri: str, source_pool: str, name: str,
               target_conn: libvirt.virConnect, target_uri: str, target_pool: str, target_name: str | None = None,
-              expected_sha256: str | None, backing: str | None = None,
+              expected_checksum: str | None, backing: str | None = None,
               progress: Callable[[int, int], None] = lambda done, total: None) -> CopiedFile:
     """Copy a volume of source_pool (on one host) into target_pool (on another) as target_name, its
-    bytes streamed through vmsite. expected_sha256: what the bytes read must hash to (the catalogue's;
-    None: no record, as for a temporary flat copy). backing: the backing file name the copy's qcow2
-    header gets (None: unchanged). The copy is read back on its host and must hash to what was sent.
-    On any failure the copy is removed."""
+    bytes streamed through vmsite. expected_checksum: what the bytes read must hash to (the
+    catalogue's, with its algorithm; None: no record, as for a temporary flat copy). backing: the
+    backing file name the copy's qcow2 header gets (None: unchanged). The copy is read back on its
+    host and must hash to what was sent. On any failure the copy is removed."""
     target_name = target_name or name
     destination = active_pool(target_conn, target_pool)
     if lookup_or_none(destination.storageVolLookupByName, target_name) is not None:
@@ -103,25 +103,28 @@ def copy_file(*, source_conn: libvirt.virConnect, source_uri: str, source_pool: 
     made = None
     try:
         made = pool_volume_create(destination, name=target_name, capacity=download.length, allocation=0, fmt="raw")
-        upload = VolumeUpload(target_uri, destination.UUIDString(), target_name, download.length)
-        read_digest = hashlib.sha256()
+        upload = VolumeUpload(target_uri, destination.UUIDString(), target_name, download.length,
+                              checksum_algorithm=DEFAULT_ALGORITHM)
+        read_algorithm = algorithm_of(expected_checksum) if expected_checksum is not None else None
+        read_hasher = new_hasher(read_algorithm) if read_algorithm is not None else None
         first = True
         for chunk in download.chunks():
-            read_digest.update(chunk)
+            if read_hasher is not None:
+                read_hasher.update(chunk)
             if first and backing is not None:
                 chunk = with_backing_name(chunk, backing)
             first = False
             progress(upload.write(chunk), download.length)
-        written_sha256 = upload.finish()
+        written = labelled(DEFAULT_ALGORITHM, upload.finish())
         upload = None
-        if expected_sha256 is not None and read_digest.hexdigest() != expected_sha256:
+        if read_hasher is not None and labelled(read_algorithm, read_hasher.hexdigest()) != expected_checksum:
             raise OperationInvalid(f"The backup file {name} does not have the checksum recorded when it was written: "
                                    "it is damaged. Nothing was copied.")
         destination.refresh(0)
         copied = destination.storageVolLookupByName(target_name)
-        if volume_sha256(target_conn, copied) != written_sha256:
+        if not volume_matches(target_conn, copied, written):
             raise OperationInvalid(f"The copy of {name} on the other host does not read back as what was sent.")
-        return CopiedFile(volume=target_name, path=copied.path(), size=download.length, sha256=written_sha256)
+        return CopiedFile(volume=target_name, path=copied.path(), size=download.length, checksum=written)
     except BaseException:
         download.close()
         if upload is not None:
@@ -181,7 +184,7 @@ def flat_copy_to(source: HostEnd, target: HostEnd, *, top: str, name: str, tag: 
             require_flat_copy(source.conn, flat, capacity=spec.capacity)
         return copy_file(source_conn=source.conn, source_uri=source.uri, source_pool=source.pool, name=temporary,
                          target_conn=target.conn, target_uri=target.uri, target_pool=target.pool, target_name=name,
-                         expected_sha256=volume_sha256(source.conn, flat), progress=progress)
+                         expected_checksum=volume_checksum(source.conn, flat), progress=progress)
     finally:
         with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
             flat.delete(0)

@@ -6,12 +6,12 @@ front of, the other calls the process makes to the same host.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import libvirt
 
+from virt.checksums import new_hasher
 from virt.connection import close_quietly, open_monitored
 from virt.errors import translated
 from virt.storage import lookup_volume
@@ -23,17 +23,19 @@ PACKET = 256 * 1024
 
 
 class VolumeUpload:
-    """Bytes written in order into one volume, from offset 0; the SHA-256 of what was sent.
+    """Bytes written in order into one volume, from offset 0; the digest of what was sent (SHA-256
+    unless checksum_algorithm names another of virt/checksums.py).
     finish() when every byte is in, abort() otherwise; both close the connection.
 
     The checksum is computed on a thread of its own while libvirt sends the same bytes: both
     release the GIL, so the two overlap instead of adding up."""
 
-    def __init__(self, uri: str, pool_uuid: str, volume_name: str, length: int) -> None:
+    def __init__(self, uri: str, pool_uuid: str, volume_name: str, length: int, *,
+                 checksum_algorithm: str = "sha256") -> None:
         self.length = length
         self.sent = 0
-        self.digest = hashlib.sha256()
-        self.hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-sha256")
+        self.digest = new_hasher(checksum_algorithm)
+        self.hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-checksum")
         self.hashing = None
         self.conn = open_monitored(uri, on_close=lambda reason: None)  # a lost host fails the next send
         try:
@@ -60,7 +62,7 @@ class VolumeUpload:
         return self.sent
 
     def finish(self) -> str:
-        """Close the stream once every byte is in; returns the hex SHA-256."""
+        """Close the stream once every byte is in; returns the hex digest."""
         if self.sent != self.length:
             raise ValueError(f"only {self.sent} of {self.length} bytes were sent")
         try:

@@ -50,7 +50,7 @@ def site(db):
         consistency="crash-consistent", domain_xml="<domain/>")
     RestorePointDisk.objects.create(point=point, target="vda", source="/vm-pool/bk-vm.qcow2", volume="f.qcow2",
                                     path="/backup-pool/f.qcow2", format="qcow2", capacity=2**30, size=2**20,
-                                    sha256="a" * 64)
+                                    checksum="blake3:" + "a" * 64)
     return {"host": host, "vm": vm, "other": other, "point": point}
 
 
@@ -95,7 +95,7 @@ def test_a_viewer_sees_the_restore_points_and_gets_403_for_backing_up_and_restor
     api = token_client(client.user)
     listed = api.get(page["api_list"]).json()
     assert [point["name"] for point in listed["results"]] == ["20261204-120000"]
-    assert listed["results"][0]["disks"][0]["sha256"] == "a" * 64
+    assert listed["results"][0]["disks"][0]["checksum"] == "blake3:" + "a" * 64
     assert api.post(page["api_list"], {"pool": "vm-pool"}, format="json").status_code == 403
     assert api.post(page["api_restore"], {"name": "x", "pool": "vm-pool"}, format="json").status_code == 403
     assert not Operation.objects.filter(kind__startswith="backup.").exists()

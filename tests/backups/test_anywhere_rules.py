@@ -97,9 +97,9 @@ def site(db):
         pool_name="backups", manifest="m.manifest.json", consistency="crash-consistent", domain_xml=DEFINITION)
     RestorePointDisk.objects.create(point=point, target="vda", source="/images/web.qcow2", volume="f.qcow2",
                                     path="/backups/f.qcow2", format="qcow2", capacity=2**30, size=2**20,
-                                    sha256="a" * 64)
+                                    checksum="blake3:" + "a" * 64)
     copy = RestorePointCopy.objects.create(point=point, host=away, pool_name="copies", manifest="m.manifest.json",
-                                           sha256s={"vda": "b" * 64})
+                                           checksums={"vda": "blake3:" + "b" * 64})
     admin = get_user_model().objects.create_superuser(f"admin-{uuid.uuid4().hex[:6]}", password="x")
     return {"home": home, "away": away, "vm": vm, "point": point, "copy": copy, "admin": admin}
 

@@ -168,8 +168,8 @@ def test_copies_restores_anywhere_in_place_and_attached(two_hosts, celery_worker
     assert "rror" not in said, said  # qemu-io prints its own report on QEMU's stdout, not here
     incremental, incremental_copy = run_with_copy(api, job)
     assert (full.kind, incremental.kind, incremental.parent_id) == ("full", "incremental", full.pk)
-    assert full_copy.sha256s == {"vda": full.disks.get().sha256}  # copied byte for byte
-    assert incremental_copy.sha256s["vda"] != incremental.disks.get().sha256  # its backing file is B's now
+    assert full_copy.checksums == {"vda": full.disks.get().checksum}  # copied byte for byte
+    assert incremental_copy.checksums["vda"] != incremental.disks.get().checksum  # its backing file is B's now
     assert files_of(env["conn_b"], env["copies"]) == {
         full.disks.get().volume, full.manifest, incremental.disks.get().volume, incremental.manifest}
     listed = api.get(reverse("api:vm_backups", args=[vm.pk])).json()["results"]
@@ -229,7 +229,7 @@ def test_copies_restores_anywhere_in_place_and_attached(two_hosts, celery_worker
     added, skipped = catalogue_rebuild(host=host_b, pool_name=env["copies"], manifests=manifests)
     assert (added, skipped) == ([], [])
     copy = RestorePointCopy.objects.get(point=restarted)
-    assert copy.sha256s == restarted_copy.sha256s
+    assert copy.checksums == restarted_copy.checksums
 
     # A damaged copy is refused before anything is written: the checksum is checked where it is read.
     damaged = on_disk(env["b"], f"/var/lib/libvirt/images/{env['copies']}/{restarted.disks.get().volume}")

@@ -112,13 +112,13 @@ def test_a_job_by_tag_backs_up_and_health_checks_its_points(
     assert Domain.objects.filter(host=local_host, name__startswith=NAME_PREFIX).count() == 0
 
     # The catalogue lost: the command an admin runs brings the point back from its manifest.
-    expected = (point.name, point.kind, [(disk.target, disk.sha256) for disk in point.disks.all()])
+    expected = (point.name, point.kind, [(disk.target, disk.checksum) for disk in point.disks.all()])
     point.delete()
     out = io.StringIO()
     call_command("backups_rebuild", local_host.name, backup_pool.name, stdout=out)
     assert "1 manifest(s) in" in out.getvalue() and "1 restore point(s) added, 0 skipped" in out.getvalue()
     rebuilt = RestorePoint.objects.get(domain_uuid=domain.uuid)
-    assert (rebuilt.name, rebuilt.kind, [(disk.target, disk.sha256) for disk in rebuilt.disks.all()]) == expected
+    assert (rebuilt.name, rebuilt.kind, [(disk.target, disk.checksum) for disk in rebuilt.disks.all()]) == expected
     with pytest.raises(CommandError, match="No host named 'nowhere'"):
         call_command("backups_rebuild", "nowhere", backup_pool.name)
     with pytest.raises(CommandError, match="no storage pool named 'missing'"):

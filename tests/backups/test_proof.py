@@ -114,13 +114,13 @@ def test_each_restore_point_restores_the_data_the_guest_had_then(celery_worker, 
 
     # The catalogue is lost; the manifests in the pool bring it back, chain and checksums included.
     expected = {point.name: (point.kind, point.parent.name if point.parent else None,
-                             [(d.target, d.volume, d.sha256) for d in point.disks.all()]) for point in points}
+                             [(d.target, d.volume, d.checksum) for d in point.disks.all()]) for point in points}
     for point in reversed(points):
         point.delete()
     manifests = virt_backup.read_files(libvirt.open(LOCAL), backup_pool.name, suffix=MANIFEST_SUFFIX)
     added, skipped = catalogue_rebuild(host=local_host, pool_name=backup_pool.name, manifests=manifests)
     assert skipped == [] and len(added) == 3
     rebuilt = {point.name: (point.kind, point.parent.name if point.parent else None,
-                            [(d.target, d.volume, d.sha256) for d in point.disks.all()])
+                            [(d.target, d.volume, d.checksum) for d in point.disks.all()])
                for point in RestorePoint.objects.filter(domain_uuid=domain.uuid)}
     assert rebuilt == expected

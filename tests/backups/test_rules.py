@@ -20,20 +20,38 @@ def test_only_qcow2_v3_disks_can_be_backed_up_incrementally():
 
 
 def test_a_manifest_is_read_only_when_it_is_whole():
-    good = {"format": MANIFEST_FORMAT, "version": 1, "vm": {"uuid": "6695eb01-f6a4-8304-79aa-97f2502e193f",
+    good = {"format": MANIFEST_FORMAT, "version": 2, "vm": {"uuid": "6695eb01-f6a4-8304-79aa-97f2502e193f",
                                                            "name": "vm"},
             "name": "20261204-120000", "kind": "full", "parent": None, "chain": "6695eb01-f6a4-8304-79aa-97f2502e1944",
             "checkpoint": "", "created_at": "2026-12-04T12:00:00+00:00", "consistency": "x", "note": "", "seconds": 1,
             "domain_xml": "<domain/>",
             "disks": [{"target": "vda", "source": "/a", "volume": "v", "path": "/p/v", "format": "qcow2",
-                       "capacity": 1, "size": 1, "sha256": "a" * 64}]}
+                       "capacity": 1, "size": 1, "checksum": "blake3:" + "a" * 64}]}
     assert parse_manifest(json.dumps(good).encode())["name"] == "20261204-120000"
-    for broken in ({**good, "format": "other"}, {**good, "version": 2}, {**good, "disks": []},
-                   {**good, "kind": "weekly"}, {**good, "disks": [{"target": "vda"}]}):
+    bad_checksums = [{**good["disks"][0], "checksum": checksum}
+                     for checksum in ("a" * 64, "md5:" + "a" * 32, "blake3:" + "A" * 64, "sha256:" + "a" * 63, 7)]
+    for broken in ({**good, "format": "other"}, {**good, "version": 3}, {**good, "disks": []},
+                   {**good, "kind": "weekly"}, {**good, "disks": [{"target": "vda"}]},
+                   *({**good, "disks": [disk]} for disk in bad_checksums)):
         with pytest.raises(ManifestInvalid):
             parse_manifest(json.dumps(broken).encode())
     with pytest.raises(ManifestInvalid):
         parse_manifest(b"\xff not json")
+
+
+def test_a_version_1_manifest_is_read_with_its_sha256_as_a_labelled_checksum():
+    """Points written before checksums named their algorithm: each disk's "sha256" is read as
+    "sha256:<hex>", so a catalogue rebuilt from an older pool checks those files with SHA-256."""
+    disk = {"target": "vda", "source": "/a", "volume": "v", "path": "/p/v", "format": "qcow2", "capacity": 1,
+            "size": 1, "sha256": "b" * 64}
+    old = {"format": MANIFEST_FORMAT, "version": 1, "vm": {"uuid": "6695eb01-f6a4-8304-79aa-97f2502e193f", "name": "vm"},
+           "name": "20261204-120000", "kind": "full", "parent": None, "chain": "6695eb01-f6a4-8304-79aa-97f2502e1944",
+           "checkpoint": "", "created_at": "2026-12-04T12:00:00+00:00", "consistency": "x", "note": "", "seconds": 1,
+           "domain_xml": "<domain/>", "disks": [disk]}
+    [read] = parse_manifest(json.dumps(old).encode())["disks"]
+    assert read["checksum"] == "sha256:" + "b" * 64 and "sha256" not in read
+    with pytest.raises(ManifestInvalid):
+        parse_manifest(json.dumps({**old, "disks": [{**disk, "sha256": "not hex"}]}).encode())
 
 
 def _chain(*spec):

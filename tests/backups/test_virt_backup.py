@@ -11,12 +11,14 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import blake3
 import libvirt
 import pytest
 
 from tests.guests import TEST_GUEST_PREFIX
 from tests.storage.conftest import remove_pool
 from virt import backup as virt_backup
+from virt import checksums
 from virt.errors import OperationInvalid, VirtError
 from virt.storage import pool_volume_create
 from virt.volumes import upload_bytes
@@ -75,14 +77,20 @@ def test_a_full_then_an_incremental_backup_make_a_chain_that_restores_flat(runni
     assert full.kind == "full" and full.checkpoint == "vmsite-1"
     assert "crash-consistent" in full.consistency  # the small guest has no agent
     [disk] = full.disks
-    assert disk.target == "vda" and disk.capacity == 16 * 2**20 and len(disk.sha256) == 64
+    assert disk.target == "vda" and disk.capacity == 16 * 2**20
+    b3sum = subprocess.run(["b3sum", "--no-names", disk.path], capture_output=True, text=True, check=True).stdout
+    assert disk.checksum == f"blake3:{b3sum.strip()}"  # what an admin's b3sum says of the file
     assert virt_backup.chain_break(domain, _link(full), virt_backup.source_disks(domain)) is None
 
     incremental = _back_up(conn, domain, backup_pool, "2", since=_link(full))
     assert incremental.kind == "incremental"
-    chain = [virt_backup.ChainFile(volume=d.volume, format=d.format, sha256=d.sha256)
+    chain = [virt_backup.ChainFile(volume=d.volume, format=d.format, checksum=d.checksum)
              for d in (full.disks[0], incremental.disks[0])]
     virt_backup.verify_chain(conn, backup_pool.name, chain)
+    sha256sum = subprocess.run(["sha256sum", full.disks[0].path], capture_output=True, text=True, check=True).stdout
+    recorded_before_blake3 = virt_backup.ChainFile(volume=full.disks[0].volume, format="qcow2",
+                                                   checksum=f"sha256:{sha256sum.split()[0]}")
+    virt_backup.verify_chain(conn, backup_pool.name, [recorded_before_blake3])  # checked with its own algorithm
     info = subprocess.run(["qemu-img", "info", "-U", "-f", "qcow2", incremental.disks[0].path], capture_output=True,
                           text=True, check=True).stdout
     assert f"backing file: {full.disks[0].path}" in info
@@ -118,7 +126,7 @@ def test_a_chain_breaks_when_its_checkpoint_is_gone_and_a_damaged_file_is_refuse
     moved = virt_backup.ChainLink(checkpoint="vmsite-1", volumes={}, sources={"vda": "/elsewhere.qcow2"})
     assert "another image" in virt_backup.chain_break(domain, moved, virt_backup.source_disks(domain))
 
-    damaged = virt_backup.ChainFile(volume=full.disks[0].volume, format="qcow2", sha256="0" * 64)
+    damaged = virt_backup.ChainFile(volume=full.disks[0].volume, format="qcow2", checksum="blake3:" + "0" * 64)
     with pytest.raises(OperationInvalid, match="damaged"):
         virt_backup.verify_chain(conn, backup_pool.name, [damaged])
     virt_backup.verify_chain(conn, backup_pool.name, [damaged], checksums=False)  # its header is right
@@ -177,15 +185,19 @@ def test_a_qcow2_v2_disk_is_seen_as_one_and_refused_for_bitmaps(guests, scratch_
     assert disk.qcow2_version == "0.10" and "version 2 qcow2" in virt_backup.bitmap_refusal([disk])
 
 
-def test_the_checksum_read_in_parallel_segments_is_the_files_sha256(backup_pool):
+@pytest.mark.parametrize("algorithm, reference", [("blake3", blake3.blake3), ("sha256", hashlib.sha256)])
+def test_the_checksum_read_in_parallel_segments_is_the_files_digest(backup_pool, algorithm, reference):
     conn = backup_pool.conn
     data = os.urandom(5 * 2**20 + 12345)  # segments of 1 MiB: five whole ones and a short last one
     volume = pool_volume_create(backup_pool.pool, name="bytes.raw", capacity=len(data), allocation=None, fmt="raw")
     upload_bytes(conn, volume, data)
-    assert virt_backup.volume_sha256(conn, volume, segment=2**20, streams=3) == hashlib.sha256(data).hexdigest()
-    assert virt_backup.volume_sha256(conn, volume) == hashlib.sha256(data).hexdigest()  # one segment: the default
+    expected = reference(data).hexdigest()
+    streamed = {"algorithm": algorithm, "read_locally": False}
+    assert checksums.volume_digest(conn, volume, segment=2**20, streams=3, **streamed) == expected
+    assert checksums.volume_digest(conn, volume, **streamed) == expected  # one segment: the default
+    assert checksums.volume_checksum(conn, volume, algorithm=algorithm) == f"{algorithm}:{expected}"
     empty = pool_volume_create(backup_pool.pool, name="empty.raw", capacity=0, allocation=None, fmt="raw")
-    assert virt_backup.volume_sha256(conn, empty, segment=2**20) == hashlib.sha256(b"").hexdigest()
+    assert checksums.volume_digest(conn, empty, segment=2**20, **streamed) == reference(b"").hexdigest()
 
 
 def test_the_checksum_reads_the_file_where_it_lies_only_through_this_machines_own_libvirtd(backup_pool, harness):
@@ -195,12 +207,12 @@ def test_the_checksum_reads_the_file_where_it_lies_only_through_this_machines_ow
     data = os.urandom(3 * 2**20 + 77)
     volume = pool_volume_create(backup_pool.pool, name="local.raw", capacity=len(data), allocation=None, fmt="raw")
     upload_bytes(backup_pool.conn, volume, data)
-    assert virt_backup.local_file(backup_pool.conn, volume) == volume.path()
+    expected = f"blake3:{blake3.blake3(data).hexdigest()}"
+    assert checksums.local_file(backup_pool.conn, volume) == volume.path()
     seen: list[tuple[int, int]] = []
-    assert virt_backup.volume_sha256(backup_pool.conn, volume, progress=lambda *done: seen.append(done)) == \
-        hashlib.sha256(data).hexdigest()
+    assert checksums.volume_checksum(backup_pool.conn, volume, progress=lambda *done: seen.append(done)) == expected
     assert seen[-1] == (len(data), len(data))
-    assert virt_backup.volume_sha256(backup_pool.conn, volume, read_locally=False) == hashlib.sha256(data).hexdigest()
+    assert checksums.volume_checksum(backup_pool.conn, volume, read_locally=False) == expected
 
     remote = libvirt.open(harness().tcp_uri)
     name = f"vmsite-test-sum-{uuid.uuid4().hex[:8]}"
@@ -214,8 +226,8 @@ def test_the_checksum_reads_the_file_where_it_lies_only_through_this_machines_ow
         upload_bytes(remote, far, data)
         folder.mkdir(mode=0o755)  # here, not in the remote host's namespace: a decoy of the same path and size
         Path(far.path()).write_bytes(bytes(len(data)))
-        assert virt_backup.local_file(remote, far) is None
-        assert virt_backup.volume_sha256(remote, far) == hashlib.sha256(data).hexdigest()
+        assert checksums.local_file(remote, far) is None
+        assert checksums.volume_checksum(remote, far) == expected
     finally:
         shutil.rmtree(folder, ignore_errors=True)
         remove_pool(remote.getURI(), name)
