@@ -52,6 +52,14 @@ def pytest_sessionstart(session):
         stack.stop_orphans(Path(settings.DATA_DIR))
 
 
+def pytest_xdist_make_scheduler(config, log):
+    """`make test`'s --dist worksteal, its longest files first (tests/scheduling.py)."""
+    if config.getvalue("dist") == "worksteal":
+        from tests.scheduling import LongestFirstScheduling
+        return LongestFirstScheduling(config, log)
+    return None
+
+
 def pytest_sessionfinish(session):
     """pytest-xdist's controller, once every worker has ended: drop the template database, and stop what
     a crashed worker started (its replacement is another gwN and never meets them; they would take the
