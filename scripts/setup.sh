@@ -128,6 +128,17 @@ deployment_venv() {
     VENV=/var/cache/vmsite/deploy-venv bash deploy/install.sh virtualenv
 }
 
+test_bytecode() {
+    # Each pytest-xdist worker collects the whole suite, and on a new clone each would rewrite every
+    # test module's asserts and compile vmsite's modules itself: 5 s of CPU per worker, 2.3 s once
+    # pytest's and Python's caches hold them. Two collections of half the suite each write those
+    # caches first, in the background while the rest of the set-up runs (`wait` at the end).
+    local folders=(tests/*/) half
+    half=$(( ${#folders[@]} / 2 ))
+    "$VENV/bin/pytest" --collect-only -q -p no:cacheprovider "${folders[@]:0:half}" >/dev/null 2>&1 &
+    "$VENV/bin/pytest" --collect-only -q -p no:cacheprovider "${folders[@]:half}" tests/*.py >/dev/null 2>&1 &
+}
+
 dashboard_database() {
     "$VENV/bin/python" manage.py private_data_dir  # made 0700, or mended from an older install
     "$VENV/bin/python" manage.py migrate --noinput -v0
@@ -142,8 +153,10 @@ start_redis
 start_libvirtd
 [ "$MODE" = test ] && start_postgresql
 python_packages
+[ "$MODE" = test ] && test_bytecode
 npm_packages
 [ "$MODE" = run ] && dashboard_database
 [ "$MODE" = test ] && test_guest
 [ "$MODE" = test ] && deployment_venv
+wait  # test_bytecode's collections (their failures show in the run itself)
 exit 0

@@ -32,7 +32,8 @@ from tests import stack
 from tests.backups.images import MIB, random_qcow2
 from tests.backups.test_copies import identical, on_disk
 from tests.backups.test_scratch_cleanup import two_hosts_big_disk  # noqa: F401  (a fixture)
-from tests.backups.test_scratch_cleanup import killed_midway, point_of, run_to_the_end, swept_cleanups, volumes
+from tests.backups.test_scratch_cleanup import (killed_midway, point_of, pool_files, run_to_the_end, swept_cleanups,
+                                                volumes)
 from tests.guests import TEST_GUEST_PREFIX, small_guest_xml
 from virt import backup_copies
 
@@ -99,15 +100,15 @@ def saved(path: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def being_written(conn: libvirt.virConnect, pool_name: str, kept: set[str], old_file: Path, old_inode: int):
-    """A condition, true once the restore writes a disk of the VM: a volume that was not in the pool
+def being_written(harness_host, pool_name: str, kept: set[str], old_file: Path, old_inode: int):
+    """A condition, true once the restore writes a disk of the VM: a file that was not in the pool
     appears, or the VM's disk file was removed or made anew (an overwrite in place)."""
     def reached() -> bool:
         try:
             replaced = old_file.stat().st_ino != old_inode
         except FileNotFoundError:
             replaced = True
-        return replaced or bool(volumes(conn, pool_name) - kept)
+        return replaced or bool(pool_files(harness_host, pool_name) - kept)
 
     return reached
 
@@ -124,7 +125,7 @@ def test_a_restore_as_a_new_vm_on_the_points_host_whose_worker_is_killed_leaves_
     worker = start_doomed_worker(stack_log_dir, doomed_queue)
     restore = restore_enqueue(point=point, user=None, name=name, pool=pool)
     new_volume = f"{name}-vda.qcow2"
-    killed_midway(restore, worker, lambda: new_volume in volumes(env["conn_a"], env["disks"]),
+    killed_midway(restore, worker, lambda: new_volume in pool_files(env["a"], env["disks"]),
                   "libvirt to start writing the new VM's disk")
     restore.refresh_from_db()
     assert restore.arguments[MAKING] == [new_volume]  # recorded before it was made
@@ -154,7 +155,8 @@ def _in_place_killed_then_again(env, domain: libvirt.virDomain, row: Domain, har
 
     worker = start_doomed_worker(stack_log_dir, queue)
     restore = restore_in_place_enqueue(domain=row, point=point, user=None)
-    killed_midway(restore, worker, being_written(conn, pool_name, kept_vm_pool, old_file, old_file.stat().st_ino),
+    kept_files = pool_files(harness_host, pool_name)
+    killed_midway(restore, worker, being_written(harness_host, pool_name, kept_files, old_file, old_file.stat().st_ino),
                   "the restore to write the VM's disk")
     restore.refresh_from_db()
     (swap,) = restore.arguments[REPLACING]  # recorded before it was made
@@ -210,7 +212,7 @@ def test_an_attach_from_another_host_whose_worker_is_killed_leaves_nothing_attac
     attach = attach_enqueue(domain=row, point=point, disk="vda",
                             pool=StoragePool.objects.get(host=env["host_b"], name=env["restores"]), user=None)
     name = f"{row.name}-backup-{point.name}-vda.qcow2"
-    killed_midway(attach, worker, lambda: name in volumes(env["conn_b"], env["restores"]),
+    killed_midway(attach, worker, lambda: name in pool_files(env["b"], env["restores"]),
                   "the copy to stream into the VM's pool")
     attach.refresh_from_db()
     assert attach.arguments[MAKING] == [name]  # recorded before it was made
