@@ -18,7 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import blake3
@@ -72,7 +72,7 @@ def labelled(algorithm: str, hexdigest: str) -> str:
 
 @raises_typed
 def volume_checksum(conn: libvirt.virConnect, volume: libvirt.virStorageVol, *,
-                    algorithm: str = DEFAULT_ALGORITHM, **reading) -> str:
+                    algorithm: str = DEFAULT_ALGORITHM, **reading: Any) -> str:
     """The volume file's checksum as "<algorithm>:<hex>" (reading: as volume_digest takes it)."""
     return labelled(algorithm, volume_digest(conn, volume, algorithm=algorithm, **reading))
 
