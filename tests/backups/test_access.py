@@ -90,6 +90,7 @@ def test_a_viewer_sees_the_restore_points_and_gets_403_for_backing_up_and_restor
     page = urls(site)
     detail = client.get(reverse("domains:detail", args=[site["vm"].pk])).content.decode()
     assert 'data-point="20261204-120000"' in detail and 'id="backup-now-form"' not in detail
+    assert f'title="blake3:{"a" * 64}"' in detail  # each disk's checksum, to check its file by hand
     assert client.post(page["now"], {"pool": "vm-pool"}).status_code == 403
     assert client.get(page["restore"]).status_code == 403
     api = token_client(client.user)
