@@ -192,10 +192,6 @@ def test_the_screenshot_comes_back_after_a_force_off_and_a_start_with_the_page_o
                                                                                   local_host, guests, alice):
     guest = guests.define(LOCAL, name=guest_name(), start=True)
     domain = cached(local_host, guest)
-    # The listener watches the host before the force off: in whole SQLite runs, a force off in the
-    # listener's first second was not shown (see the README's ninth session).
-    stack.wait_until(lambda: f"host {local_host.pk} reconciled" in listener.log(), timeout=30,
-                     message="the listener's first reconcile of the host")
     log_in(page, asgi_server, alice)
     page.goto(f"{asgi_server}/vms/{domain.pk}/")
     page.evaluate("window.__notReloaded = true")
@@ -205,7 +201,7 @@ def test_the_screenshot_comes_back_after_a_force_off_and_a_start_with_the_page_o
     guest.destroy()
     try:
         expect(page.locator("#domain-state")).to_have_text("Shut off", timeout=10_000)
-    except AssertionError as failure:  # failed twice in whole runs, never alone: say what the listener did
+    except AssertionError as failure:  # say what the row and the listener had
         row = Domain.objects.filter(pk=domain.pk).values_list("state", "synced_at").first()
         raise AssertionError(f"{failure}\nthe VM's row: {row}\nthe listener's log:\n{listener.log()[-4000:]}") from None
     expect(thumbnail).to_be_hidden(timeout=20_000)

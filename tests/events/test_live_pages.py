@@ -5,7 +5,9 @@ import pytest
 from playwright.sync_api import expect
 
 from domains.models import Domain
+from hosts.models import Host
 from hosts.services import host_register_local
+from inventory.reconcile import host_reconcile
 from tests import stack
 from tests.conftest import virsh
 from tests.events.live import make_user
@@ -53,6 +55,28 @@ def test_a_guest_started_with_virsh_turns_running_in_the_open_list_within_a_seco
 
     virsh("qemu:///system", "destroy", guest.name())
     expect(row).to_contain_text("Shut off", timeout=5_000)
+    assert_not_reloaded(page)
+
+
+def test_an_open_vm_page_shows_a_change_that_a_reconcile_found_and_no_event_told(page, asgi_server, guests):
+    """A VM stopped while no listener watched its host (the listener restarting, or connecting: its
+    first reconcile finds the change, as the periodic one would). A reconcile tells open pages that the
+    host's inventory changed, and the VM's page follows it as the VM list does. It did not: in whole
+    runs the VM page of a guest forced off in the listener's first second showed Running for good."""
+    host, _ = host_register_local()
+    guest = guests.define("qemu:///system", start=True)
+    host_reconcile(host=host)
+    domain = Domain.objects.get(host=host, uuid=guest.UUIDString())
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/vms/{domain.pk}/")
+    expect(page.locator("#domain-state")).to_have_text("Running")
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    mark_page(page)
+
+    guest.destroy()  # no listener runs here: no event reaches vmsite
+    host_reconcile(host=Host.objects.get(pk=host.pk))
+    assert Domain.objects.get(pk=domain.pk).get_state_display() == "Shut off"
+    expect(page.locator("#domain-state")).to_have_text("Shut off", timeout=5_000)
     assert_not_reloaded(page)
 
 
