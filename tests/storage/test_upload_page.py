@@ -3,12 +3,15 @@ SHA-256 is shown; the volume page then offers the download."""
 import hashlib
 import os
 
+import libvirt
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 from playwright.sync_api import expect
 
+from inventory.reconcile import host_reconcile
 from storage.models import Volume
+from tests.storage.conftest import LOCAL
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -48,3 +51,25 @@ def test_it_uploads_a_file_from_the_page_and_shows_its_sha256(page, asgi_server,
         page.click("#download")
     with open(download.value.path(), "rb") as saved:
         assert saved.read() == data
+
+
+def test_an_open_volume_page_shows_a_change_made_outside_vmsite_once_a_reconcile_finds_it(page, asgi_server,
+                                                                                         dir_pool):
+    """Volumes have no libvirt events: a change made outside vmsite is found by a reconcile, which
+    tells open pages that the host's inventory changed; the volume's page follows it."""
+    user = get_user_model().objects.create_superuser("watcher", password="x" * 20)
+    client = Client()
+    client.force_login(user)
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": asgi_server}])
+    pool = libvirt.open(LOCAL).storagePoolLookupByName(dir_pool.name)
+    made = pool.createXML("<volume><name>outside.raw</name><capacity unit='MiB'>16</capacity>"
+                          "<target><format type='raw'/></target></volume>", 0)
+    host_reconcile(host=dir_pool.host)
+    volume = Volume.objects.get(pool=dir_pool, name="outside.raw")
+    page.goto(f"{asgi_server}/storage/volumes/{volume.pk}/")
+    expect(page.locator("#volume-page")).to_contain_text(f"({16 * MIB} bytes)")
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+
+    made.resize(32 * MIB, 0)  # by hand, as virsh vol-resize would
+    host_reconcile(host=dir_pool.host)
+    expect(page.locator("#volume-page")).to_contain_text(f"({32 * MIB} bytes)", timeout=5_000)
