@@ -6,6 +6,7 @@ change is only made when the VM is running. Device XML is built with the virt.xm
 """
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -166,9 +167,29 @@ def change_media(conn: libvirt.virConnect, domain: libvirt.virDomain, *, target_
             raise NotFound(f"The VM has no drive {target_dev}.")
         if drive.device not in ("cdrom", "floppy"):
             raise InvalidArgument(f"{target_dev} is a {drive.device}, not a CD-ROM or floppy drive.")
-        domain.updateDeviceFlags(_with_media(drive, volume).to_xml(), scope)
+        update_media(domain, _with_media(drive, volume).to_xml(), scope)
     what = f"Inserted {volume.label} into" if volume else "Ejected the medium of"
     return f"{what} {target_dev}, {scope_words(flags)}"
+
+
+TRAY_ATTEMPTS = 3
+TRAY_RETRY_SECONDS = 0.5
+_TRAY_NOT_OPEN = re.compile(r"Tray of device .* is not open")
+
+
+def update_media(domain: libvirt.virDomain, xml: str, scope: int) -> None:
+    """A media change: libvirt opens the drive's tray, waits for QEMU to say it is open, removes
+    the medium and inserts the new one. On a loaded host QEMU has refused the removal with "Tray of
+    device ... is not open" right after that (twice in whole test runs); the tray is open by then,
+    and the same change again goes through."""
+    for attempt in range(1, TRAY_ATTEMPTS + 1):
+        try:
+            domain.updateDeviceFlags(xml, scope)
+            return
+        except libvirt.libvirtError as exc:
+            if attempt == TRAY_ATTEMPTS or not _TRAY_NOT_OPEN.search(str(exc)):
+                raise
+        time.sleep(TRAY_RETRY_SECONDS)
 
 
 def _with_media(drive: Disk, volume: PoolVolume | None) -> Disk:
