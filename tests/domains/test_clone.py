@@ -60,8 +60,10 @@ def qemu_img_info(path: str) -> dict:
 
 def test_it_clones_a_shut_off_vm_with_new_identity_and_full_disk_copies(celery_worker, local_host, guests,
                                                                          scratch_pool, admin_client):
-    volume = scratch_pool.create_volume("source.qcow2", capacity_mib=32)
-    write_data(volume.path(), 8)
+    # 48 MiB to copy: a copy of 8 MiB once ended between two of the test's looks (10 ms apart, under
+    # load), and no progress between 0 and 100 was seen.
+    volume = scratch_pool.create_volume("source.qcow2", capacity_mib=64)
+    write_data(volume.path(), 48)
     source = guest_with_disk_and_nic(guests, volume.path())
     domain = cached(local_host, source)
     new_name = f"{TEST_GUEST_PREFIX}clone-{source.name()[-6:]}"
@@ -82,7 +84,7 @@ def test_it_clones_a_shut_off_vm_with_new_identity_and_full_disk_copies(celery_w
     copy_path = clone_xml.find("./devices/disk/source").get("file")
     assert copy_path == scratch_pool.pool.storageVolLookupByName(f"{new_name}-vda.qcow2").path()
     info = qemu_img_info(copy_path)
-    assert info["format"] == "qcow2" and info["virtual-size"] == 32 * 1024 * 1024
+    assert info["format"] == "qcow2" and info["virtual-size"] == 64 * 1024 * 1024
     assert subprocess.run(["qemu-img", "compare", volume.path(), copy_path], capture_output=True).returncode == 0
     row = Domain.objects.get(host=local_host, name=new_name)
     assert str(row.uuid) == clone.UUIDString() and row.details["disks"][0]["source"] == copy_path
