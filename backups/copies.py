@@ -7,6 +7,7 @@ files too; rebuilding the catalogue from a copy pool's manifests records copies 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -87,8 +88,15 @@ class RestoreSource:
 
 def original_chains(point: RestorePoint) -> dict[str, list[ChainFile]]:
     """Each disk's chain of files where the point was taken, oldest first, as the catalogue has them."""
-    lineage = point.lineage()
-    return {disk.target: [ChainFile(volume=link_disk.volume, format=link_disk.format, checksum=link_disk.checksum)
+    return _chains(point, point.lineage(), lambda link, link_disk: link_disk.checksum)
+
+
+def _chains(point: RestorePoint, lineage: list[RestorePoint],
+            checksum: Callable[[RestorePoint, RestorePointDisk], str]) -> dict[str, list[ChainFile]]:
+    """disk target -> its files along the lineage, oldest first; checksum(link, its disk) says what
+    each file must hash to where it is read."""
+    return {disk.target: [ChainFile(volume=link_disk.volume, format=link_disk.format,
+                                    checksum=checksum(link, link_disk))
                           for link in lineage for link_disk in link.disks.filter(target=disk.target)]
             for disk in point.disks.all()}
 
@@ -107,9 +115,6 @@ def restore_source(point: RestorePoint, copy_id: int | None = None) -> RestoreSo
     if absent:
         raise OperationInvalid(f"The copy in {copy.pool_name} on {copy.host} lacks the point(s) "
                                f"{', '.join(absent)} it rests on: restore from the original instead.")
-    chains = {disk.target: [ChainFile(volume=link_disk.volume, format=link_disk.format,
-                                      checksum=copies[link.pk].checksums[link_disk.target])
-                            for link in lineage for link_disk in link.disks.filter(target=disk.target)]
-              for disk in point.disks.all()}
+    chains = _chains(point, lineage, lambda link, link_disk: copies[link.pk].checksums[link_disk.target])
     return RestoreSource(host=copy.host, pool_name=copy.pool_name, chains=chains,
                          label=f"the copy in {copy.pool_name} on {copy.host}")
