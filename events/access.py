@@ -37,4 +37,5 @@ def message_visible(message: dict, allowed: set[int] | None) -> bool:
     if message.get("type") == "operation":
         kind, _, target_id = str(message.get("target", "")).partition(":")
         return kind == "domain" and target_id.isdigit() and int(target_id) in allowed
-    return message.get("type") in ("metrics", "host")  # no content beyond "something changed"
+    # No content beyond "something changed here": the pages of the VMs it may see re-read themselves.
+    return message.get("type") in ("metrics", "host", "inventory")

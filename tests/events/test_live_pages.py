@@ -10,7 +10,8 @@ from hosts.services import host_register_local
 from inventory.reconcile import host_reconcile
 from tests import stack
 from tests.conftest import virsh
-from tests.events.live import make_user
+from accounts.models import Grant, Role
+from tests.events.live import make_user, session_cookie
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -58,7 +59,8 @@ def test_a_guest_started_with_virsh_turns_running_in_the_open_list_within_a_seco
     assert_not_reloaded(page)
 
 
-def test_an_open_vm_page_shows_a_change_that_a_reconcile_found_and_no_event_told(page, asgi_server, guests):
+@pytest.mark.parametrize("who", ["superuser", "operator of that vm alone"])
+def test_an_open_vm_page_shows_a_change_that_a_reconcile_found_and_no_event_told(page, asgi_server, guests, who):
     """A VM stopped while no listener watched its host (the listener restarting, or connecting: its
     first reconcile finds the change, as the periodic one would). A reconcile tells open pages that the
     host's inventory changed, and the VM's page follows it as the VM list does. It did not: in whole
@@ -67,7 +69,13 @@ def test_an_open_vm_page_shows_a_change_that_a_reconcile_found_and_no_event_told
     guest = guests.define("qemu:///system", start=True)
     host_reconcile(host=host)
     domain = Domain.objects.get(host=host, uuid=guest.UUIDString())
-    log_in(page, asgi_server)
+    if who == "superuser":
+        log_in(page, asgi_server)
+    else:  # a grant on one VM: the host's inventory message reaches it too, and says nothing more
+        user = make_user("one-vm")
+        Grant.objects.create(user=user, domain=domain, role=Role.OPERATOR)
+        page.context.add_cookies([{"name": "sessionid", "value": session_cookie(user),
+                                   "url": asgi_server}])
     page.goto(f"{asgi_server}/vms/{domain.pk}/")
     expect(page.locator("#domain-state")).to_have_text("Running")
     expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from accounts.models import Grant, Role
 from domains.models import Domain
-from events.publish import flush, publish_domain, publish_host
+from events.publish import flush, publish_domain, publish_host, publish_inventory
 from hosts.models import Host
 from hosts.services import host_register_local, host_sync_enqueue
 from tests import stack
@@ -62,6 +62,12 @@ def test_a_socket_receives_only_messages_about_what_its_user_may_see(asgi_server
     assert [(m["host"], m["id"]) for m in received["viewer"]] == [(seen.pk, 999)]
     assert [(m["host"], m["id"]) for m in received["one_vm"]] == [(unseen.pk, vm.pk)]
     assert received["nobody"] == []
+    # "this host's inventory changed" says nothing more: a grant on one VM of the host receives it
+    # (that VM's page re-reads itself), no grant does not.
+    publish_inventory(host_id=unseen.pk)
+    flush()
+    assert receive_until(sockets["one_vm"], lambda m: m.get("type") == "inventory", timeout=5)[-1]["host"] == unseen.pk
+    assert [m for m in receive_all(sockets["nobody"], seconds=0.5) if m.get("type") == "inventory"] == []
 
     Grant.objects.create(user=viewer, host=unseen, role=Role.VIEWER)
     publish_host(host_id=unseen.pk)  # what a grant change sends (accounts.services): sockets re-read
