@@ -67,7 +67,8 @@ start_libvirtd() {
             systemctl start virtlogd libvirtd
         else
             pgrep -x virtlogd >/dev/null || virtlogd -d
-            setsid scripts/libvirtd_supervise.sh </dev/null >/dev/null 2>&1 &
+            # In a subshell: not this script's job, so no `wait` of the set-up can wait for it.
+            (setsid scripts/libvirtd_supervise.sh </dev/null >/dev/null 2>&1 &)
         fi
         for _ in $(seq 100); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.1; done
     fi
@@ -128,15 +129,18 @@ deployment_venv() {
     VENV=/var/cache/vmsite/deploy-venv bash deploy/install.sh virtualenv
 }
 
+BYTECODE_JOBS=()
 test_bytecode() {
     # Each pytest-xdist worker collects the whole suite, and on a new clone each would rewrite every
     # test module's asserts and compile vmsite's modules itself: 5 s of CPU per worker, 2.3 s once
     # pytest's and Python's caches hold them. Two collections of half the suite each write those
-    # caches first, in the background while the rest of the set-up runs (`wait` at the end).
+    # caches first, in the background while the rest of the set-up runs (waited for at the end).
     local folders=(tests/*/) half
     half=$(( ${#folders[@]} / 2 ))
     "$VENV/bin/pytest" --collect-only -q -p no:cacheprovider "${folders[@]:0:half}" >/dev/null 2>&1 &
+    BYTECODE_JOBS+=($!)
     "$VENV/bin/pytest" --collect-only -q -p no:cacheprovider "${folders[@]:half}" tests/*.py >/dev/null 2>&1 &
+    BYTECODE_JOBS+=($!)
 }
 
 dashboard_database() {
@@ -158,5 +162,7 @@ npm_packages
 [ "$MODE" = run ] && dashboard_database
 [ "$MODE" = test ] && test_guest
 [ "$MODE" = test ] && deployment_venv
-wait  # test_bytecode's collections (their failures show in the run itself)
+# Only test_bytecode's collections (their failures show in the run itself): a bare `wait` would also
+# wait for the libvirtd that start_libvirtd may have started in the background, which never ends.
+for job in "${BYTECODE_JOBS[@]}"; do wait "$job" || true; done
 exit 0
