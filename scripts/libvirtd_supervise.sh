@@ -13,7 +13,7 @@ fi
 exec 9>/run/vmsite-libvirtd-supervisor.lock
 flock -n 9 || exit 0
 while true; do
-    libvirtd
+    libvirtd 2>>/var/log/libvirt/libvirtd.log  # its warnings and errors (a client's keepalive timeout...)
     status=$?
     echo "$(date -Is) libvirtd exited with status $status; starting it again" >> /var/log/libvirt/vmsite-supervisor.log
     sleep 1

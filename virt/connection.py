@@ -23,8 +23,11 @@ from virt.eventloop import ensure_event_loop
 
 logger = logging.getLogger(__name__)
 
-KEEPALIVE_INTERVAL = 3  # seconds between keepalive probes
-KEEPALIVE_COUNT = 2  # unanswered probes before the connection counts as dead: a hung host fails in ~9 s
+# A host that answers nothing for 15-20 s (three probes 5 s apart, then the next look) counts as
+# dead. 3 s x 2 (9-12 s) failed a VM creation on this machine's own libvirtd once, in a test run's
+# busiest minute; libvirt's own clients wait longer still (virsh 5 s x 6, libvirtd 5 s x 5).
+KEEPALIVE_INTERVAL = 5  # seconds between keepalive probes
+KEEPALIVE_COUNT = 3  # unanswered probes before the connection counts as dead
 CONNECT_TIMEOUT = 20  # seconds; a connect that takes longer fails, and other hosts never wait for it
 PROBE_TIMEOUT = 5
 DEFAULT_PORTS = {"tcp": 16509, "tls": 16514}
