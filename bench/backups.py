@@ -2,6 +2,9 @@
 `qemu-img convert` of the same disk into the same pool, in the same run (issue 18, "Proof").
 
 What it measures, each round taking turns at which goes first:
+* bare job: the same push-mode backup job started through libvirt-python with nothing of vmsite
+  around it (no checkpoint, no checksum, no catalogue), and QEMU's own time for its copy: how much of
+  vmsite's full backup is the job itself;
 * full: vmsite's "back up now" of the running guest (the backup.create operation's handler, run in
   this process as a worker runs it: the push-mode backup job, the SHA-256 of the file, read where it
   lies as the host is this machine's libvirtd, the manifest, the catalogue rows), against
@@ -147,6 +150,25 @@ def both_converts(source: str, folder: Path, stem: str, samples: dict[str, list[
         os.unlink(target)
 
 
+def bare_backup_job(domain: libvirt.virDomain, folder: Path, stem: str, samples: dict[str, list[float]]) -> None:
+    """The same push-mode backup job with nothing of vmsite around it: a qcow2 file made by
+    qemu-img, `backupBegin` with no checkpoint, the job's end looked for every 10 ms. Its seconds
+    (`bare_job`) and QEMU's own time for the copy (`bare_job_qemu`, the completed job's
+    time_elapsed): what is left between the two is libvirt ending the job, the file's flush included."""
+    target = folder / f"{stem}-bare.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=1.1", str(target),
+                    str(domain.blockInfo("vda")[0])], check=True)
+    backup = (f"<domainbackup mode='push'><disks><disk name='vda' type='file'><target file='{target}'/>"
+              "<driver type='qcow2'/></disk></disks></domainbackup>")
+    started = time.perf_counter()
+    domain.backupBegin(backup, None, libvirt.VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL)
+    while domain.jobStats(0).get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE:
+        time.sleep(0.01)
+    samples["bare_job"].append(time.perf_counter() - started)
+    samples["bare_job_qemu"].append(domain.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)["time_elapsed"] / 1000)
+    target.unlink()
+
+
 def attach_data_disk(guest, path: str) -> None:
     from virt.xml.domain import Disk
 
@@ -208,7 +230,7 @@ def run(args: argparse.Namespace, work: Path) -> None:
             "vmsite_incremental_job", "incremental_size", "convert_restore", "vmsite_restore",
             "vmsite_restore_verify", "vmsite_restore_copy", "vmsite_restore_checksum_wait",
             "checksum_one_stream", "checksum_segments", "checksum_sha256sum", "checksum_b3sum",
-            "checksum_local_sha256")}
+            "checksum_local_sha256", "bare_job", "bare_job_qemu")}
 
         def full_by_vmsite() -> RestorePoint:
             timed = Timed()
@@ -229,9 +251,11 @@ def run(args: argparse.Namespace, work: Path) -> None:
                             force_share=True, durable_first=round_number % 2 == 1)
             if round_number % 2 == 0:
                 both_converts(str(disk_path), **converts)
+                bare_backup_job(guest.domain, folders[1], f"bare-{round_number}", samples)
                 full = full_by_vmsite()
             else:
                 full = full_by_vmsite()
+                bare_backup_job(guest.domain, folders[1], f"bare-{round_number}", samples)
                 both_converts(str(disk_path), **converts)
             time_checksums(conn, full, samples, first_segments=round_number % 2 == 0)
 
@@ -322,7 +346,8 @@ def report(samples: dict[str, list[float]], args: argparse.Namespace) -> None:
     # qemu-img's default cache (no flush), so it is judged against the default one. Both are shown.
     for name, ours, theirs, judged_against, phases in (
             ("full", "vmsite_full", "convert_full", "durable",
-             {"job_s": "vmsite_full_job", "checksum_s": "vmsite_full_checksum"}),
+             {"job_s": "vmsite_full_job", "checksum_s": "vmsite_full_checksum", "bare_job_s": "bare_job",
+              "bare_job_qemu_s": "bare_job_qemu"}),
             ("restore", "vmsite_restore", "convert_restore", "default",
              {"verify_s": "vmsite_restore_verify", "copy_s": "vmsite_restore_copy",
               "checksum_wait_s": "vmsite_restore_checksum_wait"})):
