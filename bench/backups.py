@@ -6,7 +6,7 @@ What it measures, each round taking turns at which goes first:
   around it (no checkpoint, no checksum, no catalogue), and QEMU's own time for its copy: how much of
   vmsite's full backup is the job itself;
 * full: vmsite's "back up now" of the running guest (the backup.create operation's handler, run in
-  this process as a worker runs it: the push-mode backup job, the SHA-256 of the file, read where it
+  this process as a worker runs it: the push-mode backup job, the BLAKE3 checksum of the file, read where it
   lies as the host is this machine's libvirtd, the manifest, the catalogue rows), against
   `qemu-img convert -U -O qcow2` of the same disk into the backup pool, both qemu-img's default
   (no flush at the end) and durable (`-t writeback`); throughput = 1 GiB / time, target >= 0.8x of
@@ -14,7 +14,7 @@ What it measures, each round taking turns at which goes first:
 * incremental: after the guest rewrote 64 MiB of its disk (dd in the guest, fsync'ed), vmsite's
   next backup: its file's size (target <= 1.25 x 64 MiB) and its time against the full one;
 * restore: vmsite's "restore as a new VM" of that incremental point (each chain file's format and
-  backing file checked, then a flat copy into the guest's pool while the chain's SHA-256s are read
+  backing file checked, then a flat copy into the guest's pool while the chain's checksums are read
   and checked against the catalogue's, the new VM defined once they match, and added to the
   inventory), against `qemu-img convert -O qcow2` of the chain's top (flattened) into the same
   pool, default and durable; target >= 0.8x of the default one (libvirt's copy is qemu-img's default).
