@@ -155,13 +155,16 @@ def bare_backup_job(domain: libvirt.virDomain, folder: Path, stem: str, samples:
     qemu-img, `backupBegin` with no checkpoint, the job's end looked for every 10 ms. Its seconds
     (`bare_job`) and QEMU's own time for the copy (`bare_job_qemu`, the completed job's
     time_elapsed): what is left between the two is libvirt ending the job, the file's flush included."""
+    from virt.xml.backup import BackupXML
+
     target = folder / f"{stem}-bare.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", "compat=1.1", str(target),
                     str(domain.blockInfo("vda")[0])], check=True)
-    backup = (f"<domainbackup mode='push'><disks><disk name='vda' type='file'><target file='{target}'/>"
-              "<driver type='qcow2'/></disk></disks></domainbackup>")
+    backup = BackupXML.new()
+    backup.mode = "push"
+    backup.add_file_disk(name="vda", target_file=str(target), driver_type="qcow2")
     started = time.perf_counter()
-    domain.backupBegin(backup, None, libvirt.VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL)
+    domain.backupBegin(backup.to_xml(), None, libvirt.VIR_DOMAIN_BACKUP_BEGIN_REUSE_EXTERNAL)
     while domain.jobStats(0).get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE:
         time.sleep(0.01)
     samples["bare_job"].append(time.perf_counter() - started)

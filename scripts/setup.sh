@@ -67,8 +67,7 @@ start_libvirtd() {
             systemctl start virtlogd libvirtd
         else
             pgrep -x virtlogd >/dev/null || virtlogd -d
-            # In a subshell: not this script's job, so no `wait` of the set-up can wait for it.
-            (setsid scripts/libvirtd_supervise.sh </dev/null >/dev/null 2>&1 &)
+            setsid scripts/libvirtd_supervise.sh </dev/null >/dev/null 2>&1 &
         fi
         for _ in $(seq 100); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.1; done
     fi
