@@ -48,6 +48,12 @@ def hosts_for(user: AbstractBaseUser, need: str = VIEW) -> QuerySet[Host]:
                                .values("host_id"))
 
 
+def visible_host_ids(user: AbstractBaseUser) -> set[int]:
+    """The hosts whose pages the user may open: a page links a host's name only where this holds
+    (a user granted one VM sees its host's name, and no link to a page that would answer 404)."""
+    return set(hosts_for(user).values_list("pk", flat=True))
+
+
 def domains_for(user: AbstractBaseUser, need: str = VIEW) -> QuerySet[Domain]:
     if is_admin(user):
         return Domain.objects.all()

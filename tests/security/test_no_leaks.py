@@ -92,3 +92,28 @@ def test_a_taken_name_is_said_without_naming_the_host_or_the_vm(world):
     assert response.context["form"].errors["name"] == [
         f"The name {world['neighbour'].name!r} is taken on this VM's host: choose another."]
     assert world["vm"].host.name not in str(response.context["form"].errors)
+
+
+def test_pages_link_a_host_only_for_users_who_may_open_its_page(world, django_user_model):
+    """A user granted one VM sees its host's name, but no link to the host's page (which answers them
+    404); a host's operator and an administrator get the link, on the same pages."""
+    mine, operated = world["vm"].host, world["operated"]
+    theirs = Domain.objects.create(host=operated, uuid=uuid.uuid4(), name=f"theirs-{world['vm'].name}",
+                                   state=DomainState.SHUTOFF, synced_at=timezone.now())
+    operation = Operation.objects.create(kind="domain.start", target_type="domain", target_id=world["vm"].pk,
+                                         target_label=world["vm"].name, host=mine, user=world["user"])
+    link = lambda host: f'href="{reverse("hosts:detail", args=[host.pk])}"'  # noqa: E731
+    client = world["client"]
+    assert client.get(reverse("hosts:detail", args=[mine.pk])).status_code == 404
+    pages = [reverse("domains:list"), reverse("domains:detail", args=[world["vm"].pk]),
+             reverse("operations:detail", args=[operation.pk])]
+    for url in pages:
+        page = client.get(url).content.decode()
+        assert mine.name in page, url
+        assert link(mine) not in page, url
+    assert link(operated) in client.get(reverse("domains:list")).content.decode()
+    assert link(operated) in client.get(reverse("domains:detail", args=[theirs.pk])).content.decode()
+    admin = Client()
+    admin.force_login(django_user_model.objects.create_superuser(f"root-{mine.name}", password="x"))
+    for url in pages:
+        assert link(mine) in admin.get(url).content.decode(), url
