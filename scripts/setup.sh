@@ -84,7 +84,7 @@ KEPT_SHARED_VENVS=3
 
 python_packages() {
     local wanted; wanted="$(cat requirements.txt)"
-    if [ -d "$VENV" ] && [ ! -L "$VENV" ] || ! mkdir -p "$VENV_CACHE" 2>/dev/null || [ ! -w "$VENV_CACHE" ]; then
+    if venv_of_its_own; then
         python_venv "$VENV" "$PYTHON" "$wanted"
         return
     fi
@@ -95,6 +95,10 @@ python_packages() {
     touch "$shared/.vmsite-used"
     ln -sfn "$shared" "$VENV"
     prune_shared_venvs
+}
+
+venv_of_its_own() {  # the two cases above
+    { [ -d "$VENV" ] && [ ! -L "$VENV" ]; } || ! mkdir -p "$VENV_CACHE" 2>/dev/null || [ ! -w "$VENV_CACHE" ]
 }
 
 prune_shared_venvs() {  # all but the newest few, and only those no set-up used for a day
