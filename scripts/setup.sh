@@ -110,12 +110,22 @@ prune_shared_venvs() {  # all but the newest few, and only those no set-up used 
     done
 }
 
+# Front-end packages: a copy of the cache's node_modules for this package-lock.json (30 MB, a fraction
+# of a second) where there is one; npm ci (4 s) into the clone, and into the cache, where there is not.
 npm_packages() {
-    local stamp=node_modules/.vmsite-package-lock
-    if [ "$(cat "$stamp" 2>/dev/null)" != "$(sha256sum < package-lock.json)" ]; then
-        say "Installing front-end packages from npm"
-        npm ci --no-audit --no-fund --loglevel error
-        sha256sum < package-lock.json > "$stamp"
+    local stamp=node_modules/.vmsite-package-lock lock; lock="$(sha256sum < package-lock.json)"
+    [ "$(cat "$stamp" 2>/dev/null)" = "$lock" ] && return
+    local cached; cached="$VENV_CACHE/node_modules-$(cut -c1-16 <<< "$lock")"
+    if [ -f "$cached/.vmsite-package-lock" ]; then
+        rm -rf node_modules && cp -a "$cached" node_modules
+        return
+    fi
+    say "Installing front-end packages from npm"
+    npm ci --no-audit --no-fund --loglevel error
+    echo "$lock" > "$stamp"
+    if mkdir -p "$VENV_CACHE" 2>/dev/null && [ -w "$VENV_CACHE" ]; then
+        local partial; partial="$(mktemp -d "$cached.partial-XXXXXX")"
+        cp -a node_modules/. "$partial/" && mv -T "$partial" "$cached" 2>/dev/null || rm -rf "$partial"
     fi
 }
 
