@@ -53,6 +53,7 @@ PRUNED_CONFIG_GLOBS = [
     "qemu/networks/*.xml", "qemu/networks/autostart/*",
     "storage/*.xml", "storage/autostart/*",
     "secrets/*",
+    "*.new",  # libvirt writes each definition as NAME.new and renames it: gone a moment later
 ]
 CHILD_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
 TERMINATING = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)

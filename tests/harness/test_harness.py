@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 
@@ -218,3 +219,15 @@ def test_stale_host_cleanup_refuses_the_hosts_of_a_run_still_going(tmp_path) -> 
         other_run.kill()
         other_run.wait()
         record_path.unlink(missing_ok=True)
+
+
+def test_a_hosts_config_copy_leaves_out_the_main_hosts_objects_and_libvirts_half_written_files() -> None:
+    """Other tests define and undefine the main host's objects while a harness host copies /etc/libvirt;
+    libvirt writes each definition as NAME.new and renames it, so that file may be gone a moment after
+    it was listed (a whole run once failed two tests on it)."""
+    from tests.harness.libvirt_hosts import PRIVATE_DIRS, _pruned_config
+    etc = Path(PRIVATE_DIRS["etc"])
+    assert _pruned_config(str(etc / "qemu"), ["vm.xml", "vm.xml.new", "autostart", "networks"]) == {
+        "vm.xml", "vm.xml.new"}
+    assert _pruned_config(str(etc / "storage"), ["pool.xml.new", "autostart"]) == {"pool.xml.new"}
+    assert _pruned_config(str(etc), ["qemu.conf", "libvirtd.conf", "qemu.conf.new"]) == {"qemu.conf.new"}
