@@ -98,7 +98,11 @@ python_packages() {
 }
 
 venv_of_its_own() {  # the two cases above
-    { [ -d "$VENV" ] && [ ! -L "$VENV" ]; } || ! mkdir -p "$VENV_CACHE" 2>/dev/null || [ ! -w "$VENV_CACHE" ]
+    { [ -d "$VENV" ] && [ ! -L "$VENV" ]; } || ! cache_writable
+}
+
+cache_writable() {
+    mkdir -p "$VENV_CACHE" 2>/dev/null && [ -w "$VENV_CACHE" ]
 }
 
 prune_shared_venvs() {  # all but the newest few, and only those no set-up used for a day
@@ -123,7 +127,7 @@ npm_packages() {
     say "Installing front-end packages from npm"
     npm ci --no-audit --no-fund --loglevel error
     echo "$lock" > "$stamp"
-    if mkdir -p "$VENV_CACHE" 2>/dev/null && [ -w "$VENV_CACHE" ]; then
+    if cache_writable; then
         local partial; partial="$(mktemp -d "$cached.partial-XXXXXX")"
         cp -a node_modules/. "$partial/" && mv -T "$partial" "$cached" 2>/dev/null || rm -rf "$partial"
     fi

@@ -13,11 +13,9 @@ def host_link(context, host) -> str:
     user may see are read once per request, however many rows name a host."""
     if host is None:
         return "—"
-    request = context.get("request")
-    if request is None:  # rendered for no one in particular: no link
-        return format_html('<span class="host-name">{}</span>', host.name)
-    if not hasattr(request, "_visible_host_ids"):
+    request = context.get("request")  # None: rendered for no one in particular, so no link
+    if request is not None and not hasattr(request, "_visible_host_ids"):
         request._visible_host_ids = visible_host_ids(request.user)
-    if host.pk not in request._visible_host_ids:
+    if request is None or host.pk not in request._visible_host_ids:
         return format_html('<span class="host-name">{}</span>', host.name)
     return format_html('<a href="{}">{}</a>', reverse("hosts:detail", args=[host.pk]), host.name)
