@@ -51,6 +51,10 @@ class Answer(NamedTuple):
     body: str
     sent: float  # when its request was sent
 
+    def told(self) -> tuple[str, int, str]:
+        """What a failed assertion shows of it."""
+        return self.path, self.status, self.body
+
 
 @dataclass
 class Load:
@@ -142,13 +146,13 @@ def test_a_postgresql_restart_under_load_fails_requests_in_words_and_every_proce
         assert {answer.status for answer in during} <= {200, 503}, during
         for answer in during:
             if answer.status == 503 and answer.path.startswith("/api/"):
-                assert json.loads(answer.body)["error"].startswith(f"{DATABASE_DOWN}; nothing was changed"), answer[1:4]
+                assert json.loads(answer.body)["error"].startswith(f"{DATABASE_DOWN}; nothing was changed"), answer.told()
             elif answer.status == 503:
-                assert f"{DATABASE_DOWN}; nothing was changed" in answer.body, answer[1:4]
+                assert f"{DATABASE_DOWN}; nothing was changed" in answer.body, answer.told()
         assert {answer.path for answer in during if answer.status == 503} == {"/api/v1/hosts/", "/api/v1/operations/",
                                                                             "/hosts/"}
         assert {answer.status for answer in after} == {200}, (
-            [answer[:3] for answer in after if answer.status != 200][:5], processes[0].log()[-3000:])
+            [answer.told() for answer in after if answer.status != 200][:5], processes[0].log()[-3000:])
         assert not any("Traceback" in answer.body for answer in load.answers)
 
         accepted = api_post(base, token, f"hosts/{host_id}/sync/")
