@@ -211,7 +211,7 @@
   }
 
   function onMessage(message) {
-    if (message.type === "hello" || message.type === "pong") return;
+    if (message.type === "pong") return;
     document.dispatchEvent(new CustomEvent("live:message", { detail: message }));
     if (message.type === "metrics") return; // graphs extend themselves (graphs.js); no part of a page reloads
     const key = message.type + ":" + message.id;
@@ -239,21 +239,28 @@
     });
   }
 
+  function onJoined() {
+    retryMs = RETRY_MIN_MS;
+    setIndicator("live", "Live");
+    if (offlineTimer) { clearInterval(offlineTimer); offlineTimer = null; }
+    // What happened between the page's rendering and now (or while we were away) came to no
+    // socket: fetch the live parts once.
+    refreshAll();
+    if (everConnected) document.dispatchEvent(new CustomEvent("live:reconnected"));
+    everConnected = true;
+  }
+
   function connect() {
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + window.location.host + "/ws/live/");
-    socket.addEventListener("open", function () {
-      retryMs = RETRY_MIN_MS;
-      setIndicator("live", "Live");
-      if (offlineTimer) { clearInterval(offlineTimer); offlineTimer = null; }
-      // What happened between the page's rendering and now (or while we were away) came to no
-      // socket: fetch the live parts once.
-      refreshAll();
-      if (everConnected) document.dispatchEvent(new CustomEvent("live:reconnected"));
-      everConnected = true;
-    });
+    // Not on "open": the server accepts the socket first and only then joins it to its messages
+    // (events/consumers.py); its "hello" says it has joined. A change between the two reached no
+    // socket, so the page counts itself live, and fetches its parts, only from the hello on.
     socket.addEventListener("message", function (event) {
-      try { onMessage(JSON.parse(event.data)); } catch (error) { console.error("live message", error); }
+      let message;
+      try { message = JSON.parse(event.data); } catch (error) { console.error("live message", error); return; }
+      if (message.type === "hello") { onJoined(); return; }
+      try { onMessage(message); } catch (error) { console.error("live message", error); }
     });
     socket.addEventListener("close", function () {
       setIndicator("reconnecting", "Reconnecting…");

@@ -68,7 +68,8 @@ def test_the_dashboard_follows_hosts_live_and_refreshes_the_busiest_vms(page, as
 
     host_mark_unreachable(host=alpha, reason="Connection refused")
     flush()
-    # Live, not the part's own refresh (every 60 s); 5 s was once too short in a loaded whole run.
+    # Live, not the part's own refresh (every 60 s). A whole run once failed here: the page said "Live" when
+    # its socket opened, before the server had joined it to the messages (test_live_pages' hello test).
     expect(page.locator("#attention > li").first).to_contain_text("Offline: Connection refused", timeout=15_000)
     expect(page.locator("#attention > li").first).to_contain_text("alpha")
     expect(page.locator("#attention > li").nth(1)).to_contain_text("beta")

@@ -1,4 +1,6 @@
 """Open pages follow what happens on a host, with no reload: Chromium, the ASGI server, the listener."""
+import json
+import re
 import time
 
 import pytest
@@ -11,6 +13,9 @@ from inventory.reconcile import host_reconcile
 from tests import stack
 from tests.conftest import virsh
 from accounts.models import Grant, Role
+from events.publish import flush
+from events.watching import lease_key
+from hosts.sync import host_mark_unreachable
 from tests.events.live import make_user, session_cookie
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -324,3 +329,38 @@ def test_a_part_is_not_replaced_under_a_held_pointer_so_its_click_goes_through(p
     page.mouse.up()
     assert page.evaluate("window.__clicked === true"), "the click was lost"
     expect(page.locator("#network-facts")).to_contain_text("virbr43")
+
+
+def test_a_page_counts_itself_live_and_catches_up_only_once_the_server_says_hello(page, asgi_server, redis_ready):
+    """The server accepts the live socket first and joins it to the messages after (events/consumers.py),
+    then says hello: a change between the two reaches no socket. Here the socket's messages are held
+    in the browser's route until the hello, and the host's message dropped, as if the host went offline
+    in that gap: the page must not say "Live" before the hello, and must show the change after it."""
+    alpha = Host.objects.create(name="alpha", transport="tcp", address="127.0.0.253", status="online")
+    redis_ready.set(lease_key(alpha.pk), "test-listener", px=120_000)  # watched: not on the attention list
+    held: list[str] = []
+    to_page = []  # the route's page side, once the page opened its socket
+
+    def hold_messages(socket) -> None:
+        server = socket.connect_to_server()
+        socket.on_message(server.send)
+        server.on_message(lambda message: socket.send(message) if len(to_page) > 1 else held.append(message))
+        to_page.append(socket)
+
+    page.route_web_socket(re.compile(r"/ws/live/$"), hold_messages)
+    log_in(page, asgi_server)
+    stack.wait_until(lambda: page.wait_for_timeout(50) or held, timeout=15, message="the server's hello")
+    assert json.loads(held[0]) == {"type": "hello"}
+    assert page.locator("#live-indicator").get_attribute("data-state") != "live"  # open, not yet joined
+    expect(page.locator("#attention")).not_to_contain_text("alpha")
+
+    host_mark_unreachable(host=alpha, reason="Connection refused")
+    flush()
+    stack.wait_until(lambda: page.wait_for_timeout(50) or len(held) > 1, timeout=15, message="the host's message")
+    socket = to_page[0]
+    to_page.append(socket)  # from now on the server's messages pass; the host's held one is dropped
+    socket.send(held[0])
+    expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live")
+    expect(page.locator("#attention > li").first).to_contain_text("Offline: Connection refused")
+    expect(page.locator("#attention > li").first).to_contain_text("alpha")
+    redis_ready.delete(lease_key(alpha.pk))
