@@ -59,8 +59,11 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(settings.CONSOLE_RECHECK_INTERVAL)
             reason = await database_sync_to_async(grant_revoked_reason)(self.grant, self.session_key)
             if reason:
-                await self.send_status("closed", f"Console closed: {reason}.")
-                await self.close(CLOSE_FORBIDDEN)
+                try:
+                    await self.send_status("closed", f"Console closed: {reason}.")
+                    await self.close(CLOSE_FORBIDDEN)
+                except OSError:  # the page went away meanwhile (ASGI: the server raises an OSError)
+                    pass
                 return
 
     async def send_status(self, state: str, message: str) -> None:

@@ -1,5 +1,6 @@
 """Who gets a console token, what it is bound to, when an open console must close, which Origins
 the proxy accepts, and the .vv file: database, Redis and views, no libvirt needed."""
+import asyncio
 import json
 import struct
 import uuid
@@ -9,8 +10,10 @@ import pytest
 from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
+from uvicorn.protocols.utils import ClientDisconnected
 
 from accounts.models import AuditAction, AuditEvent
+from consoles.consumers import ConsoleConsumer
 from consoles.proxy import origin_allowed
 from consoles.selectors import grant_revoked_reason
 from consoles.tokens import KEY_PREFIX, ConsoleGrant, hash_secret, token_store, token_take
@@ -20,6 +23,7 @@ from hosts.models import Host
 from operations.choices import OperationState
 from operations.models import Operation
 from accounts.models import Grant, Role
+from tests.stack import in_own_loop
 from tests.consoles.conftest import grant_hosts, logged_in, make_user, take_console_right
 from virt.consoles import ppm_to_png
 
@@ -161,6 +165,24 @@ def test_an_open_console_closes_when_the_user_loses_the_right(host, alice):
     alice.save()
     assert grant_revoked_reason(grant, browser.session_key) == "your account is disabled"
 
+
+@pytest.mark.django_db(transaction=True)  # the consumer reads the grant on a thread of its own
+def test_a_console_whose_page_went_away_as_its_grant_ended_stops_quietly(host, alice, settings):
+    """The re-check finds the VM gone and tells the page, which has just gone too: the server's send
+    raises (an OSError, as ASGI asks). The check ends there; before, its task died with the error
+    ("Task exception was never retrieved" in the web server's log)."""
+    settings.CONSOLE_RECHECK_INTERVAL = 0
+    domain = make_domain(host)
+    browser = logged_in(alice)
+    consumer = ConsoleConsumer()
+    consumer.grant, consumer.session_key = grant_for(browser, domain), browser.session_key
+    Domain.objects.filter(pk=domain.pk).delete()
+
+    async def page_gone(*args, **kwargs) -> None:
+        raise ClientDisconnected()
+
+    consumer.send = consumer.close = page_gone
+    in_own_loop(asyncio.wait_for(consumer._watch(), timeout=10))
 
 def test_an_open_console_closes_on_logout_or_password_change(host, alice):
     domain = make_domain(host)
