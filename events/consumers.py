@@ -4,11 +4,13 @@ The ASGI router in front (vmsite/asgi.py) already refuses a foreign or missing O
 consumer refuses a socket without a logged-in session and computes, once, which hosts and VMs its
 user may see; the hub re-reads that on every `host` message (a host or a grant came or went), so a
 socket never receives messages about a host its user may not see. The hub sends each message's one
-prebuilt ASGI event straight to the server (`send_live`, see KeepServerSend).
+prebuilt ASGI event to the server through the socket's outbox (`send_live`, see KeepServerSend).
 """
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -37,6 +39,19 @@ class KeepServerSend:
         return await self.inner({**scope, SERVER_SEND: send}, receive, send)
 
 
+def send_ready_probe(send) -> Callable[[], bool]:
+    """Whether a send through the server's `send` now returns without waiting. uvicorn's websocket
+    protocol (the bound method's owner) waits only while its transport's buffer is over its mark,
+    with its `writable` event clear. Any other server, or another uvicorn: never known, and every
+    message goes through the socket's outbox (events/hub.py), which is slower but never waits."""
+    writable = getattr(getattr(send, "__self__", None), "writable", None)
+    return writable.is_set if isinstance(writable, asyncio.Event) else _never
+
+
+def _never() -> bool:
+    return False
+
+
 class LiveConsumer(AsyncWebsocketConsumer):
     channel_layer_alias = "none: live messages come through the hub, not a channel layer"
 
@@ -47,6 +62,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = user.pk
         self.send_live = self.scope.get(SERVER_SEND, self.base_send)
+        self.ready_to_send = send_ready_probe(self.send_live)
         await self.accept()
         self.hub = live_hub()
         if not await self.hub.join(self, lambda: database_sync_to_async(live_scopes)(user)):

@@ -8,6 +8,14 @@ serialisation and no Channels layer per socket. A `host` message (a host came or
 changed) first makes every socket re-read its user's scope (one read per user, not per socket),
 and only then is it, or any later message, delivered: a grant removed stops the next message.
 
+A message is handed to a socket's server send at once when that send will not wait (the socket's
+`ready_to_send`, events/consumers.py); otherwise it goes into the socket's outbox, a queue sent in
+order by a task of its own. So a client that stops reading (its connection's buffers full, the
+server's send waiting) holds up only its own messages, and the usual case costs no task switch. A
+socket MAX_BACKLOG messages behind is closed with CLOSE_TOO_SLOW as soon as its client reads again
+(or when its connection ends); its page reconnects and refreshes what it shows. The queued events
+are the ones every socket is sent, so a backlog holds references, not copies.
+
 If the subscription breaks, every socket is closed: the pages reconnect and refresh what they show,
 as they do after any outage, and new sockets wait until the hub is subscribed again.
 """
@@ -16,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import deque
 from typing import Awaitable, Callable, Protocol
 
 import redis
@@ -32,6 +41,8 @@ RETRY_START = 0.5
 RETRY_MAX = 5.0
 READY_TIMEOUT = 10.0
 CLOSE_LIVE_UNAVAILABLE = 4503  # a server may send only 1000 or 3000-4999 (1011 is the server's own error)
+CLOSE_TOO_SLOW = 4408  # the client did not read its messages: MAX_BACKLOG of them were waiting
+MAX_BACKLOG = 10_000
 
 Scope = tuple[bool, dict[int, set[int] | None]]  # (sees everything, host id -> None or its visible VM ids)
 
@@ -43,14 +54,97 @@ class LiveSocket(Protocol):
 
     def wants(self, message: dict) -> bool: ...
 
+    def ready_to_send(self) -> bool: ...  # whether send_live now returns without waiting
+
     async def send_live(self, event: dict) -> None: ...  # an ASGI `websocket.send` event, shared by all sockets
 
     async def close_live(self, code: int) -> None: ...
 
 
+class Outbox:
+    """A socket's messages on their way, sent in order by a task of its own."""
+
+    def __init__(self, socket: LiveSocket, on_gone: Callable[[LiveSocket], None]) -> None:
+        self.socket = socket
+        self.on_gone = on_gone
+        self.events: deque[dict] = deque()
+        self.close_code: int | None = None
+        self.waiting = asyncio.Event()  # something to send
+        self.idle = asyncio.Event()  # nothing queued and no send under way
+        self.idle.set()
+        self.task: asyncio.Task | None = None  # started by the first message that has to wait
+
+    def put(self, event: dict) -> bool:
+        """Queue the event; False, and the socket closed instead, when MAX_BACKLOG are waiting."""
+        if len(self.events) >= MAX_BACKLOG:
+            logger.warning("live socket %d messages behind: closing it", len(self.events))
+            self.close(CLOSE_TOO_SLOW)
+            return False
+        self.events.append(event)
+        self._wake()
+        return True
+
+    def close(self, code: int) -> None:
+        """Drop what is queued; close the socket after the send under way, if any."""
+        self.events.clear()
+        self.close_code = code
+        self._wake()
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    def _wake(self) -> None:
+        self.idle.clear()
+        self.waiting.set()
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_task(self._send_all(), name="live-socket")
+
+    async def _send_all(self) -> None:
+        while True:
+            await self.waiting.wait()
+            self.waiting.clear()
+            while self.events:
+                if not await self._send(self.events.popleft()):
+                    return
+            if self.close_code is not None:
+                await self._close()
+                return
+            self.idle.set()
+
+    async def send_now(self, event: dict) -> None:
+        """Hand the event to the socket's server send, here and now: when nothing is queued before it
+        and the send will not wait."""
+        if not await self._send(event):
+            self.stop()
+
+    async def _send(self, event: dict) -> bool:
+        try:
+            await self.socket.send_live(event)
+        except OSError:  # the page went away while the message was on its way (ASGI: the server raises an OSError)
+            logger.debug("live socket closed before a message reached it")
+            self.on_gone(self.socket)
+            self.idle.set()
+            return False
+        except Exception:  # one broken message must not stop the socket's later ones
+            logger.exception("live message not delivered to a socket")
+        return True
+
+    def can_send_now(self) -> bool:
+        return self.idle.is_set() and self.socket.ready_to_send()
+
+    async def _close(self) -> None:
+        self.on_gone(self.socket)
+        try:
+            await self.socket.close_live(self.close_code)
+        except Exception:
+            logger.exception("live socket not closed")
+        self.idle.set()
+
+
 class LiveHub:
     def __init__(self) -> None:
-        self.sockets: set[LiveSocket] = set()
+        self.sockets: dict[LiveSocket, Outbox] = {}
         self.ready = asyncio.Event()
         self.task: asyncio.Task | None = None
         self.generation = 0  # scope re-reads begun
@@ -70,11 +164,16 @@ class LiveHub:
             if generation == self.generation:
                 break
         socket.everything, socket.scope_by_host = scope
-        self.sockets.add(socket)  # no await since the check: a later re-read includes this socket
+        self.sockets[socket] = Outbox(socket, self._forget)  # no await since the check: a later re-read includes it
         return True
 
     def leave(self, socket: LiveSocket) -> None:
-        self.sockets.discard(socket)
+        outbox = self.sockets.pop(socket, None)
+        if outbox is not None:
+            outbox.stop()
+
+    def _forget(self, socket: LiveSocket) -> None:
+        self.sockets.pop(socket, None)
 
     async def _run(self) -> None:
         retry = RETRY_START
@@ -94,7 +193,7 @@ class LiveHub:
             finally:
                 self.ready.clear()
                 await client.aclose()
-            await self._close_all()
+            self._close_all()
             await asyncio.sleep(retry)
             retry = min(retry * 2, RETRY_MAX)
 
@@ -110,17 +209,21 @@ class LiveHub:
                 await self._rescope()
             except Exception:  # fail closed: the pages reconnect, and each socket reads its scope anew
                 logger.exception("live scopes not re-read; closing this process's live sockets")
-                await self._close_all()
+                self._close_all()
                 return
-        for socket in list(self.sockets):
+        for socket, outbox in list(self.sockets.items()):
             try:
-                if socket.wants(message):
-                    await socket.send_live(event)
-            except OSError:  # the page went away while the message was on its way (ASGI: the server raises an OSError)
-                self.sockets.discard(socket)
-                logger.debug("live socket closed before a message reached it")
+                if not socket.wants(message):
+                    continue
+                if outbox.can_send_now():
+                    await outbox.send_now(event)
+                elif not outbox.put(event):
+                    self._forget(socket)
             except Exception:  # one broken socket must not keep the message from the others
                 logger.exception("live message not delivered to a socket")
+        # The outboxes send before the next message is read (Redis may hand over a burst without
+        # waiting): a client that reads never has more than this message queued.
+        await asyncio.sleep(0)
 
     async def _rescope(self) -> None:
         """Re-read what each user may see, once per user, for every socket of this process."""
@@ -130,13 +233,10 @@ class LiveHub:
         for socket in sockets:
             socket.everything, socket.scope_by_host = scopes.get(socket.user_id, (False, {}))
 
-    async def _close_all(self) -> None:
-        sockets, self.sockets = list(self.sockets), set()
-        for socket in sockets:
-            try:
-                await socket.close_live(CLOSE_LIVE_UNAVAILABLE)
-            except Exception:
-                logger.exception("live socket not closed")
+    def _close_all(self) -> None:
+        outboxes, self.sockets = list(self.sockets.values()), {}
+        for outbox in outboxes:
+            outbox.close(CLOSE_LIVE_UNAVAILABLE)
 
 
 def _scopes_by_user(user_ids: set[int]) -> dict[int, Scope]:

@@ -28,14 +28,16 @@ def make_user(username: str, *, superuser: bool = False, perms: tuple[str, ...] 
     return user
 
 
-def open_socket(base_url: str, *, cookie: str | None, origin: str | None = "default") -> websocket.WebSocket:
-    """Connect as a browser would; raises websocket.WebSocketBadStatusException when refused."""
+def open_socket(base_url: str, *, cookie: str | None, origin: str | None = "default",
+                sockopt: tuple = ()) -> websocket.WebSocket:
+    """Connect as a browser would; raises websocket.WebSocketBadStatusException when refused.
+    sockopt: options of the TCP socket, set before it connects."""
     ws_url = base_url.replace("http://", "ws://") + "/ws/live/"
     headers = []
     if cookie:
         headers.append(f"Cookie: sessionid={cookie}")
     options = {"suppress_origin": True} if origin is None else {"origin": base_url if origin == "default" else origin}
-    sock = websocket.create_connection(ws_url, header=headers, timeout=10, **options)
+    sock = websocket.create_connection(ws_url, header=headers, timeout=10, sockopt=sockopt, **options)
     hello = json.loads(sock.recv())
     assert hello == {"type": "hello"}
     return sock

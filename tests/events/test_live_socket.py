@@ -175,6 +175,29 @@ def test_it_receives_each_message_once_per_process_whatever_the_number_of_socket
         sock.close()
 
 
+def test_a_client_that_stops_reading_holds_up_no_other_socket(asgi_server):
+    """A page whose client stops reading (a tiny receive buffer, never read) fills its connection's
+    buffers and the server's send to it waits; the process's other sockets still get every message."""
+    import socket
+
+    import redis
+    from django.conf import settings
+
+    cookie = session_cookie(make_user("slow-and-quick", superuser=True))
+    stuck = open_socket(asgi_server, cookie=cookie, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    quick = open_socket(asgi_server, cookie=cookie)
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    padding = "x" * 65536
+    # 6 MiB: more than the stuck connection's buffers hold (the server's socket grows to 4 MiB here,
+    # tcp_wmem), less than Redis lets a subscriber fall behind (8 MiB, client-output-buffer-limit).
+    for number in range(96):
+        client.publish(settings.LIVE_CHANNEL, json.dumps({"type": "metrics", "id": number, "padding": padding}))
+    received = receive_until(quick, lambda m: m.get("type") == "metrics" and m["id"] == 95, timeout=10)
+    assert [m["id"] for m in received if m.get("type") == "metrics"] == list(range(96))
+    stuck.close()
+    quick.close()
+
+
 def own_redis(port: int, log_dir) -> stack.StackProcess:
     server = stack.start_process(f"redis-{port}", ["redis-server", "--bind", "127.0.0.1", "--port", str(port),
                                                    "--save", "", "--appendonly", "no"], log_dir=log_dir,
