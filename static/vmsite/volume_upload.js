@@ -39,16 +39,31 @@
     if (!file) { showErrors(["Choose a file first."]); return; }
     const body = new FormData(form);
     body.set("size", String(file.size));
-    const response = await fetch(window.location.pathname, {method: "POST", body: new URLSearchParams(body),
-      headers: {"X-CSRFToken": body.get("csrfmiddlewaretoken")}, credentials: "same-origin"});
-    const answer = await response.json();
-    if (!response.ok) { showErrors(Object.values(answer.errors || {}).flat()); return; }
+    const answer = await startSession(body);
+    if (answer.errors) { showErrors(answer.errors); return; }
     showErrors([]);
     startButton.disabled = true;
     document.getElementById("upload-progress").classList.remove("d-none");
     cancelButton.classList.remove("d-none");
     send(file, answer.socket);
   });
+
+  // The session's path ({socket}), or the reasons it did not start ({errors}): the form's own, or
+  // in words when the request did not get through or the answer is not the form's (a proxy's page).
+  async function startSession(body) {
+    let response;
+    try {
+      response = await fetch(window.location.pathname, {method: "POST", body: new URLSearchParams(body),
+        headers: {"X-CSRFToken": body.get("csrfmiddlewaretoken")}, credentials: "same-origin"});
+    } catch (error) {
+      return {errors: [`The upload did not start: the server could not be reached (${error.message}). Nothing was sent; try again.`]};
+    }
+    let answer = null;
+    try { answer = await response.json(); } catch (error) { answer = null; }
+    if (response.ok && answer && answer.socket) return answer;
+    if (answer && answer.errors) return {errors: Object.values(answer.errors).flat()};
+    return {errors: [`The upload did not start: the server answered ${response.status} ${response.statusText}. Nothing was sent; try again.`]};
+  }
 
   cancelButton.addEventListener("click", () => {
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({type: "cancel"}));

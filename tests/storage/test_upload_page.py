@@ -73,3 +73,46 @@ def test_an_open_volume_page_shows_a_change_made_outside_vmsite_once_a_reconcile
     made.resize(32 * MIB, 0)  # by hand, as virsh vol-resize would
     host_reconcile(host=dir_pool.host)
     expect(page.locator("#volume-page")).to_contain_text(f"({32 * MIB} bytes)", timeout=5_000)
+
+
+def test_an_upload_that_cannot_start_says_why_and_keeps_the_form(page, asgi_server, dir_pool, tmp_path):
+    """The POST that starts the session never got through (a dropped connection), or what came back is
+    a proxy's page, not the form's answer: the page says so in words, and the same form, file
+    included, uploads once the server answers."""
+    user = get_user_model().objects.create_superuser("uploader", password="x" * 20)
+    client = Client()
+    client.force_login(user)
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": asgi_server}])
+    data = os.urandom(MIB + 7)
+    (tmp_path / "disk.img").write_bytes(data)
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(f"{asgi_server}/storage/pools/{dir_pool.pk}/upload/")
+    page.set_input_files("#id_file", str(tmp_path / "disk.img"))
+    page.fill("#id_name", "after-failures.img")
+    upload_url = f"{asgi_server}/storage/pools/{dir_pool.pk}/upload/"
+
+    def dropped(route):
+        route.abort("connectionreset") if route.request.method == "POST" else route.continue_()
+
+    page.route(upload_url, dropped)
+    page.click("#start-upload")
+    expect(page.locator("#upload-errors")).to_contain_text("the server could not be reached")
+    page.unroute(upload_url)
+
+    def gateway_page(route):
+        if route.request.method == "POST":
+            route.fulfill(status=502, content_type="text/html", body="<html><body>502 Bad Gateway</body></html>")
+        else:
+            route.continue_()
+
+    page.route(upload_url, gateway_page)
+    page.click("#start-upload")
+    expect(page.locator("#upload-errors")).to_contain_text("the server answered 502")
+    page.unroute(upload_url)
+    assert not Volume.objects.filter(pool=dir_pool, name="after-failures.img").exists()
+
+    page.click("#start-upload")
+    expect(page.locator("#upload-sha256")).to_have_text(hashlib.sha256(data).hexdigest(), timeout=60_000)
+    expect(page.locator("#upload-errors")).to_be_hidden()
+    assert not errors, errors
