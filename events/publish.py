@@ -23,6 +23,8 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ BATCH = 500  # messages published in one round trip at most
 class _Publisher:
     def __init__(self, *, on_calling_thread: bool = False) -> None:
         self.on_calling_thread = on_calling_thread
-        self.queue: queue.Queue[str] = queue.Queue()
+        self.queue: queue.Queue[str | None] = queue.Queue()  # None: stop
         self.client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=10, socket_connect_timeout=5)
         self.channel = settings.LIVE_CHANNEL
         self.thread = threading.Thread(target=self._run, name="live-publisher", daemon=True)
@@ -47,24 +49,37 @@ class _Publisher:
         except redis.RedisError as exc:
             logger.warning("live message not sent: %s", exc)
 
+    def stop(self) -> None:
+        """End the thread once it has sent what was queued before."""
+        self.queue.put(None)
+
     def _run(self) -> None:
-        while True:
+        stopping = False
+        while not stopping:
             batch = [self.queue.get()]
-            while len(batch) < BATCH:
+            while len(batch) < BATCH and batch[-1] is not None:
                 try:
                     batch.append(self.queue.get_nowait())
                 except queue.Empty:
                     break
+            stopping = batch[-1] is None
             try:
-                pipeline = self.client.pipeline(transaction=False)
-                for text in batch:
-                    pipeline.publish(self.channel, text)
-                pipeline.execute()
-            except redis.RedisError as exc:  # pages catch up on their next snapshot; never fail the caller
-                logger.warning("%d live message(s) not sent: %s", len(batch), exc)
+                self._publish([text for text in batch if text is not None])
             finally:
                 for _ in batch:
                     self.queue.task_done()
+        self.client.close()
+
+    def _publish(self, texts: list[str]) -> None:
+        if not texts:
+            return
+        try:
+            pipeline = self.client.pipeline(transaction=False)
+            for text in texts:
+                pipeline.publish(self.channel, text)
+            pipeline.execute()
+        except redis.RedisError as exc:  # pages catch up on their next snapshot; never fail the caller
+            logger.warning("%d live message(s) not sent: %s", len(texts), exc)
 
     def flush(self, timeout: float = 5.0) -> None:
         with self.queue.all_tasks_done:
@@ -85,6 +100,20 @@ def _get_publisher() -> _Publisher:
             _publisher_pid = os.getpid()
             atexit.register(_publisher.flush)
         return _publisher
+
+
+@receiver(setting_changed)
+def _redis_setting_changed(*, setting: str, **kwargs) -> None:
+    """A test points REDIS_URL (or the channel) elsewhere for a while: the publisher made meanwhile
+    must not outlive it, or every later message of the process goes to that test's Redis, long
+    gone (a whole run lost the live messages of every later test on its worker so)."""
+    global _publisher
+    if setting not in ("REDIS_URL", "LIVE_CHANNEL"):
+        return
+    with _publisher_lock:
+        if _publisher is not None and _publisher_pid == os.getpid():
+            _publisher.stop()
+        _publisher = None
 
 
 def publish_on_calling_thread() -> None:
