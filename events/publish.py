@@ -119,7 +119,7 @@ def _redis_setting_changed(*, setting: str, **kwargs) -> None:
 def publish_on_calling_thread() -> None:
     """From now on, this process's messages are published by the thread that sends them (for the
     listener: a web request must never wait for Redis, a listener's worker thread may)."""
-    global _on_calling_thread, _publisher
+    global _on_calling_thread
     with _publisher_lock:
         _on_calling_thread = True
         if _publisher is not None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
