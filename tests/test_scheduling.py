@@ -1,7 +1,7 @@
 """The order `make test` hands files to its workers in (tests/scheduling.py)."""
 import json
 
-from scripts.test_durations import file_seconds
+from scripts.test_durations import file_seconds, median_seconds
 from tests.scheduling import plan
 
 
@@ -32,3 +32,15 @@ def test_the_durations_are_read_per_file_from_a_junit_report(tmp_path):
     </testsuite></testsuites>""")
     assert file_seconds(report) == {"tests/hosts/test_a.py": 3.8, "tests/test_b.py": 4.0}
     assert json.loads(json.dumps(file_seconds(report)))  # what tests/durations.json holds
+
+
+def test_several_reports_give_each_file_its_median(tmp_path):
+    reports = []
+    for number, seconds in enumerate((1, 5, 3)):
+        report = tmp_path / f"suite{number}.xml"
+        extra = '<testcase classname="tests.test_new" name="test_it" time="7"/>' if number == 2 else ""
+        report.write_text(f"""<testsuites><testsuite>
+          <testcase classname="tests.test_a" name="test_one" time="{seconds}"/>{extra}
+        </testsuite></testsuites>""")
+        reports.append(report)
+    assert median_seconds(reports) == {"tests/test_a.py": 3.0, "tests/test_new.py": 7.0}
