@@ -80,6 +80,8 @@ class _Publisher:
             pipeline.execute()
         except redis.RedisError as exc:  # pages catch up on their next snapshot; never fail the caller
             logger.warning("%d live message(s) not sent: %s", len(texts), exc)
+        except Exception:  # nor end the thread: every later message would wait in its queue for ever
+            logger.exception("%d live message(s) not sent", len(texts))
 
     def flush(self, timeout: float = 5.0) -> None:
         with self.queue.all_tasks_done:

@@ -58,3 +58,28 @@ def test_a_test_that_points_redis_elsewhere_for_a_while_takes_its_publisher_away
     assert [message["id"] for message in received(pubsub, 1)] == [2]
     assert not lost.thread.join(timeout=5) and not lost.thread.is_alive()  # that test's publisher is gone
     pubsub.close()
+
+
+def test_a_batch_that_fails_in_an_unforeseen_way_leaves_the_publisher_sending(redis_ready, caplog):
+    pubsub = redis.Redis.from_url(settings.REDIS_URL).pubsub()
+    pubsub.subscribe(settings.LIVE_CHANNEL)
+    assert received(pubsub, 1, timeout=0.5) == []
+    publisher = _Publisher()
+    real_pipeline = publisher.client.pipeline
+    calls = []
+
+    def pipeline_failing_once(**options):
+        calls.append(options)
+        if len(calls) == 1:
+            raise ValueError("not a Redis error")  # what redis-py could raise on a bug of its own
+        return real_pipeline(**options)
+
+    publisher.client.pipeline = pipeline_failing_once
+    with caplog.at_level(logging.ERROR, "events.publish"):
+        publisher.send(json.dumps({"type": "domain", "id": 1, "host": 1}))
+        publisher.flush()
+    assert "1 live message(s) not sent" in caplog.text
+    publisher.send(json.dumps({"type": "domain", "id": 2, "host": 1}))
+    assert [message["id"] for message in received(pubsub, 1)] == [2]
+    publisher.stop()
+    pubsub.close()
