@@ -74,18 +74,19 @@ class Outbox:
         self.idle.set()
         self.task: asyncio.Task | None = None  # started by the first message that has to wait
 
-    def put(self, event: dict) -> bool:
-        """Queue the event; False, and the socket closed instead, when MAX_BACKLOG are waiting."""
+    def put(self, event: dict) -> None:
+        """Queue the event; close the socket instead when MAX_BACKLOG are waiting."""
         if len(self.events) >= MAX_BACKLOG:
             logger.warning("live socket %d messages behind: closing it", len(self.events))
             self.close(CLOSE_TOO_SLOW)
-            return False
+            return
         self.events.append(event)
         self._wake()
-        return True
 
     def close(self, code: int) -> None:
-        """Drop what is queued; close the socket after the send under way, if any."""
+        """The socket leaves the hub now (no later message is queued for it); what is queued is
+        dropped, and the socket closed after the send under way, if any."""
+        self.on_gone(self.socket)
         self.events.clear()
         self.close_code = code
         self._wake()
@@ -134,7 +135,6 @@ class Outbox:
         return self.idle.is_set() and self.socket.ready_to_send()
 
     async def _close(self) -> None:
-        self.on_gone(self.socket)
         try:
             await self.socket.close_live(self.close_code)
         except Exception:
@@ -217,8 +217,8 @@ class LiveHub:
                     continue
                 if outbox.can_send_now():
                     await outbox.send_now(event)
-                elif not outbox.put(event):
-                    self._forget(socket)
+                else:
+                    outbox.put(event)
             except Exception:  # one broken socket must not keep the message from the others
                 logger.exception("live message not delivered to a socket")
         # The outboxes send before the next message is read (Redis may hand over a burst without
@@ -234,9 +234,8 @@ class LiveHub:
             socket.everything, socket.scope_by_host = scopes.get(socket.user_id, (False, {}))
 
     def _close_all(self) -> None:
-        outboxes, self.sockets = list(self.sockets.values()), {}
-        for outbox in outboxes:
-            outbox.close(CLOSE_LIVE_UNAVAILABLE)
+        for outbox in list(self.sockets.values()):
+            outbox.close(CLOSE_LIVE_UNAVAILABLE)  # each leaves the hub at once
 
 
 def _scopes_by_user(user_ids: set[int]) -> dict[int, Scope]:
