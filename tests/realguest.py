@@ -202,6 +202,10 @@ class GuestShell:
                                        f"its console's last output:\n{tail}")
                 self._changed.wait(min(remaining, 0.2, max(0.01, next_send - time.monotonic())))
 
+    def type(self, text: str) -> None:
+        """Type text into the shell as it is, with no waiting for an answer."""
+        self._send(text.encode())
+
     def _send(self, data: bytes) -> None:
         try:
             self._ensure_open().send(data)
@@ -210,14 +214,16 @@ class GuestShell:
             raise
 
     def wait_ready(self, timeout: float = BOOT_TIMEOUT) -> float:
-        """Wait until the shell answers; returns the seconds it took."""
+        """Wait until the shell answers; returns the seconds it took. Each probe starts with a ^C:
+        a line typed while the guest booted can reach the shell cut short, inside an open quote,
+        and every probe after it would only add to that quoted text."""
         started = time.monotonic()
         token = uuid.uuid4().hex[:10]
         deadline = started + timeout
         while True:
             try:
                 self._wait_for(re.compile(rb":R" + token.encode()), max(0.1, deadline - time.monotonic()),
-                               resend=f"echo ':''R{token}'\n".encode())
+                               resend=f"\x03echo ':''R{token}'\n".encode())
                 return time.monotonic() - started
             except (libvirt.libvirtError, VirtError):
                 if time.monotonic() >= deadline:

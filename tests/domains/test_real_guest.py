@@ -107,6 +107,14 @@ def mem_total_kib(guest: RealGuest) -> int:
 # ---------------------------------------------------------------------------------------------
 
 
+def test_the_shell_answers_again_after_a_line_cut_short_inside_a_quote(real_guest):
+    """A line typed while the guest boots can reach its shell cut short, inside an open quote;
+    waiting for the shell still ends (its probes interrupt the half-typed line)."""
+    real_guest.shell.type("echo 'a line cut short\n")
+    real_guest.shell.wait_ready(timeout=30)
+    assert real_guest.shell.run("echo answered") == "answered\n"
+
+
 def test_it_hot_plugs_a_disk_the_guest_sees_and_unplugs_it(celery_worker, local_host, real_guest, admin_client,
                                                            scratch_pool):
     scratch_pool.create_volume("seen.qcow2", capacity_mib=24)
