@@ -29,7 +29,7 @@ from virt.errors import (AlreadyExists, InvalidArgument, NotFound, OperationInva
                          raises_typed, tolerating, translated)
 from virt.images import read_header, references
 from virt.storage import QCOW2_COMPAT, pool_volume_create
-from virt.volumes import require_free_domain_name, upload_bytes
+from virt.volumes import flush_to_disk, require_free_domain_name, upload_bytes
 from virt.xml.backup import BackupXML, CheckpointXML
 from virt.xml.base import parse_trusted
 from virt.xml.domain import Disk
@@ -264,6 +264,7 @@ def back_up_shut_off(conn: libvirt.virConnect, domain: libvirt.virDomain, *, poo
             copy.format = BACKUP_FORMAT
             copy.compat = QCOW2_COMPAT
             made.append(pool.createXMLFrom(copy.to_xml(), source, 0))
+            flush_to_disk(conn, made[-1])
     except BaseException:
         _undo(domain, made, None)
         raise
@@ -696,6 +697,7 @@ def restore_as_new_vm(conn: libvirt.virConnect, *, domain_xml: str, backup_pool:
             copy.compat = QCOW2_COMPAT
             volume = destination.createXMLFrom(copy.to_xml(), top, 0)
             made.append(volume)
+            flush_to_disk(conn, volume)
             if volume.path() != path:
                 raise OperationInvalid(f"The pool {target_pool!r} put {name} at {volume.path()}, not at {path}.")
             require_flat_copy(conn, volume, capacity=copy.capacity)

@@ -27,7 +27,7 @@ from virt.domains import find_disk_volume, is_running
 from virt.errors import AlreadyExists, InvalidArgument, OperationInvalid, lookup_or_none, raises_typed, tolerating
 from virt.storage import QCOW2_COMPAT, pool_volume_create
 from virt.streams import VolumeDownload, VolumeUpload
-from virt.volumes import require_free_domain_name
+from virt.volumes import flush_to_disk, require_free_domain_name
 from virt.xml.domain import Disk
 from virt.xml.domain import Domain as DomainXML
 from virt.xml.storage import PoolXML, VolumeXML
@@ -122,6 +122,7 @@ def copy_file(*, source_conn: libvirt.virConnect, source_uri: str, source_pool: 
                                    "it is damaged. Nothing was copied.")
         destination.refresh(0)
         copied = destination.storageVolLookupByName(target_name)
+        flush_to_disk(target_conn, copied)
         if not volume_matches(target_conn, copied, written):
             raise OperationInvalid(f"The copy of {name} on the other host does not read back as what was sent.")
         return CopiedFile(volume=target_name, path=copied.path(), size=download.length, checksum=written)
@@ -294,13 +295,14 @@ def _flat_into(source: HostEnd, target: HostEnd, *, same_host: bool, top: str, n
         if fmt == "qcow2":
             spec.compat = QCOW2_COMPAT
         made = destination.createXMLFrom(spec.to_xml(), top_volume, 0)
-        if fmt == BACKUP_FORMAT:
-            try:
+        try:
+            flush_to_disk(target.conn, made)
+            if fmt == BACKUP_FORMAT:
                 require_flat_copy(target.conn, made, capacity=spec.capacity)
-            except BaseException:
-                with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
-                    made.delete(0)
-                raise
+        except BaseException:
+            with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
+                made.delete(0)
+            raise
         return made
     flat_copy_to(source, target, top=top, name=name, fmt=fmt, tag=tag)
     destination.refresh(0)

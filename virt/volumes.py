@@ -1,8 +1,11 @@
 """Storage volumes: the few calls VM creation needs (create, find, upload small data, delete)."""
 from __future__ import annotations
 
+import os
+
 import libvirt
 
+from virt.checksums import local_file
 from virt.errors import AlreadyExists, NotFound, OperationInvalid, lookup_or_none, raises_typed, tolerating
 from virt.xml.storage import QCOW2_COMPAT, VolumeXML
 
@@ -82,6 +85,24 @@ def volume_label(volume: libvirt.virStorageVol) -> str:
 def volume_format(volume: libvirt.virStorageVol) -> str:
     """The image format (qcow2, raw, ...) as the pool reports it."""
     return VolumeXML.from_libvirt(volume.XMLDesc(0)).format or "raw"
+
+
+@raises_typed
+def flush_to_disk(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> bool:
+    """The volume's file on stable storage, when the host is this machine's own libvirtd (its file
+    as virt.checksums.local_file finds it); returns whether it was flushed. libvirt copies a
+    volume (createXMLFrom) with qemu-img convert's default cache, which never flushes what it wrote,
+    a stream upload does not flush either, and libvirt has no call to flush a file: on another host
+    the copy reaches its disk when that kernel writes it back (30 s by default)."""
+    path = local_file(conn, volume)
+    if path is None:
+        return False
+    fd = os.open(path, os.O_RDONLY)  # fdatasync writes the file's dirty pages, whoever wrote them
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    return True
 
 
 @raises_typed

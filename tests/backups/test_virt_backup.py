@@ -15,6 +15,7 @@ import blake3
 import libvirt
 import pytest
 
+from tests.backups.images import dirty_pages
 from tests.guests import TEST_GUEST_PREFIX
 from tests.storage.conftest import remove_pool
 from virt import backup as virt_backup
@@ -164,6 +165,30 @@ def test_a_shut_off_vm_is_copied_whole(running_guest, backup_pool):
                                            vet=lambda volume: "qcow2")
     assert outcome.kind == "full" and outcome.checkpoint == "" and "shut off" in outcome.consistency
     assert outcome.disks[0].capacity == 16 * 2**20
+
+
+def test_a_copied_backup_and_its_restore_are_on_stable_storage_when_they_are_done(running_guest, backup_pool):
+    """libvirt's copies (qemu-img convert's default cache) leave what they wrote in the page cache;
+    a backup or a restore that says it is done has its file flushed (virt.volumes.flush_to_disk)."""
+    conn = libvirt.open(LOCAL)
+    domain = running_guest
+    domain.destroy()
+    [disk] = virt_backup.source_disks(domain)
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 8M", disk.source], check=True, capture_output=True)
+    outcome = virt_backup.back_up_shut_off(conn, domain, pool_name=backup_pool.name,
+                                           volume_names=_names(domain, "4"), progress=lambda *_: None,
+                                           vet=lambda volume: "qcow2")
+    [written] = outcome.disks
+    assert written.size > 8 * 2**20 and dirty_pages(written.path) == 0
+    name = f"{TEST_GUEST_PREFIX}durable-{domain.name()[-8:]}"
+    new_uuid, [restored] = virt_backup.restore_as_new_vm(
+        conn, domain_xml=outcome.domain_xml, backup_pool=backup_pool.name, tops={"vda": written.volume},
+        target_pool=backup_pool.name, new_name=name, progress=lambda *_: None,
+        verify_files=[virt_backup.ChainFile(volume=written.volume, format="qcow2", checksum=written.checksum)])
+    try:
+        assert dirty_pages(restored.path) == 0
+    finally:
+        conn.lookupByUUIDString(new_uuid).undefine()
 
 
 def test_small_files_go_into_a_pool_and_come_back(backup_pool):
