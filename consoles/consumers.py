@@ -59,15 +59,22 @@ class ConsoleConsumer(AsyncWebsocketConsumer):
             await asyncio.sleep(settings.CONSOLE_RECHECK_INTERVAL)
             reason = await database_sync_to_async(grant_revoked_reason)(self.grant, self.session_key)
             if reason:
-                try:
-                    await self.send_status("closed", f"Console closed: {reason}.")
-                    await self.close(CLOSE_FORBIDDEN)
-                except OSError:  # the page went away meanwhile (ASGI: the server raises an OSError)
-                    pass
+                await self.end("closed", f"Console closed: {reason}.", CLOSE_FORBIDDEN)
                 return
 
     async def send_status(self, state: str, message: str) -> None:
         await self.send(text_data=json.dumps({"type": "status", "state": state, "message": message}))
+
+    async def end(self, state: str, message: str, code: int) -> None:
+        """Tell the page why its console ends, and close. The page may have gone meanwhile (its
+        send then raises an OSError, as ASGI asks of a server): nothing is left to tell. Every
+        path that ends a console comes here, tasks of their own among them, whose error nobody
+        would read."""
+        try:
+            await self.send_status(state, message)
+            await self.close(code)
+        except OSError:
+            pass
 
     async def disconnect(self, code: int) -> None:
         if self.watchdog is not None:
@@ -106,8 +113,7 @@ class SerialConsoleConsumer(ConsoleConsumer):
             self.console = await asyncio.wait_for(sync_to_async(self._open, thread_sensitive=False)(domain, loop),
                                                   LIBVIRT_TIMEOUT)
         except (VirtError, TimeoutError) as exc:
-            await self.send_status("unavailable", str(exc) or "The host did not answer in time.")
-            await self.close(CLOSE_UNAVAILABLE)
+            await self.end("unavailable", str(exc) or "The host did not answer in time.", CLOSE_UNAVAILABLE)
             return
         logger.info("serial console of VM %s opened by user %s", domain.uuid, self.grant.user_id)
         await self.send_status("connected", f"Connected to {domain.name}'s serial console.")
@@ -124,7 +130,10 @@ class SerialConsoleConsumer(ConsoleConsumer):
             chunks = [await self.output.get()]
             while not self.output.empty():
                 chunks.append(self.output.get_nowait())
-            await self.send(bytes_data=b"".join(chunks))
+            try:
+                await self.send(bytes_data=b"".join(chunks))
+            except OSError:  # the page went away: its disconnect ends the session
+                return
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         data = bytes_data if bytes_data is not None else (text_data or "").encode()
@@ -141,8 +150,7 @@ class SerialConsoleConsumer(ConsoleConsumer):
         logger.info("serial console of VM %s taken over by %s", self.grant.domain_uuid, event["by"])
         if self.console is not None:
             self.console.detach()
-        await self.send_status("taken_over", f"Taken over by {event['by']} in another window.")
-        await self.close(CLOSE_TAKEN_OVER)
+        await self.end("taken_over", f"Taken over by {event['by']} in another window.", CLOSE_TAKEN_OVER)
 
     async def _stream_ended(self, reason: str) -> None:
         logger.info("serial console of VM %s (user %s): %s", self.grant.domain_uuid, self.grant.user_id, reason)
@@ -150,8 +158,7 @@ class SerialConsoleConsumer(ConsoleConsumer):
         if holder.get("channel") not in (None, self.channel_name):
             await self.console_taken_over(holder)
             return
-        await self.send_status("closed", f"Console closed: {reason}.")
-        await self.close(CLOSE_ENDED)
+        await self.end("closed", f"Console closed: {reason}.", CLOSE_ENDED)
 
     def redis(self) -> aioredis.Redis:
         if not hasattr(self, "_redis"):
@@ -196,6 +203,8 @@ class ScreenshotConsumer(ConsoleConsumer):
             while True:
                 await self._send_one(cache, domain_id)
                 await asyncio.sleep(settings.SCREENSHOT_INTERVAL)
+        except OSError:  # the page went away: its disconnect ends the session
+            pass
         finally:
             await cache.aclose()
 
