@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from hosts.choices import Transport
@@ -36,17 +37,24 @@ class Route:
     sock: socket.socket
     via: str  # "direct" or "ssh tunnel", for the log
     tunnel: subprocess.Popen | None = None
+    release_key: Callable[[], None] = lambda: None  # removes the key file the tunnel's ssh reads
 
     def close(self) -> None:
+        """Close the pipe, end the tunnel, and remove its key file before returning: the process
+        that proxied this console may end right after, before any thread of its own runs again."""
         try:
             self.sock.close()
         finally:
-            if self.tunnel is not None and self.tunnel.poll() is None:
-                self.tunnel.terminate()
-                try:
-                    self.tunnel.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.tunnel.kill()
+            try:
+                if self.tunnel is not None and self.tunnel.poll() is None:
+                    self.tunnel.terminate()
+                    try:
+                        self.tunnel.wait(timeout=5)
+                    except subprocess.TimeoutExpired:
+                        self.tunnel.kill()
+                        self.tunnel.wait()
+            finally:
+                self.release_key()
 
 
 def open_route(host: Host, endpoint: GraphicsEndpoint) -> Route:
@@ -99,26 +107,43 @@ def _ssh_tunnel(host: Host, endpoint: GraphicsEndpoint) -> Route:
     argv += ["--", host.address]
     key_present = host_files(host)()  # the key file exists while this ssh runs, and goes with it
     key_present.__enter__()
+    release_key = _once(lambda: key_present.__exit__(None, None, None))
     ours, theirs = socket.socketpair()
     try:
         process = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=subprocess.PIPE, close_fds=True)
     except BaseException:
-        key_present.__exit__(None, None, None)
+        release_key()
         ours.close()
         raise
     finally:
         theirs.close()
-    threading.Thread(target=_log_tunnel_end, args=(process, host.name, key_present), daemon=True).start()
-    return Route(sock=ours, via="ssh tunnel", tunnel=process)
+    threading.Thread(target=_log_tunnel_end, args=(process, host.name, release_key), daemon=True).start()
+    return Route(sock=ours, via="ssh tunnel", tunnel=process, release_key=release_key)
 
 
-def _log_tunnel_end(process: subprocess.Popen, host_name: str, key_present) -> None:
+def _once(action: Callable[[], None]) -> Callable[[], None]:
+    """action, run by the first of its callers only (the tunnel's end and its route's close)."""
+    lock, done = threading.Lock(), []
+
+    def run() -> None:
+        with lock:
+            if done:
+                return
+            done.append(True)
+        action()
+
+    return run
+
+
+def _log_tunnel_end(process: subprocess.Popen, host_name: str, release_key: Callable[[], None]) -> None:
+    """Log how the tunnel's ssh ended; its key file goes as soon as it has (an ssh that failed on its
+    own, while its route is still open)."""
     try:
         _out, error = process.communicate(timeout=24 * 3600)
     except subprocess.TimeoutExpired:
         return
     finally:
-        key_present.__exit__(None, None, None)
+        release_key()
     if process.returncode not in (0, -signal.SIGTERM) and error.strip():
         logger.warning("SSH tunnel to %s ended with %s: %s", host_name, process.returncode,
                        error.decode(errors="replace").strip()[-500:])

@@ -1,10 +1,15 @@
 """Consoles of guests on other hosts: through an SSH tunnel to an SSH-registered host's loopback,
 and directly to a TCP host's display address. Harness hosts are real libvirtds with real sshds."""
+from pathlib import Path
+
 import pytest
 import websocket
+from django.conf import settings
 
+from hosts.credentials import SSH_KEY_FILE
 from hosts.models import Host
 from hosts.services import host_pin_ssh_keys, installation_ssh_key
+from tests import stack
 from tests.consoles.conftest import cached, guest_name, logged_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -34,6 +39,11 @@ def test_it_reaches_a_display_on_an_ssh_hosts_loopback_through_a_tunnel(console_
         sock.close()
     log = (stack_log_dir / "consoleproxy.log").read_text()
     assert f"console of VM {guest.UUIDString()} opened by user {alice.pk} (ssh tunnel)" in log
+    # Once the console is closed, its key file is gone: the process that proxied it may end at once,
+    # and once left one behind in the data folder (its tunnel's thread had not run yet).
+    stack.wait_until(lambda: f"console of VM {guest.UUIDString()} closed" in
+                     (stack_log_dir / "consoleproxy.log").read_text(), timeout=15, message="the console to close")
+    assert not list(Path(settings.CREDENTIALS_DIR).glob(f"*/host-{host.pk}/{SSH_KEY_FILE}"))
 
 
 def test_it_refuses_the_tunnel_when_the_ssh_host_key_is_not_the_pinned_one(console_proxy, harness, guests, alice):
