@@ -478,6 +478,7 @@ def write_file(conn: libvirt.virConnect, pool_name: str, name: str, data: bytes)
     volume = pool_volume_create(pool, name=name, capacity=len(data), allocation=None, fmt="raw")
     try:
         upload_bytes(conn, volume, data)
+        flush_to_disk(conn, volume)
     except BaseException:
         with tolerating(libvirt.VIR_ERR_NO_STORAGE_VOL):
             volume.delete(0)
