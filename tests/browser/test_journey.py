@@ -174,8 +174,11 @@ def take_a_snapshot(page: Page, domain: Domain) -> None:
     expect(page.locator("#snapshot-tree")).to_contain_text("before-the-move", timeout=15_000)
 
 
-def prepare_the_destination(page: Page, server: str, host: Host) -> None:
-    """The TCP host gets a pool and a network of the same names from the storage and network forms."""
+def prepare_the_destination(page: Page, server: str, host: Host, harness_host) -> None:
+    """The TCP host gets a pool and a network of the same names from the storage and network forms.
+    The network's bridge is named for the harness host: every harness libvirtd shares this machine's
+    network namespace, and two of them picking the next free virbrN at once collided ("error creating
+    bridge interface virbr1: File exists")."""
     page.goto(f"{server}{reverse('storage:define_type', args=[host.pk, 'dir'])}")
     page.fill("#id_name", "default")
     page.fill("#id_target_path", "/var/lib/libvirt/images")
@@ -185,6 +188,7 @@ def prepare_the_destination(page: Page, server: str, host: Host) -> None:
     page.select_option("#id_host", str(host.pk))
     page.fill("#id_name", "default")
     page.select_option("#id_mode", "nat")
+    page.fill("#id_bridge", f"vmsday{harness_host.index}")
     page.fill("#id_ipv4_subnet", "10.251.97.0/24")
     page.click("#network-form button[type=submit]")
     last_operation("network.create", host=host)
@@ -244,7 +248,7 @@ def test_an_admins_day(page, asgi_server, console_proxy, celery_worker, listener
     change_memory(page, domain)
     take_a_snapshot(page, domain)
 
-    prepare_the_destination(page, asgi_server, destination)
+    prepare_the_destination(page, asgi_server, destination, tcp_side)
     migrate_after_the_snapshot_is_dealt_with(page, asgi_server, watch, domain, destination)
     page.goto(f"{asgi_server}{reverse('domains:detail', args=[domain.pk])}")  # the same page follows the VM
     expect(page.locator("#domain-host")).to_contain_text("day-tcp", timeout=30_000)
