@@ -18,6 +18,7 @@ from django.conf import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from scripts.test_guest.build import DEFAULT_CACHE  # the set-up's: the venv, the guest, Node's modules
 from tests import databases, stack
 from tests.guests import GuestFactory, ScratchPool
 from tests.harness.indices import next_index, unclaimed_indices
@@ -35,7 +36,6 @@ DAEMON_FIXTURES = {
     "guests", "scratch_pool", "console_proxy",
 }
 FAST = os.environ.get("VMSITE_TEST_FAST") == "1"
-CACHE = Path("/var/cache/vmsite")  # scripts/setup.sh's: the venv, the guest, Node's modules
 
 # Hypothesis's per-example deadline times the machine, not the code: on 2 cores shared by 5 workers an
 # example that takes 1 ms alone took 312 ms once and failed the run. Every fuzz test keeps its examples.
@@ -46,8 +46,8 @@ hypothesis.settings.load_profile("suite")  # `make test-fast`: the fast set only
 # per process unless its home folder has them, and a clean clone's .hypothesis never did: every
 # worker of every run built them again. They are kept beside the set-up's other caches (the examples
 # Hypothesis saves stay in the clone, as before).
-if os.access(CACHE, os.W_OK):
-    set_hypothesis_home_dir(CACHE / f"hypothesis-{hypothesis.__version__}")
+if os.access(DEFAULT_CACHE, os.W_OK):
+    set_hypothesis_home_dir(DEFAULT_CACHE / f"hypothesis-{hypothesis.__version__}")
 
 
 def pytest_sessionstart(session):
