@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,7 @@ BUILD_SCRIPT = REPO / "scripts" / "test_guest" / "build.py"
 AGENT_CHANNEL = "org.qemu.guest_agent.0"
 BOOT_TIMEOUT = float(os.environ.get("VMSITE_TEST_GUEST_BOOT_TIMEOUT", "180"))  # TCG on a busy machine
 _ESCAPES = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
+_CONTINUATION_PROMPT = re.compile(rb"(?:^|\n)> ")  # ash's PS2: a quote or a command still open
 
 
 @dataclass(frozen=True)
@@ -182,13 +184,13 @@ class GuestShell:
                 pass
             self._conn = None
 
-    def _wait_for(self, pattern: re.Pattern[bytes], timeout: float, *, resend: bytes | None = None,
-                  resend_every: float = 2.0) -> re.Match[bytes]:
+    def _wait_for(self, pattern: re.Pattern[bytes], timeout: float, *,
+                  resend: Callable[[], bytes] | None = None, resend_every: float = 2.0) -> re.Match[bytes]:
         deadline = time.monotonic() + timeout
         next_send = time.monotonic()
         while True:
             if resend is not None and time.monotonic() >= next_send:
-                self._send(resend)
+                self._send(resend())
                 next_send = time.monotonic() + resend_every
             with self._changed:
                 match = pattern.search(bytes(self._buffer))
@@ -214,16 +216,25 @@ class GuestShell:
             raise
 
     def wait_ready(self, timeout: float = BOOT_TIMEOUT) -> float:
-        """Wait until the shell answers; returns the seconds it took. Each probe starts with a ^C:
-        a line typed while the guest booted can reach the shell cut short, inside an open quote,
-        and every probe after it would only add to that quoted text."""
+        """Wait until the shell answers; returns the seconds it took. A line typed while the guest
+        booted can reach the shell cut short, inside an open quote, and every probe after it would
+        only add to that quoted text: once the shell shows its continuation prompt, a probe starts
+        with a ^C. Only then: a ^C sent while the guest still boots interrupts its set-up (its shell
+        never came up in one whole run)."""
         started = time.monotonic()
         token = uuid.uuid4().hex[:10]
         deadline = started + timeout
+        probe = f"echo ':''R{token}'\n".encode()
+
+        def next_probe() -> bytes:
+            with self._changed:
+                stuck = _CONTINUATION_PROMPT.search(bytes(self._buffer)) is not None
+            return b"\x03" + probe if stuck else probe
+
         while True:
             try:
                 self._wait_for(re.compile(rb":R" + token.encode()), max(0.1, deadline - time.monotonic()),
-                               resend=f"\x03echo ':''R{token}'\n".encode())
+                               resend=next_probe)
                 return time.monotonic() - started
             except (libvirt.libvirtError, VirtError):
                 if time.monotonic() >= deadline:
