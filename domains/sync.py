@@ -8,7 +8,7 @@ change them."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from django.db import transaction
@@ -43,31 +43,39 @@ _LISTED_COLUMNS = DOMAIN_COLUMNS.without("has_managed_save", "details", "tags")
 
 # -- one VM --------------------------------------------------------------------------------------
 
-def domain_apply_state(*, domain_id: int, live: LiveDomain | None) -> None:
+@dataclass(frozen=True)
+class DomainRow:
+    """What a write to a VM's row reads of it first: which row, and its change count (seq)."""
+
+    id: int
+    host_id: int
+    seq: int
+
+
+def domain_row(*, host_id: int, uuid: str) -> DomainRow | None:
+    """The row of this VM on this host (one query), or None when there is none."""
+    found = Domain.objects.filter(host_id=host_id, uuid=uuid).values_list("pk", "seq").first()
+    return None if found is None else DomainRow(found[0], host_id, found[1])
+
+
+def domain_apply_state(*, row: DomainRow, live: LiveDomain | None) -> None:
     """Store what libvirt says of one VM now (None: it is gone from its host), and tell open pages."""
-    row = Domain.objects.filter(pk=domain_id).values_list("host_id", "seq").first()
-    if row is None:
-        return
-    host_id, seq = row
     if live is None:
-        domain_gone(domain_id)
+        domain_gone(row.id)
         return
-    Domain.objects.filter(pk=domain_id).update(synced_at=timezone.now(), seq=F("seq") + 1,
-                                               **DOMAIN_COLUMNS.values(live))
-    # The row's seq may have moved on meanwhile; a page that sees a jump fetches a fresh copy anyway.
-    publish_domain(domain_id=domain_id, host_id=host_id, seq=seq + 1, state=live.state, change="changed")
+    _update_and_publish(row, live.state, DOMAIN_COLUMNS.values(live))
 
 
-def domain_apply_run_state(*, domain_id: int, state: int, reason: int) -> None:
+def domain_apply_run_state(*, row: DomainRow, state: int, reason: int) -> None:
     """Store a VM's new run state alone (after a pause or a resume, nothing else changed), and tell
     open pages."""
-    row = Domain.objects.filter(pk=domain_id).values_list("host_id", "seq").first()
-    if row is None:
-        return
-    host_id, seq = row
-    Domain.objects.filter(pk=domain_id).update(state=state, state_reason=reason, synced_at=timezone.now(),
-                                               seq=F("seq") + 1)
-    publish_domain(domain_id=domain_id, host_id=host_id, seq=seq + 1, state=state, change="changed")
+    _update_and_publish(row, state, {"state": state, "state_reason": reason})
+
+
+def _update_and_publish(row: DomainRow, state: int, columns: dict) -> None:
+    if Domain.objects.filter(pk=row.id).update(synced_at=timezone.now(), seq=F("seq") + 1, **columns):
+        # The row's seq may have moved on meanwhile; a page that sees a jump fetches a fresh copy anyway.
+        publish_domain(domain_id=row.id, host_id=row.host_id, seq=row.seq + 1, state=state, change="changed")
 
 
 def domain_refresh(conn: Connection, domain: Domain) -> None:
@@ -76,7 +84,9 @@ def domain_refresh(conn: Connection, domain: Domain) -> None:
         live = refetch(conn, str(domain.uuid))
     except VirtError:
         return  # the host went away mid-action: the listener and the next reconcile catch up
-    domain_apply_state(domain_id=domain.pk, live=live)
+    row = domain_row(host_id=domain.host_id, uuid=str(domain.uuid))
+    if row is not None:
+        domain_apply_state(row=row, live=live)
 
 
 def domain_store_new(*, host: Host, conn: Connection, uuid: str) -> bool:
@@ -95,10 +105,6 @@ def domain_store_new(*, host: Host, conn: Connection, uuid: str) -> bool:
     if created:
         publish_domain(domain_id=domain.pk, host_id=host.pk, seq=domain.seq, state=domain.state, change="created")
     return created
-
-
-def domain_id_for(*, host_id: int, uuid: str) -> int | None:
-    return Domain.objects.filter(host_id=host_id, uuid=uuid).values_list("pk", flat=True).first()
 
 
 def domain_snapshots_store(*, domain_id: int, snapshots: Iterable[SnapshotInfo]) -> None:

@@ -8,10 +8,12 @@ hangs); the listener reconnects with backoff, registers its event callbacks on t
 
 libvirt callbacks only put a record on a queue. The main loop coalesces records per object: the
 first record about a VM is read at once (a page sees a suspend within milliseconds), and the rest
-of a burst of events on that VM becomes one more refetch. After a pause or a resume only the run
-state is read (two round trips instead of six, virt.domains.refetch_run_state); any other event
-reads the whole VM. Due refreshes go to the host's threads, which refetch the object, store it and
-publish; work for one host never waits for another host.
+of a burst of events on that VM becomes one more refetch. A refetch answers every event received
+before it began to read (what caused one had happened by then): events that came while it waited
+for a thread cost nothing more. After a pause or a resume only the run state is read (two round
+trips instead of six, virt.domains.refetch_run_state); any other event reads the whole VM. Due
+refreshes go to the host's threads, which refetch the object, store it and publish; work for one
+host never waits for another host.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, close_old_connections
 
-from domains.sync import domain_apply_run_state, domain_apply_state, domain_id_for, domain_store_new
+from domains.sync import domain_apply_run_state, domain_apply_state, domain_row, domain_store_new
 from listener.lease import ROUND_SECONDS, HostLeases, new_listener_id
 from events.publish import flush, publish_host
 from hosts.choices import HostStatus, Transport
@@ -78,7 +80,7 @@ class Watch:
     worker: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(VM_THREADS, thread_name_prefix="vms"))
     slow_worker: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(1, thread_name_prefix="inv"))
     in_flight: set[str] = field(default_factory=set)  # VMs being refreshed now
-    dirty: dict[str, bool] = field(default_factory=dict)  # ... that had another event meanwhile: full read?
+    dirty: dict[str, Unread] = field(default_factory=dict)  # ... that had other events meanwhile
     failures: dict[str, int] = field(default_factory=dict)  # VMs whose last refreshes failed: how many in a row
     reconciling: bool = False
     touched: set[str] = field(default_factory=set)  # VMs with events during the full reconcile
@@ -91,12 +93,29 @@ class Watch:
 
 
 @dataclass
+class Unread:
+    """Events on a VM that no refresh has read yet."""
+
+    full: bool = True  # False: only the run state changed (a pause, a resume), two round trips suffice
+    received: float = 0.0  # when the latest of them came (time.monotonic())
+
+    def add(self, other: Unread) -> None:
+        self.full = self.full or other.full
+        self.received = max(self.received, other.received)
+
+    def read_by(self, read_from: float, full: bool) -> bool:
+        """Whether a refresh that began to read at read_from (the whole VM, or its run state alone)
+        saw what they changed."""
+        return self.received <= read_from and (full or not self.full)
+
+
+@dataclass
 class Pending:
     """A refresh waiting for its burst of records to end."""
 
     due: float
     deadline: float
-    full: bool = True  # False: only the run state changed (a pause, a resume), two round trips suffice
+    unread: Unread
 
 
 @dataclass
@@ -299,20 +318,28 @@ class Listener:
                 delay = 0.0  # the first record of a burst is read at once; the rest of it, once more after
             else:
                 delay = REFRESH_DELAY
-            self._defer(key, delay, full=full)
+            self._defer(key, delay, Unread(full, record.received))
         else:  # pools and networks: few per host, read by their cheap list calls
             self._defer((host_id, "pools-networks", ""), RECONCILE_DELAY)
 
-    def _on_refreshed(self, watch: Watch, uuid: str, succeeded: bool) -> None:
+    def _on_refreshed(self, watch: Watch, uuid: str, read_from: float | None, full: bool = True) -> None:
+        """A refresh of the VM ended: read_from is when it began to read (None: it failed), full
+        whether it read the whole VM. What it read answers the events received before it began."""
+        key = (watch.host_id, "domain", uuid)
         watch.in_flight.discard(uuid)
-        full = watch.dirty.pop(uuid, None)
-        if full is not None:
-            self._defer((watch.host_id, "domain", uuid), 0.0, full=full)
-        elif succeeded:
+        unread = watch.dirty.pop(uuid, None)
+        if read_from is not None:
             watch.failures.pop(uuid, None)
-        elif watch.failures.get(uuid, 0) < REFRESH_RETRIES:  # else the next reconcile catches up
+            if unread is not None and unread.read_by(read_from, full):
+                unread = None
+            pending = self.pending.get(key)
+            if pending is not None and pending.unread.read_by(read_from, full):
+                del self.pending[key]
+        if unread is not None:
+            self._defer(key, 0.0, unread)
+        elif read_from is None and watch.failures.get(uuid, 0) < REFRESH_RETRIES:  # else the reconcile catches up
             watch.failures[uuid] = watch.failures.get(uuid, 0) + 1
-            self._defer((watch.host_id, "domain", uuid), DATABASE_RETRY)
+            self._defer(key, DATABASE_RETRY)
 
     def _on_reconciled(self, watch: Watch) -> None:
         """The reconcile read every VM at one moment: refresh those that changed while it wrote."""
@@ -324,14 +351,17 @@ class Listener:
             self._defer((watch.host_id, "domain", uuid), 0.0)
         watch.touched.clear()
 
-    def _defer(self, key: tuple[int, str, str], delay: float, *, full: bool = True) -> None:
+    def _defer(self, key: tuple[int, str, str], delay: float, unread: Unread | None = None) -> None:
+        """Refresh the object after delay (later if more records come, MAX_DEFER at the latest); by
+        default it reads the whole object, for a reason of this moment."""
         now = time.monotonic()
+        unread = unread or Unread(full=True, received=now)
         pending = self.pending.get(key)
         if pending is None:
-            self.pending[key] = Pending(due=now + delay, deadline=now + MAX_DEFER, full=full)
+            self.pending[key] = Pending(due=now + delay, deadline=now + MAX_DEFER, unread=unread)
         else:
             pending.due = min(max(pending.due, now + delay), pending.deadline)
-            pending.full = pending.full or full
+            pending.unread.add(unread)
 
     def _next_wait(self) -> float:
         if not self.pending:
@@ -341,19 +371,20 @@ class Listener:
     def _start_due_refreshes(self) -> None:
         now = time.monotonic()
         for key in [key for key, pending in self.pending.items() if pending.due <= now]:
-            full = self.pending.pop(key).full
+            unread = self.pending.pop(key).unread
             host_id, kind, uuid = key
             watch = self.watches.get(host_id)
             if watch is None or watch.conn is None:
                 continue  # the reconcile after the reconnect covers it
             if kind == "domain":
                 if uuid in watch.in_flight:
-                    watch.dirty[uuid] = watch.dirty.get(uuid, False) or full
+                    watch.dirty.setdefault(uuid, Unread(full=False)).add(unread)
                     continue
                 watch.in_flight.add(uuid)
-                generation = watch.generation
+                generation, full = watch.generation, unread.full
                 self._after(self._using_conn(watch, watch.worker.submit(self._refresh_domain, watch.conn, host_id, uuid, full)),
-                            lambda done, uuid=uuid: ("refreshed", host_id, generation, (uuid, _succeeded(done))))
+                            lambda done, uuid=uuid, full=full: ("refreshed", host_id, generation,
+                                                                 (uuid, _read_from(done), full)))
             else:
                 self._using_conn(watch, watch.slow_worker.submit(self._reconcile_pools_and_networks, watch.conn, host_id))
 
@@ -390,30 +421,32 @@ class Listener:
                            host_id, seconds, settings.GRAPH_SAMPLE_SECONDS)
         rounds_logger.debug("host %s: graph round of %d rows in %.1f ms", host_id, rows, seconds * 1000)
 
-    def _refresh_domain(self, conn: Connection, host_id: int, uuid: str, full: bool = True) -> bool:
-        """Whether the VM's row now says what libvirt said (False: tried again, see _on_refreshed)."""
+    def _refresh_domain(self, conn: Connection, host_id: int, uuid: str, full: bool = True) -> float | None:
+        """When it began to read libvirt, once the VM's row says what it read; None when it failed
+        (tried again, see _on_refreshed)."""
+        read_from = time.monotonic()
         try:
             close_old_connections()
-            domain_id = domain_id_for(host_id=host_id, uuid=uuid)
-            if not full and domain_id is not None:
+            row = domain_row(host_id=host_id, uuid=uuid)
+            if not full and row is not None:
                 run_state = refetch_run_state(conn, uuid)
                 if run_state is not None:
-                    domain_apply_run_state(domain_id=domain_id, state=run_state[0], reason=run_state[1])
-                    return True
+                    domain_apply_run_state(row=row, state=run_state[0], reason=run_state[1])
+                    return read_from
             live = refetch(conn, uuid)
-            if domain_id is not None:
-                domain_apply_state(domain_id=domain_id, live=live)
+            if row is not None:
+                domain_apply_state(row=row, live=live)
                 logger.debug("host %s: VM %s refreshed: state %s", host_id, uuid, live.state if live else "gone")
             elif live is not None:
                 host = Host.objects.filter(pk=host_id).first()
                 if host is not None and domain_store_new(host=host, conn=conn, uuid=uuid):
                     logger.debug("host %s: new VM %s stored", host_id, uuid)
-            return True
+            return read_from
         except VirtError as exc:
             logger.info("host %s: refresh of VM %s failed (%s); trying again", host_id, uuid, exc)
         except Exception:
             logger.exception("host %s: refresh of VM %s failed; trying again", host_id, uuid)
-        return False
+        return None
 
     def _on_closed(self, watch: Watch, reason: str) -> None:
         logger.warning("host %s: connection lost: %s", watch.host_id, reason)
@@ -531,8 +564,8 @@ def _wait_until_done(futures: list[Future]) -> None:
         finished.acquire()
 
 
-def _succeeded(future: Future) -> bool:
-    """A refresh's outcome, read in its done callback without raising there: a refresh cancelled with its
-    pool or one that raised counts as failed, and its "refreshed" record is still put (else the VM
-    stayed in flight, never refreshed again)."""
-    return not future.cancelled() and future.exception() is None and bool(future.result())
+def _read_from(future: Future) -> float | None:
+    """A refresh's outcome (see _refresh_domain), read in its done callback without raising there: a
+    refresh cancelled with its pool or one that raised counts as failed, and its "refreshed" record is
+    still put (else the VM stayed in flight, never refreshed again)."""
+    return None if future.cancelled() or future.exception() is not None else future.result()

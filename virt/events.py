@@ -6,6 +6,7 @@ is a hint, never the truth: events can be coalesced, lost in an outage, or arriv
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +22,9 @@ class EventRecord:
     uuid: str
     event: str  # "lifecycle", "reboot", "device-added", ...
     detail: int = -1  # lifecycle event number (libvirt's VIR_DOMAIN_EVENT_*), else -1
+    # When it reached this process (time.monotonic()): what caused it had happened by then, so a read
+    # of the object begun later sees it.
+    received: float = field(default_factory=time.monotonic, compare=False)
 
 
 Sink = Callable[[EventRecord], None]
