@@ -495,8 +495,17 @@ def test_the_installed_stack_serves_everything_through_one_https_origin(deployme
         expect(page.locator("#live-indicator")).to_have_attribute("data-state", "live", timeout=WAIT)
         page.evaluate("window.__notReloaded = true")
         other = context.new_page()
-        goto(other, f"{deployment.url}{href}")
-        other.click("#domain-actions [data-action=start]")
+
+        def start_from_the_other_tab() -> None:
+            if page.locator("#domain-state").text_content().strip() == "Running":
+                return  # the POST of an attempt cut off on its way back got through
+            goto(other, f"{deployment.url}{href}")
+            with other.expect_navigation(timeout=WAIT):
+                other.click("#domain-actions [data-action=start]")
+            if other.url.startswith("chrome-error://"):  # the POST cut off (nginx never saw it once)
+                raise AssertionError(f"the start's POST failed: {other.url}")
+
+        despite_network_changes(other, start_from_the_other_tab)
         expect(page.locator("#domain-state")).to_have_text("Running", timeout=2 * WAIT)
         assert page.evaluate("window.__notReloaded === true"), "the page was reloaded"
         other.close()
