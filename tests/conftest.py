@@ -80,6 +80,7 @@ def pytest_sessionfinish(session):
 
         with session.config.stash[blocking_manager_key].unblock():
             databases.drop_template(connection)
+        databases.forget_runs()
         for worker_data_dir in Path(settings.DATA_DIR).glob("gw*"):
             stack.stop_orphans(worker_data_dir)
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+RUN_FILES = "test-databases-"  # + the run's id (.lock, .built): one worker builds the template
 
 
 def set_up(connection: BaseDatabaseWrapper) -> str:
@@ -24,11 +25,11 @@ def set_up(connection: BaseDatabaseWrapper) -> str:
         connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         return old_name
     target = connection.creation._get_test_db_name()
-    with _locked(Path(tempfile.gettempdir()) / f"vmsite-test-databases-{run}.lock"):
-        built = Path(tempfile.gettempdir()) / f"vmsite-test-databases-{run}.built"
+    lock, built = (_suite_folder() / f"{RUN_FILES}{run}{suffix}" for suffix in (".lock", ".built"))
+    with _locked(lock):
         if not built.exists():
             _build_template(connection)
-            built.touch()
+            built.touch(mode=0o600)
         _clone_template(connection, target)
     _point_at(connection, target)
     return old_name
@@ -54,9 +55,15 @@ def drop_template(connection: BaseDatabaseWrapper) -> None:
         cursor.execute(f"DROP DATABASE IF EXISTS {connection.ops.quote_name(template_name(connection))}")
 
 
+def forget_runs() -> None:
+    """After the run (the controller): remove the files by which its workers built the template once."""
+    for path in _suite_folder().glob(f"{RUN_FILES}*"):
+        path.unlink(missing_ok=True)
+
+
 def template_name(connection: BaseDatabaseWrapper) -> str:
-    if connection.vendor == "sqlite":  # the suite's data folder, above the workers' own
-        return str(Path(os.environ["VMSITE_SUITE_VMSITE_DATA_DIR"]) / "test_template.sqlite3")
+    if connection.vendor == "sqlite":
+        return str(_suite_folder() / "test_template.sqlite3")
     return f"test_{connection.settings_dict['NAME']}_template"
 
 
@@ -93,8 +100,15 @@ def _point_at(connection: BaseDatabaseWrapper, name: str) -> None:
     connection.settings_dict["NAME"] = name
 
 
+def _suite_folder() -> Path:
+    """The suite's data folder, above the workers' own (vmsite/settings_test.py)."""
+    folder = Path(os.environ["VMSITE_SUITE_VMSITE_DATA_DIR"])
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    with open(path, "w") as lock:
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield

@@ -131,7 +131,11 @@ def start_worker(name: str, *, log_dir: Path, queues: str = "vmsite", concurrenc
                  ready_timeout: float = 30, env: dict[str, str] | None = None) -> StackProcess:
     argv = [str(VENV_BIN / "celery"), "-A", "vmsite", "worker", "--loglevel", "INFO", "--concurrency", str(concurrency),
             "--hostname", f"{name}@%h", "--queues", queues, "--without-gossip", "--without-mingle"]
-    worker = start_process(name, argv, log_dir=log_dir, env=env or stack_env())
+    # billiard's pool makes a pymp-* folder in TMPDIR and removes it only at a clean exit, which a
+    # worker the suite kills never has: in the test's own temporary folder, pytest clears it.
+    scratch = log_dir / f"{name}-tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    worker = start_process(name, argv, log_dir=log_dir, env={**(env or stack_env()), "TMPDIR": str(scratch)})
     _wait_for(lambda: "ready." in worker.log(), worker, ready_timeout, "worker ready")
     return worker
 
