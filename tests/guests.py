@@ -21,10 +21,10 @@ class GuestFactory:
         self.shells: list[GuestShell] = []
 
     def define(self, uri: str, *, name: str | None = None, start: bool = False,
-               vnc_listen: str = "127.0.0.1", disk_path: str | None = None) -> libvirt.virDomain:
+               vnc_listen: str = "127.0.0.1", disk_path: str | None = None, balloon: bool = False) -> libvirt.virDomain:
         name = name or f"{TEST_GUEST_PREFIX}{uuid.uuid4().hex[:8]}"
         conn = libvirt.open(uri)
-        domain = conn.defineXML(small_guest_xml(name, vnc_listen=vnc_listen, disk_path=disk_path))
+        domain = conn.defineXML(small_guest_xml(name, vnc_listen=vnc_listen, disk_path=disk_path, balloon=balloon))
         self.created.append((uri, name))
         self.uuids.append((uri, domain.UUIDString()))
         if start:
@@ -66,7 +66,7 @@ def _remove(uri: str, find) -> None:
 
 
 def small_guest_xml(name: str, *, vnc_listen: str = "127.0.0.1", disk_path: str | None = None,
-                    lean: bool = False) -> str:
+                    lean: bool = False, balloon: bool = False) -> str:
     """A diskless 32 MiB guest that stays in SeaBIOS: enough for lifecycle and console tests.
 
     It runs under TCG even where /dev/kvm is usable: it never runs an OS, and SeaBIOS is cheap to
@@ -76,7 +76,7 @@ def small_guest_xml(name: str, *, vnc_listen: str = "127.0.0.1", disk_path: str 
     lean=True (for benchmarks that run hundreds of guests, bench/listener.py) leaves out what only
     a screen needs: no video device (the VGA's 16 MiB of video RAM, which its BIOS touches) and no
     USB controller; under TCG, a 1 MiB translation cache. VNC stays, so the VM keeps its console
-    endpoint; it shows no picture."""
+    endpoint; it shows no picture. balloon=True gives it a virtio balloon device (else none)."""
     domain = etree.Element("domain", type="qemu")
     etree.SubElement(domain, "name").text = name
     etree.SubElement(domain, "memory", unit="MiB").text = "32"
@@ -98,7 +98,7 @@ def small_guest_xml(name: str, *, vnc_listen: str = "127.0.0.1", disk_path: str 
         etree.SubElement(disk, "target", dev="vda", bus="virtio")
     graphics = etree.SubElement(devices, "graphics", type="vnc", autoport="yes", listen=vnc_listen)
     etree.SubElement(graphics, "listen", type="address", address=vnc_listen)
-    etree.SubElement(devices, "memballoon", model="none")
+    etree.SubElement(devices, "memballoon", model="virtio" if balloon else "none")
     return etree.tostring(domain, encoding="unicode")
 
 

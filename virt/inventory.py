@@ -94,8 +94,12 @@ def _domain_summary(domain: libvirt.virDomain, record: dict, transient: set[byte
     raw_uuid = domain.UUID()
     state = record.get("state.state", libvirt.VIR_DOMAIN_NOSTATE)
     # What the VM has now (as vcpu.current), not its maximum. For a VM that is not running libvirt
-    # reports its maximum here, so None: its definition's current memory comes from its XML.
-    memory_kib = None if state in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED) else record.get("balloon.current")
+    # reports its definition's current memory, or its maximum when it has no balloon device: below
+    # the maximum it is the current memory (a change made with no event, `virsh setmem --config`,
+    # reaches the row here); at the maximum it may be either, so None: the XML's value stays.
+    memory_kib = record.get("balloon.current")
+    if state in (libvirt.VIR_DOMAIN_SHUTOFF, libvirt.VIR_DOMAIN_CRASHED) and memory_kib == record.get("balloon.maximum"):
+        memory_kib = None
     return DomainSummary(
         uuid_module.UUID(bytes=raw_uuid),
         domain.name(),

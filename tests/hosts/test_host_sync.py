@@ -8,6 +8,7 @@ from accounts.models import Grant, Role
 from domains.choices import DomainState
 from domains.models import Domain
 from hosts.services import host_register_local
+from inventory.reconcile import host_reconcile
 from operations.choices import OperationState
 from operations.models import Operation
 from tests import stack
@@ -68,6 +69,24 @@ def test_it_applies_state_changes_and_removals_on_the_next_sync(celery_worker, a
     assert Domain.objects.get(host=host, uuid=kept.UUIDString()).state == DomainState.SHUTOFF
     assert not Domain.objects.filter(host=host, uuid=removed.UUIDString()).exists()
     assert {kept.name()} <= set(Domain.objects.filter(host=host).values_list("name", flat=True)) <= names
+
+
+def test_the_next_reconcile_reads_a_shut_off_vms_memory_changed_with_no_event(guests):
+    """`virsh setmem --config` on a shut-off VM sends no event: the periodic reconcile's bulk read is
+    what sees it. libvirt reports such a VM's current memory there, or, when it has no balloon
+    device, its maximum; a value at the maximum is left to the VM's XML (the row keeps what it said)."""
+    host, _ = host_register_local()
+    ballooned = guests.define("qemu:///system", balloon=True)
+    without_balloon = guests.define("qemu:///system")
+    host_reconcile(host=host, fresh=True)
+    row = {domain: Domain.objects.get(host=host, uuid=domain.UUIDString()) for domain in (ballooned, without_balloon)}
+    assert {domain: row[domain].memory_kib for domain in row} == {ballooned: 32 * 1024, without_balloon: 32 * 1024}
+
+    for domain in row:
+        domain.setMemoryFlags(24 * 1024, libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+    host_reconcile(host=host)
+    assert Domain.objects.get(pk=row[ballooned].pk).memory_kib == 24 * 1024
+    assert Domain.objects.get(pk=row[without_balloon].pk).memory_kib == 32 * 1024  # libvirt said 32 MiB: left
 
 
 def test_it_refuses_sync_by_get_and_for_users_without_the_right(client, admin_client, db):
