@@ -84,9 +84,9 @@ def domain_refresh(conn: Connection, domain: Domain) -> None:
         live = refetch(conn, str(domain.uuid))
     except VirtError:
         return  # the host went away mid-action: the listener and the next reconcile catch up
-    row = domain_row(host_id=domain.host_id, uuid=str(domain.uuid))
-    if row is not None:
-        domain_apply_state(row=row, live=live)
+    found = Domain.objects.filter(pk=domain.pk).values_list("host_id", "seq").first()
+    if found is not None:  # the row as it is now: the handler's copy may be older (a migration moves it)
+        domain_apply_state(row=DomainRow(domain.pk, *found), live=live)
 
 
 def domain_store_new(*, host: Host, conn: Connection, uuid: str) -> bool:
