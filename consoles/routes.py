@@ -46,15 +46,19 @@ class Route:
             self.sock.close()
         finally:
             try:
-                if self.tunnel is not None and self.tunnel.poll() is None:
-                    self.tunnel.terminate()
-                    try:
-                        self.tunnel.wait(timeout=5)
-                    except subprocess.TimeoutExpired:
-                        self.tunnel.kill()
-                        self.tunnel.wait()
+                self._end_tunnel()
             finally:
                 self.release_key()
+
+    def _end_tunnel(self) -> None:
+        if self.tunnel is None or self.tunnel.poll() is not None:
+            return
+        self.tunnel.terminate()
+        try:
+            self.tunnel.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.tunnel.kill()
+            self.tunnel.wait()
 
 
 def open_route(host: Host, endpoint: GraphicsEndpoint) -> Route:

@@ -52,10 +52,11 @@ class DomainRow:
     seq: int
 
 
-def domain_row(*, host_id: int, uuid: str) -> DomainRow | None:
-    """The row of this VM on this host (one query), or None when there is none."""
-    found = Domain.objects.filter(host_id=host_id, uuid=uuid).values_list("pk", "seq").first()
-    return None if found is None else DomainRow(found[0], host_id, found[1])
+def domain_row(**lookup) -> DomainRow | None:
+    """The row that lookup finds (its id, or its host_id and uuid) as it is now, in one query; None
+    when there is none."""
+    found = Domain.objects.filter(**lookup).values_list("pk", "host_id", "seq").first()
+    return None if found is None else DomainRow(*found)
 
 
 def domain_apply_state(*, row: DomainRow, live: LiveDomain | None) -> None:
@@ -63,19 +64,20 @@ def domain_apply_state(*, row: DomainRow, live: LiveDomain | None) -> None:
     if live is None:
         domain_gone(row.id)
         return
-    _update_and_publish(row, live.state, DOMAIN_COLUMNS.values(live))
+    _update_and_publish(row, DOMAIN_COLUMNS.values(live))
 
 
 def domain_apply_run_state(*, row: DomainRow, state: int, reason: int) -> None:
     """Store a VM's new run state alone (after a pause or a resume, nothing else changed), and tell
     open pages."""
-    _update_and_publish(row, state, {"state": state, "state_reason": reason})
+    _update_and_publish(row, {"state": state, "state_reason": reason})
 
 
-def _update_and_publish(row: DomainRow, state: int, columns: dict) -> None:
+def _update_and_publish(row: DomainRow, columns: dict) -> None:
     if Domain.objects.filter(pk=row.id).update(synced_at=timezone.now(), seq=F("seq") + 1, **columns):
         # The row's seq may have moved on meanwhile; a page that sees a jump fetches a fresh copy anyway.
-        publish_domain(domain_id=row.id, host_id=row.host_id, seq=row.seq + 1, state=state, change="changed")
+        publish_domain(domain_id=row.id, host_id=row.host_id, seq=row.seq + 1, state=columns["state"],
+                       change="changed")
 
 
 def domain_refresh(conn: Connection, domain: Domain) -> None:
@@ -84,9 +86,9 @@ def domain_refresh(conn: Connection, domain: Domain) -> None:
         live = refetch(conn, str(domain.uuid))
     except VirtError:
         return  # the host went away mid-action: the listener and the next reconcile catch up
-    found = Domain.objects.filter(pk=domain.pk).values_list("host_id", "seq").first()
-    if found is not None:  # the row as it is now: the handler's copy may be older (a migration moves it)
-        domain_apply_state(row=DomainRow(domain.pk, *found), live=live)
+    row = domain_row(pk=domain.pk)  # as it is now: the handler's copy may be older (a migration moves it)
+    if row is not None:
+        domain_apply_state(row=row, live=live)
 
 
 def domain_store_new(*, host: Host, conn: Connection, uuid: str) -> bool:

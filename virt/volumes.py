@@ -90,10 +90,10 @@ def volume_format(volume: libvirt.virStorageVol) -> str:
 @raises_typed
 def flush_to_disk(conn: libvirt.virConnect, volume: libvirt.virStorageVol) -> None:
     """The volume's file on stable storage, when the host is this machine's own libvirtd (its file
-    as virt.checksums.local_file finds it). libvirt copies a
-    volume (createXMLFrom) with qemu-img convert's default cache, which never flushes what it wrote,
-    a stream upload does not flush either, and libvirt has no call to flush a file: on another host
-    the copy reaches its disk when that kernel writes it back (30 s by default)."""
+    as virt.checksums.local_file finds it). libvirt copies a volume (createXMLFrom) with qemu-img
+    convert's default cache, which never flushes what it wrote, a stream upload does not flush
+    either, and libvirt has no call to flush a file: on another host the copy reaches its disk when
+    that kernel writes it back (30 s by default)."""
     path = local_file(conn, volume)
     if path is None:
         return
