@@ -21,7 +21,7 @@ system_packages() {
     local wanted=(python3-venv python3-dev gcc pkg-config libvirt-dev libvirt-daemon-system qemu-system-x86
                   qemu-utils redis-server genisoimage dnsmasq-base tini)
     [ "$MODE" = test ] && wanted+=(chromium chromium-headless-shell openssh-server openssh-client lvm2 parted nginx libnss3-tools postgresql
-                                   sasl2-bin libsasl2-modules libsasl2-modules-db polkitd dbus-daemon dbus-bin b3sum)
+                                   sasl2-bin libsasl2-modules libsasl2-modules-db polkitd dbus-daemon dbus-bin b3sum libnbd-bin)
     # Node.js may come from elsewhere (NodeSource ships npm inside nodejs); only add it when absent.
     command -v node >/dev/null || wanted+=(nodejs)
     command -v npm >/dev/null || wanted+=(npm)
