@@ -119,8 +119,17 @@ def source_disks(domain: libvirt.virDomain) -> list[SourceDisk]:
 
 def _qcow2_version(volume: libvirt.virStorageVol) -> str:
     """libvirt writes <compat> only for a version 3 image (1.1); a qcow2 volume without it is version 2
-    (0.10), which is also what libvirt makes when a volume's XML names no compat."""
-    return VolumeXML.from_libvirt(volume.XMLDesc(0)).compat or "0.10"
+    (0.10), which is also what libvirt makes when a volume's XML names no compat. libvirt reads the
+    version when it refreshes the volume's pool, so a version 2 answer is asked again after one: the
+    image may have been upgraded since (`qemu-img amend`, as bitmap_refusal advises)."""
+    compat = VolumeXML.from_libvirt(volume.XMLDesc(0)).compat
+    if compat is None:
+        try:
+            volume.storagePoolLookupByVolume().refresh(0)
+        except libvirt.libvirtError:
+            return "0.10"  # not refreshed now (a volume is being built in it): libvirt's last reading stands
+        compat = VolumeXML.from_libvirt(volume.XMLDesc(0)).compat
+    return compat or "0.10"
 
 
 def writable_disks(xml: DomainXML) -> list[Disk]:

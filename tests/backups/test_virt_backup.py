@@ -211,6 +211,19 @@ def test_a_qcow2_v2_disk_is_seen_as_one_and_refused_for_bitmaps(guests, scratch_
     assert disk.qcow2_version == "0.10" and "version 2 qcow2" in virt_backup.bitmap_refusal([disk])
 
 
+def test_a_qcow2_disk_upgraded_as_the_refusal_says_is_seen_as_version_3_at_once(guests, scratch_pool):
+    """The refusal's advice, `qemu-img amend -o compat=1.1`, changes the file behind libvirt's back:
+    libvirt's volume XML keeps the old version until its pool is refreshed (found in a walk: the
+    next backups were still full, their notes still saying version 2)."""
+    volume = scratch_pool.pool.createXML("<volume><name>v2.qcow2</name><capacity unit='MiB'>16</capacity>"
+                                         "<target><format type='qcow2'/></target></volume>", 0)
+    domain = guests.define(LOCAL, disk_path=volume.path())
+    assert virt_backup.source_disks(domain)[0].qcow2_version == "0.10"
+    subprocess.run(["qemu-img", "amend", "-f", "qcow2", "-o", "compat=1.1", volume.path()], check=True)
+    (disk,) = virt_backup.source_disks(domain)
+    assert disk.qcow2_version == "1.1" and virt_backup.bitmap_refusal([disk]) is None
+
+
 @pytest.mark.parametrize("algorithm, reference", [("blake3", blake3.blake3), ("sha256", hashlib.sha256)])
 def test_the_checksum_read_in_parallel_segments_is_the_files_digest(backup_pool, algorithm, reference):
     conn = backup_pool.conn
