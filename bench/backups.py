@@ -185,7 +185,20 @@ def pull_mode_backup(domain: libvirt.virDomain, folder: Path, stem: str, samples
     `nbdcopy` (libnbd's copier: several connections, holes skipped), once into nothing
     (`pull_read`) and once into a raw file that is then flushed and hashed by `b3sum`
     (`pull_b3sum`), each from the job's start to its end (pull jobs are ended by aborting them)."""
-    for name, into in (("pull_read", "null:"), ("pull_b3sum", str(folder / f"{stem}-pull.raw"))):
+    raw = folder / f"{stem}-pull.raw"
+
+    def into_nothing(url: str) -> None:
+        subprocess.run(["nbdcopy", url, "null:"], check=True)
+
+    def into_a_file_flushed_and_hashed(url: str) -> None:
+        raw.touch(mode=0o600)  # nbdcopy writes into an existing file
+        subprocess.run(["nbdcopy", url, str(raw)], check=True)
+        descriptor = os.open(raw, os.O_RDONLY)
+        os.fdatasync(descriptor)
+        os.close(descriptor)
+        subprocess.run(["b3sum", str(raw)], check=True, capture_output=True)
+
+    for name, read in (("pull_read", into_nothing), ("pull_b3sum", into_a_file_flushed_and_hashed)):
         socket = f"/var/lib/libvirt/qemu/bench-{stem}-{name}.sock"
         backup = (f"<domainbackup mode='pull'><server transport='unix' socket='{socket}'/><disks>"
                   f"<disk name='vda' backup='yes' type='file'><scratch file='{folder / f'{stem}-scratch.qcow2'}'/>"
@@ -193,21 +206,13 @@ def pull_mode_backup(domain: libvirt.virDomain, folder: Path, stem: str, samples
         started = time.perf_counter()
         domain.backupBegin(backup, None, 0)
         try:
-            if into != "null:":
-                Path(into).touch(mode=0o600)  # nbdcopy writes into an existing file
-            subprocess.run(["nbdcopy", f"nbd+unix:///vda?socket={socket}", into], check=True)
-            if into != "null:":
-                descriptor = os.open(into, os.O_RDONLY)
-                os.fdatasync(descriptor)
-                os.close(descriptor)
-                subprocess.run(["b3sum", into], check=True, capture_output=True)
+            read(f"nbd+unix:///vda?socket={socket}")
         finally:
             domain.abortJob()
             while domain.jobStats(0).get("type", libvirt.VIR_DOMAIN_JOB_NONE) != libvirt.VIR_DOMAIN_JOB_NONE:
                 time.sleep(0.01)
         samples[name].append(time.perf_counter() - started)
-        if into != "null:":
-            os.unlink(into)
+    raw.unlink()
 
 
 def attach_data_disk(guest, path: str) -> None:
