@@ -107,6 +107,8 @@ def test_no_grant_sees_an_empty_dashboard_and_anonymous_is_sent_to_log_in(world)
     nobody = get_user_model().objects.create_user("nobody", password="x")
     page = logged_in(nobody).get(reverse("dashboard")).content.decode()
     assert SECRET not in page and "mine" not in page and "Nothing needs attention." in page
+    assert "No hosts registered." not in page  # there are hosts: none they may see (found in a walk)
+    assert page.count("No hosts you may see.") == 2  # the capacity table and the hosts table
     for url in (reverse("dashboard"), reverse("dashboard_busiest")):
         response = Client().get(url)
         assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
