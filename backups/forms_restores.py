@@ -47,6 +47,11 @@ class RestoreInPlaceForm(forms.Form):
         return cleaned
 
 
+def no_attach_pool_refusal(domain: Domain) -> str:
+    """Why a user with no pool to copy a backup's disk into (backup_pools_for) cannot attach one."""
+    return f"There is no file pool of {domain.host} you may make {domain.name}'s volumes in: ask a host operator."
+
+
 class AttachDiskForm(forms.Form):
     disk = forms.ChoiceField(label="Disk of the backup")
     pool = forms.ChoiceField(label="Pool for its copy", help_text="A file pool of the VM's host you may make its "
@@ -66,8 +71,7 @@ class AttachDiskForm(forms.Form):
         cleaned = super().clean()
         _ready(self.point)
         if not self.pools:
-            raise ValidationError(f"There is no file pool of {self.domain.host} you may make {self.domain.name}'s "
-                                  "volumes in: ask a host operator.")
+            raise ValidationError(no_attach_pool_refusal(self.domain))
         refusal = attach_refusal(self.domain)
         if refusal:
             raise ValidationError(refusal)

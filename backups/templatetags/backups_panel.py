@@ -8,6 +8,7 @@ from accounts.access import restore_hosts_for, restore_refusal
 from backups.models import AttachedBackupDisk
 from backups.restores import attach_refusal, in_place_refusal
 from backups.forms import BackupNowForm, no_backup_pool_refusal
+from backups.forms_restores import no_attach_pool_refusal
 from backups.selectors import restore_points_list
 from backups.services import backup_state_refusal
 
@@ -30,6 +31,7 @@ def backups_panel(context) -> dict:
         panel["restore_refusal"] = ("" if panel["can_restore_new"] or not points
                                     else restore_refusal(user, domain, points[0]))
         panel["in_place_refusal"] = in_place_refusal(domain)
-        panel["attach_refusal"] = attach_refusal(domain)
+        panel["attach_refusal"] = attach_refusal(domain) or (
+            "" if panel["backup_form"].pools else no_attach_pool_refusal(domain))  # its copy goes into such a pool
     panel["attached_disks"] = list(AttachedBackupDisk.objects.filter(domain=domain))
     return panel

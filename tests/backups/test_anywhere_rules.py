@@ -154,6 +154,17 @@ def test_a_jobs_second_copy_goes_to_a_pool_of_another_host(site):
     assert BackupJobForm({**job, "copy_host": away.pk, "copy_pool_name": "copies"}, user=admin).is_valid()
 
 
+def test_a_vm_operator_with_no_pool_of_theirs_sees_why_no_disk_can_be_attached(site):
+    """Found in a walk: the button was enabled with an empty pool list, and only its refusal said why."""
+    vm, point = site["vm"], site["point"]
+    client = _operator(domain=vm)
+    panel = client.get(reverse("domains:detail", args=[vm.pk])).content.decode()
+    reason = "There is no file pool of home you may make web&#x27;s volumes in: ask a host operator."
+    assert f'data-action="attach_disk" disabled title="{reason}"' in panel
+    form = AttachDiskForm({"disk": "vda", "pool": "images"}, point=point, domain=vm, user=client.user)
+    assert "There is no file pool of home you may make web's volumes in" in _errors(form)
+
+
 def _operator(**grants) -> Client:
     user = get_user_model().objects.create_user(f"op-{uuid.uuid4().hex[:6]}", password="x")
     for field, target in grants.items():
