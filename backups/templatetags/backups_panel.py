@@ -31,7 +31,8 @@ def backups_panel(context) -> dict:
         panel["restore_refusal"] = ("" if panel["can_restore_new"] or not points
                                     else restore_refusal(user, domain, points[0]))
         panel["in_place_refusal"] = in_place_refusal(domain)
+        # an attached disk is a copy made in one of the pools "Back up now" offers (backup_pools_for)
         panel["attach_refusal"] = attach_refusal(domain) or (
-            "" if panel["backup_form"].pools else no_attach_pool_refusal(domain))  # its copy goes into such a pool
+            "" if panel["backup_form"].pools else no_attach_pool_refusal(domain))
     panel["attached_disks"] = list(AttachedBackupDisk.objects.filter(domain=domain))
     return panel
