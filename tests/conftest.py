@@ -218,10 +218,11 @@ def harness(tmp_path_factory):
 
 
 @pytest.fixture
-def listener(django_db_setup, stack_log_dir):
-    """The event listener process (manage.py listen), with the test settings and database."""
+def listener(django_db_setup, tmp_path):
+    """The event listener process (manage.py listen), with the test settings and database; its log
+    in the test's own folder, kept after a failure."""
     process = stack.start_process("listener", [str(stack.VENV_BIN / "python"), "manage.py", "listen"],
-                                  log_dir=stack_log_dir, env=stack.stack_env())
+                                  log_dir=tmp_path, env=stack.stack_env())
     yield process
     process.stop()
 

@@ -6,9 +6,9 @@ import libvirt
 import pytest
 from playwright.sync_api import expect
 
-from domains.models import Domain
 from tests import stack
 from tests.consoles.conftest import PASSWORD, cached, grant_hosts, guest_name, serial_guest_xml, take_console_right
+from tests.events.live import explained
 from virt.eventloop import ensure_event_loop
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -199,16 +199,14 @@ def test_the_screenshot_comes_back_after_a_force_off_and_a_start_with_the_page_o
     expect(thumbnail).to_be_visible(timeout=20_000)
 
     guest.destroy()
-    try:
+    with explained(listener, pk=domain.pk):
         expect(page.locator("#domain-state")).to_have_text("Shut off", timeout=10_000)
-    except AssertionError as failure:  # say what the row and the listener had
-        row = Domain.objects.filter(pk=domain.pk).values_list("state", "synced_at").first()
-        raise AssertionError(f"{failure}\nthe VM's row: {row}\nthe listener's log:\n{listener.log()[-4000:]}") from None
     expect(thumbnail).to_be_hidden(timeout=20_000)
     expect(page.locator("#domain-screenshot figcaption")).to_have_text("The VM is off.")
 
     guest.create()
-    expect(page.locator("#domain-state")).to_have_text("Running", timeout=10_000)
+    with explained(listener, pk=domain.pk):
+        expect(page.locator("#domain-state")).to_have_text("Running", timeout=10_000)
     expect(thumbnail).to_be_visible(timeout=30_000)
     shown = thumbnail.get_attribute("data-updated")
     stack.wait_until(lambda: thumbnail.get_attribute("data-updated") != shown, timeout=20,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import websocket
 from django.contrib.auth import get_user_model
@@ -72,3 +74,17 @@ def receive_all(sock: websocket.WebSocket, *, seconds: float) -> list[dict]:
         except websocket.WebSocketTimeoutException:
             break
     return received
+
+
+@contextmanager
+def explained(listener, **vm) -> Iterator[None]:
+    """A wait for a page to follow a VM's change that fails says what the VM's row and the listener
+    had then (vm: the row's lookup, e.g. pk=...): a page, a listener or a row at fault."""
+    from domains.models import Domain
+
+    try:
+        yield
+    except AssertionError as failure:
+        row = Domain.objects.filter(**vm).values_list("state", "synced_at", "seq").first()
+        raise AssertionError(f"{failure}\nthe VM's row (state, synced_at, seq): {row}\n"
+                             f"the listener's log:\n{listener.log()[-4000:]}") from None

@@ -16,7 +16,7 @@ from accounts.models import Grant, Role
 from events.publish import flush
 from events.watching import lease_key
 from hosts.sync import host_mark_unreachable
-from tests.events.live import make_user, session_cookie
+from tests.events.live import explained, make_user, session_cookie
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -54,7 +54,8 @@ def test_a_guest_started_with_virsh_turns_running_in_the_open_list_within_a_seco
 
     virsh("qemu:///system", "start", guest.name())
     started = time.monotonic()
-    expect(row).to_contain_text("Running", timeout=5_000)
+    with explained(listener, host=host, uuid=guest.UUIDString()):
+        expect(row).to_contain_text("Running", timeout=5_000)
     elapsed = time.monotonic() - started
     assert elapsed <= 1.0, f"the row turned running {elapsed:.2f} s after virsh returned"
     assert_not_reloaded(page)
