@@ -185,6 +185,8 @@ def pull_mode_backup(domain: libvirt.virDomain, folder: Path, stem: str, samples
     `nbdcopy` (libnbd's copier: several connections, holes skipped), once into nothing
     (`pull_read`) and once into a raw file that is then flushed and hashed by `b3sum`
     (`pull_b3sum`), each from the job's start to its end (pull jobs are ended by aborting them)."""
+    from virt.xml.backup import BackupXML
+
     raw = folder / f"{stem}-pull.raw"
 
     def into_nothing(url: str) -> None:
@@ -200,11 +202,12 @@ def pull_mode_backup(domain: libvirt.virDomain, folder: Path, stem: str, samples
 
     for name, read in (("pull_read", into_nothing), ("pull_b3sum", into_a_file_flushed_and_hashed)):
         socket = f"/var/lib/libvirt/qemu/bench-{stem}-{name}.sock"
-        backup = (f"<domainbackup mode='pull'><server transport='unix' socket='{socket}'/><disks>"
-                  f"<disk name='vda' backup='yes' type='file'><scratch file='{folder / f'{stem}-scratch.qcow2'}'/>"
-                  "</disk></disks></domainbackup>")
+        backup = BackupXML.new()
+        backup.mode = "pull"
+        backup.server_transport, backup.server_socket = "unix", socket
+        backup.add_scratch_disk(name="vda", scratch_file=str(folder / f"{stem}-scratch.qcow2"))
         started = time.perf_counter()
-        domain.backupBegin(backup, None, 0)
+        domain.backupBegin(backup.to_xml(), None, 0)
         try:
             read(f"nbd+unix:///vda?socket={socket}")
         finally:

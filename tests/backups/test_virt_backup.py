@@ -39,6 +39,14 @@ def test_backup_and_checkpoint_xml_read_back():
     assert again.incremental == "vmsite-1" and again.mode == "push"
     assert [(disk.name, disk.backup, disk.target_file) for disk in again.disks] == [
         ("vda", True, "/pool/a.qcow2"), ("vdb", False, None)]
+    pull = BackupXML.new()
+    pull.mode = "pull"
+    pull.server_transport, pull.server_socket = "unix", "/run/x.sock"
+    pull.add_scratch_disk(name="vda", scratch_file="/pool/scratch.qcow2")
+    pulled = BackupXML.from_xml(pull.to_xml())
+    assert (pulled.mode, pulled.server_transport, pulled.server_socket) == ("pull", "unix", "/run/x.sock")
+    assert [(disk.name, disk.backup, disk.scratch_file, disk.target_file) for disk in pulled.disks] == [
+        ("vda", True, "/pool/scratch.qcow2", None)]
     checkpoint = CheckpointXML.new()
     checkpoint.name = "vmsite-2"
     checkpoint.add_disk("vda", bitmap=True)

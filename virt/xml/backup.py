@@ -1,7 +1,8 @@
 """<domainbackup> and <domaincheckpoint>: the XML of one backup job and of one checkpoint.
 
 A push-mode backup names, per disk, the file the copy goes to; an incremental one also names the
-checkpoint it starts from. A checkpoint names the disks whose changes a persistent qcow2 dirty
+checkpoint it starts from. A pull-mode one (only the backups benchmark makes one: vmsite backs up in
+push mode) names the NBD server that exports the disks and, per disk, its copy-before-write scratch file. A checkpoint names the disks whose changes a persistent qcow2 dirty
 bitmap records from now on (libvirt's formatbackup and formatcheckpoint pages).
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ class BackupDisk(XMLObject):
     type = XMLProperty("./@type", validate=one_of("file", "block"))
     backup_mode = XMLProperty("./@backupmode", validate=one_of("full", "incremental"))  # as libvirt reports it
     target_file = XMLProperty("./target/@file")
+    scratch_file = XMLProperty("./scratch/@file")  # pull mode
     driver_type = XMLProperty("./driver/@type", validate=one_of("raw", "qcow2"))
 
 
@@ -29,6 +31,8 @@ class BackupXML(XMLObject):
 
     mode = XMLProperty("./@mode", validate=one_of("push", "pull"))
     incremental = XMLProperty("./incremental")  # the checkpoint the changes are counted from
+    server_transport = XMLProperty("./server/@transport", validate=one_of("tcp", "unix"))  # pull mode
+    server_socket = XMLProperty("./server/@socket")  # pull mode over a UNIX socket
     disks = XMLChildList(BackupDisk, "./disks/disk")
 
     def add_file_disk(self, *, name: str, target_file: str, driver_type: str) -> BackupDisk:
@@ -38,6 +42,15 @@ class BackupXML(XMLObject):
         disk.type = "file"
         disk.driver_type = driver_type
         disk.target_file = target_file
+        return disk
+
+    def add_scratch_disk(self, *, name: str, scratch_file: str) -> BackupDisk:
+        """A disk a pull-mode job exports, its guest's writes meanwhile copied first into scratch_file."""
+        disk = self.disks.add()
+        disk.name = name
+        disk.backup = True
+        disk.type = "file"
+        disk.scratch_file = scratch_file
         return disk
 
     def skip_disk(self, name: str) -> None:
